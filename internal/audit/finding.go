@@ -1,0 +1,118 @@
+package audit
+
+import (
+	"context"
+	"time"
+)
+
+// Severity of a finding.
+type Severity string
+
+// Severities, lowest first.
+const (
+	SeverityLow      Severity = "low"
+	SeverityMedium   Severity = "medium"
+	SeverityHigh     Severity = "high"
+	SeverityCritical Severity = "critical"
+)
+
+// Rank orders severities: low 1 … critical 4, unknown 0.
+func (s Severity) Rank() int {
+	switch s {
+	case SeverityLow:
+		return 1
+	case SeverityMedium:
+		return 2
+	case SeverityHigh:
+		return 3
+	case SeverityCritical:
+		return 4
+	}
+	return 0
+}
+
+// FindingStatus is where a finding is in its lifecycle.
+type FindingStatus string
+
+// Finding statuses.
+const (
+	StatusOpen         FindingStatus = "open"
+	StatusAcknowledged FindingStatus = "acknowledged"
+	StatusResolved     FindingStatus = "resolved"
+)
+
+// Finding is a rule's hit. One attack yields one finding that is updated
+// (Count, LastSeen, more Evidence) while it lasts, not thousands.
+//
+// ID is derived deterministically from the tenant, rule, group key and the
+// time the finding opened, so replaying the same events yields the same ids.
+// FirstSeen/LastSeen are event times.
+type Finding struct {
+	ID          string         `json:"id"`
+	Tenant      string         `json:"tenant"`
+	RuleID      string         `json:"rule_id"`
+	RuleName    string         `json:"rule_name,omitempty"`
+	Severity    Severity       `json:"severity"`
+	Score       int            `json:"score"` // 0–100
+	Status      FindingStatus  `json:"status"`
+	Note        string         `json:"note,omitempty"`
+	GroupKey    string         `json:"group_key"`
+	ActorID     string         `json:"actor_id,omitempty"`
+	IP          string         `json:"ip,omitempty"`
+	SessionID   string         `json:"session_id,omitempty"`
+	Explanation string         `json:"explanation"`
+	Evidence    []string       `json:"evidence"`
+	Facts       map[string]any `json:"facts,omitempty"`
+	Count       int            `json:"count"`
+	FirstSeen   time.Time      `json:"first_seen"`
+	LastSeen    time.Time      `json:"last_seen"`
+	CreatedAt   time.Time      `json:"created_at"`
+	UpdatedAt   time.Time      `json:"updated_at"`
+}
+
+// MaxEvidence caps the event ids kept on one finding.
+const MaxEvidence = 200
+
+// FindingFilter selects findings; scoped like EventFilter.
+type FindingFilter struct {
+	Tenant     string
+	AllTenants bool
+	RuleID     string
+	Severity   Severity // at least this severity
+	Status     FindingStatus
+	ActorID    string
+	IP         string
+	Since      time.Time // LastSeen >= Since
+	Until      time.Time // FirstSeen < Until
+	Limit      int
+	Cursor     string
+}
+
+// FindingPage is one page of findings, most recently seen first.
+type FindingPage struct {
+	Findings []Finding
+	Next     string
+}
+
+// FindingUpdate is a human's change to a finding's lifecycle.
+type FindingUpdate struct {
+	Status FindingStatus
+	Note   string
+	At     time.Time
+}
+
+// FindingStore keeps findings.
+//
+// Contract:
+//   - UpsertFindings inserts or replaces findings by (Tenant, ID), but keeps
+//     the stored Status and Note when the stored status is not open, so a
+//     detection update never undoes a human's triage; CreatedAt is kept.
+//   - SearchFindings orders by (LastSeen, ID) descending with keyset paging.
+//   - GetFinding / UpdateFinding return ENOTFOUND for an unknown id or one
+//     in another tenant.
+type FindingStore interface {
+	UpsertFindings(ctx context.Context, fs []Finding) error
+	GetFinding(ctx context.Context, tenant, id string) (*Finding, error)
+	SearchFindings(ctx context.Context, f FindingFilter) (*FindingPage, error)
+	UpdateFinding(ctx context.Context, tenant, id string, u FindingUpdate) (*Finding, error)
+}
