@@ -1,0 +1,273 @@
+package ingest
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/audit"
+)
+
+// MaxBatch is the most events one request may carry.
+const MaxBatch = 10_000
+
+// Item is one decoded event of a request body, or the reason it could not
+// be decoded. Index is its 0-based position in the body.
+type Item struct {
+	Index int
+	Event *audit.Event
+	Err   error
+}
+
+// Format is the shape of an ingest body.
+type Format int
+
+// Body formats.
+const (
+	// FormatJSON is one JSON object or a JSON array of objects.
+	FormatJSON Format = iota
+	// FormatNDJSON is one JSON object per line.
+	FormatNDJSON
+)
+
+// Decode splits a request body into events. A body that cannot be split at
+// all (not JSON, not an object or array, more than MaxBatch events) is an
+// EINVALID *audit.Error; an event that is split out but malformed becomes an
+// Item with Err set, so one bad event never sinks its batch.
+func Decode(body []byte, f Format) ([]Item, error) {
+	if f == FormatNDJSON {
+		return decodeNDJSON(body)
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return nil, audit.Errorf(audit.EINVALID, "request body is empty")
+	}
+	switch trimmed[0] {
+	case '{':
+		if !json.Valid(trimmed) {
+			return nil, syntaxError(trimmed, "request body")
+		}
+		return []Item{decodeOne(0, bytes.TrimRight(trimmed, " \t\r\n"))}, nil
+	case '[':
+		var raws []json.RawMessage
+		if err := json.Unmarshal(trimmed, &raws); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) {
+				return nil, audit.Errorf(audit.EINVALID, "request body must be a JSON array of event objects")
+			}
+			return nil, syntaxError(trimmed, "request body")
+		}
+		if len(raws) == 0 {
+			return nil, audit.Errorf(audit.EINVALID, "request body is an empty array")
+		}
+		if len(raws) > MaxBatch {
+			return nil, audit.Errorf(audit.EINVALID, "request body has %d events; at most %d are allowed", len(raws), MaxBatch)
+		}
+		items := make([]Item, len(raws))
+		for i, raw := range raws {
+			items[i] = decodeOne(i, raw)
+		}
+		return items, nil
+	}
+	return nil, audit.Errorf(audit.EINVALID, "request body must be a JSON object, a JSON array or NDJSON")
+}
+
+func decodeNDJSON(body []byte) ([]Item, error) {
+	var items []Item
+	sc := bufio.NewScanner(bytes.NewReader(body))
+	sc.Buffer(make([]byte, 0, 64<<10), len(body)+1)
+	line := 0
+	for sc.Scan() {
+		line++
+		raw := bytes.TrimSpace(sc.Bytes())
+		if len(raw) == 0 {
+			continue
+		}
+		if len(items) == MaxBatch {
+			return nil, audit.Errorf(audit.EINVALID, "request body has more than %d events", MaxBatch)
+		}
+		idx := len(items)
+		if !json.Valid(raw) {
+			items = append(items, Item{Index: idx, Err: syntaxError(raw, fmt.Sprintf("line %d", line))})
+			continue
+		}
+		items = append(items, decodeOne(idx, raw))
+	}
+	if err := sc.Err(); err != nil {
+		return nil, audit.Errorf(audit.EINVALID, "read NDJSON body: %v", err)
+	}
+	if len(items) == 0 {
+		return nil, audit.Errorf(audit.EINVALID, "request body has no events")
+	}
+	return items, nil
+}
+
+// wireEvent is what a client may send: the audit.Event fields Vigil does not
+// compute itself. Strings stand in for typed fields so that a bad value gets
+// an error naming its field.
+type wireEvent struct {
+	ID       string          `json:"id"`
+	Tenant   string          `json:"tenant"`
+	Time     *string         `json:"time"`
+	Action   string          `json:"action"`
+	Outcome  string          `json:"outcome"`
+	Reason   string          `json:"reason"`
+	Actor    audit.Actor     `json:"actor"`
+	Target   audit.Target    `json:"target"`
+	Context  wireContext     `json:"context"`
+	Metadata json.RawMessage `json:"metadata"`
+}
+
+type wireContext struct {
+	IP         string           `json:"ip"`
+	UserAgent  string           `json:"user_agent"`
+	SessionID  string           `json:"session_id"`
+	RequestID  string           `json:"request_id"`
+	AuthMethod string           `json:"auth_method"`
+	DeviceID   string           `json:"device_id"`
+	Geo        *audit.ClientGeo `json:"geo"`
+}
+
+func decodeOne(idx int, raw []byte) Item {
+	ev, err := DecodeEvent(raw)
+	return Item{Index: idx, Event: ev, Err: err}
+}
+
+// DecodeEvent decodes one event object in the wire form, strictly: unknown
+// fields, wrong types, a bad IP or time, or a metadata value that is not an
+// object are EINVALID errors naming the field; an event over MaxEventBytes or
+// metadata over MaxMetadataBytes is ETOOLARGE. The event is not normalised or
+// validated against the catalog; see audit.Event.Normalize and Validate.
+func DecodeEvent(raw []byte) (*audit.Event, error) {
+	if len(raw) > audit.MaxEventBytes {
+		return nil, &audit.Error{Code: audit.ETOOLARGE, Message: fmt.Sprintf("event is %d bytes; at most %d are allowed", len(raw), audit.MaxEventBytes)}
+	}
+	var w wireEvent
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&w); err != nil {
+		return nil, jsonFieldError(err)
+	}
+	if dec.More() {
+		return nil, audit.Errorf(audit.EINVALID, "event has trailing data after the object")
+	}
+	ev := &audit.Event{
+		ID: w.ID, Tenant: w.Tenant, Action: w.Action, Outcome: audit.Outcome(w.Outcome), Reason: w.Reason,
+		Actor: w.Actor, Target: w.Target,
+		Context: audit.Context{
+			UserAgent: w.Context.UserAgent, SessionID: w.Context.SessionID, RequestID: w.Context.RequestID,
+			AuthMethod: w.Context.AuthMethod, DeviceID: w.Context.DeviceID, Geo: w.Context.Geo,
+		},
+	}
+	if w.Time != nil {
+		t, err := time.Parse(time.RFC3339Nano, *w.Time)
+		if err != nil {
+			return nil, audit.FieldErrorf("time", "time %q is not an RFC 3339 timestamp such as 2026-11-25T16:47:24Z", clip(*w.Time))
+		}
+		ev.Time = t
+	}
+	if w.Context.IP != "" {
+		ip, err := netip.ParseAddr(w.Context.IP)
+		if err != nil {
+			return nil, audit.FieldErrorf("context.ip", "context.ip %q is not an IP address", clip(w.Context.IP))
+		}
+		ev.Context.IP = ip
+	}
+	if m := bytes.TrimSpace(w.Metadata); len(m) > 0 && !bytes.Equal(m, []byte("null")) {
+		if len(m) > audit.MaxMetadataBytes {
+			return nil, &audit.Error{Code: audit.ETOOLARGE, Field: "metadata", Message: fmt.Sprintf("metadata is %d bytes; at most %d are allowed", len(m), audit.MaxMetadataBytes)}
+		}
+		if m[0] != '{' {
+			return nil, audit.FieldErrorf("metadata", "metadata must be a JSON object")
+		}
+		if err := json.Unmarshal(m, &ev.Metadata); err != nil {
+			return nil, audit.FieldErrorf("metadata", "metadata is not valid JSON")
+		}
+	}
+	return ev, nil
+}
+
+// jsonFieldError turns an encoding/json error into an EINVALID error naming
+// the field where possible.
+func jsonFieldError(err error) error {
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) {
+		field := te.Field
+		if field == "" {
+			return audit.Errorf(audit.EINVALID, "event must be a JSON object")
+		}
+		return audit.FieldErrorf(field, "%s must be a %s, not a JSON %s", field, jsonKind(te.Type.Kind().String()), te.Value)
+	}
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return audit.Errorf(audit.EINVALID, "event is not valid JSON at byte %d", se.Offset)
+	}
+	// encoding/json reports an unknown field only as text: `json: unknown field "x"`.
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		name = strings.Trim(name, `"`)
+		return audit.FieldErrorf(name, "unknown field %q (custom data belongs in metadata)", clip(name))
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return audit.Errorf(audit.EINVALID, "event is truncated")
+	}
+	return audit.Errorf(audit.EINVALID, "event is not valid: %v", err)
+}
+
+func jsonKind(k string) string {
+	switch k {
+	case "struct", "map":
+		return "JSON object"
+	case "slice", "array":
+		return "JSON array"
+	case "string":
+		return "string"
+	case "float64", "float32", "int", "int64", "uint32", "uint64":
+		return "number"
+	case "bool":
+		return "boolean"
+	}
+	return k
+}
+
+// syntaxError reports where a body stops being valid JSON.
+func syntaxError(b []byte, where string) error {
+	var v any
+	err := json.Unmarshal(b, &v)
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		line, col := position(b, se.Offset)
+		return audit.Errorf(audit.EINVALID, "%s is not valid JSON: %s at line %d, column %d", where, strings.TrimPrefix(se.Error(), "json: "), line, col)
+	}
+	return audit.Errorf(audit.EINVALID, "%s is not valid JSON", where)
+}
+
+func position(b []byte, off int64) (line, col int) {
+	line, col = 1, 1
+	for i := int64(0); i < off-1 && i < int64(len(b)); i++ {
+		if b[i] == '\n' {
+			line++
+			col = 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}
+
+func clip(s string) string {
+	const max = 64
+	if len(s) <= max {
+		return s
+	}
+	cut := max
+	for cut > 0 && s[cut]&0xC0 == 0x80 {
+		cut--
+	}
+	return s[:cut] + "…"
+}

@@ -1,0 +1,205 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/audit"
+)
+
+// Result statuses of one event.
+const (
+	StatusAccepted  = "accepted"
+	StatusDuplicate = "duplicate"
+	StatusRejected  = "rejected"
+)
+
+// EventResult is what became of one event of a request.
+type EventResult struct {
+	Index  int
+	Status string
+	ID     string
+	Err    error // set when Status is rejected
+}
+
+// Result is what became of a request's events.
+type Result struct {
+	Accepted, Duplicates, Rejected int
+	Results                        []EventResult
+}
+
+// TenantExists reports whether a tenant exists; ingestion for an unknown
+// tenant is rejected per event.
+type TenantExists func(ctx context.Context, tenant string) (bool, error)
+
+// Options configures a Service.
+type Options struct {
+	// Stream is where accepted events are durably appended. Required.
+	Stream audit.EventStream
+	// TenantExists checks operator-named tenants. Required.
+	TenantExists TenantExists
+	// Now is the receive clock; time.Now when nil.
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Registerer receives the ingest metrics; nil registers none.
+	Registerer prometheus.Registerer
+}
+
+// Service normalises, validates and durably appends events.
+type Service struct {
+	stream  audit.EventStream
+	exists  TenantExists
+	now     func() time.Time
+	log     *slog.Logger
+	ids     audit.IDGenerator
+	metrics *metrics
+}
+
+type metrics struct {
+	events     *prometheus.CounterVec
+	rejects    *prometheus.CounterVec
+	batchSize  prometheus.Histogram
+	commitTime prometheus.Histogram
+}
+
+// New returns a ready Service.
+func New(opts Options) (*Service, error) {
+	if opts.Stream == nil || opts.TenantExists == nil {
+		return nil, errors.New("ingest: Stream and TenantExists are required")
+	}
+	s := &Service{stream: opts.Stream, exists: opts.TenantExists, now: opts.Now, log: opts.Logger}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	m := &metrics{
+		events: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_ingest_events_total", Help: "Events received, by result (accepted, duplicate, rejected).",
+		}, []string{"result"}),
+		rejects: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "vigil_ingest_rejects_total", Help: "Rejected events by error code and field.",
+		}, []string{"code", "field"}),
+		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "vigil_ingest_batch_size", Help: "Events per ingest request.",
+			Buckets: prometheus.ExponentialBuckets(1, 4, 8),
+		}),
+		commitTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "vigil_ingest_commit_seconds", Help: "Time to durably append one request's events.",
+			Buckets: prometheus.ExponentialBuckets(0.0002, 2, 14),
+		}),
+	}
+	if opts.Registerer != nil {
+		for _, c := range []prometheus.Collector{m.events, m.rejects, m.batchSize, m.commitTime} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("register ingest metrics: %w", err)
+			}
+		}
+	}
+	s.metrics = m
+	return s, nil
+}
+
+// Ingest checks each decoded item against the caller and the catalog and
+// appends the good ones in one durable append. The error is non-nil only
+// when the append itself failed (nothing of the request was stored then);
+// per-event problems are in the results.
+func (s *Service) Ingest(ctx context.Context, p audit.Principal, items []Item) (*Result, error) {
+	now := s.now().UTC()
+	res := &Result{Results: make([]EventResult, len(items))}
+	good := make([]*audit.Event, 0, len(items))
+	goodIdx := make([]int, 0, len(items))
+	known := map[string]bool{}
+	for i, it := range items {
+		r := EventResult{Index: it.Index}
+		err := it.Err
+		if err == nil {
+			err = s.admit(ctx, p, it.Event, now, known)
+		}
+		if err != nil {
+			r.Status, r.Err = StatusRejected, err
+			if it.Event != nil {
+				r.ID = it.Event.ID
+			}
+			res.Results[i] = r
+			continue
+		}
+		r.ID = it.Event.ID
+		res.Results[i] = r
+		good = append(good, it.Event)
+		goodIdx = append(goodIdx, i)
+	}
+	s.metrics.batchSize.Observe(float64(len(items)))
+	if len(good) > 0 {
+		start := time.Now()
+		appended, err := s.stream.Append(ctx, good)
+		if err != nil {
+			return nil, fmt.Errorf("append %d events: %w", len(good), err)
+		}
+		s.metrics.commitTime.Observe(time.Since(start).Seconds())
+		for j, ar := range appended {
+			if ar.Duplicate {
+				res.Results[goodIdx[j]].Status = StatusDuplicate
+			} else {
+				res.Results[goodIdx[j]].Status = StatusAccepted
+			}
+		}
+	}
+	for _, r := range res.Results {
+		switch r.Status {
+		case StatusAccepted:
+			res.Accepted++
+		case StatusDuplicate:
+			res.Duplicates++
+		default:
+			res.Rejected++
+			s.metrics.rejects.WithLabelValues(audit.ErrorCode(r.Err), audit.ErrorField(r.Err)).Inc()
+		}
+	}
+	s.metrics.events.WithLabelValues(StatusAccepted).Add(float64(res.Accepted))
+	s.metrics.events.WithLabelValues(StatusDuplicate).Add(float64(res.Duplicates))
+	s.metrics.events.WithLabelValues(StatusRejected).Add(float64(res.Rejected))
+	return res, nil
+}
+
+// admit resolves the tenant, normalises and validates one event and assigns
+// its id and receive time.
+func (s *Service) admit(ctx context.Context, p audit.Principal, ev *audit.Event, now time.Time, known map[string]bool) error {
+	switch {
+	case !p.Operator() && ev.Tenant == "":
+		ev.Tenant = p.Tenant
+	case !p.Operator() && ev.Tenant != p.Tenant:
+		return &audit.Error{Code: audit.EFORBIDDEN, Field: "tenant", Message: "this key may not write to another tenant"}
+	case p.Operator() && ev.Tenant == "":
+		return audit.FieldErrorf("tenant", "tenant is required with an operator key")
+	}
+	ev.Normalize(now)
+	if err := ev.Validate(now); err != nil {
+		return err
+	}
+	if p.Operator() {
+		ok, seen := known[ev.Tenant]
+		if !seen {
+			var err error
+			if ok, err = s.exists(ctx, ev.Tenant); err != nil {
+				return fmt.Errorf("look up tenant %s: %w", ev.Tenant, err)
+			}
+			known[ev.Tenant] = ok
+		}
+		if !ok {
+			return &audit.Error{Code: audit.ENOTFOUND, Field: "tenant", Message: fmt.Sprintf("tenant %q does not exist", ev.Tenant)}
+		}
+	}
+	if ev.ID == "" {
+		ev.ID = s.ids.New(now)
+	}
+	ev.ReceivedAt = now
+	return nil
+}

@@ -1,0 +1,249 @@
+// Package pipeline consumes the durable event stream behind ingestion:
+// each batch of accepted events is enriched, run through detection, stored
+// for search, and its findings saved; then the consumer's position is
+// committed.
+//
+// Crash safety rests on idempotency rather than on one transaction across
+// stores: inserting events and upserting findings are idempotent, and the
+// stream position is committed only after the detector has checkpointed
+// the state that covers it. A crash therefore replays at most the
+// uncommitted tail, which re-stores nothing twice and, because detection is
+// deterministic and resumes from the matching checkpoint, raises the same
+// findings.
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/audit"
+)
+
+// Consumer is the pipeline's name on the stream.
+const Consumer = "pipeline"
+
+// Options configures a Pipeline.
+type Options struct {
+	Stream   audit.EventStream // required
+	Events   audit.EventStore  // required
+	Findings audit.FindingStore
+	// Enricher runs on every event before detection; nil skips enrichment.
+	Enricher audit.Enricher
+	// Detector evaluates events; nil skips detection.
+	Detector audit.Detector
+	// BatchSize is the most records handled at once; default 5,000.
+	BatchSize int
+	// CheckpointEvery is how often the detector state and the stream
+	// position are made durable; default 1s. A shorter interval replays
+	// less after a crash and costs more writes.
+	CheckpointEvery time.Duration
+	Logger          *slog.Logger
+	Registerer      prometheus.Registerer
+	// Now is the wall clock, used only for latency metrics.
+	Now func() time.Time
+}
+
+// Pipeline is the stream consumer. Run it once.
+type Pipeline struct {
+	opts    Options
+	log     *slog.Logger
+	now     func() time.Time
+	lag     prometheus.Gauge
+	batches prometheus.Histogram
+	stored  prometheus.Counter
+	finds   prometheus.Counter
+	latency prometheus.Histogram
+	errs    prometheus.Counter
+	// processed is the last Seq handled in memory; committed is durable.
+	processed, committed uint64
+}
+
+// New returns a Pipeline.
+func New(opts Options) (*Pipeline, error) {
+	if opts.Stream == nil || opts.Events == nil {
+		return nil, errors.New("pipeline: Stream and Events are required")
+	}
+	if opts.Detector != nil && opts.Findings == nil {
+		return nil, errors.New("pipeline: Findings is required with a Detector")
+	}
+	if opts.BatchSize <= 0 {
+		opts.BatchSize = 5000
+	}
+	if opts.CheckpointEvery <= 0 {
+		opts.CheckpointEvery = time.Second
+	}
+	p := &Pipeline{opts: opts, log: opts.Logger, now: opts.Now}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
+	if p.now == nil {
+		p.now = time.Now
+	}
+	p.lag = prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_pipeline_lag_events", Help: "Accepted events not yet stored and evaluated."})
+	p.batches = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_pipeline_batch_seconds", Help: "Time to enrich, detect and store one batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)})
+	p.stored = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_events_total", Help: "Events enriched, evaluated and stored."})
+	p.finds = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_findings_total", Help: "Finding updates stored."})
+	p.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_finding_latency_seconds", Help: "From ingest acknowledgement of the newest evidence event to the stored finding.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})
+	p.errs = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_errors_total", Help: "Batches that failed and were retried."})
+	if opts.Registerer != nil {
+		for _, c := range []prometheus.Collector{p.lag, p.batches, p.stored, p.finds, p.latency, p.errs} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("register pipeline metrics: %w", err)
+			}
+		}
+	}
+	return p, nil
+}
+
+// Run consumes until ctx is cancelled, then checkpoints what it processed
+// and returns nil. A failing batch is retried with backoff (the stream keeps
+// it), so a store outage delays events but never drops them.
+func (p *Pipeline) Run(ctx context.Context) error {
+	off, err := p.opts.Stream.Offset(ctx, Consumer)
+	if err != nil {
+		return fmt.Errorf("read pipeline offset: %w", err)
+	}
+	p.processed, p.committed = off, off
+	lastCheckpoint := p.now()
+	backoff := 50 * time.Millisecond
+	for {
+		if ctx.Err() != nil {
+			return p.checkpoint(context.WithoutCancel(ctx))
+		}
+		n, err := p.step(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return p.checkpoint(context.WithoutCancel(ctx))
+			}
+			p.errs.Inc()
+			p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline batch failed; retrying", slog.String("error", err.Error()), slog.Duration("backoff", backoff))
+			if err := sleep(ctx, backoff); err != nil {
+				continue
+			}
+			backoff = min(backoff*2, 5*time.Second)
+			continue
+		}
+		backoff = 50 * time.Millisecond
+		if p.processed > p.committed && (n == 0 || p.now().Sub(lastCheckpoint) >= p.opts.CheckpointEvery) {
+			if err := p.checkpoint(ctx); err != nil {
+				p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline checkpoint failed", slog.String("error", err.Error()))
+			}
+			lastCheckpoint = p.now()
+		}
+		if n == 0 {
+			waitCtx, cancel := context.WithTimeout(ctx, p.opts.CheckpointEvery)
+			err := p.opts.Stream.Wait(waitCtx, p.processed)
+			cancel()
+			if errors.Is(err, audit.ErrStreamClosed) {
+				return p.checkpoint(context.WithoutCancel(ctx))
+			}
+		}
+	}
+}
+
+// Drain processes everything appended so far and checkpoints it; tests and
+// `vigil demo` use it to wait for the pipeline to catch up without a
+// separate Run goroutine.
+func (p *Pipeline) Drain(ctx context.Context) error {
+	if p.processed == 0 && p.committed == 0 {
+		off, err := p.opts.Stream.Offset(ctx, Consumer)
+		if err != nil {
+			return err
+		}
+		p.processed, p.committed = off, off
+	}
+	for {
+		n, err := p.step(ctx)
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return p.checkpoint(ctx)
+		}
+	}
+}
+
+// step handles one batch and returns how many records it read.
+func (p *Pipeline) step(ctx context.Context) (int, error) {
+	recs, err := p.opts.Stream.Read(ctx, p.processed, p.opts.BatchSize)
+	if err != nil {
+		return 0, fmt.Errorf("read stream after %d: %w", p.processed, err)
+	}
+	if len(recs) == 0 {
+		p.lag.Set(0)
+		return 0, nil
+	}
+	start := time.Now()
+	ptrs := make([]*audit.Record, len(recs))
+	for i := range recs {
+		ptrs[i] = &recs[i]
+		if p.opts.Enricher != nil {
+			// Enrichers never fail an event; an error is the enricher's own
+			// fault, already counted and logged by the enrichment pipeline.
+			_ = p.opts.Enricher.Enrich(ctx, &recs[i].Event)
+		}
+	}
+	var findings []audit.Finding
+	if p.opts.Detector != nil {
+		if findings, err = p.opts.Detector.Process(ctx, ptrs); err != nil {
+			return 0, fmt.Errorf("detect: %w", err)
+		}
+	}
+	events := make([]audit.Event, len(recs))
+	for i := range recs {
+		events[i] = recs[i].Event
+	}
+	if err := p.opts.Events.InsertEvents(ctx, events); err != nil {
+		return 0, fmt.Errorf("store %d events: %w", len(events), err)
+	}
+	if len(findings) > 0 {
+		if err := p.opts.Findings.UpsertFindings(ctx, findings); err != nil {
+			return 0, fmt.Errorf("store %d findings: %w", len(findings), err)
+		}
+		p.finds.Add(float64(len(findings)))
+		now := p.now()
+		newest := recs[len(recs)-1].Event.ReceivedAt
+		p.latency.Observe(now.Sub(newest).Seconds())
+	}
+	p.processed = recs[len(recs)-1].Seq
+	p.stored.Add(float64(len(recs)))
+	p.batches.Observe(time.Since(start).Seconds())
+	if st, ok := p.opts.Stream.(audit.StreamStats); ok {
+		if last, _, err := st.Backlog(ctx); err == nil && last >= p.processed {
+			p.lag.Set(float64(last - p.processed))
+		}
+	}
+	return len(recs), nil
+}
+
+func (p *Pipeline) checkpoint(ctx context.Context) error {
+	if p.processed == p.committed {
+		return nil
+	}
+	if p.opts.Detector != nil {
+		if err := p.opts.Detector.Checkpoint(ctx); err != nil {
+			return fmt.Errorf("checkpoint detector: %w", err)
+		}
+	}
+	if err := p.opts.Stream.Commit(ctx, Consumer, p.processed); err != nil {
+		return fmt.Errorf("commit pipeline offset %d: %w", p.processed, err)
+	}
+	p.committed = p.processed
+	return nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
