@@ -1,12 +1,15 @@
 package audit
 
 import (
+	"context"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base32"
 	"encoding/hex"
+	"fmt"
 	"strings"
+	"time"
 )
 
 // KeyPrefix starts every API key, so that secret scanners can spot leaked ones.
@@ -61,4 +64,16 @@ func ValidScope(s Scope) bool {
 		}
 	}
 	return false
+}
+
+// MintKey creates and stores a new key for tenant ("" for an operator key)
+// and returns it with the full secret, which exists nowhere else: show it
+// once and forget it.
+func MintKey(ctx context.Context, ks KeyStore, tenant, name string, scopes []Scope, now time.Time) (APIKey, string, error) {
+	id, full, hash := NewKeySecret()
+	k := APIKey{ID: id, Tenant: tenant, Name: name, Scopes: scopes, Hash: hash, CreatedAt: now}
+	if err := ks.CreateKey(ctx, k); err != nil {
+		return APIKey{}, "", fmt.Errorf("store key %s: %w", id, err)
+	}
+	return k, full, nil
 }

@@ -1,0 +1,356 @@
+// Package config is Vigil's configuration: one struct with a complete
+// single-node default, layered as defaults < YAML file < VIGIL_* environment
+// < flags, validated as a whole, and printable with secrets redacted.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is the whole configuration.
+type Config struct {
+	Server  Server  `yaml:"server"`
+	Storage Storage `yaml:"storage"`
+	Ingest  Ingest  `yaml:"ingest"`
+	Enrich  Enrich  `yaml:"enrich"`
+	Detect  Detect  `yaml:"detect"`
+	Log     Log     `yaml:"log"`
+}
+
+// Server is the HTTP listener.
+type Server struct {
+	// Addr is the listen address.
+	Addr              string        `yaml:"addr"`
+	ReadHeaderTimeout time.Duration `yaml:"read_header_timeout"`
+	ReadTimeout       time.Duration `yaml:"read_timeout"`
+	WriteTimeout      time.Duration `yaml:"write_timeout"`
+	IdleTimeout       time.Duration `yaml:"idle_timeout"`
+	// ShutdownTimeout bounds the graceful drain of in-flight requests.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MaxBodySize caps an ingest request body.
+	MaxBodySize Size `yaml:"max_body_size"`
+	// MaxInflightIngest caps concurrent ingest requests (then 429).
+	MaxInflightIngest int `yaml:"max_inflight_ingest"`
+}
+
+// Storage selects and configures the store.
+type Storage struct {
+	// Driver is the backend; "sqlite" (embedded) is the only one in this build.
+	Driver string `yaml:"driver"`
+	SQLite SQLite `yaml:"sqlite"`
+}
+
+// SQLite is the embedded store.
+type SQLite struct {
+	// Dir holds every file of the embedded store.
+	Dir string `yaml:"dir"`
+}
+
+// Ingest is the ingestion path.
+type Ingest struct {
+	// MaxBacklog is how many accepted events may wait for processing before
+	// ingestion answers 429.
+	MaxBacklog int `yaml:"max_backlog"`
+	// KeyCacheTTL is how long a verified API key is trusted without a store
+	// lookup, and so the longest a revoked key keeps working on a node.
+	KeyCacheTTL time.Duration `yaml:"key_cache_ttl"`
+}
+
+// Enrich configures enrichment databases and lists.
+type Enrich struct {
+	// CityDB is a GeoIP2/GeoLite2-City or DB-IP city .mmdb file.
+	CityDB string `yaml:"city_db"`
+	// ASNDB is a GeoLite2-ASN .mmdb file.
+	ASNDB string `yaml:"asn_db"`
+	// ASNCSV is an ASN range CSV (start,end,asn,org), such as @ip-location-db/asn.
+	ASNCSV string `yaml:"asn_csv"`
+	// Lists are named IP lists (IPs, CIDRs or ranges, one per line, # comments).
+	Lists []IPList `yaml:"lists"`
+	// ReloadInterval is how often files are checked for changes.
+	ReloadInterval time.Duration `yaml:"reload_interval"`
+	// CacheSize is the number of IPs and of user agents kept in each LRU.
+	CacheSize int `yaml:"cache_size"`
+	// Budget is the most one event's enrichment may take.
+	Budget time.Duration `yaml:"budget"`
+}
+
+// IPList is one named IP list file.
+type IPList struct {
+	Name string `yaml:"name"`
+	// Kind is tor, datacenter, vpn or custom.
+	Kind string `yaml:"kind"`
+	Path string `yaml:"path"`
+}
+
+// Detect configures detection.
+type Detect struct {
+	// Enabled turns the detection engine on.
+	Enabled bool `yaml:"enabled"`
+	// RulesDir is a directory of operator rule files added to the built-ins.
+	RulesDir string `yaml:"rules_dir"`
+	// MaxKeys caps tracked keys per rule (IPs, actors…); beyond it the
+	// oldest are evicted and a metric counts them.
+	MaxKeys int `yaml:"max_keys"`
+	// AllowedLateness is how far out of order an event may arrive and still
+	// be evaluated in its window.
+	AllowedLateness time.Duration `yaml:"allowed_lateness"`
+}
+
+// Log configures logging.
+type Log struct {
+	// Level is debug, info, warn or error.
+	Level string `yaml:"level"`
+	// Format is json, text, or auto (text on a terminal, else json).
+	Format string `yaml:"format"`
+}
+
+// Default returns a complete single-node configuration.
+func Default() Config {
+	return Config{
+		Server: Server{
+			Addr: "127.0.0.1:8080", ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 60 * time.Second,
+			WriteTimeout: 120 * time.Second, IdleTimeout: 120 * time.Second, ShutdownTimeout: 20 * time.Second,
+			MaxBodySize: 16 << 20, MaxInflightIngest: 512,
+		},
+		Storage: Storage{Driver: "sqlite", SQLite: SQLite{Dir: "./vigil-data"}},
+		Ingest:  Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second},
+		Enrich:  Enrich{ReloadInterval: 30 * time.Second, CacheSize: 65536, Budget: 5 * time.Millisecond},
+		Detect:  Detect{Enabled: true, MaxKeys: 1_000_000, AllowedLateness: 2 * time.Minute},
+		Log:     Log{Level: "info", Format: "auto"},
+	}
+}
+
+// Load layers a YAML file (if path is non-empty) and the environment over
+// the defaults. Unknown keys in the file are errors.
+func Load(path string, getenv func(string) string) (Config, error) {
+	c := Default()
+	if path != "" {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return c, fmt.Errorf("read config: %w", err)
+		}
+		if err := Decode(b, &c); err != nil {
+			return c, fmt.Errorf("config %s: %w", path, err)
+		}
+	}
+	if err := applyEnv(&c, getenv); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+// Decode decodes YAML over c strictly.
+func Decode(b []byte, c *Config) error {
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	return nil
+}
+
+// EnvName returns the environment variable for a dotted config path
+// ("server.addr" → VIGIL_SERVER_ADDR).
+func EnvName(path string) string {
+	return "VIGIL_" + strings.ToUpper(strings.ReplaceAll(path, ".", "_"))
+}
+
+// applyEnv sets every scalar field whose VIGIL_* variable is set.
+func applyEnv(c *Config, getenv func(string) string) error {
+	if getenv == nil {
+		return nil
+	}
+	var errs []error
+	walk(reflect.ValueOf(c).Elem(), "", func(path string, v reflect.Value, f reflect.StructField) {
+		s := getenv(EnvName(path))
+		if s == "" && f.Tag.Get("secret") == "true" {
+			if file := getenv(EnvName(path) + "_FILE"); file != "" {
+				b, err := os.ReadFile(file)
+				if err != nil {
+					errs = append(errs, fmt.Errorf("%s_FILE: %w", EnvName(path), err))
+					return
+				}
+				s = strings.TrimSpace(string(b))
+			}
+		}
+		if s == "" {
+			return
+		}
+		if err := setScalar(v, s); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", EnvName(path), err))
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// Set sets one scalar field by dotted path (for flags).
+func (c *Config) Set(path, value string) error {
+	var err error
+	found := false
+	walk(reflect.ValueOf(c).Elem(), "", func(p string, v reflect.Value, _ reflect.StructField) {
+		if p == path {
+			found = true
+			err = setScalar(v, value)
+		}
+	})
+	if !found {
+		return fmt.Errorf("unknown config key %q", path)
+	}
+	return err
+}
+
+var (
+	durationType = reflect.TypeOf(time.Duration(0))
+	sizeType     = reflect.TypeOf(Size(0))
+)
+
+func walk(v reflect.Value, prefix string, fn func(path string, v reflect.Value, f reflect.StructField)) {
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := strings.Split(f.Tag.Get("yaml"), ",")[0]
+		path := name
+		if prefix != "" {
+			path = prefix + "." + name
+		}
+		fv := v.Field(i)
+		switch {
+		case fv.Kind() == reflect.Struct:
+			walk(fv, path, fn)
+		case fv.Kind() == reflect.Slice:
+			// lists are file-only
+		default:
+			fn(path, fv, f)
+		}
+	}
+}
+
+func setScalar(v reflect.Value, s string) error {
+	switch {
+	case v.Type() == durationType:
+		d, err := time.ParseDuration(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration such as 90s", s)
+		}
+		v.SetInt(int64(d))
+	case v.Type() == sizeType:
+		n, err := ParseSize(s)
+		if err != nil {
+			return err
+		}
+		v.SetInt(int64(n))
+	case v.Kind() == reflect.String:
+		v.SetString(s)
+	case v.Kind() == reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return fmt.Errorf("%q is not true or false", s)
+		}
+		v.SetBool(b)
+	case v.Kind() == reflect.Int:
+		n, err := strconv.Atoi(s)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", s)
+		}
+		v.SetInt(int64(n))
+	default:
+		return fmt.Errorf("cannot be set from text")
+	}
+	return nil
+}
+
+// Validate reports every problem, each naming its dotted path.
+func (c *Config) Validate() error {
+	var errs []error
+	bad := func(path, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: %s", path, fmt.Sprintf(format, args...)))
+	}
+	if c.Server.Addr == "" {
+		bad("server.addr", "is required")
+	}
+	for path, d := range map[string]time.Duration{
+		"server.read_header_timeout": c.Server.ReadHeaderTimeout, "server.read_timeout": c.Server.ReadTimeout,
+		"server.write_timeout": c.Server.WriteTimeout, "server.idle_timeout": c.Server.IdleTimeout,
+		"server.shutdown_timeout": c.Server.ShutdownTimeout, "ingest.key_cache_ttl": c.Ingest.KeyCacheTTL,
+		"enrich.reload_interval": c.Enrich.ReloadInterval, "enrich.budget": c.Enrich.Budget,
+	} {
+		if d <= 0 {
+			bad(path, "must be a positive duration")
+		}
+	}
+	if c.Server.MaxBodySize < 64<<10 || c.Server.MaxBodySize > 1<<30 {
+		bad("server.max_body_size", "must be between 64KiB and 1GiB")
+	}
+	if c.Server.MaxInflightIngest < 1 {
+		bad("server.max_inflight_ingest", "must be at least 1")
+	}
+	switch c.Storage.Driver {
+	case "sqlite":
+		if c.Storage.SQLite.Dir == "" {
+			bad("storage.sqlite.dir", "is required")
+		}
+	case "postgres":
+		bad("storage.driver", "postgres is not available in this build yet; use sqlite")
+	default:
+		bad("storage.driver", "must be sqlite, not %q", c.Storage.Driver)
+	}
+	if c.Ingest.MaxBacklog < 1000 {
+		bad("ingest.max_backlog", "must be at least 1000")
+	}
+	if c.Enrich.CacheSize < 0 {
+		bad("enrich.cache_size", "must not be negative")
+	}
+	for i, l := range c.Enrich.Lists {
+		p := fmt.Sprintf("enrich.lists[%d]", i)
+		if l.Name == "" {
+			bad(p+".name", "is required")
+		}
+		if l.Path == "" {
+			bad(p+".path", "is required")
+		}
+		switch l.Kind {
+		case "tor", "datacenter", "vpn", "custom":
+		default:
+			bad(p+".kind", "must be tor, datacenter, vpn or custom")
+		}
+	}
+	if c.Detect.MaxKeys < 1000 {
+		bad("detect.max_keys", "must be at least 1000")
+	}
+	if c.Detect.AllowedLateness < 0 {
+		bad("detect.allowed_lateness", "must not be negative")
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log.level", "must be debug, info, warn or error")
+	}
+	switch c.Log.Format {
+	case "json", "text", "auto":
+	default:
+		bad("log.format", "must be json, text or auto")
+	}
+	return errors.Join(errs...)
+}
+
+// Redacted returns the effective configuration as YAML with every field
+// tagged secret replaced by "<redacted>".
+func (c Config) Redacted() ([]byte, error) {
+	cp := c
+	walk(reflect.ValueOf(&cp).Elem(), "", func(_ string, v reflect.Value, f reflect.StructField) {
+		if f.Tag.Get("secret") == "true" && v.Kind() == reflect.String && v.String() != "" {
+			v.SetString("<redacted>")
+		}
+	})
+	return yaml.Marshal(cp)
+}

@@ -1,0 +1,181 @@
+// Package httpapi is Vigil's HTTP API: routes, handlers and the mapping
+// between the wire form and the domain. Handlers hold audit interfaces and
+// never know which backend sits behind them.
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/httpx"
+	"github.com/vigilhq/vigil/internal/ingest"
+)
+
+// Scorer computes the risk of a login without recording it.
+type Scorer interface {
+	Score(ev *audit.Event) audit.Risk
+}
+
+// ReadyCheck is one named readiness probe; a nil error is ready.
+type ReadyCheck struct {
+	Name  string
+	Check func(ctx context.Context) error
+	// Info, when set, adds details (loaded databases, versions) to /readyz.
+	Info func() any
+}
+
+// Options configures the API handler.
+type Options struct {
+	Ingest   *ingest.Service // required
+	Events   audit.EventStore
+	Stream   audit.EventStream
+	Tenants  audit.TenantStore
+	Keys     audit.KeyStore
+	Findings audit.FindingStore
+	Rules    audit.RuleStore
+	// Enricher and Scorer serve POST /v1/risk; without a Scorer it answers 503.
+	Enricher audit.Enricher
+	Scorer   Scorer
+	// TuningChanged is called after a tenant's rule settings or allowlist
+	// change, so detection can reload them.
+	TuningChanged func(ctx context.Context, tenant string)
+	// ValidateSetting checks a rule setting before it is stored.
+	ValidateSetting ValidateSetting
+
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	Ready    []ReadyCheck
+	Now      func() time.Time
+
+	// MaxBodyBytes caps an ingest body; default 16 MiB.
+	MaxBodyBytes int64
+	// MaxInflightIngest caps concurrent ingest requests; beyond it the API
+	// answers 429 with Retry-After. Default 512.
+	MaxInflightIngest int
+	// MaxBacklog is the unprocessed-event backlog beyond which ingestion
+	// answers 429; default 2,000,000.
+	MaxBacklog uint64
+	// KeyCacheTTL is how long an authenticated key is trusted without a
+	// store lookup, and so the longest a revoked key keeps working; default 5s.
+	KeyCacheTTL time.Duration
+}
+
+// API is the HTTP API.
+type API struct {
+	opts     Options
+	log      *slog.Logger
+	now      func() time.Time
+	auth     *authenticator
+	inflight chan struct{}
+	requests *prometheus.HistogramVec
+	overload prometheus.Counter
+	handler  http.Handler
+}
+
+// New returns the API with its routes and middleware.
+func New(opts Options) (*API, error) {
+	if opts.Ingest == nil || opts.Events == nil || opts.Tenants == nil || opts.Keys == nil {
+		return nil, errors.New("httpapi: Ingest, Events, Tenants and Keys are required")
+	}
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = 16 << 20
+	}
+	if opts.MaxInflightIngest <= 0 {
+		opts.MaxInflightIngest = 512
+	}
+	if opts.MaxBacklog == 0 {
+		opts.MaxBacklog = 2_000_000
+	}
+	if opts.KeyCacheTTL <= 0 {
+		opts.KeyCacheTTL = 5 * time.Second
+	}
+	if opts.Registry == nil {
+		opts.Registry = prometheus.NewRegistry()
+	}
+	a := &API{opts: opts, log: opts.Logger, now: opts.Now, inflight: make(chan struct{}, opts.MaxInflightIngest)}
+	if a.log == nil {
+		a.log = slog.New(slog.DiscardHandler)
+	}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	a.auth = newAuthenticator(opts.Keys, opts.KeyCacheTTL, a.now, a.log)
+	a.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name: "vigil_http_request_seconds", Help: "HTTP requests by method, route and status.",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
+	}, []string{"method", "route", "status"})
+	a.overload = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_ingest_overload_total", Help: "Ingest requests answered 429 because the server was at capacity."})
+	for _, c := range []prometheus.Collector{a.requests, a.overload} {
+		if err := opts.Registry.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	a.handler = a.routes()
+	return a, nil
+}
+
+// ServeHTTP implements http.Handler.
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+func (a *API) observe(method, route string, status int, d time.Duration) {
+	a.requests.WithLabelValues(method, route, strconv.Itoa(status)).Observe(d.Seconds())
+}
+
+// handle adapts a handler that needs no authentication.
+func (a *API) handle(h httpx.HandlerFunc) http.Handler { return httpx.Adapt(a.log, h) }
+
+// authed adapts a handler that needs a key holding scope.
+func (a *API) authed(scope audit.Scope, h func(w http.ResponseWriter, r *http.Request, p audit.Principal) error) http.Handler {
+	return httpx.Adapt(a.log, func(w http.ResponseWriter, r *http.Request) error {
+		p, err := a.auth.authenticate(r)
+		if err != nil {
+			return err
+		}
+		if !p.Has(scope) {
+			return audit.Errorf(audit.EFORBIDDEN, "this key lacks the %s scope", scope)
+		}
+		return h(w, r, p)
+	})
+}
+
+func (a *API) metricsHandler() http.Handler {
+	return promhttp.HandlerFor(a.opts.Registry, promhttp.HandlerOpts{})
+}
+
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) error {
+	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	status, ready := http.StatusOK, true
+	checks := map[string]any{}
+	for _, c := range a.opts.Ready {
+		entry := map[string]any{"ok": true}
+		if c.Check != nil {
+			if err := c.Check(ctx); err != nil {
+				entry["ok"], entry["error"] = false, err.Error()
+				ready = false
+			}
+		}
+		if c.Info != nil {
+			entry["info"] = c.Info()
+		}
+		checks[c.Name] = entry
+	}
+	if !ready {
+		status = http.StatusServiceUnavailable
+	}
+	httpx.WriteJSON(w, status, map[string]any{"ready": ready, "checks": checks})
+	return nil
+}
