@@ -1,0 +1,266 @@
+// Package app is Vigil's composition root: it turns a config.Config into
+// running adapters and services and wires them together. It is the only
+// package that knows which adapters exist.
+//
+// The system, as Run starts it:
+//
+//	HTTP API ──▶ ingest (validate, dedupe) ──▶ EventStream (durable, group commit) ──▶ 202
+//	                                                │
+//	                        pipeline: enrich ──▶ detect ──▶ EventStore + FindingStore
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/httpapi"
+	"github.com/vigilhq/vigil/internal/ingest"
+	"github.com/vigilhq/vigil/internal/pipeline"
+)
+
+// Options are the process-level dependencies of an App.
+type Options struct {
+	// Stderr receives logs and the one-time operator key; io.Discard when nil.
+	Stderr io.Writer
+	// Logger overrides the logger built from cfg.Log.
+	Logger *slog.Logger
+	// Now is the wall clock; time.Now when nil.
+	Now func() time.Time
+	// NoBootstrapKey skips creating and printing the first operator key.
+	NoBootstrapKey bool
+}
+
+// App is a running Vigil node.
+type App struct {
+	cfg      config.Config
+	log      *slog.Logger
+	now      func() time.Time
+	stores   *Stores
+	registry *prometheus.Registry
+	ln       net.Listener
+	srv      *http.Server
+	pipe     *pipeline.Pipeline
+	closers  []func() error
+	// BootstrapKey is the operator key created on first start, "" otherwise.
+	BootstrapKey string
+}
+
+// New opens the stores, builds every component and binds the listener; Run
+// starts serving.
+func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	stderr := opts.Stderr
+	if stderr == nil {
+		stderr = io.Discard
+	}
+	a = &App{cfg: cfg, now: opts.Now, registry: prometheus.NewRegistry()}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	a.log = opts.Logger
+	if a.log == nil {
+		a.log = NewLogger(stderr, cfg.Log)
+	}
+	defer func() {
+		if err != nil {
+			err = errors.Join(err, a.close())
+			a = nil
+		}
+	}()
+	a.registry.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	if a.stores, err = OpenStores(ctx, cfg, a.log, a.now); err != nil {
+		return nil, err
+	}
+	a.closers = append(a.closers, a.stores.Close)
+	if !opts.NoBootstrapKey {
+		if a.BootstrapKey, err = bootstrapOperatorKey(ctx, a.stores.Keys, a.now); err != nil {
+			return nil, err
+		}
+		if a.BootstrapKey != "" {
+			fmt.Fprintf(stderr, "\nNo operator key existed, so one was created. It is shown only now; store it safely:\n\n    %s\n\n", a.BootstrapKey)
+		}
+	}
+
+	enricher, enrichReady, err := a.buildEnrichment(cfg.Enrich)
+	if err != nil {
+		return nil, err
+	}
+	det, err := a.buildDetection(ctx, cfg.Detect)
+	if err != nil {
+		return nil, err
+	}
+
+	svc, err := ingest.New(ingest.Options{
+		Stream: a.stores.Stream, TenantExists: a.tenantExists, Now: a.now,
+		Logger: a.log.With("component", "ingest"), Registerer: a.registry,
+	})
+	if err != nil {
+		return nil, err
+	}
+	popts := pipeline.Options{
+		Stream: a.stores.Stream, Events: a.stores.Events, Findings: a.stores.Findings,
+		Enricher: enricher, Logger: a.log.With("component", "pipeline"), Registerer: a.registry, Now: a.now,
+	}
+	if det != nil {
+		popts.Detector = det.detector
+	}
+	if a.pipe, err = pipeline.New(popts); err != nil {
+		return nil, err
+	}
+	apiOpts := httpapi.Options{
+		Ingest: svc, Events: a.stores.Events, Stream: a.stores.Stream, Tenants: a.stores.Tenants,
+		Keys: a.stores.Keys, Findings: a.stores.Findings, Rules: a.stores.Rules, Enricher: enricher,
+		Logger: a.log.With("component", "http"), Registry: a.registry, Now: a.now,
+		MaxBodyBytes: int64(cfg.Server.MaxBodySize), MaxInflightIngest: cfg.Server.MaxInflightIngest,
+		MaxBacklog: uint64(cfg.Ingest.MaxBacklog), KeyCacheTTL: cfg.Ingest.KeyCacheTTL,
+		Ready: append([]httpapi.ReadyCheck{{Name: "storage", Check: a.stores.Ping}}, enrichReady...),
+	}
+	if det != nil {
+		apiOpts.Scorer = det.scorer
+		apiOpts.TuningChanged = det.tuningChanged
+		apiOpts.ValidateSetting = det.validateSetting
+	}
+	api, err := httpapi.New(apiOpts)
+	if err != nil {
+		return nil, err
+	}
+	a.srv = &http.Server{
+		Handler:           api,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		WriteTimeout:      cfg.Server.WriteTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	if a.ln, err = net.Listen("tcp", cfg.Server.Addr); err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Server.Addr, err)
+	}
+	return a, nil
+}
+
+// Addr is the address the server listens on (useful with port 0).
+func (a *App) Addr() string { return a.ln.Addr().String() }
+
+// Stores exposes the opened stores (tests and the demo use them).
+func (a *App) Stores() *Stores { return a.stores }
+
+// Drain runs the pipeline over everything appended so far. Only for use
+// when Run is not running (tests, tools).
+func (a *App) Drain(ctx context.Context) error { return a.pipe.Drain(ctx) }
+
+// Run serves until ctx is cancelled, then shuts down gracefully: in-flight
+// requests finish (their events are already durable when they are
+// answered), the pipeline checkpoints, and the stores close.
+func (a *App) Run(ctx context.Context) error {
+	a.log.LogAttrs(ctx, slog.LevelInfo, "vigil listening", slog.String("addr", a.Addr()),
+		slog.String("data_dir", a.cfg.Storage.SQLite.Dir))
+	pipeCtx, stopPipe := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPipe()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		err := a.pipe.Run(pipeCtx)
+		if err != nil {
+			return fmt.Errorf("pipeline: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		a.log.LogAttrs(ctx, slog.LevelInfo, "shutting down")
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.cfg.Server.ShutdownTimeout)
+		defer cancel()
+		err := a.srv.Shutdown(sctx)
+		stopPipe()
+		if err != nil {
+			return fmt.Errorf("shut down http: %w", err)
+		}
+		return nil
+	})
+	err := g.Wait()
+	return errors.Join(err, a.close())
+}
+
+func (a *App) close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	a.closers = nil
+	if a.ln != nil {
+		_ = a.ln.Close()
+	}
+	return errors.Join(errs...)
+}
+
+// tenantExists answers the ingest service's tenant check.
+func (a *App) tenantExists(ctx context.Context, tenant string) (bool, error) {
+	_, err := a.stores.Tenants.GetTenant(ctx, tenant)
+	switch audit.ErrorCode(err) {
+	case "":
+		return true, nil
+	case audit.ENOTFOUND:
+		return false, nil
+	}
+	return false, err
+}
+
+// bootstrapOperatorKey creates an operator key when none is active and
+// returns its secret ("" when one existed).
+func bootstrapOperatorKey(ctx context.Context, ks audit.KeyStore, now func() time.Time) (string, error) {
+	keys, err := ks.ListKeys(ctx, "")
+	if err != nil {
+		return "", fmt.Errorf("list operator keys: %w", err)
+	}
+	for _, k := range keys {
+		if k.RevokedAt == nil {
+			return "", nil
+		}
+	}
+	_, full, err := audit.MintKey(ctx, ks, "", "bootstrap operator key", []audit.Scope{audit.ScopeAdmin}, now().UTC())
+	if err != nil {
+		return "", err
+	}
+	return full, nil
+}
+
+// NewLogger builds the process logger: JSON, or text when format is text or
+// auto and w is a terminal.
+func NewLogger(w io.Writer, c config.Log) *slog.Logger {
+	lv := new(slog.LevelVar)
+	_ = lv.UnmarshalText([]byte(c.Level))
+	hopts := &slog.HandlerOptions{Level: lv}
+	text := c.Format == "text"
+	if c.Format == "auto" {
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				text = true
+			}
+		}
+	}
+	if text {
+		return slog.New(slog.NewTextHandler(w, hopts))
+	}
+	return slog.New(slog.NewJSONHandler(w, hopts))
+}

@@ -1,0 +1,67 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/sqlite"
+)
+
+// Stores are the opened storage adapters, by role.
+type Stores struct {
+	Stream   audit.EventStream
+	Events   audit.EventStore
+	Tenants  audit.TenantStore
+	Keys     audit.KeyStore
+	Findings audit.FindingStore
+	State    audit.StateStore
+	Rules    audit.RuleStore
+	Ping     func(ctx context.Context) error
+	DiskSize func() (int64, error)
+	Close    func() error
+}
+
+// OpenStores opens the configured backend.
+func OpenStores(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (*Stores, error) {
+	switch cfg.Storage.Driver {
+	case "sqlite":
+		db, err := sqlite.Open(ctx, sqlite.Options{
+			Dir: cfg.Storage.SQLite.Dir, Logger: log, Now: now,
+			MaxBacklog: int64(cfg.Ingest.MaxBacklog) * 2,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("open embedded store in %s: %w", cfg.Storage.SQLite.Dir, err)
+		}
+		return &Stores{
+			Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, State: db, Rules: db,
+			Ping: db.Ping, DiskSize: db.DiskBytes, Close: db.Close,
+		}, nil
+	}
+	return nil, fmt.Errorf("storage.driver %q is not available", cfg.Storage.Driver)
+}
+
+// WithStores opens the stores, runs fn and closes them: for one-shot
+// administrative commands.
+func WithStores(ctx context.Context, cfg config.Config, fn func(*Stores) error) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	s, err := OpenStores(ctx, cfg, slog.New(slog.DiscardHandler), time.Now)
+	if err != nil {
+		return err
+	}
+	err = fn(s)
+	if cerr := s.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Migrate applies pending migrations.
+func Migrate(ctx context.Context, cfg config.Config) error {
+	return WithStores(ctx, cfg, func(*Stores) error { return nil })
+}

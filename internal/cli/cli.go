@@ -1,0 +1,149 @@
+// Package cli is the vigil command line: a table of subcommands, each with
+// its own flag set. Main is the whole program below the process adapter:
+// nothing here exits the process, reads os.Args or the real environment.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+)
+
+// Exit codes.
+const (
+	ExitOK    = 0
+	ExitFail  = 1
+	ExitUsage = 2
+)
+
+// Env is what a command may touch of the process.
+type Env struct {
+	Stdin          io.Reader
+	Stdout, Stderr io.Writer
+	Getenv         func(string) string
+}
+
+// Command is one subcommand.
+type Command struct {
+	Name  string // "serve", or "keys create" for a nested command
+	Usage string // arguments after the name
+	Short string
+	Long  string
+	// Flags declares the command's flags on fs and returns the function
+	// that runs it with the remaining arguments.
+	Run func(ctx context.Context, env *Env, fs *flag.FlagSet) func(args []string) error
+}
+
+// usageError marks an error as a usage error (exit code 2).
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
+}
+
+func commands() []*Command {
+	return []*Command{
+		serveCommand(), migrateCommand(), configCheckCommand(),
+		tenantsCreateCommand(), tenantsListCommand(),
+		keysCreateCommand(), keysListCommand(), keysRevokeCommand(),
+		eventsSendCommand(), eventsQueryCommand(),
+		versionCommand(),
+	}
+}
+
+// Main runs the vigil command line and returns the exit code.
+func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, getenv func(string) string) int {
+	env := &Env{Stdin: stdin, Stdout: stdout, Stderr: stderr, Getenv: getenv}
+	cmds := commands()
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		if len(args) > 1 {
+			if c, _ := find(cmds, args[1:]); c != nil {
+				printCommandHelp(stdout, c)
+				return ExitOK
+			}
+		}
+		printHelp(stdout, cmds)
+		if len(args) == 0 {
+			return ExitUsage
+		}
+		return ExitOK
+	}
+	c, rest := find(cmds, args)
+	if c == nil {
+		fmt.Fprintf(stderr, "vigil: unknown command %q\nRun 'vigil help' for the list.\n", strings.Join(args[:min(2, len(args))], " "))
+		return ExitUsage
+	}
+	fs := flag.NewFlagSet("vigil "+c.Name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { printCommandHelp(stderr, c); fmt.Fprintln(stderr, "\nFlags:"); fs.PrintDefaults() }
+	run := c.Run(ctx, env, fs)
+	if err := fs.Parse(rest); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	if err := run(fs.Args()); err != nil {
+		var ue *usageError
+		if errors.As(err, &ue) {
+			fmt.Fprintf(stderr, "vigil %s: %s\n", c.Name, ue.msg)
+			return ExitUsage
+		}
+		if errors.Is(err, context.Canceled) && ctx.Err() != nil {
+			return ExitFail
+		}
+		fmt.Fprintf(stderr, "vigil %s: %v\n", c.Name, err)
+		return ExitFail
+	}
+	return ExitOK
+}
+
+// find resolves the longest command name that prefixes args.
+func find(cmds []*Command, args []string) (*Command, []string) {
+	for n := min(2, len(args)); n >= 1; n-- {
+		name := strings.Join(args[:n], " ")
+		if i := slices.IndexFunc(cmds, func(c *Command) bool { return c.Name == name }); i >= 0 {
+			return cmds[i], args[n:]
+		}
+	}
+	return nil, nil
+}
+
+func printHelp(w io.Writer, cmds []*Command) {
+	fmt.Fprintln(w, "vigil — audit log service that catches account takeover")
+	fmt.Fprintln(w, "\nUsage: vigil <command> [flags] [arguments]\n\nCommands:")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, c := range cmds {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.Name, c.Short)
+	}
+	tw.Flush()
+	fmt.Fprintln(w, "\nRun 'vigil help <command>' or 'vigil <command> -h' for a command's flags.")
+}
+
+func printCommandHelp(w io.Writer, c *Command) {
+	fmt.Fprintf(w, "Usage: vigil %s %s\n\n%s\n", c.Name, c.Usage, c.Short)
+	if c.Long != "" {
+		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.Long))
+	}
+}
+
+// stringList is a repeatable or comma-separated string flag.
+type stringList []string
+
+func (s *stringList) String() string { return strings.Join(*s, ",") }
+
+func (s *stringList) Set(v string) error {
+	for p := range strings.SplitSeq(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*s = append(*s, p)
+		}
+	}
+	return nil
+}

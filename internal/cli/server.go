@@ -1,0 +1,332 @@
+package cli
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"runtime/debug"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/app"
+	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/config"
+)
+
+// configFlags adds --config and the overrides every server-side command
+// shares, and returns a loader for the effective configuration.
+func configFlags(env *Env, fs *flag.FlagSet) func() (config.Config, error) {
+	path := fs.String("config", "", "YAML config file (env VIGIL_CONFIG)")
+	dataDir := fs.String("data-dir", "", "data directory of the embedded store (storage.sqlite.dir)")
+	return func() (config.Config, error) {
+		p := *path
+		if p == "" {
+			p = env.Getenv("VIGIL_CONFIG")
+		}
+		cfg, err := config.Load(p, env.Getenv)
+		if err != nil {
+			return cfg, err
+		}
+		if *dataDir != "" {
+			cfg.Storage.SQLite.Dir = *dataDir
+		}
+		return cfg, nil
+	}
+}
+
+func serveCommand() *Command {
+	return &Command{
+		Name: "serve", Short: "run the Vigil server",
+		Long: `Starts the HTTP API, the ingest stream and the enrich → detect → store pipeline.
+With no configuration everything lives in ./vigil-data. On first start, when no
+operator key exists, one is created and printed once on stderr.`,
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
+			load := configFlags(env, fs)
+			addr := fs.String("addr", "", "listen address (server.addr), e.g. 127.0.0.1:8080")
+			return func(args []string) error {
+				if len(args) > 0 {
+					return usagef("serve takes no arguments")
+				}
+				cfg, err := load()
+				if err != nil {
+					return err
+				}
+				if *addr != "" {
+					cfg.Server.Addr = *addr
+				}
+				if err := cfg.Validate(); err != nil {
+					return fmt.Errorf("invalid configuration:\n%w", err)
+				}
+				a, err := app.New(ctx, cfg, app.Options{Stderr: env.Stderr})
+				if err != nil {
+					return err
+				}
+				return a.Run(ctx)
+			}
+		},
+	}
+}
+
+func migrateCommand() *Command {
+	return &Command{
+		Name: "migrate", Short: "apply pending storage migrations and exit",
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
+			load := configFlags(env, fs)
+			return func(args []string) error {
+				cfg, err := load()
+				if err != nil {
+					return err
+				}
+				if err := cfg.Validate(); err != nil {
+					return fmt.Errorf("invalid configuration:\n%w", err)
+				}
+				if err := app.Migrate(ctx, cfg); err != nil {
+					return err
+				}
+				fmt.Fprintf(env.Stdout, "storage in %s is migrated to the latest schema\n", cfg.Storage.SQLite.Dir)
+				return nil
+			}
+		},
+	}
+}
+
+func configCheckCommand() *Command {
+	return &Command{
+		Name: "config check", Short: "validate the configuration and print it, secrets redacted",
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
+			load := configFlags(env, fs)
+			return func(args []string) error {
+				cfg, err := load()
+				if err != nil {
+					return err
+				}
+				verr := cfg.Validate()
+				out, err := cfg.Redacted()
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(env.Stdout, "# effective configuration\n%s", out)
+				for _, line := range app.DescribeEnrichment(cfg) {
+					fmt.Fprintf(env.Stdout, "# %s\n", line)
+				}
+				if verr != nil {
+					return fmt.Errorf("invalid configuration:\n%w", verr)
+				}
+				fmt.Fprintln(env.Stderr, "configuration is valid")
+				return nil
+			}
+		},
+	}
+}
+
+func tenantsCreateCommand() *Command {
+	return &Command{
+		Name: "tenants create", Usage: "ID", Short: "create a tenant in the local data directory",
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
+			load := configFlags(env, fs)
+			name := fs.String("name", "", "display name")
+			retention := fs.Int("retention-days", audit.DefaultRetentionDays, "days events are kept")
+			return func(args []string) error {
+				if len(args) != 1 {
+					return usagef("tenants create takes one tenant ID")
+				}
+				if !audit.ValidTenantID(args[0]) {
+					return usagef("tenant ID must be 1-64 letters, digits, '-', '_' or '.'")
+				}
+				cfg, err := load()
+				if err != nil {
+					return err
+				}
+				return app.WithStores(ctx, cfg, func(s *app.Stores) error {
+					t := audit.Tenant{ID: args[0], Name: *name, RetentionDays: *retention, CreatedAt: time.Now().UTC()}
+					if err := s.Tenants.CreateTenant(ctx, t); err != nil {
+						return err
+					}
+					fmt.Fprintf(env.Stdout, "created tenant %s\n", t.ID)
+					return nil
+				})
+			}
+		},
+	}
+}
+
+func tenantsListCommand() *Command {
+	return &Command{
+		Name: "tenants list", Short: "list tenants in the local data directory",
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
+			load := configFlags(env, fs)
+			return func(args []string) error {
+				cfg, err := load()
+				if err != nil {
+					return err
+				}
+				return app.WithStores(ctx, cfg, func(s *app.Stores) error {
+					ts, err := s.Tenants.ListTenants(ctx)
+					if err != nil {
+						return err
+					}
+					tw := tabwriter.NewWriter(env.Stdout, 2, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "ID\tNAME\tRETENTION\tCREATED")
+					for _, t := range ts {
+						fmt.Fprintf(tw, "%s\t%s\t%dd\t%s\n", t.ID, t.Name, t.RetentionDays, t.CreatedAt.Format(time.RFC3339))
+					}
+					return tw.Flush()
+				})
+			}
+		},
+	}
+}
+
+func keysCreateCommand() *Command {
+	return &Command{
+		Name: "keys create", Short: "create an API key in the local data directory; prints the secret once",
+		Long: `Operator keys (--operator) act on every tenant. Tenant keys (--tenant) carry
+the scopes given with --scopes: events:write, events:read, findings:read,
+findings:write, rules:write, admin.`,
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
+			load := configFlags(env, fs)
+			operator := fs.Bool("operator", false, "create an operator key (all tenants, all scopes)")
+			tenant := fs.String("tenant", "", "tenant of the key")
+			name := fs.String("name", "", "a label for the key")
+			var scopes stringList
+			fs.Var(&scopes, "scopes", "comma-separated scopes of a tenant key")
+			return func(args []string) error {
+				if len(args) > 0 {
+					return usagef("keys create takes flags only")
+				}
+				if *operator == (*tenant != "") {
+					return usagef("give exactly one of --operator or --tenant")
+				}
+				var sc []audit.Scope
+				if *operator {
+					sc = []audit.Scope{audit.ScopeAdmin}
+				}
+				for _, s := range scopes {
+					if !audit.ValidScope(audit.Scope(s)) {
+						return usagef("unknown scope %q", s)
+					}
+					sc = append(sc, audit.Scope(s))
+				}
+				if len(sc) == 0 {
+					return usagef("a tenant key needs --scopes")
+				}
+				cfg, err := load()
+				if err != nil {
+					return err
+				}
+				return app.WithStores(ctx, cfg, func(s *app.Stores) error {
+					if *tenant != "" {
+						if _, err := s.Tenants.GetTenant(ctx, *tenant); err != nil {
+							return fmt.Errorf("tenant %s: %w", *tenant, err)
+						}
+					}
+					k, full, err := audit.MintKey(ctx, s.Keys, *tenant, *name, sc, time.Now().UTC())
+					if err != nil {
+						return err
+					}
+					fmt.Fprintf(env.Stderr, "created key %s; the secret below is shown only now:\n", k.ID)
+					fmt.Fprintln(env.Stdout, full)
+					return nil
+				})
+			}
+		},
+	}
+}
+
+func keysListCommand() *Command {
+	return &Command{
+		Name: "keys list", Short: "list API keys (never their secrets)",
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
+			load := configFlags(env, fs)
+			tenant := fs.String("tenant", "", "only this tenant's keys")
+			return func(args []string) error {
+				cfg, err := load()
+				if err != nil {
+					return err
+				}
+				return app.WithStores(ctx, cfg, func(s *app.Stores) error {
+					var ks []audit.APIKey
+					if *tenant != "" {
+						ks, err = s.Keys.ListKeys(ctx, *tenant)
+					} else {
+						ks, err = s.Keys.ListAllKeys(ctx)
+					}
+					if err != nil {
+						return err
+					}
+					tw := tabwriter.NewWriter(env.Stdout, 2, 4, 2, ' ', 0)
+					fmt.Fprintln(tw, "ID\tTENANT\tNAME\tSCOPES\tCREATED\tSTATE")
+					for _, k := range ks {
+						t := k.Tenant
+						if t == "" {
+							t = "(operator)"
+						}
+						state := "active"
+						if k.RevokedAt != nil {
+							state = "revoked " + k.RevokedAt.Format(time.RFC3339)
+						}
+						sc := make([]string, len(k.Scopes))
+						for i, s := range k.Scopes {
+							sc[i] = string(s)
+						}
+						slices.Sort(sc)
+						fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.ID, t, k.Name, strings.Join(sc, ","), k.CreatedAt.Format(time.RFC3339), state)
+					}
+					return tw.Flush()
+				})
+			}
+		},
+	}
+}
+
+func keysRevokeCommand() *Command {
+	return &Command{
+		Name: "keys revoke", Usage: "KEY-ID", Short: "revoke an API key",
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
+			load := configFlags(env, fs)
+			return func(args []string) error {
+				if len(args) != 1 {
+					return usagef("keys revoke takes one key ID")
+				}
+				cfg, err := load()
+				if err != nil {
+					return err
+				}
+				return app.WithStores(ctx, cfg, func(s *app.Stores) error {
+					if err := s.Keys.RevokeKey(ctx, "", args[0], time.Now().UTC()); err != nil {
+						return err
+					}
+					fmt.Fprintf(env.Stdout, "revoked key %s (running servers stop accepting it within their key cache TTL)\n", args[0])
+					return nil
+				})
+			}
+		},
+	}
+}
+
+func versionCommand() *Command {
+	return &Command{
+		Name: "version", Short: "print the version",
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
+			return func(args []string) error {
+				v, rev := "(devel)", ""
+				if bi, ok := debug.ReadBuildInfo(); ok {
+					if bi.Main.Version != "" {
+						v = bi.Main.Version
+					}
+					for _, s := range bi.Settings {
+						if s.Key == "vcs.revision" {
+							rev = " " + s.Value
+						}
+					}
+					fmt.Fprintf(env.Stdout, "vigil %s%s %s\n", v, rev, bi.GoVersion)
+					return nil
+				}
+				fmt.Fprintf(env.Stdout, "vigil %s\n", v)
+				return nil
+			}
+		},
+	}
+}
