@@ -7,39 +7,69 @@ import (
 	"github.com/vigilhq/vigil/internal/httpx"
 )
 
-// routes is the whole API on one screen. Middleware order, outermost first:
-// recover → request id → access log + metrics → (per route) authenticate →
-// scope check → handler (which applies body limits).
+// route is one API endpoint. A route with an empty scope needs no key.
+type route struct {
+	pattern string
+	scope   audit.Scope
+	authed  func(w http.ResponseWriter, r *http.Request, p audit.Principal) error
+	open    httpx.HandlerFunc
+}
+
+// table is the whole API on one screen.
+func (a *API) table() []route {
+	return []route{
+		{pattern: "GET /healthz", open: a.healthz},
+		{pattern: "GET /readyz", open: a.readyz},
+
+		{pattern: "POST /v1/events", scope: audit.ScopeEventsWrite, authed: a.postEvents},
+		{pattern: "GET /v1/events", scope: audit.ScopeEventsRead, authed: a.searchEvents},
+		{pattern: "GET /v1/events/{id}", scope: audit.ScopeEventsRead, authed: a.getEvent},
+		{pattern: "POST /v1/risk", scope: audit.ScopeEventsWrite, authed: a.postRisk},
+
+		{pattern: "GET /v1/findings", scope: audit.ScopeFindingsRead, authed: a.searchFindings},
+		{pattern: "GET /v1/findings/{id}", scope: audit.ScopeFindingsRead, authed: a.getFinding},
+		{pattern: "PATCH /v1/findings/{id}", scope: audit.ScopeFindingsWrite, authed: a.patchFinding},
+
+		{pattern: "GET /v1/rules/settings", scope: audit.ScopeFindingsRead, authed: a.listRuleSettings},
+		{pattern: "PUT /v1/rules/{rule}/settings", scope: audit.ScopeRulesWrite, authed: a.putRuleSetting},
+		{pattern: "DELETE /v1/rules/{rule}/settings", scope: audit.ScopeRulesWrite, authed: a.deleteRuleSetting},
+		{pattern: "GET /v1/allowlist", scope: audit.ScopeFindingsRead, authed: a.listAllow},
+		{pattern: "POST /v1/allowlist", scope: audit.ScopeRulesWrite, authed: a.postAllow},
+		{pattern: "DELETE /v1/allowlist/{kind}/{value...}", scope: audit.ScopeRulesWrite, authed: a.deleteAllow},
+
+		{pattern: "POST /v1/tenants", scope: audit.ScopeAdmin, authed: a.createTenant},
+		{pattern: "GET /v1/tenants", scope: audit.ScopeEventsRead, authed: a.listTenants},
+		{pattern: "GET /v1/tenants/{id}", scope: audit.ScopeEventsRead, authed: a.getTenant},
+
+		{pattern: "POST /v1/keys", scope: audit.ScopeAdmin, authed: a.createKey},
+		{pattern: "GET /v1/keys", scope: audit.ScopeAdmin, authed: a.listKeys},
+		{pattern: "DELETE /v1/keys/{id}", scope: audit.ScopeAdmin, authed: a.revokeKey},
+	}
+}
+
+// Routes lists every route pattern ("METHOD /path") with the scope it needs
+// ("" for none), for the OpenAPI check and the isolation matrix.
+func (a *API) Routes() map[string]audit.Scope {
+	out := map[string]audit.Scope{"GET /metrics": ""}
+	for _, r := range a.table() {
+		out[r.pattern] = r.scope
+	}
+	return out
+}
+
+// routes builds the mux. Middleware order, outermost first: recover →
+// request id → access log + metrics → (per route) authenticate → scope
+// check → handler (which applies its body limit).
 func (a *API) routes() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle("GET /healthz", a.handle(a.healthz))
-	mux.Handle("GET /readyz", a.handle(a.readyz))
 	mux.Handle("GET /metrics", a.metricsHandler())
-
-	mux.Handle("POST /v1/events", a.authed(audit.ScopeEventsWrite, a.postEvents))
-	mux.Handle("GET /v1/events", a.authed(audit.ScopeEventsRead, a.searchEvents))
-	mux.Handle("GET /v1/events/{id}", a.authed(audit.ScopeEventsRead, a.getEvent))
-	mux.Handle("POST /v1/risk", a.authed(audit.ScopeEventsWrite, a.postRisk))
-
-	mux.Handle("GET /v1/findings", a.authed(audit.ScopeFindingsRead, a.searchFindings))
-	mux.Handle("GET /v1/findings/{id}", a.authed(audit.ScopeFindingsRead, a.getFinding))
-	mux.Handle("PATCH /v1/findings/{id}", a.authed(audit.ScopeFindingsWrite, a.patchFinding))
-
-	mux.Handle("GET /v1/rules/settings", a.authed(audit.ScopeFindingsRead, a.listRuleSettings))
-	mux.Handle("PUT /v1/rules/{rule}/settings", a.authed(audit.ScopeRulesWrite, a.putRuleSetting))
-	mux.Handle("DELETE /v1/rules/{rule}/settings", a.authed(audit.ScopeRulesWrite, a.deleteRuleSetting))
-	mux.Handle("GET /v1/allowlist", a.authed(audit.ScopeFindingsRead, a.listAllow))
-	mux.Handle("POST /v1/allowlist", a.authed(audit.ScopeRulesWrite, a.postAllow))
-	mux.Handle("DELETE /v1/allowlist/{kind}/{value...}", a.authed(audit.ScopeRulesWrite, a.deleteAllow))
-
-	mux.Handle("POST /v1/tenants", a.authed(audit.ScopeAdmin, a.createTenant))
-	mux.Handle("GET /v1/tenants", a.authed(audit.ScopeEventsRead, a.listTenants))
-	mux.Handle("GET /v1/tenants/{id}", a.authed(audit.ScopeEventsRead, a.getTenant))
-
-	mux.Handle("POST /v1/keys", a.authed(audit.ScopeAdmin, a.createKey))
-	mux.Handle("GET /v1/keys", a.authed(audit.ScopeAdmin, a.listKeys))
-	mux.Handle("DELETE /v1/keys/{id}", a.authed(audit.ScopeAdmin, a.revokeKey))
-
+	for _, r := range a.table() {
+		if r.open != nil {
+			mux.Handle(r.pattern, a.handle(r.open))
+		} else {
+			mux.Handle(r.pattern, a.authed(r.scope, r.authed))
+		}
+	}
 	mux.Handle("/", a.handle(func(w http.ResponseWriter, r *http.Request) error {
 		return audit.Errorf(audit.ENOTFOUND, "no route for %s %s", r.Method, r.URL.Path)
 	}))

@@ -1,0 +1,124 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/config"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	c := config.Default()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Storage.SQLite.Dir != "./vigil-data" {
+		t.Fatalf("default dir %q", c.Storage.SQLite.Dir)
+	}
+}
+
+func TestGoodFile(t *testing.T) {
+	c, err := config.Load("testdata/full.good.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Addr != "0.0.0.0:9090" || c.Server.MaxBodySize != 32<<20 || c.Server.ShutdownTimeout != 45*time.Second {
+		t.Fatalf("server = %+v", c.Server)
+	}
+	if c.Server.ReadHeaderTimeout != config.Default().Server.ReadHeaderTimeout {
+		t.Fatal("unset keys must keep their defaults")
+	}
+	if len(c.Enrich.Lists) != 1 || c.Enrich.Lists[0].Kind != "tor" {
+		t.Fatalf("lists = %+v", c.Enrich.Lists)
+	}
+}
+
+// TestBadFiles maps each bad fixture to the error text it must produce,
+// naming the offending key.
+func TestBadFiles(t *testing.T) {
+	tests := map[string][]string{
+		"unknown-key.bad.yaml":    {"adress"},
+		"bad-duration.bad.yaml":   {"soon"},
+		"bad-size.bad.yaml":       {"lots"},
+		"invalid-values.bad.yaml": {"storage.driver", "log.level", "enrich.lists[0].kind", "enrich.lists[0].path"},
+	}
+	for file, wants := range tests {
+		t.Run(file, func(t *testing.T) {
+			c, err := config.Load("testdata/"+file, nil)
+			if err == nil {
+				err = c.Validate()
+			}
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range wants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestEnvOverridesFileAndFlagsOverrideEnv(t *testing.T) {
+	env := map[string]string{
+		"VIGIL_SERVER_ADDR":          "127.0.0.1:1234",
+		"VIGIL_STORAGE_SQLITE_DIR":   "/tmp/x",
+		"VIGIL_SERVER_MAX_BODY_SIZE": "1MiB",
+		"VIGIL_DETECT_ENABLED":       "false",
+		"VIGIL_INGEST_KEY_CACHE_TTL": "2s",
+	}
+	c, err := config.Load("testdata/full.good.yaml", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.Addr != "127.0.0.1:1234" || c.Storage.SQLite.Dir != "/tmp/x" || c.Server.MaxBodySize != 1<<20 ||
+		c.Detect.Enabled || c.Ingest.KeyCacheTTL != 2*time.Second {
+		t.Fatalf("env not applied: %+v", c)
+	}
+	if err := c.Set("server.addr", "127.0.0.1:0"); err != nil || c.Server.Addr != "127.0.0.1:0" {
+		t.Fatalf("Set: %v", err)
+	}
+	if err := c.Set("server.nope", "1"); err == nil {
+		t.Fatal("Set accepted an unknown key")
+	}
+	_, err = config.Load("", func(k string) string {
+		return map[string]string{"VIGIL_SERVER_READ_TIMEOUT": "never"}[k]
+	})
+	if err == nil || !strings.Contains(err.Error(), "VIGIL_SERVER_READ_TIMEOUT") {
+		t.Fatalf("bad env error = %v", err)
+	}
+}
+
+func TestRedactedRoundTrips(t *testing.T) {
+	c := config.Default()
+	out, err := c.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back config.Config
+	if err := config.Decode(out, &back); err != nil {
+		t.Fatalf("redacted output does not decode: %v\n%s", err, out)
+	}
+	if back.Server != c.Server || back.Storage != c.Storage {
+		t.Fatalf("round trip changed the config:\n%s", out)
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for in, want := range map[string]config.Size{"64MiB": 64 << 20, "512KiB": 512 << 10, "1GB": 1e9, "100": 100, "1.5KiB": 1536} {
+		got, err := config.ParseSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "MiB", "-1MiB", "ten"} {
+		if _, err := config.ParseSize(bad); err == nil {
+			t.Errorf("ParseSize(%q) accepted", bad)
+		}
+	}
+}
