@@ -1,0 +1,7 @@
+package client
+
+// Test hooks, visible only to this package's tests.
+var (
+	WithSleep  = withSleep
+	WithJitter = withJitter
+)
