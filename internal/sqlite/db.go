@@ -1,0 +1,247 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"time"
+
+	_ "github.com/mattn/go-sqlite3" // registers the "sqlite3" database/sql driver
+
+	"github.com/vigilhq/vigil/internal/audit"
+)
+
+// Defaults of Options.
+const (
+	DefaultPartitionPeriod = 24 * time.Hour
+	DefaultMaxBacklog      = 1_000_000
+	DefaultMaxBatch        = 20_000
+)
+
+// Options configures Open.
+type Options struct {
+	// Dir is the data directory; it is created when missing. It holds
+	// meta.db (tenants, keys, findings, state, rules), stream.db (the ingest
+	// stream) and events/ (one file per partition period). Required.
+	Dir string
+	// Logger receives lifecycle logs (open, migrate, purge); nil discards.
+	Logger *slog.Logger
+	// Now is the clock, used for the retention day of idempotency keys;
+	// nil means time.Now.
+	Now func() time.Time
+	// PartitionPeriod is the span of event time kept in one events file,
+	// DefaultPartitionPeriod (a UTC day) when 0. It must be a whole number
+	// of hours between 1h and 7×24h, and must not change for an existing
+	// directory (Open refuses a directory made with another period).
+	PartitionPeriod time.Duration
+	// MaxBacklog is how many appended but not yet committed-by-every-consumer
+	// records the stream holds before Append answers EUNAVAILABLE;
+	// DefaultMaxBacklog when 0, no cap when negative.
+	MaxBacklog int64
+	// MaxBatch caps the events one group commit gathers, DefaultMaxBatch
+	// when 0. A single Append larger than this still commits, alone.
+	MaxBatch int
+}
+
+// DB is the embedded single-node store. One DB implements every storage
+// contract of internal/audit:
+//
+//   - DB itself: audit.TenantStore, audit.KeyStore, audit.FindingStore,
+//     audit.StateStore, audit.RuleStore, audit.Pinger, audit.SizeReporter
+//     and audit.Retention (purging events and stream idempotency keys);
+//   - DB.Stream(): audit.EventStream, audit.StreamStats, audit.Retention;
+//   - DB.Events(): audit.EventStore, audit.Retention, audit.Pinger,
+//     audit.SizeReporter, plus DistinctActorsByIP.
+//
+// Close releases all of them.
+type DB struct {
+	opts   Options
+	log    *slog.Logger
+	meta   *file
+	stream *Stream
+	events *EventStore
+}
+
+var (
+	_ audit.TenantStore  = (*DB)(nil)
+	_ audit.KeyStore     = (*DB)(nil)
+	_ audit.FindingStore = (*DB)(nil)
+	_ audit.StateStore   = (*DB)(nil)
+	_ audit.RuleStore    = (*DB)(nil)
+	_ audit.Pinger       = (*DB)(nil)
+	_ audit.SizeReporter = (*DB)(nil)
+	_ audit.Retention    = (*DB)(nil)
+)
+
+// Open opens (creating when needed) the store in opts.Dir and applies any
+// pending migrations to every file.
+func Open(ctx context.Context, opts Options) (*DB, error) {
+	if opts.Dir == "" {
+		return nil, &audit.Error{Code: audit.EINVALID, Field: "dir", Message: "sqlite: data directory is required"}
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.PartitionPeriod == 0 {
+		opts.PartitionPeriod = DefaultPartitionPeriod
+	}
+	if p := opts.PartitionPeriod; p < time.Hour || p > 7*24*time.Hour || p%time.Hour != 0 {
+		return nil, &audit.Error{Code: audit.EINVALID, Field: "partition_period",
+			Message: fmt.Sprintf("sqlite: partition period %s must be whole hours between 1h and 168h", p)}
+	}
+	if opts.MaxBacklog == 0 {
+		opts.MaxBacklog = DefaultMaxBacklog
+	}
+	if opts.MaxBatch <= 0 {
+		opts.MaxBatch = DefaultMaxBatch
+	}
+	if err := os.MkdirAll(filepath.Join(opts.Dir, "events"), 0o750); err != nil {
+		return nil, fmt.Errorf("sqlite: create data directory: %w", err)
+	}
+	db := &DB{opts: opts, log: opts.Logger.With("component", "sqlite")}
+	var err error
+	if db.meta, err = openFile(ctx, filepath.Join(opts.Dir, "meta.db"), "meta", 4); err != nil {
+		return nil, err
+	}
+	if db.stream, err = openStream(ctx, db.opts, db.log); err != nil {
+		return nil, errors.Join(err, db.meta.close())
+	}
+	if db.events, err = openEventStore(ctx, db.opts, db.log); err != nil {
+		return nil, errors.Join(err, db.stream.Close(), db.meta.close())
+	}
+	db.log.LogAttrs(ctx, slog.LevelInfo, "store open", slog.String("dir", opts.Dir))
+	return db, nil
+}
+
+// Stream returns the durable ingest stream.
+func (db *DB) Stream() *Stream { return db.stream }
+
+// Events returns the time-partitioned event store.
+func (db *DB) Events() *EventStore { return db.events }
+
+// Migrate applies pending migrations to every file of the store. Open has
+// already done so; Migrate exists for `vigil migrate` and is idempotent.
+func (db *DB) Migrate(ctx context.Context) error {
+	if err := migrate(ctx, db.meta.w, "meta"); err != nil {
+		return err
+	}
+	if err := migrate(ctx, db.stream.f.w, "stream"); err != nil {
+		return err
+	}
+	return db.events.migrateAll(ctx)
+}
+
+// Close closes the stream, the event partitions and the metadata file.
+func (db *DB) Close() error {
+	return errors.Join(db.stream.Close(), db.events.close(), db.meta.close())
+}
+
+// Ping checks that every file answers a trivial query.
+func (db *DB) Ping(ctx context.Context) error {
+	for _, f := range []*file{db.meta, db.stream.f} {
+		if err := f.r.PingContext(ctx); err != nil {
+			return translate(err, "ping")
+		}
+	}
+	return db.events.Ping(ctx)
+}
+
+// DiskBytes returns the bytes used by every file under Dir, WAL included.
+func (db *DB) DiskBytes() (int64, error) { return dirBytes(db.opts.Dir) }
+
+// Purge deletes tenant's events older than before, and the stream's
+// idempotency keys of that tenant from days wholly before it.
+func (db *DB) Purge(ctx context.Context, tenant string, before time.Time) (int64, error) {
+	n, err := db.events.Purge(ctx, tenant, before)
+	if err != nil {
+		return n, err
+	}
+	if _, err := db.stream.Purge(ctx, tenant, before); err != nil {
+		return n, err
+	}
+	return n, nil
+}
+
+func dirBytes(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // a partition removed by retention while walking
+			}
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil
+			}
+			return err
+		}
+		n += info.Size()
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("sqlite: disk usage of %s: %w", dir, err)
+	}
+	return n, nil
+}
+
+// file is one SQLite database file with a single-connection writer pool
+// (SQLite has one writer at a time; a pool of one turns contention into a
+// Go-side queue instead of SQLITE_BUSY) and a reader pool.
+type file struct {
+	path string
+	w, r *sql.DB
+}
+
+// openFile opens path in WAL mode with synchronous=FULL: a commit returns
+// after fsync, which the stream's acknowledgement and the pipeline's
+// commit-after-insert order both rely on.
+func openFile(ctx context.Context, path, kind string, readers int) (*file, error) {
+	q := url.Values{}
+	q.Set("_journal_mode", "WAL")
+	q.Set("_synchronous", "FULL")
+	q.Set("_busy_timeout", "10000")
+	q.Set("_txlock", "immediate")
+	q.Set("_cache_size", "-16384") // KiB
+	dsn := "file:" + path + "?" + q.Encode()
+	w, err := sql.Open("sqlite3", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("sqlite: open %s: %w", path, err)
+	}
+	w.SetMaxOpenConns(1)
+	w.SetMaxIdleConns(1)
+	w.SetConnMaxIdleTime(0)
+	w.SetConnMaxLifetime(0)
+	if err := migrate(ctx, w, kind); err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: migrate %s: %w", path, err), w.Close())
+	}
+	q.Set("_txlock", "deferred")
+	r, err := sql.Open("sqlite3", "file:"+path+"?"+q.Encode())
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("sqlite: open %s: %w", path, err), w.Close())
+	}
+	r.SetMaxOpenConns(readers)
+	r.SetMaxIdleConns(readers)
+	return &file{path: path, w: w, r: r}, nil
+}
+
+func (f *file) close() error {
+	if f == nil {
+		return nil
+	}
+	return errors.Join(f.r.Close(), f.w.Close())
+}

@@ -1,0 +1,546 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/sha256"
+	"database/sql"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/audit"
+)
+
+// Stream is the durable ingest stream (audit.EventStream) in its own file,
+// stream.db, with synchronous=FULL.
+//
+// One committer goroutine owns every append: it gathers the Append calls
+// waiting at that moment (up to Options.MaxBatch events) into one
+// transaction — group commit — so 64 clients sending one event each share
+// one fsync, and an Append returns only after its commit has been fsynced.
+// Each call runs inside its own savepoint, so one failing call rolls back
+// alone. Idempotency keys are checked and inserted in the same transaction
+// (INSERT OR IGNORE into a WITHOUT ROWID table), which makes "appended once"
+// atomic with the append itself.
+type Stream struct {
+	f          *file
+	log        *slog.Logger
+	now        func() time.Time
+	maxBacklog int64
+	maxBatch   int
+
+	reqs chan *appendReq
+	quit chan struct{}
+	done chan struct{}
+
+	mu        sync.Mutex
+	closed    bool
+	last      uint64            // last committed seq
+	notify    chan struct{}     // closed and replaced after each commit
+	consumers map[string]uint64 // committed offsets
+	trimmed   uint64            // records ≤ trimmed have been deleted
+	closeOnce sync.Once
+}
+
+var (
+	_ audit.EventStream = (*Stream)(nil)
+	_ audit.StreamStats = (*Stream)(nil)
+	_ audit.Retention   = (*Stream)(nil)
+)
+
+// Request states: the committer claims a request, or a cancelled caller
+// withdraws it first; whoever wins the CAS decides.
+const (
+	reqPending int32 = iota
+	reqClaimed
+	reqWithdrawn
+)
+
+type appendReq struct {
+	events []*audit.Event
+	keys   [][16]byte
+	state  atomic.Int32
+	res    []audit.AppendResult
+	err    error
+	done   chan struct{}
+}
+
+func openStream(ctx context.Context, opts Options, log *slog.Logger) (*Stream, error) {
+	f, err := openFile(ctx, filepath.Join(opts.Dir, "stream.db"), "stream", 4)
+	if err != nil {
+		return nil, err
+	}
+	s := &Stream{
+		f: f, log: log.With("backend", "sqlite-stream"), now: opts.Now,
+		maxBacklog: opts.MaxBacklog, maxBatch: opts.MaxBatch,
+		reqs: make(chan *appendReq, 1024), quit: make(chan struct{}), done: make(chan struct{}),
+		notify: make(chan struct{}), consumers: map[string]uint64{},
+	}
+	// The high-water mark survives trimming in sqlite_sequence.
+	var last sql.NullInt64
+	if err := f.r.QueryRowContext(ctx, `SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'records'), 0),
+		coalesce((SELECT max(seq) FROM records), 0))`).Scan(&last); err != nil {
+		return nil, errors.Join(translate(err, "read stream position"), f.close())
+	}
+	s.last = uint64(last.Int64)
+	rows, err := f.r.QueryContext(ctx, `SELECT name, pos FROM consumers`)
+	if err != nil {
+		return nil, errors.Join(translate(err, "read consumers"), f.close())
+	}
+	for rows.Next() {
+		var name string
+		var pos int64
+		if err := rows.Scan(&name, &pos); err != nil {
+			rows.Close()
+			return nil, errors.Join(translate(err, "read consumers"), f.close())
+		}
+		s.consumers[name] = uint64(pos)
+	}
+	rows.Close()
+	var first sql.NullInt64
+	if err := f.r.QueryRowContext(ctx, `SELECT min(seq) FROM records`).Scan(&first); err != nil {
+		return nil, errors.Join(translate(err, "read stream start"), f.close())
+	}
+	if first.Valid {
+		s.trimmed = uint64(first.Int64) - 1
+	} else {
+		s.trimmed = s.last
+	}
+	go s.commitLoop()
+	return s, nil
+}
+
+// dedupeKey is the 16-byte idempotency key of (tenant, id): the id's own
+// millisecond timestamp when it is a ULID or UUIDv7 (else zero) in the
+// first 6 bytes, so time-ordered ids land at the b-tree's right edge, then
+// 10 bytes of SHA-256(tenant NUL id).
+func dedupeKey(tenant, id string) [16]byte {
+	var k [16]byte
+	ms := idMillis(id)
+	k[0], k[1], k[2], k[3], k[4], k[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
+	h := sha256.New()
+	h.Write([]byte(tenant))
+	h.Write([]byte{0})
+	h.Write([]byte(id))
+	var sum [32]byte
+	copy(k[6:], h.Sum(sum[:0])[:10])
+	return k
+}
+
+// idMillis returns the 48-bit millisecond timestamp of a ULID or UUIDv7 id,
+// or 0 for any other id.
+func idMillis(id string) uint64 {
+	switch len(id) {
+	case 26: // ULID: the first 10 Crockford digits carry 50 bits, 48 used.
+		var ms uint64
+		for i := 0; i < 10; i++ {
+			v := crockfordValue(id[i])
+			if v < 0 || (i == 0 && v > 7) {
+				return 0
+			}
+			ms = ms<<5 | uint64(v)
+		}
+		return ms
+	case 36: // UUID: xxxxxxxx-xxxx-7xxx-…, the first 48 bits are the time.
+		if id[8] != '-' || id[13] != '-' || id[14] != '7' {
+			return 0
+		}
+		var ms uint64
+		for _, c := range []byte(id[0:8] + id[9:13]) {
+			v := hexValue(c)
+			if v < 0 {
+				return 0
+			}
+			ms = ms<<4 | uint64(v)
+		}
+		return ms
+	}
+	return 0
+}
+
+func crockfordValue(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'z':
+		c -= 'a' - 'A'
+	}
+	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	for i := 10; i < len(alphabet); i++ {
+		if alphabet[i] == c {
+			return i
+		}
+	}
+	return -1
+}
+
+func hexValue(c byte) int {
+	switch {
+	case c >= '0' && c <= '9':
+		return int(c - '0')
+	case c >= 'a' && c <= 'f':
+		return int(c-'a') + 10
+	case c >= 'A' && c <= 'F':
+		return int(c-'A') + 10
+	}
+	return -1
+}
+
+// Append durably appends events, gathering concurrent calls into one
+// commit. See audit.EventStream for the contract.
+func (s *Stream) Append(ctx context.Context, events []*audit.Event) ([]audit.AppendResult, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	req := &appendReq{events: events, keys: make([][16]byte, len(events)), done: make(chan struct{})}
+	for i, ev := range events {
+		if ev == nil || ev.Tenant == "" || ev.ID == "" {
+			return nil, invalid("id", "event %d needs a tenant and an id to be appended", i)
+		}
+		req.keys[i] = dedupeKey(ev.Tenant, ev.ID)
+	}
+	if len(events) == 0 {
+		return []audit.AppendResult{}, nil
+	}
+	s.mu.Lock()
+	closed := s.closed
+	backlog := int64(s.last - s.minCommittedLocked())
+	s.mu.Unlock()
+	if closed {
+		return nil, audit.ErrStreamClosed
+	}
+	if s.maxBacklog > 0 && backlog >= s.maxBacklog {
+		return nil, &audit.Error{Code: audit.EUNAVAILABLE,
+			Message: fmt.Sprintf("ingest backlog is full (%d events waiting); retry later", backlog)}
+	}
+	select {
+	case s.reqs <- req:
+	case <-s.quit:
+		return nil, audit.ErrStreamClosed
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	select {
+	case <-req.done:
+		return req.res, req.err
+	case <-ctx.Done():
+		if req.state.CompareAndSwap(reqPending, reqWithdrawn) {
+			return nil, ctx.Err()
+		}
+	case <-s.done:
+		// The committer stopped; a request it never saw is withdrawn.
+		if req.state.CompareAndSwap(reqPending, reqWithdrawn) {
+			return nil, audit.ErrStreamClosed
+		}
+	}
+	// The committer has the request: its outcome is the truth.
+	<-req.done
+	return req.res, req.err
+}
+
+func (s *Stream) commitLoop() {
+	defer close(s.done)
+	for {
+		var first *appendReq
+		select {
+		case first = <-s.reqs:
+		case <-s.quit:
+			s.failPending()
+			return
+		}
+		batch := []*appendReq{first}
+		n := len(first.events)
+	gather:
+		for n < s.maxBatch {
+			select {
+			case r := <-s.reqs:
+				batch = append(batch, r)
+				n += len(r.events)
+			default:
+				break gather
+			}
+		}
+		s.commit(batch)
+	}
+}
+
+func (s *Stream) failPending() {
+	for {
+		select {
+		case r := <-s.reqs:
+			if r.state.CompareAndSwap(reqPending, reqClaimed) {
+				r.err = audit.ErrStreamClosed
+				close(r.done)
+			}
+		default:
+			return
+		}
+	}
+}
+
+// commit writes one group of requests in one transaction and answers each.
+func (s *Stream) commit(batch []*appendReq) {
+	live := batch[:0]
+	for _, r := range batch {
+		if r.state.CompareAndSwap(reqPending, reqClaimed) {
+			live = append(live, r)
+		}
+	}
+	if len(live) == 0 {
+		return
+	}
+	s.mu.Lock()
+	start := s.last
+	s.mu.Unlock()
+	last, err := s.write(live, start)
+	if err == nil {
+		s.mu.Lock()
+		s.last = last
+		close(s.notify)
+		s.notify = make(chan struct{})
+		s.mu.Unlock()
+	}
+	for _, r := range live {
+		if err != nil {
+			r.res, r.err = nil, err
+		}
+		close(r.done)
+	}
+}
+
+// write runs the transaction of one group commit and returns the new last
+// seq. Per-request failures are stored on the request and rolled back to
+// its savepoint; the returned error fails the whole group.
+func (s *Stream) write(live []*appendReq, seq uint64) (uint64, error) {
+	ctx := context.Background() // callers' contexts must not abort a shared commit
+	tx, err := s.f.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, translate(err, "begin append")
+	}
+	defer func() { _ = tx.Rollback() }()
+	insKey, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO dedupe (k, th, day) VALUES (?, ?, ?)`)
+	if err != nil {
+		return 0, translate(err, "prepare append")
+	}
+	defer insKey.Close()
+	insRec, err := tx.PrepareContext(ctx, `INSERT INTO records (seq, body) VALUES (?, ?)`)
+	if err != nil {
+		return 0, translate(err, "prepare append")
+	}
+	defer insRec.Close()
+	day := s.now().UTC().Unix() / 86400
+	var buf []byte
+	for _, r := range live {
+		if _, err := tx.ExecContext(ctx, `SAVEPOINT req`); err != nil {
+			return 0, translate(err, "savepoint")
+		}
+		before := seq
+		r.res = make([]audit.AppendResult, len(r.events))
+		r.err = func() error {
+			for i, ev := range r.events {
+				res, err := insKey.ExecContext(ctx, r.keys[i][:], int64(hash32(ev.Tenant)), day)
+				if err != nil {
+					return translate(err, "append idempotency key")
+				}
+				if n, _ := res.RowsAffected(); n == 0 {
+					r.res[i] = audit.AppendResult{Duplicate: true}
+					continue
+				}
+				buf, err = encodeEvent(buf[:0], ev, encodeOpts{})
+				if err != nil {
+					return err
+				}
+				seq++
+				if _, err := insRec.ExecContext(ctx, int64(seq), buf); err != nil {
+					return translate(err, "append record")
+				}
+				r.res[i] = audit.AppendResult{Seq: seq}
+			}
+			return nil
+		}()
+		if r.err != nil {
+			r.res, seq = nil, before
+			if _, err := tx.ExecContext(ctx, `ROLLBACK TO req`); err != nil {
+				return 0, translate(err, "rollback to savepoint")
+			}
+		}
+		if _, err := tx.ExecContext(ctx, `RELEASE req`); err != nil {
+			return 0, translate(err, "release savepoint")
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, translate(err, "commit append")
+	}
+	return seq, nil
+}
+
+// Read returns up to max records after the position, in Seq order, without
+// blocking. max ≤ 0 means 1000; it is capped at 10,000.
+func (s *Stream) Read(ctx context.Context, after uint64, max int) ([]audit.Record, error) {
+	if s.isClosed() {
+		return nil, audit.ErrStreamClosed
+	}
+	if max <= 0 {
+		max = 1000
+	}
+	max = min(max, 10_000)
+	rows, err := s.f.r.QueryContext(ctx, `SELECT seq, body FROM records WHERE seq > ? ORDER BY seq LIMIT ?`, int64(after), max)
+	if err != nil {
+		return nil, translate(err, "read stream")
+	}
+	defer rows.Close()
+	out := make([]audit.Record, 0, min(max, 256))
+	for rows.Next() {
+		var seq int64
+		var body []byte
+		if err := rows.Scan(&seq, &body); err != nil {
+			return nil, translate(err, "read stream")
+		}
+		rec := audit.Record{Seq: uint64(seq)}
+		if err := decodeEvent(body, &rec.Event, encodeOpts{}); err != nil {
+			return nil, fmt.Errorf("read stream record %d: %w", seq, err)
+		}
+		out = append(out, rec)
+	}
+	return out, translate(rows.Err(), "read stream")
+}
+
+// Wait blocks until a record after the position exists, ctx ends or the
+// stream closes (ErrStreamClosed).
+func (s *Stream) Wait(ctx context.Context, after uint64) error {
+	for {
+		s.mu.Lock()
+		closed, last, ch := s.closed, s.last, s.notify
+		s.mu.Unlock()
+		switch {
+		case closed:
+			return audit.ErrStreamClosed
+		case last > after:
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-s.quit:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// Offset returns the consumer's committed position, 0 for a new consumer.
+func (s *Stream) Offset(ctx context.Context, consumer string) (uint64, error) {
+	if s.isClosed() {
+		return 0, audit.ErrStreamClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.consumers[consumer], nil
+}
+
+// Commit durably records the consumer's position (seq may move backwards,
+// to replay) and deletes the records every consumer has committed. A seq
+// beyond the last appended record is EINVALID.
+func (s *Stream) Commit(ctx context.Context, consumer string, seq uint64) error {
+	if consumer == "" {
+		return invalid("consumer", "consumer name is required")
+	}
+	s.mu.Lock()
+	closed, last := s.closed, s.last
+	s.mu.Unlock()
+	if closed {
+		return audit.ErrStreamClosed
+	}
+	if seq > last {
+		return invalid("seq", "commit position %d is beyond the last record %d", seq, last)
+	}
+	if _, err := s.f.w.ExecContext(ctx, `INSERT INTO consumers (name, pos) VALUES (?, ?)
+		ON CONFLICT (name) DO UPDATE SET pos = excluded.pos`, consumer, int64(seq)); err != nil {
+		return translate(err, "commit consumer "+consumer)
+	}
+	s.mu.Lock()
+	s.consumers[consumer] = seq
+	low, trimmed := s.minCommittedLocked(), s.trimmed
+	s.mu.Unlock()
+	if low <= trimmed {
+		return nil
+	}
+	if _, err := s.f.w.ExecContext(ctx, `DELETE FROM records WHERE seq <= ?`, int64(low)); err != nil {
+		return translate(err, "trim stream")
+	}
+	s.mu.Lock()
+	s.trimmed = max(s.trimmed, low)
+	s.mu.Unlock()
+	return nil
+}
+
+// minCommittedLocked is the lowest committed offset among consumers, 0 when
+// there are none (so nothing is trimmed before a consumer exists).
+func (s *Stream) minCommittedLocked() uint64 {
+	first := true
+	var low uint64
+	for _, pos := range s.consumers {
+		if first || pos < low {
+			low, first = pos, false
+		}
+	}
+	return low
+}
+
+// Backlog returns the last appended Seq and the lowest committed offset.
+func (s *Stream) Backlog(ctx context.Context) (last, committed uint64, err error) {
+	if err := ctx.Err(); err != nil {
+		return 0, 0, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last, s.minCommittedLocked(), nil
+}
+
+// Purge forgets tenant's idempotency keys appended on UTC days wholly
+// before the cutoff, so the key table shrinks with retention. It returns
+// how many keys it deleted (the stream holds no events past their
+// consumption). Keys are matched on a 32-bit tenant hash: a colliding
+// tenant may lose idempotency for already-expired days early, never data.
+func (s *Stream) Purge(ctx context.Context, tenant string, before time.Time) (int64, error) {
+	if tenant == "" {
+		return 0, invalid("tenant", "purge needs a tenant")
+	}
+	if s.isClosed() {
+		return 0, audit.ErrStreamClosed
+	}
+	day := before.UTC().Unix() / 86400
+	res, err := s.f.w.ExecContext(ctx, `DELETE FROM dedupe WHERE th = ? AND day < ?`, int64(hash32(tenant)), day)
+	if err != nil {
+		return 0, translate(err, "purge idempotency keys")
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+func (s *Stream) isClosed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.closed
+}
+
+// Close stops the committer (pending Appends get ErrStreamClosed), wakes
+// waiters and closes the file. Calling it again is a no-op.
+func (s *Stream) Close() error {
+	var err error
+	s.closeOnce.Do(func() {
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		close(s.quit)
+		<-s.done
+		err = s.f.close()
+	})
+	return err
+}
