@@ -30,7 +30,9 @@ func TestPrefixRange(t *testing.T) {
 func TestTableMatchesNaive(t *testing.T) {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	byList := map[int][]rng{}
-	addr := func(v uint32) u128 { return key(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)})) }
+	addr := func(v uint32) u128 {
+		return key(netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}))
+	}
 	type raw struct {
 		list   int
 		lo, hi uint32
