@@ -212,8 +212,11 @@ func (q *Query) String() string {
 	b.WriteString(" time:<")
 	b.WriteString(formatQueryTime(q.Until))
 	if q.Filter != nil {
+		// The time bounds are ANDed with the filter, so a top-level OR
+		// needs parentheses to keep its meaning.
 		b.WriteByte(' ')
-		b.WriteString(q.Filter.String())
+		_, isOr := q.Filter.(*OrExpr)
+		b.WriteString(wrapExpr(q.Filter, isOr))
 	}
 	for _, s := range q.Stages {
 		b.WriteString(" | ")

@@ -9,8 +9,14 @@ const (
 	MaxSourceBytes = 32 << 10
 	// MaxTerms is the largest number of comparisons and free-text terms.
 	MaxTerms = 256
-	// MaxDepth is the deepest nesting of parentheses and NOT.
+	// MaxDepth is the deepest filter tree: the most AND, OR and NOT nodes
+	// on any path from the root to a comparison.
 	MaxDepth = 32
+	// MaxNesting is the deepest nesting of parentheses and NOT in the
+	// source. It guards the recursive-descent parser's stack, and leaves
+	// room for the parentheses String adds, so that every accepted query
+	// re-parses from its canonical form.
+	MaxNesting = 2*MaxDepth + 2
 	// MaxValueBytes is the longest single value or free-text term.
 	MaxValueBytes = 1024
 	// MaxStages is the largest number of pipe stages.

@@ -35,7 +35,7 @@ type parser struct {
 	toks  []token
 	i     int
 	now   time.Time
-	depth int // current nesting of parentheses and NOT
+	depth int // current nesting of parentheses and NOT in the source
 	terms int // comparisons and free-text terms so far
 	// times holds the time bounds found in the filter, keyed by the
 	// placeholder node that stands for each until they are lifted out.
@@ -92,6 +92,10 @@ func (p *parser) parseQuery() (*audit.Query, error) {
 	}
 	if err := p.liftTime(q, filter); err != nil {
 		return nil, err
+	}
+	if q.Filter != nil && treeDepth(q.Filter) > MaxDepth {
+		return nil, errAtHint(p.src, 0, "simplify the AND/OR/NOT structure",
+			"filter is nested deeper than %d levels", MaxDepth)
 	}
 	if err := p.parseStages(q); err != nil {
 		return nil, err
@@ -168,14 +172,35 @@ func (p *parser) parseUnary() (audit.Expr, error) {
 	return &audit.NotExpr{Term: t}, nil
 }
 
-// enter counts one level of nesting and enforces MaxDepth, so that deeply
+// enter counts one level of nesting and enforces MaxNesting, so that deeply
 // nested input is rejected before it can exhaust the stack.
 func (p *parser) enter(pos int) error {
 	p.depth++
-	if p.depth > MaxDepth {
-		return errAt(p.src, pos, "query nests deeper than %d levels of parentheses and NOT", MaxDepth)
+	if p.depth > MaxNesting {
+		return errAt(p.src, pos, "query nests parentheses and NOT deeper than %d levels", MaxNesting)
 	}
 	return nil
+}
+
+// treeDepth is the most AND, OR and NOT nodes on a path from e to a leaf.
+func treeDepth(e audit.Expr) int {
+	switch n := e.(type) {
+	case *audit.NotExpr:
+		return 1 + treeDepth(n.Term)
+	case *audit.AndExpr:
+		return 1 + maxDepth(n.Terms)
+	case *audit.OrExpr:
+		return 1 + maxDepth(n.Terms)
+	}
+	return 0
+}
+
+func maxDepth(terms []audit.Expr) int {
+	d := 0
+	for _, t := range terms {
+		d = max(d, treeDepth(t))
+	}
+	return d
 }
 
 // parsePrimary parses: "(" or ")" | term.
@@ -234,12 +259,14 @@ func (p *parser) parseWordTerm() (audit.Expr, error) {
 	if name == "" {
 		return nil, errAt(p.src, t.pos, "missing field name before ':'")
 	}
-	if err := p.countTerm(t.pos); err != nil {
-		return nil, err
-	}
 	f, err := p.lookupField(name, t.pos)
 	if err != nil {
 		return nil, err
+	}
+	if f.Type != audit.FieldTime { // time bounds are lifted out of the tree
+		if err := p.countTerm(t.pos); err != nil {
+			return nil, err
+		}
 	}
 	if raw == "" {
 		s := p.peek()
