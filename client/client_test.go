@@ -197,9 +197,9 @@ func TestSendRetries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newFakeServer(t)
-			s.fault = func(w http.ResponseWriter, r *http.Request, n int) bool {
+			s.setFault(func(w http.ResponseWriter, r *http.Request, n int) bool {
 				return tt.fault(t, s, w, r, n)
-			}
+			})
 			c, rec := newClient(t, s)
 			evs := []client.Event{loginFailure("alice", t0), loginFailure("bob", t0)}
 			res, err := c.Send(t.Context(), evs...)
@@ -249,10 +249,10 @@ func TestRetryGivesUp(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newFakeServer(t)
-			s.fault = func(w http.ResponseWriter, r *http.Request, n int) bool {
+			s.setFault(func(w http.ResponseWriter, r *http.Request, n int) bool {
 				replyError(w, tt.status, tt.code, tt.retryAfter)
 				return true
-			}
+			})
 			var logs bytes.Buffer
 			c, _ := newClient(t, s, client.WithLogger(slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))))
 			_, err := c.Send(t.Context(), loginFailure("alice", t0))
@@ -280,10 +280,10 @@ func TestRetryGivesUp(t *testing.T) {
 
 func TestRetryStopsAtDeadline(t *testing.T) {
 	s := newFakeServer(t)
-	s.fault = func(w http.ResponseWriter, r *http.Request, n int) bool {
+	s.setFault(func(w http.ResponseWriter, r *http.Request, n int) bool {
 		replyError(w, 503, "unavailable", "2") // within max delay, beyond the deadline
 		return true
-	}
+	})
 	c, rec := newClient(t, s)
 	ctx, cancel := context.WithTimeout(t.Context(), time.Second)
 	defer cancel()
@@ -295,10 +295,10 @@ func TestRetryStopsAtDeadline(t *testing.T) {
 
 func TestRetryCancelled(t *testing.T) {
 	s := newFakeServer(t)
-	s.fault = func(w http.ResponseWriter, r *http.Request, n int) bool {
+	s.setFault(func(w http.ResponseWriter, r *http.Request, n int) bool {
 		replyError(w, 503, "unavailable", "")
 		return true
-	}
+	})
 	ctx, cancel := context.WithCancel(t.Context())
 	c, err := client.New(s.URL, client.WithAPIKey(testKey), client.WithSleep(func(context.Context, time.Duration) error {
 		cancel()
@@ -330,13 +330,13 @@ func TestNonIdempotentRetries(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := newFakeServer(t)
-			s.fault = func(w http.ResponseWriter, r *http.Request, n int) bool {
+			s.setFault(func(w http.ResponseWriter, r *http.Request, n int) bool {
 				if n == 1 {
 					tt.fault(t, w, r)
 					return true
 				}
 				return false
-			}
+			})
 			c, _ := newClient(t, s)
 			_, err := c.CreateKey(t.Context(), client.CreateKeyRequest{Name: "ci", Scopes: []string{client.ScopeEventsWrite}})
 			if (err != nil) != tt.wantErr {

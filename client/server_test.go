@@ -371,6 +371,24 @@ func pageOf[T any](items []T, r *http.Request, limit int) ([]T, string) {
 	return items[off:end], next
 }
 
+// setFault installs (or, with nil, removes) a fault hook.
+func (s *fakeServer) setFault(f func(w http.ResponseWriter, r *http.Request, n int) bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fault = f
+}
+
+// handlerTransport serves requests in memory with the fake's handler, for
+// tests inside a testing/synctest bubble, where real sockets would keep
+// the fake clock from advancing.
+type handlerTransport struct{ h http.Handler }
+
+func (ht handlerTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	rec := httptest.NewRecorder()
+	ht.h.ServeHTTP(rec, r)
+	return rec.Result(), nil
+}
+
 func (s *fakeServer) storedCount() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
