@@ -53,6 +53,7 @@ type App struct {
 	ln       net.Listener
 	srv      *http.Server
 	pipe     *pipeline.Pipeline
+	api      *httpapi.API
 	closers  []func() error
 	// BootstrapKey is the operator key created on first start, "" otherwise.
 	BootstrapKey string
@@ -136,12 +137,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		apiOpts.TuningChanged = det.tuningChanged
 		apiOpts.ValidateSetting = det.validateSetting
 	}
-	api, err := httpapi.New(apiOpts)
+	a.api, err = httpapi.New(apiOpts)
 	if err != nil {
 		return nil, err
 	}
 	a.srv = &http.Server{
-		Handler:           api,
+		Handler:           a.api,
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
 		ReadTimeout:       cfg.Server.ReadTimeout,
 		WriteTimeout:      cfg.Server.WriteTimeout,
@@ -264,3 +265,6 @@ func NewLogger(w io.Writer, c config.Log) *slog.Logger {
 	}
 	return slog.New(slog.NewJSONHandler(w, hopts))
 }
+
+// Routes lists the API's route patterns (for tests that must cover them all).
+func (a *App) Routes() map[string]audit.Scope { return a.api.Routes() }

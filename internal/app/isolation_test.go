@@ -1,0 +1,199 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/client"
+	"github.com/vigilhq/vigil/internal/audit"
+)
+
+// TestTenantIsolationMatrix drives every route of the API with tenant A's
+// full-scope key while trying to reach tenant B, and checks that A can
+// neither read, infer nor change anything of B's. A route added without a
+// case here fails the test.
+func TestTenantIsolationMatrix(t *testing.T) {
+	n := startNode(t)
+	ctx := t.Context()
+	a, keyA := n.tenantClient(t, "tenant-a")
+	b, keyB := n.tenantClient(t, "tenant-b")
+
+	secretB := "b-secret-marker"
+	at := time.Now().Add(-time.Minute).UTC()
+	if _, err := a.Send(ctx, client.Event{ID: "a-1", Action: "auth.password.changed", Time: at, Actor: client.Actor{ID: "alice"}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := b.Send(ctx, client.Event{ID: "b-1", Action: "auth.password.changed", Time: at, Actor: client.Actor{ID: "bob"},
+		Metadata: map[string]any{"m": secretB}}); err != nil {
+		t.Fatal(err)
+	}
+	waitForEvents(t, b, client.SearchParams{}, 1)
+	waitForEvents(t, a, client.SearchParams{}, 1)
+
+	st := n.app.Stores()
+	fB := audit.Finding{ID: "f-b", Tenant: "tenant-b", RuleID: "brute_force", Severity: audit.SeverityHigh, Status: audit.StatusOpen,
+		GroupKey: "bob", ActorID: "bob", Explanation: secretB, Evidence: []string{"b-1"}, Count: 1, FirstSeen: at, LastSeen: at, CreatedAt: at, UpdatedAt: at}
+	fA := fB
+	fA.ID, fA.Tenant, fA.ActorID, fA.GroupKey, fA.Explanation, fA.Evidence = "f-a", "tenant-a", "alice", "alice", "a finding", []string{"a-1"}
+	if err := st.Findings.UpsertFindings(ctx, []audit.Finding{fA, fB}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Rules.PutRuleSetting(ctx, audit.RuleSetting{Tenant: "tenant-b", RuleID: "brute_force", Params: map[string]any{"n": 99.0}, UpdatedAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Rules.PutAllowEntry(ctx, audit.AllowEntry{Tenant: "tenant-b", Kind: "ip", Value: "192.0.2.55", CreatedAt: at}); err != nil {
+		t.Fatal(err)
+	}
+	keysB, err := st.Keys.ListKeys(ctx, "tenant-b")
+	if err != nil || len(keysB) == 0 {
+		t.Fatal(err)
+	}
+	keyIDB := keysB[0].ID
+
+	type attempt struct {
+		method, path, body string
+		// ok lists the acceptable statuses; leak, when true, means a 2xx
+		// body must not carry any of tenant B's data.
+		ok []int
+	}
+	denied := []int{http.StatusForbidden, http.StatusNotFound}
+	cases := map[string][]attempt{
+		"GET /healthz": {{"GET", "/healthz", "", []int{200}}},
+		"GET /readyz":  {{"GET", "/readyz", "", []int{200}}},
+		"GET /metrics": {{"GET", "/metrics", "", []int{200}}},
+		"POST /v1/events": {
+			{"POST", "/v1/events", `{"tenant":"tenant-b","action":"a.b","actor":{"id":"x"}}`, []int{403}},
+			{"POST", "/v1/events", `{"id":"b-1","action":"auth.password.changed","actor":{"id":"x"}}`, []int{202}}, // A's own b-1, not B's
+		},
+		"GET /v1/events": {
+			{"GET", "/v1/events", "", []int{200}},
+			{"GET", "/v1/events?tenant=tenant-b", "", denied},
+			{"GET", "/v1/events?q=" + secretB, "", []int{200}},
+		},
+		"GET /v1/events/{id}": {
+			{"GET", "/v1/events/b-1?tenant=tenant-b", "", denied},
+		},
+		"POST /v1/risk": {
+			{"POST", "/v1/risk", `{"tenant":"tenant-b","action":"auth.login.success","actor":{"id":"bob"},"context":{"ip":"203.0.113.1","user_agent":"x","auth_method":"password","session_id":"s"}}`, []int{403, 503}},
+		},
+		"GET /v1/findings": {
+			{"GET", "/v1/findings", "", []int{200}},
+			{"GET", "/v1/findings?tenant=tenant-b", "", denied},
+		},
+		"GET /v1/findings/{id}": {
+			{"GET", "/v1/findings/f-b", "", denied},
+			{"GET", "/v1/findings/f-b?tenant=tenant-b", "", denied},
+		},
+		"PATCH /v1/findings/{id}": {
+			{"PATCH", "/v1/findings/f-b", `{"status":"resolved","note":"not mine"}`, denied},
+			{"PATCH", "/v1/findings/f-b?tenant=tenant-b", `{"status":"resolved","note":"not mine"}`, denied},
+		},
+		"GET /v1/rules/settings": {
+			{"GET", "/v1/rules/settings", "", []int{200}},
+			{"GET", "/v1/rules/settings?tenant=tenant-b", "", denied},
+		},
+		"PUT /v1/rules/{rule}/settings": {
+			{"PUT", "/v1/rules/brute_force/settings?tenant=tenant-b", `{"disabled":true}`, denied},
+		},
+		"DELETE /v1/rules/{rule}/settings": {
+			{"DELETE", "/v1/rules/brute_force/settings?tenant=tenant-b", "", denied},
+		},
+		"GET /v1/allowlist": {
+			{"GET", "/v1/allowlist", "", []int{200}},
+			{"GET", "/v1/allowlist?tenant=tenant-b", "", denied},
+		},
+		"POST /v1/allowlist": {
+			{"POST", "/v1/allowlist?tenant=tenant-b", `{"kind":"ip","value":"192.0.2.1"}`, denied},
+		},
+		"DELETE /v1/allowlist/{kind}/{value...}": {
+			{"DELETE", "/v1/allowlist/ip/192.0.2.55?tenant=tenant-b", "", denied},
+		},
+		"POST /v1/tenants": {
+			{"POST", "/v1/tenants", `{"id":"tenant-c"}`, []int{403}},
+		},
+		"GET /v1/tenants": {
+			{"GET", "/v1/tenants", "", []int{200}},
+		},
+		"GET /v1/tenants/{id}": {
+			{"GET", "/v1/tenants/tenant-b", "", denied},
+		},
+		"POST /v1/keys": {
+			{"POST", "/v1/keys", `{"tenant":"tenant-b","name":"x","scopes":["admin"]}`, []int{403}},
+		},
+		"GET /v1/keys": {
+			{"GET", "/v1/keys", "", []int{200}},
+			{"GET", "/v1/keys?tenant=tenant-b", "", denied},
+		},
+		"DELETE /v1/keys/{id}": {
+			{"DELETE", "/v1/keys/" + keyIDB, "", denied},
+		},
+	}
+	routes := map[string]bool{}
+	for r := range n.app.Routes() {
+		routes[r] = true
+		if _, ok := cases[r]; !ok {
+			t.Errorf("route %s has no tenant-isolation case", r)
+		}
+	}
+	for r := range cases {
+		if !routes[r] {
+			t.Errorf("isolation case for %s, which is not a route", r)
+		}
+	}
+	leaks := [][]byte{[]byte(secretB), []byte("tenant-b"), []byte("bob"), []byte(keyIDB), []byte("192.0.2.55")}
+	for route, attempts := range cases {
+		for _, at := range attempts {
+			status, body := raw(t, at.method, n.url+at.path, keyA, at.body)
+			okStatus := false
+			for _, s := range at.ok {
+				okStatus = okStatus || s == status
+			}
+			if !okStatus {
+				t.Errorf("%s: %s %s → %d %s, want one of %v", route, at.method, at.path, status, body, at.ok)
+			}
+			for _, l := range leaks {
+				// Successful answers and "not found" must carry nothing of B's.
+				// An echo of what the caller itself sent is no leak.
+				echoed := bytes.Contains([]byte(at.path+at.body), l)
+				if (status < 300 || status == 404) && bytes.Contains(body, l) && !echoed && route != "GET /metrics" {
+					t.Errorf("%s: %s %s leaked %q: %s", route, at.method, at.path, l, body)
+				}
+			}
+		}
+	}
+
+	// Nothing of B's changed.
+	got, err := st.Findings.GetFinding(ctx, "tenant-b", "f-b")
+	if err != nil || got.Status != audit.StatusOpen {
+		t.Fatalf("B's finding changed: %+v %v", got, err)
+	}
+	settings, _ := st.Rules.ListRuleSettings(ctx, "tenant-b")
+	allow, _ := st.Rules.ListAllowEntries(ctx, "tenant-b")
+	if len(settings) != 1 || settings[0].Disabled || len(allow) != 1 {
+		t.Fatalf("B's tuning changed: %+v %+v", settings, allow)
+	}
+	if status, _ := raw(t, "GET", n.url+"/v1/events", keyB, ""); status != http.StatusOK {
+		t.Fatalf("B's key stopped working: %d", status)
+	}
+	eventsB := waitForEvents(t, b, client.SearchParams{}, 1)
+	if eventsB[0].Metadata["m"] != secretB {
+		t.Fatalf("B's event changed: %+v", eventsB[0])
+	}
+	// A sees only its own events, including its own "b-1".
+	eventsA := waitForEvents(t, a, client.SearchParams{}, 2)
+	for _, e := range eventsA {
+		if e.Tenant != "tenant-a" {
+			t.Fatalf("A saw %+v", e)
+		}
+	}
+	// The operator sees both tenants when it names neither.
+	var page struct{ Events []audit.Event }
+	_, body := raw(t, "GET", n.url+"/v1/events?"+url.Values{"limit": {"100"}}.Encode(), n.operator, "")
+	if err := json.Unmarshal(body, &page); err != nil || len(page.Events) != 3 {
+		t.Fatalf("operator search: %v %s", err, body)
+	}
+}

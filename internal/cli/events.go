@@ -1,0 +1,274 @@
+package cli
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vigilhq/vigil/client"
+)
+
+// clientFlags adds the flags of commands that talk to a server through the
+// SDK and returns a constructor for the client.
+func clientFlags(env *Env, fs *flag.FlagSet) func() (*client.Client, error) {
+	server := fs.String("server", "", "server URL (env VIGIL_SERVER; default http://127.0.0.1:8080)")
+	key := fs.String("api-key", "", "API key (env VIGIL_API_KEY; prefer the env var: flags show in ps)")
+	tenant := fs.String("tenant", "", "tenant to act on (operator keys)")
+	return func() (*client.Client, error) {
+		s := firstNonEmpty(*server, env.Getenv("VIGIL_SERVER"), "http://127.0.0.1:8080")
+		k := firstNonEmpty(*key, env.Getenv("VIGIL_API_KEY"))
+		if k == "" {
+			return nil, usagef("an API key is needed: set VIGIL_API_KEY or pass --api-key")
+		}
+		opts := []client.Option{client.WithAPIKey(k), client.WithUserAgent("vigil-cli")}
+		if *tenant != "" {
+			opts = append(opts, client.WithTenant(*tenant))
+		}
+		return client.New(s, opts...)
+	}
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+func eventsSendCommand() *Command {
+	return &Command{
+		Name: "events send", Usage: "[FILE]", Short: "send events from a JSON array or NDJSON file (or stdin)",
+		Long: `Sends events in batches through the SDK, with retries that never duplicate
+(each event gets an idempotency id before its first attempt). Prints a summary
+and each rejected event's reason; exits 1 if any event was rejected.`,
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
+			newClient := clientFlags(env, fs)
+			batch := fs.Int("batch", 1000, "events per request (at most 10000)")
+			return func(args []string) error {
+				if len(args) > 1 {
+					return usagef("events send takes at most one file")
+				}
+				if *batch < 1 || *batch > client.MaxEventsPerBatch {
+					return usagef("--batch must be between 1 and %d", client.MaxEventsPerBatch)
+				}
+				c, err := newClient()
+				if err != nil {
+					return err
+				}
+				in := env.Stdin
+				name := "stdin"
+				if len(args) == 1 && args[0] != "-" {
+					f, err := os.Open(args[0])
+					if err != nil {
+						return err
+					}
+					defer f.Close()
+					in, name = f, args[0]
+				}
+				events, err := readEvents(in)
+				if err != nil {
+					return fmt.Errorf("%s: %w", name, err)
+				}
+				var acc, dup, rej int
+				for start := 0; start < len(events); start += *batch {
+					chunk := events[start:min(start+*batch, len(events))]
+					res, err := c.Send(ctx, chunk...)
+					if err != nil {
+						return fmt.Errorf("send events %d-%d: %w", start, start+len(chunk)-1, err)
+					}
+					acc, dup, rej = acc+res.Accepted, dup+res.Duplicates, rej+res.Rejected
+					for _, r := range res.Results {
+						if r.Status == client.StatusRejected && r.Error != nil {
+							field := ""
+							if r.Error.Field != "" {
+								field = " (" + r.Error.Field + ")"
+							}
+							fmt.Fprintf(env.Stderr, "event %d rejected%s: %s\n", start+r.Index, field, r.Error.Message)
+						}
+					}
+				}
+				fmt.Fprintf(env.Stdout, "%d accepted, %d duplicates, %d rejected\n", acc, dup, rej)
+				if rej > 0 {
+					return errors.New("some events were rejected")
+				}
+				return nil
+			}
+		},
+	}
+}
+
+// readEvents reads a JSON array or NDJSON.
+func readEvents(r io.Reader) ([]client.Event, error) {
+	br := bufio.NewReader(r)
+	first, err := peekNonSpace(br)
+	if err != nil {
+		if errors.Is(err, io.EOF) {
+			return nil, errors.New("no events")
+		}
+		return nil, err
+	}
+	var out []client.Event
+	if first == '[' {
+		dec := json.NewDecoder(br)
+		if err := dec.Decode(&out); err != nil {
+			return nil, fmt.Errorf("decode JSON array: %w", err)
+		}
+		return out, nil
+	}
+	sc := bufio.NewScanner(br)
+	sc.Buffer(make([]byte, 64<<10), client.MaxEventBytes*4)
+	line := 0
+	for sc.Scan() {
+		line++
+		b := bytes.TrimSpace(sc.Bytes())
+		if len(b) == 0 {
+			continue
+		}
+		var e client.Event
+		if err := json.Unmarshal(b, &e); err != nil {
+			return nil, fmt.Errorf("line %d: %w", line, err)
+		}
+		out = append(out, e)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("line %d: %w", line+1, err)
+	}
+	if len(out) == 0 {
+		return nil, errors.New("no events")
+	}
+	return out, nil
+}
+
+func peekNonSpace(br *bufio.Reader) (byte, error) {
+	for {
+		b, err := br.Peek(1)
+		if err != nil {
+			return 0, err
+		}
+		if !strings.ContainsRune(" \t\r\n", rune(b[0])) {
+			return b[0], nil
+		}
+		_, _ = br.ReadByte()
+	}
+}
+
+func eventsQueryCommand() *Command {
+	return &Command{
+		Name: "events query", Short: "search events, newest first",
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
+			newClient := clientFlags(env, fs)
+			var p client.SearchParams
+			since := fs.String("since", "", "start: RFC 3339 time or a duration ago such as 24h")
+			until := fs.String("until", "", "end: RFC 3339 time or a duration ago")
+			fs.StringVar(&p.Action, "action", "", "action, or prefix such as auth.*")
+			fs.StringVar(&p.Actor, "actor", "", "actor id")
+			fs.StringVar(&p.Target, "target", "", "target id")
+			fs.StringVar(&p.IP, "ip", "", "IP address or CIDR")
+			fs.StringVar(&p.Session, "session", "", "session id")
+			fs.StringVar(&p.Outcome, "outcome", "", "success or failure")
+			fs.StringVar(&p.Country, "country", "", "country code (from enrichment)")
+			fs.StringVar(&p.List, "list", "", "IP list name (from enrichment)")
+			fs.StringVar(&p.UAClass, "ua-class", "", "user-agent class (from enrichment)")
+			fs.StringVar(&p.Query, "q", "", "free text within metadata")
+			limit := fs.Int("limit", 50, "most events to print")
+			format := fs.String("format", "table", "output: table, json or ndjson")
+			return func(args []string) error {
+				if len(args) > 0 {
+					return usagef("events query takes flags only")
+				}
+				var err error
+				now := time.Now()
+				if p.Since, err = parseWhen(*since, now); err != nil {
+					return usagef("--since: %v", err)
+				}
+				if p.Until, err = parseWhen(*until, now); err != nil {
+					return usagef("--until: %v", err)
+				}
+				if *limit < 1 {
+					return usagef("--limit must be positive")
+				}
+				if *format != "table" && *format != "json" && *format != "ndjson" {
+					return usagef("--format must be table, json or ndjson")
+				}
+				c, err := newClient()
+				if err != nil {
+					return err
+				}
+				p.Limit = min(*limit, client.MaxPageSize)
+				var events []client.Event
+				for e, err := range c.Events(ctx, p) {
+					if err != nil {
+						return err
+					}
+					events = append(events, e)
+					if len(events) == *limit {
+						break
+					}
+				}
+				return printEvents(env.Stdout, events, *format)
+			}
+		},
+	}
+}
+
+// parseWhen reads an RFC 3339 time or a duration before now.
+func parseWhen(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		return now.Add(-d), nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%q is neither an RFC 3339 time nor a duration such as 24h", s)
+	}
+	return t, nil
+}
+
+func printEvents(w io.Writer, events []client.Event, format string) error {
+	switch format {
+	case "json":
+		enc := json.NewEncoder(w)
+		enc.SetIndent("", "  ")
+		if events == nil {
+			events = []client.Event{}
+		}
+		return enc.Encode(events)
+	case "ndjson":
+		enc := json.NewEncoder(w)
+		for _, e := range events {
+			if err := enc.Encode(e); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "TIME\tACTION\tACTOR\tIP\tCOUNTRY\tOUTCOME\tID")
+	for _, e := range events {
+		country := ""
+		if e.Enrichment.Geo != nil {
+			country = e.Enrichment.Geo.Country
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.Time.Format(time.RFC3339), e.Action, e.Actor.ID, e.Context.IP, country, e.Outcome, e.ID)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(events) == 0 {
+		fmt.Fprintln(w, "(no events)")
+	}
+	return nil
+}
