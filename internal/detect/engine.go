@@ -1,0 +1,564 @@
+package detect
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/detect/rulelang"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxKeys         = 1_000_000
+	DefaultAllowedLateness = 2 * time.Minute
+	DefaultMaxWindowEvents = 4096
+	DefaultMaxProfiles     = 2_000_000
+)
+
+// DefaultRelayASNs are networks whose egress location says nothing about the
+// user: Cloudflare (WARP), Akamai/Apple iCloud Private Relay, Fastly relay,
+// Starlink satellite. Travel and location facts from them are ignored.
+var DefaultRelayASNs = []uint32{13335, 36183, 54113, 14593}
+
+// Options configures an Engine.
+type Options struct {
+	// Rules are the rules to run, usually rules.Builtin() plus operator
+	// rules. Ids must be unique.
+	Rules []*rulelang.Rule
+	// RulesDir, when set, adds every rule file of the directory to Rules
+	// (operator rules); an id that repeats a built-in replaces it.
+	RulesDir string
+	// StateStore persists state at Checkpoint and restores it in New. Nil
+	// keeps state in memory only.
+	StateStore audit.StateStore
+	// Logger receives lifecycle and degradation messages; nil discards.
+	Logger *slog.Logger
+	// Registerer receives the engine's metrics; nil registers nothing.
+	Registerer prometheus.Registerer
+	// MaxKeys caps the keyed window/sequence/suppression states held
+	// (DefaultMaxKeys). When full, expired keys are swept; if none can go,
+	// the new key is not tracked and vigil_detect_keys_dropped_total counts it.
+	MaxKeys int
+	// MaxWindowEvents caps the events one key's window holds
+	// (DefaultMaxWindowEvents); the oldest are dropped beyond it.
+	MaxWindowEvents int
+	// MaxProfiles caps the actor profiles held in memory
+	// (DefaultMaxProfiles). Beyond it, profiles already persisted are
+	// evicted and reloaded from StateStore on demand.
+	MaxProfiles int
+	// AllowedLateness is how far behind its tenant's newest event an event
+	// may be and still be detected on (DefaultAllowedLateness). Later
+	// events still get a risk score but change no state.
+	AllowedLateness time.Duration
+	// RelayASNs are networks whose location is unreliable (nil:
+	// DefaultRelayASNs).
+	RelayASNs []uint32
+}
+
+// stateNS is the StateStore namespace of the engine.
+const stateNS = "detect"
+
+// crule is a rule with engine bookkeeping.
+type crule struct {
+	*rulelang.Rule
+	idx      int
+	defaults map[string]any
+}
+
+// Engine is the streaming detection engine. It implements audit.Detector.
+//
+// Locking: Process, Checkpoint, Rebuild and SetTenantConfig take the write
+// lock; Score takes the read lock, so the synchronous risk endpoint may call
+// Score concurrently with Process and sees state between batches.
+type Engine struct {
+	mu      sync.RWMutex
+	opts    Options
+	log     *slog.Logger
+	rules   []*crule
+	byID    map[string]*crule
+	byAct   map[string][]*crule
+	flagSet []string // names of flags any rule sets
+	relay   map[uint32]bool
+	risk    riskParams
+
+	tenants  map[string]*tenantConf
+	keys     map[string]*keyState
+	profiles map[string]*profEntry
+	flags    map[string]int64 // flag key → expiry (ms)
+	tstats   map[string]*tenantStats
+	lastSeq  uint64
+	maxT     int64 // newest event time seen, ms
+	sweptAt  int64
+
+	dirtyKeys  map[string]bool
+	deadKeys   map[string]bool
+	dirtyProfs map[string]bool
+	deadProfs  map[string]bool
+
+	out      []audit.Finding
+	outIdx   map[string]int
+	prof     Profile // scratch
+	scoreBuf Profile // scratch of Score, guarded by profMu
+	profMu   sync.Mutex
+	m        *metrics
+}
+
+var _ audit.Detector = (*Engine)(nil)
+
+// tenantStats are per-tenant facts: newest event time, device-id habit and
+// the organisation's hour-of-week histogram (the prior for new actors).
+type tenantStats struct {
+	MaxT       int64       `json:"max_t"`
+	Logins     uint64      `json:"logins"`
+	WithDevice uint64      `json:"with_device"`
+	Hours      [168]uint16 `json:"hours"`
+	HourTotal  uint32      `json:"hour_total"`
+}
+
+// profEntry is one actor's encoded profile in memory.
+type profEntry struct {
+	data []byte
+	last int64 // event time of last use, for eviction
+}
+
+// New builds an engine, loading operator rules from RulesDir and restoring
+// state from StateStore.
+func New(opts Options) (*Engine, error) {
+	if opts.MaxKeys <= 0 {
+		opts.MaxKeys = DefaultMaxKeys
+	}
+	if opts.MaxWindowEvents <= 0 {
+		opts.MaxWindowEvents = DefaultMaxWindowEvents
+	}
+	if opts.MaxProfiles <= 0 {
+		opts.MaxProfiles = DefaultMaxProfiles
+	}
+	if opts.AllowedLateness < 0 {
+		return nil, audit.FieldErrorf("allowed_lateness", "allowed lateness must not be negative")
+	}
+	if opts.AllowedLateness == 0 {
+		opts.AllowedLateness = DefaultAllowedLateness
+	}
+	if opts.RelayASNs == nil {
+		opts.RelayASNs = DefaultRelayASNs
+	}
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	rules := slices.Clone(opts.Rules)
+	if opts.RulesDir != "" {
+		extra, err := rulelang.ParseDir(opts.RulesDir)
+		if err != nil {
+			return nil, fmt.Errorf("load operator rules: %w", err)
+		}
+		for _, r := range extra {
+			rules = slices.DeleteFunc(rules, func(o *rulelang.Rule) bool { return o.ID == r.ID })
+			rules = append(rules, r)
+		}
+	}
+	e := &Engine{
+		opts: opts, log: log.With("component", "detect"),
+		byID: map[string]*crule{}, byAct: map[string][]*crule{}, relay: map[uint32]bool{},
+		tenants: map[string]*tenantConf{}, keys: map[string]*keyState{}, profiles: map[string]*profEntry{},
+		flags: map[string]int64{}, tstats: map[string]*tenantStats{},
+		dirtyKeys: map[string]bool{}, deadKeys: map[string]bool{}, dirtyProfs: map[string]bool{}, deadProfs: map[string]bool{},
+		outIdx: map[string]int{}, risk: defaultRiskParams(),
+	}
+	for _, a := range opts.RelayASNs {
+		e.relay[a] = true
+	}
+	for i, r := range rules {
+		if _, dup := e.byID[r.ID]; dup {
+			return nil, audit.FieldErrorf("rules", "duplicate rule id %s", r.ID)
+		}
+		cr := &crule{Rule: r, idx: i, defaults: r.Defaults()}
+		e.rules = append(e.rules, cr)
+		e.byID[r.ID] = cr
+		if r.Flag != nil && !slices.Contains(e.flagSet, r.Flag.Name) {
+			e.flagSet = append(e.flagSet, r.Flag.Name)
+		}
+	}
+	e.m = newMetrics(opts.Registerer)
+	e.registerGauges(opts.Registerer)
+	if opts.StateStore != nil {
+		if err := e.load(context.Background()); err != nil {
+			return nil, err
+		}
+	}
+	e.log.Info("detection engine ready", "rules", len(e.rules), "keys", len(e.keys), "profiles", len(e.profiles))
+	return e, nil
+}
+
+// Rules returns the engine's rules in evaluation order.
+func (e *Engine) Rules() []*rulelang.Rule {
+	out := make([]*rulelang.Rule, len(e.rules))
+	for i, r := range e.rules {
+		out[i] = r.Rule
+	}
+	return out
+}
+
+// rulesFor returns the rules that look at action, cached per action.
+func (e *Engine) rulesFor(action string) []*crule {
+	if rs, ok := e.byAct[action]; ok {
+		return rs
+	}
+	var rs []*crule
+	for _, r := range e.rules {
+		if r.Matches(action) {
+			rs = append(rs, r)
+		}
+	}
+	if len(e.byAct) < 4096 { // custom actions are unbounded; stop caching
+		e.byAct[action] = rs
+	}
+	return rs
+}
+
+// Process evaluates records in order and returns the findings they opened
+// or changed, each once in its latest form, in order of first change.
+// Records at or below the last processed Seq are skipped. It sets
+// Event.Risk on every auth.login.success.
+func (e *Engine) Process(ctx context.Context, recs []*audit.Record) ([]audit.Finding, error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.out = e.out[:0]
+	clear(e.outIdx)
+	for i, rec := range recs {
+		if i%256 == 0 {
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+		}
+		if rec.Seq != 0 && rec.Seq <= e.lastSeq {
+			e.m.skipped.Inc()
+			continue
+		}
+		e.processEvent(&rec.Event)
+		if rec.Seq != 0 {
+			e.lastSeq = rec.Seq
+		}
+	}
+	if len(e.out) == 0 {
+		return nil, nil
+	}
+	out := make([]audit.Finding, len(e.out))
+	copy(out, e.out)
+	for i := range out {
+		out[i].Evidence = slices.Clone(out[i].Evidence)
+	}
+	e.m.findings.Add(float64(len(out)))
+	return out, nil
+}
+
+// Position returns the Seq of the last processed record.
+func (e *Engine) Position() uint64 {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.lastSeq
+}
+
+// isRelay reports whether an event's network makes its location unreliable.
+func (e *Engine) isRelay(ev *audit.Event, extra []int64) bool {
+	n := ev.Enrichment.Network
+	if n == nil {
+		return false
+	}
+	if n.VPN || n.Tor || (n.Scope != "" && n.Scope != audit.ScopePublic) || e.relay[n.ASN] {
+		return true
+	}
+	return slices.Contains(extra, int64(n.ASN))
+}
+
+func (e *Engine) stats(tenant string) *tenantStats {
+	ts := e.tstats[tenant]
+	if ts == nil {
+		ts = &tenantStats{}
+		e.tstats[tenant] = ts
+	}
+	return ts
+}
+
+// processEvent runs one event through risk scoring, the rules and the
+// profile update.
+func (e *Engine) processEvent(ev *audit.Event) {
+	e.m.events.Inc()
+	t := ev.Time.UnixMilli()
+	ts := e.stats(ev.Tenant)
+	tc := e.tenantConf(ev.Tenant)
+	late := ts.MaxT != 0 && t < ts.MaxT-e.opts.AllowedLateness.Milliseconds()
+	in := &input{ev: ev, tstats: ts, allowlisted: tc.allows(ev)}
+	in.flagFn = func() []string { return e.activeFlags(ev, t) }
+
+	actorKey := ""
+	var prof *Profile
+	if ev.Actor.ID != "" {
+		actorKey = ev.Tenant + "|" + ev.Actor.ID
+		prof = e.loadProfile(actorKey, &e.prof)
+	}
+	if ev.Action == audit.ActionLoginSuccess {
+		r := e.score(ev, prof, in, tc)
+		ev.Risk = &r
+		in.risk = ev.Risk
+	}
+	if late {
+		e.m.late.Inc()
+		return
+	}
+	if t > ts.MaxT {
+		ts.MaxT = t
+	}
+	if t > e.maxT {
+		e.maxT = t
+	}
+	for _, r := range e.rulesFor(ev.Action) {
+		if tc.disabled[r.ID] {
+			continue
+		}
+		in.params = tc.paramsFor(r)
+		in.agg = nil
+		ok, err := r.When.Bool(in)
+		if err != nil {
+			e.m.evalErrors.Inc()
+		}
+		if !ok {
+			continue
+		}
+		switch r.Kind {
+		case rulelang.KindMatch:
+			e.evalMatch(r, in, ev, t)
+		case rulelang.KindThreshold, rulelang.KindDistinct:
+			e.evalAggregate(r, in, ev, t)
+		case rulelang.KindSequence:
+			e.evalSequence(r, in, ev, t)
+		case rulelang.KindNewValue, rulelang.KindTravel, rulelang.KindRareTime:
+			if prof != nil {
+				e.evalProfile(r, in, ev, t, prof)
+			}
+		}
+	}
+	e.observe(ev, actorKey, prof, ts, tc)
+	if e.maxT-e.sweptAt >= time.Minute.Milliseconds() {
+		e.sweep()
+	}
+}
+
+// observe updates the actor's profile and the tenant's statistics.
+func (e *Engine) observe(ev *audit.Event, actorKey string, prof *Profile, ts *tenantStats, tc *tenantConf) {
+	if ev.Action == audit.ActionLoginSuccess {
+		ts.Logins++
+		if ev.Context.DeviceID != "" {
+			ts.WithDevice++
+		}
+	}
+	if actorKey == "" || ev.Outcome == audit.OutcomeFailure || ev.Actor.Type == audit.ActorAnonymous {
+		// Failures name attempted identifiers that may not exist: they
+		// never create profiles, so spraying cannot grow memory.
+		return
+	}
+	if ev.Outcome != audit.OutcomeFailure && ev.Actor.Type == audit.ActorUser {
+		h := hourOfWeek(ev.Time.Unix())
+		if ts.Hours[h] < 65535 {
+			ts.Hours[h]++
+			ts.HourTotal++
+		}
+		if ts.HourTotal > 60000 {
+			ts.HourTotal = 0
+			for i := range ts.Hours {
+				ts.Hours[i] /= 2
+				ts.HourTotal += uint32(ts.Hours[i])
+			}
+		}
+	}
+	if prof == nil {
+		prof = &e.prof
+		*prof = Profile{Countries: prof.Countries[:0], ASNs: prof.ASNs[:0], Devices: prof.Devices[:0], Cities: prof.Cities[:0]}
+	}
+	prof.observe(ev, e.isRelay(ev, nil) || tc.allows(ev))
+	pe := e.profiles[actorKey]
+	if pe == nil {
+		pe = &profEntry{}
+		e.profiles[actorKey] = pe
+	}
+	pe.data = prof.encode(pe.data)
+	pe.last = ev.Time.Unix()
+	e.dirtyProfs[actorKey] = true
+	delete(e.deadProfs, actorKey)
+}
+
+// loadProfile decodes the actor's profile into dst, or returns nil when
+// the actor has none.
+func (e *Engine) loadProfile(key string, dst *Profile) *Profile {
+	pe := e.profiles[key]
+	if pe == nil && e.opts.StateStore != nil && len(e.profiles) >= e.opts.MaxProfiles {
+		// Evicted earlier: reload from the store.
+		data, err := e.opts.StateStore.GetState(context.Background(), stateNS, "p/"+key)
+		if err == nil {
+			pe = &profEntry{data: data}
+			e.profiles[key] = pe
+		}
+	}
+	if pe == nil {
+		return nil
+	}
+	if err := decodeProfile(pe.data, dst); err != nil {
+		e.m.evalErrors.Inc()
+		return nil
+	}
+	return dst
+}
+
+// activeFlags lists the flags set on the event's sources (IP, /24, ASN,
+// actor) in its tenant or installation-wide, still live at t.
+func (e *Engine) activeFlags(ev *audit.Event, t int64) []string {
+	if len(e.flagSet) == 0 || len(e.flags) == 0 {
+		return nil
+	}
+	var out []string
+	for _, name := range e.flagSet {
+		for _, k := range []string{rulelang.KeyIP, rulelang.KeyIP24, rulelang.KeyASN, rulelang.KeyActor} {
+			v, ok := keyValue(k, ev)
+			if !ok {
+				continue
+			}
+			if e.flagLive(ev.Tenant, name, v, t) || e.flagLive("", name, v, t) {
+				out = append(out, name)
+				goto next
+			}
+		}
+	next:
+	}
+	return out
+}
+
+func flagKey(tenant, name, value string) string { return tenant + "|" + name + "|" + value }
+
+func (e *Engine) flagLive(tenant, name, value string, t int64) bool {
+	exp, ok := e.flags[flagKey(tenant, name, value)]
+	return ok && t <= exp
+}
+
+// tenantConf is one tenant's tuning, compiled for lookup.
+type tenantConf struct {
+	disabled map[string]bool
+	params   map[string]map[string]any
+	ips      map[netip.Addr]bool
+	prefixes []netip.Prefix
+	asns     map[uint32]bool
+	defaults func(*crule) map[string]any
+}
+
+var noTuning = &tenantConf{}
+
+func (e *Engine) tenantConf(tenant string) *tenantConf {
+	if tc := e.tenants[tenant]; tc != nil {
+		return tc
+	}
+	return noTuning
+}
+
+func (tc *tenantConf) paramsFor(r *crule) map[string]any {
+	if p, ok := tc.params[r.ID]; ok {
+		return p
+	}
+	return r.defaults
+}
+
+func (tc *tenantConf) allows(ev *audit.Event) bool {
+	if tc == noTuning {
+		return false
+	}
+	ip := ev.Context.IP
+	if ip.IsValid() {
+		if tc.ips[ip] {
+			return true
+		}
+		for _, p := range tc.prefixes {
+			if p.Contains(ip) {
+				return true
+			}
+		}
+	}
+	if n := ev.Enrichment.Network; n != nil && n.ASN != 0 && tc.asns[n.ASN] {
+		return true
+	}
+	return false
+}
+
+// SetTenantConfig replaces a tenant's tuning: rule settings (disable,
+// parameter overrides validated against each rule's schema) and
+// allowlisted IPs, CIDRs and ASNs. On error nothing changes; the error is
+// an EINVALID *audit.Error naming the field.
+func (e *Engine) SetTenantConfig(tenant string, settings []audit.RuleSetting, allow []audit.AllowEntry) error {
+	tc := &tenantConf{disabled: map[string]bool{}, params: map[string]map[string]any{},
+		ips: map[netip.Addr]bool{}, asns: map[uint32]bool{}}
+	for _, s := range settings {
+		r := e.byID[s.RuleID]
+		if r == nil {
+			return audit.FieldErrorf("rule_id", "unknown rule %q", s.RuleID)
+		}
+		if s.Disabled {
+			tc.disabled[r.ID] = true
+		}
+		if len(s.Params) > 0 {
+			p, err := r.ValidateParams(s.Params)
+			if err != nil {
+				return err
+			}
+			tc.params[r.ID] = p
+		}
+	}
+	for _, a := range allow {
+		switch a.Kind {
+		case "ip":
+			ip, err := netip.ParseAddr(a.Value)
+			if err != nil {
+				return audit.FieldErrorf("value", "allowlist ip %q is not an IP address", a.Value)
+			}
+			tc.ips[ip.Unmap()] = true
+		case "cidr":
+			p, err := netip.ParsePrefix(a.Value)
+			if err != nil {
+				return audit.FieldErrorf("value", "allowlist cidr %q is not a CIDR like 203.0.113.0/24", a.Value)
+			}
+			tc.prefixes = append(tc.prefixes, p.Masked())
+		case "asn":
+			var n uint32
+			v := a.Value
+			if len(v) > 2 && (v[:2] == "AS" || v[:2] == "as") {
+				v = v[2:]
+			}
+			if _, err := fmt.Sscanf(v, "%d", &n); err != nil || n == 0 || fmt.Sprint(n) != v {
+				return audit.FieldErrorf("value", "allowlist asn %q is not an AS number like AS64500", a.Value)
+			}
+			tc.asns[n] = true
+		default:
+			return audit.FieldErrorf("kind", "allowlist kind %q must be ip, cidr or asn", a.Kind)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.tenants[tenant] = tc
+	return nil
+}
+
+// ValidateSetting checks one rule setting without applying it: the rule
+// exists and its parameters fit the schema.
+func (e *Engine) ValidateSetting(s audit.RuleSetting) error {
+	r := e.byID[s.RuleID]
+	if r == nil {
+		return audit.FieldErrorf("rule_id", "unknown rule %q", s.RuleID)
+	}
+	_, err := r.ValidateParams(s.Params)
+	return err
+}

@@ -1,0 +1,495 @@
+package detect
+
+import (
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/detect/rulelang"
+)
+
+// durParam returns a duration parameter override, or def.
+func durParam(p map[string]any, name string, def time.Duration) time.Duration {
+	if d, ok := p[name].(time.Duration); ok && d > 0 {
+		return d
+	}
+	return def
+}
+
+func numParam(p map[string]any, name string, def float64) float64 {
+	switch v := p[name].(type) {
+	case int64:
+		return float64(v)
+	case float64:
+		return v
+	}
+	return def
+}
+
+func intsParam(p map[string]any, name string) []int64 {
+	v, _ := p[name].([]int64)
+	return v
+}
+
+func riskByte(in *input) uint8 {
+	if in.risk == nil {
+		return 0
+	}
+	return uint8(min(max(in.risk.Score, 0), 100))
+}
+
+// stateKey is the persisted key of a keyed state.
+func stateKey(tenant, rule, group string) string { return tenant + "|" + rule + "|" + group }
+
+// key returns (creating) the keyed state of r for the event's group, or nil
+// when the event lacks the group key or the key cap bites.
+func (e *Engine) key(r *crule, ev *audit.Event) (*keyState, string) {
+	g, ok := groupKey(r.Rule, ev)
+	if !ok {
+		return nil, ""
+	}
+	tenant := ev.Tenant
+	if r.GroupBy[0] == rulelang.KeyInstallation {
+		tenant = ""
+	}
+	sk := stateKey(tenant, r.ID, g)
+	ks := e.keys[sk]
+	if ks == nil {
+		if len(e.keys) >= e.opts.MaxKeys {
+			e.sweep()
+			if len(e.keys) >= e.opts.MaxKeys {
+				e.m.keysDropped.Inc()
+				return nil, ""
+			}
+		}
+		ks = &keyState{Tenant: tenant, Rule: r.ID, Group: g}
+		e.keys[sk] = ks
+		delete(e.deadKeys, sk)
+	}
+	e.dirtyKeys[sk] = true
+	return ks, sk
+}
+
+// evalMatch handles a match rule: every passing event is a hit.
+func (e *Engine) evalMatch(r *crule, in *input, ev *audit.Event, t int64) {
+	in.agg = &aggVals{count: 1, maxRisk: int64(riskByte(in))}
+	if ok, _ := r.Condition.Bool(in); !ok {
+		return
+	}
+	ks, _ := e.key(r, ev)
+	if ks == nil {
+		return
+	}
+	if t > ks.Newest {
+		ks.Newest = t
+	}
+	e.hit(r, ks, ev, in, t, []string{ev.ID}, t, nil)
+}
+
+// evalAggregate handles threshold and distinct rules.
+func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
+	m := true
+	if r.CountIf.Present() {
+		m, _ = r.CountIf.Bool(in)
+	}
+	v := ""
+	if r.Distinct.Present() {
+		v = r.Distinct.String(in)
+	}
+	ks, _ := e.key(r, ev)
+	if ks == nil {
+		return
+	}
+	window := durParam(in.params, "window", r.Window)
+	matchedOnly := r.CountIf.Present()
+	if ks.count == 0 && len(ks.Entries) > 0 {
+		ks.rebuild(matchedOnly) // restored from a checkpoint
+	}
+	if r.Baseline != nil {
+		ks.roll(t, window, r.Baseline.Alpha)
+		ks.BCount++
+		if m {
+			ks.BMatched++
+		}
+	}
+	if d := ks.add(entry{T: t, ID: ev.ID, V: v, M: m, R: riskByte(in)}, window, e.opts.MaxWindowEvents, matchedOnly); d > 0 {
+		e.m.entriesDropped.Add(float64(d))
+	}
+	agg := &aggVals{count: int64(ks.count), matched: int64(ks.matched), distinct: int64(len(ks.per)), baseline: -1, baselineM: -1}
+	for _, en := range ks.Entries {
+		agg.maxRisk = max(agg.maxRisk, int64(en.R))
+	}
+	if r.Baseline != nil && ks.Closed >= r.Baseline.Warmup {
+		agg.baseline, agg.baselineM = ks.Base, ks.BaseM
+	}
+	active := ks.Finding != nil && t <= ks.Until
+	if active {
+		if matchedOnly && !m {
+			return
+		}
+		agg.maxPer = int64(ks.maxPerValue())
+		in.agg = agg
+		e.hit(r, ks, ev, in, t, []string{ev.ID}, t, aggFacts(r, ks, agg))
+		return
+	}
+	in.agg = agg
+	if agg.maxPer = -1; strings.Contains(r.Condition.Source, "max_per_value") {
+		agg.maxPer = int64(ks.maxPerValue())
+	}
+	if ok, _ := r.Condition.Bool(in); !ok {
+		return
+	}
+	agg.maxPer = int64(ks.maxPerValue())
+	ids := make([]string, 0, min(len(ks.Entries), audit.MaxEvidence))
+	first := t
+	for _, en := range ks.Entries {
+		if matchedOnly && !en.M {
+			continue
+		}
+		first = min(first, en.T)
+		if len(ids) < audit.MaxEvidence {
+			ids = append(ids, en.ID)
+		}
+	}
+	e.hit(r, ks, ev, in, t, ids, first, aggFacts(r, ks, agg))
+	if r.Flag != nil && r.Flag.Values == "distinct" {
+		tenant := ks.Tenant
+		exp := t + r.Flag.TTL.Milliseconds()
+		for v := range ks.per {
+			e.flags[flagKey(tenant, r.Flag.Name, v)] = exp
+		}
+	}
+}
+
+// aggFacts are the facts of an aggregate finding.
+func aggFacts(r *crule, ks *keyState, a *aggVals) map[string]any {
+	f := map[string]any{"count": a.count, "matched": a.matched}
+	if r.Distinct.Present() {
+		f["distinct"] = a.distinct
+		f["max_per_value"] = a.maxPer
+		vals := make([]string, 0, len(ks.per))
+		for v := range ks.per {
+			vals = append(vals, v)
+		}
+		sort.Strings(vals)
+		if len(vals) > 20 {
+			vals = vals[:20]
+		}
+		f["values"] = vals
+	}
+	if r.Baseline != nil {
+		f["baseline"] = round1(a.baseline)
+		f["baseline_matched"] = round1(a.baselineM)
+		if a.count > 0 {
+			f["matched_ratio"] = round2(float64(a.matched) / float64(a.count))
+		}
+	}
+	if len(ks.Entries) > 0 {
+		f["span"] = fmtDur(time.Duration(ks.Entries[len(ks.Entries)-1].T-ks.Entries[0].T) * time.Millisecond)
+	}
+	return f
+}
+
+// evalSequence handles sequence rules.
+func (e *Engine) evalSequence(r *crule, in *input, ev *audit.Event, t int64) {
+	var matched []int
+	for i, s := range r.Steps {
+		if ok, _ := s.When.Bool(in); ok {
+			matched = append(matched, i)
+		}
+	}
+	if len(matched) == 0 {
+		return
+	}
+	ks, _ := e.key(r, ev)
+	if ks == nil {
+		return
+	}
+	window := durParam(in.params, "window", r.Window)
+	for _, s := range matched {
+		h := stepHit{Step: s, T: t, ID: ev.ID, R: riskByte(in)}
+		i := sort.Search(len(ks.Steps), func(i int) bool { return ks.Steps[i].T > t })
+		ks.Steps = slices.Insert(ks.Steps, i, h)
+	}
+	if t > ks.Newest {
+		ks.Newest = t
+	}
+	cut := ks.Newest - window.Milliseconds()
+	n := 0
+	for n < len(ks.Steps) && (ks.Steps[n].T < cut || len(ks.Steps)-n > 64) {
+		n++
+	}
+	ks.Steps = slices.Delete(ks.Steps, 0, n)
+
+	agg := &aggVals{count: int64(len(ks.Steps))}
+	seenSteps := map[int]bool{}
+	for _, h := range ks.Steps {
+		seenSteps[h.Step] = true
+		agg.maxRisk = max(agg.maxRisk, int64(h.R))
+	}
+	agg.steps = int64(len(seenSteps))
+	in.agg = agg
+	if ks.Finding != nil && t <= ks.Until {
+		e.hit(r, ks, ev, in, t, []string{ev.ID}, t, seqFacts(r, ks.Steps, agg))
+		return
+	}
+	var chain []stepHit
+	if r.Ordered {
+		last := len(r.Steps) - 1
+		if !slices.Contains(matched, last) {
+			return
+		}
+		// Walk back from the final step: each earlier step must have a hit
+		// at or before the next one's, within the window of the final.
+		cur := t
+		chain = []stepHit{{Step: last, T: t, ID: ev.ID, R: riskByte(in)}}
+		for s := last - 1; s >= 0; s-- {
+			found := -1
+			for i := len(ks.Steps) - 1; i >= 0; i-- {
+				h := ks.Steps[i]
+				if h.Step == s && h.T <= cur && h.T >= t-window.Milliseconds() && h.ID != ev.ID {
+					found = i
+					break
+				}
+			}
+			if found < 0 {
+				return
+			}
+			cur = ks.Steps[found].T
+			chain = append(chain, ks.Steps[found])
+		}
+		slices.Reverse(chain)
+		agg.maxRisk = 0
+		for _, h := range chain {
+			agg.maxRisk = max(agg.maxRisk, int64(h.R))
+		}
+	} else {
+		if int(agg.steps) < r.MinSteps {
+			return
+		}
+		chain = ks.Steps
+	}
+	if ok, _ := r.Condition.Bool(in); !ok {
+		return
+	}
+	ids := make([]string, 0, len(chain))
+	first := t
+	for _, h := range chain {
+		if !slices.Contains(ids, h.ID) {
+			ids = append(ids, h.ID)
+		}
+		first = min(first, h.T)
+	}
+	e.hit(r, ks, ev, in, t, ids, first, seqFacts(r, chain, agg))
+}
+
+func seqFacts(r *crule, hits []stepHit, a *aggVals) map[string]any {
+	names := make([]string, 0, len(hits))
+	for _, h := range hits {
+		names = append(names, r.Steps[h.Step].Name)
+	}
+	f := map[string]any{"steps": names, "max_risk": a.maxRisk, "count": len(hits)}
+	if len(hits) > 1 {
+		f["span"] = fmtDur(time.Duration(hits[len(hits)-1].T-hits[0].T) * time.Millisecond)
+	}
+	return f
+}
+
+// evalProfile handles new_value, travel and rare_time rules against the
+// actor's profile as it was before this event.
+func (e *Engine) evalProfile(r *crule, in *input, ev *audit.Event, t int64, p *Profile) {
+	var facts map[string]any
+	agg := &aggVals{}
+	switch r.Kind {
+	case rulelang.KindNewValue:
+		nf := newValues(p, ev, in.params, e.isRelay(ev, nil))
+		if nf == nil {
+			return
+		}
+		facts = nf
+		for _, v := range r.Values {
+			if facts["new_"+v] == true {
+				agg.newVals = append(agg.newVals, v)
+			}
+		}
+		if len(agg.newVals) == 0 {
+			return
+		}
+		facts["new"] = agg.newVals
+	case rulelang.KindTravel:
+		tf := e.travel(p, ev, in.params, r.Against)
+		if tf == nil {
+			return
+		}
+		facts = tf.facts()
+		agg.speed, agg.distance = tf.speed, tf.distance
+		if tf.distance <= numParam(in.params, "min_distance_km", 500) || tf.speed <= numParam(in.params, "max_speed_kmh", 900) {
+			return
+		}
+	case rulelang.KindRareTime:
+		rf := e.rareTime(p, ev, in.params)
+		if rf == nil {
+			return
+		}
+		facts = rf
+		agg.probability, _ = rf["probability"].(float64)
+	}
+	in.agg = agg
+	if ok, _ := r.Condition.Bool(in); !ok {
+		return
+	}
+	ks, _ := e.key(r, ev)
+	if ks == nil {
+		return
+	}
+	if t > ks.Newest {
+		ks.Newest = t
+	}
+	e.hit(r, ks, ev, in, t, []string{ev.ID}, t, facts)
+}
+
+// newValues compares a successful login with an established profile. It
+// returns nil when the actor is not established.
+func newValues(p *Profile, ev *audit.Event, params map[string]any, relay bool) map[string]any {
+	minLogins := numParam(params, "min_logins", 5)
+	minDays := numParam(params, "min_days", 7)
+	if float64(p.Logins) < minLogins || float64(ev.Time.Unix()-p.First) < minDays*86400 {
+		return nil
+	}
+	f := map[string]any{"prior_logins": int64(p.Logins), "known_since": time.Unix(p.First, 0).UTC().Format(time.DateOnly)}
+	countries := make([]string, 0, len(p.Countries))
+	for _, c := range p.Countries {
+		countries = append(countries, c.V)
+	}
+	sort.Strings(countries)
+	f["known_countries"] = strings.Join(countries, ", ")
+	if g := ev.Enrichment.Geo; g != nil && g.Country != "" && !relay {
+		if !p.hasValue(p.Countries, g.Country) {
+			f["new_country"] = true
+		}
+		if g.HasLocation && g.City != "" && len(p.Cities) > 0 {
+			d := p.nearestCityKM(g.Latitude, g.Longitude) - float64(g.AccuracyKM)
+			f["nearest_known_km"] = math.Round(max(d, 0))
+			if d > numParam(params, "far_km", 500) {
+				f["new_city"] = true
+			}
+		}
+	}
+	if n := ev.Enrichment.Network; n != nil && n.ASN != 0 && !p.hasValue(p.ASNs, asnString(n.ASN)) {
+		f["new_asn"] = true
+	}
+	if d := deviceHash(ev); d != "" && !p.hasValue(p.Devices, d) {
+		f["new_device"] = true
+	}
+	if p.LastLogin.T != 0 {
+		f["prev_country"], f["prev_city"] = p.LastLogin.Country, p.LastLogin.City
+	}
+	return f
+}
+
+// travelFacts describe the move between two places.
+type travelFacts struct {
+	prev     place
+	distance float64 // km, less both accuracy radii
+	raw      float64 // km
+	hours    float64
+	speed    float64 // km/h
+}
+
+func (tf *travelFacts) facts() map[string]any {
+	return map[string]any{
+		"prev_country": tf.prev.Country, "prev_city": tf.prev.City, "prev_ip": tf.prev.IP,
+		"prev_time":   time.Unix(tf.prev.T, 0).UTC().Format(time.RFC3339),
+		"distance_km": math.Round(tf.raw), "effective_km": math.Round(tf.distance),
+		"hours": round2(tf.hours), "speed_kmh": math.Round(tf.speed),
+	}
+}
+
+// travel computes the move from the profile's comparison place to the
+// event's place, or nil when either place is unknown or unreliable.
+func (e *Engine) travel(p *Profile, ev *audit.Event, params map[string]any, against string) *travelFacts {
+	g := ev.Enrichment.Geo
+	if g == nil || !g.HasLocation || e.isRelay(ev, intsParam(params, "relay_asns")) {
+		return nil
+	}
+	prev := p.LastLogin
+	if against == "other_session" {
+		prev = p.LastAct
+		active := durParam(params, "session_active", 30*time.Minute)
+		if prev.Session == "" || prev.Session == ev.Context.SessionID || ev.Time.Unix()-prev.T > int64(active.Seconds()) {
+			return nil
+		}
+	}
+	if prev.T == 0 || !prev.HasLoc || prev.Relay {
+		return nil
+	}
+	if prev.ASN != 0 && slices.Contains(intsParam(params, "relay_asns"), int64(prev.ASN)) {
+		return nil
+	}
+	raw := haversineKM(float64(prev.Lat), float64(prev.Lon), g.Latitude, g.Longitude)
+	eff := max(raw-float64(prev.AccKM)-float64(g.AccuracyKM), 0)
+	hours := float64(ev.Time.Unix()-prev.T) / 3600
+	if hours < 0 {
+		hours = -hours // an out-of-order pair is the same move backwards
+	}
+	hours = max(hours, 1.0/60) // one minute floor: clock skew between sources
+	return &travelFacts{prev: prev, distance: eff, raw: raw, hours: hours, speed: eff / hours}
+}
+
+// rareTime computes how rare the event's hour-of-week is for the actor,
+// mixing in the organisation's histogram as a prior. It returns nil when
+// neither history is long enough to judge.
+func (e *Engine) rareTime(p *Profile, ev *audit.Event, params map[string]any) map[string]any {
+	h := hourOfWeek(ev.Time.Unix())
+	minEvents := numParam(params, "min_events", 20)
+	ts := e.tstats[ev.Tenant]
+	var orgP float64 = -1
+	if ts != nil && ts.HourTotal >= uint32(numParam(params, "org_min_events", 500)) {
+		orgP = hourProbability(&ts.Hours, h)
+	}
+	f := map[string]any{"hour": fmt.Sprintf("%s %02d:00 UTC", ev.Time.UTC().Weekday().String()[:3], ev.Time.UTC().Hour()), "prior_events": int64(p.HourTotal)}
+	var prob float64
+	switch {
+	case float64(p.HourTotal) >= minEvents:
+		prob = hourProbability(&p.Hours, h)
+		if orgP >= 0 {
+			// a little of the organisation's habit, as pseudo-counts
+			k := numParam(params, "org_weight", 5)
+			n := float64(p.HourTotal)
+			prob = (n*prob + k*orgP) / (n + k)
+		}
+		f["basis"] = "actor"
+	case orgP >= 0:
+		// New actor: judge by the organisation, with a stricter bar.
+		prob = orgP * numParam(params, "max_probability", 0.002) / max(numParam(params, "org_max_probability", 0.0005), 1e-9)
+		f["basis"] = "organisation"
+		f["org_probability"] = round4(orgP)
+	default:
+		return nil
+	}
+	f["probability"] = round4(prob)
+	if prob >= numParam(params, "max_probability", 0.002) {
+		return nil
+	}
+	return f
+}
+
+func round1(f float64) float64 { return math.Round(f*10) / 10 }
+func round2(f float64) float64 { return math.Round(f*100) / 100 }
+func round4(f float64) float64 { return math.Round(f*10000) / 10000 }
+
+// fmtDur prints a duration the way people say it: 4m10s, 2h5m, 3d4h.
+func fmtDur(d time.Duration) string {
+	d = d.Round(time.Second)
+	switch {
+	case d >= 48*time.Hour:
+		return fmt.Sprintf("%dd%dh", d/(24*time.Hour), (d%(24*time.Hour))/time.Hour)
+	case d >= time.Hour:
+		return strings.TrimSuffix(d.Truncate(time.Minute).String(), "0s")
+	}
+	return d.String()
+}

@@ -1,0 +1,514 @@
+package detect
+
+import (
+	"encoding/binary"
+	"errors"
+	"hash/fnv"
+	"math"
+	"slices"
+
+	"github.com/vigilhq/vigil/internal/audit"
+)
+
+// Profile limits: each list keeps its most recently seen entries.
+const (
+	maxCountries = 12
+	maxCities    = 12
+	maxASNs      = 12
+	maxDevices   = 12
+	// hourDecayAt halves the hour-of-week histogram when its total passes
+	// this, so old habits fade and counts stay small.
+	hourDecayAt = 4000
+)
+
+// Profile is an actor's baseline: where, from which networks and devices,
+// and when the actor usually acts, plus the last successful login's place.
+// It is kept encoded (see encode) so that a million actors fit in memory;
+// times are Unix seconds.
+type Profile struct {
+	First, Last int64  // first and last event time seen
+	Logins      uint32 // successful logins
+	Countries   []seen // V: ISO code
+	Cities      []seenCity
+	ASNs        []seen // V: ASN decimal
+	Devices     []seen // V: device hash
+	Hours       [168]uint16
+	HourTotal   uint32
+	LastLogin   place
+	LastAct     place // latest located activity of any kind
+}
+
+// seen is one value with first/last seen times.
+type seen struct {
+	V           string
+	First, Last int64
+}
+
+// seenCity is a city, identified by name hash, with its location.
+type seenCity struct {
+	Hash        uint32
+	Lat, Lon    float32
+	First, Last int64
+}
+
+// place is where and when an actor was.
+type place struct {
+	T        int64
+	HasLoc   bool
+	Relay    bool // VPN, Tor, private or relay network: location unreliable
+	Lat, Lon float32
+	AccKM    uint16
+	ASN      uint32
+	Country  string
+	City     string
+	IP       string
+	Session  string
+}
+
+func hash32(s string) uint32 {
+	h := fnv.New32a()
+	h.Write([]byte(s))
+	return h.Sum32()
+}
+
+// deviceKey identifies the device of an event: the client's device id when
+// given, else the parsed browser/OS/device family (not its version, so a
+// browser update is not a new device), else the raw user agent.
+func deviceKey(ev *audit.Event) string {
+	if ev.Context.DeviceID != "" {
+		return "d:" + ev.Context.DeviceID
+	}
+	if u := ev.Enrichment.UserAgent; u != nil && (u.Browser != "" || u.OS != "") {
+		return "u:" + u.Browser + "|" + u.OS + "|" + u.Device
+	}
+	if ev.Context.UserAgent != "" {
+		return "r:" + ev.Context.UserAgent
+	}
+	return ""
+}
+
+// deviceHash is the stored form of deviceKey.
+func deviceHash(ev *audit.Event) string {
+	k := deviceKey(ev)
+	if k == "" {
+		return ""
+	}
+	h := fnv.New64a()
+	h.Write([]byte(k))
+	var b [8]byte
+	binary.BigEndian.PutUint64(b[:], h.Sum64())
+	return string(b[:])
+}
+
+func hourOfWeek(sec int64) int {
+	// 1970-01-01 was a Thursday; make Monday 00:00 bin 0.
+	h := (sec/3600 + 3*24) % 168
+	if h < 0 {
+		h += 168
+	}
+	return int(h)
+}
+
+func (p *Profile) hasValue(list []seen, v string) bool {
+	for _, s := range list {
+		if s.V == v {
+			return true
+		}
+	}
+	return false
+}
+
+func touch(list []seen, v string, t int64, max int) []seen {
+	for i := range list {
+		if list[i].V == v {
+			if t > list[i].Last {
+				list[i].Last = t
+			}
+			if t < list[i].First {
+				list[i].First = t
+			}
+			return list
+		}
+	}
+	if len(list) >= max {
+		// evict the least recently seen
+		j := 0
+		for i := range list {
+			if list[i].Last < list[j].Last {
+				j = i
+			}
+		}
+		list = slices.Delete(list, j, j+1)
+	}
+	return append(list, seen{V: v, First: t, Last: t})
+}
+
+// eventPlace is the place of an event.
+func eventPlace(ev *audit.Event, relay bool) place {
+	pl := place{T: ev.Time.Unix(), Relay: relay, Session: ev.Context.SessionID}
+	if ev.Context.IP.IsValid() {
+		pl.IP = ev.Context.IP.String()
+	}
+	if g := ev.Enrichment.Geo; g != nil {
+		pl.Country, pl.City = g.Country, g.City
+		if g.HasLocation {
+			pl.HasLoc = true
+			pl.Lat, pl.Lon = float32(g.Latitude), float32(g.Longitude)
+			pl.AccKM = uint16(min(g.AccuracyKM, math.MaxUint16))
+		}
+	}
+	if n := ev.Enrichment.Network; n != nil {
+		pl.ASN = n.ASN
+	}
+	return pl
+}
+
+// observe folds an event of the actor into the profile. Successful logins
+// update the location lists and the last login; any non-failed event
+// updates the hour histogram and the last activity.
+func (p *Profile) observe(ev *audit.Event, relay bool) {
+	t := ev.Time.Unix()
+	if p.First == 0 || t < p.First {
+		p.First = t
+	}
+	if t > p.Last {
+		p.Last = t
+	}
+	if ev.Outcome == audit.OutcomeFailure {
+		return
+	}
+	h := hourOfWeek(t)
+	if p.Hours[h] < math.MaxUint16 {
+		p.Hours[h]++
+		p.HourTotal++
+	}
+	if p.HourTotal > hourDecayAt {
+		p.HourTotal = 0
+		for i := range p.Hours {
+			p.Hours[i] /= 2
+			p.HourTotal += uint32(p.Hours[i])
+		}
+	}
+	pl := eventPlace(ev, relay)
+	if pl.HasLoc && t >= p.LastAct.T {
+		p.LastAct = pl
+	}
+	if ev.Action != audit.ActionLoginSuccess {
+		return
+	}
+	p.Logins++
+	if t >= p.LastLogin.T {
+		p.LastLogin = pl
+	}
+	if g := ev.Enrichment.Geo; g != nil {
+		if g.Country != "" {
+			p.Countries = touch(p.Countries, g.Country, t, maxCountries)
+		}
+		if g.City != "" && g.HasLocation && !relay {
+			p.touchCity(hash32(g.Country+"/"+g.City), float32(g.Latitude), float32(g.Longitude), t)
+		}
+	}
+	if n := ev.Enrichment.Network; n != nil && n.ASN != 0 {
+		p.ASNs = touch(p.ASNs, asnString(n.ASN), t, maxASNs)
+	}
+	if d := deviceHash(ev); d != "" {
+		p.Devices = touch(p.Devices, d, t, maxDevices)
+	}
+}
+
+func (p *Profile) touchCity(h uint32, lat, lon float32, t int64) {
+	for i := range p.Cities {
+		if p.Cities[i].Hash == h {
+			p.Cities[i].Last = max(p.Cities[i].Last, t)
+			return
+		}
+	}
+	if len(p.Cities) >= maxCities {
+		j := 0
+		for i := range p.Cities {
+			if p.Cities[i].Last < p.Cities[j].Last {
+				j = i
+			}
+		}
+		p.Cities = slices.Delete(p.Cities, j, j+1)
+	}
+	p.Cities = append(p.Cities, seenCity{Hash: h, Lat: lat, Lon: lon, First: t, Last: t})
+}
+
+// nearestCityKM returns the distance to the nearest known city, or -1.
+func (p *Profile) nearestCityKM(lat, lon float64) float64 {
+	best := -1.0
+	for _, c := range p.Cities {
+		d := haversineKM(lat, lon, float64(c.Lat), float64(c.Lon))
+		if best < 0 || d < best {
+			best = d
+		}
+	}
+	return best
+}
+
+func asnString(n uint32) string {
+	var b [10]byte
+	return string(appendUint(b[:0], uint64(n)))
+}
+
+func appendUint(b []byte, n uint64) []byte {
+	var tmp [20]byte
+	i := len(tmp)
+	for {
+		i--
+		tmp[i] = byte('0' + n%10)
+		n /= 10
+		if n == 0 {
+			break
+		}
+	}
+	return append(b, tmp[i:]...)
+}
+
+// haversineKM is the great-circle distance in kilometres.
+func haversineKM(lat1, lon1, lat2, lon2 float64) float64 {
+	const r = 6371.0
+	rad := math.Pi / 180
+	dlat := (lat2 - lat1) * rad
+	dlon := (lon2 - lon1) * rad
+	a := math.Sin(dlat/2)*math.Sin(dlat/2) + math.Cos(lat1*rad)*math.Cos(lat2*rad)*math.Sin(dlon/2)*math.Sin(dlon/2)
+	return 2 * r * math.Asin(math.Min(1, math.Sqrt(a)))
+}
+
+// profileVersion is the first byte of an encoded profile.
+const profileVersion = 1
+
+// encode returns the compact binary form: varints, sparse hour bins, times
+// as deltas from First.
+func (p *Profile) encode(buf []byte) []byte {
+	b := append(buf[:0], profileVersion)
+	b = binary.AppendVarint(b, p.First)
+	b = binary.AppendUvarint(b, uint64(p.Last-p.First))
+	b = binary.AppendUvarint(b, uint64(p.Logins))
+	rel := func(t int64) uint64 { return uint64(max(t-p.First, 0)) }
+	putSeen := func(l []seen) {
+		b = binary.AppendUvarint(b, uint64(len(l)))
+		for _, s := range l {
+			b = binary.AppendUvarint(b, uint64(len(s.V)))
+			b = append(b, s.V...)
+			b = binary.AppendUvarint(b, rel(s.First))
+			b = binary.AppendUvarint(b, uint64(max(s.Last-s.First, 0)))
+		}
+	}
+	putSeen(p.Countries)
+	putSeen(p.ASNs)
+	putSeen(p.Devices)
+	b = binary.AppendUvarint(b, uint64(len(p.Cities)))
+	for _, c := range p.Cities {
+		b = binary.BigEndian.AppendUint32(b, c.Hash)
+		b = binary.BigEndian.AppendUint32(b, math.Float32bits(c.Lat))
+		b = binary.BigEndian.AppendUint32(b, math.Float32bits(c.Lon))
+		b = binary.AppendUvarint(b, rel(c.First))
+		b = binary.AppendUvarint(b, uint64(max(c.Last-c.First, 0)))
+	}
+	n := 0
+	for _, v := range p.Hours {
+		if v > 0 {
+			n++
+		}
+	}
+	b = binary.AppendUvarint(b, uint64(n))
+	for i, v := range p.Hours {
+		if v > 0 {
+			b = append(b, byte(i))
+			b = binary.AppendUvarint(b, uint64(v))
+		}
+	}
+	b = p.LastLogin.encode(b, p.First)
+	b = p.LastAct.encode(b, p.First)
+	return b
+}
+
+func (pl *place) encode(b []byte, base int64) []byte {
+	if pl.T == 0 {
+		return append(b, 0)
+	}
+	var fl byte = 1
+	if pl.HasLoc {
+		fl |= 2
+	}
+	if pl.Relay {
+		fl |= 4
+	}
+	b = append(b, fl)
+	b = binary.AppendVarint(b, pl.T-base)
+	if pl.HasLoc {
+		b = binary.BigEndian.AppendUint32(b, math.Float32bits(pl.Lat))
+		b = binary.BigEndian.AppendUint32(b, math.Float32bits(pl.Lon))
+		b = binary.AppendUvarint(b, uint64(pl.AccKM))
+	}
+	b = binary.AppendUvarint(b, uint64(pl.ASN))
+	for _, s := range []string{pl.Country, pl.City, pl.IP, pl.Session} {
+		if len(s) > 255 {
+			s = s[:255]
+		}
+		b = append(b, byte(len(s)))
+		b = append(b, s...)
+	}
+	return b
+}
+
+var errProfile = errors.New("corrupt profile")
+
+// profReader decodes with sticky errors.
+type profReader struct {
+	b   []byte
+	err error
+}
+
+func (r *profReader) uvarint() uint64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(r.b)
+	if n <= 0 {
+		r.err = errProfile
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *profReader) varint() int64 {
+	if r.err != nil {
+		return 0
+	}
+	v, n := binary.Varint(r.b)
+	if n <= 0 {
+		r.err = errProfile
+		return 0
+	}
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *profReader) bytes(n int) []byte {
+	if r.err != nil || n < 0 || n > len(r.b) {
+		r.err = errProfile
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+func (r *profReader) u32() uint32 {
+	b := r.bytes(4)
+	if b == nil {
+		return 0
+	}
+	return binary.BigEndian.Uint32(b)
+}
+
+// decodeProfile parses an encoded profile into p (reusing its slices).
+func decodeProfile(data []byte, p *Profile) error {
+	*p = Profile{Countries: p.Countries[:0], ASNs: p.ASNs[:0], Devices: p.Devices[:0], Cities: p.Cities[:0]}
+	if len(data) == 0 || data[0] != profileVersion {
+		return errProfile
+	}
+	r := &profReader{b: data[1:]}
+	p.First = r.varint()
+	p.Last = p.First + int64(r.uvarint())
+	p.Logins = uint32(r.uvarint())
+	getSeen := func(l []seen, max int) []seen {
+		n := int(r.uvarint())
+		if n > max {
+			r.err = errProfile
+			return l
+		}
+		for i := 0; i < n && r.err == nil; i++ {
+			v := string(r.bytes(int(r.uvarint())))
+			f := p.First + int64(r.uvarint())
+			l = append(l, seen{V: v, First: f, Last: f + int64(r.uvarint())})
+		}
+		return l
+	}
+	p.Countries = getSeen(p.Countries, maxCountries)
+	p.ASNs = getSeen(p.ASNs, maxASNs)
+	p.Devices = getSeen(p.Devices, maxDevices)
+	n := int(r.uvarint())
+	if n > maxCities {
+		return errProfile
+	}
+	for i := 0; i < n && r.err == nil; i++ {
+		c := seenCity{Hash: r.u32(), Lat: math.Float32frombits(r.u32()), Lon: math.Float32frombits(r.u32())}
+		c.First = p.First + int64(r.uvarint())
+		c.Last = c.First + int64(r.uvarint())
+		p.Cities = append(p.Cities, c)
+	}
+	n = int(r.uvarint())
+	if n > 168 {
+		return errProfile
+	}
+	for i := 0; i < n && r.err == nil; i++ {
+		b := r.bytes(1)
+		if b == nil || b[0] >= 168 {
+			return errProfile
+		}
+		v := r.uvarint()
+		p.Hours[b[0]] = uint16(min(v, math.MaxUint16))
+		p.HourTotal += uint32(p.Hours[b[0]])
+	}
+	p.LastLogin = r.place(p.First)
+	p.LastAct = r.place(p.First)
+	if r.err == nil && len(r.b) != 0 {
+		return errProfile
+	}
+	return r.err
+}
+
+func (r *profReader) place(base int64) place {
+	var pl place
+	fl := r.bytes(1)
+	if fl == nil || fl[0] == 0 {
+		return pl
+	}
+	pl.T = base + r.varint()
+	pl.HasLoc = fl[0]&2 != 0
+	pl.Relay = fl[0]&4 != 0
+	if pl.HasLoc {
+		pl.Lat = math.Float32frombits(r.u32())
+		pl.Lon = math.Float32frombits(r.u32())
+		pl.AccKM = uint16(min(r.uvarint(), math.MaxUint16))
+	}
+	pl.ASN = uint32(r.uvarint())
+	strs := make([]string, 4)
+	for i := range strs {
+		l := r.bytes(1)
+		if l == nil {
+			return pl
+		}
+		strs[i] = string(r.bytes(int(l[0])))
+	}
+	pl.Country, pl.City, pl.IP, pl.Session = strs[0], strs[1], strs[2], strs[3]
+	return pl
+}
+
+// hourProbability is the smoothed probability of hour-of-week h in a
+// histogram: the bin itself, half of its neighbours, and a quarter of the
+// same hour on other days, normalised over the whole week.
+func hourProbability(hist *[168]uint16, h int) float64 {
+	var total float64
+	for _, v := range hist {
+		total += float64(v)
+	}
+	if total == 0 {
+		return 0
+	}
+	return smoothedBin(hist, h) / (total * (1 + 1 + 0.25*6))
+}
+
+func smoothedBin(hist *[168]uint16, h int) float64 {
+	at := func(i int) float64 { return float64(hist[((i%168)+168)%168]) }
+	s := at(h) + 0.5*(at(h-1)+at(h+1))
+	for d := 1; d < 7; d++ {
+		s += 0.25 * at(h+24*d)
+	}
+	return s
+}

@@ -1,0 +1,156 @@
+package detect
+
+import (
+	"context"
+	"slices"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/audit"
+)
+
+// Risk reasons, as stored on Event.Risk.Reasons.
+const (
+	ReasonStuffingSource   = "stuffing_source"
+	ReasonImpossibleTravel = "impossible_travel"
+	ReasonTor              = "tor_exit"
+	ReasonDatacenter       = "datacenter"
+	ReasonVPN              = "vpn"
+	ReasonIPList           = "ip_list"
+	ReasonAutomated        = "automated_client"
+	ReasonNewCountry       = "new_country"
+	ReasonNewCity          = "new_city"
+	ReasonNewASN           = "new_asn"
+	ReasonNewDevice        = "new_device"
+	ReasonUnusualHour      = "unusual_hour"
+)
+
+// Decision thresholds of the risk score.
+const (
+	ChallengeAt = 40
+	DenyAt      = 70
+)
+
+// riskParams are the profile thresholds the risk score uses (the built-in
+// rules' defaults, PRODUCT.md §3).
+type riskParams map[string]any
+
+func defaultRiskParams() riskParams {
+	return riskParams{
+		"min_logins": int64(5), "min_days": int64(7), "far_km": int64(500),
+		"max_speed_kmh": int64(900), "min_distance_km": int64(500),
+		"min_events": int64(20), "max_probability": 0.002, "org_max_probability": 0.0005, "org_min_events": int64(500),
+	}
+}
+
+// riskWeights are the points each reason adds.
+var riskWeights = map[string]int{
+	ReasonStuffingSource: 45, ReasonImpossibleTravel: 40, ReasonTor: 40, ReasonDatacenter: 25, ReasonVPN: 10,
+	ReasonIPList: 25, ReasonAutomated: 20, ReasonNewCountry: 25, ReasonNewCity: 10, ReasonNewASN: 10,
+	ReasonNewDevice: 10, ReasonUnusualHour: 10,
+}
+
+// score computes the risk of a successful login from the actor's profile
+// (as it was before the login), the network and the flags. It reads state
+// only.
+func (e *Engine) score(ev *audit.Event, p *Profile, in *input, tc *tenantConf) audit.Risk {
+	var reasons []string
+	add := func(r string) { reasons = append(reasons, r) }
+	flags := in.flagFn()
+	if slices.Contains(flags, "stuffing_source") {
+		add(ReasonStuffingSource)
+	}
+	allow := in.allowlisted
+	if n := ev.Enrichment.Network; n != nil && !allow {
+		switch {
+		case n.Tor:
+			add(ReasonTor)
+		case n.Datacenter:
+			add(ReasonDatacenter)
+		case n.VPN:
+			add(ReasonVPN)
+		}
+		if len(n.Lists) > 0 && !n.Tor && !n.Datacenter && !n.VPN {
+			add(ReasonIPList)
+		}
+	}
+	if u := ev.Enrichment.UserAgent; u != nil {
+		switch u.Class {
+		case audit.UAClassScripted, audit.UAClassHeadless, audit.UAClassEmpty:
+			if ev.Context.AuthMethod != "api_key" {
+				add(ReasonAutomated)
+			}
+		}
+	}
+	if p != nil {
+		params := map[string]any(e.risk)
+		if nf := newValues(p, ev, params, e.isRelay(ev, nil) || allow); nf != nil {
+			switch {
+			case nf["new_country"] == true:
+				add(ReasonNewCountry)
+			case nf["new_city"] == true:
+				add(ReasonNewCity)
+			}
+			if nf["new_asn"] == true && !allow {
+				add(ReasonNewASN)
+			}
+			if nf["new_device"] == true {
+				add(ReasonNewDevice)
+			}
+		}
+		if tf := e.travel(p, ev, params, "last_login"); tf != nil && !allow &&
+			tf.distance > 500 && tf.speed > 900 {
+			add(ReasonImpossibleTravel)
+		}
+		if e.rareTime(p, ev, params) != nil {
+			add(ReasonUnusualHour)
+		}
+	}
+	s := 0
+	for _, r := range reasons {
+		s += riskWeights[r]
+	}
+	s = min(s, 100)
+	d := audit.DecisionAllow
+	switch {
+	case s >= DenyAt:
+		d = audit.DecisionDeny
+	case s >= ChallengeAt:
+		d = audit.DecisionChallenge
+	}
+	return audit.Risk{Score: s, Reasons: reasons, Decision: d}
+}
+
+// Score returns the risk of a login attempt described by ev (normally an
+// auth.login.success not yet sent, enriched by the caller) without changing
+// any state. It is safe for concurrent use with Process: it holds the read
+// lock, so it sees state as of the last completed batch.
+func (e *Engine) Score(ev *audit.Event) audit.Risk {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	t := ev.Time
+	if t.IsZero() {
+		c := *ev
+		c.Time = time.UnixMilli(e.maxT).UTC()
+		ev, t = &c, c.Time
+	}
+	tc := e.tenantConf(ev.Tenant)
+	in := &input{ev: ev, tstats: e.tstats[ev.Tenant], allowlisted: tc.allows(ev)}
+	in.flagFn = func() []string { return e.activeFlags(ev, t.UnixMilli()) }
+	var p *Profile
+	if ev.Actor.ID != "" {
+		key := ev.Tenant + "|" + ev.Actor.ID
+		var data []byte
+		if pe := e.profiles[key]; pe != nil {
+			data = pe.data
+		} else if e.opts.StateStore != nil && len(e.profiles) >= e.opts.MaxProfiles {
+			data, _ = e.opts.StateStore.GetState(context.Background(), stateNS, "p/"+key)
+		}
+		if data != nil {
+			p = &Profile{}
+			if decodeProfile(data, p) != nil {
+				p = nil
+			}
+		}
+	}
+	return e.score(ev, p, in, tc)
+}

@@ -1,0 +1,244 @@
+package detect
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+
+	"github.com/vigilhq/vigil/internal/audit"
+)
+
+// Persisted layout, all in namespace "detect" so one SaveState is atomic:
+//
+//	m/meta                 position, tenant statistics, flags (JSON)
+//	k/<tenant>|<rule>|<group>  one keyed state (JSON)
+//	p/<tenant>|<actor>     one actor profile (binary, see Profile.encode)
+const metaKey = "m/meta"
+
+// meta is the engine-wide persisted state.
+type meta struct {
+	Seq     uint64                  `json:"seq"`
+	MaxT    int64                   `json:"max_t"`
+	SweptAt int64                   `json:"swept_at"`
+	Tenants map[string]*tenantStats `json:"tenants"`
+	Flags   map[string]int64        `json:"flags"`
+}
+
+// load restores state saved by Checkpoint.
+func (e *Engine) load(ctx context.Context) error {
+	err := e.opts.StateStore.ScanState(ctx, stateNS, func(key string, value []byte) error {
+		switch {
+		case key == metaKey:
+			var m meta
+			if err := json.Unmarshal(value, &m); err != nil {
+				return fmt.Errorf("decode detection meta: %w", err)
+			}
+			e.lastSeq, e.maxT, e.sweptAt = m.Seq, m.MaxT, m.SweptAt
+			if m.Tenants != nil {
+				e.tstats = m.Tenants
+			}
+			if m.Flags != nil {
+				e.flags = m.Flags
+			}
+		case strings.HasPrefix(key, "k/"):
+			var ks keyState
+			if err := json.Unmarshal(value, &ks); err != nil {
+				return fmt.Errorf("decode detection state %q: %w", key, err)
+			}
+			r := e.byID[ks.Rule]
+			if r == nil {
+				e.deadKeys[key[2:]] = true // the rule is gone
+				return nil
+			}
+			ks.rebuild(r.CountIf.Present())
+			e.keys[key[2:]] = &ks
+		case strings.HasPrefix(key, "p/"):
+			if len(e.profiles) < e.opts.MaxProfiles {
+				e.profiles[key[2:]] = &profEntry{data: value}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("restore detection state: %w", err)
+	}
+	return nil
+}
+
+// Checkpoint persists what changed since the last checkpoint (keyed states,
+// profiles) and the position, atomically. After it, a new engine on the
+// same StateStore continues exactly where this one stopped.
+func (e *Engine) Checkpoint(ctx context.Context) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.checkpoint(ctx)
+}
+
+func (e *Engine) checkpoint(ctx context.Context) error {
+	if e.opts.StateStore == nil {
+		return nil
+	}
+	puts := make(map[string][]byte, len(e.dirtyKeys)+len(e.dirtyProfs)+1)
+	var dels []string
+	for k := range e.dirtyKeys {
+		ks := e.keys[k]
+		if ks == nil {
+			continue
+		}
+		b, err := json.Marshal(ks)
+		if err != nil {
+			return fmt.Errorf("encode detection state %q: %w", k, err)
+		}
+		puts["k/"+k] = b
+	}
+	for k := range e.deadKeys {
+		dels = append(dels, "k/"+k)
+	}
+	for k := range e.dirtyProfs {
+		if pe := e.profiles[k]; pe != nil {
+			puts["p/"+k] = pe.data
+		}
+	}
+	for k := range e.deadProfs {
+		dels = append(dels, "p/"+k)
+	}
+	sort.Strings(dels)
+	m, err := json.Marshal(meta{Seq: e.lastSeq, MaxT: e.maxT, SweptAt: e.sweptAt, Tenants: e.tstats, Flags: e.flags})
+	if err != nil {
+		return fmt.Errorf("encode detection meta: %w", err)
+	}
+	puts[metaKey] = m
+	if err := e.opts.StateStore.SaveState(ctx, stateNS, puts, dels); err != nil {
+		return fmt.Errorf("save detection state: %w", err)
+	}
+	clear(e.dirtyKeys)
+	clear(e.deadKeys)
+	clear(e.dirtyProfs)
+	clear(e.deadProfs)
+	e.evictProfiles()
+	return nil
+}
+
+// evictProfiles drops the least recently used persisted profiles when the
+// in-memory cap is exceeded; they are reloaded from the store on demand.
+func (e *Engine) evictProfiles() {
+	if len(e.profiles) <= e.opts.MaxProfiles || e.opts.StateStore == nil {
+		return
+	}
+	type kv struct {
+		k    string
+		last int64
+	}
+	all := make([]kv, 0, len(e.profiles))
+	for k, pe := range e.profiles {
+		if !e.dirtyProfs[k] {
+			all = append(all, kv{k, pe.last})
+		}
+	}
+	sort.Slice(all, func(i, j int) bool {
+		if all[i].last != all[j].last {
+			return all[i].last < all[j].last
+		}
+		return all[i].k < all[j].k
+	})
+	target := e.opts.MaxProfiles * 9 / 10
+	for _, x := range all {
+		if len(e.profiles) <= target {
+			break
+		}
+		delete(e.profiles, x.k)
+	}
+}
+
+// sweep forgets keyed states and flags that no future accepted event can
+// touch. It never changes results, only memory.
+func (e *Engine) sweep() {
+	e.sweptAt = e.maxT
+	late := e.opts.AllowedLateness
+	for k, ks := range e.keys {
+		r := e.byID[ks.Rule]
+		now := e.maxT
+		if ks.Tenant != "" {
+			if ts := e.tstats[ks.Tenant]; ts != nil {
+				now = ts.MaxT
+			}
+		}
+		expired := r == nil
+		if r != nil {
+			w := max(durParam(e.tenantConf(ks.Tenant).paramsFor(r), "window", r.Window), r.Window)
+			expired = ks.expired(now, w, late, r.Baseline != nil)
+		}
+		if expired {
+			delete(e.keys, k)
+			delete(e.dirtyKeys, k)
+			e.deadKeys[k] = true
+		}
+	}
+	for k, exp := range e.flags {
+		if exp+late.Milliseconds() < e.maxT {
+			delete(e.flags, k)
+		}
+	}
+}
+
+// Rebuild recomputes every actor profile and the tenants' statistics from
+// stored events. next yields events in time order and returns io.EOF (or a
+// nil event) at the end. Windows, findings and the stream position are kept.
+// With a StateStore the result is persisted before Rebuild returns.
+func (e *Engine) Rebuild(ctx context.Context, next func() (*audit.Event, error)) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for k := range e.profiles {
+		e.deadProfs[k] = true
+	}
+	if e.opts.StateStore != nil {
+		// Profiles evicted from memory are in the store only.
+		err := e.opts.StateStore.ScanState(ctx, stateNS, func(key string, _ []byte) error {
+			if k, ok := strings.CutPrefix(key, "p/"); ok {
+				e.deadProfs[k] = true
+			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("list profiles: %w", err)
+		}
+	}
+	e.profiles = map[string]*profEntry{}
+	clear(e.dirtyProfs)
+	for _, ts := range e.tstats {
+		ts.Logins, ts.WithDevice, ts.Hours, ts.HourTotal = 0, 0, [168]uint16{}, 0
+	}
+	n := 0
+	for {
+		if n%1024 == 0 {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+		}
+		ev, err := next()
+		if errors.Is(err, io.EOF) || (err == nil && ev == nil) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("rebuild profiles after %d events: %w", n, err)
+		}
+		n++
+		key := ""
+		var p *Profile
+		if ev.Actor.ID != "" {
+			key = ev.Tenant + "|" + ev.Actor.ID
+			p = e.loadProfile(key, &e.prof)
+		}
+		ts := e.stats(ev.Tenant)
+		if t := ev.Time.UnixMilli(); t > ts.MaxT {
+			ts.MaxT = t
+		}
+		e.observe(ev, key, p, ts, e.tenantConf(ev.Tenant))
+	}
+	e.log.Info("profiles rebuilt", "events", n, "profiles", len(e.profiles))
+	return e.checkpoint(ctx)
+}

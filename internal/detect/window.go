@@ -1,0 +1,193 @@
+package detect
+
+import (
+	"math"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/audit"
+)
+
+// keyState is everything the engine keeps for one (tenant, rule, group
+// key): the sliding window or sequence hits, the baseline, and the open
+// finding that absorbs further hits while suppression lasts. Exported
+// fields are persisted (JSON); the rest is derived and rebuilt on load.
+type keyState struct {
+	Tenant string `json:"t"`
+	Rule   string `json:"r"`
+	Group  string `json:"g"`
+	// Entries are the window's events, sorted by time.
+	Entries []entry `json:"e,omitempty"`
+	// Newest is the newest event time of the key (ms).
+	Newest int64 `json:"n"`
+	// Baseline state: the current tumbling window's index and counts, and
+	// the EWMA of closed windows.
+	Bucket   int64   `json:"b,omitempty"`
+	BCount   int     `json:"bc,omitempty"`
+	BMatched int     `json:"bm,omitempty"`
+	Base     float64 `json:"ba,omitempty"`
+	BaseM    float64 `json:"bam,omitempty"`
+	Closed   int     `json:"cl,omitempty"`
+	// Steps are a sequence's hits, sorted by time.
+	Steps []stepHit `json:"s,omitempty"`
+	// Finding is the open finding and Until the end of its suppression (ms).
+	Finding *audit.Finding `json:"f,omitempty"`
+	Until   int64          `json:"u,omitempty"`
+
+	count, matched int
+	per            map[string]int32
+	maxPer         int32
+	maxDirty       bool
+}
+
+// entry is one event in a window.
+type entry struct {
+	T  int64  `json:"t"`
+	ID string `json:"i"`
+	V  string `json:"v,omitempty"`
+	M  bool   `json:"m,omitempty"`
+	R  uint8  `json:"k,omitempty"` // login risk score
+}
+
+// stepHit is one event matching a sequence step.
+type stepHit struct {
+	Step int    `json:"s"`
+	T    int64  `json:"t"`
+	ID   string `json:"i"`
+	R    uint8  `json:"k,omitempty"`
+}
+
+// rebuild recomputes the derived counters from Entries.
+func (ks *keyState) rebuild(distinctMatchedOnly bool) {
+	ks.count, ks.matched, ks.maxPer = 0, 0, 0
+	ks.per = nil
+	for _, en := range ks.Entries {
+		ks.inc(en, distinctMatchedOnly)
+	}
+}
+
+func (ks *keyState) inc(en entry, matchedOnly bool) {
+	ks.count++
+	if en.M {
+		ks.matched++
+	}
+	if en.V != "" && (!matchedOnly || en.M) {
+		if ks.per == nil {
+			ks.per = map[string]int32{}
+		}
+		c := ks.per[en.V] + 1
+		ks.per[en.V] = c
+		if c > ks.maxPer {
+			ks.maxPer = c
+		}
+	}
+}
+
+func (ks *keyState) dec(en entry, matchedOnly bool) {
+	ks.count--
+	if en.M {
+		ks.matched--
+	}
+	if en.V != "" && (!matchedOnly || en.M) {
+		c := ks.per[en.V] - 1
+		if c <= 0 {
+			delete(ks.per, en.V)
+		} else {
+			ks.per[en.V] = c
+		}
+		if c+1 == ks.maxPer {
+			ks.maxDirty = true
+		}
+	}
+}
+
+// maxPerValue returns the highest count of one distinct value.
+func (ks *keyState) maxPerValue() int32 {
+	if ks.maxDirty {
+		ks.maxPer = 0
+		for _, c := range ks.per {
+			ks.maxPer = max(ks.maxPer, c)
+		}
+		ks.maxDirty = false
+	}
+	return ks.maxPer
+}
+
+// add inserts en in time order, then evicts what fell out of the window
+// (relative to the key's newest event) and beyond the cap. It returns how
+// many entries the cap dropped.
+func (ks *keyState) add(en entry, window time.Duration, maxEntries int, matchedOnly bool) (dropped int) {
+	i := sort.Search(len(ks.Entries), func(i int) bool { return ks.Entries[i].T > en.T })
+	ks.Entries = slices.Insert(ks.Entries, i, en)
+	ks.inc(en, matchedOnly)
+	if en.T > ks.Newest {
+		ks.Newest = en.T
+	}
+	cut := ks.Newest - window.Milliseconds()
+	n := 0
+	for n < len(ks.Entries) && (ks.Entries[n].T <= cut || len(ks.Entries)-n > maxEntries) {
+		if ks.Entries[n].T > cut {
+			dropped++
+		}
+		ks.dec(ks.Entries[n], matchedOnly)
+		n++
+	}
+	if n > 0 {
+		ks.Entries = slices.Delete(ks.Entries, 0, n)
+	}
+	return dropped
+}
+
+// roll advances the tumbling baseline window to the one holding t. Closed
+// windows fold into the EWMA unless a finding was open (an attack must not
+// become the new normal).
+func (ks *keyState) roll(t int64, window time.Duration, alpha float64) {
+	w := window.Milliseconds()
+	idx := t / w
+	if ks.Bucket == 0 {
+		ks.Bucket = idx
+		return
+	}
+	if idx <= ks.Bucket {
+		return
+	}
+	open := ks.Finding != nil && ks.Bucket*w <= ks.Until
+	if !open {
+		if ks.Closed == 0 {
+			ks.Base, ks.BaseM = float64(ks.BCount), float64(ks.BMatched)
+		} else {
+			ks.Base = alpha*float64(ks.BCount) + (1-alpha)*ks.Base
+			ks.BaseM = alpha*float64(ks.BMatched) + (1-alpha)*ks.BaseM
+		}
+	}
+	ks.Closed++
+	if gap := idx - ks.Bucket - 1; gap > 0 {
+		g := min(gap, 10000)
+		f := math.Pow(1-alpha, float64(g))
+		ks.Base *= f
+		ks.BaseM *= f
+		ks.Closed += int(g)
+	}
+	ks.Bucket = idx
+	ks.BCount, ks.BMatched = 0, 0
+}
+
+// baselineIdle is how long a key with a baseline survives without events.
+const baselineIdle = 7 * 24 * time.Hour
+
+// expired reports whether the key can be forgotten at tenant time now: no
+// future accepted event could fall into its window or its suppression.
+func (ks *keyState) expired(now int64, window, lateness time.Duration, baseline bool) bool {
+	horizon := now - lateness.Milliseconds()
+	if baseline && ks.Newest+baselineIdle.Milliseconds() >= horizon {
+		return false // the baseline is the point of keeping it
+	}
+	if ks.Newest+window.Milliseconds() >= horizon {
+		return false
+	}
+	if ks.Finding != nil && ks.Until >= horizon {
+		return false
+	}
+	return true
+}
