@@ -1,0 +1,131 @@
+package sqlite_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/sqlite"
+	"github.com/vigilhq/vigil/internal/storetest"
+)
+
+func openDB(t *testing.T, opts sqlite.Options) *sqlite.DB {
+	t.Helper()
+	if opts.Dir == "" {
+		opts.Dir = t.TempDir()
+	}
+	db, err := sqlite.Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return db
+}
+
+func backend(db *sqlite.DB) storetest.Backend {
+	return storetest.Backend{Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, State: db, Rules: db}
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) storetest.Backend {
+		dir := t.TempDir()
+		db := openDB(t, sqlite.Options{Dir: dir})
+		b := backend(db)
+		b.Reopen = func(t *testing.T) storetest.Backend {
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return backend(openDB(t, sqlite.Options{Dir: dir}))
+		}
+		return b
+	})
+}
+
+func TestBackpressure(t *testing.T) {
+	db := openDB(t, sqlite.Options{MaxBacklog: 3})
+	ctx := t.Context()
+	s := db.Stream()
+	ev := func(id string) *audit.Event {
+		return &audit.Event{Tenant: "a", ID: id, Time: time.Unix(1e9, 0).UTC(), Action: "custom.thing"}
+	}
+	if _, err := s.Append(ctx, []*audit.Event{ev("1"), ev("2"), ev("3")}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := s.Append(ctx, []*audit.Event{ev("4")})
+	if audit.ErrorCode(err) != audit.EUNAVAILABLE {
+		t.Fatalf("append over the backlog cap = %v, want EUNAVAILABLE", err)
+	}
+	if err := s.Commit(ctx, "pipeline", 2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Append(ctx, []*audit.Event{ev("4")}); err != nil {
+		t.Fatalf("append after the consumer caught up: %v", err)
+	}
+	if err := s.Commit(ctx, "pipeline", 99); audit.ErrorCode(err) != audit.EINVALID {
+		t.Fatalf("commit beyond the end = %v, want EINVALID", err)
+	}
+}
+
+func TestStreamPurgeForgetsKeys(t *testing.T) {
+	now := time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC)
+	db := openDB(t, sqlite.Options{Now: func() time.Time { return now }})
+	ctx := t.Context()
+	e := &audit.Event{Tenant: "a", ID: "x", Time: now, Action: "custom.thing"}
+	if _, err := db.Stream().Append(ctx, []*audit.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Purge(ctx, "a", now); err != nil { // same day: kept
+		t.Fatal(err)
+	}
+	res, _ := db.Stream().Append(ctx, []*audit.Event{e})
+	if !res[0].Duplicate {
+		t.Fatal("key forgotten before its day expired")
+	}
+	if _, err := db.Purge(ctx, "a", now.Add(48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	res, _ = db.Stream().Append(ctx, []*audit.Event{e})
+	if res[0].Duplicate {
+		t.Fatal("key kept after retention")
+	}
+}
+
+func TestOpenValidates(t *testing.T) {
+	_, err := sqlite.Open(t.Context(), sqlite.Options{})
+	if audit.ErrorCode(err) != audit.EINVALID {
+		t.Fatalf("Open without Dir = %v", err)
+	}
+	_, err = sqlite.Open(t.Context(), sqlite.Options{Dir: t.TempDir(), PartitionPeriod: 90 * time.Minute})
+	if audit.ErrorCode(err) != audit.EINVALID {
+		t.Fatalf("Open with a 90m period = %v", err)
+	}
+	dir := t.TempDir()
+	db := openDB(t, sqlite.Options{Dir: dir})
+	if err := db.Events().InsertEvents(t.Context(), []audit.Event{{Tenant: "a", ID: "1", Time: time.Now(), Action: "x.y"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate twice: %v", err)
+	}
+	db.Close()
+	_, err = sqlite.Open(t.Context(), sqlite.Options{Dir: dir, PartitionPeriod: time.Hour})
+	if audit.ErrorCode(err) != audit.EINVALID {
+		t.Fatalf("reopening with another period = %v, want EINVALID", err)
+	}
+}
+
+func TestCancelledContextStaysContextError(t *testing.T) {
+	db := openDB(t, sqlite.Options{})
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	_, err := db.GetTenant(ctx, "a")
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("GetTenant with a cancelled context = %v", err)
+	}
+	_, err = db.Events().SearchEvents(ctx, audit.EventFilter{Tenant: "a"})
+	if err != nil && !errors.Is(err, context.Canceled) {
+		t.Fatalf("search with a cancelled context = %v", err)
+	}
+}
