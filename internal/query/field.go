@@ -78,6 +78,8 @@ var fields = []Field{
 			audit.UAClassHeadless, audit.UAClassEmpty, audit.UAClassUnknown},
 		Doc: "user-agent class"},
 	{Name: "ua.browser", Path: "enrichment.user_agent.browser", Type: audit.FieldText, Groupable: true, Sortable: true, Doc: "browser family"},
+	{Name: "risk.reason", Path: "risk.reasons", Type: audit.FieldText, Multi: true,
+		Doc: "a reason of the login's risk score (new_country, new_asn, …); matches any"},
 	{Name: "risk.score", Path: "risk.score", Type: audit.FieldNumber, Groupable: true, Aggregatable: true, Sortable: true,
 		Min: 0, Max: 100, Doc: "login risk score (0–100)"},
 }
