@@ -288,3 +288,7 @@ func TestHealthReadyMetrics(t *testing.T) {
 		t.Fatal("metrics contain a key")
 	}
 }
+
+func newApp(ctx context.Context, cfg config.Config) (*app.App, error) {
+	return app.New(ctx, cfg, app.Options{Stderr: io.Discard})
+}
