@@ -47,6 +47,13 @@ type fakeServer struct {
 
 func newFakeServer(t *testing.T) *fakeServer {
 	t.Helper()
+	s := startFake()
+	t.Cleanup(s.Close)
+	return s
+}
+
+// startFake starts a fake server; the caller closes it.
+func startFake() *fakeServer {
 	s := &fakeServer{
 		counts:   map[string]int{},
 		stored:   map[string]client.Event{},
@@ -55,7 +62,6 @@ func newFakeServer(t *testing.T) *fakeServer {
 		findings: map[string]client.Finding{},
 	}
 	s.Server = httptest.NewServer(s)
-	t.Cleanup(s.Close)
 	return s
 }
 
