@@ -127,6 +127,14 @@ func stdFacts(ev *audit.Event) map[string]any {
 	if ev.Context.SessionID != "" {
 		f["session"] = ev.Context.SessionID
 	}
+	if ev.Target.ID != "" {
+		f["target"] = ev.Target.ID
+	}
+	for k, v := range ev.Metadata {
+		if s, ok := v.(string); ok && len(s) <= 128 {
+			f["meta_"+k] = s
+		}
+	}
 	if g := ev.Enrichment.Geo; g != nil {
 		if g.Country != "" {
 			f["country"] = g.Country

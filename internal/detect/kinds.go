@@ -105,9 +105,16 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 		return
 	}
 	window := durParam(in.params, "window", r.Window)
-	matchedOnly := r.CountIf.Present()
-	if ks.count == 0 && len(ks.Entries) > 0 {
-		ks.rebuild(matchedOnly) // restored from a checkpoint
+	// Evidence is what the rule counts: the events with a distinct value,
+	// else the matched ones, else all.
+	isEvidence := func(en entry) bool {
+		switch {
+		case r.Distinct.Present():
+			return en.V != ""
+		case r.CountIf.Present():
+			return en.M
+		}
+		return true
 	}
 	if r.Baseline != nil {
 		ks.roll(t, window, r.Baseline.Alpha)
@@ -116,7 +123,7 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 			ks.BMatched++
 		}
 	}
-	if d := ks.add(entry{T: t, ID: ev.ID, V: v, M: m, R: riskByte(in)}, window, e.opts.MaxWindowEvents, matchedOnly); d > 0 {
+	if d := ks.add(entry{T: t, ID: ev.ID, V: v, M: m, R: riskByte(in)}, window, e.opts.MaxWindowEvents); d > 0 {
 		e.m.entriesDropped.Add(float64(d))
 	}
 	agg := &aggVals{count: int64(ks.count), matched: int64(ks.matched), distinct: int64(len(ks.per)), baseline: -1, baselineM: -1}
@@ -128,7 +135,7 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 	}
 	active := ks.Finding != nil && t <= ks.Until
 	if active {
-		if matchedOnly && !m {
+		if !isEvidence(entry{V: v, M: m}) {
 			return
 		}
 		agg.maxPer = int64(ks.maxPerValue())
@@ -147,7 +154,7 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 	ids := make([]string, 0, min(len(ks.Entries), audit.MaxEvidence))
 	first := t
 	for _, en := range ks.Entries {
-		if matchedOnly && !en.M {
+		if !isEvidence(en) {
 			continue
 		}
 		first = min(first, en.T)

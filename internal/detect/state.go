@@ -54,7 +54,7 @@ func (e *Engine) load(ctx context.Context) error {
 				e.deadKeys[key[2:]] = true // the rule is gone
 				return nil
 			}
-			ks.rebuild(r.CountIf.Present())
+			ks.rebuild()
 			e.keys[key[2:]] = &ks
 		case strings.HasPrefix(key, "p/"):
 			if len(e.profiles) < e.opts.MaxProfiles {

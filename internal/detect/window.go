@@ -59,20 +59,20 @@ type stepHit struct {
 }
 
 // rebuild recomputes the derived counters from Entries.
-func (ks *keyState) rebuild(distinctMatchedOnly bool) {
+func (ks *keyState) rebuild() {
 	ks.count, ks.matched, ks.maxPer = 0, 0, 0
 	ks.per = nil
 	for _, en := range ks.Entries {
-		ks.inc(en, distinctMatchedOnly)
+		ks.inc(en)
 	}
 }
 
-func (ks *keyState) inc(en entry, matchedOnly bool) {
+func (ks *keyState) inc(en entry) {
 	ks.count++
 	if en.M {
 		ks.matched++
 	}
-	if en.V != "" && (!matchedOnly || en.M) {
+	if en.V != "" {
 		if ks.per == nil {
 			ks.per = map[string]int32{}
 		}
@@ -84,12 +84,12 @@ func (ks *keyState) inc(en entry, matchedOnly bool) {
 	}
 }
 
-func (ks *keyState) dec(en entry, matchedOnly bool) {
+func (ks *keyState) dec(en entry) {
 	ks.count--
 	if en.M {
 		ks.matched--
 	}
-	if en.V != "" && (!matchedOnly || en.M) {
+	if en.V != "" {
 		c := ks.per[en.V] - 1
 		if c <= 0 {
 			delete(ks.per, en.V)
@@ -117,10 +117,10 @@ func (ks *keyState) maxPerValue() int32 {
 // add inserts en in time order, then evicts what fell out of the window
 // (relative to the key's newest event) and beyond the cap. It returns how
 // many entries the cap dropped.
-func (ks *keyState) add(en entry, window time.Duration, maxEntries int, matchedOnly bool) (dropped int) {
+func (ks *keyState) add(en entry, window time.Duration, maxEntries int) (dropped int) {
 	i := sort.Search(len(ks.Entries), func(i int) bool { return ks.Entries[i].T > en.T })
 	ks.Entries = slices.Insert(ks.Entries, i, en)
-	ks.inc(en, matchedOnly)
+	ks.inc(en)
 	if en.T > ks.Newest {
 		ks.Newest = en.T
 	}
@@ -130,7 +130,7 @@ func (ks *keyState) add(en entry, window time.Duration, maxEntries int, matchedO
 		if ks.Entries[n].T > cut {
 			dropped++
 		}
-		ks.dec(ks.Entries[n], matchedOnly)
+		ks.dec(ks.Entries[n])
 		n++
 	}
 	if n > 0 {

@@ -80,8 +80,9 @@ type Rule struct {
 	Condition *Expr
 	// Distinct is the value counted by a distinct rule.
 	Distinct *Expr
-	// CountIf marks the window events counted as "matched"; when set, the
-	// distinct values are taken over matched events only.
+	// CountIf marks the window events counted as "matched". Distinct values
+	// are counted over every window event whose Distinct value is non-empty
+	// (so an expression can return "" to leave an event out).
 	CountIf *Expr
 	// Baseline enables a trailing baseline on a threshold/distinct rule.
 	Baseline *Baseline
