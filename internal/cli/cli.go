@@ -84,13 +84,14 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	fs.SetOutput(stderr)
 	fs.Usage = func() { printCommandHelp(stderr, c); fmt.Fprintln(stderr, "\nFlags:"); fs.PrintDefaults() }
 	run := c.Run(ctx, env, fs)
-	if err := fs.Parse(rest); err != nil {
+	positional, err := parseInterspersed(fs, rest)
+	if err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return ExitOK
 		}
 		return ExitUsage
 	}
-	if err := run(fs.Args()); err != nil {
+	if err := run(positional); err != nil {
 		var ue *usageError
 		if errors.As(err, &ue) {
 			fmt.Fprintf(stderr, "vigil %s: %s\n", c.Name, ue.msg)
@@ -103,6 +104,28 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return ExitFail
 	}
 	return ExitOK
+}
+
+// parseInterspersed parses flags that may come before or after positional
+// arguments ("tenants create acme --name Acme"); everything after a "--" is
+// positional.
+func parseInterspersed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var tail []string
+	if i := slices.Index(args, "--"); i >= 0 {
+		args, tail = args[:i], args[i+1:]
+	}
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		args = fs.Args()
+		if len(args) == 0 {
+			return append(positional, tail...), nil
+		}
+		positional = append(positional, args[0])
+		args = args[1:]
+	}
 }
 
 // find resolves the longest command name that prefixes args.

@@ -1,0 +1,146 @@
+package cli_test
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/app"
+	"github.com/vigilhq/vigil/internal/cli"
+	"github.com/vigilhq/vigil/internal/config"
+)
+
+type result struct {
+	code           int
+	stdout, stderr string
+}
+
+func run(t *testing.T, env map[string]string, stdin string, args ...string) result {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := cli.Main(t.Context(), args, strings.NewReader(stdin), &out, &errb, func(k string) string { return env[k] })
+	return result{code, out.String(), errb.String()}
+}
+
+func TestHelpAndUsage(t *testing.T) {
+	if r := run(t, nil, "", "help"); r.code != 0 || !strings.Contains(r.stdout, "events send") {
+		t.Fatalf("help: %+v", r)
+	}
+	if r := run(t, nil, ""); r.code != cli.ExitUsage {
+		t.Fatalf("no args: %d", r.code)
+	}
+	if r := run(t, nil, "", "frobnicate"); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "unknown command") {
+		t.Fatalf("unknown: %+v", r)
+	}
+	if r := run(t, nil, "", "keys", "create"); r.code != cli.ExitUsage || !strings.Contains(r.stderr, "--operator or --tenant") {
+		t.Fatalf("keys create without flags: %+v", r)
+	}
+	if r := run(t, nil, "", "serve", "--bogus"); r.code != cli.ExitUsage {
+		t.Fatalf("bad flag: %+v", r)
+	}
+	if r := run(t, nil, "", "version"); r.code != 0 || !strings.HasPrefix(r.stdout, "vigil ") {
+		t.Fatalf("version: %+v", r)
+	}
+}
+
+func TestConfigCheck(t *testing.T) {
+	r := run(t, map[string]string{"VIGIL_SERVER_ADDR": "127.0.0.1:9999"}, "", "config", "check")
+	if r.code != 0 || !strings.Contains(r.stdout, "addr: 127.0.0.1:9999") {
+		t.Fatalf("config check: %+v", r)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	os.WriteFile(bad, []byte("log:\n  level: loud\n"), 0o600)
+	r = run(t, nil, "", "config", "check", "--config", bad)
+	if r.code != cli.ExitFail || !strings.Contains(r.stderr, "log.level") {
+		t.Fatalf("bad config: %+v", r)
+	}
+}
+
+func TestLocalAdminCommands(t *testing.T) {
+	dir := t.TempDir()
+	env := map[string]string{"VIGIL_STORAGE_SQLITE_DIR": dir}
+	if r := run(t, env, "", "tenants", "create", "acme", "--name", "Acme"); r.code != 0 {
+		t.Fatalf("tenants create: %+v", r)
+	}
+	if r := run(t, env, "", "tenants", "create", "acme"); r.code != cli.ExitFail || !strings.Contains(r.stderr, "exists") {
+		t.Fatalf("duplicate tenant: %+v", r)
+	}
+	r := run(t, env, "", "keys", "create", "--tenant", "acme", "--scopes", "events:read,events:write", "--name", "ci")
+	if r.code != 0 || !regexp.MustCompile(`^vgl_[0-9a-f]{16}_[a-z2-7]+\n$`).MatchString(r.stdout) {
+		t.Fatalf("keys create: %+v", r)
+	}
+	secret := strings.TrimSpace(r.stdout)
+	if r := run(t, env, "", "keys", "create", "--tenant", "nope", "--scopes", "admin"); r.code != cli.ExitFail {
+		t.Fatalf("key for missing tenant: %+v", r)
+	}
+	r = run(t, env, "", "keys", "list")
+	if r.code != 0 || !strings.Contains(r.stdout, "events:read,events:write") || strings.Contains(r.stdout, secret[20:]) {
+		t.Fatalf("keys list: %+v", r)
+	}
+	id := strings.Split(secret, "_")[1]
+	if r := run(t, env, "", "keys", "revoke", id); r.code != 0 {
+		t.Fatalf("revoke: %+v", r)
+	}
+	if r := run(t, env, "", "keys", "list", "--tenant", "acme"); !strings.Contains(r.stdout, "revoked") {
+		t.Fatalf("list after revoke: %+v", r)
+	}
+	if r := run(t, env, "", "migrate"); r.code != 0 {
+		t.Fatalf("migrate: %+v", r)
+	}
+}
+
+// TestEventsSendAndQuery drives a real in-process server through the CLI's
+// client commands.
+func TestEventsSendAndQuery(t *testing.T) {
+	cfg := config.Default()
+	cfg.Server.Addr = "127.0.0.1:0"
+	cfg.Storage.SQLite.Dir = t.TempDir()
+	cfg.Log.Level = "error"
+	ctx, cancel := context.WithCancel(context.Background())
+	a, err := app.New(ctx, cfg, app.Options{Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	env := map[string]string{"VIGIL_SERVER": "http://" + a.Addr(), "VIGIL_API_KEY": a.BootstrapKey}
+	if err := a.Stores().Tenants.CreateTenant(t.Context(), tenant("acme")); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)
+	ndjson := `{"id":"e1","tenant":"acme","time":"` + at + `","action":"auth.login.failure","reason":"unknown_user","actor":{"id":"mallory"},"context":{"ip":"203.0.113.5"}}
+{"id":"e2","tenant":"acme","time":"` + at + `","action":"auth.login.failure","actor":{"id":"mallory"},"context":{"ip":"203.0.113.5"}}
+`
+	r := run(t, env, ndjson, "events", "send")
+	if r.code != cli.ExitFail || !strings.Contains(r.stdout, "1 accepted, 0 duplicates, 1 rejected") || !strings.Contains(r.stderr, "event 1 rejected (reason)") {
+		t.Fatalf("send: %+v", r)
+	}
+	if r := run(t, env, ndjson, "events", "send"); !strings.Contains(r.stdout, "0 accepted, 1 duplicates") {
+		t.Fatalf("resend: %+v", r)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		r = run(t, env, "", "events", "query", "--tenant", "acme", "--ip", "203.0.113.0/24", "--format", "json")
+		if strings.Contains(r.stdout, `"id": "e1"`) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if r.code != 0 || !strings.Contains(r.stdout, `"id": "e1"`) {
+		t.Fatalf("query: %+v", r)
+	}
+	r = run(t, env, "", "events", "query", "--tenant", "acme", "--actor", "mallory")
+	if r.code != 0 || !strings.Contains(r.stdout, "auth.login.failure") || !strings.Contains(r.stdout, "ACTION") {
+		t.Fatalf("table query: %+v", r)
+	}
+	if r := run(t, map[string]string{"VIGIL_SERVER": env["VIGIL_SERVER"]}, "", "events", "query"); r.code != cli.ExitUsage {
+		t.Fatalf("no key: %+v", r)
+	}
+}
