@@ -20,7 +20,7 @@ func complete(action string) audit.Event {
 		Reason: map[string]string{
 			audit.ActionLoginFailure: "invalid_password", audit.ActionLogout: "user", audit.ActionSessionRevoked: "admin",
 		}[action],
-		Context: audit.Context{IP: netip.MustParseAddr("203.0.113.7"), UserAgent: "Mozilla/5.0", AuthMethod: "password", SessionID: "s_1"},
+		Context:  audit.Context{IP: netip.MustParseAddr("203.0.113.7"), UserAgent: "Mozilla/5.0", AuthMethod: "password", SessionID: "s_1"},
 		Metadata: map[string]any{"factor": "totp", "stage": "requested", "new_role": "admin"},
 	}
 }
