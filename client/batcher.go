@@ -67,7 +67,7 @@ type Batcher struct {
 	c     *Client
 	o     BatcherOptions
 	log   *slog.Logger
-	slots chan struct{} // one token per event held
+	slots *semaphore    // one unit per event held
 	queue chan *batch   // batches waiting for a worker; never full (see cut)
 
 	ctx     context.Context // delivery; cancelled when Close gives up
@@ -118,7 +118,7 @@ func NewBatcher(c *Client, o BatcherOptions) (*Batcher, error) {
 	ctx, cancel := context.WithCancelCause(context.Background())
 	b := &Batcher{
 		c: c, o: o, log: c.log,
-		slots:    make(chan struct{}, o.BufferSize),
+		slots:    newSemaphore(o.BufferSize),
 		queue:    make(chan *batch, o.BufferSize),
 		ctx:      ctx,
 		cancel:   cancel,
@@ -171,7 +171,7 @@ func (b *Batcher) Add(ctx context.Context, e Event) error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		<-b.slots
+		b.slots.release(1)
 		return ErrClosed
 	}
 	if p := b.pending; p != nil && p.bytes+buf.Len()+1 > b.o.MaxBatchBytes-1 {
@@ -199,22 +199,61 @@ func (b *Batcher) acquire(ctx context.Context) error {
 		return ErrClosed
 	default:
 	}
-	if b.o.NonBlocking {
-		select {
-		case b.slots <- struct{}{}:
+	for {
+		room := b.slots.tryAcquire()
+		if room == nil {
 			return nil
-		default:
+		}
+		if b.o.NonBlocking {
 			return ErrBufferFull
 		}
+		select {
+		case <-room:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-b.closing:
+			return ErrClosed
+		}
 	}
-	select {
-	case b.slots <- struct{}{}:
+}
+
+// semaphore counts buffer slots. Unlike a buffered channel used as one, it
+// frees a whole batch's slots with one wake-up instead of one per event.
+type semaphore struct {
+	mu   sync.Mutex
+	used int
+	max  int
+	room chan struct{} // closed (and replaced) whenever slots are freed
+}
+
+func newSemaphore(n int) *semaphore {
+	return &semaphore{max: n, room: make(chan struct{})}
+}
+
+// tryAcquire takes a slot and returns nil, or returns a channel that is
+// closed when slots are next freed.
+func (s *semaphore) tryAcquire() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.used < s.max {
+		s.used++
 		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	case <-b.closing:
-		return ErrClosed
 	}
+	return s.room
+}
+
+func (s *semaphore) release(n int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.used -= n
+	close(s.room)
+	s.room = make(chan struct{})
+}
+
+func (s *semaphore) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.used
 }
 
 // cut hands the pending batch to the workers. b.mu is held. The queue never
@@ -241,7 +280,7 @@ func (b *Batcher) flushTimer(gen uint64) {
 
 // Buffered returns the number of events the batcher holds: waiting for a
 // batch, queued, or in flight.
-func (b *Batcher) Buffered() int { return len(b.slots) }
+func (b *Batcher) Buffered() int { return b.slots.len() }
 
 // Flush sends the events added so far and waits until each has been
 // accepted or reported, or until ctx ends. It returns an error wrapping the
@@ -318,9 +357,7 @@ func (b *Batcher) work() {
 		b.mu.Lock()
 		delete(b.inflight, p)
 		b.mu.Unlock()
-		for range p.events {
-			<-b.slots
-		}
+		b.slots.release(len(p.events))
 		close(p.done)
 	}
 }
