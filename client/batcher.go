@@ -67,8 +67,8 @@ type Batcher struct {
 	c     *Client
 	o     BatcherOptions
 	log   *slog.Logger
-	slots *semaphore    // one unit per event held
-	queue chan *batch   // batches waiting for a worker; never full (see cut)
+	slots *semaphore  // one unit per event held
+	queue chan *batch // batches waiting for a worker; never full (see cut)
 
 	ctx     context.Context // delivery; cancelled when Close gives up
 	cancel  context.CancelCauseFunc
