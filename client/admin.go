@@ -137,8 +137,8 @@ func (c *Client) CreateKey(ctx context.Context, r CreateKeyRequest) (*CreatedKey
 	return &ck, nil
 }
 
-// ListKeys lists the API keys of the client's tenant (for an operator
-// client without a tenant, the server decides: see the API docs).
+// ListKeys lists the API keys of the client's tenant; an operator client
+// without a tenant lists every key.
 func (c *Client) ListKeys(ctx context.Context) ([]Key, error) {
 	var env struct {
 		Keys []Key `json:"keys"`
