@@ -16,17 +16,8 @@ type detection struct {
 	validateSetting httpapi.ValidateSetting
 }
 
-// buildEnrichment is replaced when the enrichment adapters land.
-func (a *App) buildEnrichment(c config.Enrich) (audit.Enricher, []httpapi.ReadyCheck, error) {
-	return nil, nil, nil
-}
-
 // buildDetection is replaced when the detection engine lands.
 func (a *App) buildDetection(ctx context.Context, c config.Detect) (*detection, error) {
 	return nil, nil
 }
 
-// DescribeEnrichment says which enrichment sources a configuration loads.
-func DescribeEnrichment(c config.Config) []string {
-	return nil
-}

@@ -54,6 +54,7 @@ func commands() []*Command {
 		tenantsCreateCommand(), tenantsListCommand(),
 		keysCreateCommand(), keysListCommand(), keysRevokeCommand(),
 		eventsSendCommand(), eventsQueryCommand(),
+		enrichCommand(),
 		versionCommand(),
 	}
 }

@@ -144,3 +144,22 @@ func TestEventsSendAndQuery(t *testing.T) {
 		t.Fatalf("no key: %+v", r)
 	}
 }
+
+func TestEnrichCommand(t *testing.T) {
+	dir := t.TempDir()
+	list := filepath.Join(dir, "tor.txt")
+	os.WriteFile(list, []byte("# tor exits\n185.220.101.1\n"), 0o600)
+	cfgPath := filepath.Join(dir, "vigil.yaml")
+	os.WriteFile(cfgPath, []byte("enrich:\n  city_db: ../enrich/geoip/testdata/GeoIP2-City-Test.mmdb\n  lists:\n    - {name: tor-exits, kind: tor, path: "+list+"}\n"), 0o600)
+	r := run(t, nil, "", "enrich", "--config", cfgPath, "--ua", "curl/8.5.0", "185.220.101.1")
+	if r.code != 0 || !strings.Contains(r.stdout, "tor=true") || !strings.Contains(r.stdout, "class=scripted") {
+		t.Fatalf("enrich: %+v", r)
+	}
+	r = run(t, nil, "", "enrich", "--config", cfgPath, "81.2.69.142")
+	if r.code != 0 || !strings.Contains(r.stdout, "GB") || !strings.Contains(r.stdout, "London") {
+		t.Fatalf("enrich geo: %+v", r)
+	}
+	if r := run(t, nil, "", "enrich", "not-an-ip"); r.code != cli.ExitUsage {
+		t.Fatalf("bad ip: %+v", r)
+	}
+}

@@ -2,8 +2,11 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"log/slog"
+	"net/netip"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -326,6 +329,75 @@ func versionCommand() *Command {
 				}
 				fmt.Fprintf(env.Stdout, "vigil %s\n", v)
 				return nil
+			}
+		},
+	}
+}
+
+func enrichCommand() *Command {
+	return &Command{
+		Name: "enrich", Usage: "IP [--ua USER-AGENT]", Short: "print what Vigil would attach to an event from IP and user agent",
+		Long: `Loads the enrichment databases and lists of the configuration (the same
+ones the server would) and prints the enrichment of one address and user
+agent, followed by the state of every data file. For operators checking
+their databases.`,
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
+			load := configFlags(env, fs)
+			ua := fs.String("ua", "", "user-agent string")
+			format := fs.String("format", "table", "output: table or json")
+			return func(args []string) error {
+				if len(args) != 1 {
+					return usagef("enrich takes one IP address")
+				}
+				ip, err := netip.ParseAddr(args[0])
+				if err != nil {
+					return usagef("%q is not an IP address", args[0])
+				}
+				cfg, err := load()
+				if err != nil {
+					return err
+				}
+				e, err := app.BuildEnrichment(cfg.Enrich, slog.New(slog.DiscardHandler), nil)
+				if err != nil {
+					return err
+				}
+				defer e.Close()
+				out := e.Pipeline.Lookup(ctx, ip, *ua)
+				if *format == "json" {
+					enc := json.NewEncoder(env.Stdout)
+					enc.SetIndent("", "  ")
+					return enc.Encode(map[string]any{"ip": ip.String(), "enrichment": out, "sources": e.Pipeline.Status()})
+				}
+				tw := tabwriter.NewWriter(env.Stdout, 2, 4, 2, ' ', 0)
+				fmt.Fprintf(tw, "ip\t%s\n", ip)
+				if g := out.Geo; g != nil {
+					fmt.Fprintf(tw, "geo\t%s / %s / %s", g.Country, g.Region, g.City)
+					if g.HasLocation {
+						fmt.Fprintf(tw, " (%.4f, %.4f ±%d km)", g.Latitude, g.Longitude, g.AccuracyKM)
+					}
+					fmt.Fprintf(tw, " [%s]\n", g.Source)
+				} else {
+					fmt.Fprintln(tw, "geo\t(none)")
+				}
+				if n := out.Network; n != nil {
+					fmt.Fprintf(tw, "network\tscope=%s asn=%d org=%q tor=%v datacenter=%v vpn=%v lists=%s\n",
+						n.Scope, n.ASN, n.ASOrg, n.Tor, n.Datacenter, n.VPN, strings.Join(n.Lists, ","))
+				}
+				if u := out.UserAgent; u != nil {
+					fmt.Fprintf(tw, "user agent\tclass=%s browser=%s %s os=%s %s device=%s\n", u.Class, u.Browser, u.BrowserVersion, u.OS, u.OSVersion, u.Device)
+				}
+				for _, s := range e.Pipeline.Status() {
+					state := "loaded"
+					if !s.Loaded {
+						state = "not loaded"
+					}
+					fmt.Fprintf(tw, "source\t%s %s: %s %s, %d entries", s.Source, s.Path, state, s.Kind, s.Entries)
+					if s.LastError != "" {
+						fmt.Fprintf(tw, " (%s)", s.LastError)
+					}
+					fmt.Fprintln(tw)
+				}
+				return tw.Flush()
 			}
 		},
 	}
