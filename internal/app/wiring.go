@@ -20,4 +20,3 @@ type detection struct {
 func (a *App) buildDetection(ctx context.Context, c config.Detect) (*detection, error) {
 	return nil, nil
 }
-
