@@ -50,7 +50,7 @@ func usagef(format string, args ...any) error {
 
 func commands() []*Command {
 	return []*Command{
-		serveCommand(), migrateCommand(), configCheckCommand(),
+		serveCommand(), demoCommand(), migrateCommand(), configCheckCommand(),
 		tenantsCreateCommand(), tenantsListCommand(),
 		keysCreateCommand(), keysListCommand(), keysRevokeCommand(),
 		eventsSendCommand(), eventsQueryCommand(),

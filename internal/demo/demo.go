@@ -1,0 +1,354 @@
+// Package demo is `vigil demo`: it starts a real Vigil server on an
+// embedded store in a fresh directory, simulates a SaaS with a few tenants
+// and thousands of users (internal/sim), replays weeks of their history,
+// runs live account-takeover campaigns against them, and reports which
+// campaigns were caught, by which rule, how fast, and how many false alarms
+// the benign population raised.
+package demo
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/vigilhq/vigil/client"
+	"github.com/vigilhq/vigil/internal/app"
+	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/sim"
+)
+
+// Options configures a demo run.
+type Options struct {
+	// Dir holds the demo's data; a fresh temporary directory when empty.
+	Dir string
+	// Addr is the listen address; 127.0.0.1:8080, or a free port when that is taken.
+	Addr string
+	// CityDB is an optional GeoIP city database; without it events carry
+	// their location themselves (offline mode).
+	CityDB string
+	// Seed makes the simulation reproducible.
+	Seed uint64
+	// Tenants and UsersPerTenant size the simulated SaaS.
+	Tenants        []string
+	UsersPerTenant int
+	// Days of history replayed before the attacks.
+	Days int
+	// Exit stops the server after the report instead of serving until ctx ends.
+	Exit bool
+	// Out receives the report and progress.
+	Out io.Writer
+}
+
+// Report is what a run found.
+type Report struct {
+	Campaigns []CampaignResult
+	// FalseAlarms counts findings on the benign population, by rule.
+	FalseAlarms map[string]int
+	// BenignUsers is the size of the benign population.
+	BenignUsers  int
+	HistoryCount int
+	LiveCount    int
+}
+
+// CampaignResult is one campaign's outcome.
+type CampaignResult struct {
+	Name, Description string
+	Caught            bool
+	Rules             []string // rules among the expected ones that fired
+	Also              []string // other rules that fired on the campaign
+	Latency           time.Duration
+	Explanation       string
+}
+
+// Run runs the demo. It returns after the report when o.Exit is set, else
+// when ctx ends.
+func Run(ctx context.Context, o Options) (*Report, error) {
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Seed == 0 {
+		o.Seed = 42
+	}
+	if len(o.Tenants) == 0 {
+		o.Tenants = []string{"acme", "globex", "initech"}
+	}
+	if o.UsersPerTenant == 0 {
+		o.UsersPerTenant = 1000
+	}
+	if o.Days == 0 {
+		o.Days = 21
+	}
+	if o.Dir == "" {
+		d, err := os.MkdirTemp("", "vigil-demo-")
+		if err != nil {
+			return nil, err
+		}
+		o.Dir = d
+	}
+	hostingList := filepath.Join(o.Dir, "demo-hosting.txt")
+	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
+		return nil, err
+	}
+	if err := os.WriteFile(hostingList, []byte("# the simulated attackers' hosting provider, listed as an operator would\n"+sim.Hosting.Block.String()+"\n"), 0o640); err != nil {
+		return nil, err
+	}
+	cfg := config.Default()
+	cfg.Server.Addr = pickAddr(o.Addr)
+	cfg.Storage.SQLite.Dir = filepath.Join(o.Dir, "data")
+	cfg.Enrich.CityDB = o.CityDB
+	cfg.Enrich.Lists = []config.IPList{{Name: "demo-hosting", Kind: "datacenter", Path: hostingList}}
+	cfg.Log.Level = "error"
+
+	p := newProgress(o.Out)
+	p.line("Starting Vigil (embedded store in %s)", cfg.Storage.SQLite.Dir)
+	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	a, err := app.New(runCtx, cfg, app.Options{Stderr: io.Discard})
+	if err != nil {
+		return nil, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- a.Run(runCtx) }()
+	defer func() { stop(); <-done }()
+	base := "http://" + a.Addr()
+	op, err := client.New(base, client.WithAPIKey(a.BootstrapKey), client.WithUserAgent("vigil-demo"))
+	if err != nil {
+		return nil, err
+	}
+	for _, t := range o.Tenants {
+		if _, err := op.CreateTenant(ctx, client.CreateTenantRequest{ID: t, Name: strings.ToUpper(t[:1]) + t[1:] + " Inc."}); err != nil {
+			return nil, fmt.Errorf("create tenant %s: %w", t, err)
+		}
+	}
+
+	world := sim.NewWorld(o.Seed, o.Tenants, o.UsersPerTenant)
+	now := time.Now().UTC()
+	history := world.History(now.Add(-time.Hour), o.Days)
+	rep := &Report{BenignUsers: len(world.Users), HistoryCount: len(history), FalseAlarms: map[string]int{}}
+	p.line("Replaying %d days of history: %d users in %d tenants, %d events", o.Days, len(world.Users), len(o.Tenants), len(history))
+	if err := send(ctx, op, history, 5000, func(done int) { p.bar("history", done, len(history)) }); err != nil {
+		return nil, err
+	}
+	if err := waitDrained(ctx, a, func(lag uint64) { p.status("processing history: %d events to go", lag) }); err != nil {
+		return nil, err
+	}
+	p.done()
+
+	campaigns := world.Campaigns(now)
+	live := world.Live(now, 30)
+	owner := map[string]int{} // event id → campaign index
+	for i, c := range campaigns {
+		for _, e := range c.Events {
+			owner[e.ID] = i
+		}
+		live = append(live, c.Events...)
+	}
+	slices.SortStableFunc(live, func(a, b client.Event) int { return a.Time.Compare(b.Time) })
+	rep.LiveCount = len(live)
+	p.line("Running %d attack campaigns among %d live events", len(campaigns), len(live))
+
+	// Poll findings while the live traffic flows, remembering when each
+	// was first seen.
+	watch := newWatcher(op)
+	pollCtx, stopPoll := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() { defer wg.Done(); watch.run(pollCtx, now.Add(-time.Hour)) }()
+
+	lastAck := make([]time.Time, len(campaigns))
+	err = send(ctx, op, live, 200, func(n int) { p.bar("live", n, len(live)) }, func(batch []client.Event) {
+		t := time.Now()
+		for _, e := range batch {
+			if i, ok := owner[e.ID]; ok {
+				lastAck[i] = t
+			}
+		}
+	})
+	if err != nil {
+		stopPoll()
+		wg.Wait()
+		return nil, err
+	}
+	if err := waitDrained(ctx, a, func(lag uint64) { p.status("processing live traffic: %d events to go", lag) }); err != nil {
+		stopPoll()
+		wg.Wait()
+		return nil, err
+	}
+	time.Sleep(300 * time.Millisecond) // let the watcher see the last findings
+	stopPoll()
+	wg.Wait()
+	p.done()
+
+	findings := watch.all()
+	if err := watch.err(); err != nil {
+		return nil, err
+	}
+	for i, c := range campaigns {
+		r := CampaignResult{Name: c.Name, Description: c.Description}
+		ids := c.IDs()
+		first := time.Time{}
+		for _, f := range findings {
+			if !touches(f.Finding, ids) {
+				continue
+			}
+			if slices.Contains(c.Expect, f.RuleID) {
+				r.Caught = true
+				if !slices.Contains(r.Rules, f.RuleID) {
+					r.Rules = append(r.Rules, f.RuleID)
+				}
+				if first.IsZero() || f.seen.Before(first) {
+					first, r.Explanation = f.seen, f.Explanation
+				}
+			} else if !slices.Contains(r.Also, f.RuleID) {
+				r.Also = append(r.Also, f.RuleID)
+			}
+		}
+		if r.Caught && !lastAck[i].IsZero() {
+			r.Latency = max(0, first.Sub(lastAck[i]))
+		}
+		sort.Strings(r.Rules)
+		sort.Strings(r.Also)
+		rep.Campaigns = append(rep.Campaigns, r)
+	}
+	for _, f := range findings {
+		attack := false
+		for _, id := range f.Evidence {
+			if _, ok := owner[id]; ok {
+				attack = true
+				break
+			}
+		}
+		if !attack {
+			rep.FalseAlarms[f.RuleID]++
+		}
+	}
+	printReport(o.Out, rep)
+
+	readKey, err := op.CreateKey(ctx, client.CreateKeyRequest{Tenant: o.Tenants[0], Name: "demo read key", Scopes: []string{"events:read", "findings:read"}})
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(o.Out, "\nVigil is serving at %s\n", base)
+	fmt.Fprintf(o.Out, "  read key for tenant %s:  %s\n", o.Tenants[0], string(readKey.Secret))
+	fmt.Fprintf(o.Out, "  operator key:             %s\n", a.BootstrapKey)
+	fmt.Fprintf(o.Out, "  try: curl -s -H 'Authorization: Bearer %s' '%s/v1/findings?severity=high' | head -c 600\n", string(readKey.Secret), base)
+	if o.Exit {
+		return rep, nil
+	}
+	fmt.Fprintln(o.Out, "Press Ctrl-C to stop.")
+	<-ctx.Done()
+	return rep, nil
+}
+
+// pickAddr uses the requested address, or 127.0.0.1:8080 when free, else a free port.
+func pickAddr(addr string) string {
+	if addr != "" {
+		return addr
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:8080")
+	if err != nil {
+		return "127.0.0.1:0"
+	}
+	ln.Close()
+	return "127.0.0.1:8080"
+}
+
+// send posts events in batches, reporting progress and each acknowledged batch.
+func send(ctx context.Context, c *client.Client, events []client.Event, batch int, progress func(int), acked ...func([]client.Event)) error {
+	for start := 0; start < len(events); start += batch {
+		chunk := events[start:min(start+batch, len(events))]
+		res, err := c.Send(ctx, chunk...)
+		if err != nil {
+			return fmt.Errorf("send events: %w", err)
+		}
+		if res.Rejected > 0 {
+			for _, r := range res.Results {
+				if r.Error != nil {
+					return fmt.Errorf("the server rejected a simulated event (%s): %s", r.Error.Field, r.Error.Message)
+				}
+			}
+		}
+		for _, f := range acked {
+			f(chunk)
+		}
+		progress(start + len(chunk))
+	}
+	return nil
+}
+
+// waitDrained waits until the pipeline has processed every accepted event.
+func waitDrained(ctx context.Context, a *app.App, status func(uint64)) error {
+	st, ok := a.Stores().Stream.(audit.StreamStats)
+	if !ok {
+		return errors.New("the stream reports no backlog")
+	}
+	for {
+		last, committed, err := st.Backlog(ctx)
+		if err != nil {
+			return err
+		}
+		if committed >= last {
+			return nil
+		}
+		status(last - committed)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func touches(f client.Finding, ids map[string]bool) bool {
+	for _, id := range f.Evidence {
+		if ids[id] {
+			return true
+		}
+	}
+	return false
+}
+
+func printReport(w io.Writer, r *Report) {
+	fmt.Fprintln(w, "\nCampaigns")
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "CAMPAIGN\tCAUGHT\tBY RULE\tDETECTED IN\tALSO FIRED")
+	caught := 0
+	for _, c := range r.Campaigns {
+		mark, lat := "NO", "-"
+		if c.Caught {
+			mark, lat = "yes", c.Latency.Round(time.Millisecond).String()
+			caught++
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", c.Name, mark, strings.Join(c.Rules, ", "), lat, strings.Join(c.Also, ", "))
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\n%d of %d campaigns caught.\n", caught, len(r.Campaigns))
+	total := 0
+	var rules []string
+	for rule, n := range r.FalseAlarms {
+		total += n
+		rules = append(rules, fmt.Sprintf("%s %d", rule, n))
+	}
+	sort.Strings(rules)
+	fmt.Fprintf(w, "False alarms on the benign population (%d users, %d history + %d live events): %d", r.BenignUsers, r.HistoryCount, r.LiveCount, total)
+	if total > 0 {
+		fmt.Fprintf(w, " (%s)", strings.Join(rules, ", "))
+	}
+	fmt.Fprintln(w)
+	for _, c := range r.Campaigns {
+		if c.Explanation != "" {
+			fmt.Fprintf(w, "  · %s: %s\n", c.Name, c.Explanation)
+		}
+	}
+}
