@@ -90,6 +90,16 @@ func (g *gen) event(at time.Time) audit.Event {
 	return e
 }
 
+// eventPool pre-generates n events a minute apart.
+func eventPool(n int) []audit.Event {
+	g := newGen(1)
+	out := make([]audit.Event, n)
+	for i := range out {
+		out[i] = g.event(benchStart.Add(time.Duration(i) * time.Minute))
+	}
+	return out
+}
+
 func benchOpen(b *testing.B, dir string, opts sqlite.Options) *sqlite.DB {
 	b.Helper()
 	opts.Dir = dir
@@ -112,16 +122,18 @@ func ptrs(evs []audit.Event) []*audit.Event {
 // BenchmarkAppendBatch1000 measures durable ingest in batches of 1,000.
 func BenchmarkAppendBatch1000(b *testing.B) {
 	db := benchOpen(b, b.TempDir(), sqlite.Options{MaxBacklog: -1})
-	g := newGen(1)
-	at := benchStart
+	pool := eventPool(20_000)
+	var ids audit.IDGenerator
 	batch := make([]audit.Event, 1000)
 	b.ReportAllocs()
 	n := 0
 	start := time.Now()
 	for b.Loop() {
+		// Fresh ids on pre-generated events: the timing is the stream's,
+		// not the generator's.
 		for i := range batch {
-			at = at.Add(time.Millisecond)
-			batch[i] = g.event(at)
+			batch[i] = pool[(n+i)%len(pool)]
+			batch[i].ID = ids.New(batch[i].Time)
 		}
 		if _, err := db.Stream().Append(context.Background(), ptrs(batch)); err != nil {
 			b.Fatal(err)
@@ -139,10 +151,12 @@ func BenchmarkAppend64Clients(b *testing.B) {
 	b.ReportAllocs()
 	b.SetParallelism(64 / max(1, runtimeProcs()))
 	start := time.Now()
+	pool := eventPool(20_000)
+	var ids audit.IDGenerator
 	b.RunParallel(func(pb *testing.PB) {
-		g := newGen(uint64(seq.Add(1)))
 		for pb.Next() {
-			e := g.event(benchStart.Add(time.Duration(seq.Add(1)) * time.Millisecond))
+			e := pool[seq.Add(1)%int64(len(pool))]
+			e.ID = ids.New(e.Time)
 			if _, err := db.Stream().Append(context.Background(), []*audit.Event{&e}); err != nil {
 				b.Fatal(err)
 			}
@@ -152,12 +166,16 @@ func BenchmarkAppend64Clients(b *testing.B) {
 }
 
 // BenchmarkInsertEvents measures the store written behind the stream in
-// batches of 1,000, events spread over benchDays days, and the bytes each
+// batches of 1,000 (VIGIL_BENCH_BATCH overrides), events spread over benchDays days, and the bytes each
 // event costs on disk including indexes.
 func BenchmarkInsertEvents(b *testing.B) {
 	db := benchOpen(b, b.TempDir(), sqlite.Options{})
 	g := newGen(2)
-	batch := make([]audit.Event, 1000)
+	size := 1000
+	if v, err := strconv.Atoi(os.Getenv("VIGIL_BENCH_BATCH")); err == nil && v > 0 {
+		size = v
+	}
+	batch := make([]audit.Event, size)
 	n := 0
 	b.ReportAllocs()
 	start := time.Now()

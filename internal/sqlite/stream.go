@@ -312,6 +312,10 @@ func (s *Stream) commit(batch []*appendReq) {
 	}
 }
 
+// appendChunk is how many events one multi-row statement carries: cgo and
+// database/sql cost per statement, not per row, dominate small inserts.
+const appendChunk = 256
+
 // write runs the transaction of one group commit and returns the new last
 // seq. Per-request failures are stored on the request and rolled back to
 // its savepoint; the returned error fails the whole group.
@@ -322,46 +326,15 @@ func (s *Stream) write(live []*appendReq, seq uint64) (uint64, error) {
 		return 0, translate(err, "begin append")
 	}
 	defer func() { _ = tx.Rollback() }()
-	insKey, err := tx.PrepareContext(ctx, `INSERT OR IGNORE INTO dedupe (k, th, day) VALUES (?, ?, ?)`)
-	if err != nil {
-		return 0, translate(err, "prepare append")
-	}
-	defer insKey.Close()
-	insRec, err := tx.PrepareContext(ctx, `INSERT INTO records (seq, body) VALUES (?, ?)`)
-	if err != nil {
-		return 0, translate(err, "prepare append")
-	}
-	defer insRec.Close()
 	day := s.now().UTC().Unix() / 86400
-	var buf []byte
+	w := &chunkWriter{tx: tx, day: day}
 	for _, r := range live {
 		if _, err := tx.ExecContext(ctx, `SAVEPOINT req`); err != nil {
 			return 0, translate(err, "savepoint")
 		}
 		before := seq
 		r.res = make([]audit.AppendResult, len(r.events))
-		r.err = func() error {
-			for i, ev := range r.events {
-				res, err := insKey.ExecContext(ctx, r.keys[i][:], int64(hash32(ev.Tenant)), day)
-				if err != nil {
-					return translate(err, "append idempotency key")
-				}
-				if n, _ := res.RowsAffected(); n == 0 {
-					r.res[i] = audit.AppendResult{Duplicate: true}
-					continue
-				}
-				buf, err = encodeEvent(buf[:0], ev, encodeOpts{})
-				if err != nil {
-					return err
-				}
-				seq++
-				if _, err := insRec.ExecContext(ctx, int64(seq), buf); err != nil {
-					return translate(err, "append record")
-				}
-				r.res[i] = audit.AppendResult{Seq: seq}
-			}
-			return nil
-		}()
+		seq, r.err = w.appendReq(ctx, r, seq)
 		if r.err != nil {
 			r.res, seq = nil, before
 			if _, err := tx.ExecContext(ctx, `ROLLBACK TO req`); err != nil {
@@ -374,6 +347,110 @@ func (s *Stream) write(live []*appendReq, seq uint64) (uint64, error) {
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, translate(err, "commit append")
+	}
+	return seq, nil
+}
+
+// chunkWriter appends events with multi-row statements.
+type chunkWriter struct {
+	tx   *sql.Tx
+	day  int64
+	args []any
+	buf  []byte
+	sb   []byte
+}
+
+func (w *chunkWriter) appendReq(ctx context.Context, r *appendReq, seq uint64) (uint64, error) {
+	first := make(map[[16]byte]int, len(r.events))
+	var idx []int // events of this call that are not repeats within it
+	for i := range r.events {
+		if _, ok := first[r.keys[i]]; ok {
+			r.res[i] = audit.AppendResult{Duplicate: true}
+			continue
+		}
+		first[r.keys[i]] = i
+		idx = append(idx, i)
+	}
+	for len(idx) > 0 {
+		n := min(len(idx), appendChunk)
+		var err error
+		if seq, err = w.appendChunk(ctx, r, idx[:n], seq); err != nil {
+			return 0, err
+		}
+		idx = idx[n:]
+	}
+	return seq, nil
+}
+
+func (w *chunkWriter) values(n, cols int) string {
+	w.sb = w.sb[:0]
+	for i := range n {
+		if i > 0 {
+			w.sb = append(w.sb, ',')
+		}
+		w.sb = append(w.sb, '(')
+		for c := range cols {
+			if c > 0 {
+				w.sb = append(w.sb, ',')
+			}
+			w.sb = append(w.sb, '?')
+		}
+		w.sb = append(w.sb, ')')
+	}
+	return string(w.sb)
+}
+
+// appendChunk inserts the idempotency keys of the events idx in one
+// statement, learns from RETURNING which were new, and appends those.
+func (w *chunkWriter) appendChunk(ctx context.Context, r *appendReq, idx []int, seq uint64) (uint64, error) {
+	w.args = w.args[:0]
+	for _, i := range idx {
+		w.args = append(w.args, r.keys[i][:], int64(hash32(r.events[i].Tenant)), w.day)
+	}
+	rows, err := w.tx.QueryContext(ctx, `INSERT OR IGNORE INTO dedupe (k, th, day) VALUES `+w.values(len(idx), 3)+` RETURNING k`, w.args...)
+	if err != nil {
+		return 0, translate(err, "append idempotency keys")
+	}
+	fresh := make(map[[16]byte]bool, len(idx))
+	for rows.Next() {
+		var k []byte
+		if err := rows.Scan(&k); err != nil {
+			rows.Close()
+			return 0, translate(err, "append idempotency keys")
+		}
+		fresh[[16]byte(k)] = true
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil {
+		return 0, translate(err, "append idempotency keys")
+	}
+	w.args = w.args[:0]
+	w.buf = w.buf[:0]
+	var ends []int
+	for _, i := range idx {
+		if !fresh[r.keys[i]] {
+			r.res[i] = audit.AppendResult{Duplicate: true}
+			continue
+		}
+		if w.buf, err = encodeEvent(w.buf, r.events[i], encodeOpts{}); err != nil {
+			return 0, err
+		}
+		ends = append(ends, len(w.buf))
+		seq++
+		r.res[i] = audit.AppendResult{Seq: seq}
+		w.args = append(w.args, int64(seq), nil)
+	}
+	if len(ends) == 0 {
+		return seq, nil
+	}
+	prev := 0
+	for j, end := range ends {
+		w.args[2*j+1] = w.buf[prev:end]
+		prev = end
+	}
+	if _, err := w.tx.ExecContext(ctx, `INSERT INTO records (seq, body) VALUES `+w.values(len(ends), 2), w.args...); err != nil {
+		return 0, translate(err, "append records")
 	}
 	return seq, nil
 }
