@@ -73,9 +73,9 @@ func genStream(n, users int, seed uint64) []*audit.Record {
 			ev.Action, ev.Reason = audit.ActionLoginFailure, "invalid_password"
 		case r < 80:
 			ev.Action, ev.Reason = audit.ActionLogout, "user"
-		case r < 85:
+		case r < 85 && rng.IntN(50) == 0:
 			ev.Action = audit.ActionPasswordChanged
-		case r < 90:
+		case r < 90 && rng.IntN(10) == 0:
 			ev.Action = audit.ActionDataExported
 		default:
 			ev.Action = audit.ActionSessionCreated
