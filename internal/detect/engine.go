@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -72,6 +73,9 @@ type crule struct {
 	*rulelang.Rule
 	idx      int
 	defaults map[string]any
+	// usesMaxRisk is set when the condition or an escalation reads max_risk,
+	// which costs a walk over the window.
+	usesMaxRisk bool
 }
 
 // Engine is the streaming detection engine. It implements audit.Detector.
@@ -98,6 +102,9 @@ type Engine struct {
 	lastSeq  uint64
 	maxT     int64 // newest event time seen, ms
 	sweptAt  int64
+	// sinceSweep counts events since the last sweep (not persisted: sweeping
+	// never changes results).
+	sinceSweep int
 
 	dirtyKeys  map[string]bool
 	deadKeys   map[string]bool
@@ -182,6 +189,14 @@ func New(opts Options) (*Engine, error) {
 			return nil, audit.FieldErrorf("rules", "duplicate rule id %s", r.ID)
 		}
 		cr := &crule{Rule: r, idx: i, defaults: r.Defaults()}
+		if r.Condition != nil && strings.Contains(r.Condition.Source, "max_risk") {
+			cr.usesMaxRisk = true
+		}
+		for _, esc := range r.Escalate {
+			if esc.When != nil && strings.Contains(esc.When.Source, "max_risk") {
+				cr.usesMaxRisk = true
+			}
+		}
 		e.rules = append(e.rules, cr)
 		e.byID[r.ID] = cr
 		if r.Flag != nil && !slices.Contains(e.flagSet, r.Flag.Name) {
@@ -348,7 +363,10 @@ func (e *Engine) processEvent(ev *audit.Event) {
 		}
 	}
 	e.observe(ev, actorKey, prof, ts, tc)
-	if e.maxT-e.sweptAt >= time.Minute.Milliseconds() {
+	// Sweep at most once a minute of event time and only after enough events
+	// to pay for the walk over all keys (amortised O(1) per event).
+	e.sinceSweep++
+	if e.maxT-e.sweptAt >= time.Minute.Milliseconds() && e.sinceSweep >= len(e.keys)/4 {
 		e.sweep()
 	}
 }

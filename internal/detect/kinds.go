@@ -127,8 +127,10 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 		e.m.entriesDropped.Add(float64(d))
 	}
 	agg := &aggVals{count: int64(ks.count), matched: int64(ks.matched), distinct: int64(len(ks.per)), baseline: -1, baselineM: -1}
-	for _, en := range ks.Entries {
-		agg.maxRisk = max(agg.maxRisk, int64(en.R))
+	if r.usesMaxRisk {
+		for _, en := range ks.Entries {
+			agg.maxRisk = max(agg.maxRisk, int64(en.R))
+		}
 	}
 	if r.Baseline != nil && ks.Closed >= r.Baseline.Warmup {
 		agg.baseline, agg.baselineM = ks.Base, ks.BaseM

@@ -158,6 +158,7 @@ func (e *Engine) evictProfiles() {
 // touch. It never changes results, only memory.
 func (e *Engine) sweep() {
 	e.sweptAt = e.maxT
+	e.sinceSweep = 0
 	late := e.opts.AllowedLateness
 	for k, ks := range e.keys {
 		r := e.byID[ks.Rule]

@@ -134,7 +134,10 @@ func (ks *keyState) add(en entry, window time.Duration, maxEntries int) (dropped
 		n++
 	}
 	if n > 0 {
-		ks.Entries = slices.Delete(ks.Entries, 0, n)
+		// Reslice rather than shift: O(1); append reallocates (and frees
+		// the dead head) when capacity runs out.
+		clear(ks.Entries[:n])
+		ks.Entries = ks.Entries[n:]
 	}
 	return dropped
 }

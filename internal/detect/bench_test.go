@@ -1,0 +1,100 @@
+package detect_test
+
+import (
+	"fmt"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/detect"
+)
+
+// BenchmarkProcess measures detection cost per event with the whole
+// built-in pack on a realistic mixed stream (10k users, stuffing bursts).
+func BenchmarkProcess(b *testing.B) {
+	recs := genStream(200000, 10000, 42)
+	e := newEngine(b, detect.Options{})
+	batch := make([]*audit.Record, 0, 256)
+	i := 0
+	seq := uint64(0)
+	shift := time.Duration(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for b.Loop() {
+		if i == len(recs) {
+			i = 0
+			shift += 60 * 24 * time.Hour // replay later in event time
+		}
+		r := *recs[i]
+		i++
+		seq++
+		r.Seq = seq
+		r.Event.Time = r.Event.Time.Add(shift)
+		r.Event.Risk = nil
+		batch = append(batch[:0], &r)
+		if _, err := e.Process(b.Context(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkScore measures the synchronous risk endpoint's cost.
+func BenchmarkScore(b *testing.B) {
+	recs := genStream(50000, 5000, 43)
+	e := newEngine(b, detect.Options{})
+	run(b, e, clone(recs), 1000)
+	probe := recs[100].Event
+	probe.Action = audit.ActionLoginSuccess
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = e.Score(&probe)
+	}
+}
+
+// BenchmarkActorMemory measures heap per tracked actor: 1M actors with
+// two weeks of logins each (set VIGIL_BENCH_ACTORS... no: fixed 1M; run with
+// -benchtime=1x).
+func BenchmarkActorMemory(b *testing.B) {
+	const actors = 1_000_000
+	for b.Loop() {
+		e := newEngine(b, detect.Options{})
+		var before runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		t0 := time.Date(2026, 3, 2, 8, 0, 0, 0, time.UTC)
+		batch := make([]*audit.Record, 0, 1024)
+		seq := uint64(0)
+		for round := range 3 { // three logins per actor from home
+			for a := range actors {
+				seq++
+				c := cities[a%len(cities)]
+				ev := audit.Event{ID: fmt.Sprintf("m%d", seq), Tenant: fmt.Sprintf("t%d", a%16), Action: audit.ActionLoginSuccess,
+					Time:  t0.Add(time.Duration(round)*48*time.Hour + time.Duration(a%36000)*time.Second),
+					Actor: audit.Actor{ID: fmt.Sprintf("user%07d@example.com", a)},
+					Context: audit.Context{IP: netip.AddrFrom4([4]byte{100, byte(64 + a%60), byte(a >> 8), byte(a)}), UserAgent: "Mozilla/5.0",
+						SessionID: fmt.Sprintf("s%d", seq), AuthMethod: "password", DeviceID: fmt.Sprintf("d%d", a)},
+					Enrichment: audit.Enrichment{Geo: &audit.Geo{Country: c.country, City: c.name, Latitude: c.lat, Longitude: c.lon, HasLocation: true, AccuracyKM: 20},
+						Network: &audit.Network{ASN: c.asn, ASOrg: c.org, Scope: audit.ScopePublic}, UserAgent: &audit.UserAgent{Class: audit.UAClassBrowser, Browser: "Chrome", OS: "Windows"}}}
+				ev.Normalize(ev.Time)
+				batch = append(batch, &audit.Record{Seq: seq, Event: ev})
+				if len(batch) == cap(batch) {
+					if _, err := e.Process(b.Context(), batch); err != nil {
+						b.Fatal(err)
+					}
+					batch = batch[:0]
+				}
+			}
+		}
+		if _, err := e.Process(b.Context(), batch); err != nil {
+			b.Fatal(err)
+		}
+		batch = nil
+		var after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/actors, "heap-B/actor")
+		runtime.KeepAlive(e)
+	}
+}
