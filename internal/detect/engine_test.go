@@ -195,9 +195,15 @@ func TestTenantTuningChangesDetection(t *testing.T) {
 		t.Fatalf("untuned: %d findings, want 1", n)
 	}
 	for name, tune := range map[string]func(e *detect.Engine) error{
-		"disabled":    func(e *detect.Engine) error { return e.SetTenantConfig("acme", []audit.RuleSetting{{RuleID: "credential-stuffing", Disabled: true}}, nil) },
-		"raised":      func(e *detect.Engine) error { return e.SetTenantConfig("acme", []audit.RuleSetting{{RuleID: "credential-stuffing", Params: map[string]any{"min_accounts": 50}}}, nil) },
-		"allowlisted": func(e *detect.Engine) error { return e.SetTenantConfig("acme", nil, []audit.AllowEntry{{Kind: "cidr", Value: "203.0.113.0/24"}}) },
+		"disabled": func(e *detect.Engine) error {
+			return e.SetTenantConfig("acme", []audit.RuleSetting{{RuleID: "credential-stuffing", Disabled: true}}, nil)
+		},
+		"raised": func(e *detect.Engine) error {
+			return e.SetTenantConfig("acme", []audit.RuleSetting{{RuleID: "credential-stuffing", Params: map[string]any{"min_accounts": 50}}}, nil)
+		},
+		"allowlisted": func(e *detect.Engine) error {
+			return e.SetTenantConfig("acme", nil, []audit.AllowEntry{{Kind: "cidr", Value: "203.0.113.0/24"}})
+		},
 	} {
 		e := newEngine(t, detect.Options{})
 		if err := tune(e); err != nil {

@@ -47,7 +47,7 @@ func genStream(n, users int, seed uint64) []*audit.Record {
 			for i := 0; i < 30 && len(recs) < n; i++ {
 				t = t.Add(time.Duration(rng.IntN(5000)) * time.Millisecond)
 				add(audit.Event{Tenant: tenant, Action: audit.ActionLoginFailure, Reason: "unknown_user",
-					Actor: audit.Actor{ID: fmt.Sprintf("leak%d@example.com", rng.IntN(100000))},
+					Actor:   audit.Actor{ID: fmt.Sprintf("leak%d@example.com", rng.IntN(100000))},
 					Context: audit.Context{IP: ip, UserAgent: "python-requests/2.31"},
 					Enrichment: audit.Enrichment{Network: &audit.Network{Scope: "public", ASN: 64500, ASOrg: "Example Hosting", Datacenter: true},
 						Geo:       &audit.Geo{Country: "US", City: "Ashburn", Latitude: 39.04, Longitude: -77.48, HasLocation: true, AccuracyKM: 50},
