@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -90,6 +91,23 @@ func (g *gen) event(at time.Time) audit.Event {
 	return e
 }
 
+// cpuTime is the process's user+system CPU time. Reported per event, it
+// says what the store costs independently of how busy the shared machine
+// is (wall-clock rates here moved ±50% with other jobs' load).
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func reportCPU(b *testing.B, cpu0 time.Duration, n int) {
+	if n > 0 {
+		b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1000/float64(n), "cpu-µs/event")
+	}
+}
+
 // eventPool pre-generates n events a minute apart.
 func eventPool(n int) []audit.Event {
 	g := newGen(1)
@@ -127,7 +145,7 @@ func BenchmarkAppendBatch1000(b *testing.B) {
 	batch := make([]audit.Event, 1000)
 	b.ReportAllocs()
 	n := 0
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	for b.Loop() {
 		// Fresh ids on pre-generated events: the timing is the stream's,
 		// not the generator's.
@@ -141,6 +159,7 @@ func BenchmarkAppendBatch1000(b *testing.B) {
 		n += len(batch)
 	}
 	b.ReportMetric(float64(n)/time.Since(start).Seconds(), "events/s")
+	reportCPU(b, cpu0, n)
 }
 
 // BenchmarkAppend64Clients measures single-event Appends from 64 concurrent
@@ -150,7 +169,7 @@ func BenchmarkAppend64Clients(b *testing.B) {
 	var seq atomic.Int64
 	b.ReportAllocs()
 	b.SetParallelism(64 / max(1, runtimeProcs()))
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	pool := eventPool(20_000)
 	var ids audit.IDGenerator
 	b.RunParallel(func(pb *testing.PB) {
@@ -163,6 +182,7 @@ func BenchmarkAppend64Clients(b *testing.B) {
 		}
 	})
 	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+	reportCPU(b, cpu0, b.N)
 }
 
 // BenchmarkInsertEvents measures the store written behind the stream in
@@ -178,7 +198,7 @@ func BenchmarkInsertEvents(b *testing.B) {
 	batch := make([]audit.Event, size)
 	n := 0
 	b.ReportAllocs()
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuTime()
 	for b.Loop() {
 		for i := range batch {
 			batch[i] = g.event(benchTime(n + i))
@@ -190,6 +210,7 @@ func BenchmarkInsertEvents(b *testing.B) {
 	}
 	elapsed := time.Since(start)
 	b.ReportMetric(float64(n)/elapsed.Seconds(), "events/s")
+	reportCPU(b, cpu0, n)
 	if size, err := db.Events().DiskBytes(); err == nil && n > 0 {
 		b.ReportMetric(float64(size)/float64(n), "disk-B/event")
 	}
