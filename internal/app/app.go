@@ -268,3 +268,6 @@ func NewLogger(w io.Writer, c config.Log) *slog.Logger {
 
 // Routes lists the API's route patterns (for tests that must cover them all).
 func (a *App) Routes() map[string]audit.Scope { return a.api.Routes() }
+
+// prometheusRegisterer is the registry type components receive.
+type prometheusRegisterer = prometheus.Registerer

@@ -263,7 +263,7 @@ func (w *World) Live(now time.Time, minutes int) []client.Event {
 		}
 		dev := u.Devices[0]
 		if r.Float64() < 0.05 {
-			out = append(out, failure(u.Tenant, u.ID, "invalid_password", at.Add(-15*time.Second), where, dev.UserAgent))
+			out = append(out, typo(u, at.Add(-15*time.Second), where, dev))
 		}
 		out = append(out, w.login(u, at, where, dev, fmt.Sprintf("s-live-%d", i)))
 	}

@@ -32,12 +32,20 @@ func (w *World) login(u *User, at time.Time, p place, dev Device, session string
 	}
 }
 
+// failure is a failed login as an attacker's tooling sends it: no device fingerprint.
 func failure(tenant, actor, reason string, at time.Time, p place, ua string) client.Event {
 	return client.Event{
 		Tenant: tenant, Action: "auth.login.failure", Time: at, Reason: reason,
 		Actor:   client.Actor{ID: actor, Type: "user"},
 		Context: client.Context{IP: p.ip.String(), UserAgent: ua, Geo: geoOf(p.city)},
 	}
+}
+
+// typo is a real user's failed login from their own browser, fingerprint included.
+func typo(u *User, at time.Time, p place, dev Device) client.Event {
+	e := failure(u.Tenant, u.ID, "invalid_password", at, p, dev.UserAgent)
+	e.Context.DeviceID = dev.ID
+	return e
 }
 
 func simple(u *User, action string, at time.Time, p place, dev Device, session string, meta map[string]any, target string) client.Event {
@@ -87,8 +95,13 @@ func (w *World) userDays(u *User, start, end time.Time, days int) []client.Event
 		if u.VPN && r.Float64() < 0.7 {
 			where = place{CorporateVPN, IPIn(CorporateVPN.Block, 7)}
 		}
-		if d >= tripStart && d <= tripEnd {
+		clock := u.Home // the user's clock, whatever network they are on
+		if d == tripStart || d == tripEnd+1 {
+			continue // travel days: on a plane, not logging in
+		}
+		if d > tripStart && d <= tripEnd {
 			where = place{trip, IPIn(trip.Block, 5000+r.IntN(2000))}
+			clock = trip
 		}
 		logins := 1 + r.IntN(3)
 		for l := range logins {
@@ -97,7 +110,7 @@ func (w *World) userDays(u *User, start, end time.Time, days int) []client.Event
 			if u.NightShift {
 				hour = (22 + r.IntN(8)) % 24
 			}
-			offset := where.city.UTCOffset
+			offset := clock.UTCOffset
 			at := day.Add(time.Duration(hour-offset)*time.Hour + time.Duration(r.IntN(3600))*time.Second)
 			if !at.Before(end) || at.Before(start) {
 				continue
@@ -105,7 +118,7 @@ func (w *World) userDays(u *User, start, end time.Time, days int) []client.Event
 			dev := u.Devices[r.IntN(len(u.Devices))]
 			session := fmt.Sprintf("s-%s-%d-%d", u.ID, d, l)
 			if r.Float64() < 0.06 { // a typo first
-				out = append(out, failure(u.Tenant, u.ID, "invalid_password", at.Add(-20*time.Second), where, dev.UserAgent))
+				out = append(out, typo(u, at.Add(-20*time.Second), where, dev))
 			}
 			out = append(out, w.login(u, at, where, dev, session))
 			if r.Float64() < 0.3 {
