@@ -54,7 +54,7 @@ func commands() []*Command {
 		tenantsCreateCommand(), tenantsListCommand(),
 		keysCreateCommand(), keysListCommand(), keysRevokeCommand(),
 		eventsSendCommand(), eventsQueryCommand(),
-		enrichCommand(),
+		enrichCommand(), rulesCheckCommand(), rulesTestCommand(), profilesRebuildCommand(),
 		versionCommand(),
 	}
 }

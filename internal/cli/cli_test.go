@@ -3,6 +3,8 @@ package cli_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"net/netip"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/app"
+	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/cli"
 	"github.com/vigilhq/vigil/internal/config"
 )
@@ -161,5 +164,65 @@ func TestEnrichCommand(t *testing.T) {
 	}
 	if r := run(t, nil, "", "enrich", "not-an-ip"); r.code != cli.ExitUsage {
 		t.Fatalf("bad ip: %+v", r)
+	}
+}
+
+func TestRulesCommands(t *testing.T) {
+	if r := run(t, nil, "", "rules", "check", "../rules"); r.code != 0 || !strings.Contains(r.stdout, "credential-stuffing") {
+		t.Fatalf("rules check: %+v", r)
+	}
+	r := run(t, nil, "", "rules", "test", "../rules")
+	if r.code != 0 || !strings.Contains(r.stdout, " passed, 0 failed") {
+		t.Fatalf("rules test: %+v", r)
+	}
+	bad := t.TempDir()
+	os.WriteFile(filepath.Join(bad, "x.yaml"), []byte("id: x\nkind: threshold\nwindo: 5m\n"), 0o600)
+	if r := run(t, nil, "", "rules", "check", bad); r.code != cli.ExitFail || !strings.Contains(r.stderr, "x.yaml") {
+		t.Fatalf("bad rule: %+v", r)
+	}
+	if r := run(t, nil, "", "rules", "test", bad); r.code != cli.ExitFail {
+		t.Fatalf("rules test on a bad dir: %+v", r)
+	}
+}
+
+func TestProfilesRebuild(t *testing.T) {
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Server.Addr = "127.0.0.1:0"
+	cfg.Storage.SQLite.Dir = dir
+	ctx := t.Context()
+	a, err := app.New(ctx, cfg, app.Options{Stderr: io.Discard})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Stores().Tenants.CreateTenant(ctx, tenant("acme")); err != nil {
+		t.Fatal(err)
+	}
+	var evs []audit.Event
+	base := time.Now().UTC().Add(-72 * time.Hour)
+	for i := range 30 {
+		evs = append(evs, audit.Event{ID: fmt.Sprintf("e%d", i), Tenant: "acme", Action: audit.ActionLoginSuccess,
+			Time: base.Add(time.Duration(i) * 2 * time.Hour), ReceivedAt: base, Outcome: audit.OutcomeSuccess,
+			Actor:   audit.Actor{ID: fmt.Sprintf("u%d", i%3), Type: "user"},
+			Context: audit.Context{IP: netip.MustParseAddr("81.2.69.142"), UserAgent: "Mozilla/5.0", AuthMethod: "password", SessionID: "s"}})
+	}
+	if err := a.Stores().Events.InsertEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	// Close the app without running it: New opened the stores.
+	cctx, cancel := context.WithCancel(ctx)
+	cancel()
+	_ = a.Run(cctx)
+	r := run(t, map[string]string{"VIGIL_STORAGE_SQLITE_DIR": dir}, "", "profiles", "rebuild")
+	if r.code != 0 || !strings.Contains(r.stdout, "rebuilt profiles from 30 events in 1 tenants") {
+		t.Fatalf("rebuild: %+v", r)
+	}
+	// The rebuilt state is persisted.
+	keys := 0
+	err = app.WithStores(ctx, cfg, func(s *app.Stores) error {
+		return s.State.ScanState(ctx, "detect", func(string, []byte) error { keys++; return nil })
+	})
+	if err != nil || keys == 0 {
+		t.Fatalf("no detection state after rebuild: %d keys, %v", keys, err)
 	}
 }
