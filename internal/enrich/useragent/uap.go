@@ -2,9 +2,11 @@ package useragent
 
 import (
 	"fmt"
+	"math/bits"
 	"regexp"
 	"regexp/syntax"
 	"strings"
+	"sync"
 
 	"go.yaml.in/yaml/v3"
 )
@@ -12,6 +14,8 @@ import (
 // rule is one compiled entry of regexes.yaml.
 type rule struct {
 	re *regexp.Regexp
+	// expr is the regex as compiled, with any (?i) flag.
+	expr string
 	// lits are lowercase strings one of which every match contains (nil
 	// when none could be derived); testing them first skips most regexes.
 	lits []string
@@ -46,9 +50,11 @@ type uapFile struct {
 	} `yaml:"device_parsers"`
 }
 
-// uap holds the three compiled parser lists.
+// uap holds the three compiled parser lists and their gates.
 type uap struct {
 	ua, os, device []rule
+	gates          *gates
+	scratch        sync.Pool // *gateScratch
 }
 
 // compileUAP parses and compiles regexes.yaml. An entry whose regex Go's
@@ -72,7 +78,7 @@ func compileUAP(data []byte) (*uap, error) {
 		if err != nil {
 			return rule{}, fmt.Errorf("regexes.yaml: %s[%d].regex: %w", section, i, err)
 		}
-		r := rule{re: re, lits: requiredLiterals(expr)}
+		r := rule{re: re, expr: expr, lits: requiredLiterals(expr)}
 		for j, p := range repl {
 			if p != nil {
 				r.repl[j], r.hasR[j] = *p, true
@@ -101,6 +107,15 @@ func compileUAP(data []byte) (*uap, error) {
 		}
 		u.device = append(u.device, r)
 	}
+	var all []*rule
+	var exprs []string
+	for _, rs := range [][]rule{u.ua, u.os, u.device} {
+		for i := range rs {
+			all = append(all, &rs[i])
+			exprs = append(exprs, rs[i].expr)
+		}
+	}
+	u.gates = buildGates(all, exprs)
 	return u, nil
 }
 
@@ -185,30 +200,28 @@ func minLen(l []string) int {
 	return m
 }
 
-// mayMatch reports whether low (the lowercased input) contains one of the
-// rule's literals, or the rule has none.
-func (r *rule) mayMatch(low string) bool {
-	if r.lits == nil {
-		return true
-	}
-	for _, l := range r.lits {
-		if strings.Contains(low, l) {
-			return true
-		}
-	}
-	return false
-}
-
-// match runs the rules in order and returns the first match's submatches.
-func match(rules []rule, s, low string) (*rule, []string) {
-	for i := range rules {
-		r := &rules[i]
-		if !r.mayMatch(low) {
+// match runs the candidate rules among rules, which are numbered from
+// base in cand, in order and returns the first match's submatches.
+func match(g *gates, sc *gateScratch, rules []rule, base int, s string) (*rule, []string) {
+	cand := sc.cand
+	for i := 0; i < len(rules); {
+		k := base + i
+		w := cand[k/64] >> (k % 64)
+		if w == 0 {
+			i += 64 - k%64
 			continue
 		}
-		if m := r.re.FindStringSubmatch(s); m != nil {
-			return r, m
+		i += bits.TrailingZeros64(w)
+		if i >= len(rules) {
+			break
 		}
+		r := &rules[i]
+		if g.pass(sc, base+i) {
+			if m := r.re.FindStringSubmatch(s); m != nil {
+				return r, m
+			}
+		}
+		i++
 	}
 	return nil, nil
 }
@@ -258,21 +271,43 @@ type Result struct {
 }
 
 func (u *uap) parse(s string) Result {
+	sc, _ := u.scratch.Get().(*gateScratch)
+	if sc == nil {
+		sc = u.gates.newScratch()
+	}
+	defer u.scratch.Put(sc)
+	u.gates.eval(sc, s)
+	var m [3]matched
+	m[0].r, m[0].m = match(u.gates, sc, u.ua, 0, s)
+	m[1].r, m[1].m = match(u.gates, sc, u.os, len(u.ua), s)
+	m[2].r, m[2].m = match(u.gates, sc, u.device, len(u.ua)+len(u.os), s)
+	return resultOf(m)
+}
+
+// matched is the rule that matched in one section and its submatches;
+// r is nil when none did.
+type matched struct {
+	r *rule
+	m []string
+}
+
+// resultOf assembles the result from the matches of the user-agent, OS
+// and device sections.
+func resultOf(ms [3]matched) Result {
 	res := Result{Family: "Other", OSFamily: "Other", DeviceFamily: "Other"}
-	low := strings.ToLower(s)
-	if r, m := match(u.ua, s, low); r != nil {
+	if r, m := ms[0].r, ms[0].m; r != nil {
 		if f := r.field(0, m); f != "" {
 			res.Family = f
 		}
 		res.Major, res.Minor, res.Patch = r.field(1, m), r.field(2, m), r.field(3, m)
 	}
-	if r, m := match(u.os, s, low); r != nil {
+	if r, m := ms[1].r, ms[1].m; r != nil {
 		if f := r.field(0, m); f != "" {
 			res.OSFamily = f
 		}
 		res.OSMajor, res.OSMinor, res.OSPatch, res.OSPatchMinor = r.field(1, m), r.field(2, m), r.field(3, m), r.field(4, m)
 	}
-	if r, m := match(u.device, s, low); r != nil {
+	if r, m := ms[2].r, ms[2].m; r != nil {
 		// Device: every replacement may use any $N; family and model
 		// default to the first submatch, brand to nothing.
 		fam := strings.TrimSpace(group(m, 1))
