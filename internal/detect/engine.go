@@ -76,6 +76,8 @@ type crule struct {
 	// usesMaxRisk is set when the condition or an escalation reads max_risk,
 	// which costs a walk over the window.
 	usesMaxRisk bool
+	// usesMaxPer is set when the condition reads max_per_value.
+	usesMaxPer bool
 }
 
 // Engine is the streaming detection engine. It implements audit.Detector.
@@ -106,10 +108,16 @@ type Engine struct {
 	// never changes results).
 	sinceSweep int
 
-	dirtyKeys  map[string]bool
+	// Changes since the last checkpoint, tracked only with a StateStore.
+	dirtyKeys  []*keyState
 	deadKeys   map[string]bool
-	dirtyProfs map[string]bool
+	dirtyProfs []string
 	deadProfs  map[string]bool
+
+	resolvers []resolver
+	in        input  // scratch of processEvent
+	kbuf      []byte // scratch for building map keys without allocating
+	sbuf      []byte // scratch for state keys
 
 	out      []audit.Finding
 	outIdx   map[string]int
@@ -133,8 +141,9 @@ type tenantStats struct {
 
 // profEntry is one actor's encoded profile in memory.
 type profEntry struct {
-	data []byte
-	last int64 // event time of last use, for eviction
+	data  []byte
+	last  int64 // event time of last use, for eviction
+	dirty bool  // changed since the last checkpoint
 }
 
 // New builds an engine, loading operator rules from RulesDir and restoring
@@ -178,8 +187,12 @@ func New(opts Options) (*Engine, error) {
 		byID: map[string]*crule{}, byAct: map[string][]*crule{}, relay: map[uint32]bool{},
 		tenants: map[string]*tenantConf{}, keys: map[string]*keyState{}, profiles: map[string]*profEntry{},
 		flags: map[string]int64{}, tstats: map[string]*tenantStats{},
-		dirtyKeys: map[string]bool{}, deadKeys: map[string]bool{}, dirtyProfs: map[string]bool{}, deadProfs: map[string]bool{},
+		deadKeys: map[string]bool{}, deadProfs: map[string]bool{},
 		outIdx: map[string]int{}, risk: defaultRiskParams(),
+	}
+	var err error
+	if e.resolvers, err = buildResolvers(); err != nil {
+		return nil, err
 	}
 	for _, a := range opts.RelayASNs {
 		e.relay[a] = true
@@ -191,6 +204,9 @@ func New(opts Options) (*Engine, error) {
 		cr := &crule{Rule: r, idx: i, defaults: r.Defaults()}
 		if r.Condition != nil && strings.Contains(r.Condition.Source, "max_risk") {
 			cr.usesMaxRisk = true
+		}
+		if r.Condition != nil && strings.Contains(r.Condition.Source, "max_per_value") {
+			cr.usesMaxPer = true
 		}
 		for _, esc := range r.Escalate {
 			if esc.When != nil && strings.Contains(esc.When.Source, "max_risk") {
@@ -312,14 +328,15 @@ func (e *Engine) processEvent(ev *audit.Event) {
 	ts := e.stats(ev.Tenant)
 	tc := e.tenantConf(ev.Tenant)
 	late := ts.MaxT != 0 && t < ts.MaxT-e.opts.AllowedLateness.Milliseconds()
-	in := &input{ev: ev, tstats: ts, allowlisted: tc.allows(ev)}
-	in.flagFn = func() []string { return e.activeFlags(ev, t) }
+	in := &e.in
+	*in = input{ev: ev, t: t, e: e, tstats: ts, allowlisted: tc.allows(ev), flags: in.flags[:0], fbuf: in.fbuf}
 
-	actorKey := ""
 	var prof *Profile
+	var pe *profEntry
 	if ev.Actor.ID != "" {
-		actorKey = ev.Tenant + "|" + ev.Actor.ID
-		prof = e.loadProfile(actorKey, &e.prof)
+		e.kbuf = actorKey(e.kbuf[:0], ev)
+		pe = e.profiles[string(e.kbuf)]
+		prof = e.loadProfile(pe, e.kbuf, &e.prof)
 	}
 	if ev.Action == audit.ActionLoginSuccess {
 		r := e.score(ev, prof, in, tc)
@@ -362,7 +379,7 @@ func (e *Engine) processEvent(ev *audit.Event) {
 			}
 		}
 	}
-	e.observe(ev, actorKey, prof, ts, tc)
+	e.observe(ev, pe, prof, ts, tc)
 	// Sweep at most once a minute of event time and only after enough events
 	// to pay for the walk over all keys (amortised O(1) per event).
 	e.sinceSweep++
@@ -371,15 +388,24 @@ func (e *Engine) processEvent(ev *audit.Event) {
 	}
 }
 
+// actorKey appends the profile key of the event's actor: tenant|actor.
+func actorKey(b []byte, ev *audit.Event) []byte {
+	b = append(b, ev.Tenant...)
+	b = append(b, '|')
+	return append(b, ev.Actor.ID...)
+}
+
 // observe updates the actor's profile and the tenant's statistics.
-func (e *Engine) observe(ev *audit.Event, actorKey string, prof *Profile, ts *tenantStats, tc *tenantConf) {
+// pe is the actor's profile entry (nil: none yet) and prof its decoded
+// profile; the actor's key is in e.kbuf.
+func (e *Engine) observe(ev *audit.Event, pe *profEntry, prof *Profile, ts *tenantStats, tc *tenantConf) {
 	if ev.Action == audit.ActionLoginSuccess {
 		ts.Logins++
 		if ev.Context.DeviceID != "" {
 			ts.WithDevice++
 		}
 	}
-	if actorKey == "" || ev.Outcome == audit.OutcomeFailure || ev.Actor.Type == audit.ActorAnonymous {
+	if ev.Actor.ID == "" || ev.Outcome == audit.OutcomeFailure || ev.Actor.Type == audit.ActorAnonymous {
 		// Failures name attempted identifiers that may not exist: they
 		// never create profiles, so spraying cannot grow memory.
 		return
@@ -403,27 +429,29 @@ func (e *Engine) observe(ev *audit.Event, actorKey string, prof *Profile, ts *te
 		*prof = Profile{Countries: prof.Countries[:0], ASNs: prof.ASNs[:0], Devices: prof.Devices[:0], Cities: prof.Cities[:0]}
 	}
 	prof.observe(ev, e.isRelay(ev, nil) || tc.allows(ev))
-	pe := e.profiles[actorKey]
 	if pe == nil {
+		k := string(e.kbuf)
 		pe = &profEntry{}
-		e.profiles[actorKey] = pe
+		e.profiles[k] = pe
+		delete(e.deadProfs, k)
 	}
 	pe.data = prof.encode(pe.data)
 	pe.last = ev.Time.Unix()
-	e.dirtyProfs[actorKey] = true
-	delete(e.deadProfs, actorKey)
+	if !pe.dirty && e.opts.StateStore != nil {
+		pe.dirty = true
+		e.dirtyProfs = append(e.dirtyProfs, string(e.kbuf))
+	}
 }
 
-// loadProfile decodes the actor's profile into dst, or returns nil when
-// the actor has none.
-func (e *Engine) loadProfile(key string, dst *Profile) *Profile {
-	pe := e.profiles[key]
+// loadProfile decodes the actor's profile (entry pe, key key) into dst, or
+// returns nil when the actor has none.
+func (e *Engine) loadProfile(pe *profEntry, key []byte, dst *Profile) *Profile {
 	if pe == nil && e.opts.StateStore != nil && len(e.profiles) >= e.opts.MaxProfiles {
 		// Evicted earlier: reload from the store.
-		data, err := e.opts.StateStore.GetState(context.Background(), stateNS, "p/"+key)
-		if err == nil {
+		data, err := e.opts.StateStore.GetState(context.Background(), stateNS, "p/"+string(key))
+		if err == nil && data != nil {
 			pe = &profEntry{data: data}
-			e.profiles[key] = pe
+			e.profiles[string(key)] = pe
 		}
 	}
 	if pe == nil {
@@ -436,34 +464,41 @@ func (e *Engine) loadProfile(key string, dst *Profile) *Profile {
 	return dst
 }
 
-// activeFlags lists the flags set on the event's sources (IP, /24, ASN,
-// actor) in its tenant or installation-wide, still live at t.
-func (e *Engine) activeFlags(ev *audit.Event, t int64) []string {
+// activeFlags appends to out the flags set on the event's sources (IP,
+// /24, ASN, actor) in its tenant or installation-wide, still live at the
+// event's time.
+func (e *Engine) activeFlags(in *input, out []string) []string {
 	if len(e.flagSet) == 0 || len(e.flags) == 0 {
-		return nil
+		return out
 	}
-	var out []string
 	for _, name := range e.flagSet {
-		for _, k := range []string{rulelang.KeyIP, rulelang.KeyIP24, rulelang.KeyASN, rulelang.KeyActor} {
-			v, ok := keyValue(k, ev)
+		for _, k := range [...]string{rulelang.KeyIP, rulelang.KeyIP24, rulelang.KeyASN, rulelang.KeyActor} {
+			v, ok := in.keyValue(k)
 			if !ok {
 				continue
 			}
-			if e.flagLive(ev.Tenant, name, v, t) || e.flagLive("", name, v, t) {
+			if e.flagLive(in, in.ev.Tenant, name, v) || e.flagLive(in, "", name, v) {
 				out = append(out, name)
-				goto next
+				break
 			}
 		}
-	next:
 	}
 	return out
 }
 
 func flagKey(tenant, name, value string) string { return tenant + "|" + name + "|" + value }
 
-func (e *Engine) flagLive(tenant, name, value string, t int64) bool {
-	exp, ok := e.flags[flagKey(tenant, name, value)]
-	return ok && t <= exp
+// flagLive looks the flag up at the event's time without allocating its
+// key (built in the input's own buffer: Score runs concurrently).
+func (e *Engine) flagLive(in *input, tenant, name, value string) bool {
+	b := append(in.fbuf[:0], tenant...)
+	b = append(b, '|')
+	b = append(b, name...)
+	b = append(b, '|')
+	b = append(b, value...)
+	in.fbuf = b
+	exp, ok := e.flags[string(b)]
+	return ok && in.t <= exp
 }
 
 // tenantConf is one tenant's tuning, compiled for lookup.

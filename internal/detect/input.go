@@ -3,26 +3,36 @@ package detect
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/detect/rulelang"
 )
 
-// input is the CEL activation for one event: it resolves names lazily from
-// the event and the engine's facts, so an expression pays only for what it
-// reads. One input is reused for every rule evaluated on the event; the
-// per-rule parts (params, aggregate) are swapped in between.
+// input is the activation of one event's expressions: variables resolve
+// lazily from the event and the engine's facts, so an expression pays only
+// for what it reads, and values that cost something to compute (flags, the
+// address as text) are computed once per event. One input is reused for
+// every rule evaluated on the event; the per-rule parts (params, aggregate)
+// are swapped in between. It implements rulelang.Vars (native evaluation)
+// and rulelang.Activation (the cel-go fallback).
 type input struct {
 	ev          *audit.Event
+	t           int64 // event time, ms
+	e           *Engine
 	risk        *audit.Risk
 	flags       []string
 	flagsDone   bool
-	flagFn      func() []string
 	allowlisted bool
 	tstats      *tenantStats
 	params      map[string]any
 	agg         *aggVals
+	aggBuf      aggVals
+
+	fbuf []byte // scratch for flag keys
+
+	// group key values, computed on first use
+	ipS, ip24S, asnS string
+	keysDone         uint8
 }
 
 // aggVals are the aggregate variables of a condition.
@@ -33,202 +43,238 @@ type aggVals struct {
 	probability, speed, distance                     float64
 }
 
-var _ rulelang.Activation = (*input)(nil)
+// setAgg makes a the current aggregate (held in the input's buffer).
+func (in *input) setAgg(a aggVals) *aggVals {
+	in.aggBuf = a
+	in.agg = &in.aggBuf
+	return in.agg
+}
+
+var (
+	_ rulelang.Activation = (*input)(nil)
+	_ rulelang.Vars       = (*input)(nil)
+)
 
 // Parent implements rulelang.Activation.
 func (in *input) Parent() rulelang.Activation { return nil }
 
-var emptyMeta = map[string]any{}
-
-// ResolveName implements rulelang.Activation.
+// ResolveName implements rulelang.Activation (the cel-go fallback).
 func (in *input) ResolveName(name string) (any, bool) {
-	ev := in.ev
-	if rest, ok := strings.CutPrefix(name, "event."); ok {
-		return in.eventField(ev, rest)
+	id := rulelang.VarID(name)
+	if id < 0 {
+		return nil, false
 	}
-	switch name {
-	case "params":
-		if in.params == nil {
-			return emptyMeta, true
-		}
-		return in.params, true
-	case "risk.score":
-		if in.risk == nil {
-			return int64(0), true
-		}
-		return int64(in.risk.Score), true
-	case "risk.reasons":
-		if in.risk == nil {
-			return []string{}, true
-		}
-		return in.risk.Reasons, true
-	case "flags":
-		if !in.flagsDone {
-			in.flagsDone = true
-			if in.flagFn != nil {
-				in.flags = in.flagFn()
-			}
-		}
-		if in.flags == nil {
-			return []string{}, true
-		}
-		return in.flags, true
-	case "allowlisted":
-		return in.allowlisted, true
-	case "tenant.logins":
-		if in.tstats == nil {
-			return int64(0), true
-		}
-		return int64(in.tstats.Logins), true
-	case "tenant.device_ratio":
-		if in.tstats == nil || in.tstats.Logins == 0 {
-			return 0.0, true
-		}
-		return float64(in.tstats.WithDevice) / float64(in.tstats.Logins), true
-	}
-	a := in.agg
-	if a == nil {
-		a = &aggVals{}
-	}
-	switch name {
-	case "count":
-		return a.count, true
-	case "distinct":
-		return a.distinct, true
-	case "matched":
-		return a.matched, true
-	case "max_per_value":
-		return a.maxPer, true
-	case "baseline":
-		return a.baseline, true
-	case "baseline_matched":
-		return a.baselineM, true
-	case "max_risk":
-		return a.maxRisk, true
-	case "steps":
-		return a.steps, true
-	case "new":
-		if a.newVals == nil {
-			return []string{}, true
-		}
-		return a.newVals, true
-	case "probability":
-		return a.probability, true
-	case "speed_kmh":
-		return a.speed, true
-	case "distance_km":
-		return a.distance, true
-	}
-	return nil, false
+	return in.Var(id).Native(), true
 }
 
-func (in *input) eventField(ev *audit.Event, name string) (any, bool) {
-	switch name {
-	case "id":
-		return ev.ID, true
-	case "tenant":
-		return ev.Tenant, true
-	case "action":
-		return ev.Action, true
-	case "outcome":
-		return string(ev.Outcome), true
-	case "reason":
-		return ev.Reason, true
-	case "hour":
-		return int64(ev.Time.UTC().Hour()), true
-	case "weekday":
-		return int64(ev.Time.UTC().Weekday()), true
-	case "actor.id":
-		return ev.Actor.ID, true
-	case "actor.type":
-		return ev.Actor.Type, true
-	case "actor.email":
-		return ev.Actor.Email, true
-	case "target.id":
-		return ev.Target.ID, true
-	case "target.type":
-		return ev.Target.Type, true
-	case "ctx.ip":
-		if !ev.Context.IP.IsValid() {
-			return "", true
+// Var implements rulelang.Vars.
+func (in *input) Var(id int) rulelang.Value {
+	return in.e.resolvers[id](in)
+}
+
+// getFlags returns the flags live on the event's sources, computed once.
+func (in *input) getFlags() []string {
+	if !in.flagsDone {
+		in.flagsDone = true
+		if in.e != nil {
+			in.flags = in.e.activeFlags(in, in.flags[:0])
 		}
-		return ev.Context.IP.String(), true
-	case "ctx.user_agent":
-		return ev.Context.UserAgent, true
-	case "ctx.session_id":
-		return ev.Context.SessionID, true
-	case "ctx.auth_method":
-		return ev.Context.AuthMethod, true
-	case "ctx.device_id":
-		return ev.Context.DeviceID, true
-	case "metadata":
-		if ev.Metadata == nil {
-			return emptyMeta, true
-		}
-		return ev.Metadata, true
 	}
-	if rest, ok := strings.CutPrefix(name, "geo."); ok {
-		g := ev.Enrichment.Geo
-		if g == nil {
-			g = &audit.Geo{}
-		}
-		switch rest {
-		case "country":
-			return g.Country, true
-		case "region":
-			return g.Region, true
-		case "city":
-			return g.City, true
-		case "has_location":
-			return g.HasLocation, true
-		case "accuracy_km":
-			return int64(g.AccuracyKM), true
-		}
-		return nil, false
+	return in.flags
+}
+
+var (
+	emptyMeta    = map[string]any{}
+	emptyStrings = []string{}
+)
+
+// resolver computes one variable.
+type resolver func(in *input) rulelang.Value
+
+func str(s string) rulelang.Value { return rulelang.StringVal(s) }
+
+// Zero enrichment parts, read when an event lacks one (never written).
+var (
+	noGeo audit.Geo
+	noNet audit.Network
+	noUA  audit.UserAgent
+	noAgg aggVals
+)
+
+func geoOf(in *input) *audit.Geo {
+	if g := in.ev.Enrichment.Geo; g != nil {
+		return g
 	}
-	if rest, ok := strings.CutPrefix(name, "net."); ok {
-		n := ev.Enrichment.Network
-		if n == nil {
-			n = &audit.Network{}
-		}
-		switch rest {
-		case "scope":
-			return n.Scope, true
-		case "asn":
-			return int64(n.ASN), true
-		case "as_org":
-			return n.ASOrg, true
-		case "tor":
-			return n.Tor, true
-		case "datacenter":
-			return n.Datacenter, true
-		case "vpn":
-			return n.VPN, true
-		case "lists":
-			if n.Lists == nil {
-				return []string{}, true
+	return &noGeo
+}
+
+func netOf(in *input) *audit.Network {
+	if n := in.ev.Enrichment.Network; n != nil {
+		return n
+	}
+	return &noNet
+}
+
+func uaOf(in *input) *audit.UserAgent {
+	if u := in.ev.Enrichment.UserAgent; u != nil {
+		return u
+	}
+	return &noUA
+}
+
+func strsOrEmpty(l []string) rulelang.Value {
+	if l == nil {
+		return rulelang.StringsVal(emptyStrings)
+	}
+	return rulelang.StringsVal(l)
+}
+
+func aggOf(in *input) *aggVals {
+	if in.agg == nil {
+		return &noAgg
+	}
+	return in.agg
+}
+
+// varResolvers resolves every variable name of rulelang.
+func varResolvers() map[string]resolver {
+	return map[string]resolver{
+		"event.id":              func(in *input) rulelang.Value { return str(in.ev.ID) },
+		"event.tenant":          func(in *input) rulelang.Value { return str(in.ev.Tenant) },
+		"event.action":          func(in *input) rulelang.Value { return str(in.ev.Action) },
+		"event.outcome":         func(in *input) rulelang.Value { return str(string(in.ev.Outcome)) },
+		"event.reason":          func(in *input) rulelang.Value { return str(in.ev.Reason) },
+		"event.hour":            func(in *input) rulelang.Value { return rulelang.IntVal(int64(in.ev.Time.UTC().Hour())) },
+		"event.weekday":         func(in *input) rulelang.Value { return rulelang.IntVal(int64(in.ev.Time.UTC().Weekday())) },
+		"event.actor.id":        func(in *input) rulelang.Value { return str(in.ev.Actor.ID) },
+		"event.actor.type":      func(in *input) rulelang.Value { return str(in.ev.Actor.Type) },
+		"event.actor.email":     func(in *input) rulelang.Value { return str(in.ev.Actor.Email) },
+		"event.target.id":       func(in *input) rulelang.Value { return str(in.ev.Target.ID) },
+		"event.target.type":     func(in *input) rulelang.Value { return str(in.ev.Target.Type) },
+		"event.ctx.ip":          func(in *input) rulelang.Value { s, _ := in.keyValue(rulelang.KeyIP); return str(s) },
+		"event.ctx.user_agent":  func(in *input) rulelang.Value { return str(in.ev.Context.UserAgent) },
+		"event.ctx.session_id":  func(in *input) rulelang.Value { return str(in.ev.Context.SessionID) },
+		"event.ctx.auth_method": func(in *input) rulelang.Value { return str(in.ev.Context.AuthMethod) },
+		"event.ctx.device_id":   func(in *input) rulelang.Value { return str(in.ev.Context.DeviceID) },
+		"event.geo.country":     func(in *input) rulelang.Value { return str(geoOf(in).Country) },
+		"event.geo.region":      func(in *input) rulelang.Value { return str(geoOf(in).Region) },
+		"event.geo.city":        func(in *input) rulelang.Value { return str(geoOf(in).City) },
+		"event.geo.has_location": func(in *input) rulelang.Value {
+			return rulelang.BoolVal(geoOf(in).HasLocation)
+		},
+		"event.geo.accuracy_km": func(in *input) rulelang.Value { return rulelang.IntVal(int64(geoOf(in).AccuracyKM)) },
+		"event.net.scope":       func(in *input) rulelang.Value { return str(netOf(in).Scope) },
+		"event.net.asn":         func(in *input) rulelang.Value { return rulelang.IntVal(int64(netOf(in).ASN)) },
+		"event.net.as_org":      func(in *input) rulelang.Value { return str(netOf(in).ASOrg) },
+		"event.net.tor":         func(in *input) rulelang.Value { return rulelang.BoolVal(netOf(in).Tor) },
+		"event.net.datacenter":  func(in *input) rulelang.Value { return rulelang.BoolVal(netOf(in).Datacenter) },
+		"event.net.vpn":         func(in *input) rulelang.Value { return rulelang.BoolVal(netOf(in).VPN) },
+		"event.net.lists":       func(in *input) rulelang.Value { return strsOrEmpty(netOf(in).Lists) },
+		"event.ua.class":        func(in *input) rulelang.Value { return str(uaOf(in).Class) },
+		"event.ua.browser":      func(in *input) rulelang.Value { return str(uaOf(in).Browser) },
+		"event.ua.os":           func(in *input) rulelang.Value { return str(uaOf(in).OS) },
+		"event.ua.device":       func(in *input) rulelang.Value { return str(uaOf(in).Device) },
+		"event.metadata": func(in *input) rulelang.Value {
+			if in.ev.Metadata == nil {
+				return rulelang.MapVal(emptyMeta)
 			}
-			return n.Lists, true
-		}
-		return nil, false
+			return rulelang.MapVal(in.ev.Metadata)
+		},
+		"risk.score": func(in *input) rulelang.Value {
+			if in.risk == nil {
+				return rulelang.IntVal(0)
+			}
+			return rulelang.IntVal(int64(in.risk.Score))
+		},
+		"risk.reasons": func(in *input) rulelang.Value {
+			if in.risk == nil {
+				return strsOrEmpty(nil)
+			}
+			return strsOrEmpty(in.risk.Reasons)
+		},
+		"flags":       func(in *input) rulelang.Value { return strsOrEmpty(in.getFlags()) },
+		"allowlisted": func(in *input) rulelang.Value { return rulelang.BoolVal(in.allowlisted) },
+		"tenant.logins": func(in *input) rulelang.Value {
+			if in.tstats == nil {
+				return rulelang.IntVal(0)
+			}
+			return rulelang.IntVal(int64(in.tstats.Logins))
+		},
+		"tenant.device_ratio": func(in *input) rulelang.Value {
+			if in.tstats == nil || in.tstats.Logins == 0 {
+				return rulelang.DoubleVal(0)
+			}
+			return rulelang.DoubleVal(float64(in.tstats.WithDevice) / float64(in.tstats.Logins))
+		},
+		"params": func(in *input) rulelang.Value {
+			if in.params == nil {
+				return rulelang.MapVal(emptyMeta)
+			}
+			return rulelang.MapVal(in.params)
+		},
+		"count":            func(in *input) rulelang.Value { return rulelang.IntVal(aggOf(in).count) },
+		"distinct":         func(in *input) rulelang.Value { return rulelang.IntVal(aggOf(in).distinct) },
+		"matched":          func(in *input) rulelang.Value { return rulelang.IntVal(aggOf(in).matched) },
+		"max_per_value":    func(in *input) rulelang.Value { return rulelang.IntVal(aggOf(in).maxPer) },
+		"baseline":         func(in *input) rulelang.Value { return rulelang.DoubleVal(aggOf(in).baseline) },
+		"baseline_matched": func(in *input) rulelang.Value { return rulelang.DoubleVal(aggOf(in).baselineM) },
+		"max_risk":         func(in *input) rulelang.Value { return rulelang.IntVal(aggOf(in).maxRisk) },
+		"steps":            func(in *input) rulelang.Value { return rulelang.IntVal(aggOf(in).steps) },
+		"new":              func(in *input) rulelang.Value { return strsOrEmpty(aggOf(in).newVals) },
+		"probability":      func(in *input) rulelang.Value { return rulelang.DoubleVal(aggOf(in).probability) },
+		"speed_kmh":        func(in *input) rulelang.Value { return rulelang.DoubleVal(aggOf(in).speed) },
+		"distance_km":      func(in *input) rulelang.Value { return rulelang.DoubleVal(aggOf(in).distance) },
 	}
-	if rest, ok := strings.CutPrefix(name, "ua."); ok {
-		u := ev.Enrichment.UserAgent
-		if u == nil {
-			u = &audit.UserAgent{}
+}
+
+// buildResolvers indexes varResolvers by rulelang variable id. A variable
+// rulelang declares but the engine cannot resolve is a programmer error
+// caught by every test that builds an engine.
+func buildResolvers() ([]resolver, error) {
+	all := varResolvers()
+	out := make([]resolver, rulelang.NumVars())
+	for id := range out {
+		r := all[rulelang.VarName(id)]
+		if r == nil {
+			return nil, fmt.Errorf("detect: no resolver for rule variable %q", rulelang.VarName(id))
 		}
-		switch rest {
-		case "class":
-			return u.Class, true
-		case "browser":
-			return u.Browser, true
-		case "os":
-			return u.OS, true
-		case "device":
-			return u.Device, true
-		}
+		out[id] = r
 	}
-	return nil, false
+	return out, nil
+}
+
+// keyValue returns the event's value of one group-by key, computing the
+// textual address, /24 and ASN once per event.
+func (in *input) keyValue(k string) (string, bool) {
+	ev := in.ev
+	switch k {
+	case rulelang.KeyIP, rulelang.KeyIP24:
+		if !ev.Context.IP.IsValid() {
+			return "", false
+		}
+		if in.keysDone&1 == 0 {
+			in.keysDone |= 1
+			in.ipS = ev.Context.IP.String()
+		}
+		if k == rulelang.KeyIP {
+			return in.ipS, true
+		}
+		if in.keysDone&2 == 0 {
+			in.keysDone |= 2
+			in.ip24S = subnet(ev.Context.IP).String()
+		}
+		return in.ip24S, true
+	case rulelang.KeyASN:
+		if ev.Enrichment.Network == nil || ev.Enrichment.Network.ASN == 0 {
+			return "", false
+		}
+		if in.keysDone&4 == 0 {
+			in.keysDone |= 4
+			in.asnS = "AS" + asnString(ev.Enrichment.Network.ASN)
+		}
+		return in.asnS, true
+	}
+	return keyValue(k, ev)
 }
 
 // keyValue returns the value of one group-by key for an event, and whether
@@ -274,28 +320,21 @@ func subnet(ip netip.Addr) netip.Prefix {
 	return p
 }
 
-// groupKey renders the group key of r for ev: "ip=203.0.113.7" or
-// "actor=alice,session=s1". ok is false when the event lacks a key.
-func groupKey(r *rulelang.Rule, ev *audit.Event) (string, bool) {
-	if len(r.GroupBy) == 1 {
-		v, ok := keyValue(r.GroupBy[0], ev)
-		if !ok {
-			return "", false
-		}
-		return r.GroupBy[0] + "=" + v, true
-	}
-	var b strings.Builder
+// appendGroupKey appends the group key of r for the event to b:
+// "ip=203.0.113.7" or "actor=alice,session=s1". ok is false when the event
+// lacks a key.
+func (in *input) appendGroupKey(b []byte, r *rulelang.Rule) ([]byte, bool) {
 	for i, k := range r.GroupBy {
-		v, ok := keyValue(k, ev)
+		v, ok := in.keyValue(k)
 		if !ok {
-			return "", false
+			return b, false
 		}
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		b.WriteString(k)
-		b.WriteByte('=')
-		b.WriteString(v)
+		b = append(b, k...)
+		b = append(b, '=')
+		b = append(b, v...)
 	}
-	return b.String(), true
+	return b, true
 }

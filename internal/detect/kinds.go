@@ -3,6 +3,7 @@ package detect
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"slices"
 	"sort"
 	"strings"
@@ -42,45 +43,53 @@ func riskByte(in *input) uint8 {
 	return uint8(min(max(in.risk.Score, 0), 100))
 }
 
-// stateKey is the persisted key of a keyed state.
-func stateKey(tenant, rule, group string) string { return tenant + "|" + rule + "|" + group }
-
 // key returns (creating) the keyed state of r for the event's group, or nil
-// when the event lacks the group key or the key cap bites.
-func (e *Engine) key(r *crule, ev *audit.Event) (*keyState, string) {
-	g, ok := groupKey(r.Rule, ev)
-	if !ok {
-		return nil, ""
-	}
-	tenant := ev.Tenant
+// when the event lacks the group key or the key cap bites. The state's key
+// (tenant|rule|group) is built in a scratch buffer: looking up an existing
+// key allocates nothing.
+func (e *Engine) key(r *crule, in *input) *keyState {
+	tenant := in.ev.Tenant
 	if r.GroupBy[0] == rulelang.KeyInstallation {
 		tenant = ""
 	}
-	sk := stateKey(tenant, r.ID, g)
-	ks := e.keys[sk]
+	b := append(e.sbuf[:0], tenant...)
+	b = append(b, '|')
+	b = append(b, r.ID...)
+	b = append(b, '|')
+	pre := len(b)
+	b, ok := in.appendGroupKey(b, r.Rule)
+	e.sbuf = b
+	if !ok {
+		return nil
+	}
+	ks := e.keys[string(b)]
 	if ks == nil {
 		if len(e.keys) >= e.opts.MaxKeys {
 			e.sweep()
 			if len(e.keys) >= e.opts.MaxKeys {
 				e.m.keysDropped.Inc()
-				return nil, ""
+				return nil
 			}
 		}
-		ks = &keyState{Tenant: tenant, Rule: r.ID, Group: g}
+		sk := string(b)
+		ks = &keyState{Tenant: tenant, Rule: r.ID, Group: sk[pre:], sk: sk}
 		e.keys[sk] = ks
 		delete(e.deadKeys, sk)
 	}
-	e.dirtyKeys[sk] = true
-	return ks, sk
+	if !ks.dirty && e.opts.StateStore != nil {
+		ks.dirty = true
+		e.dirtyKeys = append(e.dirtyKeys, ks)
+	}
+	return ks
 }
 
 // evalMatch handles a match rule: every passing event is a hit.
 func (e *Engine) evalMatch(r *crule, in *input, ev *audit.Event, t int64) {
-	in.agg = &aggVals{count: 1, maxRisk: int64(riskByte(in))}
+	in.setAgg(aggVals{count: 1, maxRisk: int64(riskByte(in))})
 	if ok, _ := r.Condition.Bool(in); !ok {
 		return
 	}
-	ks, _ := e.key(r, ev)
+	ks := e.key(r, in)
 	if ks == nil {
 		return
 	}
@@ -100,7 +109,7 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 	if r.Distinct.Present() {
 		v = r.Distinct.String(in)
 	}
-	ks, _ := e.key(r, ev)
+	ks := e.key(r, in)
 	if ks == nil {
 		return
 	}
@@ -126,7 +135,7 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 	if d := ks.add(entry{T: t, ID: ev.ID, V: v, M: m, R: riskByte(in)}, window, e.opts.MaxWindowEvents); d > 0 {
 		e.m.entriesDropped.Add(float64(d))
 	}
-	agg := &aggVals{count: int64(ks.count), matched: int64(ks.matched), distinct: int64(len(ks.per)), baseline: -1, baselineM: -1}
+	agg := in.setAgg(aggVals{count: int64(ks.count), matched: int64(ks.matched), distinct: int64(len(ks.per)), baseline: -1, baselineM: -1})
 	if r.usesMaxRisk {
 		for _, en := range ks.Entries {
 			agg.maxRisk = max(agg.maxRisk, int64(en.R))
@@ -141,12 +150,10 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 			return
 		}
 		agg.maxPer = int64(ks.maxPerValue())
-		in.agg = agg
 		e.hit(r, ks, ev, in, t, []string{ev.ID}, t, aggFacts(r, ks, agg))
 		return
 	}
-	in.agg = agg
-	if agg.maxPer = -1; strings.Contains(r.Condition.Source, "max_per_value") {
+	if agg.maxPer = -1; r.usesMaxPer {
 		agg.maxPer = int64(ks.maxPerValue())
 	}
 	if ok, _ := r.Condition.Bool(in); !ok {
@@ -205,8 +212,13 @@ func aggFacts(r *crule, ks *keyState, a *aggVals) map[string]any {
 
 // evalSequence handles sequence rules.
 func (e *Engine) evalSequence(r *crule, in *input, ev *audit.Event, t int64) {
-	var matched []int
-	for i, s := range r.Steps {
+	var mbuf [16]int
+	matched := mbuf[:0]
+	for i := range r.Steps {
+		s := &r.Steps[i]
+		if !s.CanMatch(ev.Action) {
+			continue
+		}
 		if ok, _ := s.When.Bool(in); ok {
 			matched = append(matched, i)
 		}
@@ -214,7 +226,7 @@ func (e *Engine) evalSequence(r *crule, in *input, ev *audit.Event, t int64) {
 	if len(matched) == 0 {
 		return
 	}
-	ks, _ := e.key(r, ev)
+	ks := e.key(r, in)
 	if ks == nil {
 		return
 	}
@@ -234,14 +246,13 @@ func (e *Engine) evalSequence(r *crule, in *input, ev *audit.Event, t int64) {
 	}
 	ks.Steps = slices.Delete(ks.Steps, 0, n)
 
-	agg := &aggVals{count: int64(len(ks.Steps))}
-	seenSteps := map[int]bool{}
+	agg := in.setAgg(aggVals{count: int64(len(ks.Steps))})
+	var seenSteps uint32 // bit per step (at most 16)
 	for _, h := range ks.Steps {
-		seenSteps[h.Step] = true
+		seenSteps |= 1 << uint(h.Step)
 		agg.maxRisk = max(agg.maxRisk, int64(h.R))
 	}
-	agg.steps = int64(len(seenSteps))
-	in.agg = agg
+	agg.steps = int64(bits.OnesCount32(seenSteps))
 	if ks.Finding != nil && t <= ks.Until {
 		e.hit(r, ks, ev, in, t, []string{ev.ID}, t, seqFacts(r, ks.Steps, agg))
 		return
@@ -309,66 +320,87 @@ func seqFacts(r *crule, hits []stepHit, a *aggVals) map[string]any {
 }
 
 // evalProfile handles new_value, travel and rare_time rules against the
-// actor's profile as it was before this event.
+// actor's profile as it was before this event. Facts are built only when
+// the rule fires.
 func (e *Engine) evalProfile(r *crule, in *input, ev *audit.Event, t int64, p *Profile) {
-	var facts map[string]any
-	agg := &aggVals{}
+	var facts func() map[string]any
+	agg := in.setAgg(aggVals{})
 	switch r.Kind {
 	case rulelang.KindNewValue:
-		nf := newValues(p, ev, in.params, e.isRelay(ev, nil))
-		if nf == nil {
+		nv := newValues(p, ev, in.params, e.isRelay(ev, nil))
+		if !nv.established {
 			return
 		}
-		facts = nf
+		var names []string
 		for _, v := range r.Values {
-			if facts["new_"+v] == true {
-				agg.newVals = append(agg.newVals, v)
+			if nv.has(v) {
+				names = append(names, v)
 			}
 		}
-		if len(agg.newVals) == 0 {
+		if len(names) == 0 {
 			return
 		}
-		facts["new"] = agg.newVals
+		agg.newVals = names
+		facts = func() map[string]any {
+			f := nv.facts(p)
+			f["new"] = names
+			return f
+		}
 	case rulelang.KindTravel:
-		tf := e.travel(p, ev, in.params, r.Against)
-		if tf == nil {
+		tf, ok := e.travel(p, ev, in.params, r.Against)
+		if !ok {
 			return
 		}
-		facts = tf.facts()
 		agg.speed, agg.distance = tf.speed, tf.distance
 		if tf.distance <= numParam(in.params, "min_distance_km", 500) || tf.speed <= numParam(in.params, "max_speed_kmh", 900) {
 			return
 		}
+		facts = tf.facts
 	case rulelang.KindRareTime:
-		rf := e.rareTime(p, ev, in.params)
-		if rf == nil {
+		rf, ok := e.rareTime(p, ev, in.params)
+		if !ok {
 			return
 		}
-		facts = rf
-		agg.probability, _ = rf["probability"].(float64)
+		agg.probability = round4(rf.prob)
+		facts = func() map[string]any { return rf.facts(ev, p) }
 	}
-	in.agg = agg
 	if ok, _ := r.Condition.Bool(in); !ok {
 		return
 	}
-	ks, _ := e.key(r, ev)
+	ks := e.key(r, in)
 	if ks == nil {
 		return
 	}
 	if t > ks.Newest {
 		ks.Newest = t
 	}
-	e.hit(r, ks, ev, in, t, []string{ev.ID}, t, facts)
+	e.hit(r, ks, ev, in, t, []string{ev.ID}, t, facts())
 }
 
-// newValues compares a successful login with an established profile. It
-// returns nil when the actor is not established.
-func newValues(p *Profile, ev *audit.Event, params map[string]any, relay bool) map[string]any {
-	minLogins := numParam(params, "min_logins", 5)
-	minDays := numParam(params, "min_days", 7)
-	if float64(p.Logins) < minLogins || float64(ev.Time.Unix()-p.First) < minDays*86400 {
-		return nil
+// newVals is how a successful login compares with an established profile.
+type newVals struct {
+	established                bool // else nothing else is set
+	country, city, asn, device bool
+	nearestKM                  float64
+	hasNearest                 bool
+}
+
+func (nv *newVals) has(v string) bool {
+	switch v {
+	case "country":
+		return nv.country
+	case "city":
+		return nv.city
+	case "asn":
+		return nv.asn
+	case "device":
+		return nv.device
 	}
+	return false
+}
+
+// facts are the evidence of a new-value finding.
+func (nv *newVals) facts(p *Profile) map[string]any {
 	f := map[string]any{"prior_logins": int64(p.Logins), "known_since": time.Unix(p.First, 0).UTC().Format(time.DateOnly)}
 	countries := make([]string, 0, len(p.Countries))
 	for _, c := range p.Countries {
@@ -376,28 +408,47 @@ func newValues(p *Profile, ev *audit.Event, params map[string]any, relay bool) m
 	}
 	sort.Strings(countries)
 	f["known_countries"] = strings.Join(countries, ", ")
-	if g := ev.Enrichment.Geo; g != nil && g.Country != "" && !relay {
-		if !p.hasValue(p.Countries, g.Country) {
-			f["new_country"] = true
-		}
-		if g.HasLocation && g.City != "" && len(p.Cities) > 0 {
-			d := p.nearestCityKM(g.Latitude, g.Longitude) - float64(g.AccuracyKM)
-			f["nearest_known_km"] = math.Round(max(d, 0))
-			if d > numParam(params, "far_km", 500) {
-				f["new_city"] = true
-			}
+	for _, x := range []struct {
+		name string
+		set  bool
+	}{{"new_country", nv.country}, {"new_city", nv.city}, {"new_asn", nv.asn}, {"new_device", nv.device}} {
+		if x.set {
+			f[x.name] = true
 		}
 	}
-	if n := ev.Enrichment.Network; n != nil && n.ASN != 0 && !p.hasValue(p.ASNs, asnString(n.ASN)) {
-		f["new_asn"] = true
-	}
-	if d := deviceHash(ev); d != "" && !p.hasValue(p.Devices, d) {
-		f["new_device"] = true
+	if nv.hasNearest {
+		f["nearest_known_km"] = math.Round(max(nv.nearestKM, 0))
 	}
 	if p.LastLogin.T != 0 {
 		f["prev_country"], f["prev_city"] = p.LastLogin.Country, p.LastLogin.City
 	}
 	return f
+}
+
+// newValues compares a successful login with an established profile;
+// established is false when the actor is not established yet.
+func newValues(p *Profile, ev *audit.Event, params map[string]any, relay bool) newVals {
+	minLogins := numParam(params, "min_logins", 5)
+	minDays := numParam(params, "min_days", 7)
+	if float64(p.Logins) < minLogins || float64(ev.Time.Unix()-p.First) < minDays*86400 {
+		return newVals{}
+	}
+	nv := newVals{established: true}
+	if g := ev.Enrichment.Geo; g != nil && g.Country != "" && !relay {
+		nv.country = !p.hasValue(p.Countries, g.Country)
+		if g.HasLocation && g.City != "" && len(p.Cities) > 0 {
+			d := p.nearestCityKM(g.Latitude, g.Longitude) - float64(g.AccuracyKM)
+			nv.nearestKM, nv.hasNearest = d, true
+			nv.city = d > numParam(params, "far_km", 500)
+		}
+	}
+	if n := ev.Enrichment.Network; n != nil && n.ASN != 0 {
+		nv.asn = !p.hasASN(n.ASN)
+	}
+	if d, ok := deviceHash(ev); ok {
+		nv.device = !p.hasDevice(d)
+	}
+	return nv
 }
 
 // travelFacts describe the move between two places.
@@ -419,25 +470,25 @@ func (tf *travelFacts) facts() map[string]any {
 }
 
 // travel computes the move from the profile's comparison place to the
-// event's place, or nil when either place is unknown or unreliable.
-func (e *Engine) travel(p *Profile, ev *audit.Event, params map[string]any, against string) *travelFacts {
+// event's place; ok is false when either place is unknown or unreliable.
+func (e *Engine) travel(p *Profile, ev *audit.Event, params map[string]any, against string) (tf travelFacts, ok bool) {
 	g := ev.Enrichment.Geo
 	if g == nil || !g.HasLocation || e.isRelay(ev, intsParam(params, "relay_asns")) {
-		return nil
+		return tf, false
 	}
-	prev := p.LastLogin
+	prev := &p.LastLogin
 	if against == "other_session" {
-		prev = p.LastAct
+		prev = &p.LastAct
 		active := durParam(params, "session_active", 30*time.Minute)
 		if prev.Session == "" || prev.Session == ev.Context.SessionID || ev.Time.Unix()-prev.T > int64(active.Seconds()) {
-			return nil
+			return tf, false
 		}
 	}
 	if prev.T == 0 || !prev.HasLoc || prev.Relay {
-		return nil
+		return tf, false
 	}
 	if prev.ASN != 0 && slices.Contains(intsParam(params, "relay_asns"), int64(prev.ASN)) {
-		return nil
+		return tf, false
 	}
 	raw := haversineKM(float64(prev.Lat), float64(prev.Lon), g.Latitude, g.Longitude)
 	eff := max(raw-float64(prev.AccKM)-float64(g.AccuracyKM), 0)
@@ -446,45 +497,57 @@ func (e *Engine) travel(p *Profile, ev *audit.Event, params map[string]any, agai
 		hours = -hours // an out-of-order pair is the same move backwards
 	}
 	hours = max(hours, 1.0/60) // one minute floor: clock skew between sources
-	return &travelFacts{prev: prev, distance: eff, raw: raw, hours: hours, speed: eff / hours}
+	return travelFacts{prev: *prev, distance: eff, raw: raw, hours: hours, speed: eff / hours}, true
+}
+
+// rareFacts describe how rare an hour is for an actor.
+type rareFacts struct {
+	prob, orgP float64
+	org        bool // judged by the organisation's histogram
+}
+
+func (rf *rareFacts) facts(ev *audit.Event, p *Profile) map[string]any {
+	f := map[string]any{"hour": fmt.Sprintf("%s %02d:00 UTC", ev.Time.UTC().Weekday().String()[:3], ev.Time.UTC().Hour()),
+		"prior_events": int64(p.HourTotal), "probability": round4(rf.prob), "basis": "actor"}
+	if rf.org {
+		f["basis"] = "organisation"
+		f["org_probability"] = round4(rf.orgP)
+	}
+	return f
 }
 
 // rareTime computes how rare the event's hour-of-week is for the actor,
-// mixing in the organisation's histogram as a prior. It returns nil when
-// neither history is long enough to judge.
-func (e *Engine) rareTime(p *Profile, ev *audit.Event, params map[string]any) map[string]any {
+// mixing in the organisation's histogram as a prior. ok is true only when
+// the hour is rare: below max_probability, with enough history to judge.
+func (e *Engine) rareTime(p *Profile, ev *audit.Event, params map[string]any) (rf rareFacts, ok bool) {
 	h := hourOfWeek(ev.Time.Unix())
 	minEvents := numParam(params, "min_events", 20)
 	ts := e.tstats[ev.Tenant]
-	var orgP float64 = -1
+	orgP := -1.0
 	if ts != nil && ts.HourTotal >= uint32(numParam(params, "org_min_events", 500)) {
 		orgP = hourProbability(&ts.Hours, h)
 	}
-	f := map[string]any{"hour": fmt.Sprintf("%s %02d:00 UTC", ev.Time.UTC().Weekday().String()[:3], ev.Time.UTC().Hour()), "prior_events": int64(p.HourTotal)}
-	var prob float64
+	maxP := numParam(params, "max_probability", 0.002)
 	switch {
 	case float64(p.HourTotal) >= minEvents:
-		prob = hourProbability(&p.Hours, h)
+		rf.prob = hourProbability(&p.Hours, h)
 		if orgP >= 0 {
 			// a little of the organisation's habit, as pseudo-counts
 			k := numParam(params, "org_weight", 5)
 			n := float64(p.HourTotal)
-			prob = (n*prob + k*orgP) / (n + k)
+			rf.prob = (n*rf.prob + k*orgP) / (n + k)
 		}
-		f["basis"] = "actor"
 	case orgP >= 0:
 		// New actor: judge by the organisation, with a stricter bar.
-		prob = orgP * numParam(params, "max_probability", 0.002) / max(numParam(params, "org_max_probability", 0.0005), 1e-9)
-		f["basis"] = "organisation"
-		f["org_probability"] = round4(orgP)
+		rf.prob = orgP * maxP / max(numParam(params, "org_max_probability", 0.0005), 1e-9)
+		rf.org, rf.orgP = true, orgP
 	default:
-		return nil
+		return rf, false
 	}
-	f["probability"] = round4(prob)
-	if prob >= numParam(params, "max_probability", 0.002) {
-		return nil
+	if rf.prob >= maxP {
+		return rf, false
 	}
-	return f
+	return rf, true
 }
 
 func round1(f float64) float64 { return math.Round(f*10) / 10 }

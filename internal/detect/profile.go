@@ -87,17 +87,63 @@ func deviceKey(ev *audit.Event) string {
 	return ""
 }
 
-// deviceHash is the stored form of deviceKey.
-func deviceHash(ev *audit.Event) string {
-	k := deviceKey(ev)
-	if k == "" {
-		return ""
+// deviceHash is the stored form of deviceKey: its 64-bit FNV-1a hash,
+// computed without building the key.
+func deviceHash(ev *audit.Event) (d [8]byte, ok bool) {
+	var h uint64
+	switch u := ev.Enrichment.UserAgent; {
+	case ev.Context.DeviceID != "":
+		h = fnvString(fnvString(fnvOffset, "d:"), ev.Context.DeviceID)
+	case u != nil && (u.Browser != "" || u.OS != ""):
+		h = fnvString(fnvOffset, "u:")
+		h = fnvString(h, u.Browser)
+		h = fnvString(h, "|")
+		h = fnvString(h, u.OS)
+		h = fnvString(h, "|")
+		h = fnvString(h, u.Device)
+	case ev.Context.UserAgent != "":
+		h = fnvString(fnvString(fnvOffset, "r:"), ev.Context.UserAgent)
+	default:
+		return d, false
 	}
-	h := fnv.New64a()
-	h.Write([]byte(k))
-	var b [8]byte
-	binary.BigEndian.PutUint64(b[:], h.Sum64())
-	return string(b[:])
+	binary.BigEndian.PutUint64(d[:], h)
+	return d, true
+}
+
+const (
+	fnvOffset = 14695981039346656037
+	fnvPrime  = 1099511628211
+)
+
+// fnvString continues a 64-bit FNV-1a hash over s.
+func fnvString(h uint64, s string) uint64 {
+	for i := 0; i < len(s); i++ {
+		h ^= uint64(s[i])
+		h *= fnvPrime
+	}
+	return h
+}
+
+// hasDevice reports whether the device hash d is known.
+func (p *Profile) hasDevice(d [8]byte) bool {
+	for _, s := range p.Devices {
+		if s.V == string(d[:]) {
+			return true
+		}
+	}
+	return false
+}
+
+// hasASN reports whether the network n is known.
+func (p *Profile) hasASN(n uint32) bool {
+	var b [10]byte
+	v := appendUint(b[:0], uint64(n))
+	for _, s := range p.ASNs {
+		if s.V == string(v) {
+			return true
+		}
+	}
+	return false
 }
 
 func hourOfWeek(sec int64) int {
@@ -117,6 +163,21 @@ func (p *Profile) hasValue(list []seen, v string) bool {
 	}
 	return false
 }
+
+// touchBytes is touch for a value held in bytes: it allocates the string
+// only when the value is new.
+func touchBytes(list []seen, v []byte, t int64, max int) []seen {
+	for i := range list {
+		if list[i].V == string(v) {
+			list[i].Last = maxInt64(list[i].Last, t)
+			list[i].First = min(list[i].First, t)
+			return list
+		}
+	}
+	return touch(list, string(v), t, max)
+}
+
+func maxInt64(a, b int64) int64 { return max(a, b) }
 
 func touch(list []seen, v string, t int64, max int) []seen {
 	for i := range list {
@@ -209,10 +270,11 @@ func (p *Profile) observe(ev *audit.Event, relay bool) {
 		}
 	}
 	if n := ev.Enrichment.Network; n != nil && n.ASN != 0 {
-		p.ASNs = touch(p.ASNs, asnString(n.ASN), t, maxASNs)
+		var b [10]byte
+		p.ASNs = touchBytes(p.ASNs, appendUint(b[:0], uint64(n.ASN)), t, maxASNs)
 	}
-	if d := deviceHash(ev); d != "" {
-		p.Devices = touch(p.Devices, d, t, maxDevices)
+	if d, ok := deviceHash(ev); ok {
+		p.Devices = touchBytes(p.Devices, d[:], t, maxDevices)
 	}
 }
 
@@ -478,7 +540,7 @@ func (r *profReader) place(base int64) place {
 		pl.AccKM = uint16(min(r.uvarint(), math.MaxUint16))
 	}
 	pl.ASN = uint32(r.uvarint())
-	strs := make([]string, 4)
+	var strs [4]string
 	for i := range strs {
 		l := r.bytes(1)
 		if l == nil {

@@ -55,7 +55,7 @@ var riskWeights = map[string]int{
 func (e *Engine) score(ev *audit.Event, p *Profile, in *input, tc *tenantConf) audit.Risk {
 	var reasons []string
 	add := func(r string) { reasons = append(reasons, r) }
-	flags := in.flagFn()
+	flags := in.getFlags()
 	if slices.Contains(flags, "stuffing_source") {
 		add(ReasonStuffingSource)
 	}
@@ -83,25 +83,25 @@ func (e *Engine) score(ev *audit.Event, p *Profile, in *input, tc *tenantConf) a
 	}
 	if p != nil {
 		params := map[string]any(e.risk)
-		if nf := newValues(p, ev, params, e.isRelay(ev, nil) || allow); nf != nil {
+		if nv := newValues(p, ev, params, e.isRelay(ev, nil) || allow); nv.established {
 			switch {
-			case nf["new_country"] == true:
+			case nv.country:
 				add(ReasonNewCountry)
-			case nf["new_city"] == true:
+			case nv.city:
 				add(ReasonNewCity)
 			}
-			if nf["new_asn"] == true && !allow {
+			if nv.asn && !allow {
 				add(ReasonNewASN)
 			}
-			if nf["new_device"] == true {
+			if nv.device {
 				add(ReasonNewDevice)
 			}
 		}
-		if tf := e.travel(p, ev, params, "last_login"); tf != nil && !allow &&
+		if tf, ok := e.travel(p, ev, params, "last_login"); ok && !allow &&
 			tf.distance > 500 && tf.speed > 900 {
 			add(ReasonImpossibleTravel)
 		}
-		if e.rareTime(p, ev, params) != nil {
+		if _, rare := e.rareTime(p, ev, params); rare {
 			add(ReasonUnusualHour)
 		}
 	}
@@ -134,8 +134,7 @@ func (e *Engine) Score(ev *audit.Event) audit.Risk {
 		ev, t = &c, c.Time
 	}
 	tc := e.tenantConf(ev.Tenant)
-	in := &input{ev: ev, tstats: e.tstats[ev.Tenant], allowlisted: tc.allows(ev)}
-	in.flagFn = func() []string { return e.activeFlags(ev, t.UnixMilli()) }
+	in := &input{ev: ev, t: t.UnixMilli(), e: e, tstats: e.tstats[ev.Tenant], allowlisted: tc.allows(ev)}
 	var p *Profile
 	if ev.Actor.ID != "" {
 		key := ev.Tenant + "|" + ev.Actor.ID

@@ -55,7 +55,8 @@ func (e *Engine) load(ctx context.Context) error {
 				return nil
 			}
 			ks.rebuild()
-			e.keys[key[2:]] = &ks
+			ks.sk = key[2:]
+			e.keys[ks.sk] = &ks
 		case strings.HasPrefix(key, "p/"):
 			if len(e.profiles) < e.opts.MaxProfiles {
 				e.profiles[key[2:]] = &profEntry{data: value}
@@ -84,21 +85,20 @@ func (e *Engine) checkpoint(ctx context.Context) error {
 	}
 	puts := make(map[string][]byte, len(e.dirtyKeys)+len(e.dirtyProfs)+1)
 	var dels []string
-	for k := range e.dirtyKeys {
-		ks := e.keys[k]
-		if ks == nil {
-			continue
+	for _, ks := range e.dirtyKeys {
+		if e.keys[ks.sk] != ks {
+			continue // swept since
 		}
 		b, err := json.Marshal(ks)
 		if err != nil {
-			return fmt.Errorf("encode detection state %q: %w", k, err)
+			return fmt.Errorf("encode detection state %q: %w", ks.sk, err)
 		}
-		puts["k/"+k] = b
+		puts["k/"+ks.sk] = b
 	}
 	for k := range e.deadKeys {
 		dels = append(dels, "k/"+k)
 	}
-	for k := range e.dirtyProfs {
+	for _, k := range e.dirtyProfs {
 		if pe := e.profiles[k]; pe != nil {
 			puts["p/"+k] = pe.data
 		}
@@ -115,9 +115,17 @@ func (e *Engine) checkpoint(ctx context.Context) error {
 	if err := e.opts.StateStore.SaveState(ctx, stateNS, puts, dels); err != nil {
 		return fmt.Errorf("save detection state: %w", err)
 	}
-	clear(e.dirtyKeys)
+	for _, ks := range e.dirtyKeys {
+		ks.dirty = false
+	}
+	e.dirtyKeys = e.dirtyKeys[:0]
+	for _, k := range e.dirtyProfs {
+		if pe := e.profiles[k]; pe != nil {
+			pe.dirty = false
+		}
+	}
+	e.dirtyProfs = e.dirtyProfs[:0]
 	clear(e.deadKeys)
-	clear(e.dirtyProfs)
 	clear(e.deadProfs)
 	e.evictProfiles()
 	return nil
@@ -135,7 +143,7 @@ func (e *Engine) evictProfiles() {
 	}
 	all := make([]kv, 0, len(e.profiles))
 	for k, pe := range e.profiles {
-		if !e.dirtyProfs[k] {
+		if !pe.dirty {
 			all = append(all, kv{k, pe.last})
 		}
 	}
@@ -175,8 +183,9 @@ func (e *Engine) sweep() {
 		}
 		if expired {
 			delete(e.keys, k)
-			delete(e.dirtyKeys, k)
-			e.deadKeys[k] = true
+			if e.opts.StateStore != nil {
+				e.deadKeys[k] = true
+			}
 		}
 	}
 	for k, exp := range e.flags {
@@ -209,7 +218,7 @@ func (e *Engine) Rebuild(ctx context.Context, next func() (*audit.Event, error))
 		}
 	}
 	e.profiles = map[string]*profEntry{}
-	clear(e.dirtyProfs)
+	e.dirtyProfs = e.dirtyProfs[:0]
 	for _, ts := range e.tstats {
 		ts.Logins, ts.WithDevice, ts.Hours, ts.HourTotal = 0, 0, [168]uint16{}, 0
 	}
@@ -228,17 +237,18 @@ func (e *Engine) Rebuild(ctx context.Context, next func() (*audit.Event, error))
 			return fmt.Errorf("rebuild profiles after %d events: %w", n, err)
 		}
 		n++
-		key := ""
 		var p *Profile
+		var pe *profEntry
 		if ev.Actor.ID != "" {
-			key = ev.Tenant + "|" + ev.Actor.ID
-			p = e.loadProfile(key, &e.prof)
+			e.kbuf = actorKey(e.kbuf[:0], ev)
+			pe = e.profiles[string(e.kbuf)]
+			p = e.loadProfile(pe, e.kbuf, &e.prof)
 		}
 		ts := e.stats(ev.Tenant)
 		if t := ev.Time.UnixMilli(); t > ts.MaxT {
 			ts.MaxT = t
 		}
-		e.observe(ev, key, p, ts, e.tenantConf(ev.Tenant))
+		e.observe(ev, pe, p, ts, e.tenantConf(ev.Tenant))
 	}
 	e.log.Info("profiles rebuilt", "events", n, "profiles", len(e.profiles))
 	return e.checkpoint(ctx)

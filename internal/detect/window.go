@@ -35,6 +35,8 @@ type keyState struct {
 	Finding *audit.Finding `json:"f,omitempty"`
 	Until   int64          `json:"u,omitempty"`
 
+	sk             string // tenant|rule|group, the key in Engine.keys
+	dirty          bool   // changed since the last checkpoint
 	count, matched int
 	per            map[string]int32
 	maxPer         int32

@@ -1,7 +1,9 @@
 package rulelang
 
 import (
+	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 
 	"cel.dev/cel-go/cel"
@@ -140,6 +142,12 @@ func (e *envs) get() (*cel.Env, *cel.Env, error) {
 type Expr struct {
 	Source string
 	prg    cel.Program
+	// native runs the expression without cel-go when it is in the native
+	// subset (see native.go); nil otherwise.
+	native node
+	// actions are the only actions the expression can be true for, when
+	// that follows statically (see actionsOf); nil: any.
+	actions []string
 }
 
 // Present reports whether the expression was given.
@@ -152,6 +160,25 @@ func (x *Expr) Bool(act Activation) (bool, error) {
 	if !x.Present() {
 		return true, nil
 	}
+	if x.native != nil {
+		if vs, ok := act.(Vars); ok {
+			switch v := x.native(vs); v.k {
+			case vBool:
+				return v.b, nil
+			case vErr:
+				return false, errEval
+			}
+		}
+	}
+	return x.celBool(act)
+}
+
+// errEval is the error of a failed native evaluation (a missing metadata
+// key, a type mismatch): the expression counts as false, as with CEL.
+var errEval = errors.New("expression evaluation failed")
+
+// celBool evaluates with cel-go.
+func (x *Expr) celBool(act Activation) (bool, error) {
 	v, _, err := x.prg.Eval(act)
 	if err != nil {
 		return false, err
@@ -169,6 +196,25 @@ func (x *Expr) String(act Activation) string {
 	if !x.Present() {
 		return ""
 	}
+	if x.native != nil {
+		if vs, ok := act.(Vars); ok {
+			switch v := x.native(vs); v.k {
+			case vString:
+				return v.s
+			case vInt:
+				return strconv.FormatInt(v.i, 10)
+			case vErr:
+				return ""
+			case vBool:
+				return strconv.FormatBool(v.b)
+			}
+		}
+	}
+	return x.celString(act)
+}
+
+// celString evaluates with cel-go.
+func (x *Expr) celString(act Activation) string {
 	v, _, err := x.prg.Eval(act)
 	if err != nil {
 		return ""
@@ -202,5 +248,12 @@ func compile(env *cel.Env, src string, want *cel.Type) (*Expr, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Expr{Source: src, prg: prg}, nil
+	x := &Expr{Source: src, prg: prg}
+	if n, err := compileNative(ast.NativeRep()); err == nil {
+		x.native = n
+	}
+	if acts, ok := actionsOf(ast.NativeRep()); ok {
+		x.actions = acts
+	}
+	return x, nil
 }

@@ -535,7 +535,11 @@ func (p *parser) check(raw *rawRule) *Rule {
 			if s.When == "" {
 				p.errf(f+".when", "when is required")
 			}
-			r.Steps = append(r.Steps, Step{Name: s.Name, When: expr(f+".when", s.When, false, cel.BoolType)})
+			st := Step{Name: s.Name, When: expr(f+".when", s.When, false, cel.BoolType)}
+			if st.When != nil {
+				st.Actions = st.When.actions
+			}
+			r.Steps = append(r.Steps, st)
 		}
 		if r.Ordered && r.MinSteps != 0 {
 			p.errf("min_steps", "min_steps applies to unordered sequences only")

@@ -115,6 +115,24 @@ type Rule struct {
 type Step struct {
 	Name string
 	When *Expr
+	// Actions are the only actions When can hold for, when that follows
+	// from the expression (event.action == "x", event.action in [...],
+	// combined with && and ||); nil means any action. The engine skips
+	// the step for other actions without evaluating it.
+	Actions []string
+}
+
+// CanMatch reports whether the step can hold for action.
+func (s *Step) CanMatch(action string) bool {
+	if s.Actions == nil {
+		return true
+	}
+	for _, a := range s.Actions {
+		if a == action {
+			return true
+		}
+	}
+	return false
 }
 
 // Baseline configures a trailing baseline: the window count is compared
