@@ -35,8 +35,12 @@ func (s *EventStore) DistinctActorsByIP(ctx context.Context, tenant, action stri
 	if until.IsZero() {
 		to = maxEventTime.UnixNano()
 	}
+	parts := s.partitionsNewestFirst(from, to)
+	if len(parts) == 1 {
+		return parts[0].distinctActorsByIP(ctx, tenant, action, from, to, limit)
+	}
 	sets := map[string]map[int64]struct{}{}
-	for _, p := range s.partitionsNewestFirst(from, to) {
+	for _, p := range parts {
 		t, ok := p.id(tenant)
 		if !ok {
 			continue
@@ -86,4 +90,36 @@ func (s *EventStore) DistinctActorsByIP(ctx context.Context, tenant, action stri
 		return a.IP.Compare(b.IP)
 	})
 	return out[:min(len(out), limit)], nil
+}
+
+// distinctActorsByIP answers DistinctActorsByIP within one partition
+// entirely in SQL, returning only the top rows.
+func (p *partition) distinctActorsByIP(ctx context.Context, tenant, action string, from, to int64, limit int) ([]IPActors, error) {
+	out := []IPActors{}
+	t, ok := p.id(tenant)
+	if !ok {
+		return out, nil
+	}
+	act, ok := p.id(action)
+	if !ok {
+		return out, nil
+	}
+	rows, err := p.f.r.QueryContext(ctx, `SELECT ip, count(DISTINCT ah) AS n FROM events INDEXED BY ev_act
+		WHERE t = ? AND act = ? AND ts >= ? AND ts < ? AND ip IS NOT NULL AND ah IS NOT NULL
+		GROUP BY ip ORDER BY n DESC, length(ip), ip LIMIT ?`, t, act, from-p.start, to-p.start, limit)
+	if err != nil {
+		return nil, translate(err, "aggregate "+p.f.path)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ip []byte
+		var n int
+		if err := rows.Scan(&ip, &n); err != nil {
+			return nil, translate(err, "aggregate "+p.f.path)
+		}
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			out = append(out, IPActors{IP: a, Actors: n})
+		}
+	}
+	return out, translate(rows.Err(), "aggregate "+p.f.path)
 }

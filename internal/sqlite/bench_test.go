@@ -318,6 +318,11 @@ func BenchmarkSearch(b *testing.B) {
 			_, err := s.DistinctActorsByIP(context.Background(), e.Tenant, audit.ActionLoginFailure, end.Add(-24*time.Hour), end, 20)
 			return err
 		}},
+		{"DistinctFailedActorsPerIP24hTwoPartitions", func() error {
+			e := sample()
+			_, err := s.DistinctActorsByIP(context.Background(), e.Tenant, audit.ActionLoginFailure, end.Add(-36*time.Hour), end.Add(-12*time.Hour), 20)
+			return err
+		}},
 		{"GetEvent", func() error {
 			_, err := s.GetEvent(context.Background(), "tenant-1", "01JNOTFOUND000000000000000")
 			if audit.ErrorCode(err) == audit.ENOTFOUND {

@@ -3,6 +3,8 @@ package sqlite_test
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -127,5 +129,44 @@ func TestCancelledContextStaysContextError(t *testing.T) {
 	_, err = db.Events().SearchEvents(ctx, audit.EventFilter{Tenant: "a"})
 	if err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("search with a cancelled context = %v", err)
+	}
+}
+
+func TestDistinctActorsByIP(t *testing.T) {
+	db := openDB(t, sqlite.Options{})
+	ctx := t.Context()
+	day := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
+	var evs []audit.Event
+	add := func(id, tenant, action, actor, ip string, at time.Time) {
+		evs = append(evs, audit.Event{ID: id, Tenant: tenant, Action: action, Time: at,
+			Actor: audit.Actor{ID: actor}, Context: audit.Context{IP: netip.MustParseAddr(ip)}})
+	}
+	// 10.0.0.1: alice, bob (twice), carol — across two day partitions.
+	add("1", "a", audit.ActionLoginFailure, "alice", "10.0.0.1", day.Add(23*time.Hour))
+	add("2", "a", audit.ActionLoginFailure, "bob", "10.0.0.1", day.Add(23*time.Hour))
+	add("3", "a", audit.ActionLoginFailure, "bob", "10.0.0.1", day.Add(25*time.Hour))
+	add("4", "a", audit.ActionLoginFailure, "carol", "10.0.0.1", day.Add(26*time.Hour))
+	add("5", "a", audit.ActionLoginFailure, "alice", "2001:db8::1", day.Add(25*time.Hour))
+	add("6", "a", audit.ActionLoginSuccess, "dave", "10.0.0.1", day.Add(25*time.Hour)) // other action
+	add("7", "b", audit.ActionLoginFailure, "erin", "10.0.0.1", day.Add(25*time.Hour)) // other tenant
+	add("8", "a", audit.ActionLoginFailure, "frank", "10.0.0.1", day.Add(-time.Hour))  // before the window
+	if err := db.Events().InsertEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	check := func(since, until time.Time, want string) {
+		t.Helper()
+		got, err := db.Events().DistinctActorsByIP(ctx, "a", audit.ActionLoginFailure, since, until, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := fmt.Sprint(got); s != want {
+			t.Fatalf("[%s, %s): %s, want %s", since, until, s, want)
+		}
+	}
+	check(day, day.Add(48*time.Hour), "[{10.0.0.1 3} {2001:db8::1 1}]")                   // two partitions
+	check(day.Add(24*time.Hour), day.Add(48*time.Hour), "[{10.0.0.1 2} {2001:db8::1 1}]") // one partition
+	check(day.Add(40*time.Hour), day.Add(48*time.Hour), "[]")
+	if _, err := db.Events().DistinctActorsByIP(ctx, "", audit.ActionLoginFailure, day, day, 1); audit.ErrorCode(err) != audit.EINVALID {
+		t.Fatalf("no tenant: %v", err)
 	}
 }
