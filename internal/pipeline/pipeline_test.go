@@ -1,0 +1,168 @@
+package pipeline_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/memstream"
+	"github.com/vigilhq/vigil/internal/pipeline"
+	"github.com/vigilhq/vigil/internal/sqlite"
+)
+
+// recorder is a Detector that records calls, can be told to fail, and
+// raises one finding per event of action "x.finding".
+type recorder struct {
+	mu          sync.Mutex
+	calls       []string
+	seen        []uint64
+	failProcess int
+}
+
+func (r *recorder) Process(_ context.Context, recs []*audit.Record) ([]audit.Finding, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.failProcess > 0 {
+		r.failProcess--
+		return nil, errors.New("detector hiccup")
+	}
+	r.calls = append(r.calls, "process")
+	var out []audit.Finding
+	for _, rec := range recs {
+		r.seen = append(r.seen, rec.Seq)
+		if rec.Event.Enrichment.UserAgent == nil {
+			return nil, errors.New("event reached detection unenriched")
+		}
+		if rec.Event.Action == "x.finding" {
+			out = append(out, audit.Finding{ID: "f-" + rec.Event.ID, Tenant: rec.Event.Tenant, RuleID: "r", Severity: audit.SeverityLow,
+				Status: audit.StatusOpen, GroupKey: rec.Event.ID, Evidence: []string{rec.Event.ID}, Count: 1,
+				FirstSeen: rec.Event.Time, LastSeen: rec.Event.Time, CreatedAt: rec.Event.Time, UpdatedAt: rec.Event.Time})
+		}
+	}
+	return out, nil
+}
+
+func (r *recorder) Checkpoint(context.Context) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, "checkpoint")
+	return nil
+}
+
+// orderStream records commits next to the detector's calls.
+type orderStream struct {
+	*memstream.Stream
+	rec *recorder
+}
+
+func (s orderStream) Commit(ctx context.Context, consumer string, seq uint64) error {
+	s.rec.mu.Lock()
+	s.rec.calls = append(s.rec.calls, "commit")
+	s.rec.mu.Unlock()
+	return s.Stream.Commit(ctx, consumer, seq)
+}
+
+type uaEnricher struct{}
+
+func (uaEnricher) Name() string { return "ua" }
+func (uaEnricher) Enrich(_ context.Context, e *audit.Event) error {
+	e.Enrichment.UserAgent = &audit.UserAgent{Class: audit.UAClassBrowser}
+	return nil
+}
+
+func setup(t *testing.T, det *recorder) (*pipeline.Pipeline, orderStream, *sqlite.DB) {
+	t.Helper()
+	db, err := sqlite.Open(t.Context(), sqlite.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	st := orderStream{Stream: memstream.New(memstream.Options{}), rec: det}
+	p, err := pipeline.New(pipeline.Options{Stream: st, Events: db.Events(), Findings: db, Detector: det, Enricher: uaEnricher{}, BatchSize: 7})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p, st, db
+}
+
+func appendEvents(t *testing.T, st audit.EventStream, n int, action string) {
+	t.Helper()
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	var evs []*audit.Event
+	for i := range n {
+		evs = append(evs, &audit.Event{ID: fmt.Sprintf("%s-%d", action, i), Tenant: "acme", Action: action, Time: at.Add(time.Duration(i) * time.Second),
+			ReceivedAt: at, Actor: audit.Actor{ID: "u"}})
+	}
+	if _, err := st.Append(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDrainStoresEnrichesDetectsAndCommits(t *testing.T) {
+	det := &recorder{}
+	p, st, db := setup(t, det)
+	appendEvents(t, st, 20, "x.plain")
+	appendEvents(t, st, 3, "x.finding")
+	if err := p.Drain(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	page, err := db.Events().SearchEvents(t.Context(), audit.EventFilter{Tenant: "acme", Limit: 100})
+	if err != nil || len(page.Events) != 23 {
+		t.Fatalf("stored %d events, %v", len(page.Events), err)
+	}
+	if page.Events[0].Enrichment.UserAgent == nil {
+		t.Fatal("stored event lacks enrichment")
+	}
+	fs, err := db.SearchFindings(t.Context(), audit.FindingFilter{Tenant: "acme"})
+	if err != nil || len(fs.Findings) != 3 {
+		t.Fatalf("findings: %d, %v", len(fs.Findings), err)
+	}
+	off, _ := st.Offset(t.Context(), pipeline.Consumer)
+	if off != 23 {
+		t.Fatalf("offset %d, want 23", off)
+	}
+	// The detector's state is made durable before the position that covers it.
+	last := det.calls[len(det.calls)-2:]
+	if last[0] != "checkpoint" || last[1] != "commit" {
+		t.Fatalf("calls end with %v, want checkpoint then commit", last)
+	}
+	for i, s := range det.seen {
+		if s != uint64(i+1) {
+			t.Fatalf("detector saw seq %d at position %d: not in stream order", s, i)
+		}
+	}
+}
+
+func TestRunRetriesAFailingBatchWithoutLosingIt(t *testing.T) {
+	det := &recorder{failProcess: 2}
+	p, st, db := setup(t, det)
+	appendEvents(t, st, 5, "x.plain")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		page, _ := db.Events().SearchEvents(t.Context(), audit.EventFilter{Tenant: "acme", Limit: 100})
+		if len(page.Events) == 5 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("events not stored after detector failures")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if off, _ := st.Offset(t.Context(), pipeline.Consumer); off != 5 {
+		t.Fatalf("offset after shutdown %d, want 5", off)
+	}
+	if len(det.seen) != 5 {
+		t.Fatalf("detector saw %d events; a failed batch must be retried whole, once it succeeds", len(det.seen))
+	}
+}
