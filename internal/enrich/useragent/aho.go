@@ -14,8 +14,10 @@ type acMatcher struct {
 	patterns int
 }
 
-// newACMatcher builds the automaton for pats; pattern i is reported as i.
-// Empty patterns are never reported.
+// newACMatcher builds the automaton for pats, which must have no ASCII
+// uppercase letters; pattern i is reported as i. Empty patterns are never
+// reported. The automaton reads ASCII uppercase letters as lowercase, so
+// scanning s finds what scanning its ASCII-lowercased copy would.
 func newACMatcher(pats []string) *acMatcher {
 	m := &acMatcher{patterns: len(pats)}
 	var used [256]bool
@@ -26,18 +28,24 @@ func newACMatcher(pats []string) *acMatcher {
 	}
 	m.nclass = 1
 	for b := range 256 {
-		if used[b] {
+		if used[b] && !('A' <= b && b <= 'Z') {
+			if m.nclass == 256 {
+				// Every byte but uppercase is used: identity classes.
+				m.nclass = 0
+				break
+			}
 			m.class[b] = uint8(m.nclass)
 			m.nclass++
 		}
 	}
-	if m.nclass > 256 {
-		// Every byte value is used; class 0 is then unused but harmless
-		// only if it fits: fall back to identity classes.
+	if m.nclass == 0 {
 		m.nclass = 256
 		for b := range 256 {
 			m.class[b] = uint8(b)
 		}
+	}
+	for b := 'A'; b <= 'Z'; b++ {
+		m.class[b] = m.class[b+'a'-'A']
 	}
 	nc := m.nclass
 	// Trie; next holds -1 for missing edges until the BFS fills them in.
@@ -105,12 +113,12 @@ func newACMatcher(pats []string) *acMatcher {
 }
 
 // scan calls report for every occurrence of a pattern in text, in order of
-// the occurrence's end; report returning false stops the scan.
-func (m *acMatcher) scan(text []byte, report func(pat int32, end int)) {
+// the occurrence's end.
+func (m *acMatcher) scan(text string, report func(pat int32, end int)) {
 	s := int32(0)
 	nc := int32(m.nclass)
-	for i, b := range text {
-		s = m.next[s*nc+int32(m.class[b])]
+	for i := 0; i < len(text); i++ {
+		s = m.next[s*nc+int32(m.class[text[i]])]
 		if !m.hasOut[s] {
 			continue
 		}

@@ -32,36 +32,99 @@ var (
 	appMarkers = []string{"cfnetwork/", "dalvik/", "darwin/", "(iphone; ios", "ios/", "android/", "okhttp/"}
 )
 
-// classify decides the class: headless markers first (they also look like
-// browsers), then scripted clients, crawlers, mobile apps and browsers.
-func classify(s string, r Result) string {
-	low := strings.ToLower(s)
-	for _, m := range headlessMarkers {
-		if strings.Contains(low, m) {
-			return audit.UAClassHeadless
+// marker kinds, as bits.
+const (
+	markHeadless = 1 << iota
+	markScripted
+	markCrawler
+	markApp
+)
+
+// classifier finds all markers in one pass over the lowercased user agent.
+type classifier struct {
+	ac *acMatcher
+	// For each distinct pattern: the marker kinds it signals wherever it
+	// occurs, those it signals only at the start of the string, and its
+	// length.
+	anywhere, atStart []uint8
+	plen              []int
+}
+
+func newClassifier() *classifier {
+	c := &classifier{}
+	var pats []string
+	ids := map[string]int{}
+	add := func(p string, kind uint8, atStart bool) {
+		i, ok := ids[p]
+		if !ok {
+			i = len(pats)
+			ids[p] = i
+			pats = append(pats, p)
+			c.anywhere = append(c.anywhere, 0)
+			c.atStart = append(c.atStart, 0)
+			c.plen = append(c.plen, len(p))
+		}
+		if atStart {
+			c.atStart[i] |= kind
+		} else {
+			c.anywhere[i] |= kind
 		}
 	}
+	for _, m := range headlessMarkers {
+		add(m, markHeadless, false)
+	}
 	for _, m := range scriptedMarkers {
-		if strings.HasPrefix(low, m) || strings.Contains(low, " "+m) {
-			return audit.UAClassScripted
+		add(m, markScripted, true)
+		add(" "+m, markScripted, false)
+	}
+	for _, m := range crawlerMarkers {
+		add(m, markCrawler, false)
+	}
+	for _, m := range appMarkers {
+		add(m, markApp, false)
+	}
+	c.ac = newACMatcher(pats)
+	return c
+}
+
+// marks returns the kinds of marker that strings.ToLower(s) contains
+// (scripted markers at its start or after a space).
+func (c *classifier) marks(s string) uint8 {
+	low := s // the automaton reads ASCII uppercase as lowercase
+	if !isASCII(s) {
+		low = strings.ToLower(s)
+	}
+	var k uint8
+	c.ac.scan(low, func(pat int32, end int) {
+		k |= c.anywhere[pat]
+		if end == c.plen[pat] {
+			k |= c.atStart[pat]
 		}
+	})
+	return k
+}
+
+// classify decides the class: headless markers first (they also look like
+// browsers), then scripted clients, crawlers, mobile apps and browsers.
+// It decides exactly as classifySlow, which states the rules plainly.
+func (c *classifier) classify(s string, r Result) string {
+	k := c.marks(s)
+	if k&markHeadless != 0 {
+		return audit.UAClassHeadless
+	}
+	if k&markScripted != 0 {
+		return audit.UAClassScripted
 	}
 	if r.DeviceFamily == "Spider" {
 		return audit.UAClassCrawler
 	}
 	browser := r.Family != "Other" && strings.HasPrefix(s, "Mozilla/") || strings.HasPrefix(s, "Opera")
-	if !browser {
-		for _, m := range crawlerMarkers {
-			if strings.Contains(low, m) {
-				return audit.UAClassCrawler
-			}
-		}
+	if !browser && k&markCrawler != 0 {
+		return audit.UAClassCrawler
 	}
 	if !browser {
-		for _, m := range appMarkers {
-			if strings.Contains(low, m) {
-				return audit.UAClassMobileApp
-			}
+		if k&markApp != 0 {
+			return audit.UAClassMobileApp
 		}
 		if r.OSFamily == "iOS" || r.OSFamily == "Android" {
 			return audit.UAClassMobileApp

@@ -26,6 +26,9 @@ import (
 // maxClauses bounds the clauses of one rule (one bit each in a uint64).
 const maxClauses = 16
 
+// maxAltCombos bounds the clauses derived from one alternation.
+const maxAltCombos = 16
+
 // maxSet bounds the strings of a finite literal set while deriving
 // clauses (cross products of adjacent small sets).
 const maxSet = 64
@@ -60,20 +63,6 @@ func foldString(s string) string {
 	return strings.Map(foldRune, s)
 }
 
-// asciiLower lowercases ASCII s into buf; for ASCII input it equals both
-// strings.ToLower(s) and foldString(s).
-func asciiLower(buf []byte, s string) []byte {
-	buf = buf[:0]
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		buf = append(buf, c)
-	}
-	return buf
-}
-
 // isASCII reports whether s has only ASCII bytes.
 func isASCII(s string) bool {
 	for i := 0; i < len(s); i++ {
@@ -92,8 +81,16 @@ func extraClauses(expr string) [][]string {
 		return nil
 	}
 	cl := clausesOf(re.Simplify())
-	// Keep the most selective clauses: longest shortest literal first.
-	slices.SortStableFunc(cl, func(a, b []string) int { return minLen(b) - minLen(a) })
+	// Keep the most selective clauses.
+	slices.SortStableFunc(cl, func(a, b []string) int {
+		if keyBetter(a, b) {
+			return -1
+		}
+		if keyBetter(b, a) {
+			return 1
+		}
+		return 0
+	})
 	if len(cl) > maxClauses-1 {
 		cl = cl[:maxClauses-1]
 	}
@@ -146,16 +143,52 @@ func clausesOf(re *syntax.Regexp) [][]string {
 		flush()
 		return out
 	case syntax.OpAlternate:
-		// One clause: the union of each branch's most selective clause.
-		var union []string
+		// A match satisfies every clause of the branch it matches, so for
+		// any choice of one clause per branch, the union of the chosen
+		// clauses is a clause. Take every choice among the best few
+		// clauses of each branch when there are not too many, else the
+		// union of each branch's best clause.
+		var per [][][]string
+		combos := 1
 		for _, s := range re.Sub {
-			best := bestClause(clausesOf(s))
-			if best == nil {
+			cl := clausesOf(s)
+			if len(cl) == 0 {
 				return exactClause(re)
 			}
-			union = append(union, best...)
+			slices.SortStableFunc(cl, func(a, b []string) int {
+				if keyBetter(a, b) {
+					return -1
+				}
+				if keyBetter(b, a) {
+					return 1
+				}
+				return 0
+			})
+			if len(cl) > 3 {
+				cl = cl[:3]
+			}
+			per = append(per, cl)
+			combos *= len(cl)
 		}
-		return [][]string{dedup(union)}
+		if combos > maxAltCombos {
+			for i := range per {
+				per[i] = per[i][:1]
+			}
+		}
+		out := [][]string{nil}
+		for _, cl := range per {
+			var next [][]string
+			for _, acc := range out {
+				for _, c := range cl {
+					next = append(next, append(slices.Clone(acc), c...))
+				}
+			}
+			out = next
+		}
+		for i := range out {
+			out[i] = dedup(out[i])
+		}
+		return out
 	}
 	return exactClause(re)
 }
@@ -230,12 +263,11 @@ func exactClause(re *syntax.Regexp) [][]string {
 	return nil
 }
 
-// bestClause picks the clause whose shortest literal is longest, then the
-// one with fewer literals.
+// bestClause picks the clause keyBetter ranks first.
 func bestClause(cl [][]string) []string {
 	var best []string
 	for _, c := range cl {
-		if best == nil || minLen(c) > minLen(best) || minLen(c) == minLen(best) && len(c) < len(best) {
+		if best == nil || keyBetter(c, best) {
 			best = c
 		}
 	}
@@ -471,10 +503,9 @@ func typicalHits(c []string) int {
 
 // gateScratch is the per-parse state of gate evaluation.
 type gateScratch struct {
-	low, fold []byte
-	seenOld   []uint64 // literals found, per namespace
-	seenNew   []uint64
-	cand      []uint64 // rules whose key clause is satisfied
+	seenOld []uint64 // literals found, per namespace
+	seenNew []uint64
+	cand    []uint64 // rules whose key clause is satisfied
 }
 
 func (g *gates) newScratch() *gateScratch {
@@ -492,9 +523,10 @@ func (g *gates) eval(sc *gateScratch, s string) {
 		sc.cand[r/64] |= 1 << (r % 64)
 	}
 	if isASCII(s) {
-		// strings.ToLower(s) == foldString(s): one pass for both.
-		sc.low = asciiLower(sc.low, s)
-		g.ac.scan(sc.low, func(pat int32, _ int) {
+		// strings.ToLower(s) == foldString(s) == s with ASCII
+		// uppercase lowered, which is how the automaton reads s: one
+		// pass for both.
+		g.ac.scan(s, func(pat int32, _ int) {
 			w, b := pat/64, uint64(1)<<(pat%64)
 			if sc.seenOld[w]&b != 0 {
 				return
@@ -510,9 +542,7 @@ func (g *gates) eval(sc *gateScratch, s string) {
 		})
 		return
 	}
-	sc.low = append(sc.low[:0], strings.ToLower(s)...)
-	sc.fold = append(sc.fold[:0], foldString(s)...)
-	g.ac.scan(sc.low, func(pat int32, _ int) {
+	g.ac.scan(strings.ToLower(s), func(pat int32, _ int) {
 		w, b := pat/64, uint64(1)<<(pat%64)
 		if sc.seenOld[w]&b == 0 {
 			sc.seenOld[w] |= b
@@ -521,7 +551,7 @@ func (g *gates) eval(sc *gateScratch, s string) {
 			}
 		}
 	})
-	g.ac.scan(sc.fold, func(pat int32, _ int) {
+	g.ac.scan(foldString(s), func(pat int32, _ int) {
 		w, b := pat/64, uint64(1)<<(pat%64)
 		if sc.seenNew[w]&b == 0 {
 			sc.seenNew[w] |= b

@@ -53,6 +53,7 @@ type Options struct {
 type Enricher struct {
 	name   string
 	uap    *uap
+	class  *classifier
 	cache  *lru.Cache[string, audit.UserAgent]
 	status watch.Status
 }
@@ -78,6 +79,7 @@ func New(o Options) (*Enricher, error) {
 		return nil, fmt.Errorf("useragent: %w", err)
 	}
 	u.uap = p
+	u.class = newClassifier()
 	took := o.Now().Sub(start)
 	u.status = watch.Status{
 		Source: u.name, Path: path, Kind: "uap-core", Loaded: true, Size: int64(len(data)),
@@ -145,7 +147,7 @@ func (u *Enricher) parse(s string) audit.UserAgent {
 		OSVersion:      version(r.OSMajor, r.OSMinor, r.OSPatch),
 		Device:         other(r.DeviceFamily),
 	}
-	out.Class = classify(s, r)
+	out.Class = u.class.classify(s, r)
 	return out
 }
 
