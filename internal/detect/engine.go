@@ -104,9 +104,12 @@ type Engine struct {
 	lastSeq  uint64
 	maxT     int64 // newest event time seen, ms
 	sweptAt  int64
-	// sinceSweep counts events since the last sweep (not persisted: sweeping
-	// never changes results).
-	sinceSweep int
+	// queue holds keyed states by the minute (of event time) at which they
+	// may expire; qCursor is the last minute processed. Neither is
+	// persisted: expiry never changes results, only memory.
+	queue   map[int64][]*keyState
+	qCursor int64
+	free    []*keyState // dropped states kept for reuse
 
 	// Changes since the last checkpoint, tracked only with a StateStore.
 	dirtyKeys  []*keyState
@@ -118,6 +121,7 @@ type Engine struct {
 	in        input  // scratch of processEvent
 	kbuf      []byte // scratch for building map keys without allocating
 	sbuf      []byte // scratch for state keys
+	encBuf    []byte // scratch for encoding profiles
 
 	out      []audit.Finding
 	outIdx   map[string]int
@@ -188,7 +192,7 @@ func New(opts Options) (*Engine, error) {
 		tenants: map[string]*tenantConf{}, keys: map[string]*keyState{}, profiles: map[string]*profEntry{},
 		flags: map[string]int64{}, tstats: map[string]*tenantStats{},
 		deadKeys: map[string]bool{}, deadProfs: map[string]bool{},
-		outIdx: map[string]int{}, risk: defaultRiskParams(),
+		outIdx: map[string]int{}, risk: defaultRiskParams(), queue: map[int64][]*keyState{},
 	}
 	var err error
 	if e.resolvers, err = buildResolvers(); err != nil {
@@ -225,6 +229,10 @@ func New(opts Options) (*Engine, error) {
 		if err := e.load(context.Background()); err != nil {
 			return nil, err
 		}
+	}
+	e.qCursor = e.maxT / time.Minute.Milliseconds()
+	for _, ks := range e.keys {
+		e.schedule(ks, e.expiresAt(ks))
 	}
 	e.log.Info("detection engine ready", "rules", len(e.rules), "keys", len(e.keys), "profiles", len(e.profiles))
 	return e, nil
@@ -380,12 +388,7 @@ func (e *Engine) processEvent(ev *audit.Event) {
 		}
 	}
 	e.observe(ev, pe, prof, ts, tc)
-	// Sweep at most once a minute of event time and only after enough events
-	// to pay for the walk over all keys (amortised O(1) per event).
-	e.sinceSweep++
-	if e.maxT-e.sweptAt >= time.Minute.Milliseconds() && e.sinceSweep >= len(e.keys)/4 {
-		e.sweep()
-	}
+	e.expire()
 }
 
 // actorKey appends the profile key of the event's actor: tenant|actor.
@@ -435,7 +438,11 @@ func (e *Engine) observe(ev *audit.Event, pe *profEntry, prof *Profile, ts *tena
 		e.profiles[k] = pe
 		delete(e.deadProfs, k)
 	}
-	pe.data = prof.encode(pe.data)
+	// Encode into scratch, then copy: the decoded profile still views
+	// pe.data (place texts stay encoded), so it must not be overwritten
+	// while being encoded.
+	e.encBuf = prof.encode(e.encBuf)
+	pe.data = append(pe.data[:0], e.encBuf...)
 	pe.last = ev.Time.Unix()
 	if !pe.dirty && e.opts.StateStore != nil {
 		pe.dirty = true

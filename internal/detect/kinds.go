@@ -72,9 +72,11 @@ func (e *Engine) key(r *crule, in *input) *keyState {
 			}
 		}
 		sk := string(b)
-		ks = &keyState{Tenant: tenant, Rule: r.ID, Group: sk[pre:], sk: sk}
+		ks = e.newKeyState()
+		ks.Tenant, ks.Rule, ks.Group, ks.sk = tenant, r.ID, sk[pre:], sk
 		e.keys[sk] = ks
 		delete(e.deadKeys, sk)
+		e.schedule(ks, in.t+r.Window.Milliseconds()+e.opts.AllowedLateness.Milliseconds())
 	}
 	if !ks.dirty && e.opts.StateStore != nil {
 		ks.dirty = true
@@ -420,7 +422,7 @@ func (nv *newVals) facts(p *Profile) map[string]any {
 		f["nearest_known_km"] = math.Round(max(nv.nearestKM, 0))
 	}
 	if p.LastLogin.T != 0 {
-		f["prev_country"], f["prev_city"] = p.LastLogin.Country, p.LastLogin.City
+		f["prev_country"], f["prev_city"] = p.LastLogin.text(textCountry), p.LastLogin.text(textCity)
 	}
 	return f
 }
@@ -462,7 +464,7 @@ type travelFacts struct {
 
 func (tf *travelFacts) facts() map[string]any {
 	return map[string]any{
-		"prev_country": tf.prev.Country, "prev_city": tf.prev.City, "prev_ip": tf.prev.IP,
+		"prev_country": tf.prev.text(textCountry), "prev_city": tf.prev.text(textCity), "prev_ip": tf.prev.text(textIP),
 		"prev_time":   time.Unix(tf.prev.T, 0).UTC().Format(time.RFC3339),
 		"distance_km": math.Round(tf.raw), "effective_km": math.Round(tf.distance),
 		"hours": round2(tf.hours), "speed_kmh": math.Round(tf.speed),
@@ -480,7 +482,7 @@ func (e *Engine) travel(p *Profile, ev *audit.Event, params map[string]any, agai
 	if against == "other_session" {
 		prev = &p.LastAct
 		active := durParam(params, "session_active", 30*time.Minute)
-		if prev.Session == "" || prev.Session == ev.Context.SessionID || ev.Time.Unix()-prev.T > int64(active.Seconds()) {
+		if sess := prev.textBytes(textSession); len(sess) == 0 || string(sess) == ev.Context.SessionID || ev.Time.Unix()-prev.T > int64(active.Seconds()) {
 			return tf, false
 		}
 	}

@@ -63,6 +63,9 @@ type place struct {
 	City     string
 	IP       string
 	Session  string
+	// raw holds the four texts still encoded when the place was decoded
+	// from a profile (the fields above are empty then); see text.
+	raw []byte
 }
 
 func hash32(s string) uint32 {
@@ -406,7 +409,10 @@ func (pl *place) encode(b []byte, base int64) []byte {
 		b = binary.AppendUvarint(b, uint64(pl.AccKM))
 	}
 	b = binary.AppendUvarint(b, uint64(pl.ASN))
-	for _, s := range []string{pl.Country, pl.City, pl.IP, pl.Session} {
+	if pl.raw != nil {
+		return append(b, pl.raw...)
+	}
+	for _, s := range [...]string{pl.Country, pl.City, pl.IP, pl.Session} {
 		if len(s) > 255 {
 			s = s[:255]
 		}
@@ -540,16 +546,52 @@ func (r *profReader) place(base int64) place {
 		pl.AccKM = uint16(min(r.uvarint(), math.MaxUint16))
 	}
 	pl.ASN = uint32(r.uvarint())
-	var strs [4]string
-	for i := range strs {
+	// The four texts stay encoded until asked for (see place.text): most
+	// events never read them, and decoding would allocate four strings.
+	start := r.b
+	for range 4 {
 		l := r.bytes(1)
 		if l == nil {
 			return pl
 		}
-		strs[i] = string(r.bytes(int(l[0])))
+		r.bytes(int(l[0]))
 	}
-	pl.Country, pl.City, pl.IP, pl.Session = strs[0], strs[1], strs[2], strs[3]
+	if r.err == nil {
+		pl.raw = start[:len(start)-len(r.b)]
+	}
 	return pl
+}
+
+// Texts of a place, by index.
+const (
+	textCountry = iota
+	textCity
+	textIP
+	textSession
+)
+
+// textBytes returns text i without allocating: a view of the encoded
+// profile or of the field.
+func (pl *place) textBytes(i int) []byte {
+	if pl.raw == nil {
+		return []byte(pl.text(i))
+	}
+	b := pl.raw
+	for j := 0; ; j++ {
+		n := int(b[0])
+		if j == i {
+			return b[1 : 1+n]
+		}
+		b = b[1+n:]
+	}
+}
+
+// text returns text i (country, city, IP or session).
+func (pl *place) text(i int) string {
+	if pl.raw != nil {
+		return string(pl.textBytes(i))
+	}
+	return [...]string{pl.Country, pl.City, pl.IP, pl.Session}[i]
 }
 
 // hourProbability is the smoothed probability of hour-of-week h in a

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
+	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
 )
@@ -162,34 +165,148 @@ func (e *Engine) evictProfiles() {
 	}
 }
 
-// sweep forgets keyed states and flags that no future accepted event can
-// touch. It never changes results, only memory.
+// sweep forgets every keyed state and flag that no future accepted event
+// can touch, walking all keys. It runs only when MaxKeys is reached;
+// ordinary expiry goes through the queue (expire). It never changes
+// results, only memory.
 func (e *Engine) sweep() {
 	e.sweptAt = e.maxT
-	e.sinceSweep = 0
-	late := e.opts.AllowedLateness
 	for k, ks := range e.keys {
-		r := e.byID[ks.Rule]
-		now := e.maxT
-		if ks.Tenant != "" {
-			if ts := e.tstats[ks.Tenant]; ts != nil {
-				now = ts.MaxT
+		if e.expiresAt(ks) <= e.tenantNow(ks.Tenant) {
+			e.drop(k)
+		}
+	}
+	e.expireFlags()
+}
+
+// tenantNow is the newest event time of a tenant ("" is the installation).
+func (e *Engine) tenantNow(tenant string) int64 {
+	if tenant != "" {
+		if ts := e.tstats[tenant]; ts != nil {
+			return ts.MaxT
+		}
+	}
+	return e.maxT
+}
+
+// expiresAt is the earliest tenant time (ms) at which no accepted event
+// can reach the key any more: past its window (and, for baselines, a week
+// of idleness) and its open finding's suppression, plus the allowed
+// lateness. A key of a removed rule expires at once.
+func (e *Engine) expiresAt(ks *keyState) int64 {
+	r := e.byID[ks.Rule]
+	if r == nil {
+		return math.MinInt64
+	}
+	w := max(durParam(e.tenantConf(ks.Tenant).paramsFor(r), "window", r.Window), r.Window)
+	t := ks.Newest + w.Milliseconds()
+	if r.Baseline != nil {
+		t = max(t, ks.Newest+baselineIdle.Milliseconds())
+	}
+	if ks.Finding != nil {
+		t = max(t, ks.Until)
+	}
+	return t + e.opts.AllowedLateness.Milliseconds() + 1
+}
+
+// schedule queues ks to be looked at once event time passes at (ms).
+func (e *Engine) schedule(ks *keyState, at int64) {
+	b := at/time.Minute.Milliseconds() + 1
+	if b <= e.qCursor {
+		b = e.qCursor + 1
+	}
+	ks.qAt = b
+	e.queue[b] = append(e.queue[b], ks)
+}
+
+// drop forgets a key and keeps its memory for reuse.
+func (e *Engine) drop(k string) {
+	ks := e.keys[k]
+	delete(e.keys, k)
+	if e.opts.StateStore != nil {
+		e.deadKeys[k] = true
+	}
+	if ks != nil && len(e.free) < maxFreeKeys {
+		ks.reset()
+		e.free = append(e.free, ks)
+	}
+}
+
+// maxFreeKeys bounds the pool of dropped keyed states kept for reuse:
+// most keys (one per address or session) live minutes, and reusing them
+// spares the allocator and the garbage collector.
+const maxFreeKeys = 4096
+
+// newKeyState returns a clean keyed state, reused when one is pooled.
+func (e *Engine) newKeyState() *keyState {
+	if n := len(e.free); n > 0 {
+		ks := e.free[n-1]
+		e.free[n-1] = nil
+		e.free = e.free[:n-1]
+		return ks
+	}
+	return &keyState{}
+}
+
+// expire processes the queue up to the newest event's minute: each queued
+// key is forgotten when expired, else queued again at its new expiry. The
+// cost is proportional to the keys that come due, not to all keys. Flags
+// are cleaned once a minute of event time.
+func (e *Engine) expire() {
+	const minute = int64(time.Minute / time.Millisecond)
+	cur := e.maxT / minute
+	if cur <= e.qCursor {
+		return
+	}
+	var due []int64
+	if cur-e.qCursor > int64(len(e.queue)) {
+		// A jump in event time: visit only the buckets that exist.
+		for b := range e.queue {
+			if b <= cur {
+				due = append(due, b)
 			}
 		}
-		expired := r == nil
-		if r != nil {
-			w := max(durParam(e.tenantConf(ks.Tenant).paramsFor(r), "window", r.Window), r.Window)
-			expired = ks.expired(now, w, late, r.Baseline != nil)
-		}
-		if expired {
-			delete(e.keys, k)
-			if e.opts.StateStore != nil {
-				e.deadKeys[k] = true
+		slices.Sort(due)
+	} else {
+		for b := e.qCursor + 1; b <= cur; b++ {
+			if _, ok := e.queue[b]; ok {
+				due = append(due, b)
 			}
 		}
 	}
+	e.qCursor = cur
+	for _, b := range due {
+		list := e.queue[b]
+		delete(e.queue, b)
+		for _, ks := range list {
+			if ks.qAt != b || e.keys[ks.sk] != ks {
+				continue // queued again later, or already gone
+			}
+			now := e.tenantNow(ks.Tenant)
+			at := e.expiresAt(ks)
+			switch {
+			case at <= now:
+				e.drop(ks.sk)
+			case at/minute >= cur:
+				e.schedule(ks, at)
+			default:
+				// Its tenant's clock lags the installation's: look again
+				// in an hour rather than every minute.
+				e.schedule(ks, (cur+60)*minute)
+			}
+		}
+	}
+	if e.maxT-e.sweptAt >= minute {
+		e.sweptAt = e.maxT
+		e.expireFlags()
+	}
+}
+
+// expireFlags forgets flags past their expiry and the lateness.
+func (e *Engine) expireFlags() {
+	late := e.opts.AllowedLateness.Milliseconds()
 	for k, exp := range e.flags {
-		if exp+late.Milliseconds() < e.maxT {
+		if exp+late < e.maxT {
 			delete(e.flags, k)
 		}
 	}

@@ -37,6 +37,7 @@ type keyState struct {
 
 	sk             string // tenant|rule|group, the key in Engine.keys
 	dirty          bool   // changed since the last checkpoint
+	qAt            int64  // expiry queue bucket it is queued in
 	count, matched int
 	per            map[string]int32
 	maxPer         int32
@@ -181,18 +182,13 @@ func (ks *keyState) roll(t int64, window time.Duration, alpha float64) {
 // baselineIdle is how long a key with a baseline survives without events.
 const baselineIdle = 7 * 24 * time.Hour
 
-// expired reports whether the key can be forgotten at tenant time now: no
-// future accepted event could fall into its window or its suppression.
-func (ks *keyState) expired(now int64, window, lateness time.Duration, baseline bool) bool {
-	horizon := now - lateness.Milliseconds()
-	if baseline && ks.Newest+baselineIdle.Milliseconds() >= horizon {
-		return false // the baseline is the point of keeping it
-	}
-	if ks.Newest+window.Milliseconds() >= horizon {
-		return false
-	}
-	if ks.Finding != nil && ks.Until >= horizon {
-		return false
-	}
-	return true
+// reset empties ks for reuse, keeping its buffers' capacity.
+func (ks *keyState) reset() {
+	ents := ks.Entries[:cap(ks.Entries)]
+	clear(ents)
+	steps := ks.Steps[:cap(ks.Steps)]
+	clear(steps)
+	per := ks.per
+	clear(per)
+	*ks = keyState{Entries: ents[:0], Steps: steps[:0], per: per}
 }

@@ -297,8 +297,9 @@ func compileNative(a *celast.AST) (node, error) {
 }
 
 type ncomp struct {
-	refs map[int64]*celast.ReferenceInfo
-	bad  bool
+	refs   map[int64]*celast.ReferenceInfo
+	bad    bool
+	noFast bool
 }
 
 func (c *ncomp) fail() node {
@@ -433,6 +434,16 @@ func (c *ncomp) call(call celast.CallExpr) node {
 	if c.bad {
 		return nil
 	}
+	if !c.noFast {
+		if n := c.fast(fn, args, ns); n != nil {
+			return n
+		}
+	}
+	return c.callNodes(fn, ns)
+}
+
+// callNodes builds the generic node of fn over compiled arguments.
+func (c *ncomp) callNodes(fn string, ns []node) node {
 	un := func(f func(Value) Value) node {
 		if len(ns) != 1 {
 			return c.fail()
@@ -633,6 +644,106 @@ func (c *ncomp) call(call celast.CallExpr) node {
 		})
 	}
 	return c.fail()
+}
+
+// varRef returns the variable id e refers to.
+func (c *ncomp) varRef(e celast.Expr) (int, bool) {
+	r, ok := c.refs[e.ID()]
+	if !ok || r.Name == "" || r.Value != nil || len(r.OverloadIDs) != 0 || (e.Kind() != celast.IdentKind && e.Kind() != celast.SelectKind) {
+		return -1, false
+	}
+	id := VarID(r.Name)
+	return id, id >= 0
+}
+
+// fast returns a specialised node for the commonest shapes (a variable
+// compared with a string literal, a negated variable, a variable in a list
+// of string literals), or nil. Each falls back to the generic node when
+// the variable's value is not the expected kind.
+func (c *ncomp) fast(fn string, args []celast.Expr, generic []node) node {
+	switch fn {
+	case "_==_", "_!=_":
+		if len(args) != 2 {
+			return nil
+		}
+		neg := fn == "_!=_"
+		for i := range 2 {
+			id, ok := c.varRef(args[i])
+			if !ok || args[1-i].Kind() != celast.LiteralKind {
+				continue
+			}
+			lit, ok := args[1-i].AsLiteral().(types.String)
+			if !ok {
+				continue
+			}
+			s := string(lit)
+			slow := c.generic(fn, generic)
+			return func(vs Vars) Value {
+				if x := vs.Var(id); x.k == vString {
+					return BoolVal((x.s == s) != neg)
+				}
+				return slow(vs)
+			}
+		}
+	case "!_":
+		if len(args) != 1 {
+			return nil
+		}
+		if id, ok := c.varRef(args[0]); ok {
+			return func(vs Vars) Value {
+				x := vs.Var(id)
+				if x.k == vBool {
+					return BoolVal(!x.b)
+				}
+				if x.failed() {
+					return x
+				}
+				return errVal()
+			}
+		}
+	case "@in":
+		if len(args) != 2 || args[1].Kind() != celast.ListKind {
+			return nil
+		}
+		id, ok := c.varRef(args[0])
+		if !ok {
+			return nil
+		}
+		var set []string
+		for _, el := range args[1].AsList().Elements() {
+			if el.Kind() != celast.LiteralKind {
+				return nil
+			}
+			s, ok := el.AsLiteral().(types.String)
+			if !ok {
+				return nil
+			}
+			set = append(set, string(s))
+		}
+		slow := c.generic(fn, generic)
+		return func(vs Vars) Value {
+			x := vs.Var(id)
+			if x.k != vString {
+				return slow(vs)
+			}
+			for _, s := range set {
+				if s == x.s {
+					return BoolVal(true)
+				}
+			}
+			return BoolVal(false)
+		}
+	}
+	return nil
+}
+
+// generic compiles fn over already compiled argument nodes without the
+// fast paths.
+func (c *ncomp) generic(fn string, ns []node) node {
+	saved := c.noFast
+	c.noFast = true
+	defer func() { c.noFast = saved }()
+	return c.callNodes(fn, ns)
 }
 
 // arith is +, - and * on ints and doubles, and + on strings; int overflow
