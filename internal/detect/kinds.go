@@ -73,7 +73,7 @@ func (e *Engine) key(r *crule, in *input) *keyState {
 		}
 		sk := string(b)
 		ks = e.newKeyState()
-		ks.Tenant, ks.Rule, ks.Group, ks.sk = tenant, r.ID, sk[pre:], sk
+		ks.Tenant, ks.Rule, ks.Group, ks.sk, ks.live = tenant, r.ID, sk[pre:], sk, true
 		e.keys[sk] = ks
 		delete(e.deadKeys, sk)
 		e.schedule(ks, in.t+r.Window.Milliseconds()+e.opts.AllowedLateness.Milliseconds())
@@ -137,7 +137,7 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 	if d := ks.add(entry{T: t, ID: ev.ID, V: v, M: m, R: riskByte(in)}, window, e.opts.MaxWindowEvents); d > 0 {
 		e.m.entriesDropped.Add(float64(d))
 	}
-	agg := in.setAgg(aggVals{count: int64(ks.count), matched: int64(ks.matched), distinct: int64(len(ks.per)), baseline: -1, baselineM: -1})
+	agg := in.setAgg(aggVals{count: int64(ks.count), matched: int64(ks.matched), distinct: int64(ks.distinctCount()), baseline: -1, baselineM: -1})
 	if r.usesMaxRisk {
 		for _, en := range ks.Entries {
 			agg.maxRisk = max(agg.maxRisk, int64(en.R))
@@ -177,9 +177,7 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 	if r.Flag != nil && r.Flag.Values == "distinct" {
 		tenant := ks.Tenant
 		exp := t + r.Flag.TTL.Milliseconds()
-		for v := range ks.per {
-			e.flags[flagKey(tenant, r.Flag.Name, v)] = exp
-		}
+		ks.values(func(v string) { e.flags[flagKey(tenant, r.Flag.Name, v)] = exp })
 	}
 }
 
@@ -189,10 +187,8 @@ func aggFacts(r *crule, ks *keyState, a *aggVals) map[string]any {
 	if r.Distinct.Present() {
 		f["distinct"] = a.distinct
 		f["max_per_value"] = a.maxPer
-		vals := make([]string, 0, len(ks.per))
-		for v := range ks.per {
-			vals = append(vals, v)
-		}
+		vals := make([]string, 0, ks.distinctCount())
+		ks.values(func(v string) { vals = append(vals, v) })
 		sort.Strings(vals)
 		if len(vals) > 20 {
 			vals = vals[:20]
@@ -527,12 +523,12 @@ func (e *Engine) rareTime(p *Profile, ev *audit.Event, params map[string]any) (r
 	ts := e.tstats[ev.Tenant]
 	orgP := -1.0
 	if ts != nil && ts.HourTotal >= uint32(numParam(params, "org_min_events", 500)) {
-		orgP = hourProbability(&ts.Hours, h)
+		orgP = hourProbability(&ts.Hours, ts.HourTotal, h)
 	}
 	maxP := numParam(params, "max_probability", 0.002)
 	switch {
 	case float64(p.HourTotal) >= minEvents:
-		rf.prob = hourProbability(&p.Hours, h)
+		rf.prob = hourProbability(&p.Hours, p.HourTotal, h)
 		if orgP >= 0 {
 			// a little of the organisation's habit, as pseudo-counts
 			k := numParam(params, "org_weight", 5)

@@ -595,17 +595,14 @@ func (pl *place) text(i int) string {
 }
 
 // hourProbability is the smoothed probability of hour-of-week h in a
-// histogram: the bin itself, half of its neighbours, and a quarter of the
-// same hour on other days, normalised over the whole week.
-func hourProbability(hist *[168]uint16, h int) float64 {
-	var total float64
-	for _, v := range hist {
-		total += float64(v)
-	}
+// histogram whose bins sum to total: the bin itself, half of its
+// neighbours, and a quarter of the same hour on other days, normalised
+// over the whole week.
+func hourProbability(hist *[168]uint16, total uint32, h int) float64 {
 	if total == 0 {
 		return 0
 	}
-	return smoothedBin(hist, h) / (total * (1 + 1 + 0.25*6))
+	return smoothedBin(hist, h) / (float64(total) * (1 + 1 + 0.25*6))
 }
 
 func smoothedBin(hist *[168]uint16, h int) float64 {

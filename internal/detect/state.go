@@ -58,7 +58,7 @@ func (e *Engine) load(ctx context.Context) error {
 				return nil
 			}
 			ks.rebuild()
-			ks.sk = key[2:]
+			ks.sk, ks.live = key[2:], true
 			e.keys[ks.sk] = &ks
 		case strings.HasPrefix(key, "p/"):
 			if len(e.profiles) < e.opts.MaxProfiles {
@@ -89,8 +89,8 @@ func (e *Engine) checkpoint(ctx context.Context) error {
 	puts := make(map[string][]byte, len(e.dirtyKeys)+len(e.dirtyProfs)+1)
 	var dels []string
 	for _, ks := range e.dirtyKeys {
-		if e.keys[ks.sk] != ks {
-			continue // swept since
+		if !ks.live {
+			continue // expired since
 		}
 		b, err := json.Marshal(ks)
 		if err != nil {
@@ -171,9 +171,9 @@ func (e *Engine) evictProfiles() {
 // results, only memory.
 func (e *Engine) sweep() {
 	e.sweptAt = e.maxT
-	for k, ks := range e.keys {
+	for _, ks := range e.keys {
 		if e.expiresAt(ks) <= e.tenantNow(ks.Tenant) {
-			e.drop(k)
+			e.drop(ks)
 		}
 	}
 	e.expireFlags()
@@ -220,13 +220,13 @@ func (e *Engine) schedule(ks *keyState, at int64) {
 }
 
 // drop forgets a key and keeps its memory for reuse.
-func (e *Engine) drop(k string) {
-	ks := e.keys[k]
-	delete(e.keys, k)
+func (e *Engine) drop(ks *keyState) {
+	delete(e.keys, ks.sk)
+	ks.live = false
 	if e.opts.StateStore != nil {
-		e.deadKeys[k] = true
+		e.deadKeys[ks.sk] = true
 	}
-	if ks != nil && len(e.free) < maxFreeKeys {
+	if len(e.free) < maxFreeKeys {
 		ks.reset()
 		e.free = append(e.free, ks)
 	}
@@ -279,14 +279,14 @@ func (e *Engine) expire() {
 		list := e.queue[b]
 		delete(e.queue, b)
 		for _, ks := range list {
-			if ks.qAt != b || e.keys[ks.sk] != ks {
+			if ks.qAt != b || !ks.live {
 				continue // queued again later, or already gone
 			}
 			now := e.tenantNow(ks.Tenant)
 			at := e.expiresAt(ks)
 			switch {
 			case at <= now:
-				e.drop(ks.sk)
+				e.drop(ks)
 			case at/minute >= cur:
 				e.schedule(ks, at)
 			default:

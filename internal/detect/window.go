@@ -38,8 +38,11 @@ type keyState struct {
 	sk             string // tenant|rule|group, the key in Engine.keys
 	dirty          bool   // changed since the last checkpoint
 	qAt            int64  // expiry queue bucket it is queued in
+	live           bool   // held in Engine.keys (false once dropped)
 	count, matched int
-	per            map[string]int32
+	per            map[string]int32 // value counts once there are two or more values
+	one            string           // the only value, while there is one
+	oneN           int32
 	maxPer         int32
 	maxDirty       bool
 }
@@ -64,26 +67,44 @@ type stepHit struct {
 // rebuild recomputes the derived counters from Entries.
 func (ks *keyState) rebuild() {
 	ks.count, ks.matched, ks.maxPer = 0, 0, 0
-	ks.per = nil
+	ks.per, ks.one, ks.oneN = nil, "", 0
 	for _, en := range ks.Entries {
 		ks.inc(en)
 	}
 }
+
+// The window's distinct values are counted in one inline slot while there
+// is only one (most keys: an address, a session) and in the per map once
+// there are more.
 
 func (ks *keyState) inc(en entry) {
 	ks.count++
 	if en.M {
 		ks.matched++
 	}
-	if en.V != "" {
-		if ks.per == nil {
-			ks.per = map[string]int32{}
-		}
-		c := ks.per[en.V] + 1
+	if en.V == "" {
+		return
+	}
+	var c int32
+	switch {
+	case ks.per != nil && len(ks.per) > 0:
+		c = ks.per[en.V] + 1
 		ks.per[en.V] = c
-		if c > ks.maxPer {
-			ks.maxPer = c
+	case ks.oneN == 0 || ks.one == en.V:
+		ks.one = en.V
+		ks.oneN++
+		c = ks.oneN
+	default:
+		if ks.per == nil {
+			ks.per = make(map[string]int32, 2)
 		}
+		ks.per[ks.one] = ks.oneN
+		ks.per[en.V] = 1
+		ks.one, ks.oneN = "", 0
+		c = 1
+	}
+	if c > ks.maxPer {
+		ks.maxPer = c
 	}
 }
 
@@ -92,23 +113,57 @@ func (ks *keyState) dec(en entry) {
 	if en.M {
 		ks.matched--
 	}
-	if en.V != "" {
-		c := ks.per[en.V] - 1
+	if en.V == "" {
+		return
+	}
+	var c int32
+	if len(ks.per) > 0 {
+		c = ks.per[en.V] - 1
 		if c <= 0 {
 			delete(ks.per, en.V)
 		} else {
 			ks.per[en.V] = c
 		}
-		if c+1 == ks.maxPer {
-			ks.maxDirty = true
+	} else if ks.one == en.V {
+		ks.oneN--
+		c = ks.oneN
+		if c == 0 {
+			ks.one = ""
 		}
+	}
+	if c+1 == ks.maxPer {
+		ks.maxDirty = true
+	}
+}
+
+// distinctCount is the number of distinct values in the window.
+func (ks *keyState) distinctCount() int {
+	if len(ks.per) > 0 {
+		return len(ks.per)
+	}
+	if ks.oneN > 0 {
+		return 1
+	}
+	return 0
+}
+
+// values calls f for each distinct value of the window, in no order.
+func (ks *keyState) values(f func(string)) {
+	if len(ks.per) > 0 {
+		for v := range ks.per {
+			f(v)
+		}
+		return
+	}
+	if ks.oneN > 0 {
+		f(ks.one)
 	}
 }
 
 // maxPerValue returns the highest count of one distinct value.
 func (ks *keyState) maxPerValue() int32 {
 	if ks.maxDirty {
-		ks.maxPer = 0
+		ks.maxPer = ks.oneN
 		for _, c := range ks.per {
 			ks.maxPer = max(ks.maxPer, c)
 		}
