@@ -42,6 +42,10 @@ type encodeOpts struct {
 	// in columns of their own.
 	omitKey bool
 	dict    dictionary
+	// rawMeta, when set, makes the decoder store the metadata JSON there
+	// (aliasing the input) instead of unmarshalling it: the query runner
+	// decodes metadata only when a query needs it.
+	rawMeta *[]byte
 }
 
 type encoder struct {
@@ -443,7 +447,9 @@ func decodeEvent(b []byte, ev *audit.Event, o encodeOpts) error {
 
 	d.field = "metadata"
 	ev.Metadata = nil
-	if m := d.raw(); len(m) > 0 && d.err == nil {
+	if m := d.raw(); o.rawMeta != nil {
+		*o.rawMeta = m
+	} else if len(m) > 0 && d.err == nil {
 		if err := json.Unmarshal(m, &ev.Metadata); err != nil {
 			d.fail("%v", err)
 		} else if ev.Metadata == nil {
