@@ -470,6 +470,9 @@ func buildGates(rules []*rule, exprs []string) *gates {
 		}
 		g.rest[ri] = append(cls[:key:key], cls[key+1:]...)
 	}
+	for ri, r := range rules {
+		r.win = windowOf(exprs[ri], id)
+	}
 	g.ac = newACMatcher(pats)
 	return g
 }
@@ -505,12 +508,19 @@ func typicalHits(c []string) int {
 type gateScratch struct {
 	seenOld []uint64 // literals found, per namespace
 	seenNew []uint64
-	cand    []uint64 // rules whose key clause is satisfied
+	// firstEnd is where the first occurrence of each literal found ends
+	// (ASCII input only; valid where seenNew is set).
+	firstEnd []int32
+	ascii    bool
+	cand     []uint64 // rules whose key clause is satisfied
 }
 
 func (g *gates) newScratch() *gateScratch {
 	w := (g.ac.patterns + 63) / 64
-	return &gateScratch{seenOld: make([]uint64, w), seenNew: make([]uint64, w), cand: make([]uint64, (g.nrules+63)/64)}
+	return &gateScratch{
+		seenOld: make([]uint64, w), seenNew: make([]uint64, w), firstEnd: make([]int32, g.ac.patterns),
+		cand: make([]uint64, (g.nrules+63)/64),
+	}
 }
 
 // eval finds the literals s contains and sets sc.cand to the rules whose
@@ -522,17 +532,19 @@ func (g *gates) eval(sc *gateScratch, s string) {
 	for _, r := range g.always {
 		sc.cand[r/64] |= 1 << (r % 64)
 	}
-	if isASCII(s) {
+	sc.ascii = isASCII(s)
+	if sc.ascii {
 		// strings.ToLower(s) == foldString(s) == s with ASCII
 		// uppercase lowered, which is how the automaton reads s: one
 		// pass for both.
-		g.ac.scan(s, func(pat int32, _ int) {
+		g.ac.scan(s, func(pat int32, end int) {
 			w, b := pat/64, uint64(1)<<(pat%64)
 			if sc.seenOld[w]&b != 0 {
 				return
 			}
 			sc.seenOld[w] |= b
 			sc.seenNew[w] |= b
+			sc.firstEnd[pat] = int32(end)
 			for _, r := range g.keyOld[pat] {
 				sc.cand[r/64] |= 1 << (r % 64)
 			}

@@ -72,7 +72,8 @@ func FuzzMatchesReference(f *testing.F) {
 	for _, s := range []string{
 		"curl/8.5.0", "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36",
 		"Googlebot/2.1", "\u212aindle/3.0", "ſlurp", "İPhone", "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) \xff",
-		"SAMSUNG-GT-I9300/1.0 Bada/2.0", "Opera/9.80 (J2ME/MIDP; Opera Mini/9.80 (S60; SymbOS; Opera Mobi/23.348; U; en) Presto/2.5.25 Version/10.54",
+		"SAMSUNG-GT-I9300/1.0 Bada/2.0", "NING/1.0", "xNING/1.0 Yeti/1.0", "a_favicon_b favicon 1", "Mozilla/5.0 WIRE/1.2 jbot",
+		"Linux; Android 4.4; SM-T230 Build/KOT49H) AppleWebKit", "Opera/9.80 (J2ME/MIDP; Opera Mini/9.80 (S60; SymbOS; Opera Mobi/23.348; U; en) Presto/2.5.25 Version/10.54",
 	} {
 		f.Add(s)
 	}

@@ -16,6 +16,8 @@ type rule struct {
 	re *regexp.Regexp
 	// expr is the regex as compiled, with any (?i) flag.
 	expr string
+	// win says on which part of the input the regex may run.
+	win window
 	// lits are lowercase strings one of which every match contains (nil
 	// when none could be derived); testing them first skips most regexes.
 	lits []string
@@ -217,7 +219,7 @@ func match(g *gates, sc *gateScratch, rules []rule, base int, s string) (*rule, 
 		}
 		r := &rules[i]
 		if g.pass(sc, base+i) {
-			if m := r.re.FindStringSubmatch(s); m != nil {
+			if m := r.find(s, sc); m != nil {
 				return r, m
 			}
 		}
