@@ -1,0 +1,97 @@
+package main
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Machine describes where the figures were measured.
+type Machine struct {
+	CPU, Cores, Memory, Kernel, Go, Disk, Load string
+	FsyncP50, FsyncP99                         time.Duration
+}
+
+func firstLine(s string) string {
+	s, _, _ = strings.Cut(strings.TrimSpace(s), "\n")
+	return strings.TrimSpace(s)
+}
+
+func commandOut(name string, args ...string) string {
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		return "unknown (" + name + ": " + err.Error() + ")"
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// describeMachine collects CPU model, cores, memory, kernel, Go version and
+// the disk holding dir, and measures the cost of one 4 KiB write + fsync there.
+func describeMachine(dir string) Machine {
+	var m Machine
+	for _, l := range strings.Split(commandOut("lscpu"), "\n") {
+		if v, ok := strings.CutPrefix(l, "Model name:"); ok {
+			m.CPU = strings.TrimSpace(v)
+		}
+	}
+	m.Cores = fmt.Sprintf("%d (runtime.NumCPU)", runtime.NumCPU())
+	if b, err := os.ReadFile("/proc/meminfo"); err == nil {
+		m.Memory = strings.Join(strings.Fields(firstLine(string(b)))[1:], " ")
+	}
+	m.Kernel = commandOut("uname", "-sr")
+	m.Go = commandOut("go", "version")
+	src := commandOut("findmnt", "-no", "SOURCE,FSTYPE", "-T", dir)
+	dev := strings.TrimPrefix(strings.Fields(src + " ?")[0], "/dev/")
+	rot := strings.TrimSpace(readFile("/sys/block/" + dev + "/queue/rotational"))
+	kind := map[string]string{"0": "non-rotational", "1": "reported rotational (virtual disk)"}[rot]
+	m.Disk = fmt.Sprintf("%s (%s), %s", src, dir, kind)
+	m.Load = strings.Join(strings.Fields(readFile("/proc/loadavg"))[:min(3, len(strings.Fields(readFile("/proc/loadavg"))))], " ")
+	m.FsyncP50, m.FsyncP99 = fsyncCost(dir)
+	return m
+}
+
+func readFile(p string) string {
+	b, _ := os.ReadFile(p)
+	return string(b)
+}
+
+// fsyncCost writes 4 KiB and fsyncs it 200 times in dir.
+func fsyncCost(dir string) (p50, p99 time.Duration) {
+	f, err := os.CreateTemp(dir, "fsync-probe-*")
+	if err != nil {
+		return 0, 0
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 4096)
+	var lat []time.Duration
+	for i := range 200 {
+		t0 := time.Now()
+		if _, err := f.WriteAt(buf, int64(i%16)*4096); err != nil {
+			return 0, 0
+		}
+		if err := f.Sync(); err != nil {
+			return 0, 0
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[len(lat)*99/100]
+}
+
+// dirSize is the bytes of every regular file under dir.
+func dirSize(dir string) int64 {
+	var n int64
+	_ = filepath.Walk(dir, func(_ string, info os.FileInfo, err error) error {
+		if err == nil && info.Mode().IsRegular() {
+			n += info.Size()
+		}
+		return nil
+	})
+	return n
+}

@@ -1,0 +1,351 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// PerfOptions are the flags of the performance run.
+type PerfOptions struct {
+	Events         int
+	PG             bool
+	Out            string
+	WorkDir        string
+	BatchClients   int
+	SingleClients  int
+	SingleDuration time.Duration
+	LiveDuration   time.Duration
+	LiveRate       float64
+	Queries        int
+	Components     bool
+	Keep           bool
+}
+
+// Perf is everything one run measured.
+type Perf struct {
+	Opts    PerfOptions
+	Command string
+	Started time.Time
+	Took    time.Duration
+	Machine Machine
+	LoadEnd string
+
+	Single, Batched LoadResult
+	SingleDrain     DrainResult
+	BatchDrain      DrainResult
+	BulkDetect      []Bucket // finding latency during the bulk load
+	Live            LoadResult
+	LiveDetect      []Bucket
+	LiveFindings    float64
+	TotalEvents     float64 // stored by the pipeline
+	Queries         []QueryRow
+	AggNote         string
+	PeakRSS         int64
+	DiskRunning     int64
+	DiskClosed      int64
+	MemPerActor     float64
+	MemCmd          string
+	MemErr          error
+
+	PGErr     error
+	PGVersion string
+	PGBuffers string
+	PGLoad    LoadResult
+	PGAnalyze time.Duration
+	PGSize    int64
+
+	Components []*Component
+
+	liveGen *Gen
+}
+
+// QueryRow is one search on both systems.
+type QueryRow struct {
+	Name        string
+	Vigil, PG   QueryResult
+	VigilSkip   string
+	PGSkip      string
+	IsAggregate bool
+}
+
+func parsePerfFlags(args []string) (PerfOptions, string, error) {
+	var o PerfOptions
+	fs := flag.NewFlagSet("bench", flag.ContinueOnError)
+	fs.IntVar(&o.Events, "events", 1_000_000, "events in the store for the query measurements (batched + single-event phases)")
+	fs.BoolVar(&o.PG, "pg", true, "compare with PostgreSQL 15 on the same events (starts the local cluster if it is down)")
+	fs.StringVar(&o.Out, "out", "docs/performance.md", "where to write the report, relative to the module root")
+	fs.StringVar(&o.WorkDir, "workdir", os.TempDir(), "directory for the server's fresh data directory and the binary")
+	fs.IntVar(&o.BatchClients, "batch-clients", 4, "concurrent clients sending NDJSON batches of 1,000")
+	fs.IntVar(&o.SingleClients, "single-clients", 64, "concurrent clients sending one event per request")
+	fs.DurationVar(&o.SingleDuration, "single-duration", 20*time.Second, "duration of the single-event phase (it also stops after a fifth of -events)")
+	fs.DurationVar(&o.LiveDuration, "live-duration", 30*time.Second, "duration of the steady-rate phase that measures detection latency")
+	fs.Float64Var(&o.LiveRate, "live-rate", 2000, "events per second in the steady-rate phase")
+	fs.IntVar(&o.Queries, "queries", 300, "runs per search shape and system")
+	fs.BoolVar(&o.Components, "components", true, "re-run the cheap package benchmarks of docs/perf/*.md")
+	fs.BoolVar(&o.Keep, "keep", false, "keep the data directory afterwards")
+	if err := fs.Parse(args); err != nil {
+		return o, "", err
+	}
+	cmd := "go run ./bench"
+	fs.Visit(func(f *flag.Flag) { cmd += fmt.Sprintf(" -%s=%s", f.Name, f.Value) })
+	return o, cmd, nil
+}
+
+func runPerf(ctx context.Context, args []string) error {
+	o, command, err := parsePerfFlags(args)
+	if err != nil {
+		return err
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	p := &Perf{Opts: o, Command: command, Started: time.Now()}
+	logf := func(format string, a ...any) {
+		fmt.Printf("[%6.1fs] %s\n", time.Since(p.Started).Seconds(), fmt.Sprintf(format, a...))
+	}
+	work, err := os.MkdirTemp(o.WorkDir, "vigil-bench-")
+	if err != nil {
+		return err
+	}
+	if !o.Keep {
+		defer os.RemoveAll(work)
+	}
+	p.Machine = describeMachine(work)
+	logf("machine: %s, %s, %s, %s; load %s", p.Machine.CPU, p.Machine.Cores, p.Machine.Memory, p.Machine.Kernel, p.Machine.Load)
+	logf("building vigil (go build ./cmd/vigil)")
+	bin, err := buildVigil(ctx, work)
+	if err != nil {
+		return err
+	}
+	if err := p.measureVigil(ctx, bin, filepath.Join(work, "data"), logf); err != nil {
+		return err
+	}
+	if o.PG {
+		p.measurePG(ctx, logf)
+	}
+	logf("memory per tracked actor: go %s", strings.Join(actorMemory().Args, " "))
+	mem := actorMemory()
+	runComponent(ctx, root, mem, 10*time.Minute)
+	p.MemCmd = mem.Command()
+	if v, ok := mem.metric("heap-B/actor"); ok {
+		p.MemPerActor = v
+	} else {
+		p.MemErr = errors.Join(mem.Err, errors.New("no heap-B/actor in the output"))
+	}
+	if o.Components {
+		for _, c := range cheapComponents() {
+			logf("component benchmark: %s", c.Command())
+			runComponent(ctx, root, c, 5*time.Minute)
+			p.Components = append(p.Components, c)
+		}
+	}
+	p.LoadEnd = strings.Join(strings.Fields(readFile("/proc/loadavg"))[:3], " ")
+	p.Took = time.Since(p.Started)
+	out := o.Out
+	if !filepath.IsAbs(out) {
+		out = filepath.Join(root, out)
+	}
+	if err := os.WriteFile(out, []byte(p.Report()), 0o644); err != nil {
+		return err
+	}
+	logf("wrote %s in %s", out, p.Took.Round(time.Second))
+	return nil
+}
+
+func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(string, ...any)) error {
+	o := p.Opts
+	srv, err := StartServer(bin, dir)
+	if err != nil {
+		return err
+	}
+	defer srv.Kill()
+	if srv.Key == "" {
+		return fmt.Errorf("no operator key on stderr:\n%s", srv.Stderr())
+	}
+	logf("vigil serve listening on %s (pid %d, data %s)", srv.URL, srv.Pid(), dir)
+	end := time.Now().Add(-2 * time.Minute).Truncate(time.Second)
+	g := NewGen(o.Events, end.Add(-10*24*time.Hour), end)
+	if err := srv.createTenants(ctx, g.Tenants); err != nil {
+		return err
+	}
+	progress := func(what string, total int) func(int64) {
+		last := time.Time{}
+		return func(n int64) {
+			if time.Since(last) >= 5*time.Second {
+				logf("  %s: %d/%d events acknowledged", what, n, total)
+				last = time.Now()
+			}
+		}
+	}
+	drainProgress := func(stored, lag float64) { logf("  pipeline: %.0f stored, lag %.0f", stored, lag) }
+
+	singleTo := o.Events / 5
+	logf("single-event ingest: %d clients, one event per request, %s or %d events", o.SingleClients, o.SingleDuration, singleTo)
+	p.Single = sendEvents(ctx, srv, g, LoadOptions{Clients: o.SingleClients, Batch: 1, From: 0, To: singleTo,
+		Duration: o.SingleDuration, Progress: progress("single", singleTo)})
+	logf("  %d events in %s: %.0f events/s; p50 %s p99 %s p99.9 %s; 429s %d, 503s %d, errors %d", p.Single.Events, p.Single.Elapsed.Round(time.Millisecond),
+		p.Single.Rate(), p.Single.Pct(.5), p.Single.Pct(.99), p.Single.Pct(.999), p.Single.Status429, p.Single.Status503, p.Single.OtherErrors)
+	t0 := time.Now()
+	if p.SingleDrain, err = waitDrained(ctx, srv, float64(p.Single.Accepted), t0, 30*time.Minute, drainProgress); err != nil {
+		return err
+	}
+
+	logf("batched ingest: %d clients, NDJSON batches of 1,000, events %d..%d", o.BatchClients, p.Single.To, o.Events)
+	before, err := srv.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	t0 = time.Now()
+	p.Batched = sendEvents(ctx, srv, g, LoadOptions{Clients: o.BatchClients, Batch: 1000, From: p.Single.To, To: o.Events,
+		Progress: progress("batched", o.Events-p.Single.To)})
+	logf("  %d events in %s: %.0f events/s; p50 %s p99 %s; 429s %d, 503s %d, errors %d", p.Batched.Events, p.Batched.Elapsed.Round(time.Millisecond),
+		p.Batched.Rate(), p.Batched.Pct(.5), p.Batched.Pct(.99), p.Batched.Status429, p.Batched.Status503, p.Batched.OtherErrors)
+	want := before["vigil_pipeline_events_total"] + float64(p.Batched.Accepted)
+	if p.BatchDrain, err = waitDrained(ctx, srv, want, t0, 60*time.Minute, drainProgress); err != nil {
+		return err
+	}
+	logf("  pipeline stored the batched phase in %s: %.0f events/s end to end (max lag %.0f)", p.BatchDrain.Elapsed.Round(time.Millisecond),
+		float64(p.Batched.Accepted)/p.BatchDrain.Elapsed.Seconds(), p.BatchDrain.MaxLag)
+	mid, err := srv.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	p.BulkDetect = mid.Histogram("vigil_finding_latency_seconds")
+	logf("  findings so far: %.0f updates; finding latency during the bulk load p50 %s p99 %s", mid["vigil_pipeline_findings_total"],
+		fmtSec(bucketQuantile(.5, p.BulkDetect)), fmtSec(bucketQuantile(.99, p.BulkDetect)))
+
+	n := int(o.LiveRate * o.LiveDuration.Seconds())
+	logf("steady rate with attacks: %.0f events/s for %s (detection latency)", o.LiveRate, o.LiveDuration)
+	g.Live = func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+	p.Live = sendEvents(ctx, srv, g, LoadOptions{Clients: 2, Batch: 100, From: o.Events, To: o.Events + n, Rate: o.LiveRate})
+	want = mid["vigil_pipeline_events_total"] + float64(p.Live.Accepted)
+	if _, err := waitDrained(ctx, srv, want, time.Now(), 10*time.Minute, nil); err != nil {
+		return err
+	}
+	time.Sleep(1500 * time.Millisecond) // findings of the last batch
+	after, err := srv.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	p.LiveDetect = subBuckets(after.Histogram("vigil_finding_latency_seconds"), p.BulkDetect)
+	p.LiveFindings = after["vigil_pipeline_findings_total"] - mid["vigil_pipeline_findings_total"]
+	p.TotalEvents = after["vigil_pipeline_events_total"]
+	logf("  finding latency p50 %s p99 %s over %.0f finding updates", fmtSec(bucketQuantile(.5, p.LiveDetect)), fmtSec(bucketQuantile(.99, p.LiveDetect)), p.LiveFindings)
+
+	logf("queries on vigil: %d runs per shape", o.Queries)
+	for k, c := range queryCases(g) {
+		r := runQueries(ctx, c, o.Queries, uint64(k), func(q QueryParams) (int, error) { return vigilSearch(ctx, srv, q) })
+		p.Queries = append(p.Queries, QueryRow{Name: c.Name, Vigil: r})
+		logf("  %s: p50 %s p99 %s (%v)", c.Name, pct(r.Lat, .5), pct(r.Lat, .99), r.Err)
+	}
+	agg := QueryRow{Name: aggCase(g).Name, IsAggregate: true}
+	if hasQueryEndpoint(ctx, srv) {
+		agg.Vigil = runQueries(ctx, aggCase(g), o.Queries/3, 99, func(q QueryParams) (int, error) { return vigilAgg(ctx, srv, q) })
+		if agg.Vigil.Err != nil {
+			agg.VigilSkip = "POST /v1/query failed: " + agg.Vigil.Err.Error()
+		}
+	} else {
+		agg.VigilSkip = "the server has no POST /v1/query route in this build (internal/httpapi/routes.go)"
+	}
+	p.Queries = append(p.Queries, agg)
+
+	if p.PeakRSS, err = ProcStatus(srv.Pid(), "VmHWM"); err != nil {
+		logf("  peak RSS: %v", err)
+	}
+	p.DiskRunning = dirSize(dir)
+	logf("stopping vigil (SIGTERM); peak RSS %s, data dir %s while running", mib(p.PeakRSS), mib(p.DiskRunning))
+	if err := srv.Stop(2 * time.Minute); err != nil {
+		logf("  stop: %v", err)
+	}
+	p.DiskClosed = dirSize(dir)
+	p.liveGen = g
+	return nil
+}
+
+func (p *Perf) measurePG(ctx context.Context, logf func(string, ...any)) {
+	pg, err := setupPG(ctx, logf)
+	if err != nil {
+		p.PGErr = err
+		logf("PostgreSQL skipped: %v", err)
+		return
+	}
+	defer func() {
+		if err := pg.Close(); err != nil {
+			logf("PostgreSQL cleanup: %v", err)
+		}
+	}()
+	p.PGVersion, p.PGBuffers = pg.Version, pg.SharedBuffer
+	g := p.liveGen
+	// The live phase's wall-clock times cannot be replayed exactly; they
+	// are stamped with the end of the run instead (same events otherwise).
+	liveAt := time.Now().UTC().Truncate(time.Millisecond)
+	g.Live = func() time.Time { return liveAt }
+	total := p.Live.To
+	logf("PostgreSQL %s: COPY %d events, %d clients, batches of 1,000 (one transaction each)", pg.Version, total, p.Opts.BatchClients)
+	last := time.Time{}
+	p.PGLoad, err = pg.Load(ctx, g, 0, total, 1000, p.Opts.BatchClients, func(n int64) {
+		if time.Since(last) >= 5*time.Second {
+			logf("  COPY: %d/%d", n, total)
+			last = time.Now()
+		}
+	})
+	if err != nil {
+		p.PGErr = err
+		return
+	}
+	logf("  %d rows in %s: %.0f rows/s", p.PGLoad.Events, p.PGLoad.Elapsed.Round(time.Millisecond), p.PGLoad.Rate())
+	t0 := time.Now()
+	if err := pg.Analyze(ctx); err != nil {
+		p.PGErr = err
+		return
+	}
+	p.PGAnalyze = time.Since(t0)
+	p.PGSize, _ = pg.Size(ctx)
+	search, done, err := pg.Searcher(ctx)
+	if err != nil {
+		p.PGErr = err
+		return
+	}
+	defer done()
+	cases := append(queryCases(g), aggCase(g))
+	for k, c := range cases {
+		n, seed := p.Opts.Queries, uint64(k)
+		if k == len(cases)-1 {
+			n, seed = p.Opts.Queries/3, 99
+		}
+		r := runQueries(ctx, c, n, seed, search)
+		p.Queries[k].PG = r
+		logf("  %s: p50 %s p99 %s (%v)", c.Name, pct(r.Lat, .5), pct(r.Lat, .99), r.Err)
+	}
+}
+
+func fmtSec(s float64) string {
+	if math.IsNaN(s) {
+		return "n/a"
+	}
+	return fmtDur(time.Duration(s * float64(time.Second)))
+}
+
+func fmtDur(d time.Duration) string {
+	switch {
+	case d <= 0:
+		return "n/a"
+	case d < time.Millisecond:
+		return fmt.Sprintf("%.0f µs", float64(d)/1e3)
+	case d < 10*time.Millisecond:
+		return fmt.Sprintf("%.2f ms", float64(d)/1e6)
+	case d < time.Second:
+		return fmt.Sprintf("%.1f ms", float64(d)/1e6)
+	}
+	return fmt.Sprintf("%.2f s", d.Seconds())
+}
+
+func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
