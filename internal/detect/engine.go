@@ -78,6 +78,9 @@ type crule struct {
 	usesMaxRisk bool
 	// usesMaxPer is set when the condition reads max_per_value.
 	usesMaxPer bool
+	// broad is set for tenant- and installation-wide keys, whose windows
+	// mix an attack with everyday traffic.
+	broad bool
 }
 
 // Engine is the streaming detection engine. It implements audit.Detector.
@@ -206,6 +209,9 @@ func New(opts Options) (*Engine, error) {
 			return nil, audit.FieldErrorf("rules", "duplicate rule id %s", r.ID)
 		}
 		cr := &crule{Rule: r, idx: i, defaults: r.Defaults()}
+		cr.broad = !slices.ContainsFunc(r.GroupBy, func(k string) bool {
+			return k != rulelang.KeyTenant && k != rulelang.KeyInstallation
+		})
 		if r.Condition != nil && strings.Contains(r.Condition.Source, "max_risk") {
 			cr.usesMaxRisk = true
 		}

@@ -29,7 +29,10 @@ func severityScore(s audit.Severity) int {
 
 // hit opens a finding for the key or, while its suppression lasts, updates
 // the open one with the new evidence, and queues it for output.
-func (e *Engine) hit(r *crule, ks *keyState, ev *audit.Event, in *input, t int64, ids []string, first int64, facts map[string]any) {
+//
+// ids are the evidence event ids of the hit (at most audit.MaxEvidence) and
+// n the number of events it represents (n ≥ len(ids)).
+func (e *Engine) hit(r *crule, ks *keyState, ev *audit.Event, in *input, t int64, ids []string, n int, first int64, facts map[string]any) {
 	suppress := durParam(in.params, "suppress", r.Suppress)
 	f := ks.Finding
 	if f == nil || t > ks.Until {
@@ -58,12 +61,13 @@ func (e *Engine) hit(r *crule, ks *keyState, ev *audit.Event, in *input, t int64
 	for _, id := range ids {
 		if len(f.Evidence) < audit.MaxEvidence {
 			if len(f.Evidence) < 64 && slices.Contains(f.Evidence, id) {
+				n--
 				continue
 			}
 			f.Evidence = append(f.Evidence, id)
 		}
-		f.Count++
 	}
+	f.Count += max(n, 0)
 	ft := time.UnixMilli(first).UTC()
 	if ft.Before(f.FirstSeen) {
 		f.FirstSeen = ft
@@ -91,7 +95,7 @@ func (e *Engine) hit(r *crule, ks *keyState, ev *audit.Event, in *input, t int64
 		all[k] = v
 	}
 	all["count"] = int64(f.Count)
-	if _, ok := all["span"]; !ok {
+	if _, ok := all["span"]; !ok || r.Kind == rulelang.KindThreshold || r.Kind == rulelang.KindDistinct {
 		all["span"] = fmtDur(f.LastSeen.Sub(f.FirstSeen))
 	}
 	f.Facts = all

@@ -98,7 +98,7 @@ func (e *Engine) evalMatch(r *crule, in *input, ev *audit.Event, t int64) {
 	if t > ks.Newest {
 		ks.Newest = t
 	}
-	e.hit(r, ks, ev, in, t, []string{ev.ID}, t, nil)
+	e.hit(r, ks, ev, in, t, []string{ev.ID}, 1, t, nil)
 }
 
 // evalAggregate handles threshold and distinct rules.
@@ -151,8 +151,25 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 		if !isEvidence(entry{V: v, M: m}) {
 			return
 		}
-		agg.maxPer = int64(ks.maxPerValue())
-		e.hit(r, ks, ev, in, t, []string{ev.ID}, t, aggFacts(r, ks, agg))
+		if r.broad {
+			// A tenant- or installation-wide key mixes the attack with
+			// everyday traffic: a later event belongs to the open finding
+			// only while the window still meets the condition, or when it
+			// comes from a source already part of the attack.
+			if _, known := ks.FVals[v]; v == "" || !known {
+				if agg.maxPer = -1; r.usesMaxPer {
+					agg.maxPer = int64(ks.maxPerValue())
+				}
+				if ok, _ := r.Condition.Bool(in); !ok {
+					return
+				}
+			}
+		}
+		ks.absorb(v, m)
+		e.hit(r, ks, ev, in, t, []string{ev.ID}, 1, t, aggFacts(r, ks, agg))
+		if r.Flag != nil && r.Flag.Values == "distinct" && v != "" {
+			e.flags[flagKey(ks.Tenant, r.Flag.Name, v)] = t + r.Flag.TTL.Milliseconds()
+		}
 		return
 	}
 	if agg.maxPer = -1; r.usesMaxPer {
@@ -161,19 +178,22 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 	if ok, _ := r.Condition.Bool(in); !ok {
 		return
 	}
-	agg.maxPer = int64(ks.maxPerValue())
 	ids := make([]string, 0, min(len(ks.Entries), audit.MaxEvidence))
-	first := t
+	first, n := t, 0
+	ks.FVals, ks.FMatched = nil, 0
 	for _, en := range ks.Entries {
 		if !isEvidence(en) {
 			continue
 		}
 		first = min(first, en.T)
+		n++
 		if len(ids) < audit.MaxEvidence {
 			ids = append(ids, en.ID)
 		}
+		ks.absorb(en.V, en.M)
 	}
-	e.hit(r, ks, ev, in, t, ids, first, aggFacts(r, ks, agg))
+	ks.Finding = nil // a new finding opens
+	e.hit(r, ks, ev, in, t, ids, n, first, aggFacts(r, ks, agg))
 	if r.Flag != nil && r.Flag.Values == "distinct" {
 		tenant := ks.Tenant
 		exp := t + r.Flag.TTL.Milliseconds()
@@ -181,14 +201,46 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 	}
 }
 
-// aggFacts are the facts of an aggregate finding.
+// maxFindingValues bounds the distinct values an open finding tracks.
+const maxFindingValues = 4096
+
+// absorb counts one evidence event (distinct value v, matched m) into the
+// open finding's totals.
+func (ks *keyState) absorb(v string, m bool) {
+	if m {
+		ks.FMatched++
+	}
+	if v == "" {
+		return
+	}
+	if ks.FVals == nil {
+		ks.FVals = map[string]int32{}
+	}
+	if _, ok := ks.FVals[v]; ok || len(ks.FVals) < maxFindingValues {
+		ks.FVals[v]++
+	} else {
+		ks.FValsCapped = true
+	}
+}
+
+// aggFacts are the facts of an aggregate finding. They describe the whole
+// finding, from its first evidence event to its last (distinct values,
+// matched events, most events of one value), not just the current window;
+// the baseline is the key's current one.
 func aggFacts(r *crule, ks *keyState, a *aggVals) map[string]any {
-	f := map[string]any{"count": a.count, "matched": a.matched}
+	f := map[string]any{"matched": int64(ks.FMatched)}
 	if r.Distinct.Present() {
-		f["distinct"] = a.distinct
-		f["max_per_value"] = a.maxPer
-		vals := make([]string, 0, ks.distinctCount())
-		ks.values(func(v string) { vals = append(vals, v) })
+		var maxPer int32
+		vals := make([]string, 0, len(ks.FVals))
+		for v, c := range ks.FVals {
+			vals = append(vals, v)
+			maxPer = max(maxPer, c)
+		}
+		f["distinct"] = int64(len(ks.FVals))
+		if ks.FValsCapped {
+			f["distinct_capped"] = true
+		}
+		f["max_per_value"] = int64(maxPer)
 		sort.Strings(vals)
 		if len(vals) > 20 {
 			vals = vals[:20]
@@ -196,14 +248,10 @@ func aggFacts(r *crule, ks *keyState, a *aggVals) map[string]any {
 		f["values"] = vals
 	}
 	if r.Baseline != nil {
-		f["baseline"] = round1(a.baseline)
-		f["baseline_matched"] = round1(a.baselineM)
-		if a.count > 0 {
-			f["matched_ratio"] = round2(float64(a.matched) / float64(a.count))
-		}
-	}
-	if len(ks.Entries) > 0 {
-		f["span"] = fmtDur(time.Duration(ks.Entries[len(ks.Entries)-1].T-ks.Entries[0].T) * time.Millisecond)
+		f["baseline"] = round1(max(a.baseline, 0))
+		f["baseline_matched"] = round1(max(a.baselineM, 0))
+		f["window_count"] = a.count
+		f["window_matched"] = a.matched
 	}
 	return f
 }
@@ -252,7 +300,7 @@ func (e *Engine) evalSequence(r *crule, in *input, ev *audit.Event, t int64) {
 	}
 	agg.steps = int64(bits.OnesCount32(seenSteps))
 	if ks.Finding != nil && t <= ks.Until {
-		e.hit(r, ks, ev, in, t, []string{ev.ID}, t, seqFacts(r, ks.Steps, agg))
+		e.hit(r, ks, ev, in, t, []string{ev.ID}, 1, t, seqFacts(r, ks.Steps, agg))
 		return
 	}
 	var chain []stepHit
@@ -302,7 +350,7 @@ func (e *Engine) evalSequence(r *crule, in *input, ev *audit.Event, t int64) {
 		}
 		first = min(first, h.T)
 	}
-	e.hit(r, ks, ev, in, t, ids, first, seqFacts(r, chain, agg))
+	e.hit(r, ks, ev, in, t, ids, len(ids), first, seqFacts(r, chain, agg))
 }
 
 func seqFacts(r *crule, hits []stepHit, a *aggVals) map[string]any {
@@ -372,7 +420,7 @@ func (e *Engine) evalProfile(r *crule, in *input, ev *audit.Event, t int64, p *P
 	if t > ks.Newest {
 		ks.Newest = t
 	}
-	e.hit(r, ks, ev, in, t, []string{ev.ID}, t, facts())
+	e.hit(r, ks, ev, in, t, []string{ev.ID}, 1, t, facts())
 }
 
 // newVals is how a successful login compares with an established profile.

@@ -34,6 +34,13 @@ type keyState struct {
 	// Finding is the open finding and Until the end of its suppression (ms).
 	Finding *audit.Finding `json:"f,omitempty"`
 	Until   int64          `json:"u,omitempty"`
+	// FVals and FMatched total the open finding's evidence: events per
+	// distinct value (at most maxFindingValues values; FValsCapped when
+	// more were seen) and matched events. Facts describe the whole attack,
+	// not just the current window.
+	FVals       map[string]int32 `json:"fv,omitempty"`
+	FValsCapped bool             `json:"fc,omitempty"`
+	FMatched    int              `json:"fm,omitempty"`
 
 	sk             string // tenant|rule|group, the key in Engine.keys
 	dirty          bool   // changed since the last checkpoint
