@@ -126,7 +126,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	}
 	apiOpts := httpapi.Options{
 		Ingest: svc, Events: a.stores.Events, Stream: a.stores.Stream, Tenants: a.stores.Tenants,
-		Keys: a.stores.Keys, Findings: a.stores.Findings, Rules: a.stores.Rules, Enricher: enricher,
+		Keys: a.stores.Keys, Findings: a.stores.Findings, Rules: a.stores.Rules, Enricher: enricher, Query: a.stores.Query,
 		Logger: a.log.With("component", "http"), Registry: a.registry, Now: a.now,
 		MaxBodyBytes: int64(cfg.Server.MaxBodySize), MaxInflightIngest: cfg.Server.MaxInflightIngest,
 		MaxBacklog: uint64(cfg.Ingest.MaxBacklog), KeyCacheTTL: cfg.Ingest.KeyCacheTTL,

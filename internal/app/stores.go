@@ -20,6 +20,9 @@ type Stores struct {
 	Findings audit.FindingStore
 	State    audit.StateStore
 	Rules    audit.RuleStore
+	// Query runs investigation queries and exports; nil when the backend
+	// has no query engine.
+	Query    audit.QueryRunner
 	Ping     func(ctx context.Context) error
 	DiskSize func() (int64, error)
 	Close    func() error
@@ -38,7 +41,8 @@ func OpenStores(ctx context.Context, cfg config.Config, log *slog.Logger, now fu
 		}
 		return &Stores{
 			Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, State: db, Rules: db,
-			Ping: db.Ping, DiskSize: db.DiskBytes, Close: db.Close,
+			Query: db.Events().Querier(sqlite.QueryOptions{}),
+			Ping:  db.Ping, DiskSize: db.DiskBytes, Close: db.Close,
 		}, nil
 	}
 	return nil, fmt.Errorf("storage.driver %q is not available", cfg.Storage.Driver)

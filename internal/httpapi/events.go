@@ -136,6 +136,10 @@ func (a *API) searchEvents(w http.ResponseWriter, r *http.Request, p audit.Princ
 		page.Events = []audit.Event{}
 	}
 	httpx.WriteJSON(w, http.StatusOK, eventsResponse{Events: page.Events, NextCursor: page.Next})
+	flush(w)
+	q.Del("cursor")
+	a.auditRead(r, p, audit.QueryScope{Tenant: f.Tenant, AllTenants: f.AllTenants}, audit.ActionSearch,
+		map[string]any{"route": "GET /v1/events", "query": q.Encode(), "page": f.Cursor != ""}, int64(len(page.Events)))
 	return nil
 }
 

@@ -26,6 +26,12 @@ func (a *API) table() []route {
 		{pattern: "GET /v1/events/{id}", scope: audit.ScopeEventsRead, authed: a.getEvent},
 		{pattern: "POST /v1/risk", scope: audit.ScopeEventsWrite, authed: a.postRisk},
 
+		{pattern: "POST /v1/query", scope: audit.ScopeEventsRead, authed: a.postQuery},
+		{pattern: "POST /v1/export", scope: audit.ScopeEventsRead, authed: a.postExport},
+		{pattern: "GET /v1/actors/{id}", scope: audit.ScopeEventsRead, authed: a.getActorView},
+		{pattern: "GET /v1/sessions/{id}", scope: audit.ScopeEventsRead, authed: a.getSessionView},
+		{pattern: "GET /v1/ips/{ip}", scope: audit.ScopeEventsRead, authed: a.getIPView},
+
 		{pattern: "GET /v1/findings", scope: audit.ScopeFindingsRead, authed: a.searchFindings},
 		{pattern: "GET /v1/findings/{id}", scope: audit.ScopeFindingsRead, authed: a.getFinding},
 		{pattern: "PATCH /v1/findings/{id}", scope: audit.ScopeFindingsWrite, authed: a.patchFinding},

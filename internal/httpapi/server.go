@@ -41,6 +41,8 @@ type Options struct {
 	Keys     audit.KeyStore
 	Findings audit.FindingStore
 	Rules    audit.RuleStore
+	// Query runs POST /v1/query and /v1/export; without it they answer 503.
+	Query audit.QueryRunner
 	// Enricher and Scorer serve POST /v1/risk; without a Scorer it answers 503.
 	Enricher audit.Enricher
 	Scorer   Scorer
@@ -77,7 +79,10 @@ type API struct {
 	inflight chan struct{}
 	requests *prometheus.HistogramVec
 	overload prometheus.Counter
-	handler  http.Handler
+	// readAudits counts read-audit records by result (recorded, failed,
+	// operator_logged).
+	readAudits *prometheus.CounterVec
+	handler    http.Handler
 }
 
 // New returns the API with its routes and middleware.
@@ -113,7 +118,9 @@ func New(opts Options) (*API, error) {
 		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14),
 	}, []string{"method", "route", "status"})
 	a.overload = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_ingest_overload_total", Help: "Ingest requests answered 429 because the server was at capacity."})
-	for _, c := range []prometheus.Collector{a.requests, a.overload} {
+	a.readAudits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_read_audit_total",
+		Help: "Reads of the log (searches, queries, exports) and what became of their vigil.search/vigil.export record."}, []string{"result"})
+	for _, c := range []prometheus.Collector{a.requests, a.overload, a.readAudits} {
 		if err := opts.Registry.Register(c); err != nil {
 			return nil, err
 		}

@@ -1,0 +1,296 @@
+package httpapi
+
+import (
+	"bufio"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/httpx"
+	"github.com/vigilhq/vigil/internal/ingest"
+	"github.com/vigilhq/vigil/internal/query"
+)
+
+// maxQueryBody caps a POST /v1/query or /v1/export body: the query source
+// (query.MaxSourceBytes) plus JSON escaping and the other fields.
+const maxQueryBody = 4*query.MaxSourceBytes + 1024
+
+type queryRequest struct {
+	Q      string `json:"q"`
+	Tenant string `json:"tenant,omitempty"`
+	// Format is the export format: csv (default) or ndjson.
+	Format string `json:"format,omitempty"`
+}
+
+type queryResponse struct {
+	Query   string              `json:"query"`
+	Columns []audit.QueryColumn `json:"columns"`
+	Rows    [][]any             `json:"rows"`
+	Events  []audit.Event       `json:"events,omitempty"`
+	Stats   audit.QueryStats    `json:"stats"`
+}
+
+// parseQueryRequest decodes the body, resolves the scope and parses the
+// query; every failure is a 4xx naming the field.
+func (a *API) parseQueryRequest(w http.ResponseWriter, r *http.Request, p audit.Principal) (queryRequest, audit.QueryScope, *audit.Query, error) {
+	var req queryRequest
+	if a.opts.Query == nil {
+		return req, audit.QueryScope{}, nil, audit.Errorf(audit.EUNAVAILABLE, "queries are not enabled on this server")
+	}
+	if err := httpx.DecodeJSON(w, r, maxQueryBody, &req); err != nil {
+		return req, audit.QueryScope{}, nil, err
+	}
+	var scope audit.QueryScope
+	var err error
+	if scope.Tenant, scope.AllTenants, err = tenantScope(p, req.Tenant, true); err != nil {
+		return req, scope, nil, err
+	}
+	q, err := query.Parse(req.Q, a.now())
+	if err != nil {
+		var ae *audit.Error
+		if errors.As(err, &ae) && ae.Field == "" {
+			err = &audit.Error{Code: ae.Code, Field: "q", Message: ae.Message, Err: ae.Err}
+		}
+		return req, scope, nil, err
+	}
+	return req, scope, q, nil
+}
+
+func (a *API) postQuery(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
+	req, scope, q, err := a.parseQueryRequest(w, r, p)
+	if err != nil {
+		return err
+	}
+	if req.Format != "" {
+		return audit.FieldErrorf("format", "format applies to POST /v1/export only")
+	}
+	res, err := a.opts.Query.RunQuery(r.Context(), scope, q)
+	if err != nil {
+		return err
+	}
+	canon := q.String()
+	httpx.WriteJSON(w, http.StatusOK, queryResponse{Query: canon, Columns: res.Columns, Rows: res.Rows, Events: res.Events, Stats: res.Stats})
+	flush(w)
+	a.auditRead(r, p, scope, audit.ActionSearch, map[string]any{"route": "POST /v1/query", "query": canon}, res.Stats.Rows)
+	return nil
+}
+
+func flush(w http.ResponseWriter) { _ = http.NewResponseController(w).Flush() }
+
+// postExport streams every row of a query as CSV or NDJSON. Memory stays
+// constant: rows go from the store's cursor through a buffered encoder to
+// the connection. Errors after the first byte cannot change the status, so
+// they end the stream early; the CSV/NDJSON then lacks the final
+// X-Vigil-Rows trailer, which is how a client tells a complete export.
+func (a *API) postExport(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
+	req, scope, q, err := a.parseQueryRequest(w, r, p)
+	if err != nil {
+		return err
+	}
+	format := req.Format
+	switch format {
+	case "":
+		format = "csv"
+	case "csv", "ndjson":
+	default:
+		return audit.FieldErrorf("format", "format must be csv or ndjson")
+	}
+	canon := q.String()
+	ctype := "text/csv; charset=utf-8"
+	if format == "ndjson" {
+		ctype = "application/x-ndjson"
+	}
+	h := w.Header()
+	h.Set("Content-Type", ctype)
+	h.Set("Content-Disposition", `attachment; filename="vigil-export.`+format+`"`)
+	h.Set("Trailer", "X-Vigil-Rows")
+	bw := bufio.NewWriterSize(w, 64<<10)
+	sink := &exportSink{w: bw, format: format, ctx: r.Context(), flush: func() error {
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+		flush(w)
+		return nil
+	}}
+	st, err := a.opts.Query.ExportQuery(r.Context(), scope, q, sink)
+	if err == nil {
+		err = bw.Flush()
+	}
+	meta := map[string]any{"route": "POST /v1/export", "query": canon, "format": format}
+	if err != nil {
+		meta["error"] = audit.ErrorMessage(err)
+	}
+	a.auditRead(r, p, scope, audit.ActionExport, meta, st.Rows)
+	if err != nil {
+		if !sink.started {
+			h.Del("Trailer")
+			h.Del("Content-Disposition")
+			return err // nothing written yet: a normal error response
+		}
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "export ended early", slog.String("request_id", httpx.RequestID(r.Context())),
+			slog.Int64("rows", st.Rows), slog.String("error", err.Error()))
+		return nil
+	}
+	if !sink.started { // no columns at all cannot happen, but never send an empty 200 without a header
+		w.WriteHeader(http.StatusOK)
+	}
+	h.Set("X-Vigil-Rows", strconv.FormatInt(st.Rows, 10))
+	return nil
+}
+
+// exportSink writes rows to a buffered writer, flushing every few thousand
+// rows so the client sees progress.
+type exportSink struct {
+	w       *bufio.Writer
+	format  string
+	ctx     context.Context
+	flush   func() error
+	cols    []audit.QueryColumn
+	csv     *csv.Writer
+	rec     []string
+	obj     map[string]any
+	enc     *json.Encoder
+	rows    int
+	started bool
+}
+
+func (s *exportSink) Columns(cols []audit.QueryColumn) error {
+	s.cols, s.started = cols, true
+	if s.format == "ndjson" {
+		s.enc = json.NewEncoder(s.w)
+		s.enc.SetEscapeHTML(false)
+		s.obj = make(map[string]any, len(cols))
+		return nil
+	}
+	s.csv = csv.NewWriter(s.w)
+	s.rec = make([]string, len(cols))
+	for i, c := range cols {
+		s.rec[i] = c.Name
+	}
+	return s.csv.Write(s.rec)
+}
+
+func (s *exportSink) Row(vals []any, ev *audit.Event) error {
+	var err error
+	if s.format == "ndjson" {
+		if ev != nil {
+			err = s.enc.Encode(ev)
+		} else {
+			for i, c := range s.cols {
+				s.obj[c.Name] = vals[i]
+			}
+			err = s.enc.Encode(s.obj)
+		}
+	} else {
+		for i, v := range vals {
+			s.rec[i] = cell(v)
+		}
+		err = s.csv.Write(s.rec)
+	}
+	if err != nil {
+		return err
+	}
+	s.rows++
+	if s.rows%4096 == 0 {
+		if s.csv != nil {
+			s.csv.Flush()
+		}
+		if err := s.flush(); err != nil {
+			return err
+		}
+		return s.ctx.Err()
+	}
+	if s.csv != nil && s.rows%256 == 0 {
+		s.csv.Flush()
+		return s.csv.Error()
+	}
+	return nil
+}
+
+// cell renders a value for CSV. A cell that a spreadsheet would run as a
+// formula (=, +, -, @ first) is prefixed with a quote: exported logs carry
+// attacker-chosen strings (user agents, attempted user names).
+func cell(v any) string {
+	var s string
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		s = x
+	case int64:
+		return strconv.FormatInt(x, 10)
+	case time.Time:
+		return x.UTC().Format(time.RFC3339Nano)
+	case netip.Addr:
+		return x.String()
+	case []string:
+		s = strings.Join(x, ";")
+	default:
+		b, _ := json.Marshal(x)
+		s = string(b)
+	}
+	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
+		return "'" + s
+	}
+	return s
+}
+
+// maxAuditQueryBytes bounds the query text stored in a read-audit event
+// (metadata is capped at audit.MaxMetadataBytes).
+const maxAuditQueryBytes = 4 << 10
+
+// auditRead records a read of the log as a vigil.search / vigil.export
+// event in the reader's tenant, through the normal ingest path: who (the
+// key id), what (the query), how many rows. It never fails the read: a
+// failure is counted and logged.
+//
+// Operator reads: a read of one named tenant is recorded in that tenant,
+// so its customers see that the operator looked. An all-tenant read has no
+// tenant to hold it; it is logged (Info, "operator read") with the same
+// fields and counted in vigil_read_audit_total{result="operator_logged"}.
+func (a *API) auditRead(r *http.Request, p audit.Principal, scope audit.QueryScope, action string, meta map[string]any, rows int64) {
+	if a.opts.Ingest == nil {
+		return
+	}
+	q, _ := meta["query"].(string)
+	if len(q) > maxAuditQueryBytes {
+		cut := maxAuditQueryBytes
+		for cut > 0 && !utf8.RuneStart(q[cut]) {
+			cut--
+		}
+		meta["query"], meta["query_truncated"] = q[:cut], true
+	}
+	meta["rows"] = rows
+	meta["request_id"] = httpx.RequestID(r.Context())
+	if scope.AllTenants {
+		meta["scope"] = "all_tenants"
+		a.readAudits.WithLabelValues("operator_logged").Inc()
+		a.log.LogAttrs(r.Context(), slog.LevelInfo, "operator read", slog.String("action", action),
+			slog.String("key_id", p.KeyID), slog.Any("what", meta))
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	defer cancel()
+	ev := &audit.Event{Tenant: scope.Tenant, Action: action,
+		Actor: audit.Actor{ID: p.KeyID, Type: audit.ActorAPIKey}, Metadata: meta}
+	res, err := a.opts.Ingest.Ingest(ctx, p, []ingest.Item{{Index: 0, Event: ev}})
+	if err == nil && res.Rejected > 0 {
+		err = res.Results[0].Err
+	}
+	if err != nil {
+		a.readAudits.WithLabelValues("failed").Inc()
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "read audit failed", slog.String("action", action),
+			slog.String("tenant_id", scope.Tenant), slog.String("key_id", p.KeyID), slog.String("error", err.Error()))
+		return
+	}
+	a.readAudits.WithLabelValues("recorded").Inc()
+}
