@@ -21,6 +21,11 @@ const (
 	ReasonNewCity          = "new_city"
 	ReasonNewASN           = "new_asn"
 	ReasonNewDevice        = "new_device"
+	// ReasonNewCountryDevice adds weight when a never-seen country and a
+	// never-seen device come together: the shape of a takeover from the
+	// attacker's own machine, unlike a traveller on their own laptop or a
+	// new laptop at home. With both it brings the login to a challenge.
+	ReasonNewCountryDevice = "new_country_and_device"
 	ReasonUnusualHour      = "unusual_hour"
 )
 
@@ -46,7 +51,7 @@ func defaultRiskParams() riskParams {
 var riskWeights = map[string]int{
 	ReasonStuffingSource: 45, ReasonImpossibleTravel: 40, ReasonTor: 40, ReasonDatacenter: 25, ReasonVPN: 10,
 	ReasonIPList: 25, ReasonAutomated: 20, ReasonNewCountry: 25, ReasonNewCity: 10, ReasonNewASN: 10,
-	ReasonNewDevice: 10, ReasonUnusualHour: 10,
+	ReasonNewDevice: 10, ReasonUnusualHour: 10, ReasonNewCountryDevice: 5,
 }
 
 // score computes the risk of a successful login from the actor's profile
@@ -95,6 +100,9 @@ func (e *Engine) score(ev *audit.Event, p *Profile, in *input, tc *tenantConf) a
 			}
 			if nv.device {
 				add(ReasonNewDevice)
+			}
+			if nv.country && nv.device {
+				add(ReasonNewCountryDevice)
 			}
 		}
 		if tf, ok := e.travel(p, ev, params, "last_login"); ok && !allow &&
