@@ -53,7 +53,7 @@ func commands() []*Command {
 		serveCommand(), demoCommand(), migrateCommand(), configCheckCommand(),
 		tenantsCreateCommand(), tenantsListCommand(),
 		keysCreateCommand(), keysListCommand(), keysRevokeCommand(),
-		eventsSendCommand(), eventsQueryCommand(),
+		eventsSendCommand(), eventsQueryCommand(), queryCommand(), exportCommand(),
 		enrichCommand(), rulesCheckCommand(), rulesTestCommand(), profilesRebuildCommand(),
 		versionCommand(),
 	}
