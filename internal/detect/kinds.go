@@ -536,6 +536,14 @@ func (e *Engine) travel(p *Profile, ev *audit.Event, params map[string]any, agai
 	if prev.ASN != 0 && slices.Contains(intsParam(params, "relay_asns"), int64(prev.ASN)) {
 		return tf, false
 	}
+	if fam := durParam(params, "familiar_after", 0); fam > 0 && g.City != "" &&
+		p.familiarCity(cityHash(prev.textBytes(textCountry), prev.textBytes(textCity)), fam) &&
+		p.familiarCity(cityHash([]byte(g.Country), []byte(g.City)), fam) {
+		// Both places are the actor's own, each used over more than a
+		// day: a user alternating between home and the corporate VPN's
+		// egress, not a traveller nor an attacker.
+		return tf, false
+	}
 	raw := haversineKM(float64(prev.Lat), float64(prev.Lon), g.Latitude, g.Longitude)
 	eff := max(raw-float64(prev.AccKM)-float64(g.AccuracyKM), 0)
 	hours := float64(ev.Time.Unix()-prev.T) / 3600

@@ -6,6 +6,7 @@ import (
 	"hash/fnv"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
 )
@@ -72,6 +73,29 @@ func hash32(s string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(s))
 	return h.Sum32()
+}
+
+// cityHash is hash32(country + "/" + city) without building the string.
+func cityHash(country, city []byte) uint32 {
+	h := uint32(2166136261)
+	for _, part := range [...][]byte{country, {'/'}, city} {
+		for _, c := range part {
+			h ^= uint32(c)
+			h *= 16777619
+		}
+	}
+	return h
+}
+
+// familiarCity reports whether the city with hash h is one the actor has
+// logged in from over at least span (first to last sighting).
+func (p *Profile) familiarCity(h uint32, span time.Duration) bool {
+	for _, c := range p.Cities {
+		if c.Hash == h {
+			return c.Last-c.First >= int64(span.Seconds())
+		}
+	}
+	return false
 }
 
 // deviceKey identifies the device of an event: the client's device id when
@@ -595,21 +619,25 @@ func (pl *place) text(i int) string {
 }
 
 // hourProbability is the smoothed probability of hour-of-week h in a
-// histogram whose bins sum to total: the bin itself, half of its
-// neighbours, and a quarter of the same hour on other days, normalised
-// over the whole week.
+// histogram whose bins sum to total. People keep hours of the day, not of
+// the week: with the few dozen logins a profile holds, a weekly histogram
+// is mostly empty and every new weekday-hour pair looks rare. So the
+// estimate pools the same hour of the day over all seven days, plus half of
+// each neighbouring hour, and spreads it evenly over the week's days (the
+// result stays on the hour-of-week scale: a uniform habit gives 1/168).
 func hourProbability(hist *[168]uint16, total uint32, h int) float64 {
 	if total == 0 {
 		return 0
 	}
-	return smoothedBin(hist, h) / (float64(total) * (1 + 1 + 0.25*6))
+	return smoothedBin(hist, h) / (float64(total) * 2 * 7)
 }
 
 func smoothedBin(hist *[168]uint16, h int) float64 {
 	at := func(i int) float64 { return float64(hist[((i%168)+168)%168]) }
-	s := at(h) + 0.5*(at(h-1)+at(h+1))
-	for d := 1; d < 7; d++ {
-		s += 0.25 * at(h+24*d)
+	var s float64
+	for d := range 7 {
+		x := h + 24*d
+		s += at(x) + 0.5*(at(x-1)+at(x+1))
 	}
 	return s
 }
