@@ -2,8 +2,10 @@ package sqlite
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
@@ -36,9 +38,16 @@ func (s *EventStore) DistinctActorsByIP(ctx context.Context, tenant, action stri
 		to = maxEventTime.UnixNano()
 	}
 	parts := s.partitionsNewestFirst(from, to)
-	if len(parts) == 1 {
+	switch {
+	case len(parts) == 0:
+		return []IPActors{}, nil
+	case len(parts) == 1:
 		return parts[0].distinctActorsByIP(ctx, tenant, action, from, to, limit)
+	case len(parts) <= maxAttached:
+		return distinctAttached(ctx, parts, tenant, action, from, to, limit)
 	}
+	// Wider windows: merge the distinct (ip, actor) pairs of every partition
+	// in Go (exact, but every pair crosses cgo).
 	sets := map[string]map[int64]struct{}{}
 	for _, p := range parts {
 		t, ok := p.id(tenant)
@@ -122,4 +131,69 @@ func (p *partition) distinctActorsByIP(ctx context.Context, tenant, action strin
 		}
 	}
 	return out, translate(rows.Err(), "aggregate "+p.f.path)
+}
+
+// maxAttached is how many extra partitions distinctAttached attaches to one
+// connection; SQLite allows 10 attached databases by default.
+const maxAttached = 8
+
+// distinctAttached answers DistinctActorsByIP over a few partitions in one
+// SQL statement: it attaches the other partitions to a reader connection of
+// the first and groups the union of their index rows, so only the top rows
+// leave SQLite. Dictionary ids differ per file, so each branch gets its own.
+func distinctAttached(ctx context.Context, parts []*partition, tenant, action string, from, to int64, limit int) (_ []IPActors, err error) {
+	conn, err := parts[0].f.r.Conn(ctx)
+	if err != nil {
+		return nil, translate(err, "aggregate")
+	}
+	defer conn.Close()
+	var branches []string
+	var args []any
+	for i, p := range parts {
+		t, ok := p.id(tenant)
+		if !ok {
+			continue
+		}
+		act, ok := p.id(action)
+		if !ok {
+			continue
+		}
+		schema := "main"
+		if i > 0 {
+			schema = fmt.Sprintf("p%d", i)
+			if _, err := conn.ExecContext(ctx, `ATTACH DATABASE ? AS `+schema, p.f.path); err != nil {
+				return nil, translate(err, "attach "+p.f.path)
+			}
+			defer func() {
+				// Detach before the connection returns to the pool.
+				if _, derr := conn.ExecContext(context.WithoutCancel(ctx), `DETACH DATABASE `+schema); derr != nil && err == nil {
+					err = translate(derr, "detach "+p.f.path)
+				}
+			}()
+		}
+		branches = append(branches, `SELECT ip, ah FROM `+schema+`.events INDEXED BY ev_act
+			WHERE t = ? AND act = ? AND ts >= ? AND ts < ? AND ip IS NOT NULL AND ah IS NOT NULL`)
+		args = append(args, t, act, from-p.start, to-p.start)
+	}
+	out := []IPActors{}
+	if len(branches) == 0 {
+		return out, nil
+	}
+	rows, err := conn.QueryContext(ctx, `SELECT ip, count(DISTINCT ah) AS n FROM (`+strings.Join(branches, " UNION ALL ")+`)
+		GROUP BY ip ORDER BY n DESC, length(ip), ip LIMIT ?`, append(args, limit)...)
+	if err != nil {
+		return nil, translate(err, "aggregate")
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ip []byte
+		var n int
+		if err := rows.Scan(&ip, &n); err != nil {
+			return nil, translate(err, "aggregate")
+		}
+		if a, ok := netip.AddrFromSlice(ip); ok {
+			out = append(out, IPActors{IP: a, Actors: n})
+		}
+	}
+	return out, translate(rows.Err(), "aggregate")
 }

@@ -133,7 +133,15 @@ func TestCancelledContextStaysContextError(t *testing.T) {
 }
 
 func TestDistinctActorsByIP(t *testing.T) {
-	db := openDB(t, sqlite.Options{})
+	// A day per file: one partition (pure SQL) or two (attached); an hour
+	// per file: more partitions than can be attached (merged in Go).
+	for _, period := range []time.Duration{24 * time.Hour, time.Hour} {
+		t.Run(period.String(), func(t *testing.T) { testDistinctActorsByIP(t, period) })
+	}
+}
+
+func testDistinctActorsByIP(t *testing.T, period time.Duration) {
+	db := openDB(t, sqlite.Options{PartitionPeriod: period})
 	ctx := t.Context()
 	day := time.Date(2026, 4, 1, 0, 0, 0, 0, time.UTC)
 	var evs []audit.Event
@@ -150,6 +158,9 @@ func TestDistinctActorsByIP(t *testing.T) {
 	add("6", "a", audit.ActionLoginSuccess, "dave", "10.0.0.1", day.Add(25*time.Hour)) // other action
 	add("7", "b", audit.ActionLoginFailure, "erin", "10.0.0.1", day.Add(25*time.Hour)) // other tenant
 	add("8", "a", audit.ActionLoginFailure, "frank", "10.0.0.1", day.Add(-time.Hour))  // before the window
+	for h := range 12 {                                                                // other tenant's events in many partitions
+		add(fmt.Sprint("z", h), "z", audit.ActionLoginFailure, "zed", "10.0.0.1", day.Add(time.Duration(h)*time.Hour))
+	}
 	if err := db.Events().InsertEvents(ctx, evs); err != nil {
 		t.Fatal(err)
 	}
