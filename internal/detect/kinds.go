@@ -300,6 +300,14 @@ func (e *Engine) evalSequence(r *crule, in *input, ev *audit.Event, t int64) {
 	}
 	agg.steps = int64(bits.OnesCount32(seenSteps))
 	if ks.Finding != nil && t <= ks.Until {
+		// While the finding is open, more of the attack updates it: any
+		// step of an unordered sequence, but only the final step of an
+		// ordered one (another export after the change). An earlier step
+		// (a new login) is kept in the window for a later chain but does
+		// not rewrite the finding ("exported data (auth.login.success)").
+		if r.Ordered && !slices.Contains(matched, len(r.Steps)-1) {
+			return
+		}
 		e.hit(r, ks, ev, in, t, []string{ev.ID}, 1, t, seqFacts(r, ks.Steps, agg))
 		return
 	}
@@ -481,7 +489,9 @@ func newValues(p *Profile, ev *audit.Event, params map[string]any, relay bool) n
 	}
 	nv := newVals{established: true}
 	if g := ev.Enrichment.Geo; g != nil && g.Country != "" && !relay {
-		nv.country = !p.hasValue(p.Countries, g.Country)
+		// Without any located history (only VPN logins so far) no
+		// country can be called new.
+		nv.country = len(p.Countries) > 0 && !p.hasValue(p.Countries, g.Country)
 		if g.HasLocation && g.City != "" && len(p.Cities) > 0 {
 			d := p.nearestCityKM(g.Latitude, g.Longitude) - float64(g.AccuracyKM)
 			nv.nearestKM, nv.hasNearest = d, true

@@ -289,7 +289,9 @@ func (p *Profile) observe(ev *audit.Event, relay bool) {
 		p.LastLogin = pl
 	}
 	if g := ev.Enrichment.Geo; g != nil {
-		if g.Country != "" {
+		// A VPN, relay or allowlisted network's country is its egress,
+		// not where the user is: it is not learned.
+		if g.Country != "" && !relay {
 			p.Countries = touch(p.Countries, g.Country, t, maxCountries)
 		}
 		if g.City != "" && g.HasLocation && !relay {
@@ -620,24 +622,36 @@ func (pl *place) text(i int) string {
 
 // hourProbability is the smoothed probability of hour-of-week h in a
 // histogram whose bins sum to total. People keep hours of the day, not of
-// the week: with the few dozen logins a profile holds, a weekly histogram
-// is mostly empty and every new weekday-hour pair looks rare. So the
-// estimate pools the same hour of the day over all seven days, plus half of
-// each neighbouring hour, and spreads it evenly over the week's days (the
-// result stays on the hour-of-week scale: a uniform habit gives 1/168).
+// the week, and a working day has an hour or two of jitter at each end:
+// with the few dozen logins a profile holds, a weekly histogram is mostly
+// empty and every new weekday-hour pair looks rare. So the estimate pools
+// the same hour of the day over all seven days with a kernel over the
+// neighbouring hours (½ at ±1 h, ¼ at ±2 h) and spreads it evenly over the
+// week's days: the result stays on the hour-of-week scale (a uniform habit
+// gives 1/168), while a login hours away from any usual one (another time
+// zone, the middle of the night) keeps a probability near zero.
 func hourProbability(hist *[168]uint16, total uint32, h int) float64 {
 	if total == 0 {
 		return 0
 	}
-	return smoothedBin(hist, h) / (float64(total) * 2 * 7)
+	return smoothedBin(hist, h) / (float64(total) * hourKernelSum * 7)
 }
 
+// hourKernel weighs the hours around the one judged; hourKernelSum is its
+// total weight.
+var hourKernel = [...]struct {
+	off int
+	w   float64
+}{{-2, 0.25}, {-1, 0.5}, {0, 1}, {1, 0.5}, {2, 0.25}}
+
+const hourKernelSum = 2.5
+
 func smoothedBin(hist *[168]uint16, h int) float64 {
-	at := func(i int) float64 { return float64(hist[((i%168)+168)%168]) }
 	var s float64
 	for d := range 7 {
-		x := h + 24*d
-		s += at(x) + 0.5*(at(x-1)+at(x+1))
+		for _, k := range hourKernel {
+			s += k.w * float64(hist[((h+24*d+k.off)%168+168)%168])
+		}
 	}
 	return s
 }
