@@ -96,6 +96,9 @@ type Engine struct {
 	byID    map[string]*crule
 	byAct   map[string][]*crule
 	flagSet []string // names of flags any rule sets
+	// bruteForce is the brute-force rule, whose per-account window the
+	// risk score reads (recent_failures); nil without it.
+	bruteForce *crule
 	relay   map[uint32]bool
 	risk    riskParams
 
@@ -229,6 +232,7 @@ func New(opts Options) (*Engine, error) {
 			e.flagSet = append(e.flagSet, r.Flag.Name)
 		}
 	}
+	e.bruteForce = e.byID["brute-force"]
 	e.m = newMetrics(opts.Registerer)
 	e.registerGauges(opts.Registerer)
 	if opts.StateStore != nil {

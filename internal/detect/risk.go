@@ -26,6 +26,9 @@ const (
 	// attacker's own machine, unlike a traveller on their own laptop or a
 	// new laptop at home. With both it brings the login to a challenge.
 	ReasonNewCountryDevice = "new_country_and_device"
+	// ReasonRecentFailures: the account had several failed logins just
+	// before this success (read from the brute-force rule's window).
+	ReasonRecentFailures = "recent_failures"
 	ReasonUnusualHour      = "unusual_hour"
 )
 
@@ -52,6 +55,39 @@ var riskWeights = map[string]int{
 	ReasonStuffingSource: 45, ReasonImpossibleTravel: 40, ReasonTor: 40, ReasonDatacenter: 25, ReasonVPN: 10,
 	ReasonIPList: 25, ReasonAutomated: 20, ReasonNewCountry: 25, ReasonNewCity: 10, ReasonNewASN: 10,
 	ReasonNewDevice: 10, ReasonUnusualHour: 10, ReasonNewCountryDevice: 5,
+	ReasonRecentFailures: 20,
+}
+
+// recentFailuresMin is how many failed logins on the account, within the
+// brute-force rule's window before a success, make it a risk reason: a
+// user's typo or two is not, a guessing run that ends in a success is.
+const recentFailuresMin = 5
+
+// recentFailures counts the account's failed logins in the brute-force
+// rule's window before t, or 0 when that rule is absent. It only reads.
+func (e *Engine) recentFailures(ev *audit.Event, t int64) int {
+	r := e.bruteForce
+	if r == nil || ev.Actor.ID == "" {
+		return 0
+	}
+	var buf [128]byte
+	b := append(buf[:0], ev.Tenant...)
+	b = append(b, '|')
+	b = append(b, r.ID...)
+	b = append(b, "|actor="...)
+	b = append(b, ev.Actor.ID...)
+	ks := e.keys[string(b)]
+	if ks == nil {
+		return 0
+	}
+	w := max(durParam(e.tenantConf(ev.Tenant).paramsFor(r), "window", r.Window), r.Window).Milliseconds()
+	n := 0
+	for _, en := range ks.Entries {
+		if en.T <= t && en.T > t-w {
+			n++
+		}
+	}
+	return n
 }
 
 // score computes the risk of a successful login from the actor's profile
@@ -65,6 +101,9 @@ func (e *Engine) score(ev *audit.Event, p *Profile, in *input, tc *tenantConf) a
 		add(ReasonStuffingSource)
 	}
 	allow := in.allowlisted
+	if e.recentFailures(ev, in.t) >= recentFailuresMin {
+		add(ReasonRecentFailures)
+	}
 	if n := ev.Enrichment.Network; n != nil && !allow {
 		switch {
 		case n.Tor:
