@@ -145,14 +145,39 @@ func (db *DB) Close() error {
 	return errors.Join(db.stream.Close(), db.events.close(), db.meta.close())
 }
 
-// Ping checks that every file answers a trivial query.
+// Ping is the readiness check: every file answers a trivial query, the
+// data directory takes a small durable write (reads alone would not notice
+// a full or read-only disk), and the stream's most recent group commit did
+// not fail for lack of storage in the last few seconds. Failures are
+// EUNAVAILABLE errors whose message names the condition.
 func (db *DB) Ping(ctx context.Context) error {
 	for _, f := range []*file{db.meta, db.stream.f} {
 		if err := f.r.PingContext(ctx); err != nil {
 			return translate(err, "ping")
 		}
 	}
-	return db.events.Ping(ctx)
+	if err := db.events.Ping(ctx); err != nil {
+		return err
+	}
+	if err := probeWrite(db.opts.Dir); err != nil {
+		return err
+	}
+	return db.stream.writeFailure()
+}
+
+// probeWrite writes, fsyncs and removes one page-sized file in dir.
+func probeWrite(dir string) error {
+	f, err := os.CreateTemp(dir, ".write-probe-*")
+	if err != nil {
+		return osStorageError(err, "readiness write probe")
+	}
+	name := f.Name()
+	_, err = f.Write(make([]byte, 4096))
+	if err == nil {
+		err = f.Sync()
+	}
+	err = errors.Join(err, f.Close(), os.Remove(name))
+	return osStorageError(err, "readiness write probe")
 }
 
 // DiskBytes returns the bytes used by every file under Dir, WAL included.

@@ -44,6 +44,11 @@ type Stream struct {
 	consumers map[string]uint64 // committed offsets
 	trimmed   uint64            // records ≤ trimmed have been deleted
 	closeOnce sync.Once
+	// failErr is the storage error (full, read-only, I/O) of the most
+	// recent group commit when that commit failed, at failAt; a successful
+	// commit clears it. Readiness reports it for a while (writeFailure).
+	failErr error
+	failAt  time.Time
 }
 
 var (
@@ -297,13 +302,25 @@ func (s *Stream) commit(batch []*appendReq) {
 	start := s.last
 	s.mu.Unlock()
 	last, err := s.write(live, start)
+	storageErr := err
+	for _, r := range live {
+		if storageErr == nil && r.err != nil {
+			storageErr = r.err
+		}
+	}
+	s.mu.Lock()
+	switch {
+	case storageErr != nil && audit.ErrorCode(storageErr) == audit.EUNAVAILABLE:
+		s.failErr, s.failAt = storageErr, s.now()
+	case err == nil:
+		s.failErr = nil
+	}
 	if err == nil {
-		s.mu.Lock()
 		s.last = last
 		close(s.notify)
 		s.notify = make(chan struct{})
-		s.mu.Unlock()
 	}
+	s.mu.Unlock()
 	for _, r := range live {
 		if err != nil {
 			r.res, r.err = nil, err
@@ -599,6 +616,23 @@ func (s *Stream) Purge(ctx context.Context, tenant string, before time.Time) (in
 	}
 	n, _ := res.RowsAffected()
 	return n, nil
+}
+
+// failMemory is how long readiness reports a failed group commit when no
+// commit has succeeded since: long enough for probes to see it, short
+// enough that a node nobody sends to (because it is not ready) becomes
+// ready again and lets clients find out whether space has returned.
+const failMemory = 10 * time.Second
+
+// writeFailure returns the storage error of the most recent group commit
+// if it failed within failMemory and nothing has been committed since.
+func (s *Stream) writeFailure() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.failErr != nil && s.now().Sub(s.failAt) < failMemory {
+		return s.failErr
+	}
+	return nil
 }
 
 func (s *Stream) isClosed() bool {
