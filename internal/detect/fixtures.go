@@ -80,6 +80,8 @@ func RunFixturesWith(ctx context.Context, rules []*rulelang.Rule, testdata strin
 }
 
 // FixtureResults runs every case and returns one result per case, sorted.
+// A case is a directory testdata/<rule-id>/<case>/ holding events.jsonl;
+// other directories under testdata are left alone.
 func FixtureResults(ctx context.Context, rules []*rulelang.Rule, testdata string) ([]CaseResult, error) {
 	ruleDirs, err := os.ReadDir(testdata)
 	if err != nil {
@@ -97,6 +99,9 @@ func FixtureResults(ctx context.Context, rules []*rulelang.Rule, testdata string
 		for _, c := range cases {
 			if !c.IsDir() {
 				continue
+			}
+			if _, err := os.Stat(filepath.Join(testdata, rd.Name(), c.Name(), "events.jsonl")); errors.Is(err, os.ErrNotExist) {
+				continue // not a case: other test data kept under testdata/ (third-party samples)
 			}
 			res := CaseResult{Rule: rd.Name(), Case: c.Name()}
 			res.Got, res.Err = runCase(ctx, rules, rd.Name(), filepath.Join(testdata, rd.Name(), c.Name()))

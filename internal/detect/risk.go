@@ -58,13 +58,17 @@ var riskWeights = map[string]int{
 	ReasonRecentFailures: 20,
 }
 
-// recentFailuresMin is how many failed logins on the account, within the
-// brute-force rule's window before a success, make it a risk reason: a
-// user's typo or two is not, a guessing run that ends in a success is.
-const recentFailuresMin = 5
+// recentFailuresMin is how many failed logins on the account within
+// recentFailuresSpan before a success make it a risk reason: a user's typo
+// or two is not, a guessing run that ends in a success is.
+const (
+	recentFailuresMin  = 5
+	recentFailuresSpan = 15 * time.Minute
+)
 
-// recentFailures counts the account's failed logins in the brute-force
-// rule's window before t, or 0 when that rule is absent. It only reads.
+// recentFailures counts the account's failed logins within
+// recentFailuresSpan before t, as far as the brute-force rule's window
+// still holds them (0 without that rule). It only reads.
 func (e *Engine) recentFailures(ev *audit.Event, t int64) int {
 	r := e.bruteForce
 	if r == nil || ev.Actor.ID == "" {
@@ -80,7 +84,7 @@ func (e *Engine) recentFailures(ev *audit.Event, t int64) int {
 	if ks == nil {
 		return 0
 	}
-	w := max(durParam(e.tenantConf(ev.Tenant).paramsFor(r), "window", r.Window), r.Window).Milliseconds()
+	w := recentFailuresSpan.Milliseconds()
 	n := 0
 	for _, en := range ks.Entries {
 		if en.T <= t && en.T > t-w {
