@@ -95,3 +95,27 @@ func dirSize(dir string) int64 {
 	})
 	return n
 }
+
+// dataBreakdown splits a data directory's bytes by store file: the ingest
+// stream, the event partitions and the metadata.
+func dataBreakdown(dir string) map[string]int64 {
+	out := map[string]int64{}
+	_ = filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err != nil || !info.Mode().IsRegular() {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, path)
+		key := "other"
+		switch {
+		case strings.HasPrefix(rel, "events"+string(filepath.Separator)):
+			key = "events/ (day partitions)"
+		case strings.HasPrefix(rel, "stream.db"):
+			key = "stream.db (ingest stream + idempotency keys)"
+		case strings.HasPrefix(rel, "meta.db"):
+			key = "meta.db (tenants, keys, findings, detection state)"
+		}
+		out[key] += info.Size()
+		return nil
+	})
+	return out
+}

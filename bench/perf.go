@@ -38,21 +38,26 @@ type Perf struct {
 	LoadEnd string
 
 	Single, Batched LoadResult
-	SingleDrain     DrainResult
-	BatchDrain      DrainResult
-	BulkDetect      []Bucket // finding latency during the bulk load
-	Live            LoadResult
-	LiveDetect      []Bucket
-	LiveFindings    float64
-	TotalEvents     float64 // stored by the pipeline
-	Queries         []QueryRow
-	AggNote         string
-	PeakRSS         int64
-	DiskRunning     int64
-	DiskClosed      int64
-	MemPerActor     float64
-	MemCmd          string
-	MemErr          error
+	// Server CPU (user+system) from each phase's start until its events
+	// were stored, with the phase's wall time: on a shared machine, CPU
+	// per event is the steadier figure.
+	SingleCPU, BatchCPU, SingleWall, BatchWall time.Duration
+	SingleDrain                                DrainResult
+	BatchDrain                                 DrainResult
+	BulkDetect                                 []Bucket // finding latency during the bulk load
+	Live                                       LoadResult
+	LiveDetect                                 []Bucket
+	LiveFindings                               float64
+	TotalEvents                                float64 // stored by the pipeline
+	Queries                                    []QueryRow
+	AggNote                                    string
+	PeakRSS                                    int64
+	DiskRunning                                int64
+	DiskClosed                                 int64
+	DiskParts                                  map[string]int64
+	MemPerActor                                float64
+	MemCmd                                     string
+	MemErr                                     error
 
 	PGErr     error
 	PGVersion string
@@ -187,6 +192,8 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	}
 	drainProgress := func(stored, lag float64) { logf("  pipeline: %.0f stored, lag %.0f", stored, lag) }
 
+	cpu0, _ := ProcCPU(srv.Pid())
+	wall0 := time.Now()
 	singleTo := o.Events / 5
 	logf("single-event ingest: %d clients, one event per request, %s or %d events", o.SingleClients, o.SingleDuration, singleTo)
 	p.Single = sendEvents(ctx, srv, g, LoadOptions{Clients: o.SingleClients, Batch: 1, From: 0, To: singleTo,
@@ -197,6 +204,7 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	if p.SingleDrain, err = waitDrained(ctx, srv, float64(p.Single.Accepted), t0, 30*time.Minute, drainProgress); err != nil {
 		return err
 	}
+	p.SingleCPU, p.SingleWall = cpuSince(srv, cpu0), time.Since(wall0)
 
 	logf("batched ingest: %d clients, NDJSON batches of 1,000, events %d..%d", o.BatchClients, p.Single.To, o.Events)
 	before, err := srv.scrape(ctx)
@@ -204,6 +212,7 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 		return err
 	}
 	t0 = time.Now()
+	cpu0, _ = ProcCPU(srv.Pid())
 	p.Batched = sendEvents(ctx, srv, g, LoadOptions{Clients: o.BatchClients, Batch: 1000, From: p.Single.To, To: o.Events,
 		Progress: progress("batched", o.Events-p.Single.To)})
 	logf("  %d events in %s: %.0f events/s; p50 %s p99 %s; 429s %d, 503s %d, errors %d", p.Batched.Events, p.Batched.Elapsed.Round(time.Millisecond),
@@ -212,6 +221,7 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	if p.BatchDrain, err = waitDrained(ctx, srv, want, t0, 60*time.Minute, drainProgress); err != nil {
 		return err
 	}
+	p.BatchCPU, p.BatchWall = cpuSince(srv, cpu0), time.Since(t0)
 	logf("  pipeline stored the batched phase in %s: %.0f events/s end to end (max lag %.0f)", p.BatchDrain.Elapsed.Round(time.Millisecond),
 		float64(p.Batched.Accepted)/p.BatchDrain.Elapsed.Seconds(), p.BatchDrain.MaxLag)
 	mid, err := srv.scrape(ctx)
@@ -266,6 +276,7 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 		logf("  stop: %v", err)
 	}
 	p.DiskClosed = dirSize(dir)
+	p.DiskParts = dataBreakdown(dir)
 	p.liveGen = g
 	return nil
 }
@@ -325,6 +336,14 @@ func (p *Perf) measurePG(ctx context.Context, logf func(string, ...any)) {
 		p.Queries[k].PG = r
 		logf("  %s: p50 %s p99 %s (%v)", c.Name, pct(r.Lat, .5), pct(r.Lat, .99), r.Err)
 	}
+}
+
+func cpuSince(s *Server, before time.Duration) time.Duration {
+	now, err := ProcCPU(s.Pid())
+	if err != nil {
+		return 0
+	}
+	return now - before
 }
 
 func fmtSec(s float64) string {

@@ -111,14 +111,14 @@ func vigilSearch(ctx context.Context, s *Server, p QueryParams) (int, error) {
 // vigilAggQuery is the query-language form of the aggregation, for POST
 // /v1/query when the server has it.
 func vigilAggQuery(p QueryParams) string {
-	return fmt.Sprintf("action:auth.login.failure time:>=%s time:<%s | stats dc(actor.id) by ip | sort -dc(actor.id) | head 20",
+	return fmt.Sprintf("action:auth.login.failure time:>=%s time:<%s | stats dc(actor.id) as accounts by ip | sort -accounts | head 20",
 		p.Until.Add(-24*time.Hour).UTC().Format(time.RFC3339), p.Until.UTC().Format(time.RFC3339))
 }
 
 // vigilAgg runs the aggregation through POST /v1/query.
 func vigilAgg(ctx context.Context, s *Server, p QueryParams) (int, error) {
-	body, _ := json.Marshal(map[string]string{"query": vigilAggQuery(p)})
-	r, err := s.do(ctx, "POST", "/v1/query?tenant="+url.QueryEscape(p.Tenant), "application/json", body)
+	body, _ := json.Marshal(map[string]string{"q": vigilAggQuery(p), "tenant": p.Tenant})
+	r, err := s.do(ctx, "POST", "/v1/query", "application/json", body)
 	if err != nil {
 		return 0, err
 	}
@@ -129,13 +129,11 @@ func vigilAgg(ctx context.Context, s *Server, p QueryParams) (int, error) {
 	if err := json.Unmarshal(r.Body, &out); err != nil {
 		return 0, err
 	}
-	for _, k := range []string{"rows", "results", "buckets", "events"} {
-		var rows []json.RawMessage
-		if json.Unmarshal(out[k], &rows) == nil && rows != nil {
-			return len(rows), nil
-		}
+	var rows []json.RawMessage
+	if err := json.Unmarshal(out["rows"], &rows); err != nil {
+		return 0, fmt.Errorf("POST /v1/query: no rows in %.200s", r.Body)
 	}
-	return 0, nil
+	return len(rows), nil
 }
 
 // hasQueryEndpoint reports whether the server routes POST /v1/query.

@@ -758,7 +758,7 @@ func runReliability(ctx context.Context, args []string) error {
 	rounds := fs.Int("kill-rounds", 20, "SIGKILLs in the kill scenario")
 	clients := fs.Int("kill-clients", 16, "concurrent clients in the kill scenario")
 	overload := fs.Duration("overload-duration", 2*time.Minute, "how long to offer twice the sustainable rate")
-	backlog := fs.Int("overload-backlog", 0, "ingest.max_backlog for the overload scenario (0: the server's default)")
+	backlog := fs.Int("overload-backlog", 200_000, "ingest.max_backlog for the overload scenario (0: the server's default, 2,000,000, which takes minutes to fill)")
 	rssLimit := fs.Int64("rss-limit-mib", 2048, "peak RSS above which the overload scenario fails")
 	work := fs.String("workdir", os.TempDir(), "scratch directory")
 	if err := fs.Parse(args); err != nil {
