@@ -56,6 +56,43 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
+// BenchmarkProcessBatch is BenchmarkProcess with records handed over in
+// batches of 256, as the pipeline's consumer does.
+func BenchmarkProcessBatch(b *testing.B) {
+	recs := genStream(200000, 10000, 42)
+	e := newEngine(b, detect.Options{})
+	const size = 256
+	batch := make([]*audit.Record, size)
+	buf := make([]audit.Record, size)
+	i, seq := 0, uint64(0)
+	shift := time.Duration(0)
+	b.ReportAllocs()
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	n := 0
+	for b.Loop() {
+		for j := range size {
+			if i == len(recs) {
+				i = 0
+				shift += 60 * 24 * time.Hour
+			}
+			buf[j] = *recs[i]
+			i++
+			seq++
+			buf[j].Seq = seq
+			buf[j].Event.Time = buf[j].Event.Time.Add(shift)
+			buf[j].Event.Risk = nil
+			batch[j] = &buf[j]
+		}
+		n += size
+		if _, err := e.Process(b.Context(), batch); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(n), "ns/event")
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(n), "cpu-ns/event")
+}
+
 // BenchmarkScore measures the synchronous risk endpoint's cost.
 func BenchmarkScore(b *testing.B) {
 	recs := genStream(50000, 5000, 43)

@@ -115,6 +115,8 @@ var extraExprs = []string{
 	`[event.actor.id, event.target.id] == [event.target.id, event.actor.id]`,
 	`!(event.net.tor || event.net.vpn) && !allowlisted`,
 	`event.metadata.stage < "m" || false`,
+	`event.hour + event.weekday + 1 > 5 && event.metadata.records + 1.0 + 2.0 > 10.0`,
+	`event.actor.id + "/" + event.metadata.stage + "/" + event.target.id == "a/completed/b"`,
 }
 
 // TestNativeMatchesCEL checks that the native evaluator gives cel-go's
