@@ -99,8 +99,8 @@ type Engine struct {
 	// bruteForce is the brute-force rule, whose per-account window the
 	// risk score reads (recent_failures); nil without it.
 	bruteForce *crule
-	relay   map[uint32]bool
-	risk    riskParams
+	relay      map[uint32]bool
+	risk       riskParams
 
 	tenants  map[string]*tenantConf
 	keys     map[string]*keyState

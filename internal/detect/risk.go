@@ -29,7 +29,7 @@ const (
 	// ReasonRecentFailures: the account had several failed logins just
 	// before this success (read from the brute-force rule's window).
 	ReasonRecentFailures = "recent_failures"
-	ReasonUnusualHour      = "unusual_hour"
+	ReasonUnusualHour    = "unusual_hour"
 )
 
 // Decision thresholds of the risk score.
