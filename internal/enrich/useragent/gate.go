@@ -299,6 +299,13 @@ func exactSet(re *syntax.Regexp) ([]string, bool) {
 		syntax.OpWordBoundary, syntax.OpNoWordBoundary:
 		return []string{""}, true
 	case syntax.OpCharClass:
+		n := 0
+		for i := 0; i+1 < len(re.Rune); i += 2 {
+			n += int(re.Rune[i+1]-re.Rune[i]) + 1
+		}
+		if n > 4*maxSet {
+			return nil, false
+		}
 		var set []string
 		for i := 0; i+1 < len(re.Rune); i += 2 {
 			if re.Rune[i+1]-re.Rune[i] >= maxSet {

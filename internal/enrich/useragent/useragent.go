@@ -3,9 +3,13 @@
 // Apache-2.0, embedded), and a class that account-takeover rules act on —
 // browser, mobile_app, crawler, scripted, headless, empty or unknown.
 //
-// The regexes are compiled once, at New. Each regex carries a literal that
-// every match must contain, so most are skipped with a substring test.
-// Results are cached per user-agent string in a bounded LRU.
+// The regexes are compiled once, at New. Each regex is gated by sets of
+// literals that every match must contain; one Aho–Corasick pass over the
+// input finds the literals it has, so only a handful of regexes run, each
+// on the part of the input where a match can lie (gate.go, window.go). The
+// results are exactly those of trying every gated regex in order, which a
+// differential test and fuzz target check. Results are cached per
+// user-agent string in a bounded LRU.
 package useragent
 
 import (

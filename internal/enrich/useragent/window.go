@@ -311,7 +311,8 @@ type window struct {
 	// are at most cutRunes-1 runes long.
 	cutRunes int
 	// start lists the start clause as (literal id, distance); tail is the
-	// regex to run on input[p0:] when p0 > 0.
+	// regex to run on input[p0:] when p0 > 0 (nil: the regex itself, which
+	// has no ^).
 	start []startPos
 	tail  *regexp.Regexp
 }
@@ -342,11 +343,14 @@ func windowOf(expr string, id func(string) int32) window {
 	if sc == nil {
 		return window{}
 	}
-	tail, err := regexp.Compile(noBeginText(re).String())
-	if err != nil || tail.NumSubexp() != re.MaxCap() {
-		return window{}
+	w := window{}
+	if hasOp(re, syntax.OpBeginText) {
+		tail, err := regexp.Compile(noBeginText(re).String())
+		if err != nil || tail.NumSubexp() != re.MaxCap() {
+			return window{}
+		}
+		w.tail = tail
 	}
-	w := window{tail: tail}
 	for _, l := range sc {
 		if l.lit == "" {
 			return window{}
@@ -394,6 +398,9 @@ func (r *rule) find(s string, sc *gateScratch) []string {
 			p0--
 		}
 		if p0 > 0 {
+			if w.tail == nil {
+				return r.re.FindStringSubmatch(s[p0:])
+			}
 			return w.tail.FindStringSubmatch(s[p0:])
 		}
 	}
