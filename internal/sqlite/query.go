@@ -40,7 +40,16 @@ type QueryOptions struct {
 	// together, DefaultQueryMaxDistinct when 0: dc is exact, so its memory
 	// grows with the distinct values.
 	MaxDistinct int
+	// MaxTopGroups is the most groups a stats stage may hold when a sort
+	// and a head follow it directly (a top-N: "top 20 IPs by distinct
+	// failed accounts" needs every IP's group to pick 20), default
+	// DefaultQueryMaxTopGroups. Other stats stages hold at most
+	// query.MaxGroups, since all their groups are the answer.
+	MaxTopGroups int
 }
+
+// DefaultQueryMaxTopGroups is the default of QueryOptions.MaxTopGroups.
+const DefaultQueryMaxTopGroups = 1_000_000
 
 // Querier runs investigation queries (audit.QueryRunner) on the event
 // store's partitions. See docs/perf/query.md for how and how fast.
@@ -65,6 +74,9 @@ func (s *EventStore) Querier(o QueryOptions) *Querier {
 	if o.MaxDistinct <= 0 {
 		o.MaxDistinct = DefaultQueryMaxDistinct
 	}
+	if o.MaxTopGroups <= 0 {
+		o.MaxTopGroups = DefaultQueryMaxTopGroups
+	}
 	return &Querier{s: s, opts: o}
 }
 
@@ -81,6 +93,10 @@ type run struct {
 	stats   audit.QueryStats
 	limit   time.Duration
 	distinc int // values held by all dc sets
+	// lean is set when the query reads only fields that are columns or at
+	// the head of the encoded body (time, action, ip, outcome, reason,
+	// actor.id): rows are then decoded only that far.
+	lean bool
 }
 
 func limitErr(format string, args ...any) error {
@@ -115,7 +131,7 @@ func (q *Querier) execute(ctx context.Context, scope audit.QueryScope, qu *audit
 	if qu == nil || qu.Since.IsZero() || qu.Until.IsZero() || !qu.Until.After(qu.Since) {
 		return audit.QueryStats{}, invalid("q", "a query needs a time range")
 	}
-	r := &run{q: q, scope: scope, query: qu, export: export, limit: q.opts.Timeout}
+	r := &run{q: q, scope: scope, query: qu, export: export, limit: q.opts.Timeout, lean: leanQuery(qu)}
 	if export {
 		r.limit = q.opts.ExportTimeout
 	}
@@ -167,6 +183,13 @@ func (r *run) execute(ctx context.Context, sink audit.QuerySink) error {
 	agg, err := newAggregator(r, sp.stats)
 	if err != nil {
 		return err
+	}
+	if len(sp.post) >= 2 {
+		_, sorted := sp.post[0].(*audit.SortStage)
+		_, headed := sp.post[1].(*audit.HeadStage)
+		if sorted && headed {
+			agg.maxGroups = r.q.opts.MaxTopGroups
+		}
 	}
 	if len(sp.pre) == 0 && r.sqlAggregatable(sp.stats) {
 		err = r.sqlAggregate(ctx, parts, agg)
@@ -242,7 +265,7 @@ func (r *run) rowStmt(p *partition, tenant string, ordered bool, cols string) (s
 
 // scanTenant streams the exact matches of one tenant in one partition.
 func (r *run) scanTenant(ctx context.Context, p *partition, tenant string, ordered bool, row *qrow, fn scanFn) (stop bool, err error) {
-	stmt, args, exact, ok := r.rowStmt(p, tenant, ordered, "ts, id, act, body")
+	stmt, args, exact, ok := r.rowStmt(p, tenant, ordered, "ts, id, act, ip, body")
 	if !ok {
 		return false, nil
 	}
@@ -254,10 +277,11 @@ func (r *run) scanTenant(ctx context.Context, p *partition, tenant string, order
 	var (
 		ts, act int64
 		id      string
+		ip      sql.RawBytes
 		body    sql.RawBytes
 	)
 	for rows.Next() {
-		if err := rows.Scan(&ts, &id, &act, &body); err != nil {
+		if err := rows.Scan(&ts, &id, &act, &ip, &body); err != nil {
 			return false, translate(err, "query "+p.f.path)
 		}
 		r.stats.Scanned++
@@ -265,7 +289,15 @@ func (r *run) scanTenant(ctx context.Context, p *partition, tenant string, order
 			return false, limitErr("the query examined more than %d stored events, its limit; narrow the time range or add an indexed filter (action, actor.id, ip, session, target.id)", r.q.opts.MaxScanned)
 		}
 		row.reset()
-		if err := decodeEvent(body, &row.ev, encodeOpts{omitKey: true, dict: dictAdapter{p}, rawMeta: &row.rawMeta}); err != nil {
+		if r.lean {
+			if err := decodePrefix(body, &row.ev, dictAdapter{p}); err != nil {
+				return false, fmt.Errorf("decode event %s in %s: %w", id, p.f.path, err)
+			}
+			if a, ok := netip.AddrFromSlice(ip); ok {
+				row.ev.Context.IP = a
+			}
+			row.metaDone = true
+		} else if err := decodeEvent(body, &row.ev, encodeOpts{omitKey: true, dict: dictAdapter{p}, rawMeta: &row.rawMeta}); err != nil {
 			return false, fmt.Errorf("decode event %s in %s: %w", id, p.f.path, err)
 		}
 		action, ok := p.name(uint64(act))
@@ -549,4 +581,89 @@ func ipFromKey(b []byte) any {
 		return a
 	}
 	return nil
+}
+
+// prefixFields are the fields a lean decode provides.
+var prefixFields = map[string]bool{"time": true, "action": true, "ip": true, "outcome": true, "reason": true, "actor.id": true}
+
+// leanQuery reports whether every field q reads is in prefixFields. Event
+// rows without a fields stage output whole events, so they are never lean.
+func leanQuery(q *audit.Query) bool {
+	ok := exprFields(q.Filter, func(f string) bool { return prefixFields[f] })
+	hasStats, hasFields := false, false
+	for _, s := range q.Stages {
+		switch s := s.(type) {
+		case *audit.StatsStage:
+			hasStats = true
+			for _, k := range s.By {
+				ok = ok && prefixFields[k.Field]
+			}
+			for _, a := range s.Aggs {
+				ok = ok && (a.Func == audit.AggCount || prefixFields[a.Field])
+			}
+		case *audit.SortStage:
+			if !hasStats {
+				for _, k := range s.Keys {
+					ok = ok && prefixFields[k.Name]
+				}
+			}
+		case *audit.FieldsStage:
+			if !hasStats {
+				hasFields = true
+				for _, n := range s.Names {
+					ok = ok && prefixFields[n]
+				}
+			}
+		}
+	}
+	return ok && (hasStats || hasFields)
+}
+
+// exprFields reports whether keep holds for every field e compares; free
+// text reads many fields, so it fails.
+func exprFields(e audit.Expr, keep func(string) bool) bool {
+	switch e := e.(type) {
+	case nil:
+		return true
+	case *audit.AndExpr:
+		for _, t := range e.Terms {
+			if !exprFields(t, keep) {
+				return false
+			}
+		}
+		return true
+	case *audit.OrExpr:
+		for _, t := range e.Terms {
+			if !exprFields(t, keep) {
+				return false
+			}
+		}
+		return true
+	case *audit.NotExpr:
+		return exprFields(e.Term, keep)
+	case *audit.CompareExpr:
+		return keep(e.Field)
+	}
+	return false
+}
+
+// decodePrefix decodes only the head of a partition-encoded body
+// (omitKey form): received time, outcome, reason and actor id, in
+// decodeEvent's order. Every other field of ev is zeroed.
+// TestDecodePrefixAgrees keeps it in step with the codec.
+func decodePrefix(b []byte, ev *audit.Event, dict dictionary) error {
+	*ev = audit.Event{}
+	d := decoder{b: b, dict: dict, field: "version"}
+	if v := d.byte1(); v != codecVersion && d.err == nil {
+		d.fail("unknown version %d", v)
+	}
+	d.field = "received_at"
+	ev.ReceivedAt = d.time()
+	d.field = "outcome"
+	ev.Outcome = audit.Outcome(d.dstr())
+	d.field = "reason"
+	ev.Reason = d.dstr()
+	d.field = "actor"
+	ev.Actor.ID = d.str()
+	return d.err
 }

@@ -33,10 +33,13 @@ type aggregator struct {
 	aggGets []getter
 	groups  map[string]*group
 	keyBuf  []byte
+	// maxGroups is the group limit: query.MaxGroups, or the runner's
+	// MaxTopGroups for a top-N (stats | sort | head).
+	maxGroups int
 }
 
 func newAggregator(r *run, st *audit.StatsStage) (*aggregator, error) {
-	a := &aggregator{r: r, st: st, groups: map[string]*group{}}
+	a := &aggregator{r: r, st: st, groups: map[string]*group{}, maxGroups: query.MaxGroups}
 	for _, k := range st.By {
 		g, ok := getterFor(k.Field)
 		if !ok {
@@ -77,8 +80,8 @@ func (a *aggregator) groupFor(keys []any) (*group, error) {
 	if g, ok := a.groups[string(a.keyBuf)]; ok {
 		return g, nil
 	}
-	if len(a.groups) >= query.MaxGroups {
-		return nil, limitErr("the stats stage makes more than %d groups, its limit; group by fewer or coarser keys, or narrow the filter", query.MaxGroups)
+	if len(a.groups) >= a.maxGroups {
+		return nil, limitErr("the stats stage makes more than %d groups, its limit; group by fewer or coarser keys, narrow the filter, or follow it with | sort … | head N", a.maxGroups)
 	}
 	g := &group{keys: slices.Clone(keys), aggs: make([]aggState, len(a.st.Aggs))}
 	a.groups[string(a.keyBuf)] = g
@@ -494,7 +497,7 @@ func (r *run) sqlAggregateTenant(ctx context.Context, p *partition, tenant strin
 			}
 			stmt += fmt.Sprint(i + 1)
 		}
-		stmt += fmt.Sprintf(" LIMIT %d", query.MaxGroups+1)
+		stmt += fmt.Sprintf(" LIMIT %d", a.maxGroups+1)
 	}
 	rows, err := p.f.r.QueryContext(ctx, stmt, append(selArgs, args...)...)
 	if err != nil {
