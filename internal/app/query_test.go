@@ -75,7 +75,7 @@ func TestQueryExportAndViewsOverHTTP(t *testing.T) {
 	}
 
 	var actor struct {
-		Logins       map[string]int `json:"logins"`
+		Logins       map[string]int        `json:"logins"`
 		RecentLogins []struct{ IP string } `json:"recent_logins"`
 		Sessions     []struct{ ID string } `json:"sessions"`
 	}
