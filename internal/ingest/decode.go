@@ -92,12 +92,12 @@ func decodeNDJSON(body []byte) ([]Item, error) {
 		if len(items) == MaxBatch {
 			return nil, audit.Errorf(audit.EINVALID, "request body has more than %d events", MaxBatch)
 		}
-		idx := len(items)
-		if !json.Valid(raw) {
-			items = append(items, Item{Index: idx, Err: syntaxError(raw, fmt.Sprintf("line %d", line))})
-			continue
+		it := decodeOne(len(items), raw)
+		if it.Err != nil && !json.Valid(raw) {
+			// Only a failed line pays for locating the syntax error.
+			it.Err = syntaxError(raw, fmt.Sprintf("line %d", line))
 		}
-		items = append(items, decodeOne(idx, raw))
+		items = append(items, it)
 	}
 	if err := sc.Err(); err != nil {
 		return nil, audit.Errorf(audit.EINVALID, "read NDJSON body: %v", err)
