@@ -43,21 +43,23 @@ type Perf struct {
 	// per event is the steadier figure.
 	SingleCPU, BatchCPU, SingleWall, BatchWall time.Duration
 	SingleDrain                                DrainResult
-	BatchDrain                                 DrainResult
-	BulkDetect                                 []Bucket // finding latency during the bulk load
-	Live                                       LoadResult
-	LiveDetect                                 []Bucket
-	LiveFindings                               float64
-	TotalEvents                                float64 // stored by the pipeline
-	Queries                                    []QueryRow
-	AggNote                                    string
-	PeakRSS                                    int64
-	DiskRunning                                int64
-	DiskClosed                                 int64
-	DiskParts                                  map[string]int64
-	MemPerActor                                float64
-	MemCmd                                     string
-	MemErr                                     error
+	// Durable-append time per request (vigil_ingest_commit_seconds) per phase.
+	SingleCommit, BatchCommit []Bucket
+	BatchDrain                DrainResult
+	BulkDetect                []Bucket // finding latency during the bulk load
+	Live                      LoadResult
+	LiveDetect                []Bucket
+	LiveFindings              float64
+	TotalEvents               float64 // stored by the pipeline
+	Queries                   []QueryRow
+	AggNote                   string
+	PeakRSS                   int64
+	DiskRunning               int64
+	DiskClosed                int64
+	DiskParts                 map[string]int64
+	MemPerActor               float64
+	MemCmd                    string
+	MemErr                    error
 
 	PGErr     error
 	PGVersion string
@@ -138,7 +140,7 @@ func runPerf(ctx context.Context, args []string) error {
 	}
 	logf("memory per tracked actor: go %s", strings.Join(actorMemory().Args, " "))
 	mem := actorMemory()
-	runComponent(ctx, root, mem, 10*time.Minute)
+	runComponent(ctx, root, mem, 5*time.Minute)
 	p.MemCmd = mem.Command()
 	if v, ok := mem.metric("heap-B/actor"); ok {
 		p.MemPerActor = v
@@ -192,6 +194,10 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	}
 	drainProgress := func(stored, lag float64) { logf("  pipeline: %.0f stored, lag %.0f", stored, lag) }
 
+	m0, err := srv.scrape(ctx)
+	if err != nil {
+		return err
+	}
 	cpu0, _ := ProcCPU(srv.Pid())
 	wall0 := time.Now()
 	singleTo := o.Events / 5
@@ -211,6 +217,7 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	if err != nil {
 		return err
 	}
+	p.SingleCommit = subBuckets(before.Histogram("vigil_ingest_commit_seconds"), m0.Histogram("vigil_ingest_commit_seconds"))
 	t0 = time.Now()
 	cpu0, _ = ProcCPU(srv.Pid())
 	p.Batched = sendEvents(ctx, srv, g, LoadOptions{Clients: o.BatchClients, Batch: 1000, From: p.Single.To, To: o.Events,
@@ -229,6 +236,7 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 		return err
 	}
 	p.BulkDetect = mid.Histogram("vigil_finding_latency_seconds")
+	p.BatchCommit = subBuckets(mid.Histogram("vigil_ingest_commit_seconds"), before.Histogram("vigil_ingest_commit_seconds"))
 	logf("  findings so far: %.0f updates; finding latency during the bulk load p50 %s p99 %s", mid["vigil_pipeline_findings_total"],
 		fmtSec(bucketQuantile(.5, p.BulkDetect)), fmtSec(bucketQuantile(.99, p.BulkDetect)))
 
@@ -252,13 +260,13 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 
 	logf("queries on vigil: %d runs per shape", o.Queries)
 	for k, c := range queryCases(g) {
-		r := runQueries(ctx, c, o.Queries, uint64(k), func(q QueryParams) (int, error) { return vigilSearch(ctx, srv, q) })
+		r := runQueries(ctx, c, o.Queries, uint64(k), func(q QueryParams) (Answer, error) { return vigilSearch(ctx, srv, q) })
 		p.Queries = append(p.Queries, QueryRow{Name: c.Name, Vigil: r})
 		logf("  %s: p50 %s p99 %s (%v)", c.Name, pct(r.Lat, .5), pct(r.Lat, .99), r.Err)
 	}
 	agg := QueryRow{Name: aggCase(g).Name, IsAggregate: true}
 	if hasQueryEndpoint(ctx, srv) {
-		agg.Vigil = runQueries(ctx, aggCase(g), o.Queries/3, 99, func(q QueryParams) (int, error) { return vigilAgg(ctx, srv, q) })
+		agg.Vigil = runQueries(ctx, aggCase(g), o.Queries/3, 99, func(q QueryParams) (Answer, error) { return vigilAgg(ctx, srv, q) })
 		if agg.Vigil.Err != nil {
 			agg.VigilSkip = "POST /v1/query failed: " + agg.Vigil.Err.Error()
 		}

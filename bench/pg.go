@@ -262,7 +262,7 @@ func (pg *PG) Size(ctx context.Context) (int64, error) {
 }
 
 // Searcher returns a function running one search on one connection.
-func (pg *PG) Searcher(ctx context.Context) (func(QueryParams) (int, error), func(), error) {
+func (pg *PG) Searcher(ctx context.Context) (func(QueryParams) (Answer, error), func(), error) {
 	c, err := pg.conn(ctx)
 	if err != nil {
 		return nil, nil, err
@@ -284,7 +284,7 @@ func (pg *PG) Searcher(ctx context.Context) (func(QueryParams) (int, error), fun
 		rows.Close()
 		return n, rows.Err()
 	}
-	search := func(p QueryParams) (int, error) {
+	pgSearch := func(p QueryParams) (int, error) {
 		switch {
 		case p.Agg:
 			rows, err := c.Query(ctx, pgSQL.agg, p.Tenant, p.Until.Add(-24*time.Hour), p.Until)
@@ -308,6 +308,10 @@ func (pg *PG) Searcher(ctx context.Context) (func(QueryParams) (int, error), fun
 		default:
 			return runSQL(pgSQL.exact, p.Tenant, p.Action)
 		}
+	}
+	search := func(p QueryParams) (Answer, error) {
+		n, err := pgSearch(p)
+		return Answer{Rows: n}, err
 	}
 	return search, func() { c.Close(context.Background()) }, nil
 }

@@ -74,13 +74,27 @@ func aggCase(g *Gen) QueryCase {
 
 // QueryResult is the latency distribution of one case on one system.
 type QueryResult struct {
-	Lat  []time.Duration
+	// Lat is the time until the answer was complete: for Vigil until the
+	// JSON document was decoded, for PostgreSQL until the last row.
+	Lat []time.Duration
+	// Done is, for Vigil, the time until the HTTP exchange ended, which
+	// includes the durable "vigil.search" read-audit event the server
+	// appends after flushing the answer.
+	Done []time.Duration
 	Rows int // total rows returned, for a sanity comparison
 	Err  error
 }
 
-// vigilSearch runs one GET /v1/events search and returns how many events it gave.
-func vigilSearch(ctx context.Context, s *Server, p QueryParams) (int, error) {
+// Answer is one search's outcome: rows, and (for HTTP) when the answer was
+// complete, which may be before the exchange ended.
+type Answer struct {
+	Rows     int
+	Complete time.Duration // 0: the whole call
+}
+
+// vigilSearch runs one GET /v1/events search and returns how many events
+// it gave and when the JSON answer was complete.
+func vigilSearch(ctx context.Context, s *Server, p QueryParams) (Answer, error) {
 	q := url.Values{"tenant": {p.Tenant}, "limit": {"100"}}
 	switch {
 	case p.Actor != "":
@@ -92,20 +106,11 @@ func vigilSearch(ctx context.Context, s *Server, p QueryParams) (int, error) {
 	case p.Action != "":
 		q.Set("action", p.Action)
 	}
-	r, err := s.do(ctx, "GET", "/v1/events?"+q.Encode(), "", nil)
-	if err != nil {
-		return 0, err
-	}
-	if r.Status != http.StatusOK {
-		return 0, fmt.Errorf("GET /v1/events?%s: %d %.200s", q.Encode(), r.Status, r.Body)
-	}
 	var page struct {
 		Events []json.RawMessage `json:"events"`
 	}
-	if err := json.Unmarshal(r.Body, &page); err != nil {
-		return 0, err
-	}
-	return len(page.Events), nil
+	d, err := s.decode(ctx, "GET", "/v1/events?"+q.Encode(), nil, &page)
+	return Answer{Rows: len(page.Events), Complete: d}, err
 }
 
 // vigilAggQuery is the query-language form of the aggregation, for POST
@@ -116,24 +121,13 @@ func vigilAggQuery(p QueryParams) string {
 }
 
 // vigilAgg runs the aggregation through POST /v1/query.
-func vigilAgg(ctx context.Context, s *Server, p QueryParams) (int, error) {
+func vigilAgg(ctx context.Context, s *Server, p QueryParams) (Answer, error) {
 	body, _ := json.Marshal(map[string]string{"q": vigilAggQuery(p), "tenant": p.Tenant})
-	r, err := s.do(ctx, "POST", "/v1/query", "application/json", body)
-	if err != nil {
-		return 0, err
+	var out struct {
+		Rows []json.RawMessage `json:"rows"`
 	}
-	if r.Status != http.StatusOK {
-		return 0, fmt.Errorf("POST /v1/query: %d %.300s", r.Status, r.Body)
-	}
-	var out map[string]json.RawMessage
-	if err := json.Unmarshal(r.Body, &out); err != nil {
-		return 0, err
-	}
-	var rows []json.RawMessage
-	if err := json.Unmarshal(out["rows"], &rows); err != nil {
-		return 0, fmt.Errorf("POST /v1/query: no rows in %.200s", r.Body)
-	}
-	return len(rows), nil
+	d, err := s.decode(ctx, "POST", "/v1/query", body, &out)
+	return Answer{Rows: len(out.Rows), Complete: d}, err
 }
 
 // hasQueryEndpoint reports whether the server routes POST /v1/query.
@@ -147,7 +141,7 @@ func hasQueryEndpoint(ctx context.Context, s *Server) bool {
 
 // runQueries runs n draws of a case sequentially (one client), after a
 // few warm-up runs, and records each latency.
-func runQueries(ctx context.Context, c QueryCase, n int, seed uint64, run func(QueryParams) (int, error)) QueryResult {
+func runQueries(ctx context.Context, c QueryCase, n int, seed uint64, run func(QueryParams) (Answer, error)) QueryResult {
 	r := rand.New(rand.NewPCG(seed, 0xbe7c))
 	var res QueryResult
 	for range 5 {
@@ -164,13 +158,19 @@ func runQueries(ctx context.Context, c QueryCase, n int, seed uint64, run func(Q
 		}
 		p := c.Params(r)
 		t0 := time.Now()
-		rows, err := run(p)
-		res.Lat = append(res.Lat, time.Since(t0))
+		a, err := run(p)
+		done := time.Since(t0)
 		if err != nil {
 			res.Err = err
 			return res
 		}
-		res.Rows += rows
+		complete := done
+		if a.Complete > 0 {
+			complete = a.Complete
+		}
+		res.Lat = append(res.Lat, complete)
+		res.Done = append(res.Done, done)
+		res.Rows += a.Rows
 	}
 	return res
 }

@@ -125,3 +125,38 @@ func TestParseMetrics(t *testing.T) {
 		t.Errorf("histogram: %v", h)
 	}
 }
+
+// FuzzParseMetrics feeds arbitrary exposition text to the metrics parser
+// the harness relies on: it must not panic, histograms come out sorted,
+// and a quantile is NaN or within the finite bucket bounds.
+func FuzzParseMetrics(f *testing.F) {
+	f.Add([]byte("# HELP x\nvigil_pipeline_lag_events 42\nh_bucket{le=\"0.5\"} 3\nh_bucket{le=\"+Inf\"} 4\n"))
+	f.Add([]byte("h_bucket{le=\"0.001\"} 0\nh_bucket{le=\"0.002\"} 5\nh_bucket{le=\"+Inf\"} 10\nh_count 10\n"))
+	f.Add([]byte("h_bucket{le=\"x\"} 1\nh_bucket{le=\"} 2\n garbage\n"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) > 1<<16 {
+			return
+		}
+		m := parseMetrics(b)
+		h := m.Histogram("h")
+		valid := true // non-negative bounds, non-decreasing non-negative counts
+		hi := 0.0
+		for i := range h {
+			if i > 0 && h[i].LE < h[i-1].LE {
+				t.Fatalf("buckets not sorted: %v", h)
+			}
+			if h[i].LE < 0 || h[i].Count < 0 || math.IsNaN(h[i].Count) || (i > 0 && h[i].Count < h[i-1].Count) {
+				valid = false
+			}
+			if !math.IsInf(h[i].LE, 1) {
+				hi = math.Max(hi, h[i].LE)
+			}
+		}
+		for _, q := range []float64{0, 0.5, 0.99, 1} {
+			v := bucketQuantile(q, h)
+			if valid && !math.IsNaN(v) && (v < 0 || v > hi) {
+				t.Fatalf("q%v = %v outside [0, %v] for %v", q, v, hi, h)
+			}
+		}
+	})
+}

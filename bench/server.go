@@ -272,6 +272,40 @@ func (s *Server) do(ctx context.Context, method, path, contentType string, body 
 	return Response{Status: resp.StatusCode, RetryAfter: resp.Header.Get("Retry-After"), Body: b}, err
 }
 
+// decode sends one request with the operator key, decodes a 200 answer's
+// JSON into v and returns the time from sending until v was decoded (the
+// answer complete), then reads the rest of the exchange.
+func (s *Server) decode(ctx context.Context, method, path string, body []byte, v any) (time.Duration, error) {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, s.URL+path, rd)
+	if err != nil {
+		return 0, err
+	}
+	req.Header.Set("Authorization", "Bearer "+s.Key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	t0 := time.Now()
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		return 0, fmt.Errorf("%s %s: %d %.300s", method, path, resp.StatusCode, b)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
+		return 0, fmt.Errorf("%s %s: %w", method, path, err)
+	}
+	d := time.Since(t0)
+	_, err = io.Copy(io.Discard, resp.Body)
+	return d, err
+}
+
 // createTenants creates tenants t00… with the operator key.
 func (s *Server) createTenants(ctx context.Context, n int) error {
 	for t := range n {
