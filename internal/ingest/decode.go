@@ -148,9 +148,11 @@ func finish(ev *audit.Event, w *wireParts) (*audit.Event, error) {
 		if m[0] != '{' {
 			return nil, audit.FieldErrorf("metadata", "metadata must be a JSON object")
 		}
-		if err := json.Unmarshal(m, &ev.Metadata); err != nil {
+		md, ok := decodeMetadata(m)
+		if !ok {
 			return nil, audit.FieldErrorf("metadata", "metadata is not valid JSON")
 		}
+		ev.Metadata = md
 	}
 	return ev, nil
 }

@@ -858,3 +858,84 @@ func hex4(s []byte) rune {
 	}
 	return r
 }
+
+// decodeMetadata decodes a metadata object the way json.Unmarshal into a
+// map[string]any does: numbers become float64, arrays []any, objects
+// map[string]any, and a duplicate key keeps its last value. m must be an
+// object the scanner has already checked; ok is false only when a number
+// does not fit a float64, which json.Unmarshal rejects.
+func decodeMetadata(m []byte) (map[string]any, bool) {
+	s := eventScanner{data: m}
+	v, ok := s.anyValue()
+	if !ok {
+		return nil, false
+	}
+	obj, _ := v.(map[string]any)
+	return obj, true
+}
+
+// anyValue decodes the checked JSON value at s.pos into the types
+// json.Unmarshal uses for an empty interface.
+func (s *eventScanner) anyValue() (any, bool) {
+	s.skipSpace()
+	switch c := s.data[s.pos]; {
+	case c == '"':
+		return s.stringValue()
+	case c == '{':
+		obj := make(map[string]any)
+		more, _ := s.objectStart(0)
+		for more {
+			raw, needs, _ := s.key()
+			var k string
+			if needs {
+				k = string(unquote(s.buf[:0], raw))
+			} else {
+				k = string(raw)
+			}
+			v, ok := s.anyValue()
+			if !ok {
+				return nil, false
+			}
+			obj[k] = v
+			more, _ = s.objectNext()
+		}
+		return obj, true
+	case c == '[':
+		arr := make([]any, 0)
+		s.pos++
+		s.skipSpace()
+		if s.data[s.pos] == ']' {
+			s.pos++
+			return arr, true
+		}
+		for {
+			v, ok := s.anyValue()
+			if !ok {
+				return nil, false
+			}
+			arr = append(arr, v)
+			s.skipSpace()
+			c := s.data[s.pos]
+			s.pos++
+			if c == ']' {
+				return arr, true
+			}
+		}
+	case c == 't':
+		s.pos += len("true")
+		return true, true
+	case c == 'f':
+		s.pos += len("false")
+		return false, true
+	case c == 'n':
+		s.pos += len("null")
+		return nil, true
+	}
+	start := s.pos
+	s.number()
+	f, err := strconv.ParseFloat(string(s.data[start:s.pos]), 64)
+	if err != nil {
+		return nil, false
+	}
+	return f, true
+}
