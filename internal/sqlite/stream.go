@@ -49,6 +49,9 @@ type Stream struct {
 	// commit clears it. Readiness reports it for a while (writeFailure).
 	failErr error
 	failAt  time.Time
+	// legacy reports that dedupe_v1 (keys of stream schema version 1)
+	// still holds rows, so each append also looks its legacy keys up there.
+	legacy atomic.Bool
 }
 
 var (
@@ -106,6 +109,9 @@ func openStream(ctx context.Context, opts Options, log *slog.Logger) (*Stream, e
 		s.consumers[name] = uint64(pos)
 	}
 	rows.Close()
+	if err := s.checkLegacy(ctx); err != nil {
+		return nil, errors.Join(err, f.close())
+	}
 	var first sql.NullInt64
 	if err := f.r.QueryRowContext(ctx, `SELECT min(seq) FROM records`).Scan(&first); err != nil {
 		return nil, errors.Join(translate(err, "read stream start"), f.close())
@@ -119,21 +125,84 @@ func openStream(ctx context.Context, opts Options, log *slog.Logger) (*Stream, e
 	return s, nil
 }
 
-// dedupeKey is the 16-byte idempotency key of (tenant, id): the id's own
-// millisecond timestamp when it is a ULID or UUIDv7 (else zero) in the
-// first 6 bytes, so time-ordered ids land at the b-tree's right edge, then
-// 10 bytes of SHA-256(tenant NUL id).
+// checkLegacy sets s.legacy to whether dedupe_v1 holds any key.
+func (s *Stream) checkLegacy(ctx context.Context) error {
+	var found bool
+	if err := s.f.w.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM dedupe_v1)`).Scan(&found); err != nil {
+		return translate(err, "read legacy idempotency keys")
+	}
+	s.legacy.Store(found)
+	return nil
+}
+
+// dedupeKey is the 16-byte idempotency key of (tenant, id), a pure
+// function of the two, laid out so that time-ordered ids land at the right
+// edge of the dedupe b-tree (each commit then dirties a few pages instead
+// of one random page per key, which cost ~4 KB of WAL per event):
+//
+//   - a canonical ULID (26 upper-case Crockford digits): its 48-bit
+//     millisecond time (6 bytes), the last 4 bytes of its 80 random bits
+//     (which a monotonic generator increments within one millisecond), and
+//     6 bytes of SHA-256(tenant NUL id). Two different (tenant, id) share a
+//     key only if time, those 32 bits and a 48-bit hash all agree.
+//   - any other id: legacyDedupeKey.
 func dedupeKey(tenant, id string) [16]byte {
+	lo, ok := ulidLow32(id)
+	if !ok {
+		return legacyDedupeKey(tenant, id)
+	}
 	var k [16]byte
 	ms := idMillis(id)
 	k[0], k[1], k[2], k[3], k[4], k[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
+	k[6], k[7], k[8], k[9] = byte(lo>>24), byte(lo>>16), byte(lo>>8), byte(lo)
+	sum := tenantIDHash(tenant, id)
+	copy(k[10:], sum[:6])
+	return k
+}
+
+// legacyDedupeKey is the key of stream schema version 1 (still used for ids
+// that are not canonical ULIDs): the id's own millisecond timestamp when it
+// is a ULID or UUIDv7 (else zero) in the first 6 bytes, then 10 bytes of
+// SHA-256(tenant NUL id). Within one millisecond its order is random.
+func legacyDedupeKey(tenant, id string) [16]byte {
+	var k [16]byte
+	ms := idMillis(id)
+	k[0], k[1], k[2], k[3], k[4], k[5] = byte(ms>>40), byte(ms>>32), byte(ms>>24), byte(ms>>16), byte(ms>>8), byte(ms)
+	sum := tenantIDHash(tenant, id)
+	copy(k[6:], sum[:10])
+	return k
+}
+
+func tenantIDHash(tenant, id string) [32]byte {
 	h := sha256.New()
 	h.Write([]byte(tenant))
 	h.Write([]byte{0})
 	h.Write([]byte(id))
 	var sum [32]byte
-	copy(k[6:], h.Sum(sum[:0])[:10])
-	return k
+	h.Sum(sum[:0])
+	return sum
+}
+
+// ulidLow32 returns the last 32 bits of a canonical ULID (upper-case
+// Crockford base32, first digit ≤ 7, so distinct strings are distinct
+// numbers); ok is false for anything else, lower case included.
+func ulidLow32(id string) (uint32, bool) {
+	if len(id) != 26 {
+		return 0, false
+	}
+	var lo uint32
+	for i := 0; i < 26; i++ {
+		c := id[i]
+		if c >= 'a' && c <= 'z' {
+			return 0, false
+		}
+		v := crockfordValue(c)
+		if v < 0 || (i == 0 && v > 7) {
+			return 0, false
+		}
+		lo = lo<<5 | uint32(v) // keeps the low 32 of the 128 bits
+	}
+	return lo, true
 }
 
 // idMillis returns the 48-bit millisecond timestamp of a ULID or UUIDv7 id,
@@ -344,7 +413,7 @@ func (s *Stream) write(live []*appendReq, seq uint64) (uint64, error) {
 	}
 	defer func() { _ = tx.Rollback() }()
 	day := s.now().UTC().Unix() / 86400
-	w := &chunkWriter{tx: tx, day: day}
+	w := &chunkWriter{tx: tx, day: day, legacy: s.legacy.Load()}
 	for _, r := range live {
 		if _, err := tx.ExecContext(ctx, `SAVEPOINT req`); err != nil {
 			return 0, translate(err, "savepoint")
@@ -370,11 +439,12 @@ func (s *Stream) write(live []*appendReq, seq uint64) (uint64, error) {
 
 // chunkWriter appends events with multi-row statements.
 type chunkWriter struct {
-	tx   *sql.Tx
-	day  int64
-	args []any
-	buf  []byte
-	sb   []byte
+	tx     *sql.Tx
+	day    int64
+	legacy bool // look keys up in dedupe_v1 too
+	args   []any
+	buf    []byte
+	sb     []byte
 }
 
 func (w *chunkWriter) appendReq(ctx context.Context, r *appendReq, seq uint64) (uint64, error) {
@@ -420,6 +490,12 @@ func (w *chunkWriter) values(n, cols int) string {
 // appendChunk inserts the idempotency keys of the events idx in one
 // statement, learns from RETURNING which were new, and appends those.
 func (w *chunkWriter) appendChunk(ctx context.Context, r *appendReq, idx []int, seq uint64) (uint64, error) {
+	if w.legacy {
+		var err error
+		if idx, err = w.dropLegacy(ctx, r, idx); err != nil || len(idx) == 0 {
+			return seq, err
+		}
+	}
 	w.args = w.args[:0]
 	for _, i := range idx {
 		w.args = append(w.args, r.keys[i][:], int64(hash32(r.events[i].Tenant)), w.day)
@@ -470,6 +546,49 @@ func (w *chunkWriter) appendChunk(ctx context.Context, r *appendReq, idx []int, 
 		return 0, translate(err, "append records")
 	}
 	return seq, nil
+}
+
+// dropLegacy marks as duplicates the events of idx whose version-1 key is
+// in dedupe_v1 and returns the others.
+func (w *chunkWriter) dropLegacy(ctx context.Context, r *appendReq, idx []int) ([]int, error) {
+	w.args = w.args[:0]
+	w.sb = append(w.sb[:0], "SELECT k FROM dedupe_v1 WHERE k IN ("...)
+	for j, i := range idx {
+		if j > 0 {
+			w.sb = append(w.sb, ',')
+		}
+		w.sb = append(w.sb, '?')
+		k := legacyDedupeKey(r.events[i].Tenant, r.events[i].ID)
+		w.args = append(w.args, k[:])
+	}
+	w.sb = append(w.sb, ')')
+	rows, err := w.tx.QueryContext(ctx, string(w.sb), w.args...)
+	if err != nil {
+		return nil, translate(err, "look up legacy idempotency keys")
+	}
+	old := map[[16]byte]bool{}
+	for rows.Next() {
+		var k []byte
+		if err := rows.Scan(&k); err != nil {
+			rows.Close()
+			return nil, translate(err, "look up legacy idempotency keys")
+		}
+		old[[16]byte(k)] = true
+	}
+	err = rows.Err()
+	rows.Close()
+	if err != nil || len(old) == 0 {
+		return idx, translate(err, "look up legacy idempotency keys")
+	}
+	keep := idx[:0:0]
+	for _, i := range idx {
+		if old[legacyDedupeKey(r.events[i].Tenant, r.events[i].ID)] {
+			r.res[i] = audit.AppendResult{Duplicate: true}
+			continue
+		}
+		keep = append(keep, i)
+	}
+	return keep, nil
 }
 
 // Read returns up to max records after the position, in Seq order, without
@@ -615,6 +734,17 @@ func (s *Stream) Purge(ctx context.Context, tenant string, before time.Time) (in
 		return 0, translate(err, "purge idempotency keys")
 	}
 	n, _ := res.RowsAffected()
+	if s.legacy.Load() {
+		res, err := s.f.w.ExecContext(ctx, `DELETE FROM dedupe_v1 WHERE th = ? AND day < ?`, int64(hash32(tenant)), day)
+		if err != nil {
+			return n, translate(err, "purge legacy idempotency keys")
+		}
+		m, _ := res.RowsAffected()
+		n += m
+		if err := s.checkLegacy(ctx); err != nil {
+			return n, err
+		}
+	}
 	return n, nil
 }
 

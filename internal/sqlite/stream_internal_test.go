@@ -1,0 +1,144 @@
+package sqlite
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/audit"
+)
+
+// TestDedupeKey checks the idempotency key layout: a pure function of
+// (tenant, id), ordered like the ULIDs of a monotonic generator within one
+// millisecond, distinct across tenants, and the version-1 layout for every
+// id that is not a canonical ULID.
+func TestDedupeKey(t *testing.T) {
+	var gen audit.IDGenerator
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var prev [16]byte
+	for i := range 2000 {
+		id := gen.New(at) // same millisecond: the generator increments
+		k := dedupeKey("acme", id)
+		if k != dedupeKey("acme", id) {
+			t.Fatal("key is not deterministic")
+		}
+		if k == dedupeKey("acme2", id) {
+			t.Fatalf("tenants share the key of %s", id)
+		}
+		if ms := uint64(k[0])<<40 | uint64(k[1])<<32 | uint64(k[2])<<24 | uint64(k[3])<<16 | uint64(k[4])<<8 | uint64(k[5]); ms != uint64(at.UnixMilli()) {
+			t.Fatalf("key time %d, want %d", ms, at.UnixMilli())
+		}
+		if i > 0 && bytes.Compare(prev[:], k[:]) >= 0 {
+			t.Fatalf("key %d (%s) %x does not follow %x", i, id, k, prev)
+		}
+		prev = k
+	}
+	ulid := gen.New(at)
+	for _, tc := range []struct {
+		name, id string
+	}{
+		{"lower-case ULID", strings.ToLower(ulid)},
+		{"UUIDv7", "01890a5d-ac96-774b-bcce-b302099a8057"},
+		{"UUIDv4", "9b2e7c1a-4f3d-4e8a-9c2b-1d5e6f7a8b9c"},
+		{"free text", "evt-42"},
+		{"26 chars, not Crockford", "0123456789ABCDEFGHIJKLMNOP"},
+		{"ULID above 2^128", "8ZZZZZZZZZZZZZZZZZZZZZZZZZ"},
+	} {
+		if dedupeKey("acme", tc.id) != legacyDedupeKey("acme", tc.id) {
+			t.Errorf("%s %q: want the version-1 key", tc.name, tc.id)
+		}
+	}
+	if dedupeKey("acme", ulid) == legacyDedupeKey("acme", ulid) {
+		t.Error("canonical ULID kept the version-1 key")
+	}
+	for id, want := range map[string]uint32{"7ZZZZZZZZZZZZZZZZZZZZZZZZZ": 0xffffffff, "00000000000000000000000001": 1, "0000000000000000000000000Z": 31, "00000000000000000000001000": 1 << 15} {
+		if got, ok := ulidLow32(id); !ok || got != want {
+			t.Errorf("ulidLow32(%s) = %#x, %v; want %#x", id, got, ok, want)
+		}
+	}
+}
+
+// TestStreamUpgradesVersion1Keys opens a stream.db written by schema
+// version 1 (keys in the old layout, in table dedupe) and checks that its
+// keys still make retries duplicates after the migration, within and across
+// calls, until retention drains them.
+func TestStreamUpgradesVersion1Keys(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	day0 := time.Date(2026, 1, 10, 9, 0, 0, 0, time.UTC)
+	var gen audit.IDGenerator
+	oldID, newID := gen.New(day0), gen.New(day0)
+	// A version-1 file: migration 0001 only, one key in the old layout.
+	raw, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "stream.db")+"?_journal_mode=WAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrations("stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	old := legacyDedupeKey("acme", oldID)
+	for _, q := range []string{
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`,
+		ms[0].sql,
+		`INSERT INTO schema_migrations VALUES (1, '` + ms[0].name + `', 0)`,
+	} {
+		if _, err := raw.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := raw.Exec(`INSERT INTO dedupe (k, th, day) VALUES (?, ?, ?)`, old[:], int64(hash32("acme")), day0.Unix()/86400); err != nil {
+		t.Fatal(err)
+	}
+	if err := raw.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	now := day0.Add(time.Hour)
+	db, err := Open(ctx, Options{Dir: dir, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := db.Stream()
+	if !s.legacy.Load() {
+		t.Fatal("version-1 keys not noticed")
+	}
+	ev := func(id string) *audit.Event {
+		return &audit.Event{Tenant: "acme", ID: id, Time: day0, Action: "custom.thing"}
+	}
+	res, err := s.Append(ctx, []*audit.Event{ev(newID), ev(oldID), ev(newID)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Duplicate || res[0].Seq != 1 || !res[1].Duplicate || !res[2].Duplicate {
+		t.Fatalf("append after upgrade = %+v, want [seq 1, duplicate (version-1 key), duplicate]", res)
+	}
+	// Another tenant with the same id is not a duplicate.
+	other := ev(oldID)
+	other.Tenant = "globex"
+	if res, err := s.Append(ctx, []*audit.Event{other}); err != nil || res[0].Duplicate {
+		t.Fatalf("other tenant's append = %+v, %v", res, err)
+	}
+	// Retention drains dedupe_v1; afterwards the old id is new again.
+	if _, err := s.Purge(ctx, "acme", day0.Add(48*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if s.legacy.Load() {
+		t.Fatal("legacy lookups still on after dedupe_v1 was drained")
+	}
+	if res, err := s.Append(ctx, []*audit.Event{ev(oldID)}); err != nil || res[0].Duplicate {
+		t.Fatalf("append after retention = %+v, %v", res, err)
+	}
+	if res, err := s.Append(ctx, []*audit.Event{ev(oldID)}); err != nil || !res[0].Duplicate {
+		t.Fatalf("retry after retention = %+v, %v", res, err)
+	}
+	recs, err := s.Read(ctx, 0, 10)
+	if err != nil || len(recs) != 3 {
+		t.Fatalf("read = %d records, %v; want 3", len(recs), err)
+	}
+}
