@@ -106,13 +106,16 @@ func BenchmarkScore(b *testing.B) {
 	}
 }
 
-// BenchmarkActorMemory measures heap per tracked actor: 1M actors with
-// two weeks of logins each (set VIGIL_BENCH_ACTORS... no: fixed 1M; run with
-// -benchtime=1x).
+// BenchmarkActorMemory measures the engine's heap per tracked actor at 1M
+// actors with three logins each, two days apart (run with -benchtime=1x).
+// The heap holds the encoded profiles and whatever keyed state the last
+// round's logins still keep (sessions for 12 h, addresses for 10 min).
 func BenchmarkActorMemory(b *testing.B) {
 	const actors = 1_000_000
 	for b.Loop() {
-		e := newEngine(b, detect.Options{})
+		// Room for every session's state: at the default cap (1M keys) the
+		// last round's sessions would be refused and counted instead.
+		e := newEngine(b, detect.Options{MaxKeys: 4 * actors})
 		var before runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
@@ -124,7 +127,9 @@ func BenchmarkActorMemory(b *testing.B) {
 				seq++
 				c := cities[a%len(cities)]
 				ev := audit.Event{ID: fmt.Sprintf("m%d", seq), Tenant: fmt.Sprintf("t%d", a%16), Action: audit.ActionLoginSuccess,
-					Time:  t0.Add(time.Duration(round)*48*time.Hour + time.Duration(a%36000)*time.Second),
+					// In time order over ten hours: an event far behind its
+					// tenant's newest would be late and create no profile.
+					Time:  t0.Add(time.Duration(round)*48*time.Hour + time.Duration(a)*36*time.Millisecond),
 					Actor: audit.Actor{ID: fmt.Sprintf("user%07d@example.com", a)},
 					Context: audit.Context{IP: netip.AddrFrom4([4]byte{100, byte(64 + a%60), byte(a >> 8), byte(a)}), UserAgent: "Mozilla/5.0",
 						SessionID: fmt.Sprintf("s%d", seq), AuthMethod: "password", DeviceID: fmt.Sprintf("d%d", a)},
@@ -148,6 +153,26 @@ func BenchmarkActorMemory(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/actors, "heap-B/actor")
+		b.ReportMetric(float64(e.ProfileCount()), "profiles")
+		// A day later (one event per tenant that no rule keys on) every
+		// window has expired: what stays is the profiles.
+		// Two rounds of ticks: keys of a tenant whose clock lags the
+		// installation's are looked at again an hour later.
+		var ticks []*audit.Record
+		for _, at := range []time.Duration{5 * 24 * time.Hour, 5*24*time.Hour + 2*time.Hour} {
+			for tn := range 16 {
+				seq++
+				ev := audit.Event{ID: fmt.Sprintf("tick%d", seq), Tenant: fmt.Sprintf("t%d", tn), Action: "custom.tick", Time: t0.Add(at)}
+				ev.Normalize(ev.Time)
+				ticks = append(ticks, &audit.Record{Seq: seq, Event: ev})
+			}
+		}
+		if _, err := e.Process(b.Context(), ticks); err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/actors, "profile-heap-B/actor")
 		runtime.KeepAlive(e)
 	}
 }

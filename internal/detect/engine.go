@@ -116,6 +116,11 @@ type Engine struct {
 	queue   map[int64][]*keyState
 	qCursor int64
 	free    []*keyState // dropped states kept for reuse
+	// capSweptAt is when the key cap last forced a full sweep.
+	capSweptAt int64
+	// keysPeak is the most keys held since the map was last rebuilt: Go
+	// maps never shrink, so after a burst the map is copied (see expire).
+	keysPeak int
 
 	// Changes since the last checkpoint, tracked only with a StateStore.
 	dirtyKeys  []*keyState
@@ -310,6 +315,13 @@ func (e *Engine) Process(ctx context.Context, recs []*audit.Record) ([]audit.Fin
 	return out, nil
 }
 
+// ProfileCount returns the number of actor profiles held in memory.
+func (e *Engine) ProfileCount() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return len(e.profiles)
+}
+
 // Position returns the Seq of the last processed record.
 func (e *Engine) Position() uint64 {
 	e.mu.RLock()
@@ -452,6 +464,11 @@ func (e *Engine) observe(ev *audit.Event, pe *profEntry, prof *Profile, ts *tena
 	// pe.data (place texts stay encoded), so it must not be overwritten
 	// while being encoded.
 	e.encBuf = prof.encode(e.encBuf)
+	if cap(pe.data) < len(e.encBuf) {
+		// Little slack: profiles grow by a few bytes now and then, and a
+		// million of them must not carry append's doubling.
+		pe.data = make([]byte, 0, len(e.encBuf)+16)
+	}
 	pe.data = append(pe.data[:0], e.encBuf...)
 	pe.last = ev.Time.Unix()
 	if !pe.dirty && e.opts.StateStore != nil {

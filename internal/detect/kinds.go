@@ -65,7 +65,13 @@ func (e *Engine) key(r *crule, in *input) *keyState {
 	ks := e.keys[string(b)]
 	if ks == nil {
 		if len(e.keys) >= e.opts.MaxKeys {
-			e.sweep()
+			// The queue already forgets expired keys; a full walk can only
+			// find those of lagging tenants, so it runs at most once a
+			// minute of event time, not once per refused key.
+			if e.maxT-e.capSweptAt >= time.Minute.Milliseconds() {
+				e.capSweptAt = e.maxT
+				e.sweep()
+			}
 			if len(e.keys) >= e.opts.MaxKeys {
 				e.m.keysDropped.Inc()
 				return nil
@@ -75,6 +81,7 @@ func (e *Engine) key(r *crule, in *input) *keyState {
 		ks = e.newKeyState()
 		ks.Tenant, ks.Rule, ks.Group, ks.sk, ks.live = tenant, r.ID, sk[pre:], sk, true
 		e.keys[sk] = ks
+		e.keysPeak = max(e.keysPeak, len(e.keys))
 		delete(e.deadKeys, sk)
 		e.schedule(ks, in.t+r.Window.Milliseconds()+e.opts.AllowedLateness.Milliseconds())
 	}

@@ -300,6 +300,15 @@ func (e *Engine) expire() {
 		e.sweptAt = e.maxT
 		e.expireFlags()
 	}
+	if e.keysPeak > 1<<16 && len(e.keys) < e.keysPeak/4 {
+		// The map's buckets stay at their peak size after a burst of keys
+		// (a stuffing wave, a busy day's sessions) expired: copy it.
+		m := make(map[string]*keyState, len(e.keys))
+		for k, ks := range e.keys {
+			m[k] = ks
+		}
+		e.keys, e.keysPeak = m, len(m)
+	}
 }
 
 // expireFlags forgets flags past their expiry and the lateness.
