@@ -1,6 +1,7 @@
 package main
 
 import (
+	"database/sql"
 	"fmt"
 	"os"
 	"os/exec"
@@ -9,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	_ "github.com/mattn/go-sqlite3" // reads free-page counts of the store's files
 )
 
 // Machine describes where the figures were measured.
@@ -96,6 +99,42 @@ func dirSize(dir string) int64 {
 	return n
 }
 
+// freePages sums the free pages (PRAGMA freelist_count × page_size) of the
+// SQLite files of a closed data directory, by dataBreakdown key.
+func freePages(dir string) map[string]int64 {
+	out := map[string]int64{}
+	_ = filepath.Walk(dir, func(path string, info os.FileInfo, err error) error {
+		if err != nil || !info.Mode().IsRegular() || !strings.HasSuffix(path, ".db") {
+			return nil
+		}
+		db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+		if err != nil {
+			return nil
+		}
+		defer db.Close()
+		var free, size int64
+		if db.QueryRow("PRAGMA freelist_count").Scan(&free) != nil || db.QueryRow("PRAGMA page_size").Scan(&size) != nil {
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, path)
+		out[breakdownKey(rel)] += free * size
+		return nil
+	})
+	return out
+}
+
+func breakdownKey(rel string) string {
+	switch {
+	case strings.HasPrefix(rel, "events"+string(filepath.Separator)):
+		return "events/ (day partitions)"
+	case strings.HasPrefix(rel, "stream.db"):
+		return "stream.db (ingest stream + idempotency keys)"
+	case strings.HasPrefix(rel, "meta.db"):
+		return "meta.db (tenants, keys, findings, detection state)"
+	}
+	return "other"
+}
+
 // dataBreakdown splits a data directory's bytes by store file: the ingest
 // stream, the event partitions and the metadata.
 func dataBreakdown(dir string) map[string]int64 {
@@ -105,16 +144,7 @@ func dataBreakdown(dir string) map[string]int64 {
 			return nil
 		}
 		rel, _ := filepath.Rel(dir, path)
-		key := "other"
-		switch {
-		case strings.HasPrefix(rel, "events"+string(filepath.Separator)):
-			key = "events/ (day partitions)"
-		case strings.HasPrefix(rel, "stream.db"):
-			key = "stream.db (ingest stream + idempotency keys)"
-		case strings.HasPrefix(rel, "meta.db"):
-			key = "meta.db (tenants, keys, findings, detection state)"
-		}
-		out[key] += info.Size()
+		out[breakdownKey(rel)] += info.Size()
 		return nil
 	})
 	return out

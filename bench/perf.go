@@ -57,6 +57,7 @@ type Perf struct {
 	DiskRunning               int64
 	DiskClosed                int64
 	DiskParts                 map[string]int64
+	FreeBytes                 map[string]int64 // free SQLite pages per DiskParts key
 	MemPerActor               float64
 	MemCmd                    string
 	MemErr                    error
@@ -285,6 +286,7 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	}
 	p.DiskClosed = dirSize(dir)
 	p.DiskParts = dataBreakdown(dir)
+	p.FreeBytes = freePages(dir)
 	p.liveGen = g
 	return nil
 }
