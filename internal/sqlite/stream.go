@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"database/sql"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -23,7 +24,9 @@ import (
 // transaction — group commit — so 64 clients sending one event each share
 // one fsync, and an Append returns only after its commit has been fsynced.
 // Each call runs inside its own savepoint, so one failing call rolls back
-// alone. Idempotency keys are checked and inserted in the same transaction
+// alone. The fresh events of each append chunk (≤ 256 events, consecutive
+// seqs) are stored as one records row keyed by its last seq, and Read
+// splits rows back into one record per event. Idempotency keys are checked and inserted in the same transaction
 // (INSERT OR IGNORE into a WITHOUT ROWID table), which makes "appended once"
 // atomic with the append itself.
 type Stream struct {
@@ -443,7 +446,8 @@ type chunkWriter struct {
 	day    int64
 	legacy bool // look keys up in dedupe_v1 too
 	args   []any
-	buf    []byte
+	buf    []byte // the records row being built
+	one    []byte // the event being encoded
 	sb     []byte
 }
 
@@ -518,31 +522,32 @@ func (w *chunkWriter) appendChunk(ctx context.Context, r *appendReq, idx []int, 
 	if err != nil {
 		return 0, translate(err, "append idempotency keys")
 	}
-	w.args = w.args[:0]
+	// The fresh events of the chunk have consecutive seqs and go into one
+	// row keyed by the last of them (stream schema version 3).
 	w.buf = w.buf[:0]
-	var ends []int
+	fresh0 := seq
 	for _, i := range idx {
 		if !fresh[r.keys[i]] {
 			r.res[i] = audit.AppendResult{Duplicate: true}
 			continue
 		}
-		if w.buf, err = encodeEvent(w.buf, r.events[i], encodeOpts{}); err != nil {
+		if w.one, err = encodeEvent(w.one[:0], r.events[i], encodeOpts{}); err != nil {
 			return 0, err
 		}
-		ends = append(ends, len(w.buf))
+		w.buf = binary.AppendUvarint(w.buf, uint64(len(w.one)))
+		w.buf = append(w.buf, w.one...)
 		seq++
 		r.res[i] = audit.AppendResult{Seq: seq}
-		w.args = append(w.args, int64(seq), nil)
 	}
-	if len(ends) == 0 {
+	n := seq - fresh0
+	body := w.buf
+	switch n {
+	case 0:
 		return seq, nil
+	case 1: // a single event is stored bare, as versions 1 and 2 did
+		body = w.one
 	}
-	prev := 0
-	for j, end := range ends {
-		w.args[2*j+1] = w.buf[prev:end]
-		prev = end
-	}
-	if _, err := w.tx.ExecContext(ctx, `INSERT INTO records (seq, body) VALUES `+w.values(len(ends), 2), w.args...); err != nil {
+	if _, err := w.tx.ExecContext(ctx, `INSERT INTO records (seq, n, body) VALUES (?, ?, ?)`, int64(seq), int64(n), body); err != nil {
 		return 0, translate(err, "append records")
 	}
 	return seq, nil
@@ -601,25 +606,61 @@ func (s *Stream) Read(ctx context.Context, after uint64, max int) ([]audit.Recor
 		max = 1000
 	}
 	max = min(max, 10_000)
-	rows, err := s.f.r.QueryContext(ctx, `SELECT seq, body FROM records WHERE seq > ? ORDER BY seq LIMIT ?`, int64(after), max)
+	// A row holds the n events ending at seq; the first row may start at or
+	// before the position.
+	rows, err := s.f.r.QueryContext(ctx, `SELECT seq, n, body FROM records WHERE seq > ? ORDER BY seq LIMIT ?`, int64(after), max)
 	if err != nil {
 		return nil, translate(err, "read stream")
 	}
 	defer rows.Close()
 	out := make([]audit.Record, 0, min(max, 256))
-	for rows.Next() {
-		var seq int64
+	for len(out) < max && rows.Next() {
+		var last, n int64
 		var body []byte
-		if err := rows.Scan(&seq, &body); err != nil {
+		if err := rows.Scan(&last, &n, &body); err != nil {
 			return nil, translate(err, "read stream")
 		}
-		rec := audit.Record{Seq: uint64(seq)}
+		if out, err = appendRecords(out, uint64(last), n, body, after, max); err != nil {
+			return nil, err
+		}
+	}
+	return out, translate(rows.Err(), "read stream")
+}
+
+// appendRecords decodes the events of one records row (n events ending at
+// seq last) that come after the position, up to max records in out.
+func appendRecords(out []audit.Record, last uint64, n int64, body []byte, after uint64, max int) ([]audit.Record, error) {
+	if n < 1 || uint64(n) > last {
+		return out, fmt.Errorf("read stream record %d: bad event count %d", last, n)
+	}
+	seq := last - uint64(n) + 1
+	if n == 1 {
+		rec := audit.Record{Seq: seq}
 		if err := decodeEvent(body, &rec.Event, encodeOpts{}); err != nil {
-			return nil, fmt.Errorf("read stream record %d: %w", seq, err)
+			return out, fmt.Errorf("read stream record %d: %w", seq, err)
+		}
+		return append(out, rec), nil
+	}
+	for ; seq <= last && len(out) < max; seq++ {
+		size, k := binary.Uvarint(body)
+		if k <= 0 || size > uint64(len(body)-k) {
+			return out, fmt.Errorf("read stream record %d: truncated block", seq)
+		}
+		ev := body[k : k+int(size)]
+		body = body[k+int(size):]
+		if seq <= after {
+			continue
+		}
+		rec := audit.Record{Seq: seq}
+		if err := decodeEvent(ev, &rec.Event, encodeOpts{}); err != nil {
+			return out, fmt.Errorf("read stream record %d: %w", seq, err)
 		}
 		out = append(out, rec)
 	}
-	return out, translate(rows.Err(), "read stream")
+	if seq > last && len(body) != 0 {
+		return out, fmt.Errorf("read stream record %d: %d bytes after the block's last event", last, len(body))
+	}
+	return out, nil
 }
 
 // Wait blocks until a record after the position exists, ctx ends or the

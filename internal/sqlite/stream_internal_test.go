@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"database/sql"
+	"encoding/binary"
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -94,6 +96,14 @@ func TestStreamUpgradesVersion1Keys(t *testing.T) {
 	if _, err := raw.Exec(`INSERT INTO dedupe (k, th, day) VALUES (?, ?, ?)`, old[:], int64(hash32("acme")), day0.Unix()/86400); err != nil {
 		t.Fatal(err)
 	}
+	// and its record, a bare event per row as version 1 wrote it.
+	body, err := encodeEvent(nil, &audit.Event{Tenant: "acme", ID: oldID, Time: day0, Action: "custom.thing"}, encodeOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := raw.Exec(`INSERT INTO records (seq, body) VALUES (1, ?)`, body); err != nil {
+		t.Fatal(err)
+	}
 	if err := raw.Close(); err != nil {
 		t.Fatal(err)
 	}
@@ -115,8 +125,8 @@ func TestStreamUpgradesVersion1Keys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if res[0].Duplicate || res[0].Seq != 1 || !res[1].Duplicate || !res[2].Duplicate {
-		t.Fatalf("append after upgrade = %+v, want [seq 1, duplicate (version-1 key), duplicate]", res)
+	if res[0].Duplicate || res[0].Seq != 2 || !res[1].Duplicate || !res[2].Duplicate {
+		t.Fatalf("append after upgrade = %+v, want [seq 2, duplicate (version-1 key), duplicate]", res)
 	}
 	// Another tenant with the same id is not a duplicate.
 	other := ev(oldID)
@@ -138,7 +148,141 @@ func TestStreamUpgradesVersion1Keys(t *testing.T) {
 		t.Fatalf("retry after retention = %+v, %v", res, err)
 	}
 	recs, err := s.Read(ctx, 0, 10)
-	if err != nil || len(recs) != 3 {
-		t.Fatalf("read = %d records, %v; want 3", len(recs), err)
+	if err != nil || len(recs) != 4 {
+		t.Fatalf("read = %d records, %v; want 4", len(recs), err)
+	}
+	for i, want := range []string{oldID, newID, oldID, oldID} {
+		if recs[i].Seq != uint64(i+1) || recs[i].Event.ID != want {
+			t.Fatalf("record %d = seq %d id %s, want seq %d id %s", i, recs[i].Seq, recs[i].Event.ID, i+1, want)
+		}
+	}
+}
+
+// TestStreamBlocks checks that events stored as blocks (one row per append
+// chunk) read back one record per event from any position and any max,
+// that trimming keeps a partly consumed block, and that Seq is never
+// reused across reopen after everything was trimmed.
+func TestStreamBlocks(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	open := func() *DB {
+		db, err := Open(ctx, Options{Dir: dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return db
+	}
+	db := open()
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var evs []*audit.Event
+	for i := range 700 {
+		id := fmt.Sprintf("e%d", i)
+		if i%7 == 3 {
+			id = fmt.Sprintf("e%d", i-1) // a repeat within the call
+		}
+		evs = append(evs, &audit.Event{Tenant: "acme", ID: id, Time: at, Action: "custom.thing"})
+	}
+	res, err := db.Stream().Append(ctx, evs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string // ids by seq-1
+	for i, r := range res {
+		if !r.Duplicate {
+			if r.Seq != uint64(len(ids)+1) {
+				t.Fatalf("event %d seq %d, want %d", i, r.Seq, len(ids)+1)
+			}
+			ids = append(ids, evs[i].ID)
+		}
+	}
+	// One single-event append between blocks.
+	res, err = db.Stream().Append(ctx, []*audit.Event{{Tenant: "acme", ID: "single", Time: at, Action: "custom.thing"}})
+	if err != nil || res[0].Seq != uint64(len(ids)+1) {
+		t.Fatalf("single append = %+v, %v", res, err)
+	}
+	ids = append(ids, "single")
+	last := uint64(len(ids))
+	check := func(s *Stream) {
+		t.Helper()
+		for _, after := range []uint64{0, 1, 200, 219, 220, 221, 255, 256, 257, 400, last - 1, last} {
+			for _, max := range []int{1, 7, 256, 1000} {
+				recs, err := s.Read(ctx, after, max)
+				if err != nil {
+					t.Fatalf("Read(%d, %d): %v", after, max, err)
+				}
+				want := min(uint64(max), last-after)
+				if uint64(len(recs)) != want {
+					t.Fatalf("Read(%d, %d) = %d records, want %d", after, max, len(recs), want)
+				}
+				for j, rec := range recs {
+					seq := after + uint64(j) + 1
+					if rec.Seq != seq || rec.Event.ID != ids[seq-1] {
+						t.Fatalf("Read(%d, %d)[%d] = seq %d id %s, want seq %d id %s", after, max, j, rec.Seq, rec.Event.ID, seq, ids[seq-1])
+					}
+				}
+			}
+		}
+	}
+	check(db.Stream())
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = open()
+	check(db.Stream())
+	// Consuming into the middle of a block keeps that block readable.
+	if err := db.Stream().Commit(ctx, "p", 300); err != nil {
+		t.Fatal(err)
+	}
+	recs, err := db.Stream().Read(ctx, 300, 5)
+	if err != nil || len(recs) != 5 || recs[0].Seq != 301 || recs[0].Event.ID != ids[300] {
+		t.Fatalf("read after a partial commit = %+v, %v", recs, err)
+	}
+	if err := db.Stream().Commit(ctx, "p", last); err != nil {
+		t.Fatal(err)
+	}
+	var rows int
+	if err := db.Stream().f.r.QueryRowContext(ctx, `SELECT count(*) FROM records`).Scan(&rows); err != nil || rows != 0 {
+		t.Fatalf("%d rows left after every record was committed (%v)", rows, err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = open()
+	defer db.Close()
+	res, err = db.Stream().Append(ctx, []*audit.Event{{Tenant: "acme", ID: "after", Time: at, Action: "custom.thing"},
+		{Tenant: "acme", ID: "after2", Time: at, Action: "custom.thing"}})
+	if err != nil || res[0].Seq != last+1 || res[1].Seq != last+2 {
+		t.Fatalf("append after trim and reopen = %+v, %v; want seqs %d, %d", res, err, last+1, last+2)
+	}
+}
+
+// TestAppendRecordsRejectsBadBlocks checks the block decoder on damaged rows.
+func TestAppendRecordsRejectsBadBlocks(t *testing.T) {
+	ev, err := encodeEvent(nil, &audit.Event{Tenant: "a", ID: "1", Action: "custom.thing"}, encodeOpts{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	good := binary.AppendUvarint(nil, uint64(len(ev)))
+	good = append(good, ev...)
+	good = append(good, good...)
+	for name, tc := range map[string]struct {
+		last uint64
+		n    int64
+		body []byte
+	}{
+		"zero count":        {5, 0, good},
+		"count beyond seq":  {1, 2, good},
+		"truncated":         {5, 2, good[:len(good)-3]},
+		"trailing bytes":    {5, 2, append(append([]byte{}, good...), 1)},
+		"length past end":   {5, 2, []byte{0xff, 0x01}},
+		"bad length varint": {5, 2, []byte{0xff}},
+	} {
+		if _, err := appendRecords(nil, tc.last, tc.n, tc.body, 0, 10); err == nil {
+			t.Errorf("%s: no error", name)
+		}
+	}
+	recs, err := appendRecords(nil, 5, 2, good, 0, 10)
+	if err != nil || len(recs) != 2 || recs[0].Seq != 4 || recs[1].Seq != 5 {
+		t.Fatalf("good block = %+v, %v", recs, err)
 	}
 }
