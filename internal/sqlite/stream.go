@@ -24,11 +24,11 @@ import (
 // transaction — group commit — so 64 clients sending one event each share
 // one fsync, and an Append returns only after its commit has been fsynced.
 // Each call runs inside its own savepoint, so one failing call rolls back
-// alone. The fresh events of each append chunk (≤ 256 events, consecutive
-// seqs) are stored as one records row keyed by its last seq, and Read
-// splits rows back into one record per event. Idempotency keys are checked and inserted in the same transaction
+// alone. Idempotency keys are checked and inserted in the same transaction
 // (INSERT OR IGNORE into a WITHOUT ROWID table), which makes "appended once"
-// atomic with the append itself.
+// atomic with the append itself. The fresh events of each append chunk
+// (≤ 256 events, consecutive seqs) are stored as one records row keyed by
+// its last seq; Read splits rows back into one record per event.
 type Stream struct {
 	f          *file
 	log        *slog.Logger
