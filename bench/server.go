@@ -374,8 +374,12 @@ func (m Metrics) Histogram(name string) []Bucket {
 			continue
 		}
 		rest := k[i+4:]
-		le, err := strconv.ParseFloat(rest[:strings.IndexByte(rest, '"')], 64)
-		if err != nil {
+		end := strings.IndexByte(rest, '"')
+		if end < 0 {
+			continue // malformed label: no closing quote
+		}
+		le, err := strconv.ParseFloat(rest[:end], 64)
+		if err != nil || math.IsNaN(le) {
 			continue
 		}
 		out = append(out, Bucket{le, v})
@@ -410,18 +414,22 @@ func bucketQuantile(q float64, bs []Bucket) float64 {
 		return math.NaN()
 	}
 	rank := q * total
-	prevLE, prevCount := 0.0, 0.0
+	prevLE, prevCount, finite := 0.0, 0.0, 0.0
 	for _, b := range bs {
 		if b.Count >= rank {
 			if math.IsInf(b.LE, 1) {
-				return prevLE
+				return finite
 			}
 			if b.Count == prevCount {
 				return b.LE
 			}
-			return prevLE + (b.LE-prevLE)*(rank-prevCount)/(b.Count-prevCount)
+			v := prevLE + (b.LE-prevLE)*(rank-prevCount)/(b.Count-prevCount)
+			return math.Max(prevLE, math.Min(b.LE, v)) // no rounding past the bucket
 		}
 		prevLE, prevCount = b.LE, b.Count
+		if !math.IsInf(b.LE, 1) {
+			finite = b.LE
+		}
 	}
-	return prevLE
+	return finite
 }
