@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -55,6 +56,8 @@ type App struct {
 	pipe     *pipeline.Pipeline
 	api      *httpapi.API
 	closers  []func() error
+	// knownTenants caches tenants found to exist (see tenantExists).
+	knownTenants sync.Map
 	// BootstrapKey is the operator key created on first start, "" otherwise.
 	BootstrapKey string
 }
@@ -215,11 +218,18 @@ func (a *App) close() error {
 	return errors.Join(errs...)
 }
 
-// tenantExists answers the ingest service's tenant check.
+// tenantExists answers the ingest service's tenant check. Tenants are
+// never deleted, so a tenant once found is remembered and the hot path of
+// operator-key ingestion does not read the store per request; an unknown
+// tenant is looked up again each time, so one created meanwhile is found.
 func (a *App) tenantExists(ctx context.Context, tenant string) (bool, error) {
+	if _, ok := a.knownTenants.Load(tenant); ok {
+		return true, nil
+	}
 	_, err := a.stores.Tenants.GetTenant(ctx, tenant)
 	switch audit.ErrorCode(err) {
 	case "":
+		a.knownTenants.Store(tenant, struct{}{})
 		return true, nil
 	case audit.ENOTFOUND:
 		return false, nil
