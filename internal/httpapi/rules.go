@@ -9,11 +9,17 @@ import (
 	"github.com/vigilhq/vigil/internal/httpx"
 )
 
-func (a *API) ruleStore() (audit.RuleStore, error) {
+// tuningScope returns the rule store and the one tenant a tuning request
+// addresses (operators name it with ?tenant=).
+func (a *API) tuningScope(r *http.Request, p audit.Principal) (audit.RuleStore, string, error) {
 	if a.opts.Rules == nil {
-		return nil, audit.Errorf(audit.EUNAVAILABLE, "rule tuning is not enabled on this server")
+		return nil, "", audit.Errorf(audit.EUNAVAILABLE, "rule tuning is not enabled on this server")
 	}
-	return a.opts.Rules, nil
+	tenant, _, err := tenantScope(p, r.URL.Query().Get("tenant"), false)
+	if err != nil {
+		return nil, "", err
+	}
+	return a.opts.Rules, tenant, nil
 }
 
 func (a *API) tuningChanged(r *http.Request, tenant string) {
@@ -23,11 +29,7 @@ func (a *API) tuningChanged(r *http.Request, tenant string) {
 }
 
 func (a *API) listRuleSettings(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
-	rs, err := a.ruleStore()
-	if err != nil {
-		return err
-	}
-	tenant, _, err := tenantScope(p, r.URL.Query().Get("tenant"), false)
+	rs, tenant, err := a.tuningScope(r, p)
 	if err != nil {
 		return err
 	}
@@ -52,11 +54,7 @@ type ruleSettingRequest struct {
 type ValidateSetting func(s audit.RuleSetting) error
 
 func (a *API) putRuleSetting(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
-	rs, err := a.ruleStore()
-	if err != nil {
-		return err
-	}
-	tenant, _, err := tenantScope(p, r.URL.Query().Get("tenant"), false)
+	rs, tenant, err := a.tuningScope(r, p)
 	if err != nil {
 		return err
 	}
@@ -79,11 +77,7 @@ func (a *API) putRuleSetting(w http.ResponseWriter, r *http.Request, p audit.Pri
 }
 
 func (a *API) deleteRuleSetting(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
-	rs, err := a.ruleStore()
-	if err != nil {
-		return err
-	}
-	tenant, _, err := tenantScope(p, r.URL.Query().Get("tenant"), false)
+	rs, tenant, err := a.tuningScope(r, p)
 	if err != nil {
 		return err
 	}
@@ -96,11 +90,7 @@ func (a *API) deleteRuleSetting(w http.ResponseWriter, r *http.Request, p audit.
 }
 
 func (a *API) listAllow(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
-	rs, err := a.ruleStore()
-	if err != nil {
-		return err
-	}
-	tenant, _, err := tenantScope(p, r.URL.Query().Get("tenant"), false)
+	rs, tenant, err := a.tuningScope(r, p)
 	if err != nil {
 		return err
 	}
@@ -147,11 +137,7 @@ func canonicalAllow(kind, value string) (string, error) {
 }
 
 func (a *API) postAllow(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
-	rs, err := a.ruleStore()
-	if err != nil {
-		return err
-	}
-	tenant, _, err := tenantScope(p, r.URL.Query().Get("tenant"), false)
+	rs, tenant, err := a.tuningScope(r, p)
 	if err != nil {
 		return err
 	}
@@ -176,11 +162,7 @@ func (a *API) postAllow(w http.ResponseWriter, r *http.Request, p audit.Principa
 }
 
 func (a *API) deleteAllow(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
-	rs, err := a.ruleStore()
-	if err != nil {
-		return err
-	}
-	tenant, _, err := tenantScope(p, r.URL.Query().Get("tenant"), false)
+	rs, tenant, err := a.tuningScope(r, p)
 	if err != nil {
 		return err
 	}

@@ -179,9 +179,15 @@ func (p *Pipeline) step(ctx context.Context) (int, error) {
 		return 0, nil
 	}
 	start := time.Now()
-	ptrs := make([]*audit.Record, len(recs))
+	// Vigil's own read-audit records (vigil.search, vigil.export) are stored
+	// but not evaluated: they are not user activity, and, stamped with the
+	// reader's wall clock, they would advance the tenant's event-time
+	// watermark past events still on their way.
+	ptrs := make([]*audit.Record, 0, len(recs))
 	for i := range recs {
-		ptrs[i] = &recs[i]
+		if recs[i].Event.Namespace() != "vigil" {
+			ptrs = append(ptrs, &recs[i])
+		}
 		if p.opts.Enricher != nil {
 			// Enrichers never fail an event; an error is the enricher's own
 			// fault, already counted and logged by the enrichment pipeline.
@@ -189,7 +195,7 @@ func (p *Pipeline) step(ctx context.Context) (int, error) {
 		}
 	}
 	var findings []audit.Finding
-	if p.opts.Detector != nil {
+	if p.opts.Detector != nil && len(ptrs) > 0 {
 		if findings, err = p.opts.Detector.Process(ctx, ptrs); err != nil {
 			return 0, fmt.Errorf("detect: %w", err)
 		}

@@ -107,11 +107,12 @@ func TestDrainStoresEnrichesDetectsAndCommits(t *testing.T) {
 	p, st, db := setup(t, det)
 	appendEvents(t, st, 20, "x.plain")
 	appendEvents(t, st, 3, "x.finding")
+	appendEvents(t, st, 1, "vigil.search") // stored, never evaluated
 	if err := p.Drain(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	page, err := db.Events().SearchEvents(t.Context(), audit.EventFilter{Tenant: "acme", Limit: 100})
-	if err != nil || len(page.Events) != 23 {
+	if err != nil || len(page.Events) != 24 {
 		t.Fatalf("stored %d events, %v", len(page.Events), err)
 	}
 	if page.Events[0].Enrichment.UserAgent == nil {
@@ -122,8 +123,11 @@ func TestDrainStoresEnrichesDetectsAndCommits(t *testing.T) {
 		t.Fatalf("findings: %d, %v", len(fs.Findings), err)
 	}
 	off, _ := st.Offset(t.Context(), pipeline.Consumer)
-	if off != 23 {
-		t.Fatalf("offset %d, want 23", off)
+	if off != 24 {
+		t.Fatalf("offset %d, want 24", off)
+	}
+	if len(det.seen) != 23 {
+		t.Fatalf("detector saw %d records, want the 23 that are not Vigil's own read audit", len(det.seen))
 	}
 	// The detector's state is made durable before the position that covers it.
 	last := det.calls[len(det.calls)-2:]
