@@ -233,9 +233,29 @@ func (p *parser) timeBound(raw string, pos, termPos int, quoted bool) (audit.Exp
 // time.Duration.
 const maxRelative = 100 * 366 * 24 * time.Hour
 
+// Times outside [minTime, maxTime) are rejected: no event can carry one
+// (events before 2000 are refused at ingest), and keeping bounds well inside
+// the years RFC 3339 can print is what lets every accepted query print back.
+var (
+	minTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
+	maxTime = time.Date(9000, 1, 1, 0, 0, 0, 0, time.UTC)
+)
+
+// errTimeRange is the cause of a time outside [minTime, maxTime).
+var errTimeRange = errors.New("time out of range")
+
 // parseTimeValue parses now, -<n><unit> (s, m, h, d, w), a date
-// (2025-01-02, UTC midnight) or an RFC 3339 time.
+// (2025-01-02, UTC midnight) or an RFC 3339 time, between the years 2000
+// and 9000.
 func parseTimeValue(s string, now time.Time) (time.Time, error) {
+	t, err := parseTimeText(s, now)
+	if err == nil && (t.Before(minTime) || !t.Before(maxTime)) {
+		return time.Time{}, errTimeRange
+	}
+	return t, err
+}
+
+func parseTimeText(s string, now time.Time) (time.Time, error) {
 	if s == "now" {
 		return now, nil
 	}
