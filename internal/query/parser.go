@@ -410,6 +410,9 @@ func (p *parser) liftTime(q *audit.Query, filter audit.Expr) error {
 		} else {
 			since = until.Add(-DefaultRange)
 		}
+		if since.Before(minTime) {
+			since = minTime // a derived bound obeys the same floor as a written one
+		}
 	}
 	if until.IsZero() {
 		until = p.now.Add(audit.MaxFutureSkew)
