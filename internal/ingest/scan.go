@@ -361,54 +361,31 @@ func (s *eventScanner) event(ev *audit.Event, w *wireParts) bool {
 	return true
 }
 
+// Error paths of the string fields of actor and target, in the order of
+// actorFields and targetFields.
+var (
+	actorPaths  = [...]string{"actor.id", "actor.type", "actor.email", "actor.name"}
+	targetPaths = [...]string{"target.type", "target.id", "target.name"}
+)
+
 func (s *eventScanner) actor(a *audit.Actor) bool {
-	switch s.data[s.pos] {
-	case 'n':
-		return s.literal("null")
-	case '{':
-	default:
-		return s.wrongKind("actor", "JSON object", 2)
-	}
-	more, ok := s.objectStart(2)
-	if !ok {
-		return false
-	}
-	for more {
-		raw, needs, ok := s.key()
-		if !ok {
-			return false
-		}
-		i, key := s.match(raw, needs, actorFields[:])
-		switch i {
-		case 0:
-			ok = s.stringField(&a.ID, "actor.id", 3)
-		case 1:
-			ok = s.stringField(&a.Type, "actor.type", 3)
-		case 2:
-			ok = s.stringField(&a.Email, "actor.email", 3)
-		case 3:
-			ok = s.stringField(&a.Name, "actor.name", 3)
-		default:
-			s.unknownField(key)
-			ok = s.skipValue(3)
-		}
-		if !ok {
-			return false
-		}
-		if more, ok = s.objectNext(); !ok {
-			return false
-		}
-	}
-	return true
+	return s.stringObject("actor", actorFields[:], actorPaths[:], [4]*string{&a.ID, &a.Type, &a.Email, &a.Name})
 }
 
 func (s *eventScanner) target(t *audit.Target) bool {
+	return s.stringObject("target", targetFields[:], targetPaths[:], [4]*string{&t.Type, &t.ID, &t.Name, nil})
+}
+
+// stringObject scans an object (or null) of the event's top level whose
+// known fields are all strings: names[i] fills dst[i], and paths[i] names it
+// in errors.
+func (s *eventScanner) stringObject(name string, names, paths []string, dst [4]*string) bool {
 	switch s.data[s.pos] {
 	case 'n':
 		return s.literal("null")
 	case '{':
 	default:
-		return s.wrongKind("target", "JSON object", 2)
+		return s.wrongKind(name, "JSON object", 2)
 	}
 	more, ok := s.objectStart(2)
 	if !ok {
@@ -419,15 +396,10 @@ func (s *eventScanner) target(t *audit.Target) bool {
 		if !ok {
 			return false
 		}
-		i, key := s.match(raw, needs, targetFields[:])
-		switch i {
-		case 0:
-			ok = s.stringField(&t.Type, "target.type", 3)
-		case 1:
-			ok = s.stringField(&t.ID, "target.id", 3)
-		case 2:
-			ok = s.stringField(&t.Name, "target.name", 3)
-		default:
+		i, key := s.match(raw, needs, names)
+		if i >= 0 && i < len(names) {
+			ok = s.stringField(dst[i], paths[i], 3)
+		} else {
 			s.unknownField(key)
 			ok = s.skipValue(3)
 		}
