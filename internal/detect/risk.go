@@ -32,6 +32,55 @@ const (
 	ReasonUnusualHour    = "unusual_hour"
 )
 
+// Flags the built-in rules set on sources, read by the risk score.
+const (
+	// FlagStuffingSource marks an address, /24 or network that credential
+	// stuffing came from.
+	FlagStuffingSource = "stuffing_source"
+	// FlagStuffingWave marks every address that failed during a
+	// distributed stuffing wave: the attack's sources, and any user who
+	// happened to mistype a password meanwhile.
+	FlagStuffingWave = "stuffing_wave"
+)
+
+// familiarLogin reports whether a login is the actor's routine one: a
+// device, network and place the actor's profile already holds, from a
+// network that is not bad and a client that is not automated. Without a
+// profile, or without a device signal, nothing vouches for it.
+func familiarLogin(p *Profile, ev *audit.Event) bool {
+	if p == nil {
+		return false
+	}
+	d, ok := deviceHash(ev)
+	if !ok || !p.hasDevice(d) {
+		return false
+	}
+	if u := ev.Enrichment.UserAgent; u != nil {
+		switch u.Class {
+		case audit.UAClassScripted, audit.UAClassHeadless, audit.UAClassEmpty:
+			return false
+		}
+	}
+	n := ev.Enrichment.Network
+	if n != nil && (n.Tor || n.Datacenter || len(n.Lists) > 0) {
+		return false
+	}
+	placed := false
+	if n != nil && n.ASN != 0 {
+		if !p.hasASN(n.ASN) {
+			return false
+		}
+		placed = true
+	}
+	if g := ev.Enrichment.Geo; g != nil && g.Country != "" {
+		if !p.hasValue(p.Countries, g.Country) {
+			return false
+		}
+		placed = true
+	}
+	return placed
+}
+
 // Decision thresholds of the risk score.
 const (
 	ChallengeAt = 40
@@ -101,7 +150,12 @@ func (e *Engine) score(ev *audit.Event, p *Profile, in *input, tc *tenantConf) a
 	var reasons []string
 	add := func(r string) { reasons = append(reasons, r) }
 	flags := in.getFlags()
-	if slices.Contains(flags, "stuffing_source") {
+	// A source flagged by single-source stuffing (IP, /24, ASN) is one.
+	// An address flagged only because it failed during a distributed wave
+	// may be an employee who mistyped a password while the attack ran: it
+	// counts only when the login is not the actor's own routine one.
+	if slices.Contains(flags, FlagStuffingSource) ||
+		(slices.Contains(flags, FlagStuffingWave) && !familiarLogin(p, ev)) {
 		add(ReasonStuffingSource)
 	}
 	allow := in.allowlisted
