@@ -242,6 +242,13 @@ func openFile(ctx context.Context, path, kind string, readers int) (*file, error
 	q.Set("_busy_timeout", "10000")
 	q.Set("_txlock", "immediate")
 	q.Set("_cache_size", "-16384") // KiB
+	if kind == "stream" {
+		// The stream is a queue: pages freed by trimming are handed back
+		// to the file system in small steps (Stream.reclaim), which needs
+		// incremental auto-vacuum. It takes effect on a new file; an older
+		// one is converted by openStream.
+		q.Set("_auto_vacuum", "incremental")
+	}
 	dsn := "file:" + path + "?" + q.Encode()
 	w, err := sql.Open("sqlite3", dsn)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"database/sql"
 	"encoding/binary"
 	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -117,6 +118,11 @@ func TestStreamUpgradesVersion1Keys(t *testing.T) {
 	s := db.Stream()
 	if !s.legacy.Load() {
 		t.Fatal("version-1 keys not noticed")
+	}
+	// A file from before incremental auto-vacuum was converted on open.
+	var mode int
+	if err := s.f.w.QueryRow(`PRAGMA auto_vacuum`).Scan(&mode); err != nil || mode != 2 {
+		t.Fatalf("auto_vacuum after open = %d, %v; want 2 (incremental)", mode, err)
 	}
 	ev := func(id string) *audit.Event {
 		return &audit.Event{Tenant: "acme", ID: id, Time: day0, Action: "custom.thing"}
@@ -284,5 +290,90 @@ func TestAppendRecordsRejectsBadBlocks(t *testing.T) {
 	recs, err := appendRecords(nil, 5, 2, good, 0, 10)
 	if err != nil || len(recs) != 2 || recs[0].Seq != 4 || recs[1].Seq != 5 {
 		t.Fatalf("good block = %+v, %v", recs, err)
+	}
+}
+
+// TestStreamGivesBackTrimmedPages checks that a consumed backlog does not
+// leave stream.db at its peak size: Commit returns free pages beyond the
+// slack to the file system, a bounded step at a time.
+func TestStreamGivesBackTrimmedPages(t *testing.T) {
+	ctx := context.Background()
+	dir := t.TempDir()
+	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	db, err := Open(ctx, Options{Dir: dir, Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := db.Stream()
+	// A backlog of ~100 MiB: 50,000 events with 2 KiB of metadata each.
+	pad := strings.Repeat("x", 2048)
+	var gen audit.IDGenerator
+	for range 50 {
+		evs := make([]*audit.Event, 1000)
+		for i := range evs {
+			evs[i] = &audit.Event{Tenant: "acme", ID: gen.New(now), Time: now, Action: "custom.thing",
+				Metadata: map[string]any{"pad": pad}}
+		}
+		if _, err := s.Append(ctx, evs); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pragma := func(name string) int64 {
+		var v int64
+		if err := s.f.w.QueryRow(`PRAGMA ` + name).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	peak := pragma("page_count")
+	if peak < 3*(reclaimStep+reclaimSlack) {
+		t.Fatalf("backlog made only %d pages; the test needs more than %d", peak, 3*(reclaimStep+reclaimSlack))
+	}
+	last, _, err := s.Backlog(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, "pipeline", last); err != nil {
+		t.Fatal(err)
+	}
+	// One step per reclaimEvery: the first Commit gave back reclaimStep
+	// free pages (and the few pointer-map pages that covered them).
+	first := pragma("page_count")
+	if first > peak-reclaimStep || first < peak-reclaimStep-reclaimStep/100 {
+		t.Fatalf("pages after the first reclaim = %d, want about %d (peak %d less one step)", first, peak-reclaimStep, peak)
+	}
+	// Within the same second nothing more is reclaimed.
+	if err := s.Commit(ctx, "pipeline", last); err != nil {
+		t.Fatal(err)
+	}
+	if got := pragma("page_count"); got != first {
+		t.Fatalf("pages after a second Commit in the same second = %d, want %d", got, first)
+	}
+	for range 1000 {
+		if pragma("freelist_count") <= reclaimSlack {
+			break
+		}
+		now = now.Add(reclaimEvery)
+		if err := s.Commit(ctx, "pipeline", last); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if free := pragma("freelist_count"); free != reclaimSlack {
+		t.Fatalf("free pages after reclaim = %d, want the slack %d", free, reclaimSlack)
+	}
+	if _, err := s.f.w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(filepath.Join(dir, "stream.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if limit := int64(2*reclaimSlack) * 4096; st.Size() > limit {
+		t.Fatalf("stream.db is %d bytes after the backlog was consumed (peak %d pages); want ≤ %d", st.Size(), peak, limit)
+	}
+	// The stream still works: appends reuse the slack.
+	if res, err := s.Append(ctx, []*audit.Event{{Tenant: "acme", ID: gen.New(now), Time: now, Action: "custom.thing"}}); err != nil || res[0].Seq != last+1 {
+		t.Fatalf("append after reclaim = %+v, %v; want seq %d", res, err, last+1)
 	}
 }
