@@ -28,25 +28,48 @@ func (db *DB) UpsertFindings(ctx context.Context, fs []audit.Finding) error {
 		if f.Tenant == "" || f.ID == "" {
 			return invalid("id", "finding %d needs a tenant and an id", i)
 		}
-		old, err := getFinding(ctx, tx, f.Tenant, f.ID)
-		switch {
-		case err == nil:
-			if old.Status != audit.StatusOpen && old.Status != "" {
-				f.Status, f.Note = old.Status, old.Note
-			}
-			f.CreatedAt = old.CreatedAt
-		case audit.ErrorCode(err) != audit.ENOTFOUND:
-			return err
-		}
 		if f.Status == "" {
 			f.Status = audit.StatusOpen
 		}
-		if err := putFinding(ctx, tx, &f); err != nil {
-			return err
+		doc, err := json.Marshal(&f)
+		if err != nil {
+			return fmt.Errorf("encode finding %s: %w", f.ID, err)
+		}
+		// A new version from the engine replaces the stored one in SQL,
+		// without reading and decoding it here: the finding keeps the time
+		// it was first stored and its note, and a human's triage
+		// (acknowledged, resolved) outlives further evidence.
+		if _, err := tx.ExecContext(ctx, upsertFindingSQL,
+			f.Tenant, f.ID, f.RuleID, f.Severity.Rank(), string(f.Status), f.ActorID, f.IP,
+			nanos(f.FirstSeen), nanos(f.LastSeen), doc); err != nil {
+			return translate(err, "upsert finding "+f.ID)
 		}
 	}
 	return translate(tx.Commit(), "upsert findings")
 }
+
+// upsertFindingSQL inserts a finding or, when it exists, takes the new
+// version but keeps created_at and, once a human has triaged it (status no
+// longer open), its status and note — the same rule UpdateFinding's reader
+// side expects.
+// doc is JSON text stored in a BLOB column; it is cast to TEXT because
+// SQLite's JSON functions read a BLOB as JSONB.
+const upsertFindingSQL = `INSERT INTO findings
+	(tenant, id, rule_id, severity, status, actor_id, ip, first_seen, last_seen, doc)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	ON CONFLICT (tenant, id) DO UPDATE SET
+		rule_id = excluded.rule_id, severity = excluded.severity,
+		status = CASE WHEN findings.status IN ('open', '') THEN excluded.status ELSE findings.status END,
+		actor_id = excluded.actor_id, ip = excluded.ip,
+		first_seen = excluded.first_seen, last_seen = excluded.last_seen,
+		doc = CASE WHEN findings.status IN ('open', '')
+			THEN json_set(CAST(excluded.doc AS TEXT),
+				'$.created_at', json_extract(CAST(findings.doc AS TEXT), '$.created_at'))
+			ELSE json_set(CAST(excluded.doc AS TEXT),
+				'$.created_at', json_extract(CAST(findings.doc AS TEXT), '$.created_at'),
+				'$.note', coalesce(json_extract(CAST(findings.doc AS TEXT), '$.note'), ''),
+				'$.status', findings.status)
+			END`
 
 type querier interface {
 	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row

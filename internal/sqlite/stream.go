@@ -23,8 +23,9 @@ import (
 // waiting at that moment (up to Options.MaxBatch events) into one
 // transaction — group commit — so 64 clients sending one event each share
 // one fsync, and an Append returns only after its commit has been fsynced.
-// Each call runs inside its own savepoint, so one failing call rolls back
-// alone. Idempotency keys are checked and inserted in the same transaction
+// Events are encoded before the transaction, so an event that cannot be
+// stored fails its own call alone; the calls' events are then written
+// together, 256 per statement. Idempotency keys are checked and inserted in the same transaction
 // (INSERT OR IGNORE into a WITHOUT ROWID table), which makes "appended once"
 // atomic with the append itself. The fresh events of each append chunk
 // (≤ 256 events, consecutive seqs) are stored as one records row keyed by
@@ -413,33 +414,37 @@ func (s *Stream) commit(batch []*appendReq) {
 const appendChunk = 256
 
 // write runs the transaction of one group commit and returns the new last
-// seq. Per-request failures are stored on the request and rolled back to
-// its savepoint; the returned error fails the whole group.
+// seq. Events are encoded before the transaction, so an event that cannot
+// be encoded fails its own request alone; every request's events are then
+// written together, appendChunk events per statement, whoever sent them —
+// 64 single-event requests cost two statements, not 64 × 4. An error
+// returned fails the whole group (it means the transaction failed: disk
+// full, read-only, I/O).
 func (s *Stream) write(live []*appendReq, seq uint64) (uint64, error) {
 	ctx := context.Background() // callers' contexts must not abort a shared commit
+	w := &chunkWriter{day: s.now().UTC().Unix() / 86400, legacy: s.legacy.Load()}
+	seen := make(map[[16]byte]struct{})
+	for _, r := range live {
+		r.res = make([]audit.AppendResult, len(r.events))
+		if err := w.encodeReq(r, seen); err != nil {
+			r.res, r.err = nil, err
+		}
+	}
+	if len(w.refs) == 0 {
+		return seq, nil
+	}
 	tx, err := s.f.w.BeginTx(ctx, nil)
 	if err != nil {
 		return 0, translate(err, "begin append")
 	}
 	defer func() { _ = tx.Rollback() }()
-	day := s.now().UTC().Unix() / 86400
-	w := &chunkWriter{tx: tx, day: day, legacy: s.legacy.Load()}
-	for _, r := range live {
-		if _, err := tx.ExecContext(ctx, `SAVEPOINT req`); err != nil {
-			return 0, translate(err, "savepoint")
+	w.tx = tx
+	for refs := w.refs; len(refs) > 0; {
+		n := min(len(refs), appendChunk)
+		if seq, err = w.appendChunk(ctx, refs[:n], seq); err != nil {
+			return 0, err
 		}
-		before := seq
-		r.res = make([]audit.AppendResult, len(r.events))
-		seq, r.err = w.appendReq(ctx, r, seq)
-		if r.err != nil {
-			r.res, seq = nil, before
-			if _, err := tx.ExecContext(ctx, `ROLLBACK TO req`); err != nil {
-				return 0, translate(err, "rollback to savepoint")
-			}
-		}
-		if _, err := tx.ExecContext(ctx, `RELEASE req`); err != nil {
-			return 0, translate(err, "release savepoint")
-		}
+		refs = refs[n:]
 	}
 	if err := tx.Commit(); err != nil {
 		return 0, translate(err, "commit append")
@@ -447,37 +452,53 @@ func (s *Stream) write(live []*appendReq, seq uint64) (uint64, error) {
 	return seq, nil
 }
 
-// chunkWriter appends events with multi-row statements.
+// evRef is one event of a group commit: event i of request r, encoded at
+// enc[off:end] of the chunkWriter.
+type evRef struct {
+	r        *appendReq
+	i        int
+	off, end int
+}
+
+// chunkWriter appends the events of one group commit with multi-row
+// statements.
 type chunkWriter struct {
 	tx     *sql.Tx
 	day    int64
-	legacy bool // look keys up in dedupe_v1 too
+	legacy bool    // look keys up in dedupe_v1 too
+	enc    []byte  // every event of the group, encoded
+	refs   []evRef // the events to append, in order
 	args   []any
 	buf    []byte // the records row being built
-	one    []byte // the event being encoded
 	sb     []byte
 }
 
-func (w *chunkWriter) appendReq(ctx context.Context, r *appendReq, seq uint64) (uint64, error) {
-	first := make(map[[16]byte]int, len(r.events))
-	var idx []int // events of this call that are not repeats within it
-	for i := range r.events {
-		if _, ok := first[r.keys[i]]; ok {
+// encodeReq encodes the events of r that are not repeats of an earlier
+// event of the group (those are duplicates now) and queues them. If one
+// cannot be encoded, none of r's events is queued.
+func (w *chunkWriter) encodeReq(r *appendReq, seen map[[16]byte]struct{}) error {
+	mark, refs := len(w.enc), len(w.refs)
+	var added [][16]byte
+	for i, ev := range r.events {
+		k := r.keys[i]
+		if _, ok := seen[k]; ok {
 			r.res[i] = audit.AppendResult{Duplicate: true}
 			continue
 		}
-		first[r.keys[i]] = i
-		idx = append(idx, i)
-	}
-	for len(idx) > 0 {
-		n := min(len(idx), appendChunk)
+		off := len(w.enc)
 		var err error
-		if seq, err = w.appendChunk(ctx, r, idx[:n], seq); err != nil {
-			return 0, err
+		if w.enc, err = encodeEvent(w.enc, ev, encodeOpts{}); err != nil {
+			w.enc, w.refs = w.enc[:mark], w.refs[:refs]
+			for _, k := range added {
+				delete(seen, k)
+			}
+			return err
 		}
-		idx = idx[n:]
+		seen[k] = struct{}{}
+		added = append(added, k)
+		w.refs = append(w.refs, evRef{r: r, i: i, off: off, end: len(w.enc)})
 	}
-	return seq, nil
+	return nil
 }
 
 func (w *chunkWriter) values(n, cols int) string {
@@ -498,24 +519,24 @@ func (w *chunkWriter) values(n, cols int) string {
 	return string(w.sb)
 }
 
-// appendChunk inserts the idempotency keys of the events idx in one
-// statement, learns from RETURNING which were new, and appends those.
-func (w *chunkWriter) appendChunk(ctx context.Context, r *appendReq, idx []int, seq uint64) (uint64, error) {
+// appendChunk inserts the idempotency keys of refs in one statement, learns
+// from RETURNING which were new, and appends those as one records row.
+func (w *chunkWriter) appendChunk(ctx context.Context, refs []evRef, seq uint64) (uint64, error) {
 	if w.legacy {
 		var err error
-		if idx, err = w.dropLegacy(ctx, r, idx); err != nil || len(idx) == 0 {
+		if refs, err = w.dropLegacy(ctx, refs); err != nil || len(refs) == 0 {
 			return seq, err
 		}
 	}
 	w.args = w.args[:0]
-	for _, i := range idx {
-		w.args = append(w.args, r.keys[i][:], int64(hash32(r.events[i].Tenant)), w.day)
+	for _, ref := range refs {
+		w.args = append(w.args, ref.r.keys[ref.i][:], int64(hash32(ref.r.events[ref.i].Tenant)), w.day)
 	}
-	rows, err := w.tx.QueryContext(ctx, `INSERT OR IGNORE INTO dedupe (k, th, day) VALUES `+w.values(len(idx), 3)+` RETURNING k`, w.args...)
+	rows, err := w.tx.QueryContext(ctx, `INSERT OR IGNORE INTO dedupe (k, th, day) VALUES `+w.values(len(refs), 3)+` RETURNING k`, w.args...)
 	if err != nil {
 		return 0, translate(err, "append idempotency keys")
 	}
-	fresh := make(map[[16]byte]bool, len(idx))
+	fresh := make(map[[16]byte]bool, len(refs))
 	for rows.Next() {
 		var k []byte
 		if err := rows.Scan(&k); err != nil {
@@ -533,18 +554,17 @@ func (w *chunkWriter) appendChunk(ctx context.Context, r *appendReq, idx []int, 
 	// row keyed by the last of them (stream schema version 3).
 	w.buf = w.buf[:0]
 	fresh0 := seq
-	for _, i := range idx {
-		if !fresh[r.keys[i]] {
-			r.res[i] = audit.AppendResult{Duplicate: true}
+	var one []byte
+	for _, ref := range refs {
+		if !fresh[ref.r.keys[ref.i]] {
+			ref.r.res[ref.i] = audit.AppendResult{Duplicate: true}
 			continue
 		}
-		if w.one, err = encodeEvent(w.one[:0], r.events[i], encodeOpts{}); err != nil {
-			return 0, err
-		}
-		w.buf = binary.AppendUvarint(w.buf, uint64(len(w.one)))
-		w.buf = append(w.buf, w.one...)
+		one = w.enc[ref.off:ref.end]
+		w.buf = binary.AppendUvarint(w.buf, uint64(len(one)))
+		w.buf = append(w.buf, one...)
 		seq++
-		r.res[i] = audit.AppendResult{Seq: seq}
+		ref.r.res[ref.i] = audit.AppendResult{Seq: seq}
 	}
 	n := seq - fresh0
 	body := w.buf
@@ -552,7 +572,7 @@ func (w *chunkWriter) appendChunk(ctx context.Context, r *appendReq, idx []int, 
 	case 0:
 		return seq, nil
 	case 1: // a single event is stored bare, as versions 1 and 2 did
-		body = w.one
+		body = one
 	}
 	if _, err := w.tx.ExecContext(ctx, `INSERT INTO records (seq, n, body) VALUES (?, ?, ?)`, int64(seq), int64(n), body); err != nil {
 		return 0, translate(err, "append records")
@@ -560,17 +580,18 @@ func (w *chunkWriter) appendChunk(ctx context.Context, r *appendReq, idx []int, 
 	return seq, nil
 }
 
-// dropLegacy marks as duplicates the events of idx whose version-1 key is
+// dropLegacy marks as duplicates the events of refs whose version-1 key is
 // in dedupe_v1 and returns the others.
-func (w *chunkWriter) dropLegacy(ctx context.Context, r *appendReq, idx []int) ([]int, error) {
+func (w *chunkWriter) dropLegacy(ctx context.Context, refs []evRef) ([]evRef, error) {
 	w.args = w.args[:0]
 	w.sb = append(w.sb[:0], "SELECT k FROM dedupe_v1 WHERE k IN ("...)
-	for j, i := range idx {
+	for j, ref := range refs {
 		if j > 0 {
 			w.sb = append(w.sb, ',')
 		}
 		w.sb = append(w.sb, '?')
-		k := legacyDedupeKey(r.events[i].Tenant, r.events[i].ID)
+		ev := ref.r.events[ref.i]
+		k := legacyDedupeKey(ev.Tenant, ev.ID)
 		w.args = append(w.args, k[:])
 	}
 	w.sb = append(w.sb, ')')
@@ -590,15 +611,16 @@ func (w *chunkWriter) dropLegacy(ctx context.Context, r *appendReq, idx []int) (
 	err = rows.Err()
 	rows.Close()
 	if err != nil || len(old) == 0 {
-		return idx, translate(err, "look up legacy idempotency keys")
+		return refs, translate(err, "look up legacy idempotency keys")
 	}
-	keep := idx[:0:0]
-	for _, i := range idx {
-		if old[legacyDedupeKey(r.events[i].Tenant, r.events[i].ID)] {
-			r.res[i] = audit.AppendResult{Duplicate: true}
+	keep := refs[:0:0]
+	for _, ref := range refs {
+		ev := ref.r.events[ref.i]
+		if old[legacyDedupeKey(ev.Tenant, ev.ID)] {
+			ref.r.res[ref.i] = audit.AppendResult{Duplicate: true}
 			continue
 		}
-		keep = append(keep, i)
+		keep = append(keep, ref)
 	}
 	return keep, nil
 }
