@@ -286,14 +286,16 @@ func (e *Engine) rulesFor(action string) []*crule {
 func (e *Engine) Process(ctx context.Context, recs []*audit.Record) ([]audit.Finding, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	// The context is checked once, before any state changes: a batch is
+	// evaluated whole or not at all, because state advanced by half a
+	// batch whose findings were then dropped could not be replayed (its
+	// records would be skipped as already seen).
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
 	e.out = e.out[:0]
 	clear(e.outIdx)
-	for i, rec := range recs {
-		if i%256 == 0 {
-			if err := ctx.Err(); err != nil {
-				return nil, err
-			}
-		}
+	for _, rec := range recs {
 		if rec.Seq != 0 && rec.Seq <= e.lastSeq {
 			e.m.skipped.Inc()
 			continue

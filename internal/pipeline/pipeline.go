@@ -101,54 +101,148 @@ func New(opts Options) (*Pipeline, error) {
 }
 
 // Run consumes until ctx is cancelled, then checkpoints what it processed
-// and returns nil. A failing batch is retried with backoff (the stream keeps
-// it), so a store outage delays events but never drops them.
+// and returns nil. It runs in two stages that overlap on separate
+// goroutines: reading, enrichment and detection of one batch while the
+// previous batch's events and findings are being stored. A batch that fails
+// to be stored is retried with backoff, findings included, so a store
+// outage delays events but never drops them or their findings.
+//
+// A checkpoint is a barrier: detection pauses until the store stage has
+// stored every batch it was handed, so the detector state made durable
+// always matches the stream position committed with it.
 func (p *Pipeline) Run(ctx context.Context) error {
 	off, err := p.opts.Stream.Offset(ctx, Consumer)
 	if err != nil {
 		return fmt.Errorf("read pipeline offset: %w", err)
 	}
 	p.processed, p.committed = off, off
+	toStore := make(chan *batch, 1)
+	storeDone := make(chan uint64, 1) // the last Seq stored when the store stage ends
+	go func() { storeDone <- p.storeLoop(ctx, toStore, off) }()
+
 	lastCheckpoint := p.now()
 	backoff := 50 * time.Millisecond
-	for {
-		if ctx.Err() != nil {
-			return p.checkpoint(context.WithoutCancel(ctx))
-		}
-		n, err := p.step(ctx)
+	for ctx.Err() == nil {
+		b, err := p.detect(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
-				return p.checkpoint(context.WithoutCancel(ctx))
+				break
 			}
 			p.errs.Inc()
 			p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline batch failed; retrying", slog.String("error", err.Error()), slog.Duration("backoff", backoff))
-			if err := sleep(ctx, backoff); err != nil {
-				continue
-			}
+			_ = sleep(ctx, backoff)
 			backoff = min(backoff*2, 5*time.Second)
 			continue
 		}
 		backoff = 50 * time.Millisecond
-		if p.processed > p.committed && (n == 0 || p.now().Sub(lastCheckpoint) >= p.opts.CheckpointEvery) {
-			if err := p.checkpoint(ctx); err != nil {
-				p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline checkpoint failed", slog.String("error", err.Error()))
+		if b != nil {
+			select {
+			case toStore <- b:
+			case <-ctx.Done():
+				continue
+			}
+		}
+		if p.processed > p.committed && (b == nil || p.now().Sub(lastCheckpoint) >= p.opts.CheckpointEvery) {
+			if err := p.barrier(ctx, toStore); err == nil {
+				if err := p.checkpoint(ctx); err != nil {
+					p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline checkpoint failed", slog.String("error", err.Error()))
+				}
 			}
 			lastCheckpoint = p.now()
 		}
-		if n == 0 {
+		if b == nil {
 			waitCtx, cancel := context.WithTimeout(ctx, p.opts.CheckpointEvery)
 			err := p.opts.Stream.Wait(waitCtx, p.processed)
 			cancel()
 			if errors.Is(err, audit.ErrStreamClosed) {
-				return p.checkpoint(context.WithoutCancel(ctx))
+				break
 			}
 		}
 	}
+	close(toStore)
+	stored := <-storeDone
+	if stored != p.processed {
+		// A batch handed to the store stage was not stored (the stores
+		// failed as shutdown began). Nothing is checkpointed: the next
+		// start replays from the last committed position with the
+		// detector state that matches it.
+		p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline stopped with unstored events; they will be processed again on restart",
+			slog.Uint64("stored", stored), slog.Uint64("processed", p.processed))
+		return nil
+	}
+	return p.checkpoint(context.WithoutCancel(ctx))
+}
+
+// batch is one read of the stream on its way from detection to the stores,
+// or, with done set, a barrier the store stage answers once everything
+// before it is stored.
+type batch struct {
+	recs     []audit.Record
+	findings []audit.Finding
+	last     uint64
+	start    time.Time
+	done     chan struct{}
+}
+
+// barrier waits until the store stage has stored every batch sent so far.
+func (p *Pipeline) barrier(ctx context.Context, toStore chan<- *batch) error {
+	b := &batch{done: make(chan struct{})}
+	select {
+	case toStore <- b:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case <-b.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// storeLoop is the store stage: it stores each batch, retrying with backoff
+// until it succeeds or ctx ends, and returns the last Seq stored. A batch
+// already being stored when ctx ends is finished; after that it only
+// drains the channel.
+func (p *Pipeline) storeLoop(ctx context.Context, in <-chan *batch, stored uint64) uint64 {
+	failed := false
+	for b := range in {
+		if b.done != nil {
+			if !failed {
+				close(b.done)
+			}
+			continue
+		}
+		if failed {
+			continue
+		}
+		backoff := 50 * time.Millisecond
+		for {
+			err := p.store(context.WithoutCancel(ctx), b)
+			if err == nil {
+				stored = b.last
+				break
+			}
+			if ctx.Err() != nil {
+				failed = true
+				break
+			}
+			p.errs.Inc()
+			p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline could not store a batch; retrying", slog.String("error", err.Error()), slog.Duration("backoff", backoff))
+			if sleep(ctx, backoff) != nil {
+				failed = true
+				break
+			}
+			backoff = min(backoff*2, 5*time.Second)
+		}
+	}
+	return stored
 }
 
 // Drain processes everything appended so far and checkpoints it; tests and
 // `vigil demo` use it to wait for the pipeline to catch up without a
-// separate Run goroutine.
+// separate Run goroutine. It runs both stages in turn on the caller's
+// goroutine.
 func (p *Pipeline) Drain(ctx context.Context) error {
 	if p.processed == 0 && p.committed == 0 {
 		off, err := p.opts.Stream.Offset(ctx, Consumer)
@@ -158,25 +252,31 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 		p.processed, p.committed = off, off
 	}
 	for {
-		n, err := p.step(ctx)
+		b, err := p.detect(ctx)
 		if err != nil {
 			return err
 		}
-		if n == 0 {
+		if b == nil {
 			return p.checkpoint(ctx)
+		}
+		if err := p.store(ctx, b); err != nil {
+			return err
 		}
 	}
 }
 
-// step handles one batch and returns how many records it read.
-func (p *Pipeline) step(ctx context.Context) (int, error) {
+// detect reads the next batch after p.processed, enriches it and runs
+// detection; nil when the stream has nothing new. It advances p.processed:
+// from here on the detector has seen the batch, so it must be stored
+// (with its findings) before the next checkpoint.
+func (p *Pipeline) detect(ctx context.Context) (*batch, error) {
 	recs, err := p.opts.Stream.Read(ctx, p.processed, p.opts.BatchSize)
 	if err != nil {
-		return 0, fmt.Errorf("read stream after %d: %w", p.processed, err)
+		return nil, fmt.Errorf("read stream after %d: %w", p.processed, err)
 	}
 	if len(recs) == 0 {
 		p.lag.Set(0)
-		return 0, nil
+		return nil, nil
 	}
 	start := time.Now()
 	// Vigil's own read-audit records (vigil.search, vigil.export) are stored
@@ -194,37 +294,42 @@ func (p *Pipeline) step(ctx context.Context) (int, error) {
 			_ = p.opts.Enricher.Enrich(ctx, &recs[i].Event)
 		}
 	}
-	var findings []audit.Finding
+	b := &batch{recs: recs, last: recs[len(recs)-1].Seq, start: start}
 	if p.opts.Detector != nil && len(ptrs) > 0 {
-		if findings, err = p.opts.Detector.Process(ctx, ptrs); err != nil {
-			return 0, fmt.Errorf("detect: %w", err)
+		if b.findings, err = p.opts.Detector.Process(ctx, ptrs); err != nil {
+			return nil, fmt.Errorf("detect: %w", err)
 		}
 	}
-	events := make([]audit.Event, len(recs))
-	for i := range recs {
-		events[i] = recs[i].Event
-	}
-	if err := p.opts.Events.InsertEvents(ctx, events); err != nil {
-		return 0, fmt.Errorf("store %d events: %w", len(events), err)
-	}
-	if len(findings) > 0 {
-		if err := p.opts.Findings.UpsertFindings(ctx, findings); err != nil {
-			return 0, fmt.Errorf("store %d findings: %w", len(findings), err)
-		}
-		p.finds.Add(float64(len(findings)))
-		now := p.now()
-		newest := recs[len(recs)-1].Event.ReceivedAt
-		p.latency.Observe(now.Sub(newest).Seconds())
-	}
-	p.processed = recs[len(recs)-1].Seq
-	p.stored.Add(float64(len(recs)))
-	p.batches.Observe(time.Since(start).Seconds())
+	p.processed = b.last
 	if st, ok := p.opts.Stream.(audit.StreamStats); ok {
 		if last, _, err := st.Backlog(ctx); err == nil && last >= p.processed {
 			p.lag.Set(float64(last - p.processed))
 		}
 	}
-	return len(recs), nil
+	return b, nil
+}
+
+// store writes a detected batch's events and findings. Both writes are
+// idempotent, so a retry after a partial failure stores nothing twice.
+func (p *Pipeline) store(ctx context.Context, b *batch) error {
+	events := make([]audit.Event, len(b.recs))
+	for i := range b.recs {
+		events[i] = b.recs[i].Event
+	}
+	if err := p.opts.Events.InsertEvents(ctx, events); err != nil {
+		return fmt.Errorf("store %d events: %w", len(events), err)
+	}
+	if len(b.findings) > 0 {
+		if err := p.opts.Findings.UpsertFindings(ctx, b.findings); err != nil {
+			return fmt.Errorf("store %d findings: %w", len(b.findings), err)
+		}
+		p.finds.Add(float64(len(b.findings)))
+		newest := b.recs[len(b.recs)-1].Event.ReceivedAt
+		p.latency.Observe(p.now().Sub(newest).Seconds())
+	}
+	p.stored.Add(float64(len(b.recs)))
+	p.batches.Observe(time.Since(b.start).Seconds())
+	return nil
 }
 
 func (p *Pipeline) checkpoint(ctx context.Context) error {

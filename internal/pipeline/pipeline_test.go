@@ -170,3 +170,70 @@ func TestRunRetriesAFailingBatchWithoutLosingIt(t *testing.T) {
 		t.Fatalf("detector saw %d events; a failed batch must be retried whole, once it succeeds", len(det.seen))
 	}
 }
+
+// flakyFindings fails its first UpsertFindings calls, as a full disk would.
+type flakyFindings struct {
+	*sqlite.DB
+	mu    sync.Mutex
+	fails int
+}
+
+func (f *flakyFindings) UpsertFindings(ctx context.Context, fs []audit.Finding) error {
+	f.mu.Lock()
+	fail := f.fails > 0
+	if fail {
+		f.fails--
+	}
+	f.mu.Unlock()
+	if fail {
+		return &audit.Error{Code: audit.EUNAVAILABLE, Message: "disk full"}
+	}
+	return f.DB.UpsertFindings(ctx, fs)
+}
+
+// TestRunRetriesAFailedStoreWithItsFindings: when the findings of a batch
+// cannot be stored, the batch is stored again later with the same findings.
+// Detection has already seen its events (and would skip them if they came
+// back), so the findings must not be recomputed — they are kept.
+func TestRunRetriesAFailedStoreWithItsFindings(t *testing.T) {
+	det := &recorder{}
+	db, err := sqlite.Open(t.Context(), sqlite.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st := orderStream{Stream: memstream.New(memstream.Options{}), rec: det}
+	ff := &flakyFindings{DB: db, fails: 3}
+	p, err := pipeline.New(pipeline.Options{Stream: st, Events: db.Events(), Findings: ff, Detector: det, Enricher: uaEnricher{}, BatchSize: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	appendEvents(t, st, 6, "x.finding")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		fs, err := db.SearchFindings(t.Context(), audit.FindingFilter{Tenant: "acme"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fs.Findings) == 6 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of 6 findings stored after the store recovered", len(fs.Findings))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if off, _ := st.Offset(t.Context(), pipeline.Consumer); off != 6 {
+		t.Fatalf("offset after shutdown %d, want 6", off)
+	}
+	if len(det.seen) != 6 {
+		t.Fatalf("detector saw %d events, want each of the 6 once", len(det.seen))
+	}
+}
