@@ -187,7 +187,8 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 	}
 	ids := make([]string, 0, min(len(ks.Entries), audit.MaxEvidence))
 	first, n := t, 0
-	ks.FVals, ks.FMatched = nil, 0
+	ks.FVals, ks.FMatched, ks.FValsCapped = nil, 0, false
+	ks.fMax, ks.fLow, ks.fDerived = 0, ks.fLow[:0], true
 	for _, en := range ks.Entries {
 		if !isEvidence(en) {
 			continue
@@ -223,11 +224,45 @@ func (ks *keyState) absorb(v string, m bool) {
 	if ks.FVals == nil {
 		ks.FVals = map[string]int32{}
 	}
-	if _, ok := ks.FVals[v]; ok || len(ks.FVals) < maxFindingValues {
-		ks.FVals[v]++
-	} else {
+	c, ok := ks.FVals[v]
+	if !ok && len(ks.FVals) >= maxFindingValues {
 		ks.FValsCapped = true
+		return
 	}
+	ks.FVals[v] = c + 1
+	if !ks.fDerived {
+		return // derived on the next aggFacts
+	}
+	ks.fMax = max(ks.fMax, c+1)
+	if !ok {
+		ks.fLow = insertLow(ks.fLow, v)
+	}
+}
+
+// factValues is how many of a finding's distinct values its facts list.
+const factValues = 20
+
+// insertLow inserts v into low, the sorted factValues smallest values
+// seen, if it belongs there.
+func insertLow(low []string, v string) []string {
+	if len(low) == factValues && v >= low[len(low)-1] {
+		return low
+	}
+	i, _ := slices.BinarySearch(low, v)
+	if len(low) == factValues {
+		low = low[:factValues-1]
+	}
+	return slices.Insert(low, i, v)
+}
+
+// deriveFacts recomputes fMax and fLow from FVals (after a restore).
+func (ks *keyState) deriveFacts() {
+	ks.fMax, ks.fLow = 0, ks.fLow[:0]
+	for v, c := range ks.FVals {
+		ks.fMax = max(ks.fMax, c)
+		ks.fLow = insertLow(ks.fLow, v)
+	}
+	ks.fDerived = true
 }
 
 // aggFacts are the facts of an aggregate finding. They describe the whole
@@ -237,21 +272,16 @@ func (ks *keyState) absorb(v string, m bool) {
 func aggFacts(r *crule, ks *keyState, a *aggVals) map[string]any {
 	f := map[string]any{"matched": int64(ks.FMatched)}
 	if r.Distinct.Present() {
-		var maxPer int32
-		vals := make([]string, 0, len(ks.FVals))
-		for v, c := range ks.FVals {
-			vals = append(vals, v)
-			maxPer = max(maxPer, c)
+		if !ks.fDerived {
+			ks.deriveFacts()
 		}
 		f["distinct"] = int64(len(ks.FVals))
 		if ks.FValsCapped {
 			f["distinct_capped"] = true
 		}
-		f["max_per_value"] = int64(maxPer)
-		sort.Strings(vals)
-		if len(vals) > 20 {
-			vals = vals[:20]
-		}
+		f["max_per_value"] = int64(ks.fMax)
+		vals := make([]string, len(ks.fLow))
+		copy(vals, ks.fLow)
 		f["values"] = vals
 	}
 	if r.Baseline != nil {

@@ -51,7 +51,17 @@ type keyState struct {
 	one            string           // the only value, while there is one
 	oneN           int32
 	maxPer         int32
-	maxDirty       bool
+	// hist[c] is how many values of per occur exactly c times, so that
+	// maxPer follows evictions in O(1) instead of a scan of per (which,
+	// for a tenant-wide key with thousands of addresses, was most of the
+	// engine's time under attack).
+	hist []int32
+	// fMax is the highest count in FVals and fLow its (at most
+	// factValues) smallest values in order, both kept as FVals grows;
+	// fDerived says they are in step with FVals (false after a restore).
+	fMax     int32
+	fLow     []string
+	fDerived bool
 }
 
 // entry is one event in a window.
@@ -74,7 +84,7 @@ type stepHit struct {
 // rebuild recomputes the derived counters from Entries.
 func (ks *keyState) rebuild() {
 	ks.count, ks.matched, ks.maxPer = 0, 0, 0
-	ks.per, ks.one, ks.oneN = nil, "", 0
+	ks.per, ks.one, ks.oneN, ks.hist = nil, "", 0, nil
 	for _, en := range ks.Entries {
 		ks.inc(en)
 	}
@@ -97,6 +107,7 @@ func (ks *keyState) inc(en entry) {
 	case ks.per != nil && len(ks.per) > 0:
 		c = ks.per[en.V] + 1
 		ks.per[en.V] = c
+		ks.histMove(c-1, c)
 	case ks.oneN == 0 || ks.one == en.V:
 		ks.one = en.V
 		ks.oneN++
@@ -107,11 +118,28 @@ func (ks *keyState) inc(en entry) {
 		}
 		ks.per[ks.one] = ks.oneN
 		ks.per[en.V] = 1
+		clear(ks.hist)
+		ks.histMove(0, ks.oneN)
+		ks.histMove(0, 1)
 		ks.one, ks.oneN = "", 0
 		c = 1
 	}
 	if c > ks.maxPer {
 		ks.maxPer = c
+	}
+}
+
+// histMove moves one value of per from count from to count to in hist
+// (0 meaning absent).
+func (ks *keyState) histMove(from, to int32) {
+	if from > 0 {
+		ks.hist[from]--
+	}
+	if to > 0 {
+		if int(to) >= len(ks.hist) {
+			ks.hist = append(ks.hist, make([]int32, int(to)+1-len(ks.hist))...)
+		}
+		ks.hist[to]++
 	}
 }
 
@@ -123,23 +151,23 @@ func (ks *keyState) dec(en entry) {
 	if en.V == "" {
 		return
 	}
-	var c int32
 	if len(ks.per) > 0 {
-		c = ks.per[en.V] - 1
+		c := ks.per[en.V] - 1
 		if c <= 0 {
 			delete(ks.per, en.V)
 		} else {
 			ks.per[en.V] = c
 		}
+		ks.histMove(c+1, max(c, 0))
+		for ks.maxPer > 0 && (int(ks.maxPer) >= len(ks.hist) || ks.hist[ks.maxPer] == 0) {
+			ks.maxPer--
+		}
 	} else if ks.one == en.V {
 		ks.oneN--
-		c = ks.oneN
-		if c == 0 {
+		ks.maxPer = ks.oneN
+		if ks.oneN == 0 {
 			ks.one = ""
 		}
-	}
-	if c+1 == ks.maxPer {
-		ks.maxDirty = true
 	}
 }
 
@@ -168,16 +196,7 @@ func (ks *keyState) values(f func(string)) {
 }
 
 // maxPerValue returns the highest count of one distinct value.
-func (ks *keyState) maxPerValue() int32 {
-	if ks.maxDirty {
-		ks.maxPer = ks.oneN
-		for _, c := range ks.per {
-			ks.maxPer = max(ks.maxPer, c)
-		}
-		ks.maxDirty = false
-	}
-	return ks.maxPer
-}
+func (ks *keyState) maxPerValue() int32 { return ks.maxPer }
 
 // add inserts en in time order, then evicts what fell out of the window
 // (relative to the key's newest event) and beyond the cap. It returns how
@@ -252,5 +271,6 @@ func (ks *keyState) reset() {
 	clear(steps)
 	per := ks.per
 	clear(per)
-	*ks = keyState{Entries: ents[:0], Steps: steps[:0], per: per}
+	hist := ks.hist[:0]
+	*ks = keyState{Entries: ents[:0], Steps: steps[:0], per: per, hist: hist}
 }

@@ -2,7 +2,9 @@ package detect
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"testing"
 	"time"
 )
@@ -47,5 +49,48 @@ func TestWindowCountsMatchNaive(t *testing.T) {
 			}
 		}
 		ks.reset()
+	}
+}
+
+// TestFindingFactsMatchNaive checks the incrementally kept facts of an open
+// finding (most events of one value, the smallest values listed) against a
+// recount of FVals, kept live and derived again as after a restore.
+func TestFindingFactsMatchNaive(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	ks := &keyState{fDerived: true}
+	restored := &keyState{}
+	for i := range 20000 {
+		v := fmt.Sprintf("10.%d.%d.%d", r.IntN(4), r.IntN(40), r.IntN(50))
+		ks.absorb(v, false)
+		if i%997 == 0 {
+			// A restore: FVals come back from JSON, the derived facts do not.
+			restored = &keyState{FVals: maps.Clone(ks.FVals), FValsCapped: ks.FValsCapped}
+			restored.deriveFacts()
+		}
+		if i%101 != 0 {
+			continue
+		}
+		var wantMax int32
+		var all []string
+		for v, c := range ks.FVals {
+			wantMax = max(wantMax, c)
+			all = append(all, v)
+		}
+		slices.Sort(all)
+		wantLow := all[:min(len(all), factValues)]
+		if ks.fMax != wantMax || !slices.Equal(ks.fLow, wantLow) {
+			t.Fatalf("after %d values: max %d low %v, want %d %v", i+1, ks.fMax, ks.fLow, wantMax, wantLow)
+		}
+	}
+	if len(ks.FVals) != maxFindingValues || !ks.FValsCapped {
+		t.Fatalf("FVals holds %d values (capped %v); the test meant to reach the cap of %d", len(ks.FVals), ks.FValsCapped, maxFindingValues)
+	}
+	var all []string
+	for v := range restored.FVals {
+		all = append(all, v)
+	}
+	slices.Sort(all)
+	if !slices.Equal(restored.fLow, all[:factValues]) {
+		t.Fatalf("derived after restore: %v, want %v", restored.fLow, all[:factValues])
 	}
 }

@@ -237,18 +237,34 @@ func (db *DB) SaveState(ctx context.Context, ns string, puts map[string][]byte, 
 		return translate(err, "save state")
 	}
 	defer func() { _ = tx.Rollback() }()
-	for _, k := range deletes {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM state WHERE ns = ? AND key = ?`, ns, k); err != nil {
+	// A checkpoint writes thousands of keys: each statement is prepared
+	// once, not once per key.
+	if len(deletes) > 0 {
+		del, err := tx.PrepareContext(ctx, `DELETE FROM state WHERE ns = ? AND key = ?`)
+		if err != nil {
 			return translate(err, "delete state")
 		}
-	}
-	for k, v := range puts {
-		if v == nil {
-			v = []byte{}
+		defer del.Close()
+		for _, k := range deletes {
+			if _, err := del.ExecContext(ctx, ns, k); err != nil {
+				return translate(err, "delete state")
+			}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO state (ns, key, value) VALUES (?, ?, ?)
-			ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value`, ns, k, v); err != nil {
+	}
+	if len(puts) > 0 {
+		put, err := tx.PrepareContext(ctx, `INSERT INTO state (ns, key, value) VALUES (?, ?, ?)
+			ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value`)
+		if err != nil {
 			return translate(err, "put state")
+		}
+		defer put.Close()
+		for k, v := range puts {
+			if v == nil {
+				v = []byte{}
+			}
+			if _, err := put.ExecContext(ctx, ns, k, v); err != nil {
+				return translate(err, "put state")
+			}
 		}
 	}
 	return translate(tx.Commit(), "save state")
