@@ -73,6 +73,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		stderr = io.Discard
 	}
 	a = &App{cfg: cfg, now: opts.Now, registry: prometheus.NewRegistry()}
+	built := a // a itself is nil once a failing return has run
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -82,7 +83,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	}
 	defer func() {
 		if err != nil {
-			err = errors.Join(err, a.close())
+			err = errors.Join(err, built.close())
 			a = nil
 		}
 	}()
