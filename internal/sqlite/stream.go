@@ -749,10 +749,18 @@ func (s *Stream) Commit(ctx context.Context, consumer string, seq uint64) error 
 	}
 	s.mu.Lock()
 	s.consumers[consumer] = seq
-	low, trimmed := s.minCommittedLocked(), s.trimmed
+	low, trimmed, last := s.minCommittedLocked(), s.trimmed, s.last
 	s.mu.Unlock()
+	// Pages are given back only once the consumers have (nearly) caught
+	// up: during a burst the pages a trim frees are the ones the next
+	// appends need, and reclaiming them would compete with ingestion for
+	// the writer and make the file grow again.
+	caughtUp := last-low <= reclaimBacklog
 	if low <= trimmed {
-		return s.reclaim(ctx)
+		if caughtUp {
+			return s.reclaim(ctx)
+		}
+		return nil
 	}
 	if _, err := s.f.w.ExecContext(ctx, `DELETE FROM records WHERE seq <= ?`, int64(low)); err != nil {
 		return translate(err, "trim stream")
@@ -760,6 +768,9 @@ func (s *Stream) Commit(ctx context.Context, consumer string, seq uint64) error 
 	s.mu.Lock()
 	s.trimmed = max(s.trimmed, low)
 	s.mu.Unlock()
+	if !caughtUp {
+		return nil
+	}
 	return s.reclaim(ctx)
 }
 
@@ -769,13 +780,16 @@ func (s *Stream) Commit(ctx context.Context, consumer string, seq uint64) error 
 // never shrinks — after a 1M-event bulk load that was a quarter of a GiB,
 // 290 bytes per stored event. Commit gives back at most reclaimStep pages
 // per reclaimEvery, keeping reclaimSlack free pages so that the next burst
-// does not have to grow the file again straight away. Each step moves at
+// does not have to grow the file again straight away, and only while the
+// backlog is at most reclaimBacklog events. Each step moves at
 // most reclaimStep pages inside one short write transaction, so appends
 // wait for it no longer than for a large group commit.
 const (
 	reclaimEvery = time.Second
 	reclaimStep  = 2048 // pages (8 MiB at 4 KiB)
 	reclaimSlack = 4096 // pages (16 MiB at 4 KiB)
+	// reclaimBacklog is the most unconsumed events at which reclaim runs.
+	reclaimBacklog = 20_000
 )
 
 // reclaim returns free pages beyond reclaimSlack to the file system, at

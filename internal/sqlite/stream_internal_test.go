@@ -334,6 +334,18 @@ func TestStreamGivesBackTrimmedPages(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// While the consumer is still far behind, trimmed pages stay free for
+	// the appends that keep coming.
+	if err := s.Commit(ctx, "pipeline", last-reclaimBacklog-10_000); err != nil {
+		t.Fatal(err)
+	}
+	if got := pragma("page_count"); got != peak {
+		t.Fatalf("pages after a commit with %d events still to consume = %d, want the peak %d (no reclaim during a backlog)", reclaimBacklog+10_000, got, peak)
+	}
+	if pragma("freelist_count") == 0 {
+		t.Fatal("the trim freed no pages")
+	}
+	now = now.Add(reclaimEvery)
 	if err := s.Commit(ctx, "pipeline", last); err != nil {
 		t.Fatal(err)
 	}
