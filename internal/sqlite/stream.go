@@ -626,7 +626,7 @@ func (w *chunkWriter) dropLegacy(ctx context.Context, refs []evRef) ([]evRef, er
 }
 
 // Read returns up to max records after the position, in Seq order, without
-// blocking. max ≤ 0 means 1000; it is capped at 10,000.
+// blocking. max ≤ 0 means 1000; it is capped at 50,000.
 func (s *Stream) Read(ctx context.Context, after uint64, max int) ([]audit.Record, error) {
 	if s.isClosed() {
 		return nil, audit.ErrStreamClosed
@@ -634,7 +634,7 @@ func (s *Stream) Read(ctx context.Context, after uint64, max int) ([]audit.Recor
 	if max <= 0 {
 		max = 1000
 	}
-	max = min(max, 10_000)
+	max = min(max, 50_000)
 	// A row holds the n events ending at seq; the first row may start at or
 	// before the position.
 	rows, err := s.f.r.QueryContext(ctx, `SELECT seq, n, body FROM records WHERE seq > ? ORDER BY seq LIMIT ?`, int64(after), max)
