@@ -161,7 +161,7 @@ func runPerf(ctx context.Context, args []string) error {
 	if !filepath.IsAbs(out) {
 		out = filepath.Join(root, out)
 	}
-	if err := os.WriteFile(out, []byte(p.Report()), 0o644); err != nil {
+	if err := os.WriteFile(out, []byte(relinkReport(p.Report(), root, out)), 0o644); err != nil {
 		return err
 	}
 	logf("wrote %s in %s", out, p.Took.Round(time.Second))
@@ -378,3 +378,16 @@ func fmtDur(d time.Duration) string {
 }
 
 func mib(n int64) string { return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20)) }
+
+// relinkReport rewrites the report's links, written relative to docs/,
+// for a report written elsewhere (make bench-full writes docs/perf/).
+func relinkReport(report, root, out string) string {
+	dir, err := filepath.Rel(filepath.Join(root, "docs"), filepath.Dir(out))
+	if err != nil || dir == "." {
+		return report
+	}
+	if dir == "perf" {
+		return strings.ReplaceAll(report, "](perf/", "](")
+	}
+	return report
+}
