@@ -55,11 +55,8 @@ func familiarLogin(p *Profile, ev *audit.Event) bool {
 	if !ok || !p.hasDevice(d) {
 		return false
 	}
-	if u := ev.Enrichment.UserAgent; u != nil {
-		switch u.Class {
-		case audit.UAClassScripted, audit.UAClassHeadless, audit.UAClassEmpty:
-			return false
-		}
+	if automatedClient(ev) {
+		return false
 	}
 	n := ev.Enrichment.Network
 	if n != nil && (n.Tor || n.Datacenter || len(n.Lists) > 0) {
@@ -79,6 +76,20 @@ func familiarLogin(p *Profile, ev *audit.Event) bool {
 		placed = true
 	}
 	return placed
+}
+
+// automatedClient reports whether the event's user agent is scripted,
+// headless or missing.
+func automatedClient(ev *audit.Event) bool {
+	u := ev.Enrichment.UserAgent
+	if u == nil {
+		return false
+	}
+	switch u.Class {
+	case audit.UAClassScripted, audit.UAClassHeadless, audit.UAClassEmpty:
+		return true
+	}
+	return false
 }
 
 // Decision thresholds of the risk score.
@@ -175,13 +186,8 @@ func (e *Engine) score(ev *audit.Event, p *Profile, in *input, tc *tenantConf) a
 			add(ReasonIPList)
 		}
 	}
-	if u := ev.Enrichment.UserAgent; u != nil {
-		switch u.Class {
-		case audit.UAClassScripted, audit.UAClassHeadless, audit.UAClassEmpty:
-			if ev.Context.AuthMethod != "api_key" {
-				add(ReasonAutomated)
-			}
-		}
+	if automatedClient(ev) && ev.Context.AuthMethod != "api_key" {
+		add(ReasonAutomated)
 	}
 	if p != nil {
 		params := map[string]any(e.risk)
