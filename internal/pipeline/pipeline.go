@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -58,14 +59,20 @@ type Pipeline struct {
 	opts    Options
 	log     *slog.Logger
 	now     func() time.Time
-	lag     prometheus.Gauge
+	lags    []prometheus.Collector
 	batches prometheus.Histogram
-	stored  prometheus.Counter
+	storedN prometheus.Counter
 	finds   prometheus.Counter
 	latency prometheus.Histogram
 	errs    prometheus.Counter
 	// processed is the last Seq handled in memory; committed is durable.
 	processed, committed uint64
+	// detected and stored mirror, for the lag gauges read at scrape time,
+	// the last Seq through detection and the last Seq stored for search;
+	// started says they hold the positions of a running pipeline (until
+	// then the lag is measured from the committed offset).
+	detected, stored atomic.Uint64
+	started          atomic.Bool
 }
 
 // New returns a Pipeline.
@@ -89,14 +96,23 @@ func New(opts Options) (*Pipeline, error) {
 	if p.now == nil {
 		p.now = time.Now
 	}
-	p.lag = prometheus.NewGauge(prometheus.GaugeOpts{Name: "vigil_pipeline_lag_events", Help: "Accepted events not yet stored and evaluated."})
+	p.lags = []prometheus.Collector{
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_pipeline_detect_lag_events",
+			Help: "Accepted events not yet run through enrichment and detection."}, func() float64 { return p.lag(&p.detected) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_pipeline_store_lag_events",
+			Help: "Accepted events not yet stored, so not yet searchable."}, func() float64 { return p.lag(&p.stored) }),
+		// The original name, kept for existing dashboards: the store lag,
+		// which its help text always described.
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_pipeline_lag_events",
+			Help: "Accepted events not yet evaluated and stored (same as vigil_pipeline_store_lag_events)."}, func() float64 { return p.lag(&p.stored) }),
+	}
 	p.batches = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_pipeline_batch_seconds", Help: "Time to enrich, detect and store one batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)})
-	p.stored = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_events_total", Help: "Events enriched, evaluated and stored."})
+	p.storedN = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_events_total", Help: "Events enriched, evaluated and stored."})
 	p.finds = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_findings_total", Help: "Finding updates stored."})
 	p.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_finding_latency_seconds", Help: "From ingest acknowledgement of the newest evidence event to the stored finding.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})
 	p.errs = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_errors_total", Help: "Batches that failed and were retried."})
 	if opts.Registerer != nil {
-		for _, c := range []prometheus.Collector{p.lag, p.batches, p.stored, p.finds, p.latency, p.errs} {
+		for _, c := range append([]prometheus.Collector{p.batches, p.storedN, p.finds, p.latency, p.errs}, p.lags...) {
 			if err := opts.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register pipeline metrics: %w", err)
 			}
@@ -121,6 +137,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		return fmt.Errorf("read pipeline offset: %w", err)
 	}
 	p.processed, p.committed = off, off
+	p.setStart(off)
 	toStore := make(chan *batch, 1)
 	storeDone := make(chan uint64, 1) // the last Seq stored when the store stage ends
 	go func() { storeDone <- p.storeLoop(ctx, toStore, off) }()
@@ -255,6 +272,7 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 			return err
 		}
 		p.processed, p.committed = off, off
+		p.setStart(off)
 	}
 	for {
 		b, err := p.detect(ctx)
@@ -280,7 +298,6 @@ func (p *Pipeline) detect(ctx context.Context) (*batch, error) {
 		return nil, fmt.Errorf("read stream after %d: %w", p.processed, err)
 	}
 	if len(recs) == 0 {
-		p.lag.Set(0)
 		return nil, nil
 	}
 	start := time.Now()
@@ -306,11 +323,7 @@ func (p *Pipeline) detect(ctx context.Context) (*batch, error) {
 		}
 	}
 	p.processed = b.last
-	if st, ok := p.opts.Stream.(audit.StreamStats); ok {
-		if last, _, err := st.Backlog(ctx); err == nil && last >= p.processed {
-			p.lag.Set(float64(last - p.processed))
-		}
-	}
+	p.detected.Store(b.last)
 	return b, nil
 }
 
@@ -332,7 +345,8 @@ func (p *Pipeline) store(ctx context.Context, b *batch) error {
 		newest := b.recs[len(b.recs)-1].Event.ReceivedAt
 		p.latency.Observe(p.now().Sub(newest).Seconds())
 	}
-	p.stored.Add(float64(len(b.recs)))
+	p.stored.Store(b.last)
+	p.storedN.Add(float64(len(b.recs)))
 	p.batches.Observe(time.Since(b.start).Seconds())
 	return nil
 }
@@ -351,6 +365,40 @@ func (p *Pipeline) checkpoint(ctx context.Context) error {
 	}
 	p.committed = p.processed
 	return nil
+}
+
+// setStart records the position the pipeline resumes from.
+func (p *Pipeline) setStart(off uint64) {
+	p.detected.Store(off)
+	p.stored.Store(off)
+	p.started.Store(true)
+}
+
+// lag is how many appended events lie beyond pos, read at scrape time from
+// the stream head. Before the pipeline has started, pos is the committed
+// offset it will resume from, so a backlog left by the previous run shows
+// from the first scrape. A stream without StreamStats reports 0.
+func (p *Pipeline) lag(pos *atomic.Uint64) float64 {
+	st, ok := p.opts.Stream.(audit.StreamStats)
+	if !ok {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	last, _, err := st.Backlog(ctx)
+	if err != nil {
+		return 0
+	}
+	at := pos.Load()
+	if !p.started.Load() {
+		if at, err = p.opts.Stream.Offset(ctx, Consumer); err != nil {
+			return 0
+		}
+	}
+	if last <= at {
+		return 0
+	}
+	return float64(last - at)
 }
 
 func sleep(ctx context.Context, d time.Duration) error {
