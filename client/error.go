@@ -184,6 +184,16 @@ func (b *ErrorBody) Err() *Error {
 	return e
 }
 
+// Error implements error, so a rejected event's reason prints as the same
+// text its *Error would ("vigil: invalid: reason is required (field reason)").
+// A nil body prints as "<nil>".
+func (b *ErrorBody) Error() string {
+	if b == nil {
+		return "<nil>"
+	}
+	return b.Err().Error()
+}
+
 // parseError builds the *Error for a non-2xx answer. It never fails: a body
 // that is not the API's error shape still yields the status's code.
 func parseError(status int, h http.Header, body []byte, now time.Time) *Error {

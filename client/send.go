@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 )
 
 // Per-event result statuses.
@@ -40,6 +41,27 @@ type EventResult struct {
 	Status string     `json:"status"`
 	ID     string     `json:"id,omitempty"`
 	Error  *ErrorBody `json:"error,omitempty"`
+}
+
+// String summarises the batch: "2 accepted, 0 duplicates, 1 rejected".
+func (r *IngestResult) String() string {
+	if r == nil {
+		return "<nil>"
+	}
+	return fmt.Sprintf("%d accepted, %d duplicates, %d rejected", r.Accepted, r.Duplicates, r.Rejected)
+}
+
+// String describes one event's outcome: "event 3 accepted (id 01J…)" or
+// "event 4 rejected: vigil: invalid: reason is required (field reason)".
+func (r EventResult) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "event %d %s", r.Index, r.Status)
+	if r.Error != nil {
+		fmt.Fprintf(&b, ": %s", r.Error.Error())
+	} else if r.ID != "" {
+		fmt.Fprintf(&b, " (id %s)", r.ID)
+	}
+	return b.String()
 }
 
 // Send sends events in one request (POST /v1/events) and returns once the

@@ -42,7 +42,7 @@ func (a *App) buildDetection(ctx context.Context, c config.Detect) (*detection, 
 	if !c.Enabled {
 		return nil, nil
 	}
-	e, err := NewEngine(c, a.stores.State, a.log.With("component", "detect"), a.registry)
+	e, err := NewEngine(c, a.stores.State, a.log, a.registry) // the engine tags its own component
 	if err != nil {
 		return nil, err
 	}

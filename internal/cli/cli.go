@@ -66,9 +66,15 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		if len(args) > 1 {
 			if c, _ := find(cmds, args[1:]); c != nil {
-				printCommandHelp(stdout, c)
+				printCommandHelp(stdout, c, commandFlags(ctx, env, c))
 				return ExitOK
 			}
+			if group := subcommands(cmds, args[1]); len(group) > 0 {
+				printGroupHelp(stdout, args[1], group)
+				return ExitOK
+			}
+			fmt.Fprintf(stderr, "vigil: unknown command %q\nRun 'vigil help' for the list.\n", strings.Join(args[1:min(3, len(args))], " "))
+			return ExitUsage
 		}
 		printHelp(stdout, cmds)
 		if len(args) == 0 {
@@ -78,12 +84,24 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	}
 	c, rest := find(cmds, args)
 	if c == nil {
+		// "vigil keys" names a group: list what it holds.
+		if group := subcommands(cmds, args[0]); len(group) > 0 {
+			w, code := stdout, ExitOK
+			if len(args) > 1 && !strings.HasPrefix(args[1], "-") {
+				fmt.Fprintf(stderr, "vigil: unknown command %q\n\n", strings.Join(args[:2], " "))
+				w, code = stderr, ExitUsage
+			} else if len(args) == 1 {
+				code = ExitUsage
+			}
+			printGroupHelp(w, args[0], group)
+			return code
+		}
 		fmt.Fprintf(stderr, "vigil: unknown command %q\nRun 'vigil help' for the list.\n", strings.Join(args[:min(2, len(args))], " "))
 		return ExitUsage
 	}
 	fs := flag.NewFlagSet("vigil "+c.Name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	fs.Usage = func() { printCommandHelp(stderr, c); fmt.Fprintln(stderr, "\nFlags:"); fs.PrintDefaults() }
+	fs.Usage = func() { printCommandHelp(stderr, c, fs) }
 	run := c.Run(ctx, env, fs)
 	positional, err := parseInterspersed(fs, rest)
 	if err != nil {
@@ -105,6 +123,25 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		return ExitFail
 	}
 	return ExitOK
+}
+
+// commandFlags returns c's flag set with its flags declared, for help.
+func commandFlags(ctx context.Context, env *Env, c *Command) *flag.FlagSet {
+	fs := flag.NewFlagSet("vigil "+c.Name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.Run(ctx, env, fs)
+	return fs
+}
+
+// subcommands returns the commands of a group ("keys" → keys create, …).
+func subcommands(cmds []*Command, group string) []*Command {
+	var out []*Command
+	for _, c := range cmds {
+		if strings.HasPrefix(c.Name, group+" ") {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // parseInterspersed parses flags that may come before or after positional
@@ -151,11 +188,51 @@ func printHelp(w io.Writer, cmds []*Command) {
 	fmt.Fprintln(w, "\nRun 'vigil help <command>' or 'vigil <command> -h' for a command's flags.")
 }
 
-func printCommandHelp(w io.Writer, c *Command) {
-	fmt.Fprintf(w, "Usage: vigil %s %s\n\n%s\n", c.Name, c.Usage, c.Short)
+func printGroupHelp(w io.Writer, group string, cmds []*Command) {
+	fmt.Fprintf(w, "Usage: vigil %s <command> [flags] [arguments]\n\nCommands:\n", group)
+	tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
+	for _, c := range cmds {
+		fmt.Fprintf(tw, "  %s\t%s\n", c.Name, c.Short)
+	}
+	tw.Flush()
+	fmt.Fprintf(w, "\nRun 'vigil help %s <command>' for a command's flags.\n", group)
+}
+
+// printCommandHelp prints a command's usage, description and flags.
+func printCommandHelp(w io.Writer, c *Command, fs *flag.FlagSet) {
+	usage := "vigil " + c.Name
+	hasFlags := false
+	fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+	if hasFlags {
+		usage += " [flags]"
+	}
+	if c.Usage != "" {
+		usage += " " + c.Usage
+	}
+	fmt.Fprintf(w, "Usage: %s\n\n%s\n", usage, c.Short)
 	if c.Long != "" {
 		fmt.Fprintf(w, "\n%s\n", strings.TrimSpace(c.Long))
 	}
+	if hasFlags {
+		fmt.Fprintln(w, "\nFlags:")
+		printFlags(w, fs)
+	}
+}
+
+// printFlags lists fs's flags in the "--name" form the docs use.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		name, usage := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if name != "" {
+			line += " " + name
+		}
+		fmt.Fprintf(w, "%s\n      %s", line, strings.ReplaceAll(usage, "\n", "\n      "))
+		if d := f.DefValue; d != "" && d != "false" && d != "0" && d != "[]" {
+			fmt.Fprintf(w, " (default %s)", d)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 // stringList is a repeatable or comma-separated string flag.

@@ -113,7 +113,8 @@ func TestEventsSendAndQuery(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	env := map[string]string{"VIGIL_SERVER": "http://" + a.Addr(), "VIGIL_API_KEY": a.BootstrapKey}
+	// A bare host:port, as the server's own VIGIL_SERVER_ADDR is written.
+	env := map[string]string{"VIGIL_SERVER": a.Addr(), "VIGIL_API_KEY": a.BootstrapKey}
 	if err := a.Stores().Tenants.CreateTenant(t.Context(), tenant("acme")); err != nil {
 		t.Fatal(err)
 	}
@@ -224,5 +225,27 @@ func TestProfilesRebuild(t *testing.T) {
 	})
 	if err != nil || keys == 0 {
 		t.Fatalf("no detection state after rebuild: %d keys, %v", keys, err)
+	}
+}
+
+func TestCommandGroups(t *testing.T) {
+	r := run(t, nil, "", "keys")
+	if r.code != cli.ExitUsage || !strings.Contains(r.stdout, "keys create") || !strings.Contains(r.stdout, "keys revoke") || strings.Contains(r.stderr, "unknown command") {
+		t.Fatalf("vigil keys: %+v", r)
+	}
+	if r := run(t, nil, "", "help", "keys"); r.code != 0 || !strings.Contains(r.stdout, "keys list") {
+		t.Fatalf("vigil help keys: %+v", r)
+	}
+	if r := run(t, nil, "", "keys", "frob"); r.code != cli.ExitUsage || !strings.Contains(r.stderr, `unknown command "keys frob"`) || !strings.Contains(r.stderr, "keys create") {
+		t.Fatalf("vigil keys frob: %+v", r)
+	}
+	if r := run(t, nil, "", "help", "serve"); r.code != 0 || !strings.Contains(r.stdout, "--addr") || !strings.Contains(r.stdout, "--data-dir") {
+		t.Fatalf("vigil help serve: %+v", r)
+	}
+	if r := run(t, nil, "", "help", "demo"); r.code != 0 || !strings.Contains(r.stdout, "--users") || !strings.Contains(r.stdout, "(default 1000)") {
+		t.Fatalf("vigil help demo: %+v", r)
+	}
+	if r := run(t, nil, "", "help", "nope"); r.code != cli.ExitUsage {
+		t.Fatalf("vigil help nope: %+v", r)
 	}
 }

@@ -9,7 +9,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -17,14 +20,24 @@ import (
 	"github.com/vigilhq/vigil/client"
 )
 
+// DefaultServer is where client commands connect when nothing names a server.
+const DefaultServer = "http://127.0.0.1:8080"
+
 // clientFlags adds the flags of commands that talk to a server through the
 // SDK and returns a constructor for the client.
+//
+// The server is --server, else VIGIL_SERVER, else VIGIL_SERVER_ADDR (the
+// variable the server itself listens on, so one export serves both), else
+// DefaultServer. Each may be a URL or a bare host:port.
 func clientFlags(env *Env, fs *flag.FlagSet) func() (*client.Client, error) {
-	server := fs.String("server", "", "server URL (env VIGIL_SERVER; default http://127.0.0.1:8080)")
+	server := fs.String("server", "", "server: host:port or URL (env VIGIL_SERVER, else VIGIL_SERVER_ADDR; default 127.0.0.1:8080)")
 	key := fs.String("api-key", "", "API key (env VIGIL_API_KEY; prefer the env var: flags show in ps)")
 	tenant := fs.String("tenant", "", "tenant to act on (operator keys)")
 	return func() (*client.Client, error) {
-		s := firstNonEmpty(*server, env.Getenv("VIGIL_SERVER"), "http://127.0.0.1:8080")
+		base, err := serverURL(*server, env.Getenv)
+		if err != nil {
+			return nil, usagef("%v", err)
+		}
 		k := firstNonEmpty(*key, env.Getenv("VIGIL_API_KEY"))
 		if k == "" {
 			return nil, usagef("an API key is needed: set VIGIL_API_KEY or pass --api-key")
@@ -33,8 +46,57 @@ func clientFlags(env *Env, fs *flag.FlagSet) func() (*client.Client, error) {
 		if *tenant != "" {
 			opts = append(opts, client.WithTenant(*tenant))
 		}
-		return client.New(s, opts...)
+		return client.New(base, opts...)
 	}
+}
+
+// serverURL resolves the server a client command talks to (see clientFlags)
+// into a base URL. A bare host:port gets http://; a wildcard listen address
+// (":8080", "0.0.0.0:8080", "[::]:8080") means this machine's loopback.
+func serverURL(flagValue string, getenv func(string) string) (string, error) {
+	source, v := "--server", flagValue
+	for _, name := range []string{"VIGIL_SERVER", "VIGIL_SERVER_ADDR"} {
+		if v != "" {
+			break
+		}
+		source, v = name, strings.TrimSpace(getenv(name))
+	}
+	if v == "" {
+		return DefaultServer, nil
+	}
+	bad := func(why string) error {
+		return fmt.Errorf("%s %q: %s; want host:port (127.0.0.1:8080) or a URL (https://vigil.example.com)", source, v, why)
+	}
+	raw := v
+	if !strings.Contains(v, "://") {
+		host, port, err := net.SplitHostPort(v)
+		if err != nil {
+			return "", bad("no port")
+		}
+		if host == "" || host == "0.0.0.0" || host == "::" {
+			host = "127.0.0.1"
+		}
+		raw = "http://" + net.JoinHostPort(host, port)
+	}
+	u, err := url.Parse(raw)
+	switch {
+	case err != nil:
+		return "", bad("not a URL")
+	case u.Scheme != "http" && u.Scheme != "https":
+		return "", bad("the scheme must be http or https")
+	case u.Host == "":
+		return "", bad("no host")
+	case u.User != nil:
+		return "", bad("credentials do not belong in the address; use VIGIL_API_KEY")
+	case u.RawQuery != "" || u.Fragment != "":
+		return "", bad("no query or fragment allowed")
+	}
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			return "", bad("the port must be 1-65535")
+		}
+	}
+	return raw, nil
 }
 
 func firstNonEmpty(vals ...string) string {

@@ -312,27 +312,61 @@ func keysRevokeCommand() *Command {
 
 func versionCommand() *Command {
 	return &Command{
-		Name: "version", Short: "print the version",
+		Name: "version", Short: "print the version, the source revision and the Go version",
 		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
 			return func(args []string) error {
-				v, rev := "(devel)", ""
-				if bi, ok := debug.ReadBuildInfo(); ok {
-					if bi.Main.Version != "" {
-						v = bi.Main.Version
-					}
-					for _, s := range bi.Settings {
-						if s.Key == "vcs.revision" {
-							rev = " " + s.Value
-						}
-					}
-					fmt.Fprintf(env.Stdout, "vigil %s%s %s\n", v, rev, bi.GoVersion)
-					return nil
+				if len(args) > 0 {
+					return usagef("version takes no arguments")
 				}
-				fmt.Fprintf(env.Stdout, "vigil %s\n", v)
+				bi, _ := debug.ReadBuildInfo()
+				fmt.Fprintln(env.Stdout, versionLine(bi))
 				return nil
 			}
 		},
 	}
+}
+
+// versionLine describes a build: the module version when it has one (a
+// tagged release, or a pseudo-version of a VCS build), else "devel"; the
+// VCS revision, its commit time and whether the tree was modified; and the
+// Go version. go run and -buildvcs=false leave no VCS information, and the
+// line says so.
+func versionLine(bi *debug.BuildInfo) string {
+	if bi == nil {
+		return "vigil devel (no build information)"
+	}
+	v := bi.Main.Version
+	if v == "" || v == "(devel)" {
+		v = "devel"
+	}
+	var rev, at string
+	modified := false
+	for _, s := range bi.Settings {
+		switch s.Key {
+		case "vcs.revision":
+			rev = s.Value
+		case "vcs.time":
+			at = s.Value
+		case "vcs.modified":
+			modified = s.Value == "true"
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "vigil %s", v)
+	switch {
+	case rev != "":
+		fmt.Fprintf(&b, " revision %s", rev[:min(12, len(rev))])
+		if at != "" {
+			fmt.Fprintf(&b, " (%s)", at)
+		}
+		if modified {
+			b.WriteString(" with local changes")
+		}
+	case v == "devel":
+		b.WriteString(" (no VCS information: built by go run or with -buildvcs=false)")
+	}
+	fmt.Fprintf(&b, ", %s", bi.GoVersion)
+	return b.String()
 }
 
 func enrichCommand() *Command {
