@@ -34,7 +34,8 @@ func OpenStores(ctx context.Context, cfg config.Config, log *slog.Logger, now fu
 	case "sqlite":
 		db, err := sqlite.Open(ctx, sqlite.Options{
 			Dir: cfg.Storage.SQLite.Dir, Logger: log, Now: now,
-			MaxBacklog: int64(cfg.Ingest.MaxBacklog) * 2,
+			MaxBacklog:        int64(cfg.Ingest.MaxBacklog) * 2,
+			MaxOpenPartitions: cfg.Storage.SQLite.MaxOpenPartitions,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open embedded store in %s: %w", cfg.Storage.SQLite.Dir, err)

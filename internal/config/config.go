@@ -54,6 +54,10 @@ type Storage struct {
 type SQLite struct {
 	// Dir holds every file of the embedded store.
 	Dir string `yaml:"dir"`
+	// MaxOpenPartitions is how many event partition files (one per day of
+	// event time) are kept open; the least recently used idle one is
+	// closed beyond it.
+	MaxOpenPartitions int `yaml:"max_open_partitions"`
 }
 
 // Ingest is the ingestion path.
@@ -122,7 +126,7 @@ func Default() Config {
 			WriteTimeout: 120 * time.Second, IdleTimeout: 120 * time.Second, ShutdownTimeout: 20 * time.Second,
 			MaxBodySize: 16 << 20, MaxInflightIngest: 512,
 		},
-		Storage: Storage{Driver: "sqlite", SQLite: SQLite{Dir: "./vigil-data"}},
+		Storage: Storage{Driver: "sqlite", SQLite: SQLite{Dir: "./vigil-data", MaxOpenPartitions: 64}},
 		Ingest:  Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second},
 		Enrich:  Enrich{ReloadInterval: 30 * time.Second, CacheSize: 65536, Budget: 5 * time.Millisecond},
 		Detect:  Detect{Enabled: true, MaxKeys: 1_000_000, AllowedLateness: 2 * time.Minute},
@@ -298,6 +302,9 @@ func (c *Config) Validate() error {
 	case "sqlite":
 		if c.Storage.SQLite.Dir == "" {
 			bad("storage.sqlite.dir", "is required")
+		}
+		if n := c.Storage.SQLite.MaxOpenPartitions; n < 2 || n > 10_000 {
+			bad("storage.sqlite.max_open_partitions", "must be between 2 and 10000, not %d", n)
 		}
 	case "postgres":
 		bad("storage.driver", "postgres is not available in this build yet; use sqlite")

@@ -37,39 +37,55 @@ func (s *EventStore) DistinctActorsByIP(ctx context.Context, tenant, action stri
 	if until.IsZero() {
 		to = maxEventTime.UnixNano()
 	}
-	parts := s.partitionsNewestFirst(from, to)
-	switch {
-	case len(parts) == 0:
-		return []IPActors{}, nil
-	case len(parts) == 1:
-		return parts[0].distinctActorsByIP(ctx, tenant, action, from, to, limit)
-	case len(parts) <= maxAttached:
+	idxs := s.partitionsNewestFirst(from, to)
+	if len(idxs) <= maxAttached {
+		parts := make([]*partition, 0, len(idxs))
+		defer func() {
+			for _, p := range parts {
+				s.release(p)
+			}
+		}()
+		for _, idx := range idxs {
+			p, err := s.acquire(ctx, idx, false)
+			if err != nil {
+				return nil, err
+			}
+			if p != nil {
+				parts = append(parts, p)
+			}
+		}
+		switch len(parts) {
+		case 0:
+			return []IPActors{}, nil
+		case 1:
+			return parts[0].distinctActorsByIP(ctx, tenant, action, from, to, limit)
+		}
 		return distinctAttached(ctx, parts, tenant, action, from, to, limit)
 	}
 	// Wider windows: merge the distinct (ip, actor) pairs of every partition
-	// in Go (exact, but every pair crosses cgo).
+	// in Go (exact, but every pair crosses cgo), one partition at a time.
 	sets := map[string]map[int64]struct{}{}
-	for _, p := range parts {
+	err := s.each(ctx, idxs, func(p *partition) (bool, error) {
 		t, ok := p.id(tenant)
 		if !ok {
-			continue
+			return false, nil
 		}
 		act, ok := p.id(action)
 		if !ok {
-			continue
+			return false, nil
 		}
 		rows, err := p.f.r.QueryContext(ctx, `SELECT DISTINCT ip, ah FROM events INDEXED BY ev_act
 			WHERE t = ? AND act = ? AND ts >= ? AND ts < ? AND ip IS NOT NULL AND ah IS NOT NULL`,
 			t, act, from-p.start, to-p.start)
 		if err != nil {
-			return nil, translate(err, "aggregate "+p.f.path)
+			return false, translate(err, "aggregate "+p.f.path)
 		}
+		defer rows.Close()
 		for rows.Next() {
 			var ip []byte
 			var ah int64
 			if err := rows.Scan(&ip, &ah); err != nil {
-				rows.Close()
-				return nil, translate(err, "aggregate "+p.f.path)
+				return false, translate(err, "aggregate "+p.f.path)
 			}
 			set := sets[string(ip)]
 			if set == nil {
@@ -78,11 +94,10 @@ func (s *EventStore) DistinctActorsByIP(ctx context.Context, tenant, action stri
 			}
 			set[ah] = struct{}{}
 		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, translate(err, "aggregate "+p.f.path)
-		}
+		return false, translate(rows.Err(), "aggregate "+p.f.path)
+	})
+	if err != nil {
+		return nil, err
 	}
 	out := make([]IPActors, 0, len(sets))
 	for k, set := range sets {

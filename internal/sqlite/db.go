@@ -22,6 +22,16 @@ const (
 	DefaultPartitionPeriod = 24 * time.Hour
 	DefaultMaxBacklog      = 1_000_000
 	DefaultMaxBatch        = 20_000
+	// DefaultMaxOpenPartitions keeps two months of daily partitions open:
+	// today's writes and the usual investigation windows never reopen a
+	// file, and at about a dozen descriptors per partition the store stays
+	// under 1,000 descriptors however long the history.
+	DefaultMaxOpenPartitions = 64
+	// DefaultDictionaryCap is how many strings one partition's dictionary
+	// interns (tenants, actions, user agents, countries, AS organisations…)
+	// before further optional strings are stored inline: at most a few MiB
+	// of memory per open partition whatever clients send.
+	DefaultDictionaryCap = 16_384
 )
 
 // Options configures Open.
@@ -47,6 +57,18 @@ type Options struct {
 	// MaxBatch caps the events one group commit gathers, DefaultMaxBatch
 	// when 0. A single Append larger than this still commits, alone.
 	MaxBatch int
+	// MaxOpenPartitions is how many event partition files are kept open,
+	// DefaultMaxOpenPartitions when 0. Partitions open on first use and the
+	// least recently used idle one closes when the bound is reached; one in
+	// use by a reader or writer is never closed, so the bound is exceeded
+	// only while more partitions than that are in use at once. At least 2.
+	MaxOpenPartitions int
+	// DictionaryCap is how many strings one partition's dictionary holds,
+	// DefaultDictionaryCap when 0. Beyond it, optional strings (user
+	// agents, client-supplied geo, enrichment values) are stored inline in
+	// each event instead of interned; tenants and actions, which are
+	// columns, are always interned.
+	DictionaryCap int
 }
 
 // DB is the embedded single-node store. One DB implements every storage
@@ -104,6 +126,16 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if opts.MaxBatch <= 0 {
 		opts.MaxBatch = DefaultMaxBatch
 	}
+	if opts.MaxOpenPartitions == 0 {
+		opts.MaxOpenPartitions = DefaultMaxOpenPartitions
+	}
+	if opts.MaxOpenPartitions < 2 {
+		return nil, &audit.Error{Code: audit.EINVALID, Field: "max_open_partitions",
+			Message: fmt.Sprintf("sqlite: max open partitions %d must be at least 2", opts.MaxOpenPartitions)}
+	}
+	if opts.DictionaryCap <= 0 {
+		opts.DictionaryCap = DefaultDictionaryCap
+	}
 	if err := os.MkdirAll(filepath.Join(opts.Dir, "events"), 0o750); err != nil {
 		return nil, fmt.Errorf("sqlite: create data directory: %w", err)
 	}
@@ -115,7 +147,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if db.stream, err = openStream(ctx, db.opts, db.log); err != nil {
 		return nil, errors.Join(err, db.meta.close())
 	}
-	if db.events, err = openEventStore(ctx, db.opts, db.log); err != nil {
+	if db.events, err = openEventStore(db.opts, db.log); err != nil {
 		return nil, errors.Join(err, db.stream.Close(), db.meta.close())
 	}
 	db.log.LogAttrs(ctx, slog.LevelInfo, "store open", slog.String("dir", opts.Dir))

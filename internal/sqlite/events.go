@@ -34,12 +34,24 @@ import (
 // stored the events of some partitions; because inserts are idempotent,
 // retrying the call completes it without duplicates.
 type EventStore struct {
-	dir    string
-	period time.Duration
-	log    *slog.Logger
+	dir     string
+	period  time.Duration
+	log     *slog.Logger
+	maxOpen int
+	dictCap int
 
-	mu     sync.RWMutex
-	parts  map[int64]*partition
+	mu sync.Mutex
+	// known holds the period numbers of the partition files on disk,
+	// ascending. It is read from the file names at open, so starting takes
+	// the same time with ten partitions or ten thousand.
+	known []int64
+	// open holds the partitions with open connections (or being opened).
+	// At most maxOpen of them are kept; beyond that the least recently
+	// used idle one is closed. A partition in use (refs > 0) is never
+	// closed, so while more than maxOpen are in use at once the set
+	// exceeds the bound until they are released.
+	open   map[int64]*partition
+	tick   uint64 // use counter, for least-recently-used
 	closed bool
 }
 
@@ -50,15 +62,26 @@ var (
 	_ audit.SizeReporter = (*EventStore)(nil)
 )
 
-// partition is one events file and its in-memory dictionary cache.
+// partition is one events file and its in-memory dictionary cache. It is
+// reached through EventStore.acquire, which counts the reference, and given
+// back with EventStore.release.
 type partition struct {
 	idx   int64 // period number since the Unix epoch
 	start int64 // Unix nanoseconds of the period start
-	f     *file
+	path  string
+	f     *file // set once ready is closed without err
+
+	// Guarded by EventStore.mu.
+	refs  int    // holders: acquire increments, release decrements
+	used  uint64 // EventStore.tick at the last release
+	ready chan struct{}
+	err   error // the open failure, set before ready is closed
+	done  bool  // ready is closed and err is nil
 
 	wmu sync.Mutex // one InsertEvents/Purge transaction at a time
 
 	dmu     sync.RWMutex
+	dictCap int // entries beyond which optional strings are not interned
 	ids     map[string]int64
 	names   []string // names[id]; id 0 unused
 	tenants map[int64]bool
@@ -95,9 +118,10 @@ func key32(tenant, v string) any {
 	return int64(int32(hash32(tenant, v)))
 }
 
-func openEventStore(ctx context.Context, opts Options, log *slog.Logger) (*EventStore, error) {
+func openEventStore(opts Options, log *slog.Logger) (*EventStore, error) {
 	s := &EventStore{dir: filepath.Join(opts.Dir, "events"), period: opts.PartitionPeriod,
-		log: log.With("backend", "sqlite-events"), parts: map[int64]*partition{}}
+		log: log.With("backend", "sqlite-events"), maxOpen: opts.MaxOpenPartitions,
+		dictCap: opts.DictionaryCap, open: map[int64]*partition{}}
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list partitions: %w", err)
@@ -109,19 +133,17 @@ func openEventStore(ctx context.Context, opts Options, log *slog.Logger) (*Event
 			continue
 		}
 		if !strings.HasSuffix(name, suffix) {
-			return nil, errors.Join(
-				&audit.Error{Code: audit.EINVALID, Field: "partition_period",
-					Message: fmt.Sprintf("sqlite: partition %s was made with another partition period than %s", name, s.period)},
-				s.close())
+			return nil, &audit.Error{Code: audit.EINVALID, Field: "partition_period",
+				Message: fmt.Sprintf("sqlite: partition %s was made with another partition period than %s", name, s.period)}
 		}
 		start, err := time.Parse("2006010215", strings.TrimSuffix(name, suffix))
 		if err != nil {
-			return nil, errors.Join(fmt.Errorf("sqlite: partition file name %s: %w", name, err), s.close())
+			return nil, fmt.Errorf("sqlite: partition file name %s: %w", name, err)
 		}
-		if _, err := s.open(ctx, s.index(start.UnixNano())); err != nil {
-			return nil, errors.Join(err, s.close())
-		}
+		s.known = append(s.known, s.index(start.UnixNano()))
 	}
+	slices.Sort(s.known)
+	s.known = slices.Compact(s.known)
 	return s, nil
 }
 
@@ -135,39 +157,151 @@ func (s *EventStore) index(ns int64) int64 {
 	return q
 }
 
-// partition returns the partition of period idx, opening or, when create is
-// set, creating its file; nil when it does not exist and create is false.
-func (s *EventStore) partition(ctx context.Context, idx int64, create bool) (*partition, error) {
-	s.mu.RLock()
-	p, closed := s.parts[idx], s.closed
-	s.mu.RUnlock()
-	if closed {
-		return nil, errors.New("sqlite: event store closed")
-	}
-	if p != nil || !create {
-		return p, nil
-	}
-	return s.open(ctx, idx)
-}
-
-func (s *EventStore) open(ctx context.Context, idx int64) (*partition, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if p := s.parts[idx]; p != nil {
-		return p, nil
-	}
+// path returns the file of partition idx.
+func (s *EventStore) path(idx int64) string {
 	start := idx * int64(s.period)
 	name := fmt.Sprintf("%s-%dh.db", time.Unix(0, start).UTC().Format("2006010215"), int(s.period/time.Hour))
-	f, err := openFile(ctx, filepath.Join(s.dir, name), "events", 4)
+	return filepath.Join(s.dir, name)
+}
+
+// errStoreClosed is returned by operations on a closed event store.
+var errStoreClosed = errors.New("sqlite: event store closed")
+
+// acquire returns partition idx, opening its file (and, when create is set,
+// creating it) if needed, with a reference the caller gives back with
+// release; nil without error when the partition does not exist and create
+// is false. Opening may close the least recently used idle partition.
+func (s *EventStore) acquire(ctx context.Context, idx int64, create bool) (*partition, error) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, errStoreClosed
+	}
+	if p := s.open[idx]; p != nil {
+		p.refs++
+		s.mu.Unlock()
+		select {
+		case <-p.ready:
+		case <-ctx.Done():
+			s.release(p)
+			return nil, ctx.Err()
+		}
+		if p.err != nil {
+			s.release(p)
+			return nil, p.err
+		}
+		return p, nil
+	}
+	if _, found := slices.BinarySearch(s.known, idx); !found && !create {
+		s.mu.Unlock()
+		return nil, nil
+	}
+	p := &partition{idx: idx, start: idx * int64(s.period), path: s.path(idx), refs: 1,
+		ready: make(chan struct{}), dictCap: s.dictCap}
+	s.open[idx] = p
+	victims := s.evictLocked()
+	s.mu.Unlock()
+	s.closeAll(victims)
+
+	// The open is not the caller's alone (others may wait for it), so a
+	// cancelled caller does not make it fail for them.
+	f, err := openFile(context.WithoutCancel(ctx), p.path, "events", 4)
+	if err == nil {
+		p.f = f
+		p.ids, p.names, p.tenants = map[string]int64{}, []string{""}, map[int64]bool{}
+		if err = p.load(context.WithoutCancel(ctx)); err != nil {
+			err = errors.Join(err, f.close())
+		}
+	}
+	s.mu.Lock()
+	if err != nil {
+		p.err = err
+		if s.open[idx] == p {
+			delete(s.open, idx)
+		}
+	} else {
+		p.done = true
+		if i, found := slices.BinarySearch(s.known, idx); !found {
+			s.known = slices.Insert(s.known, i, idx)
+		}
+	}
+	close(p.ready)
+	closed := s.closed
+	s.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
-	p := &partition{idx: idx, start: start, f: f, ids: map[string]int64{}, names: []string{""}, tenants: map[int64]bool{}}
-	if err := p.load(ctx); err != nil {
-		return nil, errors.Join(err, f.close())
+	if closed {
+		// Close ran while the file was opening and did not see it.
+		return nil, errors.Join(errStoreClosed, f.close())
 	}
-	s.parts[idx] = p
 	return p, nil
+}
+
+// release gives back a reference taken by acquire. The partition stays open
+// for reuse until the bound makes it the least recently used one to close.
+func (s *EventStore) release(p *partition) {
+	s.mu.Lock()
+	p.refs--
+	s.tick++
+	p.used = s.tick
+	victims := s.evictLocked()
+	s.mu.Unlock()
+	s.closeAll(victims)
+}
+
+// evictLocked removes from the open set, least recently used first, idle
+// partitions until at most maxOpen remain, and returns them for closing.
+func (s *EventStore) evictLocked() []*partition {
+	var victims []*partition
+	for len(s.open) > s.maxOpen {
+		var lru *partition
+		for _, p := range s.open {
+			if p.refs == 0 && p.done && (lru == nil || p.used < lru.used) {
+				lru = p
+			}
+		}
+		if lru == nil {
+			break // every partition is in use
+		}
+		delete(s.open, lru.idx)
+		victims = append(victims, lru)
+	}
+	return victims
+}
+
+// closeAll closes evicted partitions (outside EventStore.mu: closing
+// checkpoints the WAL). A new acquire of the same period meanwhile opens
+// the file anew, which SQLite allows; the evicted one has no writer.
+func (s *EventStore) closeAll(ps []*partition) {
+	for _, p := range ps {
+		if err := p.f.close(); err != nil {
+			s.log.Warn("close idle partition", slog.String("path", p.path), slog.Any("error", err))
+		}
+	}
+}
+
+// each calls fn for the partitions idxs in order, holding one at a time,
+// until fn stops or fails. Partitions that no longer exist are skipped.
+func (s *EventStore) each(ctx context.Context, idxs []int64, fn func(p *partition) (stop bool, err error)) error {
+	for _, idx := range idxs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		p, err := s.acquire(ctx, idx, false)
+		if err != nil {
+			return err
+		}
+		if p == nil {
+			continue
+		}
+		stop, err := fn(p)
+		s.release(p)
+		if stop || err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // load reads the dictionary and tenant list into memory.
@@ -207,20 +341,22 @@ func (p *partition) load(ctx context.Context) error {
 	return translate(trows.Err(), "load tenants")
 }
 
-// partitionsNewestFirst returns the open partitions overlapping [from, to)
-// (Unix ns; 0 means unbounded), newest first.
-func (s *EventStore) partitionsNewestFirst(from, to int64) []*partition {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	out := make([]*partition, 0, len(s.parts))
-	for _, p := range s.parts {
-		end := p.start + int64(s.period)
-		if (to != 0 && p.start >= to) || (from != 0 && end <= from) {
+// partitionsNewestFirst returns the period numbers of the partitions
+// overlapping [from, to) (Unix ns; 0 means unbounded), newest first. They
+// are not opened: callers go through acquire or each.
+func (s *EventStore) partitionsNewestFirst(from, to int64) []int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]int64, 0, len(s.known))
+	for i := len(s.known) - 1; i >= 0; i-- {
+		idx := s.known[i]
+		start := idx * int64(s.period)
+		end := start + int64(s.period)
+		if (to != 0 && start >= to) || (from != 0 && end <= from) {
 			continue
 		}
-		out = append(out, p)
+		out = append(out, idx)
 	}
-	slices.SortFunc(out, func(a, b *partition) int { return int(b.idx - a.idx) })
 	return out
 }
 
@@ -257,24 +393,39 @@ type writer struct {
 }
 
 // lookup implements dictionary for the encoder; dictionary ids in bodies
-// start at 0 (= names[1]).
+// start at 0 (= names[1]). Once the dictionary holds dictCap entries, new
+// strings are not interned and the encoder writes them inline.
 func (w *writer) lookup(s string) (uint64, bool) {
-	return uint64(w.add(s) - 1), true
+	id, ok := w.intern(s, false)
+	if !ok {
+		return 0, false
+	}
+	return uint64(id - 1), true
 }
 
 func (w *writer) name(id uint64) (string, bool) { return w.p.name(id + 1) }
 
+// add returns the dictionary id of s, adding it whatever the cap: tenants
+// and actions are columns that hold dictionary ids.
 func (w *writer) add(s string) int64 {
+	id, _ := w.intern(s, true)
+	return id
+}
+
+func (w *writer) intern(s string, always bool) (int64, bool) {
 	p := w.p
 	p.dmu.Lock()
 	defer p.dmu.Unlock()
 	if id, ok := p.ids[s]; ok {
-		return id
+		return id, true
+	}
+	if !always && len(p.names) > p.dictCap {
+		return 0, false
 	}
 	id := int64(len(p.names))
 	p.names = append(p.names, s)
 	p.ids[s] = id
-	return id
+	return id, true
 }
 
 func (w *writer) tenant(t int64) {
@@ -355,11 +506,13 @@ func (s *EventStore) InsertEvents(ctx context.Context, events []audit.Event) err
 	}
 	slices.Sort(idxs)
 	for _, idx := range idxs {
-		p, err := s.partition(ctx, idx, true)
+		p, err := s.acquire(ctx, idx, true)
 		if err != nil {
 			return err
 		}
-		if err := p.insert(ctx, groups[idx]); err != nil {
+		err = p.insert(ctx, groups[idx])
+		s.release(p)
+		if err != nil {
 			return err
 		}
 	}
@@ -442,47 +595,50 @@ func (p *partition) insert(ctx context.Context, evs []*audit.Event) (err error) 
 
 // GetEvent returns one event of tenant; ENOTFOUND when there is none. It
 // probes the partition a ULID/UUIDv7 id points at first, then the others
-// newest first (one index probe each).
+// newest first (one index probe each, one partition open at a time).
 func (s *EventStore) GetEvent(ctx context.Context, tenant, id string) (*audit.Event, error) {
 	if tenant == "" || id == "" {
 		return nil, notFound("event", id)
 	}
-	parts := s.partitionsNewestFirst(0, 0)
+	idxs := s.partitionsNewestFirst(0, 0)
 	if ms := idMillis(id); ms != 0 {
 		hint := s.index(int64(ms) * int64(time.Millisecond))
-		slices.SortStableFunc(parts, func(a, b *partition) int {
-			switch {
-			case a.idx == hint && b.idx != hint:
-				return -1
-			case b.idx == hint && a.idx != hint:
-				return 1
-			}
-			return 0
-		})
+		if i := slices.Index(idxs, hint); i > 0 {
+			copy(idxs[1:i+1], idxs[:i])
+			idxs[0] = hint
+		}
 	}
 	idh := idKey(tenant, id)
-	for _, p := range parts {
+	var found *audit.Event
+	err := s.each(ctx, idxs, func(p *partition) (bool, error) {
 		t, ok := p.id(tenant)
 		if !ok {
-			continue
+			return false, nil
 		}
 		var ts, act int64
 		var body []byte
 		err := p.f.r.QueryRowContext(ctx, `SELECT ts, act, body FROM events INDEXED BY ev_id WHERE idh = ? AND t = ? AND id = ?`,
 			idh, t, id).Scan(&ts, &act, &body)
 		if errors.Is(err, sql.ErrNoRows) {
-			continue
+			return false, nil
 		}
 		if err != nil {
-			return nil, translate(err, "get event "+id)
+			return false, translate(err, "get event "+id)
 		}
 		ev := &audit.Event{}
 		if err := p.decode(ev, tenant, id, ts, act, body); err != nil {
-			return nil, err
+			return false, err
 		}
-		return ev, nil
+		found = ev
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return nil, notFound("event", id)
+	if found == nil {
+		return nil, notFound("event", id)
+	}
+	return found, nil
 }
 
 // decode rebuilds an event from its row.
@@ -507,20 +663,18 @@ func (s *EventStore) Purge(ctx context.Context, tenant string, before time.Time)
 	}
 	cut := before.UnixNano()
 	var total int64
-	for _, p := range s.partitionsNewestFirst(0, cut) {
-		t, ok := p.id(tenant)
-		if !ok {
-			continue
-		}
-		n, empty, err := p.purge(ctx, t, cut-p.start)
-		total += n
+	for _, idx := range s.partitionsNewestFirst(0, cut) {
+		p, err := s.acquire(ctx, idx, false)
 		if err != nil {
 			return total, err
 		}
-		if empty && p.start+int64(s.period) <= cut {
-			if err := s.drop(p); err != nil {
-				return total, err
-			}
+		if p == nil {
+			continue
+		}
+		n, err := s.purgePartition(ctx, p, tenant, cut)
+		total += n
+		if err != nil {
+			return total, err
 		}
 	}
 	if total > 0 {
@@ -528,6 +682,22 @@ func (s *EventStore) Purge(ctx context.Context, tenant string, before time.Time)
 			slog.Int64("events", total), slog.Time("before", before))
 	}
 	return total, nil
+}
+
+// purgePartition purges one acquired partition and releases it, deleting
+// its file when it is left empty and wholly before the cutoff.
+func (s *EventStore) purgePartition(ctx context.Context, p *partition, tenant string, cut int64) (int64, error) {
+	t, ok := p.id(tenant)
+	if !ok {
+		s.release(p)
+		return 0, nil
+	}
+	n, empty, err := p.purge(ctx, t, cut-p.start)
+	if err != nil || !empty || p.start+int64(s.period) > cut {
+		s.release(p)
+		return n, err
+	}
+	return n, s.drop(p)
 }
 
 func (p *partition) purge(ctx context.Context, t, cut int64) (n int64, empty bool, err error) {
@@ -545,53 +715,80 @@ func (p *partition) purge(ctx context.Context, t, cut int64) (n int64, empty boo
 	return n, any == 0, nil
 }
 
-// drop closes and deletes an empty partition file.
+// drop closes and deletes an empty partition file, taking over the
+// caller's reference. A partition someone else is using is left for a
+// later purge. The store's lock is held throughout, so no acquire can
+// reopen the file while it is being removed.
 func (s *EventStore) drop(p *partition) error {
 	s.mu.Lock()
-	delete(s.parts, p.idx)
-	s.mu.Unlock()
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
+	defer s.mu.Unlock()
+	if p.refs > 1 || s.open[p.idx] != p {
+		p.refs--
+		return nil
+	}
+	delete(s.open, p.idx)
+	if i, found := slices.BinarySearch(s.known, p.idx); found {
+		s.known = slices.Delete(s.known, i, i+1)
+	}
 	err := p.f.close()
 	for _, suffix := range []string{"", "-wal", "-shm"} {
-		if rerr := os.Remove(p.f.path + suffix); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
+		if rerr := os.Remove(p.path + suffix); rerr != nil && !errors.Is(rerr, os.ErrNotExist) {
 			err = errors.Join(err, rerr)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("sqlite: drop partition %s: %w", p.f.path, err)
+		return fmt.Errorf("sqlite: drop partition %s: %w", p.path, err)
 	}
-	s.log.Info("dropped empty partition", slog.String("path", p.f.path))
+	s.log.Info("dropped empty partition", slog.String("path", p.path))
 	return nil
 }
 
-// Ping checks every open partition.
+// Ping checks the partitions that are open (at most the open bound): a
+// check that opened every file would cost as much as the history is long.
 func (s *EventStore) Ping(ctx context.Context) error {
-	for _, p := range s.partitionsNewestFirst(0, 0) {
-		if err := p.f.r.PingContext(ctx); err != nil {
-			return translate(err, "ping "+p.f.path)
+	s.mu.Lock()
+	var ps []*partition
+	for _, p := range s.open {
+		if p.done {
+			p.refs++
+			ps = append(ps, p)
 		}
 	}
-	return nil
+	s.mu.Unlock()
+	var err error
+	for _, p := range ps {
+		if err == nil {
+			if perr := p.f.r.PingContext(ctx); perr != nil {
+				err = translate(perr, "ping "+p.path)
+			}
+		}
+		s.release(p)
+	}
+	return err
 }
 
 // DiskBytes returns the bytes of every partition file, WAL included.
 func (s *EventStore) DiskBytes() (int64, error) { return dirBytes(s.dir) }
 
-// Partitions returns how many partition files are open.
+// Partitions returns how many partition files exist.
 func (s *EventStore) Partitions() int {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return len(s.parts)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.known)
 }
 
+// OpenPartitions returns how many partition files are open now: at most
+// Options.MaxOpenPartitions, more only while that many are in use at once.
+func (s *EventStore) OpenPartitions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open)
+}
+
+// migrateAll brings every partition to the current schema, one open at a
+// time (opening a partition migrates it).
 func (s *EventStore) migrateAll(ctx context.Context) error {
-	for _, p := range s.partitionsNewestFirst(0, 0) {
-		if err := migrate(ctx, p.f.w, "events"); err != nil {
-			return fmt.Errorf("migrate %s: %w", p.f.path, err)
-		}
-	}
-	return nil
+	return s.each(ctx, s.partitionsNewestFirst(0, 0), func(*partition) (bool, error) { return false, nil })
 }
 
 func (s *EventStore) close() error {
@@ -599,9 +796,11 @@ func (s *EventStore) close() error {
 	defer s.mu.Unlock()
 	s.closed = true
 	var err error
-	for _, p := range s.parts {
-		err = errors.Join(err, p.f.close())
+	for _, p := range s.open {
+		if p.done {
+			err = errors.Join(err, p.f.close())
+		}
 	}
-	s.parts = map[int64]*partition{}
+	s.open = map[int64]*partition{}
 	return err
 }

@@ -30,7 +30,11 @@ func TestQueryPlans(t *testing.T) {
 	if err := db.Events().InsertEvents(ctx, []audit.Event{ev, ev2}); err != nil {
 		t.Fatal(err)
 	}
-	p := db.Events().partitionsNewestFirst(0, 0)[0]
+	p, err := db.Events().acquire(ctx, db.Events().partitionsNewestFirst(0, 0)[0], false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Events().release(p)
 	cur := &cursor{ns: at.UnixNano(), id: "9"}
 	tests := []struct {
 		name   string

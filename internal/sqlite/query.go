@@ -323,51 +323,55 @@ func (r *run) scanTenant(ctx context.Context, p *partition, tenant string, order
 // scan walks every partition and tenant. With want > 0 and several
 // tenants in a partition, it merges their newest rows by time so that an
 // all-tenant result is newest first overall; otherwise it streams.
-func (r *run) scan(ctx context.Context, parts []*partition, ordered bool, want int, fn scanFn) error {
+func (r *run) scan(ctx context.Context, parts []int64, ordered bool, want int, fn scanFn) error {
 	row := &qrow{}
-	for _, p := range parts {
-		tenants := r.tenantsOf(p)
-		if len(tenants) == 0 {
-			continue
-		}
-		r.stats.Partitions++
-		if !ordered || want <= 0 || len(tenants) == 1 {
-			for _, t := range tenants {
-				if stop, err := r.scanTenant(ctx, p, t, ordered, row, fn); stop || err != nil {
-					return err
-				}
-			}
-			continue
-		}
-		var buf []audit.Event
+	return r.q.s.each(ctx, parts, func(p *partition) (bool, error) {
+		return r.scanPartition(ctx, p, ordered, want, row, fn)
+	})
+}
+
+// scanPartition is scan within one partition.
+func (r *run) scanPartition(ctx context.Context, p *partition, ordered bool, want int, row *qrow, fn scanFn) (stop bool, err error) {
+	tenants := r.tenantsOf(p)
+	if len(tenants) == 0 {
+		return false, nil
+	}
+	r.stats.Partitions++
+	if !ordered || want <= 0 || len(tenants) == 1 {
 		for _, t := range tenants {
-			n := 0
-			if _, err := r.scanTenant(ctx, p, t, true, row, func(row *qrow) (bool, error) {
-				buf = append(buf, row.own())
-				n++
-				return n >= want, nil
-			}); err != nil {
-				return err
+			if stop, err := r.scanTenant(ctx, p, t, ordered, row, fn); stop || err != nil {
+				return true, err
 			}
 		}
-		slices.SortFunc(buf, func(a, b audit.Event) int {
-			if c := b.Time.Compare(a.Time); c != 0 {
-				return c
-			}
-			if c := strings.Compare(b.ID, a.ID); c != 0 {
-				return c
-			}
-			return strings.Compare(b.Tenant, a.Tenant)
-		})
-		for i := range buf {
-			mrow := &qrow{ev: buf[i], metaDone: true}
-			stop, err := fn(mrow)
-			if stop || err != nil {
-				return err
-			}
+		return false, nil
+	}
+	var buf []audit.Event
+	for _, t := range tenants {
+		n := 0
+		if _, err := r.scanTenant(ctx, p, t, true, row, func(row *qrow) (bool, error) {
+			buf = append(buf, row.own())
+			n++
+			return n >= want, nil
+		}); err != nil {
+			return true, err
 		}
 	}
-	return nil
+	slices.SortFunc(buf, func(a, b audit.Event) int {
+		if c := b.Time.Compare(a.Time); c != 0 {
+			return c
+		}
+		if c := strings.Compare(b.ID, a.ID); c != 0 {
+			return c
+		}
+		return strings.Compare(b.Tenant, a.Tenant)
+	})
+	for i := range buf {
+		mrow := &qrow{ev: buf[i], metaDone: true}
+		if stop, err := fn(mrow); stop || err != nil {
+			return true, err
+		}
+	}
+	return false, nil
 }
 
 // preLimit is how many leading events the pre-stats stages can use when
@@ -389,7 +393,7 @@ func preLimit(pre []audit.Stage) (limit int, sorted bool) {
 // feedEvents applies the pre-stats stages to the matching events and hands
 // the surviving events to fn (for aggregation). Without a sort they
 // stream; a sort keeps the best query.MaxRows (or its head) in memory.
-func (r *run) feedEvents(ctx context.Context, parts []*partition, pre []audit.Stage, fn func(*qrow) error) error {
+func (r *run) feedEvents(ctx context.Context, parts []int64, pre []audit.Stage, fn func(*qrow) error) error {
 	limit, sorted := preLimit(pre)
 	if !sorted {
 		n := 0
@@ -417,7 +421,7 @@ func (r *run) feedEvents(ctx context.Context, parts []*partition, pre []audit.St
 // first sort stream (heads apply), the first sort keeps its top K (K = the
 // head that follows it, at most query.MaxRows), and the remaining stages
 // apply in memory. Fields stages only project at output and are skipped.
-func (r *run) sortedEvents(ctx context.Context, parts []*partition, pre []audit.Stage) ([]audit.Event, error) {
+func (r *run) sortedEvents(ctx context.Context, parts []int64, pre []audit.Stage) ([]audit.Event, error) {
 	first := slices.IndexFunc(pre, func(s audit.Stage) bool { _, ok := s.(*audit.SortStage); return ok })
 	before, _ := preLimit(pre[:first])
 	sortStage := pre[first].(*audit.SortStage)
@@ -462,7 +466,7 @@ func (r *run) sortedEvents(ctx context.Context, parts []*partition, pre []audit.
 
 // eventRows answers a query without stats: events newest first (or as
 // sorted), projected to the default columns or the last fields stage.
-func (r *run) eventRows(ctx context.Context, parts []*partition, pre []audit.Stage, sink audit.QuerySink) error {
+func (r *run) eventRows(ctx context.Context, parts []int64, pre []audit.Stage, sink audit.QuerySink) error {
 	cols, gets, err := r.eventColumns(pre)
 	if err != nil {
 		return err

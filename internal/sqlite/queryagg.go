@@ -443,23 +443,23 @@ func exactInSQL(e audit.Expr) bool {
 
 // sqlAggregate runs the stats stage as GROUP BY in each partition and
 // merges the partial groups: counts add up, min/max combine.
-func (r *run) sqlAggregate(ctx context.Context, parts []*partition, a *aggregator) error {
-	for _, p := range parts {
+func (r *run) sqlAggregate(ctx context.Context, parts []int64, a *aggregator) error {
+	return r.q.s.each(ctx, parts, func(p *partition) (bool, error) {
 		tenants := r.tenantsOf(p)
 		if len(tenants) == 0 {
-			continue
+			return false, nil
 		}
 		r.stats.Partitions++
 		for _, tenant := range tenants {
 			if err := r.sqlAggregateTenant(ctx, p, tenant, a); err != nil {
-				return err
+				return true, err
 			}
 		}
 		if r.stats.Scanned > r.q.opts.MaxScanned {
-			return limitErr("the query examined more than %d stored events, its limit; narrow the time range", r.q.opts.MaxScanned)
+			return true, limitErr("the query examined more than %d stored events, its limit; narrow the time range", r.q.opts.MaxScanned)
 		}
-	}
-	return nil
+		return false, nil
+	})
 }
 
 func (r *run) sqlAggregateTenant(ctx context.Context, p *partition, tenant string, a *aggregator) error {

@@ -57,14 +57,13 @@ func (s *EventStore) SearchEvents(ctx context.Context, f audit.EventFilter) (*au
 		to = cur.ns + 1
 	}
 	out := make([]audit.Event, 0, limit+1)
-	for _, p := range s.partitionsNewestFirst(from, to) {
+	err := s.each(ctx, s.partitionsNewestFirst(from, to), func(p *partition) (bool, error) {
 		var err error
-		if out, err = p.search(ctx, &f, cur, limit+1, out); err != nil {
-			return nil, err
-		}
-		if len(out) > limit {
-			break
-		}
+		out, err = p.search(ctx, &f, cur, limit+1, out)
+		return len(out) > limit, err
+	})
+	if err != nil {
+		return nil, err
 	}
 	page := &audit.EventPage{Events: out}
 	if len(out) > limit {
