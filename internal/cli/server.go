@@ -445,9 +445,14 @@ func demoCommand() *Command {
 SaaS with a few tenants and thousands of users with realistic habits, replays
 weeks of their history, then runs live account-takeover campaigns. It ends with
 a table of the campaigns (caught or not, by which rule, how fast) and the false
-alarms on the benign population, then keeps serving until Ctrl-C (or exits
-with --exit). With --city-db it uses a real GeoIP database; without one the
-simulated events carry their own location, so it works offline.`,
+alarms on the benign population (findings none of whose evidence is an
+attack event, also given per 10,000 benign events), then keeps serving until
+Ctrl-C (or exits with --exit). The simulated month ends at a weekday and hour
+chosen by --seed, a week or two before now, so a run works at any hour and
+its outcome depends on the seed alone. Without --dir its data lives in a
+temporary directory that is removed when the demo ends, however it ends.
+With --city-db it uses a real GeoIP database; without one the simulated
+events carry their own location, so it works offline.`,
 		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
 			o := demo.Options{Out: env.Stdout}
 			fs.StringVar(&o.Dir, "dir", "", "data directory (default: a fresh temporary directory)")

@@ -30,7 +30,9 @@ import (
 
 // Options configures a demo run.
 type Options struct {
-	// Dir holds the demo's data; a fresh temporary directory when empty.
+	// Dir holds the demo's data. When empty the demo uses a fresh
+	// temporary directory and removes it when it returns, however it ends
+	// (an error, --exit or a cancelled context); a given Dir is kept.
 	Dir string
 	// Addr is the listen address; 127.0.0.1:8080, or a free port when that is taken.
 	Addr string
@@ -48,17 +50,52 @@ type Options struct {
 	Exit bool
 	// Out receives the report and progress.
 	Out io.Writer
+	// Now is the wall clock (time.Now when nil). The simulated month lies
+	// safely before it: see Anchor.
+	Now func() time.Time
+}
+
+// Anchor is when a run's history ends and its attacks begin: the weekday
+// and hour of day the seed picks, in the week before last relative to now.
+// Every event a run sends is at least a week in the past, whatever the
+// hour the demo starts (the server refuses events from the future), and
+// what a run finds depends on the seed only: the habits the simulation and
+// the rules know of (weekdays, hours of the day) are the seed's, never the
+// clock's.
+func Anchor(seed uint64, now time.Time) time.Time {
+	now = now.UTC()
+	monday := time.Date(now.Year(), now.Month(), now.Day()-(int(now.Weekday())+6)%7, 0, 0, 0, 0, time.UTC)
+	z := seed + 0x9e3779b97f4a7c15 // splitmix64: neighbouring seeds land on unrelated hours
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	z ^= z >> 31
+	return monday.AddDate(0, 0, -14).Add(time.Duration(z%(7*24)) * time.Hour)
 }
 
 // Report is what a run found.
 type Report struct {
 	Campaigns []CampaignResult
-	// FalseAlarms counts findings on the benign population, by rule.
+	// FalseAlarms counts, by rule, the findings none of whose evidence is
+	// an attack event: alarms raised on the benign population alone.
 	FalseAlarms map[string]int
 	// BenignUsers is the size of the benign population.
 	BenignUsers  int
 	HistoryCount int
 	LiveCount    int
+	// BenignEvents is how many of the events sent were benign (the history
+	// and the live traffic that is no campaign's).
+	BenignEvents int
+	// Anchor is when the history ended and the campaigns began.
+	Anchor time.Time
+}
+
+// FalseAlarmsPer10k is the false alarms per 10,000 benign events.
+func (r *Report) FalseAlarmsPer10k() float64 {
+	n := 0
+	for _, c := range r.FalseAlarms {
+		n += c
+	}
+	return float64(n) * 10000 / float64(max(r.BenignEvents, 1))
 }
 
 // CampaignResult is one campaign's outcome.
@@ -89,12 +126,18 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	if o.Days == 0 {
 		o.Days = 21
 	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
 	if o.Dir == "" {
 		d, err := os.MkdirTemp("", "vigil-demo-")
 		if err != nil {
 			return nil, err
 		}
 		o.Dir = d
+		// Registered first, so it runs last: after the server has stopped
+		// and closed its files.
+		defer os.RemoveAll(d)
 	}
 	hostingList := filepath.Join(o.Dir, "demo-hosting.txt")
 	if err := os.MkdirAll(o.Dir, 0o750); err != nil {
@@ -114,7 +157,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	p.line("Starting Vigil (embedded store in %s)", cfg.Storage.SQLite.Dir)
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
-	a, err := app.New(runCtx, cfg, app.Options{Stderr: io.Discard})
+	a, err := app.New(runCtx, cfg, app.Options{Stderr: io.Discard, Now: o.Now})
 	if err != nil {
 		return nil, err
 	}
@@ -133,9 +176,9 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 
 	world := sim.NewWorld(o.Seed, o.Tenants, o.UsersPerTenant)
-	now := time.Now().UTC()
+	now := Anchor(o.Seed, o.Now())
 	history := world.History(now.Add(-time.Hour), o.Days)
-	rep := &Report{BenignUsers: len(world.Users), HistoryCount: len(history), FalseAlarms: map[string]int{}}
+	rep := &Report{BenignUsers: len(world.Users), HistoryCount: len(history), FalseAlarms: map[string]int{}, Anchor: now}
 	p.line("Replaying %d days of history: %d users in %d tenants, %d events", o.Days, len(world.Users), len(o.Tenants), len(history))
 	if err := send(ctx, op, history, 5000, func(done int) { p.bar("history", done, len(history)) }); err != nil {
 		return nil, err
@@ -156,6 +199,7 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	}
 	slices.SortStableFunc(live, func(a, b client.Event) int { return a.Time.Compare(b.Time) })
 	rep.LiveCount = len(live)
+	rep.BenignEvents = len(history) + len(live) - len(owner)
 	p.line("Running %d attack campaigns among %d live events", len(campaigns), len(live))
 
 	// Poll findings while the live traffic flows, remembering when each
@@ -164,7 +208,8 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 	pollCtx, stopPoll := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
-	go func() { defer wg.Done(); watch.run(pollCtx, now.Add(-time.Hour)) }()
+	since := now.Add(-time.Duration(o.Days+1) * 24 * time.Hour)
+	go func() { defer wg.Done(); watch.run(pollCtx, since) }()
 
 	lastAck := make([]time.Time, len(campaigns))
 	err = send(ctx, op, live, 200, func(n int) { p.bar("live", n, len(live)) }, func(batch []client.Event) {
@@ -234,21 +279,31 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		}
 	}
 	printReport(o.Out, rep)
-
-	readKey, err := op.CreateKey(ctx, client.CreateKeyRequest{Tenant: o.Tenants[0], Name: "demo read key", Scopes: []string{"events:read", "findings:read"}})
-	if err != nil {
-		return nil, err
-	}
-	fmt.Fprintf(o.Out, "\nVigil is serving at %s\n", base)
-	fmt.Fprintf(o.Out, "  read key for tenant %s:  %s\n", o.Tenants[0], string(readKey.Secret))
-	fmt.Fprintf(o.Out, "  operator key:             %s\n", a.BootstrapKey)
-	fmt.Fprintf(o.Out, "  try: curl -s -H 'Authorization: Bearer %s' '%s/v1/findings?severity=high' | head -c 600\n", string(readKey.Secret), base)
 	if o.Exit {
 		return rep, nil
 	}
-	fmt.Fprintln(o.Out, "Press Ctrl-C to stop.")
+	if err := printServing(ctx, o.Out, op, a, base, o.Tenants[0]); err != nil {
+		return nil, err
+	}
+	fmt.Fprintln(o.Out, "Press Ctrl-C to stop (the demo's data is removed then, unless --dir was given).")
 	<-ctx.Done()
 	return rep, nil
+}
+
+// printServing tells how to look at what the demo found while it keeps
+// serving: the address, a read key and a first request. Everything a user
+// is invited to open after the report (such as a console page) belongs
+// here, and only here: with --exit nothing is served, so nothing is shown.
+func printServing(ctx context.Context, w io.Writer, op *client.Client, a *app.App, base, tenant string) error {
+	readKey, err := op.CreateKey(ctx, client.CreateKeyRequest{Tenant: tenant, Name: "demo read key", Scopes: []string{"events:read", "findings:read"}})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "\nVigil is serving at %s\n", base)
+	fmt.Fprintf(w, "  read key for tenant %s:  %s\n", tenant, string(readKey.Secret))
+	fmt.Fprintf(w, "  operator key:             %s\n", a.BootstrapKey)
+	fmt.Fprintf(w, "  try: curl -s -H 'Authorization: Bearer %s' '%s/v1/findings?severity=high' | head -c 600\n", string(readKey.Secret), base)
+	return nil
 }
 
 // pickAddr uses the requested address, or 127.0.0.1:8080 when free, else a free port.
@@ -341,11 +396,13 @@ func printReport(w io.Writer, r *Report) {
 		rules = append(rules, fmt.Sprintf("%s %d", rule, n))
 	}
 	sort.Strings(rules)
-	fmt.Fprintf(w, "False alarms on the benign population (%d users, %d history + %d live events): %d", r.BenignUsers, r.HistoryCount, r.LiveCount, total)
+	fmt.Fprintf(w, "False alarms on the benign population (%d users, %d benign events): %d", r.BenignUsers, r.BenignEvents, total)
 	if total > 0 {
 		fmt.Fprintf(w, " (%s)", strings.Join(rules, ", "))
 	}
-	fmt.Fprintln(w)
+	fmt.Fprintf(w, ", %.2f per 10,000 benign events\n", r.FalseAlarmsPer10k())
+	fmt.Fprintln(w, "  (a false alarm is a finding none of whose evidence is an attack event: every finding of any severity")
+	fmt.Fprintln(w, "   raised on ordinary users' history and live traffic alone; the goal is at most 1 per 10,000 events)")
 	for _, c := range r.Campaigns {
 		if c.Explanation != "" {
 			fmt.Fprintf(w, "  · %s: %s\n", c.Name, c.Explanation)

@@ -40,7 +40,7 @@ func (w *watcher) run(ctx context.Context, since time.Time) {
 
 func (w *watcher) poll(ctx context.Context, since time.Time) {
 	now := time.Now()
-	for f, err := range w.c.Findings(ctx, client.FindingParams{Since: since.Add(-30 * 24 * time.Hour), Limit: 1000}) {
+	for f, err := range w.c.Findings(ctx, client.FindingParams{Since: since, Limit: 1000}) {
 		if err != nil {
 			if ctx.Err() == nil {
 				w.mu.Lock()

@@ -67,6 +67,10 @@ func (w *World) History(end time.Time, days int) []client.Event {
 	for _, u := range w.Users {
 		out = append(out, w.userDays(u, start, end, days)...)
 	}
+	// Every event, not only the logins, lies before end: a logout hours
+	// after a late login would otherwise land after the history (and, at
+	// some hours, after the server's clock).
+	out = slices.DeleteFunc(out, func(e client.Event) bool { return !e.Time.Before(end) })
 	slices.SortStableFunc(out, func(a, b client.Event) int { return a.Time.Compare(b.Time) })
 	return out
 }
