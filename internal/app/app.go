@@ -140,6 +140,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		apiOpts.Scorer = det.scorer
 		apiOpts.TuningChanged = det.tuningChanged
 		apiOpts.ValidateSetting = det.validateSetting
+		apiOpts.RuleCatalog = ruleCatalog(det.engine.Rules())
 	}
 	a.api, err = httpapi.New(apiOpts)
 	if err != nil {

@@ -117,6 +117,10 @@ func TestTenantIsolationMatrix(t *testing.T) {
 			{"PATCH", "/v1/findings/f-b", `{"status":"resolved","note":"not mine"}`, denied},
 			{"PATCH", "/v1/findings/f-b?tenant=tenant-b", `{"status":"resolved","note":"not mine"}`, denied},
 		},
+		"GET /v1/rules": {
+			{"GET", "/v1/rules", "", []int{200}},
+			{"GET", "/v1/rules?tenant=tenant-b", "", denied},
+		},
 		"GET /v1/rules/settings": {
 			{"GET", "/v1/rules/settings", "", []int{200}},
 			{"GET", "/v1/rules/settings?tenant=tenant-b", "", denied},

@@ -54,7 +54,11 @@ func commands() []*Command {
 		tenantsCreateCommand(), tenantsListCommand(),
 		keysCreateCommand(), keysListCommand(), keysRevokeCommand(),
 		eventsSendCommand(), eventsQueryCommand(), queryCommand(), exportCommand(),
-		enrichCommand(), rulesCheckCommand(), rulesTestCommand(), profilesRebuildCommand(),
+		findingsListCommand(), findingsShowCommand(),
+		findingsUpdateCommand("ack", "acknowledged", "acknowledge findings: someone is looking"),
+		findingsUpdateCommand("resolve", "resolved", "resolve findings, with a --note on what was decided"),
+		findingsUpdateCommand("reopen", "open", "reopen findings"),
+		enrichCommand(), rulesListCommand(), rulesCheckCommand(), rulesTestCommand(), profilesRebuildCommand(),
 		versionCommand(),
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -157,5 +158,56 @@ func chronological(ctx context.Context, store audit.EventStore, tenants []audit.
 		ev := buf[0]
 		buf = buf[1:]
 		return &ev, nil
+	}
+}
+
+func rulesListCommand() *Command {
+	return &Command{
+		Name: "rules list", Short: "list the server's detection rules with their defaults and the tenant's tuning",
+		Long: `Lists every rule the server runs (GET /v1/rules): whether it is enabled for
+the tenant, and each parameter's value in effect; a parameter the tenant
+overrides shows its default too. Tune with PUT /v1/rules/{rule}/settings
+(docs/rules.md).`,
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
+			newClient := clientFlags(env, fs)
+			format := fs.String("format", "table", "output: table or json")
+			return func(args []string) error {
+				if len(args) > 0 {
+					return usagef("rules list takes flags only")
+				}
+				if err := checkFormat(*format, "table", "json"); err != nil {
+					return err
+				}
+				c, err := newClient()
+				if err != nil {
+					return err
+				}
+				l, err := c.Rules(ctx)
+				if err != nil {
+					return err
+				}
+				if *format == "json" {
+					return writeJSON(env.Stdout, l)
+				}
+				tw := tabwriter.NewWriter(env.Stdout, 2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tFAMILY\tKIND\tSEVERITY\tENABLED\tPARAMETERS")
+				for _, r := range l.Rules {
+					var ps []string
+					for _, p := range r.Params {
+						s := p.Name + "=" + cellText(p.Value)
+						if _, ok := r.Overrides[p.Name]; ok {
+							s += " (default " + cellText(p.Default) + ")"
+						}
+						ps = append(ps, s)
+					}
+					enabled := "yes"
+					if !r.Enabled {
+						enabled = "no"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Family, r.Kind, r.Severity, enabled, strings.Join(ps, " "))
+				}
+				return tw.Flush()
+			}
+		},
 	}
 }

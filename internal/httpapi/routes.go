@@ -36,6 +36,7 @@ func (a *API) table() []route {
 		{pattern: "GET /v1/findings/{id}", scope: audit.ScopeFindingsRead, authed: a.getFinding},
 		{pattern: "PATCH /v1/findings/{id}", scope: audit.ScopeFindingsWrite, authed: a.patchFinding},
 
+		{pattern: "GET /v1/rules", scope: audit.ScopeFindingsRead, authed: a.listRules},
 		{pattern: "GET /v1/rules/settings", scope: audit.ScopeFindingsRead, authed: a.listRuleSettings},
 		{pattern: "PUT /v1/rules/{rule}/settings", scope: audit.ScopeRulesWrite, authed: a.putRuleSetting},
 		{pattern: "DELETE /v1/rules/{rule}/settings", scope: audit.ScopeRulesWrite, authed: a.deleteRuleSetting},

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"strconv"
 
+	"github.com/vigilhq/vigil/client"
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/httpx"
 )
@@ -176,5 +177,59 @@ func (a *API) deleteAllow(w http.ResponseWriter, r *http.Request, p audit.Princi
 	}
 	a.tuningChanged(r, tenant)
 	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// RuleCatalog, when set by the composition root, returns the rules detection
+// runs with their defaults (Enabled and parameter values are filled in per
+// tenant by the handler).
+type RuleCatalog func() []client.Rule
+
+// listRules answers GET /v1/rules: every rule the engine runs with its
+// defaults and, for a tenant, the tenant's switches and overrides. An
+// operator who names no tenant sees the defaults.
+func (a *API) listRules(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
+	if a.opts.RuleCatalog == nil {
+		return audit.Errorf(audit.EUNAVAILABLE, "detection is not enabled on this server")
+	}
+	tenant, all, err := tenantScope(p, r.URL.Query().Get("tenant"), true)
+	if err != nil {
+		return err
+	}
+	settings := map[string]audit.RuleSetting{}
+	if !all && a.opts.Rules != nil {
+		ss, err := a.opts.Rules.ListRuleSettings(r.Context(), tenant)
+		if err != nil {
+			return err
+		}
+		for _, s := range ss {
+			settings[s.RuleID] = s
+		}
+	}
+	catalog := a.opts.RuleCatalog()
+	out := client.RuleList{Tenant: tenant, Rules: make([]client.Rule, 0, len(catalog))}
+	for _, rule := range catalog {
+		rule.Enabled = true
+		rule.Params = append([]client.RuleParam(nil), rule.Params...)
+		for i := range rule.Params {
+			rule.Params[i].Value = rule.Params[i].Default
+		}
+		if s, ok := settings[rule.ID]; ok {
+			rule.Enabled = !s.Disabled
+			if len(s.Params) > 0 {
+				rule.Overrides = s.Params
+				for i, prm := range rule.Params {
+					if v, ok := s.Params[prm.Name]; ok {
+						rule.Params[i].Value = v
+					}
+				}
+			}
+		}
+		if rule.Params == nil {
+			rule.Params = []client.RuleParam{}
+		}
+		out.Rules = append(out.Rules, rule)
+	}
+	httpx.WriteJSON(w, http.StatusOK, out)
 	return nil
 }

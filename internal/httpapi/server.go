@@ -51,6 +51,9 @@ type Options struct {
 	TuningChanged func(ctx context.Context, tenant string)
 	// ValidateSetting checks a rule setting before it is stored.
 	ValidateSetting ValidateSetting
+	// RuleCatalog returns the rules detection runs, with their defaults,
+	// for GET /v1/rules; without it the route answers 503.
+	RuleCatalog RuleCatalog
 
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
