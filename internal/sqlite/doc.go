@@ -18,7 +18,11 @@
 //     integer-keyed indexes (hashed actor/session/target, action and tenant
 //     dictionary ids, 4/16-byte IPs) ending in the time, so the hot indexes of
 //     a file stay small, searches walk files newest first with keyset paging,
-//     and retention of a whole period is a file delete.
+//     and retention of a whole period is a file delete. Partition files
+//     are opened on first use and at most Options.MaxOpenPartitions stay
+//     open (least recently used idle ones close; one in use never does), so
+//     descriptors and memory do not grow with the length of the history,
+//     and Open lists the file names without opening any.
 //   - meta.db holds the small, mutable rest.
 //
 // Every file has embedded, versioned migrations (migrations/<kind>/NNNN_*.sql)
