@@ -88,6 +88,7 @@ type DB struct {
 	meta   *file
 	stream *Stream
 	events *EventStore
+	lock   *dirLock // nil on a read-only directory without a lock file
 }
 
 var (
@@ -141,14 +142,17 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	}
 	db := &DB{opts: opts, log: opts.Logger.With("component", "sqlite")}
 	var err error
-	if db.meta, err = openFile(ctx, filepath.Join(opts.Dir, "meta.db"), "meta", 4); err != nil {
+	if db.lock, err = lockDir(opts.Dir); err != nil {
 		return nil, err
 	}
+	if db.meta, err = openFile(ctx, filepath.Join(opts.Dir, "meta.db"), "meta", 4); err != nil {
+		return nil, errors.Join(err, db.lock.release())
+	}
 	if db.stream, err = openStream(ctx, db.opts, db.log); err != nil {
-		return nil, errors.Join(err, db.meta.close())
+		return nil, errors.Join(err, db.meta.close(), db.lock.release())
 	}
 	if db.events, err = openEventStore(db.opts, db.log); err != nil {
-		return nil, errors.Join(err, db.stream.Close(), db.meta.close())
+		return nil, errors.Join(err, db.stream.Close(), db.meta.close(), db.lock.release())
 	}
 	db.log.LogAttrs(ctx, slog.LevelInfo, "store open", slog.String("dir", opts.Dir))
 	return db, nil
@@ -174,7 +178,8 @@ func (db *DB) Migrate(ctx context.Context) error {
 
 // Close closes the stream, the event partitions and the metadata file.
 func (db *DB) Close() error {
-	return errors.Join(db.stream.Close(), db.events.close(), db.meta.close())
+	err := errors.Join(db.stream.Close(), db.events.close(), db.meta.close())
+	return errors.Join(err, db.lock.release())
 }
 
 // Ping is the readiness check: every file answers a trivial query, the
