@@ -39,12 +39,7 @@ func (e *Enrichment) Close() error {
 // files never fail it; they are reported by Status.
 func BuildEnrichment(c config.Enrich, log *slog.Logger, reg prometheus.Registerer) (*Enrichment, error) {
 	out := &Enrichment{}
-	var asn []string
-	for _, p := range []string{c.ASNDB, c.ASNCSV} {
-		if p != "" {
-			asn = append(asn, p)
-		}
-	}
+	asn := c.ASNDatabases()
 	var lists []iprep.List
 	for _, l := range c.Lists {
 		kind := l.Kind
@@ -60,8 +55,8 @@ func BuildEnrichment(c config.Enrich, log *slog.Logger, reg prometheus.Registere
 	}
 	out.closers = append(out.closers, network.Close)
 	enrichers := []audit.Enricher{network}
-	if c.CityDB != "" {
-		geo, err := geoip.New(geoip.Options{Paths: []string{c.CityDB}, ReloadInterval: c.ReloadInterval,
+	if cities := c.CityDatabases(); len(cities) > 0 {
+		geo, err := geoip.New(geoip.Options{Paths: cities, ReloadInterval: c.ReloadInterval,
 			CacheSize: c.CacheSize, Logger: log, Registerer: reg})
 		if err != nil {
 			out.Close()

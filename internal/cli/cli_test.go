@@ -166,6 +166,43 @@ func TestEnrichCommand(t *testing.T) {
 	if r := run(t, nil, "", "enrich", "not-an-ip"); r.code != cli.ExitUsage {
 		t.Fatalf("bad ip: %+v", r)
 	}
+	if strings.Contains(r.stdout, "warning") && strings.Contains(r.stdout, "city database") {
+		t.Fatalf("a loaded city database is reported missing: %+v", r)
+	}
+}
+
+// TestEnrichSeveralCityDatabases configures two databases (a country one
+// first, then a city one, next to the old single key) and checks lookups
+// fall through to the one that knows the address, for IPv4 and IPv6; and
+// that a missing database is said plainly.
+func TestEnrichSeveralCityDatabases(t *testing.T) {
+	dir := t.TempDir()
+	cfgPath := filepath.Join(dir, "vigil.yaml")
+	os.WriteFile(cfgPath, []byte("enrich:\n  city_dbs:\n    - "+filepath.Join(dir, "missing.mmdb")+"\n    - ../enrich/geoip/testdata/GeoIP2-City-Test.mmdb\n"), 0o600)
+	r := run(t, nil, "", "enrich", "--config", cfgPath, "2001:218::1")
+	if r.code != 0 || !strings.Contains(r.stdout, "JP") || !strings.Contains(r.stdout, "NOT LOADED (") || strings.Contains(r.stdout, "city database") {
+		t.Fatalf("IPv6 through the second database: %+v", r)
+	}
+	r = run(t, nil, "", "enrich", "--config", cfgPath, "81.2.69.142")
+	if r.code != 0 || !strings.Contains(r.stdout, "London") {
+		t.Fatalf("IPv4 through the second database: %+v", r)
+	}
+	// Nothing configured: said plainly, in table and JSON.
+	r = run(t, nil, "", "enrich", "81.2.69.142")
+	if r.code != 0 || !strings.Contains(r.stdout, "warning") || !strings.Contains(r.stdout, "no city database is configured") ||
+		!strings.Contains(r.stdout, "no ASN database is configured") {
+		t.Fatalf("no database: %+v", r)
+	}
+	r = run(t, nil, "", "enrich", "--format", "json", "81.2.69.142")
+	if r.code != 0 || !strings.Contains(r.stdout, `"warnings": [`) || !strings.Contains(r.stdout, "no city database is configured") {
+		t.Fatalf("no database, json: %+v", r)
+	}
+	// Configured but not loadable.
+	os.WriteFile(cfgPath, []byte("enrich:\n  city_db: "+filepath.Join(dir, "missing.mmdb")+"\n"), 0o600)
+	r = run(t, nil, "", "enrich", "--config", cfgPath, "81.2.69.142")
+	if r.code != 0 || !strings.Contains(r.stdout, "none of the 1 configured city databases is loaded") {
+		t.Fatalf("unloadable database: %+v", r)
+	}
 }
 
 func TestRulesCommands(t *testing.T) {

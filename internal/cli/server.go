@@ -398,10 +398,24 @@ their databases.`,
 				}
 				defer e.Close()
 				out := e.Pipeline.Lookup(ctx, ip, *ua)
+				var loadedGeo, loadedASN int
+				for _, s := range e.Pipeline.Status() {
+					switch {
+					case !s.Loaded:
+					case s.Source == "geoip":
+						loadedGeo++
+					case strings.HasSuffix(s.Source, "-asn"):
+						loadedASN++
+					}
+				}
+				gaps := enrichmentGaps(cfg.Enrich, loadedGeo, loadedASN)
 				if *format == "json" {
 					enc := json.NewEncoder(env.Stdout)
 					enc.SetIndent("", "  ")
-					return enc.Encode(map[string]any{"ip": ip.String(), "enrichment": out, "sources": e.Pipeline.Status()})
+					if gaps == nil {
+						gaps = []string{}
+					}
+					return enc.Encode(map[string]any{"ip": ip.String(), "enrichment": out, "sources": e.Pipeline.Status(), "warnings": gaps})
 				}
 				tw := tabwriter.NewWriter(env.Stdout, 2, 4, 2, ' ', 0)
 				fmt.Fprintf(tw, "ip\t%s\n", ip)
@@ -421,12 +435,15 @@ their databases.`,
 				if u := out.UserAgent; u != nil {
 					fmt.Fprintf(tw, "user agent\tclass=%s browser=%s %s os=%s %s device=%s\n", u.Class, u.Browser, u.BrowserVersion, u.OS, u.OSVersion, u.Device)
 				}
+				for _, note := range gaps {
+					fmt.Fprintf(tw, "warning\t%s\n", note)
+				}
 				for _, s := range e.Pipeline.Status() {
-					state := "loaded"
-					if !s.Loaded {
-						state = "not loaded"
+					if s.Loaded {
+						fmt.Fprintf(tw, "source\t%s %s: loaded %s, %d entries", s.Source, s.Path, s.Kind, s.Entries)
+					} else {
+						fmt.Fprintf(tw, "source\t%s %s: NOT LOADED", s.Source, s.Path)
 					}
-					fmt.Fprintf(tw, "source\t%s %s: %s %s, %d entries", s.Source, s.Path, state, s.Kind, s.Entries)
 					if s.LastError != "" {
 						fmt.Fprintf(tw, " (%s)", s.LastError)
 					}
@@ -436,6 +453,26 @@ their databases.`,
 			}
 		},
 	}
+}
+
+// enrichmentGaps says which kinds of enrichment data are missing, so an
+// empty geo or ASN is never a mystery.
+func enrichmentGaps(c config.Enrich, loadedGeo, loadedASN int) []string {
+	var out []string
+	switch n := len(c.CityDatabases()); {
+	case n == 0:
+		out = append(out, "no city database is configured (enrich.city_db, enrich.city_dbs): no address is located; "+
+			"events keep only the location they carry in context.geo (scripts/fetch-geodata.sh fetches free DB-IP files)")
+	case loadedGeo == 0:
+		out = append(out, fmt.Sprintf("none of the %d configured city databases is loaded (see the source lines): no address is located", n))
+	}
+	switch n := len(c.ASNDatabases()); {
+	case n == 0:
+		out = append(out, "no ASN database is configured (enrich.asn_db, enrich.asn_csv, enrich.asn_csvs): asn and network owner stay empty")
+	case loadedASN == 0:
+		out = append(out, fmt.Sprintf("none of the %d configured ASN databases is loaded (see the source lines): asn and network owner stay empty", n))
+	}
+	return out
 }
 
 func demoCommand() *Command {

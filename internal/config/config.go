@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -72,12 +73,21 @@ type Ingest struct {
 
 // Enrich configures enrichment databases and lists.
 type Enrich struct {
-	// CityDB is a GeoIP2/GeoLite2-City or DB-IP city .mmdb file.
+	// CityDB is a GeoIP2/GeoLite2 City (or Country) or DB-IP city .mmdb
+	// file. It is kept for existing configurations; CityDBs takes several.
 	CityDB string `yaml:"city_db"`
+	// CityDBs are city databases asked in order after CityDB; the first
+	// that knows an address answers, and an IPv4-only file is skipped for
+	// IPv6 addresses. DB-IP ships IPv4 and IPv6 as two files: list both.
+	// From the environment: comma-separated.
+	CityDBs []string `yaml:"city_dbs"`
 	// ASNDB is a GeoLite2-ASN .mmdb file.
 	ASNDB string `yaml:"asn_db"`
 	// ASNCSV is an ASN range CSV (start,end,asn,org), such as @ip-location-db/asn.
 	ASNCSV string `yaml:"asn_csv"`
+	// ASNCSVs are further ASN range CSVs (@ip-location-db/asn ships IPv4
+	// and IPv6 as two files). From the environment: comma-separated.
+	ASNCSVs []string `yaml:"asn_csvs"`
 	// Lists are named IP lists (IPs, CIDRs or ranges, one per line, # comments).
 	Lists []IPList `yaml:"lists"`
 	// ReloadInterval is how often files are checked for changes.
@@ -86,6 +96,30 @@ type Enrich struct {
 	CacheSize int `yaml:"cache_size"`
 	// Budget is the most one event's enrichment may take.
 	Budget time.Duration `yaml:"budget"`
+}
+
+// CityDatabases returns every configured city database, CityDB first,
+// without repeats.
+func (e Enrich) CityDatabases() []string {
+	var out []string
+	for _, p := range append([]string{e.CityDB}, e.CityDBs...) {
+		if p != "" && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// ASNDatabases returns every configured ASN source, ASNDB first, without
+// repeats.
+func (e Enrich) ASNDatabases() []string {
+	var out []string
+	for _, p := range append([]string{e.ASNDB, e.ASNCSV}, e.ASNCSVs...) {
+		if p != "" && !slices.Contains(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // IPList is one named IP list file.
@@ -231,8 +265,8 @@ func walk(v reflect.Value, prefix string, fn func(path string, v reflect.Value, 
 		switch {
 		case fv.Kind() == reflect.Struct:
 			walk(fv, path, fn)
-		case fv.Kind() == reflect.Slice:
-			// lists are file-only
+		case fv.Kind() == reflect.Slice && fv.Type().Elem().Kind() != reflect.String:
+			// lists of structures are file-only
 		default:
 			fn(path, fv, f)
 		}
@@ -255,6 +289,14 @@ func setScalar(v reflect.Value, s string) error {
 		v.SetInt(int64(n))
 	case v.Kind() == reflect.String:
 		v.SetString(s)
+	case v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.String:
+		var items []string
+		for item := range strings.SplitSeq(s, ",") {
+			if item = strings.TrimSpace(item); item != "" {
+				items = append(items, item)
+			}
+		}
+		v.Set(reflect.ValueOf(items).Convert(v.Type()))
 	case v.Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {
@@ -316,6 +358,16 @@ func (c *Config) Validate() error {
 	}
 	if c.Enrich.CacheSize < 0 {
 		bad("enrich.cache_size", "must not be negative")
+	}
+	for i, p := range c.Enrich.CityDBs {
+		if strings.TrimSpace(p) == "" {
+			bad(fmt.Sprintf("enrich.city_dbs[%d]", i), "is empty; give the path of an .mmdb file")
+		}
+	}
+	for i, p := range c.Enrich.ASNCSVs {
+		if strings.TrimSpace(p) == "" {
+			bad(fmt.Sprintf("enrich.asn_csvs[%d]", i), "is empty; give the path of a CSV file")
+		}
 	}
 	for i, l := range c.Enrich.Lists {
 		p := fmt.Sprintf("enrich.lists[%d]", i)
