@@ -91,4 +91,3 @@ func TestEnrichmentDocMatchesDefaults(t *testing.T) {
 		}
 	}
 }
-
