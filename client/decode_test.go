@@ -30,8 +30,8 @@ func TestParseError(t *testing.T) {
 		},
 		{
 			name: "rate limited", status: 429, header: http.Header{"Retry-After": {"7"}, "X-Request-Id": {"r2"}},
-			body: `{"error":{"code":"rate_limited","message":"slow down"}}`,
-			want: Error{StatusCode: 429, Code: "rate_limited", Message: "slow down", RequestID: "r2", RetryAfter: 7 * time.Second}, wantTarget: ErrRateLimited,
+			body: `{"error":{"code":"rate_limited","message":"slow down","limit":"tenant_event_rate"}}`,
+			want: Error{StatusCode: 429, Code: "rate_limited", Message: "slow down", RequestID: "r2", RetryAfter: 7 * time.Second, Limit: "tenant_event_rate"}, wantTarget: ErrRateLimited,
 		},
 		{
 			name: "proxy html", status: 502, body: `<html>bad gateway</html>`,

@@ -57,7 +57,8 @@ const maxMessageBytes = 1024
 // Error is an error answer from the server. Message is the server's
 // user-safe explanation; Field, when set, is the dotted path of the
 // offending input ("actor.id"); RequestID correlates with the server's logs;
-// RetryAfter is the server's Retry-After (429, 503), 0 when absent.
+// RetryAfter is the server's Retry-After (429, 503), 0 when absent; Limit,
+// on a 429, names the limit that was hit ("tenant_event_rate").
 type Error struct {
 	StatusCode int
 	Code       string
@@ -65,6 +66,7 @@ type Error struct {
 	Field      string
 	RequestID  string
 	RetryAfter time.Duration
+	Limit      string
 }
 
 // Error implements error.
@@ -82,6 +84,9 @@ func (e *Error) Error() string {
 	}
 	if e.Field != "" {
 		extra = append(extra, "field "+e.Field)
+	}
+	if e.Limit != "" {
+		extra = append(extra, "limit "+e.Limit)
 	}
 	if e.RequestID != "" {
 		extra = append(extra, "request_id "+e.RequestID)
@@ -171,6 +176,7 @@ type ErrorBody struct {
 	Code      string `json:"code"`
 	Message   string `json:"message,omitempty"`
 	Field     string `json:"field,omitempty"`
+	Limit     string `json:"limit,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
 }
 
@@ -205,6 +211,7 @@ func parseError(status int, h http.Header, body []byte, now time.Time) *Error {
 		e.Code = clean(env.Error.Code)
 		e.Message = clean(env.Error.Message)
 		e.Field = clean(env.Error.Field)
+		e.Limit = clean(env.Error.Limit)
 		e.RequestID = clean(env.Error.RequestID)
 	}
 	if e.RequestID == "" {

@@ -111,9 +111,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		return nil, err
 	}
 
+	limits, err := a.buildLimiter(cfg)
+	if err != nil {
+		return nil, err
+	}
 	svc, err := ingest.New(ingest.Options{
 		Stream: a.stores.Stream, TenantExists: a.tenantExists, Now: a.now,
-		Logger: a.log.With("component", "ingest"), Registerer: a.registry,
+		Logger: a.log.With("component", "ingest"), Registerer: a.registry, Admission: limits,
 	})
 	if err != nil {
 		return nil, err
@@ -134,6 +138,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		Logger: a.log.With("component", "http"), Registry: a.registry, Now: a.now,
 		MaxBodyBytes: int64(cfg.Server.MaxBodySize), MaxInflightIngest: cfg.Server.MaxInflightIngest,
 		MaxBacklog: uint64(cfg.Ingest.MaxBacklog), KeyCacheTTL: cfg.Ingest.KeyCacheTTL,
+		Limits: limits, ExportWriteTimeout: cfg.Limits.ExportWriteTimeout, MaxExportDuration: cfg.Limits.MaxExportDuration,
 		Ready: append([]httpapi.ReadyCheck{{Name: "storage", Check: a.stores.Ping}}, enrichReady...),
 	}
 	if det != nil {

@@ -25,6 +25,7 @@ type Config struct {
 	Ingest  Ingest  `yaml:"ingest"`
 	Enrich  Enrich  `yaml:"enrich"`
 	Detect  Detect  `yaml:"detect"`
+	Limits  Limits  `yaml:"limits"`
 	Log     Log     `yaml:"log"`
 }
 
@@ -164,6 +165,7 @@ func Default() Config {
 		Ingest:  Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second},
 		Enrich:  Enrich{ReloadInterval: 30 * time.Second, CacheSize: 65536, Budget: 5 * time.Millisecond},
 		Detect:  Detect{Enabled: true, MaxKeys: 1_000_000, AllowedLateness: 2 * time.Minute},
+		Limits:  defaultLimits(),
 		Log:     Log{Level: "info", Format: "auto"},
 	}
 }
@@ -353,6 +355,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("storage.driver", "must be sqlite, not %q", c.Storage.Driver)
 	}
+	c.Limits.validate(bad)
 	if c.Ingest.MaxBacklog < 1000 {
 		bad("ingest.max_backlog", "must be at least 1000")
 	}

@@ -45,6 +45,8 @@ func TestBadFiles(t *testing.T) {
 		"bad-duration.bad.yaml":   {"soon"},
 		"bad-size.bad.yaml":       {"lots"},
 		"invalid-values.bad.yaml": {"storage.driver", "log.level", "enrich.lists[0].kind", "enrich.lists[0].path"},
+		"limits.bad.yaml": {"limits.tenant.event_burst", "limits.tenant.backlog_share_percent", "limits.concurrent_queries",
+			"limits.export_write_timeout", "limits.tenants[0].request_burst", "limits.tenants[1].id", "limits.tenants[2].id"},
 	}
 	for file, wants := range tests {
 		t.Run(file, func(t *testing.T) {

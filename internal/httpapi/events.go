@@ -38,7 +38,7 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request, p audit.Princip
 		defer func() { <-a.inflight }()
 	default:
 		a.overload.Inc()
-		return audit.Errorf(audit.ERATELIMITED, "the server is at its ingest capacity; retry after the Retry-After delay")
+		return a.limits.Refused(LimitIngestConcurrency, "the server is at its ingest capacity; retry after the Retry-After delay")
 	}
 	if err := a.checkBacklog(r); err != nil {
 		return err
@@ -109,7 +109,7 @@ func (a *API) checkBacklog(r *http.Request) error {
 	}
 	if last-committed > a.opts.MaxBacklog {
 		a.overload.Inc()
-		return audit.Errorf(audit.ERATELIMITED, "ingestion is %d events ahead of processing; retry after the Retry-After delay", last-committed)
+		return a.limits.Refused(LimitIngestBacklog, "ingestion is %d events ahead of processing; retry after the Retry-After delay", last-committed)
 	}
 	return nil
 }

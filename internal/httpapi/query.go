@@ -92,6 +92,12 @@ func flush(w http.ResponseWriter) { _ = http.NewResponseController(w).Flush() }
 // they end the stream early; the CSV/NDJSON then lacks the final
 // X-Vigil-Rows trailer, which is how a client tells a complete export.
 func (a *API) postExport(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
+	w = newDeadlineWriter(w, a.opts.ExportWriteTimeout)
+	if a.opts.MaxExportDuration > 0 {
+		ctx, cancel := context.WithTimeout(r.Context(), a.opts.MaxExportDuration)
+		defer cancel()
+		r = r.WithContext(ctx)
+	}
 	req, scope, q, err := a.parseQueryRequest(w, r, p)
 	if err != nil {
 		return err
@@ -278,7 +284,7 @@ func (a *API) auditRead(r *http.Request, p audit.Principal, scope audit.QuerySco
 			slog.String("key_id", p.KeyID), slog.Any("what", meta))
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 5*time.Second)
+	ctx, cancel := context.WithTimeout(serverWrite(context.WithoutCancel(r.Context())), 5*time.Second)
 	defer cancel()
 	ev := &audit.Event{Tenant: scope.Tenant, Action: action,
 		Actor: audit.Actor{ID: p.KeyID, Type: audit.ActorAPIKey}, Metadata: meta}

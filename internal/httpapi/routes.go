@@ -74,7 +74,7 @@ func (a *API) routes() http.Handler {
 		if r.open != nil {
 			mux.Handle(r.pattern, a.handle(r.open))
 		} else {
-			mux.Handle(r.pattern, a.authed(r.scope, r.authed))
+			mux.Handle(r.pattern, a.authed(r.scope, a.limited(r.pattern, r.authed)))
 		}
 	}
 	mux.Handle("/", a.handle(func(w http.ResponseWriter, r *http.Request) error {

@@ -71,6 +71,16 @@ type Options struct {
 	// KeyCacheTTL is how long an authenticated key is trusted without a
 	// store lookup, and so the longest a revoked key keeps working; default 5s.
 	KeyCacheTTL time.Duration
+	// Limits enforces rates, backlog shares and read concurrency; nil
+	// enforces none of them. Give the same Limiter to ingest.Options.Admission.
+	Limits *Limiter
+	// ExportWriteTimeout is the longest one write of an export may block
+	// (a client that stops reading is dropped after it); it replaces the
+	// server's write timeout for exports. Default 1m.
+	ExportWriteTimeout time.Duration
+	// MaxExportDuration ends an export after this long (the answer then
+	// lacks its X-Vigil-Rows trailer); 0 is no limit.
+	MaxExportDuration time.Duration
 }
 
 // API is the HTTP API.
@@ -79,6 +89,7 @@ type API struct {
 	log      *slog.Logger
 	now      func() time.Time
 	auth     *authenticator
+	limits   *Limiter
 	inflight chan struct{}
 	requests *prometheus.HistogramVec
 	overload prometheus.Counter
@@ -105,10 +116,19 @@ func New(opts Options) (*API, error) {
 	if opts.KeyCacheTTL <= 0 {
 		opts.KeyCacheTTL = 5 * time.Second
 	}
+	if opts.ExportWriteTimeout <= 0 {
+		opts.ExportWriteTimeout = time.Minute
+	}
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
-	a := &API{opts: opts, log: opts.Logger, now: opts.Now, inflight: make(chan struct{}, opts.MaxInflightIngest)}
+	a := &API{opts: opts, log: opts.Logger, now: opts.Now, limits: opts.Limits, inflight: make(chan struct{}, opts.MaxInflightIngest)}
+	if a.limits == nil {
+		var err error
+		if a.limits, err = NewLimiter(LimiterOptions{Registerer: opts.Registry}); err != nil {
+			return nil, err
+		}
+	}
 	if a.log == nil {
 		a.log = slog.New(slog.DiscardHandler)
 	}

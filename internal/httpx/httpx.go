@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"log/slog"
+	"math"
 	"net/http"
 	"strconv"
 	"time"
@@ -54,10 +55,43 @@ func Codes() []string {
 
 // ErrorBody is the error object of every error response.
 type ErrorBody struct {
-	Code      string `json:"code"`
-	Message   string `json:"message"`
-	Field     string `json:"field,omitempty"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	Field   string `json:"field,omitempty"`
+	// Limit names the limit a rate_limited answer hit (tenant_event_rate,
+	// tenant_backlog_share, …); see LimitError.
+	Limit     string `json:"limit,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
+}
+
+// LimitError is a rate_limited (429) answer that names the limit the
+// request hit and how long to wait before retrying. audit.ErrorCode reports
+// it as ERATELIMITED.
+type LimitError struct {
+	// Limit is the limit's stable name, such as tenant_event_rate.
+	Limit string
+	// RetryAfter is when the request may succeed; sent as Retry-After,
+	// rounded up to whole seconds and at least 1.
+	RetryAfter time.Duration
+	// Message is safe to show the caller.
+	Message string
+}
+
+// Error implements error.
+func (e *LimitError) Error() string { return e.Limit + ": " + e.Message }
+
+// Unwrap makes the error an audit rate_limited error.
+func (e *LimitError) Unwrap() error {
+	return &audit.Error{Code: audit.ERATELIMITED, Message: e.Message}
+}
+
+// retryAfterSeconds is the Retry-After value for err.
+func retryAfterSeconds(err error) int {
+	var le *LimitError
+	if errors.As(err, &le) && le.RetryAfter > time.Second {
+		return int(math.Ceil(le.RetryAfter.Seconds()))
+	}
+	return RetryAfter
 }
 
 // Body returns the public error body for err: the domain message for an
@@ -77,6 +111,10 @@ func Body(err error, requestID string) ErrorBody {
 	} else {
 		b.Message = audit.ErrorMessage(err)
 	}
+	var le *LimitError
+	if code == audit.ERATELIMITED && errors.As(err, &le) {
+		b.Limit = le.Limit
+	}
 	return b
 }
 
@@ -95,7 +133,7 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			slog.String("error", err.Error()))
 	}
 	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
-		w.Header().Set("Retry-After", strconv.Itoa(RetryAfter))
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(err)))
 	}
 	WriteJSON(w, status, map[string]any{"error": body})
 }

@@ -49,6 +49,30 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the ingest metrics; nil registers none.
 	Registerer prometheus.Registerer
+	// Admission, when set, may refuse a request's valid events per tenant
+	// before they are appended (rate limits, backlog shares).
+	Admission Admission
+}
+
+// Admission decides whether a request's valid events may be appended. It
+// is where per-tenant quotas plug in; Ingest only counts and reports.
+type Admission interface {
+	// Admit is asked before the append with the number of valid events per
+	// tenant. A non-nil error fails the whole request: nothing is appended
+	// and Ingest returns the error unchanged. After a nil error, Settle
+	// follows exactly once.
+	Admit(ctx context.Context, counts map[string]int) error
+	// Settle reports what the append did with admitted events: per tenant,
+	// how many were new (not duplicates) and the highest Seq among them.
+	// appended is nil when the append failed.
+	Settle(counts map[string]int, appended map[string]Appended)
+}
+
+// Appended is what one append stored for one tenant.
+type Appended struct {
+	// N is the number of new events; Last the highest Seq among them.
+	N    int
+	Last uint64
 }
 
 // Service normalises, validates and durably appends events.
@@ -59,6 +83,7 @@ type Service struct {
 	log     *slog.Logger
 	ids     audit.IDGenerator
 	metrics *metrics
+	quota   Admission
 }
 
 type metrics struct {
@@ -73,7 +98,7 @@ func New(opts Options) (*Service, error) {
 	if opts.Stream == nil || opts.TenantExists == nil {
 		return nil, errors.New("ingest: Stream and TenantExists are required")
 	}
-	s := &Service{stream: opts.Stream, exists: opts.TenantExists, now: opts.Now, log: opts.Logger}
+	s := &Service{stream: opts.Stream, exists: opts.TenantExists, now: opts.Now, log: opts.Logger, quota: opts.Admission}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -138,8 +163,21 @@ func (s *Service) Ingest(ctx context.Context, p audit.Principal, items []Item) (
 	}
 	s.metrics.batchSize.Observe(float64(len(items)))
 	if len(good) > 0 {
+		var counts map[string]int
+		if s.quota != nil {
+			counts = make(map[string]int, 1)
+			for _, ev := range good {
+				counts[ev.Tenant]++
+			}
+			if err := s.quota.Admit(ctx, counts); err != nil {
+				return nil, err
+			}
+		}
 		start := time.Now()
 		appended, err := s.stream.Append(ctx, good)
+		if s.quota != nil {
+			s.quota.Settle(counts, tally(good, appended, err))
+		}
 		if err != nil {
 			return nil, fmt.Errorf("append %d events: %w", len(good), err)
 		}
@@ -167,6 +205,24 @@ func (s *Service) Ingest(ctx context.Context, p audit.Principal, items []Item) (
 	s.metrics.events.WithLabelValues(StatusDuplicate).Add(float64(res.Duplicates))
 	s.metrics.events.WithLabelValues(StatusRejected).Add(float64(res.Rejected))
 	return res, nil
+}
+
+// tally sums an append's new events per tenant for Admission.Settle.
+func tally(good []*audit.Event, appended []audit.AppendResult, err error) map[string]Appended {
+	if err != nil {
+		return nil
+	}
+	out := make(map[string]Appended, 1)
+	for i, ar := range appended {
+		if ar.Duplicate {
+			continue
+		}
+		t := out[good[i].Tenant]
+		t.N++
+		t.Last = max(t.Last, ar.Seq)
+		out[good[i].Tenant] = t
+	}
+	return out
 }
 
 // admit resolves the tenant, normalises and validates one event and assigns
