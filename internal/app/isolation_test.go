@@ -161,37 +161,43 @@ func TestTenantIsolationMatrix(t *testing.T) {
 			{"DELETE", "/v1/keys/" + keyIDB, "", denied},
 		},
 	}
-	routes := map[string]bool{}
-	for r := range n.app.Routes() {
-		routes[r] = true
+	routes := n.app.Routes()
+	for r := range routes {
 		if _, ok := cases[r]; !ok {
 			t.Errorf("route %s has no tenant-isolation case", r)
 		}
 	}
 	for r := range cases {
-		if !routes[r] {
+		if _, ok := routes[r]; !ok {
 			t.Errorf("isolation case for %s, which is not a route", r)
 		}
+	}
+	// Every attempt runs with A's full key and with a key of A holding each
+	// one scope: one lacking the route's scope is refused (403) before
+	// anything else, one holding it must still not reach B.
+	type tenantKey struct {
+		scopes []audit.Scope
+		secret string
+	}
+	tkeys := []tenantKey{{audit.AllScopes, keyA}}
+	for _, s := range audit.AllScopes {
+		_, secret, err := audit.MintKey(ctx, st.Keys, "tenant-a", "one scope", []audit.Scope{s}, time.Now().UTC())
+		if err != nil {
+			t.Fatal(err)
+		}
+		tkeys = append(tkeys, tenantKey{[]audit.Scope{s}, secret})
 	}
 	leaks := [][]byte{[]byte(secretB), []byte("tenant-b"), []byte("bob"), []byte(keyIDB), []byte("192.0.2.55")}
 	for route, attempts := range cases {
 		for _, at := range attempts {
-			status, body := raw(t, at.method, n.url+at.path, keyA, at.body)
-			body = dropReadAudits(body)
-			okStatus := false
-			for _, s := range at.ok {
-				okStatus = okStatus || s == status
-			}
-			if !okStatus {
-				t.Errorf("%s: %s %s → %d %s, want one of %v", route, at.method, at.path, status, body, at.ok)
-			}
-			for _, l := range leaks {
-				// Successful answers and "not found" must carry nothing of B's.
-				// An echo of what the caller itself sent is no leak.
-				echoed := bytes.Contains([]byte(at.path+at.body), l)
-				if (status < 300 || status == 404) && bytes.Contains(body, l) && !echoed && route != "GET /metrics" {
-					t.Errorf("%s: %s %s leaked %q: %s", route, at.method, at.path, l, body)
+			for _, k := range tkeys {
+				need := routes[route]
+				p := audit.Principal{Tenant: "tenant-a", Scopes: k.scopes}
+				ok := at.ok
+				if need != "" && !p.Has(need) {
+					ok = []int{http.StatusForbidden}
 				}
+				isolationAttempt(t, route, at.method, n.url, at.path, at.body, k.secret, ok, leaks)
 			}
 		}
 	}
@@ -225,6 +231,25 @@ func TestTenantIsolationMatrix(t *testing.T) {
 	_, body := raw(t, "GET", n.url+"/v1/events?"+url.Values{"limit": {"100"}}.Encode(), n.operator, "")
 	if err := json.Unmarshal(body, &page); err != nil || len(slices.DeleteFunc(page.Events, func(e audit.Event) bool { return strings.HasPrefix(e.Action, "vigil.") })) != 3 {
 		t.Fatalf("operator search: %v %s", err, body)
+	}
+}
+
+// isolationAttempt sends one cross-tenant attempt and checks its status is
+// one of ok and that an answer carries none of leaks.
+func isolationAttempt(t *testing.T, route, method, base, path, body, key string, ok []int, leaks [][]byte) {
+	t.Helper()
+	status, got := raw(t, method, base+path, key, body)
+	got = dropReadAudits(got)
+	if !slices.Contains(ok, status) {
+		t.Errorf("%s: %s %s → %d %s, want one of %v", route, method, path, status, got, ok)
+	}
+	for _, l := range leaks {
+		// Successful answers and "not found" must carry nothing of B's.
+		// An echo of what the caller itself sent is no leak.
+		echoed := bytes.Contains([]byte(path+body), l)
+		if (status < 300 || status == 404) && bytes.Contains(got, l) && !echoed && route != "GET /metrics" {
+			t.Errorf("%s: %s %s leaked %q: %s", route, method, path, l, got)
+		}
 	}
 }
 

@@ -21,7 +21,9 @@ type Tenant struct {
 // Scope is a permission carried by an API key.
 type Scope string
 
-// Scopes. ScopeAdmin implies every other scope within the key's tenant.
+// Scopes. ScopeAdmin implies every other scope within the key's reach: its
+// tenant for a tenant key, every tenant for an operator key. Every other
+// scope means exactly what it names, for both kinds of key.
 const (
 	ScopeEventsWrite   Scope = "events:write"
 	ScopeEventsRead    Scope = "events:read"
@@ -62,10 +64,11 @@ type Principal struct {
 // Operator reports whether the caller may act on every tenant.
 func (p Principal) Operator() bool { return p.Tenant == "" }
 
-// Has reports whether the principal holds scope s (operators and admin keys
-// hold every scope).
+// Has reports whether the principal holds scope s: it was granted s, or
+// admin, which holds every scope. Operator keys get no scope for being
+// operator keys: an operator key created with events:read only reads.
 func (p Principal) Has(s Scope) bool {
-	return p.Operator() || slices.Contains(p.Scopes, ScopeAdmin) || slices.Contains(p.Scopes, s)
+	return slices.Contains(p.Scopes, ScopeAdmin) || slices.Contains(p.Scopes, s)
 }
 
 // TenantStore keeps tenants.

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"slices"
 
@@ -108,6 +109,12 @@ func (a *API) createKey(w http.ResponseWriter, r *http.Request, p audit.Principa
 	for _, s := range req.Scopes {
 		if !audit.ValidScope(s) {
 			return audit.FieldErrorf("scopes", "unknown scope %q", s)
+		}
+		// A key never grants more than it holds. Minting needs admin, which
+		// holds every scope, so today this only guards a future change of
+		// the route's scope; the tenant above already bounds the reach.
+		if !p.Has(s) {
+			return &audit.Error{Code: audit.EFORBIDDEN, Field: "scopes", Message: fmt.Sprintf("this key may not grant the %s scope, which it does not hold", s)}
 		}
 	}
 	if len(req.Name) > 256 {
