@@ -175,6 +175,11 @@ func (a *App) Stores() *Stores { return a.stores }
 // when Run is not running (tests, tools).
 func (a *App) Drain(ctx context.Context) error { return a.pipe.Drain(ctx) }
 
+// FlushDetection makes the running pipeline evaluate every event the
+// detector holds for event-time order and waits until their findings are
+// stored (the demo, at the end of its simulated traffic).
+func (a *App) FlushDetection(ctx context.Context) error { return a.pipe.Flush(ctx) }
+
 // Run serves until ctx is cancelled, then shuts down gracefully: in-flight
 // requests finish (their events are already durable when they are
 // answered), the pipeline checkpoints, and the stores close.

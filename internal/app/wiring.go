@@ -30,7 +30,7 @@ func NewEngine(c config.Detect, state audit.StateStore, log *slog.Logger, reg pr
 	}
 	e, err := detect.New(detect.Options{
 		Rules: builtin, RulesDir: c.RulesDir, StateStore: state, Logger: log, Registerer: reg,
-		MaxKeys: c.MaxKeys, AllowedLateness: c.AllowedLateness,
+		MaxKeys: c.MaxKeys, MaxTenantKeys: c.MaxTenantKeys, AllowedLateness: c.AllowedLateness,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("detection engine: %w", err)

@@ -64,10 +64,14 @@ type Finding struct {
 	Evidence    []string       `json:"evidence"`
 	Facts       map[string]any `json:"facts,omitempty"`
 	Count       int            `json:"count"`
-	FirstSeen   time.Time      `json:"first_seen"`
-	LastSeen    time.Time      `json:"last_seen"`
-	CreatedAt   time.Time      `json:"created_at"`
-	UpdatedAt   time.Time      `json:"updated_at"`
+	// Degraded, when set, says why the tenant's detection was less than
+	// complete around this finding (events evaluated late, detection state
+	// evicted at the tenant's cap): other findings may be missing.
+	Degraded  string    `json:"degraded,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // MaxEvidence caps the event ids kept on one finding.

@@ -26,6 +26,19 @@ type Detector interface {
 	Checkpoint(ctx context.Context) error
 }
 
+// Advancer is an optional capability of a Detector that holds events back
+// to evaluate them in event-time order (see internal/detect). Advance
+// evaluates what a consumer that has caught up with the stream at wall
+// time now may evaluate (held events older than the detector's allowed
+// lateness), so a tenant that went quiet still gets its findings; Flush
+// evaluates everything held (the end of a drain or a replay). Both return
+// the findings opened or changed, like Process, and change detector state
+// that the next Checkpoint persists.
+type Advancer interface {
+	Advance(ctx context.Context, now time.Time) ([]Finding, error)
+	Flush(ctx context.Context) ([]Finding, error)
+}
+
 // StateStore is a durable key/value store for detection state: profiles,
 // windows, positions. Keys are namespaced.
 //

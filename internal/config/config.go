@@ -95,7 +95,9 @@ type Enrich struct {
 	ReloadInterval time.Duration `yaml:"reload_interval"`
 	// CacheSize is the number of IPs and of user agents kept in each LRU.
 	CacheSize int `yaml:"cache_size"`
-	// Budget is the most one event's enrichment may take.
+	// Budget is how long one event's enrichment is expected to take at
+	// most; slower events are counted (vigil_enrich_slow_total), never cut
+	// short, so enrichment does not depend on machine load.
 	Budget time.Duration `yaml:"budget"`
 }
 
@@ -137,11 +139,19 @@ type Detect struct {
 	Enabled bool `yaml:"enabled"`
 	// RulesDir is a directory of operator rule files added to the built-ins.
 	RulesDir string `yaml:"rules_dir"`
-	// MaxKeys caps tracked keys per rule (IPs, actors…); beyond it the
-	// oldest are evicted and a metric counts them.
+	// MaxKeys caps the keyed detection states (windows, sequences, open
+	// findings per address, actor, session…) of the whole installation;
+	// beyond it the least recently used keys of the tenant holding the
+	// most are evicted (vigil_detect_keys_evicted_total).
 	MaxKeys int `yaml:"max_keys"`
-	// AllowedLateness is how far out of order an event may arrive and still
-	// be evaluated in its window.
+	// MaxTenantKeys caps the keyed states of one tenant (at most MaxKeys);
+	// beyond it that tenant's own least recently used keys are evicted and
+	// its findings say its detection was degraded.
+	MaxTenantKeys int `yaml:"max_tenant_keys"`
+	// AllowedLateness is how long events are held to be evaluated in
+	// event-time order: an event arriving up to this much after its
+	// tenant's later events (or its own timestamp, by the server clock) is
+	// evaluated in order; a later one is evaluated late, counted and noted.
 	AllowedLateness time.Duration `yaml:"allowed_lateness"`
 }
 
@@ -164,7 +174,7 @@ func Default() Config {
 		Storage: Storage{Driver: "sqlite", SQLite: SQLite{Dir: "./vigil-data", MaxOpenPartitions: 64}},
 		Ingest:  Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second},
 		Enrich:  Enrich{ReloadInterval: 30 * time.Second, CacheSize: 65536, Budget: 5 * time.Millisecond},
-		Detect:  Detect{Enabled: true, MaxKeys: 1_000_000, AllowedLateness: 2 * time.Minute},
+		Detect:  Detect{Enabled: true, MaxKeys: 1_000_000, MaxTenantKeys: 250_000, AllowedLateness: 2 * time.Minute},
 		Limits:  defaultLimits(),
 		Log:     Log{Level: "info", Format: "auto"},
 	}
@@ -388,6 +398,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Detect.MaxKeys < 1000 {
 		bad("detect.max_keys", "must be at least 1000")
+	}
+	if c.Detect.MaxTenantKeys < 100 {
+		bad("detect.max_tenant_keys", "must be at least 100")
 	}
 	if c.Detect.AllowedLateness < 0 {
 		bad("detect.allowed_lateness", "must not be negative")

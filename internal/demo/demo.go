@@ -230,6 +230,13 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 		wg.Wait()
 		return nil, err
 	}
+	// The simulated traffic ends here: evaluate what detection still holds
+	// for event-time order rather than wait the allowed lateness.
+	if err := a.FlushDetection(ctx); err != nil {
+		stopPoll()
+		wg.Wait()
+		return nil, err
+	}
 	time.Sleep(300 * time.Millisecond) // let the watcher see the last findings
 	stopPoll()
 	wg.Wait()

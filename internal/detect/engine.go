@@ -20,6 +20,7 @@ import (
 // Defaults of Options.
 const (
 	DefaultMaxKeys         = 1_000_000
+	DefaultMaxTenantKeys   = 250_000
 	DefaultAllowedLateness = 2 * time.Minute
 	DefaultMaxWindowEvents = 4096
 	DefaultMaxProfiles     = 2_000_000
@@ -45,10 +46,20 @@ type Options struct {
 	Logger *slog.Logger
 	// Registerer receives the engine's metrics; nil registers nothing.
 	Registerer prometheus.Registerer
-	// MaxKeys caps the keyed window/sequence/suppression states held
-	// (DefaultMaxKeys). When full, expired keys are swept; if none can go,
-	// the new key is not tracked and vigil_detect_keys_dropped_total counts it.
+	// MaxKeys caps the keyed window/sequence/suppression states held in
+	// all (DefaultMaxKeys). When full, expired keys are swept; if that is
+	// not enough, the least recently used keys of the tenant holding the
+	// most keys are evicted (vigil_detect_keys_evicted_total).
 	MaxKeys int
+	// MaxTenantKeys caps the keyed states of one tenant
+	// (DefaultMaxTenantKeys, at most MaxKeys). A tenant at its cap has its
+	// own least recently used keys (by event time, then key) evicted, never
+	// another tenant's; its findings then carry a degradation note.
+	MaxTenantKeys int
+	// MaxHeld caps the events one tenant's reorder buffer holds
+	// (DefaultMaxHeld); beyond it the oldest are evaluated at once and the
+	// tenant's findings carry a degradation note.
+	MaxHeld int
 	// MaxWindowEvents caps the events one key's window holds
 	// (DefaultMaxWindowEvents); the oldest are dropped beyond it.
 	MaxWindowEvents int
@@ -56,9 +67,12 @@ type Options struct {
 	// (DefaultMaxProfiles). Beyond it, profiles already persisted are
 	// evicted and reloaded from StateStore on demand.
 	MaxProfiles int
-	// AllowedLateness is how far behind its tenant's newest event an event
-	// may be and still be detected on (DefaultAllowedLateness). Later
-	// events still get a risk score but change no state.
+	// AllowedLateness is how long events are held to be evaluated in
+	// event-time order (DefaultAllowedLateness): an event is evaluated once
+	// its tenant's robust front (see reorder.go) or, when the tenant is
+	// quiet, the consumer's wall clock is this far past it. An event older
+	// than one already evaluated is late: evaluated at once in its own
+	// time, counted and noted on the tenant's findings.
 	AllowedLateness time.Duration
 	// RelayASNs are networks whose location is unreliable (nil:
 	// DefaultRelayASNs).
@@ -116,6 +130,12 @@ type Engine struct {
 	queue   map[int64][]*keyState
 	qCursor int64
 	free    []*keyState // dropped states kept for reuse
+	// tkeys counts the keyed states held per tenant ("" installation).
+	tkeys map[string]int
+	// held are the reorder buffers per tenant; nHeld their total.
+	held     map[string]*heldQueue
+	nHeld    int
+	deadHeld map[string]bool // released held events persisted earlier
 	// capSweptAt is when the key cap last forced a full sweep.
 	capSweptAt int64
 	// keysPeak is the most keys held since the map was last rebuilt: Go
@@ -144,14 +164,32 @@ type Engine struct {
 
 var _ audit.Detector = (*Engine)(nil)
 
-// tenantStats are per-tenant facts: newest event time, device-id habit and
-// the organisation's hour-of-week histogram (the prior for new actors).
+// tenantStats are per-tenant facts: the tenant's clock (newest event
+// time, recent samples, robust front, evaluated frontier), its
+// degradations, device-id habit and the organisation's hour-of-week
+// histogram (the prior for new actors).
 type tenantStats struct {
-	MaxT       int64       `json:"max_t"`
-	Logins     uint64      `json:"logins"`
-	WithDevice uint64      `json:"with_device"`
-	Hours      [168]uint16 `json:"hours"`
-	HourTotal  uint32      `json:"hour_total"`
+	MaxT int64 `json:"max_t"`
+	// Recent are the latest event times in arrival order (a ring; RecentAt
+	// is the next slot) and Front their running median, never decreasing.
+	Recent   []int64 `json:"recent,omitempty"`
+	RecentAt int     `json:"recent_at,omitempty"`
+	Front    int64   `json:"front,omitempty"`
+	// Done is the newest event time evaluated: an arriving event older
+	// than it is late.
+	Done int64 `json:"done,omitempty"`
+	// Degradations: late events, evicted keys, events evaluated early
+	// because the reorder buffer was full; DegradedAt is the event time of
+	// the latest.
+	Late        uint64      `json:"late,omitempty"`
+	Evicted     uint64      `json:"evicted,omitempty"`
+	Forced      uint64      `json:"forced,omitempty"`
+	DegradedAt  int64       `json:"degraded_at,omitempty"`
+	DegradedWhy string      `json:"degraded_why,omitempty"`
+	Logins      uint64      `json:"logins"`
+	WithDevice  uint64      `json:"with_device"`
+	Hours       [168]uint16 `json:"hours"`
+	HourTotal   uint32      `json:"hour_total"`
 }
 
 // profEntry is one actor's encoded profile in memory.
@@ -169,6 +207,13 @@ func New(opts Options) (*Engine, error) {
 	}
 	if opts.MaxWindowEvents <= 0 {
 		opts.MaxWindowEvents = DefaultMaxWindowEvents
+	}
+	if opts.MaxTenantKeys <= 0 {
+		opts.MaxTenantKeys = DefaultMaxTenantKeys
+	}
+	opts.MaxTenantKeys = min(opts.MaxTenantKeys, opts.MaxKeys)
+	if opts.MaxHeld <= 0 {
+		opts.MaxHeld = DefaultMaxHeld
 	}
 	if opts.MaxProfiles <= 0 {
 		opts.MaxProfiles = DefaultMaxProfiles
@@ -204,6 +249,7 @@ func New(opts Options) (*Engine, error) {
 		flags: map[string]int64{}, tstats: map[string]*tenantStats{},
 		deadKeys: map[string]bool{}, deadProfs: map[string]bool{},
 		outIdx: map[string]int{}, risk: defaultRiskParams(), queue: map[int64][]*keyState{},
+		tkeys: map[string]int{}, held: map[string]*heldQueue{}, deadHeld: map[string]bool{},
 	}
 	var err error
 	if e.resolvers, err = buildResolvers(); err != nil {
@@ -248,6 +294,7 @@ func New(opts Options) (*Engine, error) {
 	e.qCursor = e.maxT / time.Minute.Milliseconds()
 	for _, ks := range e.keys {
 		e.schedule(ks, e.expiresAt(ks))
+		e.tkeys[ks.Tenant]++
 	}
 	e.log.Info("detection engine ready", "rules", len(e.rules), "keys", len(e.keys), "profiles", len(e.profiles))
 	return e, nil
@@ -279,10 +326,14 @@ func (e *Engine) rulesFor(action string) []*crule {
 	return rs
 }
 
-// Process evaluates records in order and returns the findings they opened
-// or changed, each once in its latest form, in order of first change.
+// Process takes records in stream order and returns the findings opened or
+// changed by the events it evaluated, each once in its latest form, in
+// order of first change. Events are held and evaluated in event-time order
+// once their tenant's watermark passes them (see reorder.go), so the
+// findings of a record may come from a later Process, Advance or Flush.
 // Records at or below the last processed Seq are skipped. It sets
-// Event.Risk on every auth.login.success.
+// Event.Risk on every auth.login.success, scored against the state
+// evaluated so far.
 func (e *Engine) Process(ctx context.Context, recs []*audit.Record) ([]audit.Finding, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -295,18 +346,31 @@ func (e *Engine) Process(ctx context.Context, recs []*audit.Record) ([]audit.Fin
 	}
 	e.out = e.out[:0]
 	clear(e.outIdx)
+	var touched []string
 	for _, rec := range recs {
 		if rec.Seq != 0 && rec.Seq <= e.lastSeq {
 			e.m.skipped.Inc()
 			continue
 		}
-		e.processEvent(&rec.Event)
+		if len(touched) == 0 || touched[len(touched)-1] != rec.Event.Tenant {
+			if !slices.Contains(touched, rec.Event.Tenant) {
+				touched = append(touched, rec.Event.Tenant)
+			}
+		}
+		e.accept(rec)
 		if rec.Seq != 0 {
 			e.lastSeq = rec.Seq
 		}
 	}
+	late := e.opts.AllowedLateness.Milliseconds()
+	e.releaseTo(touched, func(_ string, ts *tenantStats) int64 { return ts.Front - late })
+	return e.output(), nil
+}
+
+// output copies the findings queued by emit for the caller.
+func (e *Engine) output() []audit.Finding {
 	if len(e.out) == 0 {
-		return nil, nil
+		return nil
 	}
 	out := make([]audit.Finding, len(e.out))
 	copy(out, e.out)
@@ -314,7 +378,7 @@ func (e *Engine) Process(ctx context.Context, recs []*audit.Record) ([]audit.Fin
 		out[i].Evidence = slices.Clone(out[i].Evidence)
 	}
 	e.m.findings.Add(float64(len(out)))
-	return out, nil
+	return out
 }
 
 // ProfileCount returns the number of actor profiles held in memory.
@@ -359,7 +423,6 @@ func (e *Engine) processEvent(ev *audit.Event) {
 	t := ev.Time.UnixMilli()
 	ts := e.stats(ev.Tenant)
 	tc := e.tenantConf(ev.Tenant)
-	late := ts.MaxT != 0 && t < ts.MaxT-e.opts.AllowedLateness.Milliseconds()
 	in := &e.in
 	*in = input{ev: ev, t: t, e: e, tstats: ts, allowlisted: tc.allows(ev), flags: in.flags[:0], fbuf: in.fbuf}
 
@@ -374,16 +437,6 @@ func (e *Engine) processEvent(ev *audit.Event) {
 		r := e.score(ev, prof, in, tc)
 		ev.Risk = &r
 		in.risk = ev.Risk
-	}
-	if late {
-		e.m.late.Inc()
-		return
-	}
-	if t > ts.MaxT {
-		ts.MaxT = t
-	}
-	if t > e.maxT {
-		e.maxT = t
 	}
 	for _, r := range e.rulesFor(ev.Action) {
 		if tc.disabled[r.ID] {

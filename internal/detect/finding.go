@@ -100,6 +100,9 @@ func (e *Engine) hit(r *crule, ks *keyState, ev *audit.Event, in *input, t int64
 	}
 	f.Facts = all
 	f.Explanation = render(r.Explain, all)
+	if ks.Tenant != "" {
+		f.Degraded = e.tstats[ks.Tenant].degradedNote(t)
+	}
 
 	if r.Flag != nil && r.Flag.Values == "group" && len(r.GroupBy) == 1 {
 		v, _ := keyValue(r.GroupBy[0], ev)

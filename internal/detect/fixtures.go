@@ -182,6 +182,11 @@ func runCase(ctx context.Context, rules []*rulelang.Rule, ruleID, dir string) ([
 	if err != nil {
 		return nil, err
 	}
+	rest, err := eng.Flush(ctx)
+	if err != nil {
+		return nil, err
+	}
+	fs = append(fs, rest...)
 	got := []WantFinding{}
 	for _, f := range Latest(fs) {
 		if f.RuleID != ruleID {

@@ -64,23 +64,14 @@ func (e *Engine) key(r *crule, in *input) *keyState {
 	}
 	ks := e.keys[string(b)]
 	if ks == nil {
-		if len(e.keys) >= e.opts.MaxKeys {
-			// The queue already forgets expired keys; a full walk can only
-			// find those of lagging tenants, so it runs at most once a
-			// minute of event time, not once per refused key.
-			if e.maxT-e.capSweptAt >= time.Minute.Milliseconds() {
-				e.capSweptAt = e.maxT
-				e.sweep()
-			}
-			if len(e.keys) >= e.opts.MaxKeys {
-				e.m.keysDropped.Inc()
-				return nil
-			}
+		if !e.admitKey(tenant, in.t) {
+			return nil
 		}
 		sk := string(b)
 		ks = e.newKeyState()
 		ks.Tenant, ks.Rule, ks.Group, ks.sk, ks.live = tenant, r.ID, sk[pre:], sk, true
 		e.keys[sk] = ks
+		e.tkeys[tenant]++
 		e.keysPeak = max(e.keysPeak, len(e.keys))
 		delete(e.deadKeys, sk)
 		e.schedule(ks, in.t+r.Window.Milliseconds()+e.opts.AllowedLateness.Milliseconds())

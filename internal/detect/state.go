@@ -20,6 +20,7 @@ import (
 //	m/meta                 position, tenant statistics, flags (JSON)
 //	k/<tenant>|<rule>|<group>  one keyed state (JSON)
 //	p/<tenant>|<actor>     one actor profile (binary, see Profile.encode)
+//	h/<tenant>|<seq>|<id>  one event held in its tenant's reorder buffer (JSON)
 const metaKey = "m/meta"
 
 // meta is the engine-wide persisted state.
@@ -60,6 +61,8 @@ func (e *Engine) load(ctx context.Context) error {
 			ks.rebuild()
 			ks.sk, ks.live = key[2:], true
 			e.keys[ks.sk] = &ks
+		case strings.HasPrefix(key, "h/"):
+			return e.loadHeld(key[2:], value)
 		case strings.HasPrefix(key, "p/"):
 			if len(e.profiles) < e.opts.MaxProfiles {
 				e.profiles[key[2:]] = &profEntry{data: value}
@@ -109,6 +112,10 @@ func (e *Engine) checkpoint(ctx context.Context) error {
 	for k := range e.deadProfs {
 		dels = append(dels, "p/"+k)
 	}
+	dels, err := e.saveHeld(puts, dels)
+	if err != nil {
+		return err
+	}
 	sort.Strings(dels)
 	m, err := json.Marshal(meta{Seq: e.lastSeq, MaxT: e.maxT, SweptAt: e.sweptAt, Tenants: e.tstats, Flags: e.flags})
 	if err != nil {
@@ -118,6 +125,7 @@ func (e *Engine) checkpoint(ctx context.Context) error {
 	if err := e.opts.StateStore.SaveState(ctx, stateNS, puts, dels); err != nil {
 		return fmt.Errorf("save detection state: %w", err)
 	}
+	e.heldSaved()
 	for _, ks := range e.dirtyKeys {
 		ks.dirty = false
 	}
@@ -179,12 +187,15 @@ func (e *Engine) sweep() {
 	e.expireFlags()
 }
 
-// tenantNow is the newest event time of a tenant ("" is the installation).
+// tenantNow is the newest event time a tenant has evaluated ("" is the
+// installation: the newest of all tenants). Its keys and flags expire
+// against it, so another tenant's traffic never changes them.
 func (e *Engine) tenantNow(tenant string) int64 {
 	if tenant != "" {
 		if ts := e.tstats[tenant]; ts != nil {
-			return ts.MaxT
+			return ts.Done
 		}
+		return 0
 	}
 	return e.maxT
 }
@@ -222,6 +233,9 @@ func (e *Engine) schedule(ks *keyState, at int64) {
 // drop forgets a key and keeps its memory for reuse.
 func (e *Engine) drop(ks *keyState) {
 	delete(e.keys, ks.sk)
+	if e.tkeys[ks.Tenant]--; e.tkeys[ks.Tenant] <= 0 {
+		delete(e.tkeys, ks.Tenant)
+	}
 	ks.live = false
 	if e.opts.StateStore != nil {
 		e.deadKeys[ks.sk] = true
@@ -311,14 +325,81 @@ func (e *Engine) expire() {
 	}
 }
 
-// expireFlags forgets flags past their expiry and the lateness.
+// expireFlags forgets flags past their expiry and the lateness, each in its
+// own tenant's time (installation-wide flags in the installation's).
 func (e *Engine) expireFlags() {
 	late := e.opts.AllowedLateness.Milliseconds()
 	for k, exp := range e.flags {
-		if exp+late < e.maxT {
+		tenant, _, _ := strings.Cut(k, "|")
+		if exp+late < e.tenantNow(tenant) {
 			delete(e.flags, k)
 		}
 	}
+}
+
+// admitKey makes room for one new keyed state of tenant and reports
+// whether it may be created. Expired keys go first (a full sweep, at most
+// once a minute of event time); then, at the tenant's cap, the tenant's
+// own least recently used keys; at the installation's cap, those of the
+// tenant holding the most keys. Eviction takes a tenth of the cap at once,
+// so its cost is amortised over the keys that follow.
+func (e *Engine) admitKey(tenant string, t int64) bool {
+	full := func() bool {
+		return e.tkeys[tenant] >= e.opts.MaxTenantKeys || len(e.keys) >= e.opts.MaxKeys
+	}
+	if !full() {
+		return true
+	}
+	if e.maxT-e.capSweptAt >= time.Minute.Milliseconds() {
+		e.capSweptAt = e.maxT
+		e.sweep()
+	}
+	if e.tkeys[tenant] >= e.opts.MaxTenantKeys {
+		e.evictLRU(tenant, max(e.opts.MaxTenantKeys/10, 1), t)
+	}
+	if len(e.keys) >= e.opts.MaxKeys {
+		big, n := tenant, -1
+		for tn, c := range e.tkeys {
+			if c > n || c == n && tn < big {
+				big, n = tn, c
+			}
+		}
+		e.evictLRU(big, max(e.opts.MaxKeys/10, 1), t)
+	}
+	if full() {
+		e.m.keysDropped.Inc()
+		return false
+	}
+	return true
+}
+
+// evictLRU drops the n least recently used keys of tenant (by newest event
+// time, then key, so the choice is a function of the tenant's own events),
+// counting them and marking the tenant's detection degraded.
+func (e *Engine) evictLRU(tenant string, n int, t int64) {
+	var mine []*keyState
+	for _, ks := range e.keys {
+		if ks.Tenant == tenant {
+			mine = append(mine, ks)
+		}
+	}
+	sort.Slice(mine, func(i, j int) bool {
+		if mine[i].Newest != mine[j].Newest {
+			return mine[i].Newest < mine[j].Newest
+		}
+		return mine[i].sk < mine[j].sk
+	})
+	n = min(n, len(mine))
+	for _, ks := range mine[:n] {
+		e.drop(ks)
+	}
+	e.m.keysEvicted.Add(float64(n))
+	if tenant != "" && n > 0 {
+		ts := e.stats(tenant)
+		ts.Evicted += uint64(n)
+		ts.degrade(t, "state cap")
+	}
+	e.log.Warn("detection state cap reached; least recently used keys evicted", "tenant_id", tenant, "evicted", n)
 }
 
 // Rebuild recomputes every actor profile and the tenants' statistics from

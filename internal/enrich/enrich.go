@@ -1,5 +1,7 @@
 // Package enrich runs Vigil's enrichers — geo, network and user agent — over
-// accepted events within a time budget.
+// accepted events. Every enricher runs on every event: what an event is
+// enriched with depends on the event and the data files only, never on
+// how busy the machine is, so detection on it is reproducible.
 //
 // Enrichment never rejects an event: an enricher that cannot answer leaves
 // its fields empty, and an enricher that fails or panics is counted in
@@ -43,12 +45,13 @@ type Options struct {
 	// Enrichers run in this order on every event. Later enrichers see the
 	// fields earlier ones set. Typical: iprep (network), geoip, useragent.
 	Enrichers []audit.Enricher
-	// Budget is the time one event may spend in enrichment, DefaultBudget
-	// when 0. It is checked between enrichers: once it is spent, the
-	// remaining enrichers are skipped for that event (their fields stay
-	// empty) and vigil_enrich_skipped_total counts it. Vigil's own
-	// enrichers only do in-memory lookups and never block, so the budget
-	// guards against a pathological input or a third-party enricher.
+	// Budget is the time one event's enrichment is expected to take at
+	// most, DefaultBudget when 0. An event that takes longer is counted in
+	// vigil_enrich_slow_total; no enricher is ever skipped for time,
+	// because that would make an event's enrichment (and the findings on
+	// it) depend on machine load. The work per event is bounded by the
+	// enrichers instead (the user-agent parser reads at most
+	// useragent.MaxLength bytes; lookups are in memory).
 	Budget time.Duration
 	// Logger receives one line per failing enricher per minute; nil discards.
 	Logger *slog.Logger
@@ -68,7 +71,7 @@ type Pipeline struct {
 	now       func() time.Time
 
 	errs    []prometheus.Counter // per enricher, nil without a registry
-	skipped []prometheus.Counter
+	slow    prometheus.Counter
 	seconds prometheus.Histogram
 
 	mu      sync.Mutex
@@ -116,21 +119,20 @@ func (p *Pipeline) register(reg prometheus.Registerer) error {
 		Name: "vigil_enrich_errors_total",
 		Help: "Enricher failures (errors and panics); the events went on without that enrichment.",
 	}, []string{"enricher"})
-	skipped := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "vigil_enrich_skipped_total",
-		Help: "Enricher runs skipped because the event had spent its enrichment budget.",
-	}, []string{"enricher"})
+	p.slow = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "vigil_enrich_slow_total",
+		Help: "Events whose enrichment took longer than the budget (every enricher still ran).",
+	})
 	p.seconds = prometheus.NewHistogram(prometheus.HistogramOpts{
 		Name:    "vigil_enrich_event_seconds",
 		Help:    "Time spent enriching one event.",
 		Buckets: prometheus.ExponentialBuckets(250e-9, 4, 10), // 250ns … 65ms
 	})
-	if err := errors.Join(reg.Register(errs), reg.Register(skipped), reg.Register(p.seconds)); err != nil {
+	if err := errors.Join(reg.Register(errs), reg.Register(p.slow), reg.Register(p.seconds)); err != nil {
 		return fmt.Errorf("enrich: register metrics: %w", err)
 	}
 	for _, e := range p.enrichers {
 		p.errs = append(p.errs, errs.WithLabelValues(e.Name()))
-		p.skipped = append(p.skipped, skipped.WithLabelValues(e.Name()))
 	}
 	return nil
 }
@@ -138,28 +140,28 @@ func (p *Pipeline) register(reg prometheus.Registerer) error {
 // Name implements audit.Enricher.
 func (p *Pipeline) Name() string { return "enrich" }
 
-// Enrich runs every enricher on e within the budget. It always returns nil:
+// Enrich runs every enricher on e, in order. It always returns nil:
 // failures are counted and logged, never passed to the caller, because
 // enrichment must not fail an event. The error result exists to satisfy
 // audit.Enricher.
 func (p *Pipeline) Enrich(ctx context.Context, e *audit.Event) error {
 	start := p.now()
 	for i, en := range p.enrichers {
-		if i > 0 && p.now().Sub(start) > p.budget {
-			p.skip(i)
-			continue
-		}
 		if err := safeEnrich(ctx, en, e); err != nil {
 			p.fail(ctx, i, e, err)
 		}
 	}
 	if p.seconds != nil {
-		p.seconds.Observe(p.now().Sub(start).Seconds())
+		took := p.now().Sub(start)
+		p.seconds.Observe(took.Seconds())
+		if took > p.budget {
+			p.slow.Inc()
+		}
 	}
 	return nil
 }
 
-// EnrichBatch enriches each event in turn; the budget applies per event.
+// EnrichBatch enriches each event in turn.
 func (p *Pipeline) EnrichBatch(ctx context.Context, events []*audit.Event) {
 	for _, e := range events {
 		_ = p.Enrich(ctx, e)
@@ -203,12 +205,6 @@ func safeEnrich(ctx context.Context, en audit.Enricher, e *audit.Event) (err err
 		}
 	}()
 	return en.Enrich(ctx, e)
-}
-
-func (p *Pipeline) skip(i int) {
-	if p.skipped != nil {
-		p.skipped[i].Inc()
-	}
 }
 
 func (p *Pipeline) fail(ctx context.Context, i int, e *audit.Event, err error) {

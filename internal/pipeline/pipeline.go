@@ -50,7 +50,10 @@ type Options struct {
 	CheckpointEvery time.Duration
 	Logger          *slog.Logger
 	Registerer      prometheus.Registerer
-	// Now is the wall clock, used only for latency metrics.
+	// Now is the wall clock, used for latency metrics and, once the
+	// pipeline has caught up with the stream, to let a detector that holds
+	// events for event-time order (audit.Advancer) evaluate those older
+	// than its allowed lateness.
 	Now func() time.Time
 }
 
@@ -73,6 +76,12 @@ type Pipeline struct {
 	// then the lag is measured from the committed offset).
 	detected, stored atomic.Uint64
 	started          atomic.Bool
+	// advanced is set when the detector evaluated held events since the
+	// last checkpoint (Advance, Flush): its state changed without new
+	// records.
+	advanced bool
+	// flushReq carries requests of Flush to the running Run loop.
+	flushReq chan chan error
 }
 
 // New returns a Pipeline.
@@ -89,7 +98,7 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.CheckpointEvery <= 0 {
 		opts.CheckpointEvery = time.Second
 	}
-	p := &Pipeline{opts: opts, log: opts.Logger, now: opts.Now}
+	p := &Pipeline{opts: opts, log: opts.Logger, now: opts.Now, flushReq: make(chan chan error)}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -164,13 +173,34 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				continue
 			}
 		}
-		if p.processed > p.committed && (b == nil || p.now().Sub(lastCheckpoint) >= p.opts.CheckpointEvery) {
+		var flushed chan error
+		if b == nil {
+			select {
+			case flushed = <-p.flushReq:
+			default:
+			}
+			// Caught up: held events older than the lateness by the wall
+			// clock are evaluated now, so a quiet tenant gets its findings
+			// (all of them when Flush asked).
+			if ab := p.advance(ctx, flushed != nil); ab != nil {
+				select {
+				case toStore <- ab:
+				case <-ctx.Done():
+					continue
+				}
+			}
+		}
+		if (p.processed > p.committed || p.advanced) && (b == nil || p.now().Sub(lastCheckpoint) >= p.opts.CheckpointEvery) {
 			if err := p.barrier(ctx, toStore); err == nil {
 				if err := p.checkpoint(ctx); err != nil {
 					p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline checkpoint failed", slog.String("error", err.Error()))
 				}
 			}
 			lastCheckpoint = p.now()
+		}
+		if flushed != nil {
+			flushed <- p.barrier(ctx, toStore)
+			continue
 		}
 		if b == nil {
 			waitCtx, cancel := context.WithTimeout(ctx, p.opts.CheckpointEvery)
@@ -261,6 +291,25 @@ func (p *Pipeline) storeLoop(ctx context.Context, in <-chan *batch, stored uint6
 	return stored
 }
 
+// Flush asks the running Run loop to evaluate every event the detector
+// holds for event-time order once it has caught up with the stream, and
+// waits until their findings are stored. `vigil demo` uses it when its
+// simulated traffic ends, instead of waiting the allowed lateness.
+func (p *Pipeline) Flush(ctx context.Context) error {
+	done := make(chan error, 1)
+	select {
+	case p.flushReq <- done:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
 // Drain processes everything appended so far and checkpoints it; tests and
 // `vigil demo` use it to wait for the pipeline to catch up without a
 // separate Run goroutine. It runs both stages in turn on the caller's
@@ -280,6 +329,11 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 			return err
 		}
 		if b == nil {
+			if ab := p.advance(ctx, true); ab != nil {
+				if err := p.store(ctx, ab); err != nil {
+					return err
+				}
+			}
 			return p.checkpoint(ctx)
 		}
 		if err := p.store(ctx, b); err != nil {
@@ -327,12 +381,58 @@ func (p *Pipeline) detect(ctx context.Context) (*batch, error) {
 	return b, nil
 }
 
+// advance lets an audit.Advancer detector evaluate held events: those older
+// than its lateness by the wall clock, or all of them (flush). It returns
+// a batch of findings only, or nil when there are none. A failure is
+// logged and retried on the next idle turn: the events stay held.
+func (p *Pipeline) advance(ctx context.Context, flush bool) *batch {
+	adv, ok := p.opts.Detector.(audit.Advancer)
+	if !ok {
+		return nil
+	}
+	held := -1
+	h, counts := p.opts.Detector.(interface{ Held() int })
+	if counts {
+		if held = h.Held(); held == 0 {
+			return nil // nothing held: nothing to evaluate, no state to save
+		}
+	}
+	var fs []audit.Finding
+	var err error
+	if flush {
+		fs, err = adv.Flush(ctx)
+	} else {
+		fs, err = adv.Advance(ctx, p.now())
+	}
+	if err != nil {
+		if ctx.Err() == nil {
+			p.log.LogAttrs(ctx, slog.LevelWarn, "detector could not evaluate held events", slog.String("error", err.Error()))
+		}
+		return nil
+	}
+	if !counts || h.Held() != held || len(fs) > 0 {
+		p.advanced = true
+	}
+	if len(fs) == 0 {
+		return nil
+	}
+	return &batch{findings: fs, last: p.processed, start: time.Now()}
+}
+
 // store writes a detected batch's events and findings. Both writes are
 // idempotent, so a retry after a partial failure stores nothing twice.
 func (p *Pipeline) store(ctx context.Context, b *batch) error {
 	events := make([]audit.Event, len(b.recs))
 	for i := range b.recs {
 		events[i] = b.recs[i].Event
+	}
+	if len(events) == 0 {
+		// Findings of held events released while idle (advance).
+		if err := p.opts.Findings.UpsertFindings(ctx, b.findings); err != nil {
+			return fmt.Errorf("store %d findings: %w", len(b.findings), err)
+		}
+		p.finds.Add(float64(len(b.findings)))
+		return nil
 	}
 	if err := p.opts.Events.InsertEvents(ctx, events); err != nil {
 		return fmt.Errorf("store %d events: %w", len(events), err)
@@ -352,7 +452,7 @@ func (p *Pipeline) store(ctx context.Context, b *batch) error {
 }
 
 func (p *Pipeline) checkpoint(ctx context.Context) error {
-	if p.processed == p.committed {
+	if p.processed == p.committed && !p.advanced {
 		return nil
 	}
 	if p.opts.Detector != nil {
@@ -364,6 +464,7 @@ func (p *Pipeline) checkpoint(ctx context.Context) error {
 		return fmt.Errorf("commit pipeline offset %d: %w", p.processed, err)
 	}
 	p.committed = p.processed
+	p.advanced = false
 	return nil
 }
 

@@ -344,7 +344,11 @@ func runPack(t *testing.T, events []audit.Event) []audit.Finding {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return detect.Latest(fs)
+	rest, err := e.Flush(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return detect.Latest(append(fs, rest...))
 }
 
 func ruleIDs(fs []audit.Finding) []string {

@@ -1,0 +1,366 @@
+package detect
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/audit"
+)
+
+// Event-time order and the watermark
+//
+// Findings must not depend on the order in which a tenant's events arrive
+// (SDK retries, several application servers, one batch overtaking another),
+// nor on other tenants' traffic, nor on one sender whose clock runs fast.
+// So the engine does not evaluate an event when it arrives: it holds it in
+// its tenant's reorder buffer and evaluates the tenant's held events in
+// event-time order (time, then id) once the tenant's watermark has passed
+// them. The watermark is the tenant's robust front minus AllowedLateness.
+//
+// The robust front is the median of the tenant's last clockSamples event
+// times (in arrival order), never moving backwards. One event stamped in
+// the future, or a sender whose clock runs ahead but sends fewer than half
+// of the tenant's recent events, cannot move it: the median ignores them.
+// A tenant's clock is its own; another tenant's events never advance it.
+//
+// A tenant that goes quiet would keep its last events held forever, so the
+// stream consumer calls Advance with the wall clock when it has caught up:
+// held events whose time is at least AllowedLateness behind the wall clock
+// are released too. An event that arrives after the tenant's evaluation
+// has passed its time (it is older than an event already evaluated) is
+// late: it is still evaluated, in its own time (windows insert it at its
+// time, profiles learn from it), counted in vigil_detect_late_events_total
+// and in the tenant's degradation, and the findings it touches carry the
+// degradation note. It is never silently skipped.
+
+// clockSamples is how many recent event times the robust front is the
+// median of.
+const clockSamples = 31
+
+// DefaultMaxHeld is the default of Options.MaxHeld.
+const DefaultMaxHeld = 200_000
+
+// degradedFor is how long (event time) after a degradation the tenant's
+// findings carry its note.
+const degradedFor = 24 * time.Hour
+
+// heldEvent is one event in its tenant's reorder buffer.
+type heldEvent struct {
+	ev    audit.Event
+	t     int64
+	seq   uint64
+	saved bool // persisted by a checkpoint (must be deleted on release)
+}
+
+// heldQueue is a min-heap of held events by (time, id, seq).
+type heldQueue []*heldEvent
+
+func (q heldQueue) Len() int { return len(q) }
+func (q heldQueue) Less(i, j int) bool {
+	a, b := q[i], q[j]
+	if a.t != b.t {
+		return a.t < b.t
+	}
+	if a.ev.ID != b.ev.ID {
+		return a.ev.ID < b.ev.ID
+	}
+	return a.seq < b.seq
+}
+func (q heldQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
+func (q *heldQueue) Push(x any)   { *q = append(*q, x.(*heldEvent)) }
+func (q *heldQueue) Pop() any {
+	old := *q
+	n := len(old)
+	x := old[n-1]
+	old[n-1] = nil
+	*q = old[:n-1]
+	return x
+}
+
+// tick records an arriving event time t in the tenant's recent samples and
+// moves the robust front to their median when that is later.
+func (ts *tenantStats) tick(t int64) {
+	if len(ts.Recent) < clockSamples {
+		ts.Recent = append(ts.Recent, t)
+	} else {
+		ts.Recent[ts.RecentAt%clockSamples] = t
+	}
+	ts.RecentAt = (ts.RecentAt + 1) % clockSamples
+	if t > ts.MaxT {
+		ts.MaxT = t
+	}
+	var buf [clockSamples]int64
+	s := buf[:len(ts.Recent)]
+	copy(s, ts.Recent)
+	slices.Sort(s)
+	if m := s[(len(s)-1)/2]; m > ts.Front {
+		ts.Front = m
+	}
+}
+
+// degrade records that the tenant's detection was degraded at event time t.
+func (ts *tenantStats) degrade(t int64, why string) {
+	ts.DegradedAt = max(ts.DegradedAt, t)
+	ts.DegradedWhy = why
+}
+
+// degradedNote is the note findings of the tenant carry at time t, or "".
+func (ts *tenantStats) degradedNote(t int64) string {
+	if ts == nil || ts.DegradedAt == 0 || t > ts.DegradedAt+degradedFor.Milliseconds() {
+		return ""
+	}
+	var parts []string
+	if ts.Late > 0 {
+		parts = append(parts, strconv.FormatUint(ts.Late, 10)+" events arrived after later events of the tenant had been evaluated (beyond the allowed lateness) and were evaluated late")
+	}
+	if ts.Evicted > 0 {
+		parts = append(parts, strconv.FormatUint(ts.Evicted, 10)+" detection states were evicted at the tenant's state cap")
+	}
+	if ts.Forced > 0 {
+		parts = append(parts, strconv.FormatUint(ts.Forced, 10)+" events were evaluated early because the tenant's reorder buffer was full")
+	}
+	if len(parts) == 0 {
+		return ts.DegradedWhy
+	}
+	s := "detection degraded for this tenant in the last 24h: "
+	for i, p := range parts {
+		if i > 0 {
+			s += "; "
+		}
+		s += p
+	}
+	return s
+}
+
+// accept takes one arriving record: it advances the tenant's clock, gives a
+// login its risk score against the state evaluated so far, and either holds
+// the event for ordered evaluation or, when it is late, evaluates it now.
+func (e *Engine) accept(rec *audit.Record) {
+	ev := &rec.Event
+	t := ev.Time.UnixMilli()
+	ts := e.stats(ev.Tenant)
+	ts.tick(t)
+	if ts.Done != 0 && t <= ts.Done {
+		// Its tenant has already evaluated later events: evaluate it now,
+		// in its own time, and say so.
+		ts.Late++
+		ts.degrade(ts.Done, "late events")
+		e.m.late.Inc()
+		e.processEvent(ev)
+		return
+	}
+	if ev.Action == audit.ActionLoginSuccess {
+		r := e.scoreNow(ev)
+		ev.Risk = &r
+	}
+	q := e.held[ev.Tenant]
+	if q == nil {
+		q = &heldQueue{}
+		e.held[ev.Tenant] = q
+	}
+	h := &heldEvent{ev: *ev, t: t, seq: rec.Seq}
+	h.ev.Risk = nil
+	heap.Push(q, h)
+	e.nHeld++
+	if q.Len() > e.opts.MaxHeld {
+		// A flood within the lateness: evaluate the oldest now rather than
+		// hold without bound.
+		ts.Forced++
+		ts.degrade(t, "reorder buffer full")
+		e.releaseOne(ev.Tenant, q, ts)
+	}
+}
+
+// scoreNow scores a login against the state evaluated so far without
+// changing it: the risk stored with the event.
+func (e *Engine) scoreNow(ev *audit.Event) audit.Risk {
+	tc := e.tenantConf(ev.Tenant)
+	in := &e.in
+	*in = input{ev: ev, t: ev.Time.UnixMilli(), e: e, tstats: e.tstats[ev.Tenant], allowlisted: tc.allows(ev), flags: in.flags[:0], fbuf: in.fbuf}
+	var prof *Profile
+	if ev.Actor.ID != "" {
+		e.kbuf = actorKey(e.kbuf[:0], ev)
+		prof = e.loadProfile(e.profiles[string(e.kbuf)], e.kbuf, &e.prof)
+	}
+	return e.score(ev, prof, in, tc)
+}
+
+// releaseTo evaluates the held events of the given tenants, each those
+// before its limit (ms), merged into one event-time order across the tenants.
+// A tenant's own findings depend only on the order of its own events; the
+// merge keeps installation-wide rules (which see every tenant) in time
+// order too.
+func (e *Engine) releaseTo(tenants []string, limit func(tenant string, ts *tenantStats) int64) {
+	hs := make(tenantHeads, 0, len(tenants))
+	for _, tn := range tenants {
+		q := e.held[tn]
+		if q == nil || q.Len() == 0 {
+			continue
+		}
+		ts := e.stats(tn)
+		hs = append(hs, tenantHead{tenant: tn, q: q, ts: ts, upto: limit(tn, ts)})
+	}
+	heap.Init(&hs)
+	for hs.Len() > 0 {
+		h := &hs[0]
+		if (*h.q)[0].t >= h.upto {
+			heap.Pop(&hs)
+			continue
+		}
+		e.releaseOne(h.tenant, h.q, h.ts)
+		if h.q.Len() == 0 {
+			delete(e.held, h.tenant)
+			heap.Pop(&hs)
+			continue
+		}
+		heap.Fix(&hs, 0)
+	}
+}
+
+// tenantHead is one tenant's reorder buffer in the release merge.
+type tenantHead struct {
+	tenant string
+	q      *heldQueue
+	ts     *tenantStats
+	upto   int64
+}
+
+// tenantHeads orders tenants by their oldest held event: those whose oldest
+// event may not be released yet come last and are popped.
+type tenantHeads []tenantHead
+
+func (hs tenantHeads) Len() int { return len(hs) }
+func (hs tenantHeads) Less(i, j int) bool {
+	a, b := (*hs[i].q)[0], (*hs[j].q)[0]
+	ra, rb := a.t < hs[i].upto, b.t < hs[j].upto
+	if ra != rb {
+		return ra
+	}
+	if a.t != b.t {
+		return a.t < b.t
+	}
+	return hs[i].tenant < hs[j].tenant
+}
+func (hs tenantHeads) Swap(i, j int) { hs[i], hs[j] = hs[j], hs[i] }
+func (hs *tenantHeads) Push(x any)   { *hs = append(*hs, x.(tenantHead)) }
+func (hs *tenantHeads) Pop() any {
+	old := *hs
+	x := old[len(old)-1]
+	*hs = old[:len(old)-1]
+	return x
+}
+
+// releaseOne evaluates the oldest held event of a tenant.
+func (e *Engine) releaseOne(tenant string, q *heldQueue, ts *tenantStats) {
+	h := heap.Pop(q).(*heldEvent)
+	e.nHeld--
+	if h.saved {
+		e.deadHeld[heldKey(tenant, h.seq, h.ev.ID)] = true
+	}
+	ts.Done = max(ts.Done, h.t)
+	e.maxT = max(e.maxT, ts.Done)
+	e.processEvent(&h.ev)
+}
+
+// Advance evaluates every held event whose time is more than
+// AllowedLateness behind now (the wall clock of a consumer that has caught
+// up with the stream), so a tenant that went quiet still gets its findings.
+// It returns the findings opened or changed, like Process. Flush is Advance
+// to the end of time.
+func (e *Engine) Advance(ctx context.Context, now time.Time) ([]audit.Finding, error) {
+	upto := int64(math.MaxInt64)
+	if !now.IsZero() {
+		upto = now.UnixMilli() - e.opts.AllowedLateness.Milliseconds()
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	e.out = e.out[:0]
+	clear(e.outIdx)
+	tenants := make([]string, 0, len(e.held))
+	for t := range e.held {
+		tenants = append(tenants, t)
+	}
+	sort.Strings(tenants)
+	e.releaseTo(tenants, func(string, *tenantStats) int64 { return upto })
+	return e.output(), nil
+}
+
+// Flush evaluates every held event: the end of a replay, a fixture or a
+// backtest.
+func (e *Engine) Flush(ctx context.Context) ([]audit.Finding, error) {
+	return e.Advance(ctx, time.Time{})
+}
+
+// Held returns how many events wait in reorder buffers.
+func (e *Engine) Held() int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return e.nHeld
+}
+
+// heldKey is the StateStore key of a held event (without the "h/" prefix).
+func heldKey(tenant string, seq uint64, id string) string {
+	return fmt.Sprintf("%s|%020d|%s", tenant, seq, id)
+}
+
+// saveHeld adds the held events not yet persisted to puts and the released
+// persisted ones to dels.
+func (e *Engine) saveHeld(puts map[string][]byte, dels []string) ([]string, error) {
+	for tenant, q := range e.held {
+		for _, h := range *q {
+			if h.saved {
+				continue
+			}
+			b, err := json.Marshal(&h.ev)
+			if err != nil {
+				return nil, fmt.Errorf("encode held event %s: %w", h.ev.ID, err)
+			}
+			puts["h/"+heldKey(tenant, h.seq, h.ev.ID)] = b
+		}
+	}
+	for k := range e.deadHeld {
+		dels = append(dels, "h/"+k)
+	}
+	return dels, nil
+}
+
+// heldSaved marks every held event persisted after a successful save.
+func (e *Engine) heldSaved() {
+	for _, q := range e.held {
+		for _, h := range *q {
+			h.saved = true
+		}
+	}
+	clear(e.deadHeld)
+}
+
+// loadHeld restores one persisted held event.
+func (e *Engine) loadHeld(key string, value []byte) error {
+	var ev audit.Event
+	if err := json.Unmarshal(value, &ev); err != nil {
+		return fmt.Errorf("decode held event %q: %w", key, err)
+	}
+	// key is tenant|seq|id; the tenant may hold '|', the seq is 20 digits.
+	var seq uint64
+	if i := len(key) - len(ev.ID) - 22; i >= 0 && i+21 <= len(key) {
+		seq, _ = strconv.ParseUint(key[i+1:i+21], 10, 64)
+	}
+	q := e.held[ev.Tenant]
+	if q == nil {
+		q = &heldQueue{}
+		e.held[ev.Tenant] = q
+	}
+	heap.Push(q, &heldEvent{ev: ev, t: ev.Time.UnixMilli(), seq: seq, saved: true})
+	e.nHeld++
+	return nil
+}

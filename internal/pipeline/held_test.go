@@ -1,0 +1,132 @@
+package pipeline_test
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/detect"
+	"github.com/vigilhq/vigil/internal/memstream"
+	"github.com/vigilhq/vigil/internal/pipeline"
+	"github.com/vigilhq/vigil/internal/rules"
+	"github.com/vigilhq/vigil/internal/sqlite"
+)
+
+// clock is a settable wall clock.
+type clock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *clock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *clock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
+
+// waitFindings polls the store until it holds want findings of rule (or
+// fails after a generous deadline).
+func waitFindings(t *testing.T, db *sqlite.DB, rule string, want int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		page, err := db.SearchFindings(t.Context(), audit.FindingFilter{Tenant: "acme", RuleID: rule})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Findings) == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d %s findings stored, want %d", len(page.Findings), rule, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestRunEvaluatesHeldEventsOnceCaughtUp: the engine holds a quiet
+// tenant's latest events for event-time order; once the pipeline has
+// caught up and the wall clock is the allowed lateness past them, they are
+// evaluated and their findings stored. Flush does it at once.
+func TestRunEvaluatesHeldEventsOnceCaughtUp(t *testing.T) {
+	for _, flush := range []bool{false, true} {
+		t.Run(fmt.Sprint("flush=", flush), func(t *testing.T) {
+			db, err := sqlite.Open(t.Context(), sqlite.Options{Dir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { db.Close() })
+			eng, err := detect.New(detect.Options{Rules: rules.MustBuiltin(), StateStore: db, AllowedLateness: 2 * time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+			wall := &clock{t: at.Add(time.Minute)}
+			st := memstream.New(memstream.Options{})
+			p, err := pipeline.New(pipeline.Options{Stream: st, Events: db.Events(), Findings: db, Detector: eng,
+				Enricher: uaEnricher{}, Now: wall.now, CheckpointEvery: 10 * time.Millisecond})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var evs []*audit.Event
+			for i := range 20 {
+				ev := &audit.Event{ID: fmt.Sprintf("bf%02d", i), Tenant: "acme", Action: audit.ActionLoginFailure, Reason: "invalid_password",
+					Time: at.Add(time.Duration(i) * time.Second), ReceivedAt: at, Actor: audit.Actor{ID: "victim@example.com"}}
+				ev.Context.IP = netipAddr(t, "198.51.100.9")
+				ev.Normalize(ev.Time)
+				evs = append(evs, ev)
+			}
+			if _, err := st.Append(t.Context(), evs); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- p.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+
+			waitStored(t, db, 20)
+			if n := eng.Held(); n == 0 {
+				t.Fatal("the quiet tenant's events were evaluated before the lateness passed")
+			}
+			if flush {
+				if err := p.Flush(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				wall.set(at.Add(3 * time.Minute))
+			}
+			waitFindings(t, db, "brute-force", 1)
+			if n := eng.Held(); n != 0 {
+				t.Fatalf("%d events still held", n)
+			}
+		})
+	}
+}
+
+func waitStored(t *testing.T, db *sqlite.DB, want int) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		page, err := db.Events().SearchEvents(t.Context(), audit.EventFilter{Tenant: "acme", Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page.Events) >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events stored, want %d", len(page.Events), want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func netipAddr(t *testing.T, s string) netip.Addr {
+	t.Helper()
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
