@@ -110,7 +110,7 @@ func New(opts Options) (*Service, error) {
 			Name: "vigil_ingest_events_total", Help: "Events received, by result (accepted, duplicate, rejected).",
 		}, []string{"result"}),
 		rejects: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "vigil_ingest_rejects_total", Help: "Rejected events by error code and field.",
+			Name: "vigil_ingest_rejects_total", Help: "Rejected events by error code and field (a field of the event schema, or \"other\" for unknown ones).",
 		}, []string{"code", "field"}),
 		batchSize: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "vigil_ingest_batch_size", Help: "Events per ingest request.",
@@ -198,7 +198,7 @@ func (s *Service) Ingest(ctx context.Context, p audit.Principal, items []Item) (
 			res.Duplicates++
 		default:
 			res.Rejected++
-			s.metrics.rejects.WithLabelValues(audit.ErrorCode(r.Err), audit.ErrorField(r.Err)).Inc()
+			s.metrics.rejects.WithLabelValues(rejectCode(r.Err), rejectField(r.Err)).Inc()
 		}
 	}
 	s.metrics.events.WithLabelValues(StatusAccepted).Add(float64(res.Accepted))
