@@ -139,7 +139,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		MaxBodyBytes: int64(cfg.Server.MaxBodySize), MaxInflightIngest: cfg.Server.MaxInflightIngest,
 		MaxBacklog: uint64(cfg.Ingest.MaxBacklog), KeyCacheTTL: cfg.Ingest.KeyCacheTTL,
 		Limits: limits, ExportWriteTimeout: cfg.Limits.ExportWriteTimeout, MaxExportDuration: cfg.Limits.MaxExportDuration,
-		Ready: append([]httpapi.ReadyCheck{{Name: "storage", Check: a.stores.Ping}}, enrichReady...),
+		MaxInflightIngestBytes: int64(cfg.Server.MaxInflightIngestBytes),
+		Ready:                  append([]httpapi.ReadyCheck{{Name: "storage", Check: a.stores.Ping}}, enrichReady...),
 	}
 	if det != nil {
 		apiOpts.Scorer = det.scorer

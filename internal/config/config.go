@@ -43,6 +43,10 @@ type Server struct {
 	MaxBodySize Size `yaml:"max_body_size"`
 	// MaxInflightIngest caps concurrent ingest requests (then 429).
 	MaxInflightIngest int `yaml:"max_inflight_ingest"`
+	// MaxInflightIngestBytes caps the request-body bytes of all in-flight
+	// ingest requests together (then 429); decoded events cost about twice
+	// their body, so this bounds ingest memory at about twice its value.
+	MaxInflightIngestBytes Size `yaml:"max_inflight_ingest_bytes"`
 }
 
 // Storage selects and configures the store.
@@ -169,7 +173,7 @@ func Default() Config {
 		Server: Server{
 			Addr: "127.0.0.1:8080", ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 60 * time.Second,
 			WriteTimeout: 120 * time.Second, IdleTimeout: 120 * time.Second, ShutdownTimeout: 20 * time.Second,
-			MaxBodySize: 16 << 20, MaxInflightIngest: 512,
+			MaxBodySize: 16 << 20, MaxInflightIngest: 512, MaxInflightIngestBytes: 128 << 20,
 		},
 		Storage: Storage{Driver: "sqlite", SQLite: SQLite{Dir: "./vigil-data", MaxOpenPartitions: 64}},
 		Ingest:  Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second},
@@ -351,6 +355,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.MaxInflightIngest < 1 {
 		bad("server.max_inflight_ingest", "must be at least 1")
+	}
+	if c.Server.MaxInflightIngestBytes < c.Server.MaxBodySize {
+		bad("server.max_inflight_ingest_bytes", "must be at least server.max_body_size, or no body of the largest allowed size could be read")
 	}
 	switch c.Storage.Driver {
 	case "sqlite":

@@ -65,6 +65,11 @@ type Options struct {
 	// MaxInflightIngest caps concurrent ingest requests; beyond it the API
 	// answers 429 with Retry-After. Default 512.
 	MaxInflightIngest int
+	// MaxInflightIngestBytes caps the body bytes of all in-flight ingest
+	// requests together; beyond it the API answers 429 with Retry-After.
+	// Default 128 MiB; never less than one largest request needs
+	// (MaxBodyBytes plus 512 bytes for each of 10,000 events).
+	MaxInflightIngestBytes int64
 	// MaxBacklog is the unprocessed-event backlog beyond which ingestion
 	// answers 429; default 2,000,000.
 	MaxBacklog uint64
@@ -91,8 +96,10 @@ type API struct {
 	auth     *authenticator
 	limits   *Limiter
 	inflight chan struct{}
-	requests *prometheus.HistogramVec
-	overload prometheus.Counter
+	// bodyBytes bounds the ingest body bytes held by in-flight requests.
+	bodyBytes *httpx.ByteBudget
+	requests  *prometheus.HistogramVec
+	overload  prometheus.Counter
 	// readAudits counts read-audit records by result (recorded, failed,
 	// operator_logged).
 	readAudits *prometheus.CounterVec
@@ -110,6 +117,9 @@ func New(opts Options) (*API, error) {
 	if opts.MaxInflightIngest <= 0 {
 		opts.MaxInflightIngest = 512
 	}
+	if opts.MaxInflightIngestBytes <= 0 {
+		opts.MaxInflightIngestBytes = 128 << 20
+	}
 	if opts.MaxBacklog == 0 {
 		opts.MaxBacklog = 2_000_000
 	}
@@ -122,7 +132,10 @@ func New(opts Options) (*API, error) {
 	if opts.Registry == nil {
 		opts.Registry = prometheus.NewRegistry()
 	}
-	a := &API{opts: opts, log: opts.Logger, now: opts.Now, limits: opts.Limits, inflight: make(chan struct{}, opts.MaxInflightIngest)}
+	a := &API{opts: opts, log: opts.Logger, now: opts.Now, limits: opts.Limits, inflight: make(chan struct{}, opts.MaxInflightIngest),
+		// One request of the largest size must always fit: its body with a
+		// byte to spare and its events' decoded forms (see readEvents).
+		bodyBytes: httpx.NewByteBudget(max(opts.MaxInflightIngestBytes, opts.MaxBodyBytes+1+ingest.MaxBatch*decodedEventBytes))}
 	if a.limits == nil {
 		var err error
 		if a.limits, err = NewLimiter(LimiterOptions{Registerer: opts.Registry}); err != nil {
@@ -143,7 +156,10 @@ func New(opts Options) (*API, error) {
 	a.overload = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_ingest_overload_total", Help: "Ingest requests answered 429 because the server was at capacity."})
 	a.readAudits = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "vigil_read_audit_total",
 		Help: "Reads of the log (searches, queries, exports) and what became of their vigil.search/vigil.export record."}, []string{"result"})
-	for _, c := range []prometheus.Collector{a.requests, a.overload, a.readAudits} {
+	inflightBytes := prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_ingest_inflight_bytes",
+		Help: "Request-body bytes held by in-flight ingest requests (bounded by server.max_inflight_ingest_bytes)."},
+		func() float64 { return float64(a.bodyBytes.InUse()) })
+	for _, c := range []prometheus.Collector{a.requests, a.overload, a.readAudits, inflightBytes} {
 		if err := opts.Registry.Register(c); err != nil {
 			return nil, err
 		}

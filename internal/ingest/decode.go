@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/netip"
 	"strings"
 	"time"
@@ -30,83 +31,54 @@ type Format int
 const (
 	// FormatJSON is one JSON object or a JSON array of objects.
 	FormatJSON Format = iota
-	// FormatNDJSON is one JSON object per line.
+	// FormatNDJSON is one JSON object per line; a line that is not valid
+	// JSON is that event's error.
 	FormatNDJSON
+	// FormatSniff is a body sent without a JSON content type: a JSON array
+	// when it starts with '[', otherwise one or more JSON objects separated
+	// by whitespace (so one object, or NDJSON).
+	FormatSniff
 )
 
-// Decode splits a request body into events. A body that cannot be split at
-// all (not JSON, not an object or array, more than MaxBatch events) is an
-// EINVALID *audit.Error; an event that is split out but malformed becomes an
-// Item with Err set, so one bad event never sinks its batch.
+// Decode is DecodeReader on a body held in memory.
 func Decode(body []byte, f Format) ([]Item, error) {
-	if f == FormatNDJSON {
-		return decodeNDJSON(body)
-	}
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 {
-		return nil, audit.Errorf(audit.EINVALID, "request body is empty")
-	}
-	switch trimmed[0] {
-	case '{':
-		if !json.Valid(trimmed) {
-			return nil, syntaxError(trimmed, "request body")
-		}
-		return []Item{decodeOne(0, bytes.TrimRight(trimmed, " \t\r\n"))}, nil
-	case '[':
-		var raws []json.RawMessage
-		if err := json.Unmarshal(trimmed, &raws); err != nil {
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &te) {
-				return nil, audit.Errorf(audit.EINVALID, "request body must be a JSON array of event objects")
-			}
-			return nil, syntaxError(trimmed, "request body")
-		}
-		if len(raws) == 0 {
-			return nil, audit.Errorf(audit.EINVALID, "request body is an empty array")
-		}
-		if len(raws) > MaxBatch {
-			return nil, audit.Errorf(audit.EINVALID, "request body has %d events; at most %d are allowed", len(raws), MaxBatch)
-		}
-		items := make([]Item, len(raws))
-		for i, raw := range raws {
-			items[i] = decodeOne(i, raw)
-		}
-		return items, nil
-	}
-	return nil, audit.Errorf(audit.EINVALID, "request body must be a JSON object, a JSON array or NDJSON")
+	return DecodeReader(bytes.NewReader(body), f, nil)
 }
 
-func decodeNDJSON(body []byte) ([]Item, error) {
-	var items []Item
-	line := 0
-	// The body is in memory: lines are cut out of it in place (a
-	// bufio.Scanner would cost each request a 64 KiB buffer).
-	for rest := body; len(rest) > 0; {
-		line++
-		var raw []byte
-		if i := bytes.IndexByte(rest, '\n'); i >= 0 {
-			raw, rest = rest[:i], rest[i+1:]
-		} else {
-			raw, rest = rest, nil
-		}
-		raw = bytes.TrimSpace(raw)
-		if len(raw) == 0 {
-			continue
-		}
-		if len(items) == MaxBatch {
-			return nil, audit.Errorf(audit.EINVALID, "request body has more than %d events", MaxBatch)
-		}
-		it := decodeOne(len(items), raw)
-		if it.Err != nil && !json.Valid(raw) {
-			// Only a failed line pays for locating the syntax error.
-			it.Err = syntaxError(raw, fmt.Sprintf("line %d", line))
-		}
-		items = append(items, it)
+// DecodeReader reads a request body and splits it into events, streaming:
+// the body is never held whole, and it stops reading at the first event
+// over MaxBatch, so the cost of a body is bounded by the events it may
+// carry, not by its length.
+//
+// A body that cannot be split at all (not JSON, not an object or array,
+// a syntax error, more than MaxBatch events) is an EINVALID *audit.Error;
+// an event that is split out but malformed becomes an Item with Err set, so
+// one bad event never sinks its batch. An error of r itself is returned
+// wrapped, for the caller to map (a size cap, a memory budget).
+//
+// admit, when not nil, is called before each event is decoded (to charge
+// its decoded form to a memory budget); its error stops decoding and is
+// returned as it is.
+func DecodeReader(r io.Reader, f Format, admit func() error) ([]Item, error) {
+	s := newBodyReader(r)
+	s.admit = admit
+	if f == FormatNDJSON {
+		return s.ndjson()
 	}
-	if len(items) == 0 {
-		return nil, audit.Errorf(audit.EINVALID, "request body has no events")
+	c, ok := s.peek()
+	if !ok {
+		if err := s.readError(); err != nil {
+			return nil, err
+		}
+		return nil, audit.Errorf(audit.EINVALID, "request body is empty")
 	}
-	return items, nil
+	switch c {
+	case '{':
+		return s.objects(f == FormatSniff)
+	case '[':
+		return s.array()
+	}
+	return nil, audit.Errorf(audit.EINVALID, "request body must be a JSON object, a JSON array or NDJSON")
 }
 
 func decodeOne(idx int, raw []byte) Item {
@@ -158,6 +130,8 @@ func finish(ev *audit.Event, w *wireParts) (*audit.Event, error) {
 	}
 	return ev, nil
 }
+
+func jsonValid(b []byte) bool { return json.Valid(b) }
 
 // syntaxError reports where a body stops being valid JSON.
 func syntaxError(b []byte, where string) error {

@@ -137,49 +137,67 @@ func FuzzDecode(f *testing.F) {
 		if len(body) > 1<<20 {
 			t.Skip()
 		}
-		format := ingest.FormatJSON
+		formats := []ingest.Format{ingest.FormatJSON, ingest.FormatSniff}
 		if ndjson {
-			format = ingest.FormatNDJSON
+			formats = []ingest.Format{ingest.FormatNDJSON}
 		}
-		items, err := ingest.Decode(body, format)
-		if err != nil {
-			if items != nil {
-				t.Fatal("body error with items")
-			}
-			if audit.ErrorCode(err) != audit.EINVALID {
-				t.Fatalf("body error code %q", audit.ErrorCode(err))
-			}
-			return
-		}
-		for i, it := range items {
-			if it.Index != i {
-				t.Fatalf("item %d has index %d", i, it.Index)
-			}
-			if (it.Event == nil) == (it.Err == nil) {
-				t.Fatalf("item %d: event %v err %v", i, it.Event, it.Err)
-			}
-			if it.Err != nil {
-				if c := audit.ErrorCode(it.Err); c != audit.EINVALID && c != audit.ETOOLARGE {
-					t.Fatalf("item error code %q: %v", c, it.Err)
-				}
-				continue
-			}
-			raw, err := json.Marshal(wire(it.Event))
-			if err != nil {
-				t.Fatalf("re-encode: %v", err)
-			}
-			back, err := ingest.DecodeEvent(raw)
-			if err != nil {
-				if audit.ErrorCode(err) == audit.ETOOLARGE {
-					continue // re-encoding may escape characters and grow
-				}
-				t.Fatalf("re-decode %s: %v", raw, err)
-			}
-			if back.Action != it.Event.Action || back.Actor != it.Event.Actor || back.Context.IP != it.Event.Context.IP {
-				t.Fatalf("round trip changed the event: %+v vs %+v", back, it.Event)
-			}
+		for _, format := range formats {
+			checkDecode(t, body, format)
 		}
 	})
+}
+
+// checkDecode checks Decode's invariants on one body, and that reading the
+// body in small chunks decodes it the same way.
+func checkDecode(t *testing.T, body []byte, format ingest.Format) {
+	t.Helper()
+	items, err := ingest.Decode(body, format)
+	chunked, cerr := ingest.DecodeReader(&onceReader{b: body, chunk: 7}, format, nil)
+	if fmt.Sprint(err) != fmt.Sprint(cerr) || len(items) != len(chunked) {
+		t.Fatalf("whole: %d items, %v; in chunks: %d items, %v", len(items), err, len(chunked), cerr)
+	}
+	for i := range items {
+		if fmt.Sprint(items[i].Err) != fmt.Sprint(chunked[i].Err) {
+			t.Fatalf("item %d: whole %v, in chunks %v", i, items[i].Err, chunked[i].Err)
+		}
+	}
+	if err != nil {
+		if items != nil {
+			t.Fatal("body error with items")
+		}
+		if audit.ErrorCode(err) != audit.EINVALID {
+			t.Fatalf("body error code %q", audit.ErrorCode(err))
+		}
+		return
+	}
+	for i, it := range items {
+		if it.Index != i {
+			t.Fatalf("item %d has index %d", i, it.Index)
+		}
+		if (it.Event == nil) == (it.Err == nil) {
+			t.Fatalf("item %d: event %v err %v", i, it.Event, it.Err)
+		}
+		if it.Err != nil {
+			if c := audit.ErrorCode(it.Err); c != audit.EINVALID && c != audit.ETOOLARGE {
+				t.Fatalf("item error code %q: %v", c, it.Err)
+			}
+			continue
+		}
+		raw, err := json.Marshal(wire(it.Event))
+		if err != nil {
+			t.Fatalf("re-encode: %v", err)
+		}
+		back, err := ingest.DecodeEvent(raw)
+		if err != nil {
+			if audit.ErrorCode(err) == audit.ETOOLARGE {
+				continue // re-encoding may escape characters and grow
+			}
+			t.Fatalf("re-decode %s: %v", raw, err)
+		}
+		if back.Action != it.Event.Action || back.Actor != it.Event.Actor || back.Context.IP != it.Event.Context.IP {
+			t.Fatalf("round trip changed the event: %+v vs %+v", back, it.Event)
+		}
+	}
 }
 
 // wire re-encodes a decoded event in the wire form.
