@@ -55,6 +55,7 @@ type App struct {
 	srv      *http.Server
 	pipe     *pipeline.Pipeline
 	api      *httpapi.API
+	console  http.Handler
 	closers  []func() error
 	// knownTenants caches tenants found to exist (see tenantExists).
 	knownTenants sync.Map
@@ -142,6 +143,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		MaxInflightIngestBytes: int64(cfg.Server.MaxInflightIngestBytes),
 		Ready:                  append([]httpapi.ReadyCheck{{Name: "storage", Check: a.stores.Ping}}, enrichReady...),
 	}
+	viewers, secret, err := a.buildAccess(ctx)
+	if err != nil {
+		return nil, err
+	}
+	apiOpts.Viewers = viewers
 	if det != nil {
 		apiOpts.Scorer = det.scorer
 		apiOpts.TuningChanged = det.tuningChanged
@@ -152,8 +158,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if err != nil {
 		return nil, err
 	}
+	handler, err := a.buildConsole(cfg.Console, det, viewers, secret)
+	if err != nil {
+		return nil, err
+	}
 	a.srv = &http.Server{
-		Handler:           a.api,
+		Handler:           handler,
 		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
 		ReadTimeout:       cfg.Server.ReadTimeout,
 		WriteTimeout:      cfg.Server.WriteTimeout,

@@ -55,6 +55,13 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	keyIDB := keysB[0].ID
+	var minted struct {
+		ViewerToken audit.ViewerToken `json:"viewer_token"`
+	}
+	if status, body := raw(t, "POST", n.url+"/v1/viewer-tokens", keyB, `{"ttl":"1h","name":"b-secret-marker"}`); status != 201 || json.Unmarshal(body, &minted) != nil {
+		t.Fatalf("B mints a viewer token: %d %s", status, body)
+	}
+	viewerB := minted.ViewerToken.ID
 
 	type attempt struct {
 		method, path, body string
@@ -160,6 +167,17 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		"DELETE /v1/keys/{id}": {
 			{"DELETE", "/v1/keys/" + keyIDB, "", denied},
 		},
+		"POST /v1/viewer-tokens": {
+			{"POST", "/v1/viewer-tokens", `{"tenant":"tenant-b","ttl":"1h"}`, []int{403}},
+			{"POST", "/v1/viewer-tokens", `{"ttl":"1h","name":"a's own"}`, []int{201}},
+		},
+		"GET /v1/viewer-tokens": {
+			{"GET", "/v1/viewer-tokens", "", []int{200}},
+			{"GET", "/v1/viewer-tokens?tenant=tenant-b", "", denied},
+		},
+		"DELETE /v1/viewer-tokens/{id}": {
+			{"DELETE", "/v1/viewer-tokens/" + viewerB, "", denied},
+		},
 	}
 	routes := n.app.Routes()
 	for r := range routes {
@@ -187,7 +205,7 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		}
 		tkeys = append(tkeys, tenantKey{[]audit.Scope{s}, secret})
 	}
-	leaks := [][]byte{[]byte(secretB), []byte("tenant-b"), []byte("bob"), []byte(keyIDB), []byte("192.0.2.55")}
+	leaks := [][]byte{[]byte(secretB), []byte("tenant-b"), []byte("bob"), []byte(keyIDB), []byte("192.0.2.55"), []byte(viewerB)}
 	for route, attempts := range cases {
 		for _, at := range attempts {
 			for _, k := range tkeys {

@@ -20,6 +20,9 @@ type Stores struct {
 	Findings audit.FindingStore
 	State    audit.StateStore
 	Rules    audit.RuleStore
+	// Viewers keeps viewer-token records; Saved the console's saved searches.
+	Viewers audit.ViewerTokenStore
+	Saved   audit.SavedSearchStore
 	// Query runs investigation queries and exports; nil when the backend
 	// has no query engine.
 	Query    audit.QueryRunner
@@ -41,7 +44,7 @@ func OpenStores(ctx context.Context, cfg config.Config, log *slog.Logger, now fu
 			return nil, fmt.Errorf("open embedded store in %s: %w", cfg.Storage.SQLite.Dir, err)
 		}
 		return &Stores{
-			Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, State: db, Rules: db,
+			Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, State: db, Rules: db, Viewers: db, Saved: db,
 			Query: db.Events().Querier(sqlite.QueryOptions{}),
 			Ping:  db.Ping, DiskSize: db.DiskBytes, Close: db.Close,
 		}, nil

@@ -26,7 +26,22 @@ type Config struct {
 	Enrich  Enrich  `yaml:"enrich"`
 	Detect  Detect  `yaml:"detect"`
 	Limits  Limits  `yaml:"limits"`
+	Console Console `yaml:"console"`
 	Log     Log     `yaml:"log"`
+}
+
+// Console is the web console served at / by vigil serve.
+type Console struct {
+	// Enabled serves the console; the API is served either way.
+	Enabled bool `yaml:"enabled"`
+	// PublicURL is the address people open the console at (for printed
+	// links); an https URL also marks cookies Secure behind a TLS proxy.
+	PublicURL string `yaml:"public_url"`
+	// FrameAncestors are the origins allowed to embed the console in a
+	// frame (CSP frame-ancestors); empty means no site may.
+	FrameAncestors []string `yaml:"frame_ancestors"`
+	// SessionTTL is how long an API-key sign-in lasts.
+	SessionTTL time.Duration `yaml:"session_ttl"`
 }
 
 // Server is the HTTP listener.
@@ -180,6 +195,7 @@ func Default() Config {
 		Enrich:  Enrich{ReloadInterval: 30 * time.Second, CacheSize: 65536, Budget: 5 * time.Millisecond},
 		Detect:  Detect{Enabled: true, MaxKeys: 1_000_000, MaxTenantKeys: 250_000, AllowedLateness: 2 * time.Minute},
 		Limits:  defaultLimits(),
+		Console: Console{Enabled: true, SessionTTL: 12 * time.Hour},
 		Log:     Log{Level: "info", Format: "auto"},
 	}
 }
@@ -408,6 +424,18 @@ func (c *Config) Validate() error {
 	}
 	if c.Detect.MaxTenantKeys < 100 {
 		bad("detect.max_tenant_keys", "must be at least 100")
+	}
+	if c.Console.SessionTTL < time.Minute || c.Console.SessionTTL > 30*24*time.Hour {
+		bad("console.session_ttl", "must be between 1m and 720h")
+	}
+	if u := c.Console.PublicURL; u != "" && !strings.HasPrefix(u, "https://") && !strings.HasPrefix(u, "http://") {
+		bad("console.public_url", "must be an http:// or https:// URL")
+	}
+	for i, o := range c.Console.FrameAncestors {
+		if !strings.HasPrefix(o, "https://") && !strings.HasPrefix(o, "http://localhost") && !strings.HasPrefix(o, "http://127.0.0.1") ||
+			strings.ContainsAny(o, "*; '\"") || strings.Count(o, "/") > 3 || strings.Count(o, "/") == 3 && !strings.HasSuffix(o, "/") {
+			bad(fmt.Sprintf("console.frame_ancestors[%d]", i), "must be an origin such as https://admin.example.com")
+		}
 	}
 	if c.Detect.AllowedLateness < 0 {
 		bad("detect.allowed_lateness", "must not be negative")

@@ -51,6 +51,10 @@ func (a *API) table() []route {
 		{pattern: "POST /v1/keys", scope: audit.ScopeAdmin, authed: a.createKey},
 		{pattern: "GET /v1/keys", scope: audit.ScopeAdmin, authed: a.listKeys},
 		{pattern: "DELETE /v1/keys/{id}", scope: audit.ScopeAdmin, authed: a.revokeKey},
+
+		{pattern: "POST /v1/viewer-tokens", scope: audit.ScopeAdmin, authed: a.createViewerToken},
+		{pattern: "GET /v1/viewer-tokens", scope: audit.ScopeAdmin, authed: a.listViewerTokens},
+		{pattern: "DELETE /v1/viewer-tokens/{id}", scope: audit.ScopeAdmin, authed: a.revokeViewerToken},
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/vigilhq/vigil/internal/access"
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/httpx"
 	"github.com/vigilhq/vigil/internal/ingest"
@@ -43,6 +44,9 @@ type Options struct {
 	Rules    audit.RuleStore
 	// Query runs POST /v1/query and /v1/export; without it they answer 503.
 	Query audit.QueryRunner
+	// Viewers mints, lists and revokes viewer tokens; without it those
+	// routes answer 503.
+	Viewers *access.Viewers
 	// Enricher and Scorer serve POST /v1/risk; without a Scorer it answers 503.
 	Enricher audit.Enricher
 	Scorer   Scorer
