@@ -25,9 +25,9 @@ var funcs = template.FuncMap{
 		}
 		return t.UTC().Format("2006-01-02 15:04")
 	},
-	"iso": func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
-	"esc": url.PathEscape,
-	"qesc": url.QueryEscape,
+	"iso":     func(t time.Time) string { return t.UTC().Format(time.RFC3339) },
+	"esc":     url.PathEscape,
+	"qesc":    url.QueryEscape,
 	"sevrank": func(s audit.Severity) int { return s.Rank() },
 	"join":    strings.Join,
 	"scopes": func(ss []audit.Scope) string {
