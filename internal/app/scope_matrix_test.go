@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/client"
+	"github.com/vigilhq/vigil/internal/access"
 	"github.com/vigilhq/vigil/internal/audit"
 )
 
@@ -147,6 +148,21 @@ func TestScopeMatrix(t *testing.T) {
 				t.Fatal(err)
 			}
 			return call{"DELETE", "/v1/keys/" + k.ID, ""}
+		}},
+		"POST /v1/viewer-tokens": {scope: audit.ScopeAdmin, want: 201, req: func(_ *testing.T, k keyKind, i int) call {
+			return call{"POST", "/v1/viewer-tokens", fmt.Sprintf(`{%s"name":"made-%d","ttl":"1h"}`, tenantField(k), i)}
+		}},
+		"GET /v1/viewer-tokens": {scope: audit.ScopeAdmin, want: 200, req: get("/v1/viewer-tokens")},
+		"DELETE /v1/viewer-tokens/{id}": {scope: audit.ScopeAdmin, want: 204, req: func(t *testing.T, _ keyKind, i int) call {
+			v, err := access.NewViewers(make([]byte, 32), st.Viewers, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			rec, _, err := v.Mint(ctx, access.ViewerSpec{Tenant: "tenant-a", Name: fmt.Sprintf("victim-%d", i), TTL: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return call{"DELETE", "/v1/viewer-tokens/" + rec.ID, ""}
 		}},
 	}
 
