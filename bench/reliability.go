@@ -463,13 +463,18 @@ func containsAny(s string, words []string) bool {
 	return false
 }
 
-// readiness returns /readyz's status and body.
+// readiness returns /readyz's status and the details of /v1/status (which
+// names the failing check; /readyz itself says only ready or not).
 func readiness(ctx context.Context, s *Server) (int, string) {
 	r, err := s.do(ctx, "GET", "/readyz", "", nil)
 	if err != nil {
 		return 0, err.Error()
 	}
-	return r.Status, string(r.Body)
+	d, err := s.do(ctx, "GET", "/v1/status", "", nil)
+	if err != nil {
+		return r.Status, string(r.Body) + " (/v1/status: " + err.Error() + ")"
+	}
+	return r.Status, string(r.Body) + " " + string(d.Body)
 }
 
 // waitReady polls /readyz until it answers want.

@@ -141,7 +141,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		MaxBacklog: uint64(cfg.Ingest.MaxBacklog), KeyCacheTTL: cfg.Ingest.KeyCacheTTL,
 		Limits: limits, ExportWriteTimeout: cfg.Limits.ExportWriteTimeout, MaxExportDuration: cfg.Limits.MaxExportDuration,
 		MaxInflightIngestBytes: int64(cfg.Server.MaxInflightIngestBytes),
-		Ready:                  append([]httpapi.ReadyCheck{{Name: "storage", Check: a.stores.Ping}}, enrichReady...),
+		Ready:                  append([]httpapi.ReadyCheck{{Name: "storage", Check: a.stores.Ready}}, enrichReady...),
+		ReadyInterval:          cfg.Server.ReadyInterval,
 	}
 	viewers, secret, err := a.buildAccess(ctx)
 	if err != nil {
@@ -204,6 +205,10 @@ func (a *App) Run(ctx context.Context) error {
 		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve http: %w", err)
 		}
+		return nil
+	})
+	g.Go(func() error {
+		a.api.RunReadiness(gctx)
 		return nil
 	})
 	g.Go(func() error {

@@ -73,7 +73,9 @@ func TestTenantIsolationMatrix(t *testing.T) {
 	cases := map[string][]attempt{
 		"GET /healthz": {{"GET", "/healthz", "", []int{200}}},
 		"GET /readyz":  {{"GET", "/readyz", "", []int{200}}},
-		"GET /metrics": {{"GET", "/metrics", "", []int{200}}},
+		// Server status is for operators; a tenant key, even with the admin scope, is refused.
+		"GET /v1/status": {{"GET", "/v1/status", "", []int{403}}},
+		"GET /metrics":   {{"GET", "/metrics", "", []int{200}}},
 		"POST /v1/events": {
 			{"POST", "/v1/events", `{"tenant":"tenant-b","action":"a.b","actor":{"id":"x"}}`, []int{403}},
 			{"POST", "/v1/events", `{"id":"b-1","action":"auth.password.changed","actor":{"id":"x"}}`, []int{202}}, // A's own b-1, not B's

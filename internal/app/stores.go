@@ -25,8 +25,11 @@ type Stores struct {
 	Saved   audit.SavedSearchStore
 	// Query runs investigation queries and exports; nil when the backend
 	// has no query engine.
-	Query    audit.QueryRunner
-	Ping     func(ctx context.Context) error
+	Query audit.QueryRunner
+	Ping  func(ctx context.Context) error
+	// Ready is the cheap readiness check (can the store take writes);
+	// it must not wait on connections that queries hold.
+	Ready    func(ctx context.Context) error
 	DiskSize func() (int64, error)
 	Close    func() error
 }
@@ -46,7 +49,7 @@ func OpenStores(ctx context.Context, cfg config.Config, log *slog.Logger, now fu
 		return &Stores{
 			Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, State: db, Rules: db, Viewers: db, Saved: db,
 			Query: db.Events().Querier(sqlite.QueryOptions{}),
-			Ping:  db.Ping, DiskSize: db.DiskBytes, Close: db.Close,
+			Ping:  db.Ping, Ready: db.Ready, DiskSize: db.DiskBytes, Close: db.Close,
 		}, nil
 	}
 	return nil, fmt.Errorf("storage.driver %q is not available", cfg.Storage.Driver)

@@ -62,6 +62,9 @@ type Server struct {
 	// ingest requests together (then 429); decoded events cost about twice
 	// their body, so this bounds ingest memory at about twice its value.
 	MaxInflightIngestBytes Size `yaml:"max_inflight_ingest_bytes"`
+	// ReadyInterval is how often the readiness checks run in the
+	// background; /readyz answers from the last result.
+	ReadyInterval time.Duration `yaml:"ready_interval"`
 }
 
 // Storage selects and configures the store.
@@ -188,7 +191,7 @@ func Default() Config {
 		Server: Server{
 			Addr: "127.0.0.1:8080", ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 60 * time.Second,
 			WriteTimeout: 120 * time.Second, IdleTimeout: 120 * time.Second, ShutdownTimeout: 20 * time.Second,
-			MaxBodySize: 16 << 20, MaxInflightIngest: 512, MaxInflightIngestBytes: 128 << 20,
+			MaxBodySize: 16 << 20, MaxInflightIngest: 512, MaxInflightIngestBytes: 128 << 20, ReadyInterval: 2 * time.Second,
 		},
 		Storage: Storage{Driver: "sqlite", SQLite: SQLite{Dir: "./vigil-data", MaxOpenPartitions: 64}},
 		Ingest:  Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second},
@@ -359,7 +362,7 @@ func (c *Config) Validate() error {
 	for path, d := range map[string]time.Duration{
 		"server.read_header_timeout": c.Server.ReadHeaderTimeout, "server.read_timeout": c.Server.ReadTimeout,
 		"server.write_timeout": c.Server.WriteTimeout, "server.idle_timeout": c.Server.IdleTimeout,
-		"server.shutdown_timeout": c.Server.ShutdownTimeout, "ingest.key_cache_ttl": c.Ingest.KeyCacheTTL,
+		"server.shutdown_timeout": c.Server.ShutdownTimeout, "server.ready_interval": c.Server.ReadyInterval, "ingest.key_cache_ttl": c.Ingest.KeyCacheTTL,
 		"enrich.reload_interval": c.Enrich.ReloadInterval, "enrich.budget": c.Enrich.Budget,
 	} {
 		if d <= 0 {

@@ -27,6 +27,7 @@ type apiServer struct {
 	url    string
 	stream *memstream.Stream
 	keys   map[string]string // tenant → key with every scope
+	op     string            // an operator key with the admin scope
 }
 
 type serverSetup struct {
@@ -68,7 +69,10 @@ func startAPI(t *testing.T, s serverSetup, tenants ...string) *apiServer {
 	srv.Start()
 	t.Cleanup(srv.Close)
 	out := &apiServer{url: srv.URL, stream: st, keys: map[string]string{}}
-	all := []audit.Scope{audit.ScopeEventsWrite, audit.ScopeEventsRead, audit.ScopeFindingsRead}
+	if _, out.op, err = audit.MintKey(t.Context(), db, "", "operator", []audit.Scope{audit.ScopeAdmin}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	all := []audit.Scope{audit.ScopeEventsWrite, audit.ScopeEventsRead, audit.ScopeFindingsRead, audit.ScopeAdmin}
 	for _, tn := range tenants {
 		if err := db.CreateTenant(t.Context(), audit.Tenant{ID: tn, CreatedAt: time.Now()}); err != nil {
 			t.Fatal(err)

@@ -20,6 +20,7 @@ func (a *API) table() []route {
 	return []route{
 		{pattern: "GET /healthz", open: a.healthz},
 		{pattern: "GET /readyz", open: a.readyz},
+		{pattern: "GET /v1/status", scope: audit.ScopeAdmin, authed: a.status},
 
 		{pattern: "POST /v1/events", scope: audit.ScopeEventsWrite, authed: a.postEvents},
 		{pattern: "GET /v1/events", scope: audit.ScopeEventsRead, authed: a.searchEvents},

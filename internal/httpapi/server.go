@@ -29,7 +29,8 @@ type Scorer interface {
 type ReadyCheck struct {
 	Name  string
 	Check func(ctx context.Context) error
-	// Info, when set, adds details (loaded databases, versions) to /readyz.
+	// Info, when set, adds details (loaded databases, versions) to
+	// GET /v1/status.
 	Info func() any
 }
 
@@ -90,6 +91,12 @@ type Options struct {
 	// MaxExportDuration ends an export after this long (the answer then
 	// lacks its X-Vigil-Rows trailer); 0 is no limit.
 	MaxExportDuration time.Duration
+	// ReadyInterval is how often the Ready checks run; /readyz answers from
+	// the last result. Default 2s.
+	ReadyInterval time.Duration
+	// ReadyTimeout bounds one run of a Ready check; one that takes longer
+	// counts as failed. Default 5s.
+	ReadyTimeout time.Duration
 }
 
 // API is the HTTP API.
@@ -99,6 +106,7 @@ type API struct {
 	now      func() time.Time
 	auth     *authenticator
 	limits   *Limiter
+	ready    *readiness
 	inflight chan struct{}
 	// bodyBytes bounds the ingest body bytes held by in-flight requests.
 	bodyBytes *httpx.ByteBudget
@@ -129,6 +137,12 @@ func New(opts Options) (*API, error) {
 	}
 	if opts.KeyCacheTTL <= 0 {
 		opts.KeyCacheTTL = 5 * time.Second
+	}
+	if opts.ReadyInterval <= 0 {
+		opts.ReadyInterval = 2 * time.Second
+	}
+	if opts.ReadyTimeout <= 0 {
+		opts.ReadyTimeout = 5 * time.Second
 	}
 	if opts.ExportWriteTimeout <= 0 {
 		opts.ExportWriteTimeout = time.Minute
@@ -168,6 +182,7 @@ func New(opts Options) (*API, error) {
 			return nil, err
 		}
 	}
+	a.ready = newReadiness(opts.Ready, opts.ReadyInterval, opts.ReadyTimeout, a.now)
 	a.handler = a.routes()
 	return a, nil
 }
@@ -202,30 +217,5 @@ func (a *API) metricsHandler() http.Handler {
 
 func (a *API) healthz(w http.ResponseWriter, r *http.Request) error {
 	httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
-	return nil
-}
-
-func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
-	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
-	defer cancel()
-	status, ready := http.StatusOK, true
-	checks := map[string]any{}
-	for _, c := range a.opts.Ready {
-		entry := map[string]any{"ok": true}
-		if c.Check != nil {
-			if err := c.Check(ctx); err != nil {
-				entry["ok"], entry["error"] = false, err.Error()
-				ready = false
-			}
-		}
-		if c.Info != nil {
-			entry["info"] = c.Info()
-		}
-		checks[c.Name] = entry
-	}
-	if !ready {
-		status = http.StatusServiceUnavailable
-	}
-	httpx.WriteJSON(w, status, map[string]any{"ready": ready, "checks": checks})
 	return nil
 }
