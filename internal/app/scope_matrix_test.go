@@ -142,6 +142,9 @@ func TestScopeMatrix(t *testing.T) {
 			return call{"POST", "/v1/keys", fmt.Sprintf(`{%s"name":"made-%d","scopes":["events:read"]}`, tenantField(k), i)}
 		}},
 		"GET /v1/keys": {scope: audit.ScopeAdmin, want: 200, req: get("/v1/keys")},
+		"GET /v1/status": {scope: audit.ScopeAdmin, operatorOnly: true, want: 200, req: func(*testing.T, keyKind, int) call {
+			return call{"GET", "/v1/status", ""}
+		}},
 		"DELETE /v1/keys/{id}": {scope: audit.ScopeAdmin, want: 204, req: func(t *testing.T, _ keyKind, i int) call {
 			k, _, err := audit.MintKey(ctx, st.Keys, "tenant-a", fmt.Sprintf("victim-%d", i), []audit.Scope{audit.ScopeEventsRead}, time.Now().UTC())
 			if err != nil {
