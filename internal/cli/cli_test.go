@@ -129,6 +129,26 @@ func TestEventsSendAndQuery(t *testing.T) {
 	if r := run(t, env, ndjson, "events", "send"); !strings.Contains(r.stdout, "0 accepted, 1 duplicates") {
 		t.Fatalf("resend: %+v", r)
 	}
+	// Progress: from a file, whose size is known, with a percentage; from
+	// stdin, without. Not a terminal here, so periodic lines.
+	file := filepath.Join(t.TempDir(), "events.ndjson")
+	var many strings.Builder
+	for i := range 30 {
+		fmt.Fprintf(&many, `{"id":"p%d","tenant":"acme","time":%q,"action":"auth.login.failure","reason":"invalid_password","actor":{"id":"u%d"},"context":{"ip":"203.0.113.9"}}`+"\n", i, at, i)
+	}
+	os.WriteFile(file, []byte(many.String()), 0o600)
+	r = run(t, env, "", "events", "send", file, "--batch", "10", "--progress-every", "1ns")
+	if r.code != 0 || !strings.Contains(r.stdout, "30 accepted") || !strings.Contains(r.stderr, "sent 10 events (") ||
+		!strings.Contains(r.stderr, "sent 30 events (100%), ") || !strings.Contains(r.stderr, "events/s") {
+		t.Fatalf("send a file with progress: %+v", r)
+	}
+	r = run(t, env, many.String(), "events", "send", "--batch", "10", "--progress-every", "1ns")
+	if r.code != 0 || !strings.Contains(r.stdout, "30 duplicates") || !strings.Contains(r.stderr, "sent 30 events, ") {
+		t.Fatalf("send stdin with progress: %+v", r)
+	}
+	if r := run(t, env, many.String(), "events", "send", "--quiet"); r.code != 0 || r.stderr != "" {
+		t.Fatalf("--quiet: %+v", r)
+	}
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		r = run(t, env, "", "events", "query", "--tenant", "acme", "--ip", "203.0.113.0/24", "--format", "json")

@@ -1,17 +1,13 @@
 package cli
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -106,123 +102,6 @@ func firstNonEmpty(vals ...string) string {
 		}
 	}
 	return ""
-}
-
-func eventsSendCommand() *Command {
-	return &Command{
-		Name: "events send", Usage: "[FILE]", Short: "send events from a JSON array or NDJSON file (or stdin)",
-		Long: `Sends events in batches through the SDK, with retries that never duplicate
-(each event gets an idempotency id before its first attempt). Prints a summary
-and each rejected event's reason; exits 1 if any event was rejected.`,
-		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
-			newClient := clientFlags(env, fs)
-			batch := fs.Int("batch", 1000, "events per request (at most 10000)")
-			return func(args []string) error {
-				if len(args) > 1 {
-					return usagef("events send takes at most one file")
-				}
-				if *batch < 1 || *batch > client.MaxEventsPerBatch {
-					return usagef("--batch must be between 1 and %d", client.MaxEventsPerBatch)
-				}
-				c, err := newClient()
-				if err != nil {
-					return err
-				}
-				in := env.Stdin
-				name := "stdin"
-				if len(args) == 1 && args[0] != "-" {
-					f, err := os.Open(args[0])
-					if err != nil {
-						return err
-					}
-					defer f.Close()
-					in, name = f, args[0]
-				}
-				events, err := readEvents(in)
-				if err != nil {
-					return fmt.Errorf("%s: %w", name, err)
-				}
-				var acc, dup, rej int
-				for start := 0; start < len(events); start += *batch {
-					chunk := events[start:min(start+*batch, len(events))]
-					res, err := c.Send(ctx, chunk...)
-					if err != nil {
-						return fmt.Errorf("send events %d-%d: %w", start, start+len(chunk)-1, err)
-					}
-					acc, dup, rej = acc+res.Accepted, dup+res.Duplicates, rej+res.Rejected
-					for _, r := range res.Results {
-						if r.Status == client.StatusRejected && r.Error != nil {
-							field := ""
-							if r.Error.Field != "" {
-								field = " (" + r.Error.Field + ")"
-							}
-							fmt.Fprintf(env.Stderr, "event %d rejected%s: %s\n", start+r.Index, field, r.Error.Message)
-						}
-					}
-				}
-				fmt.Fprintf(env.Stdout, "%d accepted, %d duplicates, %d rejected\n", acc, dup, rej)
-				if rej > 0 {
-					return errors.New("some events were rejected")
-				}
-				return nil
-			}
-		},
-	}
-}
-
-// readEvents reads a JSON array or NDJSON.
-func readEvents(r io.Reader) ([]client.Event, error) {
-	br := bufio.NewReader(r)
-	first, err := peekNonSpace(br)
-	if err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil, errors.New("no events")
-		}
-		return nil, err
-	}
-	var out []client.Event
-	if first == '[' {
-		dec := json.NewDecoder(br)
-		if err := dec.Decode(&out); err != nil {
-			return nil, fmt.Errorf("decode JSON array: %w", err)
-		}
-		return out, nil
-	}
-	sc := bufio.NewScanner(br)
-	sc.Buffer(make([]byte, 64<<10), client.MaxEventBytes*4)
-	line := 0
-	for sc.Scan() {
-		line++
-		b := bytes.TrimSpace(sc.Bytes())
-		if len(b) == 0 {
-			continue
-		}
-		var e client.Event
-		if err := json.Unmarshal(b, &e); err != nil {
-			return nil, fmt.Errorf("line %d: %w", line, err)
-		}
-		out = append(out, e)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("line %d: %w", line+1, err)
-	}
-	if len(out) == 0 {
-		return nil, errors.New("no events")
-	}
-	return out, nil
-}
-
-func peekNonSpace(br *bufio.Reader) (byte, error) {
-	for {
-		b, err := br.Peek(1)
-		if err != nil {
-			return 0, err
-		}
-		if !strings.ContainsRune(" \t\r\n", rune(b[0])) {
-			return b[0], nil
-		}
-		_, _ = br.ReadByte()
-	}
 }
 
 func eventsQueryCommand() *Command {
