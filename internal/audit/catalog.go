@@ -61,28 +61,68 @@ type field struct {
 	values []string
 }
 
-// catalogEntry is what one catalog action requires beyond tenant, action and time.
+// catalogEntry is what one catalog action requires beyond tenant, action
+// and time, and what it means (docs/catalog.md is generated from it).
 type catalogEntry struct {
+	doc      string
 	required []field
 }
 
 var catalog = map[string]catalogEntry{
-	ActionLoginSuccess: {required: []field{{path: "actor.id"}, {path: "context.ip"}, {path: "context.user_agent"},
-		{path: "context.auth_method", values: AuthMethods}, {path: "context.session_id"}}},
-	ActionLoginFailure:    {required: []field{{path: "actor.id"}, {path: "context.ip"}, {path: "reason", values: LoginFailReasons}}},
-	ActionLogout:          {required: []field{{path: "actor.id"}, {path: "context.session_id"}, {path: "reason", values: LogoutReasons}}},
-	ActionMFAEnrolled:     {required: []field{{path: "actor.id"}, {path: "metadata.factor", values: MFAFactors}}},
-	ActionMFARemoved:      {required: []field{{path: "actor.id"}, {path: "metadata.factor", values: MFAFactors}}},
-	ActionPasswordChanged: {required: []field{{path: "actor.id"}}},
-	ActionPasswordReset:   {required: []field{{path: "actor.id"}, {path: "metadata.stage", values: ResetStages}}},
-	ActionSessionCreated:  {required: []field{{path: "actor.id"}, {path: "context.session_id"}}},
-	ActionSessionRevoked:  {required: []field{{path: "actor.id"}, {path: "context.session_id"}, {path: "reason", values: SessionRevokeCodes}}},
-	ActionAPIKeyCreated:   {required: []field{{path: "actor.id"}, {path: "target.id"}}},
-	ActionAPIKeyRevoked:   {required: []field{{path: "actor.id"}, {path: "target.id"}}},
-	ActionEmailChanged:    {required: []field{{path: "actor.id"}, {path: "target.id"}}},
-	ActionRoleChanged:     {required: []field{{path: "actor.id"}, {path: "target.id"}, {path: "metadata.new_role"}}},
-	ActionDataExported:    {required: []field{{path: "actor.id"}}},
-	ActionDataDownloaded:  {required: []field{{path: "actor.id"}}},
+	ActionLoginSuccess: {doc: "A user signed in. The event detection learns from most: location, network, device and time.",
+		required: []field{{path: "actor.id"}, {path: "context.ip"}, {path: "context.user_agent"},
+			{path: "context.auth_method", values: AuthMethods}, {path: "context.session_id"}}},
+	ActionLoginFailure: {doc: "A sign-in failed. actor.id is the identifier that was tried, which may name no real account.",
+		required: []field{{path: "actor.id"}, {path: "context.ip"}, {path: "reason", values: LoginFailReasons}}},
+	ActionLogout: {doc: "A session ended.",
+		required: []field{{path: "actor.id"}, {path: "context.session_id"}, {path: "reason", values: LogoutReasons}}},
+	ActionMFAEnrolled: {doc: "A second factor was added to the account.",
+		required: []field{{path: "actor.id"}, {path: "metadata.factor", values: MFAFactors}}},
+	ActionMFARemoved: {doc: "A second factor was removed from the account.",
+		required: []field{{path: "actor.id"}, {path: "metadata.factor", values: MFAFactors}}},
+	ActionPasswordChanged: {doc: "The user changed their password while signed in.",
+		required: []field{{path: "actor.id"}}},
+	ActionPasswordReset: {doc: "A password reset was requested or completed.",
+		required: []field{{path: "actor.id"}, {path: "metadata.stage", values: ResetStages}}},
+	ActionSessionCreated: {doc: "A session was issued (after a login, or by refreshing a token).",
+		required: []field{{path: "actor.id"}, {path: "context.session_id"}}},
+	ActionSessionRevoked: {doc: "A session was ended by someone or something other than its own logout.",
+		required: []field{{path: "actor.id"}, {path: "context.session_id"}, {path: "reason", values: SessionRevokeCodes}}},
+	ActionAPIKeyCreated: {doc: "An API key was created; target.id is the key.",
+		required: []field{{path: "actor.id"}, {path: "target.id"}}},
+	ActionAPIKeyRevoked: {doc: "An API key was revoked; target.id is the key.",
+		required: []field{{path: "actor.id"}, {path: "target.id"}}},
+	ActionEmailChanged: {doc: "An account's e-mail address changed; target.id is the account.",
+		required: []field{{path: "actor.id"}, {path: "target.id"}}},
+	ActionRoleChanged: {doc: "An account's role changed; target.id is the account, metadata.new_role its new role.",
+		required: []field{{path: "actor.id"}, {path: "target.id"}, {path: "metadata.new_role"}}},
+	ActionDataExported: {doc: "The actor exported data in bulk.",
+		required: []field{{path: "actor.id"}}},
+	ActionDataDownloaded: {doc: "The actor downloaded a file or a report.",
+		required: []field{{path: "actor.id"}}},
+}
+
+// CatalogNamespaces are the namespaces the catalog owns: an action in one of
+// them must be a catalog action, so a typo is an error, not a custom action
+// that detection never sees.
+var CatalogNamespaces = []string{"auth", "session", "user", "api_key", "data"}
+
+// ReservedNamespace is where Vigil's own records live (vigil.search,
+// vigil.export); clients may not write it.
+const ReservedNamespace = "vigil"
+
+// CatalogDoc returns what a catalog action means, "" for any other.
+func CatalogDoc(action string) string { return catalog[action].doc }
+
+// AllowedValues returns the values a required field of a catalog action
+// may take, nil when any non-empty value will do.
+func AllowedValues(action, path string) []string {
+	for _, f := range catalog[action].required {
+		if f.path == path {
+			return f.values
+		}
+	}
+	return nil
 }
 
 // CatalogActions returns the v1 catalog's actions, sorted.
@@ -181,41 +221,59 @@ func suffixOutcome(action string) Outcome {
 }
 
 // Validate checks a normalised event against the naming rules, the limits
-// and the v1 catalog. The returned error is an EINVALID *Error naming the
-// first offending field, e.g. "actor.id is required for auth.login.success".
-// now is the receive time, used for the future-skew check.
-func (e *Event) Validate(now time.Time) error {
-	if e.Tenant == "" {
-		return FieldErrorf("tenant", "tenant is required")
+// and the v1 catalog. It reports every problem at once: the returned error
+// is an EINVALID *Error whose Problems name each offending field, e.g.
+// "actor.id is required for auth.login.success". now is the receive time,
+// used for the future-skew check. Actions in the reserved vigil. namespace
+// are refused; Vigil's own records use ValidateOwn.
+func (e *Event) Validate(now time.Time) error { return e.validate(now, false) }
+
+// ValidateOwn is Validate for the records Vigil writes itself (the
+// read-audit vigil.search and vigil.export): the one difference is that
+// the reserved vigil. namespace is allowed.
+func (e *Event) ValidateOwn(now time.Time) error { return e.validate(now, true) }
+
+func (e *Event) validate(now time.Time, own bool) error {
+	var ps []Problem
+	add := func(field, format string, args ...any) {
+		ps = append(ps, Problem{Field: field, Message: fmt.Sprintf(format, args...)})
 	}
-	if !ValidTenantID(e.Tenant) {
-		return FieldErrorf("tenant", "tenant must be 1-64 letters, digits, '-', '_' or '.'")
+	switch {
+	case e.Tenant == "":
+		add("tenant", "tenant is required")
+	case !ValidTenantID(e.Tenant):
+		add("tenant", "tenant must be 1-64 letters, digits, '-', '_' or '.'")
 	}
-	if e.Action == "" {
-		return FieldErrorf("action", "action is required")
+	entry, inCatalog := catalog[e.Action]
+	switch ns := e.Namespace(); {
+	case e.Action == "":
+		add("action", "action is required")
+	case !ValidAction(e.Action):
+		add("action", "action %q must be lowercase dot-separated segments like auth.login.success (at most %d bytes)", clip(e.Action), MaxActionBytes)
+	case ns == ReservedNamespace && !own:
+		add("action", "the vigil. namespace is reserved for the records Vigil writes itself; name your actions in your own namespace, such as billing.invoice.paid")
+	case !inCatalog && slices.Contains(CatalogNamespaces, ns):
+		add("action", "%s", unknownCatalogAction(e.Action))
 	}
-	if !ValidAction(e.Action) {
-		return FieldErrorf("action", "action %q must be lowercase dot-separated segments like auth.login.success (at most %d bytes)", clip(e.Action), MaxActionBytes)
-	}
-	if err := checkText("id", e.ID, MaxIDBytes); err != nil {
-		return err
+	if e.ID != "" && !ValidEventID(e.ID) {
+		add("id", "id must be 1-%d letters, digits, '-', '_', '.' or ':', starting with a letter or digit", MaxIDBytes)
 	}
 	if e.Time.After(now.Add(MaxFutureSkew)) {
-		return FieldErrorf("time", "time %s is more than %s in the future", e.Time.Format(time.RFC3339), MaxFutureSkew)
+		add("time", "time %s is more than %s in the future", e.Time.Format(time.RFC3339), MaxFutureSkew)
 	}
 	if e.Time.Year() < 2000 {
-		return FieldErrorf("time", "time %s is before the year 2000", e.Time.Format(time.RFC3339))
+		add("time", "time %s is before the year 2000", e.Time.Format(time.RFC3339))
 	}
 	switch e.Outcome {
 	case OutcomeUnknown, OutcomeSuccess, OutcomeFailure:
+		if d := suffixOutcome(e.Action); d != OutcomeUnknown && e.Outcome != d {
+			add("outcome", "outcome %q contradicts the action %s", e.Outcome, e.Action)
+		}
 	default:
-		return FieldErrorf("outcome", "outcome must be success or failure, not %q", clip(string(e.Outcome)))
-	}
-	if d := suffixOutcome(e.Action); d != OutcomeUnknown && e.Outcome != d {
-		return FieldErrorf("outcome", "outcome %q contradicts the action %s", e.Outcome, e.Action)
+		add("outcome", "outcome must be success or failure, not %q", clip(string(e.Outcome)))
 	}
 	if e.Actor.Type != "" && !slices.Contains(ActorTypes, e.Actor.Type) {
-		return FieldErrorf("actor.type", "actor.type must be one of %s", strings.Join(ActorTypes, ", "))
+		add("actor.type", "actor.type must be one of %s", strings.Join(ActorTypes, ", "))
 	}
 	for _, f := range []struct {
 		path string
@@ -230,37 +288,96 @@ func (e *Event) Validate(now time.Time) error {
 		{"context.device_id", e.Context.DeviceID, MaxFieldBytes},
 	} {
 		if err := checkText(f.path, f.v, f.max); err != nil {
-			return err
+			add(f.path, "%s", err.Error())
 		}
 	}
 	if g := e.Context.Geo; g != nil {
 		if g.Latitude != nil && (*g.Latitude < -90 || *g.Latitude > 90) {
-			return FieldErrorf("context.geo.latitude", "context.geo.latitude must be within [-90, 90]")
+			add("context.geo.latitude", "context.geo.latitude must be within [-90, 90]")
 		}
 		if g.Longitude != nil && (*g.Longitude < -180 || *g.Longitude > 180) {
-			return FieldErrorf("context.geo.longitude", "context.geo.longitude must be within [-180, 180]")
+			add("context.geo.longitude", "context.geo.longitude must be within [-180, 180]")
 		}
 		if (g.Latitude == nil) != (g.Longitude == nil) {
-			return FieldErrorf("context.geo", "context.geo needs both latitude and longitude, or neither")
+			add("context.geo", "context.geo needs both latitude and longitude, or neither")
 		}
 	}
 	if n := countKeys(e.Metadata, 0); n > MaxMetadataKeys {
-		return FieldErrorf("metadata", "metadata has %d keys; at most %d are allowed", n, MaxMetadataKeys)
+		add("metadata", "metadata has %d keys; at most %d are allowed", n, MaxMetadataKeys)
 	}
-	entry, ok := catalog[e.Action]
-	if !ok {
-		return nil
-	}
-	for _, f := range entry.required {
-		v, present := e.lookup(f.path)
-		if !present {
-			return FieldErrorf(f.path, "%s is required for %s", f.path, e.Action)
-		}
-		if f.values != nil && !slices.Contains(f.values, v) {
-			return FieldErrorf(f.path, "%s must be one of %s for %s, not %q", f.path, strings.Join(f.values, ", "), e.Action, clip(v))
+	if inCatalog {
+		for _, f := range entry.required {
+			v, present := e.lookup(f.path)
+			if !present {
+				add(f.path, "%s is required for %s", f.path, e.Action)
+			} else if f.values != nil && !slices.Contains(f.values, v) {
+				add(f.path, "%s must be one of %s for %s, not %q", f.path, strings.Join(f.values, ", "), e.Action, clip(v))
+			}
 		}
 	}
-	return nil
+	return Invalid(ps)
+}
+
+// ValidEventID reports whether s is a well-formed event id: 1-MaxIDBytes
+// bytes of ASCII letters, digits, '-', '_', '.' or ':', starting with a
+// letter or digit. Every such id can be fetched as GET /v1/events/{id}
+// without escaping (no '/', no "." or ".." path segment).
+func ValidEventID(s string) bool {
+	if len(s) == 0 || len(s) > MaxIDBytes {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		alnum := (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')
+		if !alnum && (i == 0 || (c != '-' && c != '_' && c != '.' && c != ':')) {
+			return false
+		}
+	}
+	return true
+}
+
+// unknownCatalogAction explains why an action in a catalog namespace is
+// refused, suggesting the nearest catalog action.
+func unknownCatalogAction(action string) string {
+	ns, _, _ := strings.Cut(action, ".")
+	best, bestD := "", -1
+	var same []string
+	for _, a := range CatalogActions() {
+		if strings.HasPrefix(a, ns+".") {
+			same = append(same, a)
+		}
+		if d := editDistance(action, a); bestD < 0 || d < bestD {
+			best, bestD = a, d
+		}
+	}
+	msg := fmt.Sprintf("action %q is not in the catalog, which owns the %s. namespace", action, ns)
+	if bestD <= max(2, len(action)/4) {
+		msg += fmt.Sprintf("; did you mean `%s`?", best)
+	} else {
+		msg += fmt.Sprintf("; its %s. actions are %s", ns, strings.Join(same, ", "))
+	}
+	return msg + " (custom actions belong in your own namespace, such as billing.invoice.paid)"
+}
+
+// editDistance is the Levenshtein distance between a and b, in bytes.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // lookup returns the string value at a catalog field path and whether it is

@@ -67,7 +67,7 @@ func (a *API) postEvents(w http.ResponseWriter, r *http.Request, p audit.Princip
 	if res.Accepted == 0 && res.Duplicates == 0 {
 		first := out.Results[0].Error
 		status = httpx.Status(first.Code)
-		out.Error = &httpx.ErrorBody{Code: first.Code, Message: first.Message, Field: first.Field, RequestID: rid}
+		out.Error = &httpx.ErrorBody{Code: first.Code, Message: first.Message, Field: first.Field, Problems: first.Problems, RequestID: rid}
 		if len(out.Results) > 1 {
 			out.Error.Message = "every event was rejected; the first: " + first.Message
 		}

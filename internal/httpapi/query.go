@@ -16,7 +16,6 @@ import (
 
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/httpx"
-	"github.com/vigilhq/vigil/internal/ingest"
 	"github.com/vigilhq/vigil/internal/query"
 )
 
@@ -288,7 +287,7 @@ func (a *API) auditRead(r *http.Request, p audit.Principal, scope audit.QuerySco
 	defer cancel()
 	ev := &audit.Event{Tenant: scope.Tenant, Action: action,
 		Actor: audit.Actor{ID: p.KeyID, Type: audit.ActorAPIKey}, Metadata: meta}
-	res, err := a.opts.Ingest.Ingest(ctx, p, []ingest.Item{{Index: 0, Event: ev}})
+	res, err := a.opts.Ingest.Record(ctx, p, ev)
 	if err == nil && res.Rejected > 0 {
 		err = res.Results[0].Err
 	}

@@ -60,8 +60,11 @@ type ErrorBody struct {
 	Field   string `json:"field,omitempty"`
 	// Limit names the limit a rate_limited answer hit (tenant_event_rate,
 	// tenant_backlog_share, …); see LimitError.
-	Limit     string `json:"limit,omitempty"`
-	RequestID string `json:"request_id,omitempty"`
+	Limit string `json:"limit,omitempty"`
+	// Problems lists every problem when the input had more than one
+	// (field and message then describe the first; message joins them all).
+	Problems  []audit.Problem `json:"problems,omitempty"`
+	RequestID string          `json:"request_id,omitempty"`
 }
 
 // LimitError is a rate_limited (429) answer that names the limit the
@@ -110,6 +113,10 @@ func Body(err error, requestID string) ErrorBody {
 		b.Field = ""
 	} else {
 		b.Message = audit.ErrorMessage(err)
+		var ae *audit.Error
+		if errors.As(err, &ae) && len(ae.Problems) > 1 {
+			b.Problems = ae.Problems
+		}
 	}
 	var le *LimitError
 	if code == audit.ERATELIMITED && errors.As(err, &le) {

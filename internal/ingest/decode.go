@@ -106,6 +106,11 @@ func finish(ev *audit.Event, w *wireParts) (*audit.Event, error) {
 		if err != nil {
 			return nil, audit.FieldErrorf("time", "time %q is not an RFC 3339 timestamp such as 2026-11-25T16:47:24Z", clip(w.time))
 		}
+		if t.IsZero() {
+			// Zero means "absent" to Normalize, which would put the receive
+			// time in its place; refuse it as any other pre-2000 time.
+			return nil, zeroTime()
+		}
 		ev.Time = t
 	}
 	if w.ip != "" {
@@ -122,13 +127,17 @@ func finish(ev *audit.Event, w *wireParts) (*audit.Event, error) {
 		if m[0] != '{' {
 			return nil, audit.FieldErrorf("metadata", "metadata must be a JSON object")
 		}
-		md, ok := decodeMetadata(m)
-		if !ok {
-			return nil, audit.FieldErrorf("metadata", "metadata is not valid JSON")
+		md, err := decodeMetadata(m)
+		if err != nil {
+			return nil, err
 		}
 		ev.Metadata = md
 	}
 	return ev, nil
+}
+
+func zeroTime() error {
+	return audit.FieldErrorf("time", "time %s is before the year 2000", time.Time{}.Format(time.RFC3339))
 }
 
 func jsonValid(b []byte) bool { return json.Valid(b) }

@@ -2,9 +2,11 @@ package ingest
 
 import (
 	"net/netip"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -181,6 +183,22 @@ func checkSame(t *testing.T, raw []byte) {
 	t.Helper()
 	got, gotErr := DecodeEvent(raw)
 	want, wantErr := referenceDecodeEvent(raw)
+	if strings.HasSuffix(audit.ErrorMessage(gotErr), " is not valid UTF-8") {
+		// The one deliberate difference: the reference turns bad text into
+		// U+FFFD. The scanner may refuse it only if there is bad text, and
+		// only where the reference found no syntax error (which beats
+		// everything).
+		if !hasBadText(raw) {
+			t.Fatalf("input %q: %v, but the text is valid", clip(string(raw)), gotErr)
+		}
+		if wantErr != nil && isSyntaxError(wantErr) {
+			t.Fatalf("input %q: %v, but the reference found a syntax error: %v", clip(string(raw)), gotErr, wantErr)
+		}
+		return
+	}
+	if gotErr == nil && hasBadText(raw) {
+		t.Fatalf("input %q: bad text accepted", clip(string(raw)))
+	}
 	if (gotErr == nil) != (wantErr == nil) {
 		t.Fatalf("input %q:\nscanner err = %v\nreference err = %v", clip(string(raw)), gotErr, wantErr)
 	}
@@ -202,6 +220,47 @@ func checkSame(t *testing.T, raw []byte) {
 	if diff := cmp.Diff(want, got, addrEqual, timeEqual); diff != "" {
 		t.Fatalf("input %q: event differs from reference (-want +got):\n%s", clip(string(raw)), diff)
 	}
+}
+
+// hasBadText reports whether raw holds invalid UTF-8 or a \u escape of an
+// unpaired surrogate.
+func hasBadText(raw []byte) bool {
+	if !utf8.Valid(raw) {
+		return true
+	}
+	for i := 0; i+1 < len(raw); i++ {
+		if raw[i] != '\\' {
+			continue
+		}
+		if raw[i+1] != 'u' || i+6 > len(raw) {
+			i++ // an escaped character, possibly a backslash
+			continue
+		}
+		r, err := strconv.ParseUint(string(raw[i+2:i+6]), 16, 32)
+		if err != nil {
+			i++
+			continue
+		}
+		switch {
+		case r >= 0xD800 && r < 0xDC00:
+			if i+12 <= len(raw) && raw[i+6] == '\\' && raw[i+7] == 'u' {
+				if lo, err := strconv.ParseUint(string(raw[i+8:i+12]), 16, 32); err == nil && lo >= 0xDC00 && lo < 0xE000 {
+					i += 11
+					continue
+				}
+			}
+			return true
+		case r >= 0xDC00 && r < 0xE000:
+			return true
+		}
+		i += 5
+	}
+	return false
+}
+
+func isSyntaxError(err error) bool {
+	m := audit.ErrorMessage(err)
+	return strings.HasPrefix(m, "event is not valid JSON") || m == "event is truncated" || strings.HasPrefix(m, "event has trailing data")
 }
 
 func TestDecodeEventMatchesReference(t *testing.T) {

@@ -70,6 +70,9 @@ func referenceDecodeEvent(raw []byte) (*audit.Event, error) {
 		if err != nil {
 			return nil, audit.FieldErrorf("time", "time %q is not an RFC 3339 timestamp such as 2026-11-25T16:47:24Z", clip(*w.Time))
 		}
+		if t.IsZero() {
+			return nil, zeroTime()
+		}
 		ev.Time = t
 	}
 	if w.Context.IP != "" {

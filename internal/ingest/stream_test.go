@@ -197,3 +197,41 @@ func TestDecodeReadErrorPassesThrough(t *testing.T) {
 type errReader struct{ err error }
 
 func (r *errReader) Read([]byte) (int, error) { return 0, r.err }
+
+// TestDecodeRefusesBadText is issue 9.8: invalid UTF-8 and unpaired
+// surrogate escapes were silently replaced with U+FFFD; now the event is
+// refused, naming the field.
+func TestDecodeRefusesBadText(t *testing.T) {
+	tests := []struct{ raw, field string }{
+		{"{\"action\":\"a.b\",\"actor\":{\"id\":\"al\xffce\"}}", "actor.id"},
+		{`{"action":"a.b","actor":{"id":"al\ud800ce"}}`, "actor.id"},
+		{`{"action":"a.b","context":{"user_agent":"\udc00"}}`, "context.user_agent"},
+		{"{\"action\":\"a.b\",\"context\":{\"geo\":{\"city\":\"\xc3\"}}}", "context.geo.city"},
+		{"{\"action\":\"a.b\",\"metadata\":{\"k\":\"\xed\xa0\x80\"}}", "metadata"},
+		{"{\"action\":\"a.b\",\"metadata\":{\"\xff\":1}}", "metadata"},
+		{"{\"action\":\"a.\xffb\"}", "action"},
+	}
+	for _, tt := range tests {
+		_, err := ingest.DecodeEvent([]byte(tt.raw))
+		if audit.ErrorField(err) != tt.field || !strings.HasSuffix(audit.ErrorMessage(err), "not valid UTF-8") {
+			t.Errorf("%q: err = %v, want %s is not valid UTF-8", tt.raw, err, tt.field)
+		}
+	}
+	// Valid escapes and literal non-ASCII text pass.
+	ev, err := ingest.DecodeEvent([]byte(`{"action":"a.b","actor":{"id":"J\u00fcrgen \ud83d\ude00 \ufffd Zoë"}}`))
+	if err != nil || ev.Actor.ID != "Jürgen 😀 \ufffd Zoë" {
+		t.Fatalf("valid text: %v %q", err, ev.Actor.ID)
+	}
+}
+
+// TestDecodeRefusesZeroTime is issue 9.8: 0001-01-01T00:00:00Z became the
+// receive time (zero means "absent") while other pre-2000 times were
+// refused; now it is refused the same way.
+func TestDecodeRefusesZeroTime(t *testing.T) {
+	for _, ts := range []string{"0001-01-01T00:00:00Z", "0001-01-01T00:00:00.000Z"} {
+		_, err := ingest.DecodeEvent([]byte(`{"action":"a.b","time":"` + ts + `"}`))
+		if audit.ErrorField(err) != "time" || !strings.Contains(audit.ErrorMessage(err), "before the year 2000") {
+			t.Errorf("%s: %v", ts, err)
+		}
+	}
+}
