@@ -102,14 +102,15 @@ func TestQueryExportAndViewsOverHTTP(t *testing.T) {
 		t.Fatalf("ip view: %+v", ip)
 	}
 
-	// Every read above is in the log, with who, what and how many rows.
+	// Every read above is in the log, with who, what and how many rows (an
+	// export is recorded before its first row, so without a count).
 	audits := waitForAudits(t, c, 8)
 	var sawExport bool
 	for _, e := range audits {
-		if e.Actor.Type != "api_key" || e.Actor.ID == "" || e.Metadata["query"] == "" || e.Metadata["rows"] == nil {
+		if e.Actor.Type != "api_key" || e.Actor.ID == "" || e.Metadata["query"] == "" || (e.Metadata["rows"] == nil) != (e.Action == "vigil.export") {
 			t.Fatalf("read audit lacks who/what/rows: %+v", e)
 		}
-		if e.Action == "vigil.export" && e.Metadata["rows"].(float64) == 11 && e.Metadata["format"] == "csv" {
+		if e.Action == "vigil.export" && e.Metadata["format"] == "csv" {
 			sawExport = true
 		}
 	}

@@ -201,11 +201,12 @@ func (a *API) searchEvents(w http.ResponseWriter, r *http.Request, p audit.Princ
 	if page.Events == nil {
 		page.Events = []audit.Event{}
 	}
-	httpx.WriteJSON(w, http.StatusOK, eventsResponse{Events: page.Events, NextCursor: page.Next})
-	flush(w)
 	q.Del("cursor")
-	a.auditRead(r, p, audit.QueryScope{Tenant: f.Tenant, AllTenants: f.AllTenants}, audit.ActionSearch,
-		map[string]any{"route": "GET /v1/events", "query": q.Encode(), "page": f.Cursor != ""}, int64(len(page.Events)))
+	if err := a.recordRead(r, p, audit.QueryScope{Tenant: f.Tenant, AllTenants: f.AllTenants}, readRecord{action: audit.ActionSearch,
+		route: "GET /v1/events", query: q.Encode(), rows: int64(len(page.Events)), extra: map[string]any{"page": f.Cursor != ""}}); err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, eventsResponse{Events: page.Events, NextCursor: page.Next})
 	return nil
 }
 
@@ -214,7 +215,16 @@ func (a *API) getEvent(w http.ResponseWriter, r *http.Request, p audit.Principal
 	if err != nil {
 		return err
 	}
-	ev, err := a.opts.Events.GetEvent(r.Context(), tenant, r.PathValue("id"))
+	id := r.PathValue("id")
+	ev, err := a.opts.Events.GetEvent(r.Context(), tenant, id)
+	if err != nil && audit.ErrorCode(err) != audit.ENOTFOUND {
+		return err
+	}
+	// A lookup that finds nothing is recorded too: probing ids is a read.
+	if aerr := a.recordRead(r, p, audit.QueryScope{Tenant: tenant}, readRecord{action: audit.ActionSearch,
+		route: "GET /v1/events/{id}", query: "id:" + id, rows: cond(err == nil, int64(1), 0)}); aerr != nil {
+		return aerr
+	}
 	if err != nil {
 		return err
 	}
@@ -348,4 +358,11 @@ func (a *API) postRisk(w http.ResponseWriter, r *http.Request, p audit.Principal
 	}
 	httpx.WriteJSON(w, http.StatusOK, a.opts.Scorer.Score(ev))
 	return nil
+}
+
+func cond[T any](c bool, a, b T) T {
+	if c {
+		return a
+	}
+	return b
 }

@@ -72,6 +72,11 @@ func (a *API) searchFindings(w http.ResponseWriter, r *http.Request, p audit.Pri
 	if page.Findings == nil {
 		page.Findings = []audit.Finding{}
 	}
+	q.Del("cursor")
+	if err := a.recordRead(r, p, audit.QueryScope{Tenant: f.Tenant, AllTenants: f.AllTenants}, readRecord{action: audit.ActionSearch,
+		route: "GET /v1/findings", query: q.Encode(), rows: int64(len(page.Findings)), extra: map[string]any{"page": f.Cursor != ""}}); err != nil {
+		return err
+	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"findings": page.Findings, "next_cursor": page.Next})
 	return nil
 }
@@ -89,8 +94,15 @@ func (a *API) getFinding(w http.ResponseWriter, r *http.Request, p audit.Princip
 	if err != nil {
 		return err
 	}
-	f, err := fs.GetFinding(r.Context(), tenant, r.PathValue("id"))
+	id := r.PathValue("id")
+	f, err := fs.GetFinding(r.Context(), tenant, id)
 	if err != nil {
+		if audit.ErrorCode(err) == audit.ENOTFOUND { // probing ids is a read too
+			if aerr := a.recordRead(r, p, audit.QueryScope{Tenant: tenant}, readRecord{action: audit.ActionSearch,
+				route: "GET /v1/findings/{id}", query: "finding:" + id, rows: 0}); aerr != nil {
+				return aerr
+			}
+		}
 		return err
 	}
 	evidence := make([]audit.Event, 0, len(f.Evidence))
@@ -103,6 +115,10 @@ func (a *API) getFinding(w http.ResponseWriter, r *http.Request, p audit.Princip
 			return err
 		}
 		evidence = append(evidence, *ev)
+	}
+	if err := a.recordRead(r, p, audit.QueryScope{Tenant: tenant}, readRecord{action: audit.ActionSearch,
+		route: "GET /v1/findings/{id}", query: "finding:" + id, rows: int64(1 + len(evidence))}); err != nil {
+		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"finding": f, "evidence": evidence})
 	return nil

@@ -3,10 +3,14 @@ package httpapi
 import (
 	"bufio"
 	"context"
+	"crypto/sha256"
 	"encoding/csv"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -77,9 +81,10 @@ func (a *API) postQuery(w http.ResponseWriter, r *http.Request, p audit.Principa
 		return err
 	}
 	canon := q.String()
+	if err := a.recordRead(r, p, scope, readRecord{action: audit.ActionSearch, route: "POST /v1/query", query: canon, rows: res.Stats.Rows}); err != nil {
+		return err
+	}
 	httpx.WriteJSON(w, http.StatusOK, queryResponse{Query: canon, Columns: res.Columns, Rows: res.Rows, Events: res.Events, Stats: res.Stats})
-	flush(w)
-	a.auditRead(r, p, scope, audit.ActionSearch, map[string]any{"route": "POST /v1/query", "query": canon}, res.Stats.Rows)
 	return nil
 }
 
@@ -110,6 +115,12 @@ func (a *API) postExport(w http.ResponseWriter, r *http.Request, p audit.Princip
 		return audit.FieldErrorf("format", "format must be csv or ndjson")
 	}
 	canon := q.String()
+	// The record comes first: once rows flow the read cannot be refused.
+	// Its row count is not known yet and stays out of it.
+	if err := a.recordRead(r, p, scope, readRecord{action: audit.ActionExport, route: "POST /v1/export", query: canon, rows: -1,
+		extra: map[string]any{"format": format}}); err != nil {
+		return err
+	}
 	ctype := "text/csv; charset=utf-8"
 	if format == "ndjson" {
 		ctype = "application/x-ndjson"
@@ -130,11 +141,6 @@ func (a *API) postExport(w http.ResponseWriter, r *http.Request, p audit.Princip
 	if err == nil {
 		err = bw.Flush()
 	}
-	meta := map[string]any{"route": "POST /v1/export", "query": canon, "format": format}
-	if err != nil {
-		meta["error"] = audit.ErrorMessage(err)
-	}
-	a.auditRead(r, p, scope, audit.ActionExport, meta, st.Rows)
 	if err != nil {
 		if !sink.started {
 			h.Del("Trailer")
@@ -253,49 +259,95 @@ func cell(v any) string {
 // (metadata is capped at audit.MaxMetadataBytes).
 const maxAuditQueryBytes = 4 << 10
 
-// auditRead records a read of the log as a vigil.search / vigil.export
-// event in the reader's tenant, through the normal ingest path: who (the
-// key id), what (the query), how many rows. It never fails the read: a
-// failure is counted and logged.
+// maxAuditBatch bounds one append of an all-tenant read's records.
+const maxAuditBatch = 5000
+
+// errReadNotAudited answers a read whose audit record could not be made
+// durable: the log shows every read, so an unrecorded read is not answered.
+const errReadNotAudited = "this read could not be recorded in the audit log, so it was not answered; retry later"
+
+// readRecord describes one read of the log for its audit record.
+type readRecord struct {
+	action string // audit.ActionSearch or audit.ActionExport
+	route  string // the route pattern
+	query  string // what was asked; may hold personal data (e-mails, IPs)
+	rows   int64  // rows or events answered; -1 when not known beforehand (exports)
+	extra  map[string]any
+}
+
+// recordRead durably records a read of the log before it is answered: a
+// vigil.search or vigil.export event saying who (the key id), what (the
+// query) and how much (rows), appended to the durable stream through the
+// server's own path (ingest.Service.RecordBatch, which waits for the fsync). When the
+// record cannot be made durable the read fails with 503 and nothing is
+// answered; the error log names the tenant and key, never the query.
 //
-// Operator reads: a read of one named tenant is recorded in that tenant,
-// so its customers see that the operator looked. An all-tenant read has no
-// tenant to hold it; it is logged (Info, "operator read") with the same
-// fields and counted in vigil_read_audit_total{result="operator_logged"}.
-func (a *API) auditRead(r *http.Request, p audit.Principal, scope audit.QueryScope, action string, meta map[string]any, rows int64) {
-	if a.opts.Ingest == nil {
-		return
+// A read of one tenant is recorded in that tenant, so its customers see
+// that an operator looked. An operator's read across every tenant is
+// recorded in every tenant, one record each (appended in batches of
+// maxAuditBatch): such a read may have touched any tenant's data. Those
+// copies carry the SHA-256 of the query text instead of the text, which
+// may name another tenant's users. A read of installation-wide data (an
+// installation finding, tenant "") is recorded the same way.
+func (a *API) recordRead(r *http.Request, p audit.Principal, scope audit.QueryScope, rec readRecord) error {
+	meta := make(map[string]any, len(rec.extra)+6)
+	for k, v := range rec.extra {
+		meta[k] = v
 	}
-	q, _ := meta["query"].(string)
+	meta["route"] = rec.route
+	meta["request_id"] = httpx.RequestID(r.Context())
+	if rec.rows >= 0 {
+		meta["rows"] = rec.rows
+	}
+	q := rec.query
 	if len(q) > maxAuditQueryBytes {
 		cut := maxAuditQueryBytes
 		for cut > 0 && !utf8.RuneStart(q[cut]) {
 			cut--
 		}
-		meta["query"], meta["query_truncated"] = q[:cut], true
+		q = q[:cut]
+		meta["query_truncated"] = true
 	}
-	meta["rows"] = rows
-	meta["request_id"] = httpx.RequestID(r.Context())
-	if scope.AllTenants {
-		meta["scope"] = "all_tenants"
-		a.readAudits.WithLabelValues("operator_logged").Inc()
-		a.log.LogAttrs(r.Context(), slog.LevelInfo, "operator read", slog.String("action", action),
-			slog.String("key_id", p.KeyID), slog.Any("what", meta))
-		return
-	}
-	ctx, cancel := context.WithTimeout(serverWrite(context.WithoutCancel(r.Context())), 5*time.Second)
+	ctx, cancel := context.WithTimeout(serverWrite(r.Context()), 5*time.Second)
 	defer cancel()
-	ev := &audit.Event{Tenant: scope.Tenant, Action: action,
-		Actor: audit.Actor{ID: p.KeyID, Type: audit.ActorAPIKey}, Metadata: meta}
-	res, err := a.opts.Ingest.Record(ctx, p, ev)
-	if err == nil && res.Rejected > 0 {
-		err = res.Results[0].Err
+	actor := audit.Actor{ID: p.KeyID, Type: audit.ActorAPIKey}
+	var err error
+	if !scope.AllTenants && scope.Tenant != "" {
+		meta["query"] = q
+		err = a.opts.Ingest.RecordBatch(ctx, p, []*audit.Event{{Tenant: scope.Tenant, Action: rec.action, Actor: actor, Metadata: meta}})
+	} else {
+		sum := sha256.Sum256([]byte(rec.query))
+		meta["query_sha256"] = hex.EncodeToString(sum[:])
+		meta["scope"] = "all_tenants"
+		err = a.recordEverywhere(ctx, p, rec.action, actor, meta)
 	}
 	if err != nil {
 		a.readAudits.WithLabelValues("failed").Inc()
-		a.log.LogAttrs(r.Context(), slog.LevelWarn, "read audit failed", slog.String("action", action),
-			slog.String("tenant_id", scope.Tenant), slog.String("key_id", p.KeyID), slog.String("error", err.Error()))
-		return
+		a.log.LogAttrs(r.Context(), slog.LevelWarn, "read audit failed", slog.String("request_id", httpx.RequestID(r.Context())),
+			slog.String("action", rec.action), slog.String("tenant_id", scope.Tenant), slog.Bool("all_tenants", scope.AllTenants),
+			slog.String("key_id", p.KeyID), slog.String("error", err.Error()))
+		return &audit.Error{Code: audit.EUNAVAILABLE, Message: errReadNotAudited, Err: err}
 	}
 	a.readAudits.WithLabelValues("recorded").Inc()
+	return nil
+}
+
+// recordEverywhere appends one copy of a read record to every tenant.
+func (a *API) recordEverywhere(ctx context.Context, p audit.Principal, action string, actor audit.Actor, meta map[string]any) error {
+	ts, err := a.opts.Tenants.ListTenants(ctx)
+	if err != nil {
+		return fmt.Errorf("list tenants: %w", err)
+	}
+	for len(ts) > 0 {
+		n := min(len(ts), maxAuditBatch)
+		evs := make([]*audit.Event, n)
+		for i, t := range ts[:n] {
+			evs[i] = &audit.Event{Tenant: t.ID, Action: action, Actor: actor, Metadata: maps.Clone(meta)}
+		}
+		if err := a.opts.Ingest.RecordBatch(ctx, p, evs); err != nil {
+			return err
+		}
+		ts = ts[n:]
+	}
+	return nil
 }

@@ -58,9 +58,10 @@ func (a *API) viewFindings(ctx context.Context, p audit.Principal, f audit.Findi
 	return page.Findings, nil
 }
 
-func (a *API) auditView(r *http.Request, p audit.Principal, tenant, view, key string, rows int) {
-	a.auditRead(r, p, audit.QueryScope{Tenant: tenant}, audit.ActionSearch,
-		map[string]any{"route": "GET /v1/" + view + "/{id}", "query": view + ":" + key}, int64(rows))
+// auditView records a view before it is answered.
+func (a *API) auditView(r *http.Request, p audit.Principal, tenant, key string, rows int) error {
+	return a.recordRead(r, p, audit.QueryScope{Tenant: tenant}, readRecord{action: audit.ActionSearch,
+		route: r.Pattern, query: key, rows: int64(rows)})
 }
 
 func (a *API) getActorView(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
@@ -78,9 +79,10 @@ func (a *API) getActorView(w http.ResponseWriter, r *http.Request, p audit.Princ
 	if v.Findings, err = a.viewFindings(r.Context(), p, audit.FindingFilter{Tenant: tenant, ActorID: id}); err != nil {
 		return err
 	}
+	if err := a.auditView(r, p, tenant, "actor:"+id, len(evs)); err != nil {
+		return err
+	}
 	httpx.WriteJSON(w, http.StatusOK, v)
-	flush(w)
-	a.auditView(r, p, tenant, "actors", id, len(evs))
 	return nil
 }
 
@@ -109,9 +111,10 @@ func (a *API) getSessionView(w http.ResponseWriter, r *http.Request, p audit.Pri
 		}
 		v.Findings = investigate.SessionFindings(id, evs, fs)
 	}
+	if err := a.auditView(r, p, tenant, "session:"+id, len(evs)); err != nil {
+		return err
+	}
 	httpx.WriteJSON(w, http.StatusOK, v)
-	flush(w)
-	a.auditView(r, p, tenant, "sessions", id, len(evs))
 	return nil
 }
 
@@ -135,8 +138,9 @@ func (a *API) getIPView(w http.ResponseWriter, r *http.Request, p audit.Principa
 	if v.Findings, err = a.viewFindings(r.Context(), p, audit.FindingFilter{Tenant: tenant, IP: ip.String()}); err != nil {
 		return err
 	}
+	if err := a.auditView(r, p, tenant, "ip:"+ip.String(), len(evs)); err != nil {
+		return err
+	}
 	httpx.WriteJSON(w, http.StatusOK, v)
-	flush(w)
-	a.auditView(r, p, tenant, "ips", ip.String(), len(evs))
 	return nil
 }
