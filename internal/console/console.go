@@ -31,9 +31,10 @@ var assets embed.FS
 
 // ReadAuditor records a read of the log made through the console, exactly
 // as the API records its own reads (a vigil.search / vigil.export event in
-// the tenant). It is the API's own audit path, handed over by the
-// composition root.
-type ReadAuditor func(r *http.Request, p audit.Principal, scope audit.QueryScope, action string, meta map[string]any, rows int64)
+// the tenant, durable before it returns; rows < 0 when not known yet). It
+// is the API's own audit path, handed over by the composition root. An
+// error means the read was not recorded: it must not be answered.
+type ReadAuditor func(r *http.Request, p audit.Principal, scope audit.QueryScope, action string, meta map[string]any, rows int64) error
 
 // RuleParam is one tunable parameter of a rule, for the settings page.
 type RuleParam struct {
@@ -299,7 +300,10 @@ func (c *Console) render(w http.ResponseWriter, r *http.Request, rq *request, st
 // show records a read of the log, then renders the page: the read is
 // audited before anything is sent.
 func (c *Console) show(w http.ResponseWriter, r *http.Request, rq *request, name, what string, rows int, data map[string]any) {
-	c.opts.AuditRead(r, rq.p, audit.QueryScope{Tenant: rq.tenant}, audit.ActionSearch,
-		map[string]any{"route": "console " + r.Pattern, "query": what, "via": rq.via()}, int64(rows))
+	if err := c.opts.AuditRead(r, rq.p, audit.QueryScope{Tenant: rq.tenant}, audit.ActionSearch,
+		map[string]any{"route": "console " + r.Pattern, "query": what, "via": rq.via()}, int64(rows)); err != nil {
+		c.errorPage(w, r, rq, err)
+		return
+	}
 	c.render(w, r, rq, http.StatusOK, name, data)
 }

@@ -224,6 +224,12 @@ func (c *Console) export(w http.ResponseWriter, r *http.Request, rq *request) er
 	if err != nil {
 		return err
 	}
+	// Recorded before the first row: once rows flow the read cannot be
+	// refused, so the record has no row count.
+	if err := c.opts.AuditRead(r, rq.p, audit.QueryScope{Tenant: rq.tenant}, audit.ActionExport,
+		map[string]any{"route": "console GET /export", "query": q.String(), "format": format, "via": rq.via()}, -1); err != nil {
+		return err
+	}
 	h := w.Header()
 	if format == "csv" {
 		h.Set("Content-Type", "text/csv; charset=utf-8")
@@ -239,18 +245,13 @@ func (c *Console) export(w http.ResponseWriter, r *http.Request, rq *request) er
 		_ = http.NewResponseController(w).Flush()
 		return r.Context().Err()
 	}}
-	st, err := c.opts.Query.ExportQuery(r.Context(), audit.QueryScope{Tenant: rq.tenant}, q, sink)
+	_, err = c.opts.Query.ExportQuery(r.Context(), audit.QueryScope{Tenant: rq.tenant}, q, sink)
 	if err == nil {
 		if sink.csv != nil {
 			sink.csv.Flush()
 		}
 		err = bw.Flush()
 	}
-	meta := map[string]any{"route": "console GET /export", "query": q.String(), "format": format, "via": rq.via()}
-	if err != nil {
-		meta["error"] = audit.ErrorMessage(err)
-	}
-	c.opts.AuditRead(r, rq.p, audit.QueryScope{Tenant: rq.tenant}, audit.ActionExport, meta, st.Rows)
 	if err != nil && !sink.started {
 		h.Del("Content-Disposition")
 		return err

@@ -91,7 +91,21 @@ func (a *API) revokeViewerToken(w http.ResponseWriter, r *http.Request, p audit.
 }
 
 // AuditRead records a read made through the other face of the same
-// services, the console, exactly as the API records its own reads.
-func (a *API) AuditRead(r *http.Request, p audit.Principal, scope audit.QueryScope, action string, meta map[string]any, rows int64) {
-	a.auditRead(r, p, scope, action, meta, rows)
+// services, the console, exactly as the API records its own reads: durably,
+// before the read is answered. meta's "route" and "query" name the read;
+// rows < 0 means not known yet (an export). A non-nil error (EUNAVAILABLE)
+// means the read was not recorded and must not be answered.
+func (a *API) AuditRead(r *http.Request, p audit.Principal, scope audit.QueryScope, action string, meta map[string]any, rows int64) error {
+	rec := readRecord{action: action, rows: rows, extra: map[string]any{}}
+	for k, v := range meta {
+		switch k {
+		case "route":
+			rec.route, _ = v.(string)
+		case "query":
+			rec.query, _ = v.(string)
+		default:
+			rec.extra[k] = v
+		}
+	}
+	return a.recordRead(r, p, scope, rec)
 }
