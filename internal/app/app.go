@@ -124,7 +124,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		return nil, err
 	}
 	popts := pipeline.Options{
-		Stream: a.stores.Stream, Events: a.stores.Events, Findings: a.stores.Findings,
+		Stream: a.stores.Stream, Events: a.stores.Events, Findings: a.stores.Findings, Incidents: a.stores.Incidents,
 		Enricher: enricher, Logger: a.log.With("component", "pipeline"), Registerer: a.registry, Now: a.now,
 	}
 	if det != nil {
@@ -135,7 +135,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	}
 	apiOpts := httpapi.Options{
 		Ingest: svc, Events: a.stores.Events, Stream: a.stores.Stream, Tenants: a.stores.Tenants,
-		Keys: a.stores.Keys, Findings: a.stores.Findings, Rules: a.stores.Rules, Enricher: enricher, Query: a.stores.Query,
+		Keys: a.stores.Keys, Findings: a.stores.Findings, Incidents: a.stores.Incidents, Rules: a.stores.Rules, Enricher: enricher, Query: a.stores.Query,
 		Logger: a.log.With("component", "http"), Registry: a.registry, Now: a.now,
 		MaxBodyBytes: int64(cfg.Server.MaxBodySize), MaxInflightIngest: cfg.Server.MaxInflightIngest,
 		MaxBacklog: uint64(cfg.Ingest.MaxBacklog), KeyCacheTTL: cfg.Ingest.KeyCacheTTL,

@@ -41,7 +41,14 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		GroupKey: "bob", ActorID: "bob", Explanation: secretB, Evidence: []string{"b-1"}, Count: 1, FirstSeen: at, LastSeen: at, CreatedAt: at, UpdatedAt: at}
 	fA := fB
 	fA.ID, fA.Tenant, fA.ActorID, fA.GroupKey, fA.Explanation, fA.Evidence = "f-a", "tenant-a", "alice", "alice", "a finding", []string{"a-1"}
+	fB.IncidentID = "inc-b"
 	if err := st.Findings.UpsertFindings(ctx, []audit.Finding{fA, fB}); err != nil {
+		t.Fatal(err)
+	}
+	iB := audit.Incident{ID: "inc-b", Tenant: "tenant-b", Status: audit.StatusOpen, Severity: audit.SeverityHigh,
+		Headline: secretB, HeadlineRule: "brute_force", Family: "brute_force", Findings: []string{"f-b"}, FindingCount: 1,
+		Accounts: []audit.AccountAtRisk{{Actor: "bob", Reason: audit.RiskTargeted}}, FirstSeen: at, LastSeen: at}
+	if err := st.Incidents.UpsertIncidents(ctx, []audit.Incident{iB}); err != nil {
 		t.Fatal(err)
 	}
 	if err := st.Rules.PutRuleSetting(ctx, audit.RuleSetting{Tenant: "tenant-b", RuleID: "brute_force", Params: map[string]any{"n": 99.0}, UpdatedAt: at}); err != nil {
@@ -113,6 +120,18 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		},
 		"POST /v1/risk": {
 			{"POST", "/v1/risk", `{"tenant":"tenant-b","action":"auth.login.success","actor":{"id":"bob"},"context":{"ip":"203.0.113.1","user_agent":"x","auth_method":"password","session_id":"s"}}`, []int{403, 503}},
+		},
+		"GET /v1/incidents": {
+			{"GET", "/v1/incidents", "", []int{200}},
+			{"GET", "/v1/incidents?tenant=tenant-b", "", denied},
+		},
+		"GET /v1/incidents/{id}": {
+			{"GET", "/v1/incidents/inc-b", "", denied},
+			{"GET", "/v1/incidents/inc-b?tenant=tenant-b", "", denied},
+		},
+		"PATCH /v1/incidents/{id}": {
+			{"PATCH", "/v1/incidents/inc-b", `{"status":"resolved","note":"not mine"}`, denied},
+			{"PATCH", "/v1/incidents/inc-b?tenant=tenant-b", `{"status":"resolved","note":"not mine"}`, denied},
 		},
 		"GET /v1/findings": {
 			{"GET", "/v1/findings", "", []int{200}},

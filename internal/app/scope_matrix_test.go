@@ -56,7 +56,13 @@ func TestScopeMatrix(t *testing.T) {
 	st := n.app.Stores()
 	fA := audit.Finding{ID: "f-a", Tenant: "tenant-a", RuleID: "brute-force", Severity: audit.SeverityHigh, Status: audit.StatusOpen,
 		GroupKey: "alice", ActorID: "alice", Explanation: "x", Evidence: []string{"a-1"}, Count: 1, FirstSeen: at, LastSeen: at, CreatedAt: at, UpdatedAt: at}
+	fA.IncidentID = "inc-a"
 	if err := st.Findings.UpsertFindings(ctx, []audit.Finding{fA}); err != nil {
+		t.Fatal(err)
+	}
+	iA := audit.Incident{ID: "inc-a", Tenant: "tenant-a", Status: audit.StatusOpen, Severity: audit.SeverityHigh,
+		HeadlineRule: "brute-force", Family: "brute-force", Findings: []string{"f-a"}, FindingCount: 1, FirstSeen: at, LastSeen: at}
+	if err := st.Incidents.UpsertIncidents(ctx, []audit.Incident{iA}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -110,6 +116,11 @@ func TestScopeMatrix(t *testing.T) {
 		"GET /v1/sessions/{id}": {scope: audit.ScopeEventsRead, want: 200, req: get("/v1/sessions/s-a")},
 		"GET /v1/ips/{ip}":      {scope: audit.ScopeEventsRead, want: 200, req: get("/v1/ips/192.0.2.10")},
 
+		"GET /v1/incidents":      {scope: audit.ScopeFindingsRead, want: 200, req: get("/v1/incidents")},
+		"GET /v1/incidents/{id}": {scope: audit.ScopeFindingsRead, want: 200, req: get("/v1/incidents/inc-a")},
+		"PATCH /v1/incidents/{id}": {scope: audit.ScopeFindingsWrite, want: 200, req: func(_ *testing.T, k keyKind, _ int) call {
+			return call{"PATCH", with("/v1/incidents/inc-a", k), `{"status":"acknowledged"}`}
+		}},
 		"GET /v1/findings":      {scope: audit.ScopeFindingsRead, want: 200, req: get("/v1/findings")},
 		"GET /v1/findings/{id}": {scope: audit.ScopeFindingsRead, want: 200, req: get("/v1/findings/f-a")},
 		"PATCH /v1/findings/{id}": {scope: audit.ScopeFindingsWrite, want: 200, req: func(_ *testing.T, k keyKind, _ int) call {

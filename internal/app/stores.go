@@ -18,8 +18,10 @@ type Stores struct {
 	Tenants  audit.TenantStore
 	Keys     audit.KeyStore
 	Findings audit.FindingStore
-	State    audit.StateStore
-	Rules    audit.RuleStore
+	// Incidents keeps the detection engine's incidents.
+	Incidents audit.IncidentStore
+	State     audit.StateStore
+	Rules     audit.RuleStore
 	// Viewers keeps viewer-token records; Saved the console's saved searches.
 	Viewers audit.ViewerTokenStore
 	Saved   audit.SavedSearchStore
@@ -47,7 +49,7 @@ func OpenStores(ctx context.Context, cfg config.Config, log *slog.Logger, now fu
 			return nil, fmt.Errorf("open embedded store in %s: %w", cfg.Storage.SQLite.Dir, err)
 		}
 		return &Stores{
-			Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, State: db, Rules: db, Viewers: db, Saved: db,
+			Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, Incidents: db, State: db, Rules: db, Viewers: db, Saved: db,
 			Query: db.Events().Querier(sqlite.QueryOptions{}),
 			Ping:  db.Ping, Ready: db.Ready, DiskSize: db.DiskBytes, Close: db.Close,
 		}, nil

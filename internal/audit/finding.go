@@ -64,6 +64,8 @@ type Finding struct {
 	Evidence    []string       `json:"evidence"`
 	Facts       map[string]any `json:"facts,omitempty"`
 	Count       int            `json:"count"`
+	// IncidentID is the incident the finding belongs to (see Incident).
+	IncidentID string `json:"incident_id,omitempty"`
 	// Degraded, when set, says why the tenant's detection was less than
 	// complete around this finding (events evaluated late, detection state
 	// evicted at the tenant's cap): other findings may be missing.
@@ -86,6 +88,7 @@ type FindingFilter struct {
 	Status     FindingStatus
 	ActorID    string
 	IP         string
+	IncidentID string
 	Since      time.Time // LastSeen >= Since
 	Until      time.Time // FirstSeen < Until
 	Limit      int

@@ -136,6 +136,18 @@ type Engine struct {
 	held     map[string]*heldQueue
 	nHeld    int
 	deadHeld map[string]bool // released held events persisted earlier
+
+	// Incidents (incident.go): open incidents by id, link key → incident
+	// (tenant|key), finding → incident (tenant|finding), and the changes
+	// not yet persisted or taken.
+	incs        map[string]*incState
+	incIdx      map[string]string
+	findInc     map[string]string
+	deadIncs    map[string]string // forgotten incident id → tenant
+	dirtyIncs   []*incState
+	incOut      map[string]bool
+	incOutOrder []*incState
+	waveFlags   []string // flags of wave rules (values: distinct)
 	// capSweptAt is when the key cap last forced a full sweep.
 	capSweptAt int64
 	// keysPeak is the most keys held since the map was last rebuilt: Go
@@ -250,6 +262,8 @@ func New(opts Options) (*Engine, error) {
 		deadKeys: map[string]bool{}, deadProfs: map[string]bool{},
 		outIdx: map[string]int{}, risk: defaultRiskParams(), queue: map[int64][]*keyState{},
 		tkeys: map[string]int{}, held: map[string]*heldQueue{}, deadHeld: map[string]bool{},
+		incs: map[string]*incState{}, incIdx: map[string]string{}, findInc: map[string]string{},
+		deadIncs: map[string]string{}, incOut: map[string]bool{},
 	}
 	var err error
 	if e.resolvers, err = buildResolvers(); err != nil {
@@ -281,6 +295,9 @@ func New(opts Options) (*Engine, error) {
 		e.byID[r.ID] = cr
 		if r.Flag != nil && !slices.Contains(e.flagSet, r.Flag.Name) {
 			e.flagSet = append(e.flagSet, r.Flag.Name)
+		}
+		if r.Flag != nil && r.Flag.Values == "distinct" && !slices.Contains(e.waveFlags, r.Flag.Name) {
+			e.waveFlags = append(e.waveFlags, r.Flag.Name)
 		}
 	}
 	e.bruteForce = e.byID["brute-force"]

@@ -111,8 +111,10 @@ func (e *Engine) hit(r *crule, ks *keyState, ev *audit.Event, in *input, t int64
 	e.emit(f)
 }
 
-// emit queues the current form of a finding for this Process call.
+// emit groups a finding into its incident and queues its current form for
+// this Process call.
 func (e *Engine) emit(f *audit.Finding) {
+	e.group(f)
 	if i, ok := e.outIdx[f.ID]; ok {
 		e.out[i] = *f
 		return

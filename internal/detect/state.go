@@ -21,6 +21,7 @@ import (
 //	k/<tenant>|<rule>|<group>  one keyed state (JSON)
 //	p/<tenant>|<actor>     one actor profile (binary, see Profile.encode)
 //	h/<tenant>|<seq>|<id>  one event held in its tenant's reorder buffer (JSON)
+//	i/<incident id>        one open incident and its link keys (JSON)
 const metaKey = "m/meta"
 
 // meta is the engine-wide persisted state.
@@ -63,6 +64,8 @@ func (e *Engine) load(ctx context.Context) error {
 			e.keys[ks.sk] = &ks
 		case strings.HasPrefix(key, "h/"):
 			return e.loadHeld(key[2:], value)
+		case strings.HasPrefix(key, "i/"):
+			return e.loadIncident(value)
 		case strings.HasPrefix(key, "p/"):
 			if len(e.profiles) < e.opts.MaxProfiles {
 				e.profiles[key[2:]] = &profEntry{data: value}
@@ -116,6 +119,9 @@ func (e *Engine) checkpoint(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if dels, err = e.saveIncidents(puts, dels); err != nil {
+		return err
+	}
 	sort.Strings(dels)
 	m, err := json.Marshal(meta{Seq: e.lastSeq, MaxT: e.maxT, SweptAt: e.sweptAt, Tenants: e.tstats, Flags: e.flags})
 	if err != nil {
@@ -126,6 +132,7 @@ func (e *Engine) checkpoint(ctx context.Context) error {
 		return fmt.Errorf("save detection state: %w", err)
 	}
 	e.heldSaved()
+	e.incidentsSaved()
 	for _, ks := range e.dirtyKeys {
 		ks.dirty = false
 	}
@@ -313,6 +320,7 @@ func (e *Engine) expire() {
 	if e.maxT-e.sweptAt >= minute {
 		e.sweptAt = e.maxT
 		e.expireFlags()
+		e.expireIncidents()
 	}
 	if e.keysPeak > 1<<16 && len(e.keys) < e.keysPeak/4 {
 		// The map's buckets stay at their peak size after a burst of keys

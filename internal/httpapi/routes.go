@@ -36,6 +36,9 @@ func (a *API) table() []route {
 		{pattern: "GET /v1/findings", scope: audit.ScopeFindingsRead, authed: a.searchFindings},
 		{pattern: "GET /v1/findings/{id}", scope: audit.ScopeFindingsRead, authed: a.getFinding},
 		{pattern: "PATCH /v1/findings/{id}", scope: audit.ScopeFindingsWrite, authed: a.patchFinding},
+		{pattern: "GET /v1/incidents", scope: audit.ScopeFindingsRead, authed: a.searchIncidents},
+		{pattern: "GET /v1/incidents/{id}", scope: audit.ScopeFindingsRead, authed: a.getIncident},
+		{pattern: "PATCH /v1/incidents/{id}", scope: audit.ScopeFindingsWrite, authed: a.patchIncident},
 
 		{pattern: "GET /v1/rules", scope: audit.ScopeFindingsRead, authed: a.listRules},
 		{pattern: "GET /v1/rules/settings", scope: audit.ScopeFindingsRead, authed: a.listRuleSettings},

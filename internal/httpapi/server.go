@@ -42,7 +42,9 @@ type Options struct {
 	Tenants  audit.TenantStore
 	Keys     audit.KeyStore
 	Findings audit.FindingStore
-	Rules    audit.RuleStore
+	// Incidents serves /v1/incidents; nil answers them unavailable.
+	Incidents audit.IncidentStore
+	Rules     audit.RuleStore
 	// Query runs POST /v1/query and /v1/export; without it they answer 503.
 	Query audit.QueryRunner
 	// Viewers mints, lists and revokes viewer tokens; without it those

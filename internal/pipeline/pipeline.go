@@ -33,6 +33,9 @@ type Options struct {
 	Stream   audit.EventStream // required
 	Events   audit.EventStore  // required
 	Findings audit.FindingStore
+	// Incidents stores the incidents of a detector that groups findings
+	// (audit.IncidentSource); nil leaves them unstored.
+	Incidents audit.IncidentStore
 	// Enricher runs on every event before detection; nil skips enrichment.
 	Enricher audit.Enricher
 	// Detector evaluates events; nil skips detection.
@@ -229,11 +232,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // or, with done set, a barrier the store stage answers once everything
 // before it is stored.
 type batch struct {
-	recs     []audit.Record
-	findings []audit.Finding
-	last     uint64
-	start    time.Time
-	done     chan struct{}
+	recs      []audit.Record
+	findings  []audit.Finding
+	incidents []audit.Incident
+	last      uint64
+	start     time.Time
+	done      chan struct{}
 }
 
 // barrier waits until the store stage has stored every batch sent so far.
@@ -375,6 +379,7 @@ func (p *Pipeline) detect(ctx context.Context) (*batch, error) {
 		if b.findings, err = p.opts.Detector.Process(ctx, ptrs); err != nil {
 			return nil, fmt.Errorf("detect: %w", err)
 		}
+		b.incidents = p.takeIncidents()
 	}
 	p.processed = b.last
 	p.detected.Store(b.last)
@@ -413,10 +418,33 @@ func (p *Pipeline) advance(ctx context.Context, flush bool) *batch {
 	if !counts || h.Held() != held || len(fs) > 0 {
 		p.advanced = true
 	}
-	if len(fs) == 0 {
+	is := p.takeIncidents()
+	if len(fs) == 0 && len(is) == 0 {
 		return nil
 	}
-	return &batch{findings: fs, last: p.processed, start: time.Now()}
+	return &batch{findings: fs, incidents: is, last: p.processed, start: time.Now()}
+}
+
+// takeIncidents collects the incidents the detector changed, when it groups
+// findings and there is a store for them.
+func (p *Pipeline) takeIncidents() []audit.Incident {
+	src, ok := p.opts.Detector.(audit.IncidentSource)
+	if !ok || p.opts.Incidents == nil {
+		return nil
+	}
+	return src.TakeIncidents()
+}
+
+// storeIncidents writes a batch's incidents after its findings (a merged
+// incident moves stored findings, so they must be there first).
+func (p *Pipeline) storeIncidents(ctx context.Context, b *batch) error {
+	if len(b.incidents) == 0 {
+		return nil
+	}
+	if err := p.opts.Incidents.UpsertIncidents(ctx, b.incidents); err != nil {
+		return fmt.Errorf("store %d incidents: %w", len(b.incidents), err)
+	}
+	return nil
 }
 
 // store writes a detected batch's events and findings. Both writes are
@@ -432,7 +460,7 @@ func (p *Pipeline) store(ctx context.Context, b *batch) error {
 			return fmt.Errorf("store %d findings: %w", len(b.findings), err)
 		}
 		p.finds.Add(float64(len(b.findings)))
-		return nil
+		return p.storeIncidents(ctx, b)
 	}
 	if err := p.opts.Events.InsertEvents(ctx, events); err != nil {
 		return fmt.Errorf("store %d events: %w", len(events), err)
@@ -444,6 +472,9 @@ func (p *Pipeline) store(ctx context.Context, b *batch) error {
 		p.finds.Add(float64(len(b.findings)))
 		newest := b.recs[len(b.recs)-1].Event.ReceivedAt
 		p.latency.Observe(p.now().Sub(newest).Seconds())
+	}
+	if err := p.storeIncidents(ctx, b); err != nil {
+		return err
 	}
 	p.stored.Store(b.last)
 	p.storedN.Add(float64(len(b.recs)))

@@ -41,7 +41,7 @@ func (db *DB) UpsertFindings(ctx context.Context, fs []audit.Finding) error {
 		// (acknowledged, resolved) outlives further evidence.
 		if _, err := tx.ExecContext(ctx, upsertFindingSQL,
 			f.Tenant, f.ID, f.RuleID, f.Severity.Rank(), string(f.Status), f.ActorID, f.IP,
-			nanos(f.FirstSeen), nanos(f.LastSeen), doc); err != nil {
+			nanos(f.FirstSeen), nanos(f.LastSeen), doc, f.IncidentID); err != nil {
 			return translate(err, "upsert finding "+f.ID)
 		}
 	}
@@ -55,9 +55,10 @@ func (db *DB) UpsertFindings(ctx context.Context, fs []audit.Finding) error {
 // doc is JSON text stored in a BLOB column; it is cast to TEXT because
 // SQLite's JSON functions read a BLOB as JSONB.
 const upsertFindingSQL = `INSERT INTO findings
-	(tenant, id, rule_id, severity, status, actor_id, ip, first_seen, last_seen, doc)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	(tenant, id, rule_id, severity, status, actor_id, ip, first_seen, last_seen, doc, incident_id)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (tenant, id) DO UPDATE SET
+		incident_id = excluded.incident_id,
 		rule_id = excluded.rule_id, severity = excluded.severity,
 		status = CASE WHEN findings.status IN ('open', '') THEN excluded.status ELSE findings.status END,
 		actor_id = excluded.actor_id, ip = excluded.ip,
@@ -82,10 +83,10 @@ func putFinding(ctx context.Context, q querier, f *audit.Finding) error {
 		return fmt.Errorf("encode finding %s: %w", f.ID, err)
 	}
 	_, err = q.ExecContext(ctx, `INSERT OR REPLACE INTO findings
-		(tenant, id, rule_id, severity, status, actor_id, ip, first_seen, last_seen, doc)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(tenant, id, rule_id, severity, status, actor_id, ip, first_seen, last_seen, doc, incident_id)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		f.Tenant, f.ID, f.RuleID, f.Severity.Rank(), string(f.Status), f.ActorID, f.IP,
-		nanos(f.FirstSeen), nanos(f.LastSeen), doc)
+		nanos(f.FirstSeen), nanos(f.LastSeen), doc, f.IncidentID)
 	return translate(err, "put finding "+f.ID)
 }
 
@@ -182,6 +183,9 @@ func (db *DB) SearchFindings(ctx context.Context, f audit.FindingFilter) (*audit
 	}
 	if f.IP != "" {
 		add("ip = ?", f.IP)
+	}
+	if f.IncidentID != "" {
+		add("incident_id = ?", f.IncidentID)
 	}
 	if !f.Since.IsZero() {
 		add("last_seen >= ?", f.Since.UnixNano())

@@ -28,8 +28,11 @@ type Backend struct {
 	Tenants  audit.TenantStore
 	Keys     audit.KeyStore
 	Findings audit.FindingStore
-	State    audit.StateStore
-	Rules    audit.RuleStore
+	// Incidents is tested together with Findings (triage cascades and
+	// merges move findings).
+	Incidents audit.IncidentStore
+	State     audit.StateStore
+	Rules     audit.RuleStore
 	// Reopen closes the backend and opens it again on the same data, for
 	// the durability tests; nil skips them. The suite closes nothing else:
 	// open registers its own cleanup.
@@ -43,6 +46,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 	t.Run("Tenants", func(t *testing.T) { runTenants(t, open) })
 	t.Run("Keys", func(t *testing.T) { runKeys(t, open) })
 	t.Run("Findings", func(t *testing.T) { runFindings(t, open) })
+	t.Run("Incidents", func(t *testing.T) { runIncidents(t, open) })
 	t.Run("State", func(t *testing.T) { runState(t, open) })
 	t.Run("Rules", func(t *testing.T) { runRules(t, open) })
 }

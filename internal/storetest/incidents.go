@@ -1,0 +1,160 @@
+package storetest
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/audit"
+)
+
+func incident(tenant, id string, lastSeen time.Time, findings ...string) audit.Incident {
+	return audit.Incident{
+		ID: id, Tenant: tenant, Status: audit.StatusOpen, Severity: audit.SeverityHigh, Score: 80,
+		Headline: "Credential stuffing", HeadlineRule: "credential-stuffing", Family: "credential-stuffing",
+		FirstSeen: lastSeen.Add(-time.Minute), LastSeen: lastSeen, Findings: findings, FindingCount: len(findings),
+		Rules: []string{"credential-stuffing"}, IPs: []string{"203.0.113.7"}, IPCount: 1,
+		Timeline: []audit.TimelineEntry{}, Evidence: []string{"e1"}, CreatedAt: lastSeen, UpdatedAt: lastSeen,
+	}
+}
+
+func runIncidents(t *testing.T, open func(t *testing.T) Backend) {
+	b := open(t)
+	s, fs := b.Incidents, b.Findings
+	if s == nil || fs == nil {
+		t.Skip("backend has no incident store")
+	}
+	ctx := t.Context()
+
+	t.Run("UpsertKeepsTriageAndCascades", func(t *testing.T) {
+		f1, f2 := finding("a", "if1", baseTime), finding("a", "if2", baseTime)
+		f1.IncidentID, f2.IncidentID = "i1", "i1"
+		noErr(t, fs.UpsertFindings(ctx, []audit.Finding{f1, f2}))
+		inc := incident("a", "i1", baseTime, "if1", "if2")
+		noErr(t, s.UpsertIncidents(ctx, []audit.Incident{inc}))
+		got, err := s.GetIncident(ctx, "a", "i1")
+		noErr(t, err)
+		sameJSON(t, "incident", *got, inc)
+		_, err = s.UpdateIncident(ctx, "a", "i1", audit.IncidentUpdate{Status: "bogus"})
+		wantCode(t, err, audit.EINVALID)
+		// One finding was already triaged on its own: the cascade leaves it.
+		_, err = fs.UpdateFinding(ctx, "a", "if2", audit.FindingUpdate{Status: audit.StatusAcknowledged, Note: "mine"})
+		noErr(t, err)
+		upd, err := s.UpdateIncident(ctx, "a", "i1", audit.IncidentUpdate{Status: audit.StatusResolved, Note: "pen test", Cascade: true, At: baseTime.Add(time.Hour)})
+		noErr(t, err)
+		if upd.Status != audit.StatusResolved || upd.Note != "pen test" {
+			t.Fatalf("UpdateIncident returned %+v", upd)
+		}
+		g1, _ := fs.GetFinding(ctx, "a", "if1")
+		g2, _ := fs.GetFinding(ctx, "a", "if2")
+		if g1.Status != audit.StatusResolved || g1.Note != "pen test" || g2.Status != audit.StatusAcknowledged || g2.Note != "mine" {
+			t.Fatalf("cascade: if1 %s %q, if2 %s %q", g1.Status, g1.Note, g2.Status, g2.Note)
+		}
+		page, err := fs.SearchFindings(ctx, audit.FindingFilter{Tenant: "a", IncidentID: "i1"})
+		noErr(t, err)
+		if len(page.Findings) != 2 {
+			t.Fatalf("findings of i1: %d, want 2", len(page.Findings))
+		}
+		later := incident("a", "i1", baseTime.Add(2*time.Hour), "if1", "if2", "if3")
+		noErr(t, s.UpsertIncidents(ctx, []audit.Incident{later}))
+		got, err = s.GetIncident(ctx, "a", "i1")
+		noErr(t, err)
+		if got.Status != audit.StatusResolved || got.Note != "pen test" || got.FindingCount != 3 || !got.CreatedAt.Equal(baseTime) {
+			t.Fatalf("upsert after triage: %s %q %d %v", got.Status, got.Note, got.FindingCount, got.CreatedAt)
+		}
+	})
+
+	t.Run("MergeMovesFindings", func(t *testing.T) {
+		f := finding("a", "mf1", baseTime)
+		f.IncidentID = "m2"
+		noErr(t, fs.UpsertFindings(ctx, []audit.Finding{f}))
+		noErr(t, s.UpsertIncidents(ctx, []audit.Incident{incident("a", "m1", baseTime), incident("a", "m2", baseTime, "mf1")}))
+		m2 := incident("a", "m2", baseTime, "mf1")
+		m2.MergedInto = "m1"
+		noErr(t, s.UpsertIncidents(ctx, []audit.Incident{m2}))
+		got, err := fs.GetFinding(ctx, "a", "mf1")
+		noErr(t, err)
+		if got.IncidentID != "m1" {
+			t.Fatalf("finding of the merged incident names %q, want m1", got.IncidentID)
+		}
+		inc, err := s.GetIncident(ctx, "a", "m2")
+		noErr(t, err)
+		if inc.ID != "m1" {
+			t.Fatalf("a merged id resolves to %s, want m1", inc.ID)
+		}
+		page, err := s.SearchIncidents(ctx, audit.IncidentFilter{Tenant: "a", Limit: 100})
+		noErr(t, err)
+		for _, i := range page.Incidents {
+			if i.ID == "m2" {
+				t.Fatal("a merged incident is listed")
+			}
+		}
+	})
+
+	t.Run("Isolation", func(t *testing.T) {
+		noErr(t, s.UpsertIncidents(ctx, []audit.Incident{incident("b", "ib", baseTime)}))
+		_, err := s.GetIncident(ctx, "a", "ib")
+		wantCode(t, err, audit.ENOTFOUND)
+		_, err = s.UpdateIncident(ctx, "a", "ib", audit.IncidentUpdate{Status: audit.StatusResolved})
+		wantCode(t, err, audit.ENOTFOUND)
+		got, err := s.GetIncident(ctx, "b", "ib")
+		noErr(t, err)
+		if got.Status != audit.StatusOpen {
+			t.Fatal("another tenant changed the incident")
+		}
+		page, err := s.SearchIncidents(ctx, audit.IncidentFilter{Tenant: "a", Limit: 100})
+		noErr(t, err)
+		for _, i := range page.Incidents {
+			if i.Tenant != "a" {
+				t.Fatal("search leaked another tenant's incident")
+			}
+		}
+		_, err = s.SearchIncidents(ctx, audit.IncidentFilter{})
+		wantCode(t, err, audit.EINVALID)
+		_, err = s.SearchIncidents(ctx, audit.IncidentFilter{Tenant: "a", Cursor: "!!"})
+		wantCode(t, err, audit.EINVALID)
+	})
+
+	t.Run("SearchFiltersAndPaging", func(t *testing.T) {
+		var is []audit.Incident
+		for i := range 25 {
+			inc := incident("p", fmt.Sprintf("p%02d", i), baseTime.Add(time.Duration(i)*time.Minute))
+			if i%5 == 0 {
+				inc.Severity, inc.Family = audit.SeverityLow, "new-location"
+			}
+			is = append(is, inc)
+		}
+		noErr(t, s.UpsertIncidents(ctx, is))
+		var ids []string
+		cur := ""
+		for {
+			page, err := s.SearchIncidents(ctx, audit.IncidentFilter{Tenant: "p", Limit: 7, Cursor: cur})
+			noErr(t, err)
+			for _, i := range page.Incidents {
+				ids = append(ids, i.ID)
+			}
+			if page.Next == "" {
+				break
+			}
+			cur = page.Next
+		}
+		if len(ids) != 25 || ids[0] != "p24" || ids[24] != "p00" {
+			t.Fatalf("paged %d incidents from %v to %v", len(ids), ids[0], ids[len(ids)-1])
+		}
+		page, err := s.SearchIncidents(ctx, audit.IncidentFilter{Tenant: "p", Severity: audit.SeverityMedium, Limit: 100})
+		noErr(t, err)
+		if len(page.Incidents) != 20 {
+			t.Fatalf("severity filter: %d, want 20", len(page.Incidents))
+		}
+		page, err = s.SearchIncidents(ctx, audit.IncidentFilter{Tenant: "p", Family: "new-location", Limit: 100})
+		noErr(t, err)
+		if len(page.Incidents) != 5 {
+			t.Fatalf("family filter: %d, want 5", len(page.Incidents))
+		}
+		page, err = s.SearchIncidents(ctx, audit.IncidentFilter{Tenant: "p", Since: baseTime.Add(20 * time.Minute), Limit: 100})
+		noErr(t, err)
+		if len(page.Incidents) != 5 {
+			t.Fatalf("since filter: %d, want 5", len(page.Incidents))
+		}
+	})
+}
