@@ -43,10 +43,15 @@ type Finding struct {
 	Evidence    []string       `json:"evidence"`
 	Facts       map[string]any `json:"facts,omitempty"`
 	Count       int            `json:"count"`
-	FirstSeen   time.Time      `json:"first_seen"`
-	LastSeen    time.Time      `json:"last_seen"`
-	CreatedAt   time.Time      `json:"created_at"`
-	UpdatedAt   time.Time      `json:"updated_at"`
+	// Degraded, when set, says the tenant's detection was degraded around
+	// this finding (events evaluated late, state evicted at its cap).
+	Degraded string `json:"degraded,omitempty"`
+	// IncidentID is the incident the finding belongs to.
+	IncidentID string    `json:"incident_id,omitempty"`
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // FindingParams selects findings (GET /v1/findings); zero fields do not

@@ -58,6 +58,9 @@ func commands() []*Command {
 		findingsUpdateCommand("ack", "acknowledged", "acknowledge findings: someone is looking"),
 		findingsUpdateCommand("resolve", "resolved", "resolve findings, with a --note on what was decided"),
 		findingsUpdateCommand("reopen", "open", "reopen findings"),
+		incidentsListCommand(), incidentsShowCommand(),
+		incidentsUpdateCommand("ack", "acknowledged", "acknowledge incidents (and their open findings): someone is looking"),
+		incidentsUpdateCommand("resolve", "resolved", "resolve incidents (and their open findings), with a --note on what was decided"),
 		enrichCommand(), rulesListCommand(), rulesCheckCommand(), rulesTestCommand(), profilesRebuildCommand(),
 		versionCommand(),
 	}

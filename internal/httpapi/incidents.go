@@ -69,8 +69,11 @@ func (a *API) searchIncidents(w http.ResponseWriter, r *http.Request, p audit.Pr
 	if err != nil {
 		return err
 	}
-	a.auditRead(r, p, audit.QueryScope{Tenant: f.Tenant, AllTenants: f.AllTenants}, audit.ActionSearch,
-		map[string]any{"route": "GET /v1/incidents", "query": r.URL.RawQuery}, int64(len(page.Incidents)))
+	q.Del("cursor")
+	if err := a.recordRead(r, p, audit.QueryScope{Tenant: f.Tenant, AllTenants: f.AllTenants}, readRecord{action: audit.ActionSearch,
+		route: "GET /v1/incidents", query: q.Encode(), rows: int64(len(page.Incidents)), extra: map[string]any{"page": f.Cursor != ""}}); err != nil {
+		return err
+	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"incidents": page.Incidents, "next_cursor": page.Next})
 	return nil
 }
@@ -84,8 +87,15 @@ func (a *API) getIncident(w http.ResponseWriter, r *http.Request, p audit.Princi
 	if err != nil {
 		return err
 	}
-	inc, err := is.GetIncident(r.Context(), tenant, r.PathValue("id"))
+	id := r.PathValue("id")
+	inc, err := is.GetIncident(r.Context(), tenant, id)
 	if err != nil {
+		if audit.ErrorCode(err) == audit.ENOTFOUND { // probing ids is a read too
+			if aerr := a.recordRead(r, p, audit.QueryScope{Tenant: tenant}, readRecord{action: audit.ActionSearch,
+				route: "GET /v1/incidents/{id}", query: "incident:" + id, rows: 0}); aerr != nil {
+				return aerr
+			}
+		}
 		return err
 	}
 	// The incident's findings, most recently seen first.
@@ -106,8 +116,10 @@ func (a *API) getIncident(w http.ResponseWriter, r *http.Request, p audit.Princi
 	if findings == nil {
 		findings = []audit.Finding{}
 	}
-	a.auditRead(r, p, audit.QueryScope{Tenant: tenant}, audit.ActionSearch,
-		map[string]any{"route": "GET /v1/incidents/{id}", "query": "incident " + inc.ID}, int64(len(findings)))
+	if err := a.recordRead(r, p, audit.QueryScope{Tenant: tenant}, readRecord{action: audit.ActionSearch,
+		route: "GET /v1/incidents/{id}", query: "incident:" + id, rows: int64(1 + len(findings))}); err != nil {
+		return err
+	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"incident": inc, "findings": findings})
 	return nil
 }

@@ -25,8 +25,10 @@ func (db *DB) UpsertFindings(ctx context.Context, fs []audit.Finding) error {
 	defer func() { _ = tx.Rollback() }()
 	for i := range fs {
 		f := fs[i]
-		if f.Tenant == "" || f.ID == "" {
-			return invalid("id", "finding %d needs a tenant and an id", i)
+		// An installation-wide rule's finding has no tenant: it is the
+		// operator's, found by all-tenant searches.
+		if f.ID == "" {
+			return invalid("id", "finding %d needs an id", i)
 		}
 		if f.Status == "" {
 			f.Status = audit.StatusOpen
