@@ -86,7 +86,7 @@ func TestConsoleSignInSessionAndHeaders(t *testing.T) {
 		t.Fatalf("signed-out page: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
 	resp, body := b.get("/signin")
-	for h, want := range map[string]string{"X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer"} {
+	for h, want := range map[string]string{"X-Content-Type-Options": "nosniff", "Referrer-Policy": "same-origin"} {
 		if resp.Header.Get(h) != want {
 			t.Errorf("%s = %q, want %q", h, resp.Header.Get(h), want)
 		}
@@ -302,6 +302,10 @@ func TestConsoleTenantIsolation(t *testing.T) {
 		if strings.Contains(body, ">bob<") && !strings.Contains(p, "bob") {
 			t.Errorf("GET %s shows B's actor", p)
 		}
+	}
+	resp, csv := br.get("/export?format=csv&q=" + url.QueryEscape("time:>=-1h action:auth.login.*"))
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(csv, "time,") || !strings.Contains(csv, "alice") || strings.Count(csv, "\n") != 2 {
+		t.Errorf("A's CSV export: %d %q", resp.StatusCode, csv)
 	}
 	posts := map[string]url.Values{
 		"/findings/triage":                 {"id": {"f-b"}, "status": {"resolved"}, "note": {"not mine"}},

@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/netip"
 	"net/url"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/httpx"
 	"github.com/vigilhq/vigil/internal/query"
 )
 
@@ -140,7 +142,6 @@ func (c *Console) searchPage(w http.ResponseWriter, r *http.Request, rq *request
 		}
 	}
 	data["Columns"], data["Rows"], data["Stats"], data["Canonical"] = res.Columns, rows, res.Stats, q.String()
-	data["ExportQ"] = url.QueryEscape(src)
 	c.show(w, r, rq, "search", q.String(), len(rows), data)
 	return nil
 }
@@ -255,6 +256,10 @@ func (c *Console) export(w http.ResponseWriter, r *http.Request, rq *request) er
 	if err != nil && !sink.started {
 		h.Del("Content-Disposition")
 		return err
+	}
+	if err != nil {
+		c.log.LogAttrs(r.Context(), slog.LevelWarn, "console export ended early", slog.String("request_id", httpx.RequestID(r.Context())),
+			slog.Int64("rows", st.Rows), slog.String("error", err.Error()))
 	}
 	return nil
 }

@@ -308,6 +308,8 @@ func (c *Console) signin(w http.ResponseWriter, r *http.Request) error {
 // is sent on the next, same-site, navigation.
 func (c *Console) embed(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
+	// The token is in this page's URL: never send it on as a referrer.
+	w.Header().Set("Referrer-Policy", "no-referrer")
 	fail := func(err error) error {
 		c.clearSession(w, r)
 		c.render(w, r, nil, http.StatusUnauthorized, "token", map[string]any{"Title": "This viewer link cannot be used",
