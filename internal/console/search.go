@@ -259,7 +259,7 @@ func (c *Console) export(w http.ResponseWriter, r *http.Request, rq *request) er
 	}
 	if err != nil {
 		c.log.LogAttrs(r.Context(), slog.LevelWarn, "console export ended early", slog.String("request_id", httpx.RequestID(r.Context())),
-			slog.Int64("rows", st.Rows), slog.String("error", err.Error()))
+			slog.Int("rows", sink.rows), slog.String("error", err.Error()))
 	}
 	return nil
 }
