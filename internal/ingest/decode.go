@@ -87,10 +87,14 @@ func decodeOne(idx int, raw []byte) Item {
 }
 
 // DecodeEvent decodes one event object in the wire form, strictly: unknown
-// fields, wrong types, a bad IP or time, or a metadata value that is not an
-// object are EINVALID errors naming the field; an event over MaxEventBytes or
-// metadata over MaxMetadataBytes is ETOOLARGE. The event is not normalised or
-// validated against the catalog; see audit.Event.Normalize and Validate.
+// fields, wrong types, text that is not UTF-8, a bad IP or time, or a
+// metadata value that is not an object are EINVALID errors naming each
+// field (every problem, up to 20); an event over MaxEventBytes or metadata
+// over MaxMetadataBytes is ETOOLARGE. When the event is valid JSON but has
+// such problems, the partly decoded event is returned with the error, so a
+// caller can add validation's problems to them. The event is not
+// normalised or validated against the catalog; see audit.Event.Normalize
+// and Validate.
 func DecodeEvent(raw []byte) (*audit.Event, error) {
 	if len(raw) > audit.MaxEventBytes {
 		return nil, &audit.Error{Code: audit.ETOOLARGE, Message: fmt.Sprintf("event is %d bytes; at most %d are allowed", len(raw), audit.MaxEventBytes)}
@@ -98,42 +102,64 @@ func DecodeEvent(raw []byte) (*audit.Event, error) {
 	return decodeEventFast(raw)
 }
 
-// finish checks and converts what the scanner left as text: time, IP and
-// metadata, in that order.
-func finish(ev *audit.Event, w *wireParts) (*audit.Event, error) {
+// finish checks and converts what the scanner left as text (time, IP and
+// metadata, in that order) and reports every problem: those the scanner
+// saved first. With problems, the partly decoded event comes back with
+// the error, so validation can add its own.
+func finish(ev *audit.Event, w *wireParts, problems []audit.Problem, dropped int) (*audit.Event, error) {
+	add := func(field, format string, args ...any) {
+		if len(problems) == maxProblems {
+			dropped++
+			return
+		}
+		problems = append(problems, audit.Problem{Field: field, Message: fmt.Sprintf(format, args...)})
+	}
 	if w.hasTime {
 		t, err := time.Parse(time.RFC3339Nano, w.time)
-		if err != nil {
-			return nil, audit.FieldErrorf("time", "time %q is not an RFC 3339 timestamp such as 2026-11-25T16:47:24Z", clip(w.time))
-		}
-		if t.IsZero() {
+		switch {
+		case err != nil:
+			add("time", "time %q is not an RFC 3339 timestamp such as 2026-11-25T16:47:24Z", clip(w.time))
+		case t.IsZero():
 			// Zero means "absent" to Normalize, which would put the receive
 			// time in its place; refuse it as any other pre-2000 time.
-			return nil, zeroTime()
+			add("time", "%s", audit.ErrorMessage(zeroTime()))
+		default:
+			ev.Time = t
 		}
-		ev.Time = t
 	}
 	if w.ip != "" {
-		ip, err := netip.ParseAddr(w.ip)
-		if err != nil {
-			return nil, audit.FieldErrorf("context.ip", "context.ip %q is not an IP address", clip(w.ip))
+		if ip, err := netip.ParseAddr(w.ip); err != nil {
+			add("context.ip", "context.ip %q is not an IP address", clip(w.ip))
+		} else {
+			ev.Context.IP = ip
 		}
-		ev.Context.IP = ip
 	}
 	if m := bytes.TrimSpace(w.metadata); len(m) > 0 && !bytes.Equal(m, []byte("null")) {
-		if len(m) > audit.MaxMetadataBytes {
-			return nil, &audit.Error{Code: audit.ETOOLARGE, Field: "metadata", Message: fmt.Sprintf("metadata is %d bytes; at most %d are allowed", len(m), audit.MaxMetadataBytes)}
+		switch {
+		case len(m) > audit.MaxMetadataBytes:
+			msg := fmt.Sprintf("metadata is %d bytes; at most %d are allowed", len(m), audit.MaxMetadataBytes)
+			if len(problems) == 0 {
+				return nil, &audit.Error{Code: audit.ETOOLARGE, Field: "metadata", Message: msg}
+			}
+			add("metadata", "%s", msg)
+		case m[0] != '{':
+			add("metadata", "metadata must be a JSON object")
+		default:
+			md, p := decodeMetadata(m)
+			if p != nil {
+				add(p.Field, "%s", p.Message)
+			} else {
+				ev.Metadata = md
+			}
 		}
-		if m[0] != '{' {
-			return nil, audit.FieldErrorf("metadata", "metadata must be a JSON object")
-		}
-		md, err := decodeMetadata(m)
-		if err != nil {
-			return nil, err
-		}
-		ev.Metadata = md
 	}
-	return ev, nil
+	if len(problems) == 0 {
+		return ev, nil
+	}
+	if dropped > 0 {
+		problems = append(problems, audit.Problem{Message: fmt.Sprintf("and %d more problems", dropped)})
+	}
+	return ev, audit.Invalid(problems)
 }
 
 func zeroTime() error {

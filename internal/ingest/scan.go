@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"fmt"
 	"strconv"
 	"strings"
 	"unicode/utf16"
@@ -41,10 +42,13 @@ const maxNestingDepth = 10000
 type eventScanner struct {
 	data []byte
 	pos  int // next byte to read; on a syntax failure, the offending byte
-	// saved is the first type or unknown-field error, reported only if the
-	// whole value turns out to be valid JSON (encoding/json's savedError).
-	saved error
-	buf   [64]byte // scratch for unescaping short strings
+	// saved are the type, unknown-field and text problems in document
+	// order (at most maxProblems), reported only if the whole value turns
+	// out to be valid JSON. encoding/json kept only the first (its
+	// savedError); the first here is always that one.
+	saved   []audit.Problem
+	dropped int      // problems beyond maxProblems
+	buf     [64]byte // scratch for unescaping short strings
 }
 
 // Field names, in the order of the switch cases that use them.
@@ -87,16 +91,17 @@ func decodeEventFast(raw []byte) (*audit.Event, error) {
 		if !s.skipValue(1) {
 			return nil, s.syntaxError()
 		}
-		s.save(audit.Errorf(audit.EINVALID, "event must be a JSON object"))
+		if s.saved == nil {
+			return nil, audit.Errorf(audit.EINVALID, "event must be a JSON object")
+		}
 	}
-	if s.saved != nil {
-		return nil, s.saved
+	if s.saved == nil {
+		s.skipSpace()
+		if s.pos < len(raw) && raw[s.pos] != '}' && raw[s.pos] != ']' {
+			return nil, audit.Errorf(audit.EINVALID, "event has trailing data after the object")
+		}
 	}
-	s.skipSpace()
-	if s.pos < len(raw) && raw[s.pos] != '}' && raw[s.pos] != ']' {
-		return nil, audit.Errorf(audit.EINVALID, "event has trailing data after the object")
-	}
-	return finish(ev, &w)
+	return finish(ev, &w, s.saved, s.dropped)
 }
 
 // syntaxError reports where the event stops being valid JSON, in the words
@@ -109,28 +114,30 @@ func (s *eventScanner) syntaxError() error {
 	return audit.Errorf(audit.EINVALID, "event is not valid JSON at byte %d", s.pos+1)
 }
 
-func (s *eventScanner) save(err error) {
-	if s.saved == nil {
-		s.saved = err
+// maxProblems bounds the problems reported for one event, so an event of
+// 8,000 unknown keys does not get 8,000 messages.
+const maxProblems = 20
+
+// save records a problem found while scanning.
+func (s *eventScanner) save(field, format string, args ...any) {
+	if len(s.saved) == maxProblems {
+		s.dropped++
+		return
 	}
+	s.saved = append(s.saved, audit.Problem{Field: field, Message: fmt.Sprintf(format, args...)})
 }
 
 // typeError saves the error for a value of the wrong JSON kind.
 func (s *eventScanner) typeError(field, want string, got string) {
-	if s.saved == nil {
-		s.saved = audit.FieldErrorf(field, "%s must be a %s, not a JSON %s", field, want, got)
-	}
+	s.save(field, "%s must be a %s, not a JSON %s", field, want, got)
 }
 
 // unknownField saves the error for a key that matches no field.
 func (s *eventScanner) unknownField(key []byte) {
-	if s.saved != nil {
-		return
-	}
 	// The message json.Decoder gave was `json: unknown field "key"` (key
 	// quoted with %q), and the field name was that with the quotes trimmed.
 	name := strings.Trim(strconv.Quote(string(key)), `"`)
-	s.saved = audit.FieldErrorf(name, "unknown field %q (custom data belongs in metadata)", clip(name))
+	s.save(name, "unknown field %q (custom data belongs in metadata)", clip(name))
 }
 
 // kind names the JSON kind of the value at s.pos, or "" if no value can
@@ -564,7 +571,7 @@ func (s *eventScanner) stringValue(field string) (string, bool) {
 	}
 	v, valid := unquote(s.buf[:0], raw)
 	if !valid {
-		s.save(audit.FieldErrorf(field, "%s is not valid UTF-8", field))
+		s.save(field, "%s is not valid UTF-8", field)
 	}
 	return string(v), true
 }
@@ -848,17 +855,17 @@ func hex4(s []byte) rune {
 // decodeMetadata decodes a metadata object the way json.Unmarshal into a
 // map[string]any does: numbers become float64, arrays []any, objects
 // map[string]any, and a duplicate key keeps its last value. m must be an
-// object the scanner has already checked. The error is EINVALID for a
-// number that does not fit a float64 (which json.Unmarshal rejects) or a
-// key or string that is not valid UTF-8.
-func decodeMetadata(m []byte) (map[string]any, error) {
+// object the scanner has already checked. The problem is a number that
+// does not fit a float64 (which json.Unmarshal rejects) or a key or string
+// that is not valid UTF-8.
+func decodeMetadata(m []byte) (map[string]any, *audit.Problem) {
 	s := eventScanner{data: m}
 	v, ok := s.anyValue()
 	if !ok {
-		return nil, audit.FieldErrorf("metadata", "metadata is not valid JSON")
+		return nil, &audit.Problem{Field: "metadata", Message: "metadata is not valid JSON"}
 	}
-	if s.saved != nil {
-		return nil, s.saved
+	if len(s.saved) > 0 {
+		return nil, &s.saved[0]
 	}
 	obj, _ := v.(map[string]any)
 	return obj, nil
@@ -880,7 +887,7 @@ func (s *eventScanner) anyValue() (any, bool) {
 			if needs {
 				kb, valid := unquote(s.buf[:0], raw)
 				if !valid {
-					s.save(audit.FieldErrorf("metadata", "metadata is not valid UTF-8"))
+					s.save("metadata", "metadata is not valid UTF-8")
 				}
 				k = string(kb)
 			} else {

@@ -159,6 +159,8 @@ func (s *Service) ingest(ctx context.Context, p audit.Principal, items []Item, o
 		err := it.Err
 		if err == nil {
 			err = s.admit(ctx, p, it.Event, now, known, own)
+		} else if it.Event != nil {
+			err = s.withValidation(ctx, p, it.Event, err, now, known, own)
 		}
 		if err != nil {
 			r.Status, r.Err = StatusRejected, err
@@ -235,6 +237,29 @@ func tally(good []*audit.Event, appended []audit.AppendResult, err error) map[st
 		out[good[i].Tenant] = t
 	}
 	return out
+}
+
+// withValidation adds to the decoder's problems with an event (decoded
+// only in part) those validation finds, so the client learns every problem
+// at once; a field the decoder already named is not named twice.
+func (s *Service) withValidation(ctx context.Context, p audit.Principal, ev *audit.Event, decodeErr error, now time.Time, known map[string]bool, own bool) error {
+	id := ev.ID
+	verr := s.admit(ctx, p, ev, now, known, own)
+	ev.ID = id // a rejected event keeps the client's id, not an assigned one
+	if audit.ErrorCode(decodeErr) != audit.EINVALID || audit.ErrorCode(verr) != audit.EINVALID {
+		return decodeErr
+	}
+	problems := audit.ErrorProblems(decodeErr)
+	named := make(map[string]bool, len(problems))
+	for _, pr := range problems {
+		named[pr.Field] = true
+	}
+	for _, pr := range audit.ErrorProblems(verr) {
+		if !named[pr.Field] {
+			problems = append(problems, pr)
+		}
+	}
+	return audit.Invalid(problems)
 }
 
 // admit resolves the tenant, normalises and validates one event and assigns

@@ -2,6 +2,7 @@ package ingest_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"runtime"
 	"strings"
@@ -233,5 +234,38 @@ func TestDecodeRefusesZeroTime(t *testing.T) {
 		if audit.ErrorField(err) != "time" || !strings.Contains(audit.ErrorMessage(err), "before the year 2000") {
 			t.Errorf("%s: %v", ts, err)
 		}
+	}
+}
+
+// TestEveryProblemOfAnEvent is issue 10.3 end to end in the service: the
+// decoder's problems (unknown fields, wrong types, a bad IP) and
+// validation's (missing catalog fields) come back together, each field
+// named once.
+func TestEveryProblemOfAnEvent(t *testing.T) {
+	svc, _ := newService(t)
+	acme := audit.Principal{Tenant: "acme", Scopes: []audit.Scope{audit.ScopeEventsWrite}}
+	items := decode(t, `{"action":"auth.login.success","actor":{"id":"alice","colour":"red"},"ip":"203.0.113.7","context":{"ip":"300.1.1.1","session_id":7}}`)
+	res, err := svc.Ingest(t.Context(), acme, items)
+	if err != nil || res.Rejected != 1 {
+		t.Fatalf("res %+v, err %v", res, err)
+	}
+	var fields []string
+	for _, p := range audit.ErrorProblems(res.Results[0].Err) {
+		fields = append(fields, p.Field)
+	}
+	want := "colour ip context.session_id context.ip context.user_agent context.auth_method"
+	if strings.Join(fields, " ") != want {
+		t.Fatalf("problems at %v, want %s (%v)", fields, want, res.Results[0].Err)
+	}
+	// At most 20 problems per event, however many unknown keys it has.
+	var b strings.Builder
+	b.WriteString(`{"action":"a.b"`)
+	for i := range 500 {
+		fmt.Fprintf(&b, `,"k%d":1`, i)
+	}
+	b.WriteString("}")
+	_, err = ingest.DecodeEvent([]byte(b.String()))
+	if ps := audit.ErrorProblems(err); len(ps) != 21 || ps[20].Message != "and 480 more problems" {
+		t.Fatalf("%d problems, last %+v", len(ps), ps[len(ps)-1])
 	}
 }
