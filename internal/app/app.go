@@ -18,6 +18,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -99,7 +100,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 			return nil, err
 		}
 		if a.BootstrapKey != "" {
-			fmt.Fprintf(stderr, "\nNo operator key existed, so one was created. It is shown only now; store it safely:\n\n    %s\n\n", a.BootstrapKey)
+			if err := a.handOverBootstrapKey(ctx, stderr); err != nil {
+				return nil, err
+			}
 		}
 	}
 
@@ -265,23 +268,66 @@ func (a *App) tenantExists(ctx context.Context, tenant string) (bool, error) {
 	return false, err
 }
 
-// bootstrapOperatorKey creates an operator key when none is active and
-// returns its secret ("" when one existed).
+// bootstrapOperatorKey creates an operator key on first start — when the
+// store holds no operator key at all — and returns its secret ("" when
+// one exists). When every operator key is revoked none is created: an
+// operator who revoked them meant it, and a fresh admin key appearing at
+// the next restart would undo that; `vigil keys create --operator` mints
+// one deliberately.
 func bootstrapOperatorKey(ctx context.Context, ks audit.KeyStore, now func() time.Time) (string, error) {
 	keys, err := ks.ListKeys(ctx, "")
 	if err != nil {
 		return "", fmt.Errorf("list operator keys: %w", err)
 	}
-	for _, k := range keys {
-		if k.RevokedAt == nil {
-			return "", nil
-		}
+	if len(keys) > 0 {
+		return "", nil
 	}
 	_, full, err := audit.MintKey(ctx, ks, "", "bootstrap operator key", []audit.Scope{audit.ScopeAdmin}, now().UTC())
 	if err != nil {
 		return "", err
 	}
 	return full, nil
+}
+
+// BootstrapKeyFile is the file in the data directory that receives the
+// first operator key (mode 0600).
+const BootstrapKeyFile = "operator-key"
+
+// handOverBootstrapKey gives the first operator key to the person starting
+// the server, never through the log stream: it is written to a 0600 file
+// in the data directory, whose path (not the key) is logged, and printed
+// on stderr only when stderr is a terminal.
+func (a *App) handOverBootstrapKey(ctx context.Context, stderr io.Writer) error {
+	path := filepath.Join(a.cfg.Storage.SQLite.Dir, BootstrapKeyFile)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return fmt.Errorf("write the first operator key: %w", err)
+	}
+	_, err = fmt.Fprintln(f, a.BootstrapKey)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write the first operator key to %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil { // an existing file keeps its mode otherwise
+		return fmt.Errorf("restrict %s: %w", path, err)
+	}
+	a.log.LogAttrs(ctx, slog.LevelInfo, "first start: an operator key was created and written to a file readable only by this user; move it somewhere safe and delete the file",
+		slog.String("path", path))
+	if isTerminal(stderr) {
+		fmt.Fprintf(stderr, "\nNo operator key existed, so one was created (also in %s). Store it safely:\n\n    %s\n\n", path, a.BootstrapKey)
+	}
+	return nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
 // NewLogger builds the process logger: JSON, or text when format is text or

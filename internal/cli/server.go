@@ -45,7 +45,8 @@ func serveCommand() *Command {
 		Name: "serve", Short: "run the Vigil server",
 		Long: `Starts the HTTP API, the ingest stream and the enrich → detect → store pipeline.
 With no configuration everything lives in ./vigil-data. On first start, when no
-operator key exists, one is created and printed once on stderr.`,
+operator key exists, one is created and written to operator-key (mode 0600) in the
+data directory, and printed on stderr when it is a terminal; the log names the file.`,
 		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
 			load := configFlags(env, fs)
 			addr := fs.String("addr", "", "listen address (server.addr), e.g. 127.0.0.1:8080")
