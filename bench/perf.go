@@ -176,7 +176,7 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	}
 	defer srv.Kill()
 	if srv.Key == "" {
-		return fmt.Errorf("no operator key on stderr:\n%s", srv.Stderr())
+		return fmt.Errorf("no operator key in the data directory (operator-key); server stderr:\n%s", srv.Stderr())
 	}
 	logf("vigil serve listening on %s (pid %d, data %s)", srv.URL, srv.Pid(), dir)
 	end := time.Now().Add(-2 * time.Minute).Truncate(time.Second)

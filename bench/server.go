@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -61,7 +60,7 @@ func buildVigil(ctx context.Context, dir string) (string, error) {
 type Server struct {
 	cmd  *exec.Cmd
 	URL  string // http://127.0.0.1:port
-	Key  string // one-time operator key, printed on first start only
+	Key  string // the first operator key, read from <dir>/operator-key when present
 	Dir  string
 	exit chan struct{} // closed when the process has exited
 	err  error         // Wait's result, valid after exit
@@ -69,8 +68,6 @@ type Server struct {
 	mu  sync.Mutex
 	log bytes.Buffer // the first 64 KiB of stderr and the most recent 64 KiB
 }
-
-var keyLine = regexp.MustCompile(`^\s+(vgl_[a-z0-9]+_[a-z0-9]+)\s*$`)
 
 // StartServer runs `vigil serve` on a free loopback port with dir as its
 // data directory and extra VIGIL_* settings, and waits until it logs
@@ -96,9 +93,6 @@ func StartServer(bin, dir string, env ...string) (*Server, error) {
 		for !listening {
 			line, err := r.ReadString('\n')
 			s.keep([]byte(line))
-			if m := keyLine.FindStringSubmatch(strings.TrimRight(line, "\n")); m != nil {
-				s.Key = m[1]
-			}
 			var rec struct{ Msg, Addr string }
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "vigil listening" {
 				addr <- rec.Addr
@@ -122,6 +116,11 @@ func StartServer(bin, dir string, env ...string) (*Server, error) {
 	select {
 	case a := <-addr:
 		s.URL = "http://" + a
+		// The first start writes the operator key to a 0600 file in the
+		// data directory (never to the log stream).
+		if b, err := os.ReadFile(filepath.Join(dir, "operator-key")); err == nil {
+			s.Key = strings.TrimSpace(string(b))
+		}
 		return s, nil
 	case <-s.exit:
 		return nil, fmt.Errorf("vigil serve exited before listening (%v):\n%s", s.err, s.Stderr())

@@ -13,7 +13,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -40,8 +39,6 @@ type server struct {
 	stderr *bytes.Buffer
 }
 
-var keyLine = regexp.MustCompile(`(?m)^\s+(vgl_[a-z0-9]+_[a-z0-9]+)\s*$`)
-
 // startServer runs `vigil serve` on a free loopback port and waits until it
 // answers /healthz.
 func startServer(t *testing.T, bin, dir string) *server {
@@ -60,9 +57,6 @@ func startServer(t *testing.T, bin, dir string) *server {
 		for sc.Scan() {
 			line := sc.Text()
 			s.stderr.WriteString(line + "\n")
-			if m := keyLine.FindStringSubmatch(line); m != nil {
-				s.key = m[1]
-			}
 			var rec struct{ Msg, Addr string }
 			if json.Unmarshal([]byte(line), &rec) == nil && rec.Msg == "vigil listening" {
 				addr <- rec.Addr
@@ -72,6 +66,11 @@ func startServer(t *testing.T, bin, dir string) *server {
 	select {
 	case a := <-addr:
 		s.url = "http://" + a
+		// The first start writes the operator key to a 0600 file in the
+		// data directory (never to the log stream).
+		if b, err := os.ReadFile(filepath.Join(dir, "operator-key")); err == nil {
+			s.key = strings.TrimSpace(string(b))
+		}
 	case <-time.After(60 * time.Second):
 		cmd.Process.Kill()
 		t.Fatalf("server did not start:\n%s", s.stderr)
@@ -117,7 +116,7 @@ func TestCrashLosesNoAcknowledgedEvent(t *testing.T) {
 	srv := startServer(t, bin, dir)
 	op := srv.key
 	if op == "" {
-		t.Fatalf("no bootstrap key printed:\n%s", srv.stderr)
+		t.Fatalf("no operator-key file after the first start:\n%s", srv.stderr)
 	}
 	if st, b, err := postJSON(srv.url+"/v1/tenants", op, `{"id":"crash"}`); err != nil || st != 201 {
 		t.Fatalf("create tenant: %d %s %v", st, b, err)
