@@ -12,10 +12,13 @@ import (
 
 // Tenant is one customer organisation of the SaaS.
 type Tenant struct {
-	ID            string    `json:"id"`
-	Name          string    `json:"name,omitempty"`
-	RetentionDays int       `json:"retention_days"`
-	CreatedAt     time.Time `json:"created_at,omitzero"`
+	ID            string `json:"id"`
+	Name          string `json:"name,omitempty"`
+	RetentionDays int    `json:"retention_days"`
+	// MaxEventAgeDays is the tenant's override of how many days back an
+	// event may be dated (0: the server's default).
+	MaxEventAgeDays int       `json:"max_event_age_days,omitempty"`
+	CreatedAt       time.Time `json:"created_at,omitzero"`
 }
 
 // CreateTenantRequest is the body of POST /v1/tenants. RetentionDays 0
@@ -24,6 +27,18 @@ type CreateTenantRequest struct {
 	ID            string `json:"id"`
 	Name          string `json:"name,omitempty"`
 	RetentionDays int    `json:"retention_days,omitempty"`
+	// MaxEventAgeDays lets the tenant send events dated up to this many
+	// days back (for a backfill); 0 keeps the server's default.
+	MaxEventAgeDays int `json:"max_event_age_days,omitempty"`
+}
+
+// UpdateTenantRequest is the body of PATCH /v1/tenants/{id}: the fields
+// that are set replace the tenant's.
+type UpdateTenantRequest struct {
+	Name          *string `json:"name,omitempty"`
+	RetentionDays *int    `json:"retention_days,omitempty"`
+	// MaxEventAgeDays 0 returns the tenant to the server's default.
+	MaxEventAgeDays *int `json:"max_event_age_days,omitempty"`
 }
 
 // CreateTenant creates a tenant (operator keys only). An existing id is an
@@ -32,6 +47,16 @@ type CreateTenantRequest struct {
 func (c *Client) CreateTenant(ctx context.Context, r CreateTenantRequest) (*Tenant, error) {
 	var t Tenant
 	if err := c.sendJSON(ctx, call{method: http.MethodPost, path: "/v1/tenants"}, r, &t); err != nil {
+		return nil, err
+	}
+	return &t, nil
+}
+
+// UpdateTenant changes a tenant (operator keys only), for example to allow
+// a backfill of older events with MaxEventAgeDays.
+func (c *Client) UpdateTenant(ctx context.Context, id string, r UpdateTenantRequest) (*Tenant, error) {
+	var t Tenant
+	if err := c.sendJSON(ctx, call{method: http.MethodPatch, path: "/v1/tenants/" + url.PathEscape(id)}, r, &t); err != nil {
 		return nil, err
 	}
 	return &t, nil

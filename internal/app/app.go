@@ -122,6 +122,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	svc, err := ingest.New(ingest.Options{
 		Stream: a.stores.Stream, TenantExists: a.tenantExists, Now: a.now,
 		Logger: a.log.With("component", "ingest"), Registerer: a.registry, Admission: limits,
+		MaxEventAge:    cfg.Ingest.MaxEventAge,
+		TenantEventAge: (&eventAges{tenants: a.stores.Tenants, ttl: cfg.Ingest.KeyCacheTTL, now: time.Now}).of,
 	})
 	if err != nil {
 		return nil, err

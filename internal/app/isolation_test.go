@@ -178,6 +178,12 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		"GET /v1/tenants/{id}": {
 			{"GET", "/v1/tenants/tenant-b", "", denied},
 		},
+		"PATCH /v1/tenants/{id}": {
+			// Not another tenant's, and not its own: a tenant must not
+			// widen its own event-age allowance.
+			{"PATCH", "/v1/tenants/tenant-b", `{"max_event_age_days":36500}`, []int{403}},
+			{"PATCH", "/v1/tenants/tenant-a", `{"max_event_age_days":36500}`, []int{403}},
+		},
 		"POST /v1/keys": {
 			{"POST", "/v1/keys", `{"tenant":"tenant-b","name":"x","scopes":["admin"]}`, []int{403}},
 		},

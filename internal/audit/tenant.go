@@ -12,10 +12,15 @@ const DefaultRetentionDays = 400
 
 // Tenant is one customer organisation of the SaaS.
 type Tenant struct {
-	ID            string    `json:"id"`
-	Name          string    `json:"name,omitempty"`
-	RetentionDays int       `json:"retention_days"`
-	CreatedAt     time.Time `json:"created_at"`
+	ID            string `json:"id"`
+	Name          string `json:"name,omitempty"`
+	RetentionDays int    `json:"retention_days"`
+	// MaxEventAgeDays, when positive, is how many days before its receive
+	// time an event of this tenant may be dated, overriding the
+	// installation's default (ingest.max_event_age). An operator raises it
+	// deliberately to let a tenant backfill history; 0 means the default.
+	MaxEventAgeDays int       `json:"max_event_age_days,omitempty"`
+	CreatedAt       time.Time `json:"created_at"`
 }
 
 // Scope is a permission carried by an API key.

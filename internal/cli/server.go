@@ -133,6 +133,7 @@ func tenantsCreateCommand() *Command {
 			load := configFlags(env, fs)
 			name := fs.String("name", "", "display name")
 			retention := fs.Int("retention-days", audit.DefaultRetentionDays, "days events are kept")
+			maxAge := fs.Int("max-event-age-days", 0, "days back an event may be dated, for a backfill (0: ingest.max_event_age)")
 			return func(args []string) error {
 				if len(args) != 1 {
 					return usagef("tenants create takes one tenant ID")
@@ -145,7 +146,10 @@ func tenantsCreateCommand() *Command {
 					return err
 				}
 				return app.WithStores(ctx, cfg, func(s *app.Stores) error {
-					t := audit.Tenant{ID: args[0], Name: *name, RetentionDays: *retention, CreatedAt: time.Now().UTC()}
+					if *maxAge < 0 || *maxAge > 36500 {
+						return usagef("--max-event-age-days must be between 0 and 36500")
+					}
+					t := audit.Tenant{ID: args[0], Name: *name, RetentionDays: *retention, MaxEventAgeDays: *maxAge, CreatedAt: time.Now().UTC()}
 					if err := s.Tenants.CreateTenant(ctx, t); err != nil {
 						return err
 					}

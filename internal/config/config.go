@@ -92,6 +92,10 @@ type Ingest struct {
 	// KeyCacheTTL is how long a verified API key is trusted without a store
 	// lookup, and so the longest a revoked key keeps working on a node.
 	KeyCacheTTL time.Duration `yaml:"key_cache_ttl"`
+	// MaxEventAge is how long before its receive time an event may be
+	// dated; older events are rejected. A tenant's max_event_age_days
+	// overrides it (for a deliberate backfill).
+	MaxEventAge time.Duration `yaml:"max_event_age"`
 }
 
 // Enrich configures enrichment databases and lists.
@@ -194,7 +198,7 @@ func Default() Config {
 			MaxBodySize: 16 << 20, MaxInflightIngest: 512, MaxInflightIngestBytes: 128 << 20, ReadyInterval: 2 * time.Second,
 		},
 		Storage: Storage{Driver: "sqlite", SQLite: SQLite{Dir: "./vigil-data", MaxOpenPartitions: 64}},
-		Ingest:  Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second},
+		Ingest:  Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second, MaxEventAge: 90 * 24 * time.Hour},
 		Enrich:  Enrich{ReloadInterval: 30 * time.Second, CacheSize: 65536, Budget: 5 * time.Millisecond},
 		Detect:  Detect{Enabled: true, MaxKeys: 1_000_000, MaxTenantKeys: 250_000, AllowedLateness: 2 * time.Minute},
 		Limits:  defaultLimits(),
@@ -364,6 +368,7 @@ func (c *Config) Validate() error {
 		"server.write_timeout": c.Server.WriteTimeout, "server.idle_timeout": c.Server.IdleTimeout,
 		"server.shutdown_timeout": c.Server.ShutdownTimeout, "server.ready_interval": c.Server.ReadyInterval, "ingest.key_cache_ttl": c.Ingest.KeyCacheTTL,
 		"enrich.reload_interval": c.Enrich.ReloadInterval, "enrich.budget": c.Enrich.Budget,
+		"ingest.max_event_age": c.Ingest.MaxEventAge,
 	} {
 		if d <= 0 {
 			bad(path, "must be a positive duration")

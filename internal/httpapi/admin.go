@@ -12,10 +12,14 @@ import (
 const maxAdminBody = 64 << 10
 
 type tenantRequest struct {
-	ID            string `json:"id"`
-	Name          string `json:"name"`
-	RetentionDays int    `json:"retention_days"`
+	ID              string `json:"id"`
+	Name            string `json:"name"`
+	RetentionDays   int    `json:"retention_days"`
+	MaxEventAgeDays int    `json:"max_event_age_days"`
 }
+
+// maxDays bounds retention_days and max_event_age_days (a century).
+const maxDays = 36500
 
 func (a *API) createTenant(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
 	if !p.Operator() {
@@ -37,7 +41,11 @@ func (a *API) createTenant(w http.ResponseWriter, r *http.Request, p audit.Princ
 	if len(req.Name) > 256 {
 		return audit.FieldErrorf("name", "name is at most 256 bytes")
 	}
-	t := audit.Tenant{ID: req.ID, Name: req.Name, RetentionDays: req.RetentionDays, CreatedAt: a.now().UTC()}
+	if req.MaxEventAgeDays < 0 || req.MaxEventAgeDays > maxDays {
+		return audit.FieldErrorf("max_event_age_days", "max_event_age_days must be between 0 (the installation's default) and %d", maxDays)
+	}
+	t := audit.Tenant{ID: req.ID, Name: req.Name, RetentionDays: req.RetentionDays, MaxEventAgeDays: req.MaxEventAgeDays,
+		CreatedAt: a.now().UTC()}
 	if err := a.opts.Tenants.CreateTenant(r.Context(), t); err != nil {
 		return err
 	}
@@ -72,6 +80,57 @@ func (a *API) getTenant(w http.ResponseWriter, r *http.Request, p audit.Principa
 	}
 	t, err := a.opts.Tenants.GetTenant(r.Context(), id)
 	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, t)
+	return nil
+}
+
+// tenantPatch is the body of PATCH /v1/tenants/{id}: the fields given
+// replace the tenant's.
+type tenantPatch struct {
+	Name            *string `json:"name"`
+	RetentionDays   *int    `json:"retention_days"`
+	MaxEventAgeDays *int    `json:"max_event_age_days"`
+}
+
+// patchTenant changes a tenant's name, retention or event-age override
+// (operator keys only: a tenant must not widen its own allowance).
+func (a *API) patchTenant(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
+	if !p.Operator() {
+		return audit.Errorf(audit.EFORBIDDEN, "only operator keys change tenants")
+	}
+	var req tenantPatch
+	if err := httpx.DecodeJSON(w, r, maxAdminBody, &req); err != nil {
+		return err
+	}
+	t, err := a.opts.Tenants.GetTenant(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	var errs []error
+	if req.Name != nil {
+		if len(*req.Name) > 256 {
+			errs = append(errs, audit.FieldErrorf("name", "name is at most 256 bytes"))
+		}
+		t.Name = *req.Name
+	}
+	if req.RetentionDays != nil {
+		if *req.RetentionDays < 1 || *req.RetentionDays > maxDays {
+			errs = append(errs, audit.FieldErrorf("retention_days", "retention_days must be between 1 and %d", maxDays))
+		}
+		t.RetentionDays = *req.RetentionDays
+	}
+	if req.MaxEventAgeDays != nil {
+		if *req.MaxEventAgeDays < 0 || *req.MaxEventAgeDays > maxDays {
+			errs = append(errs, audit.FieldErrorf("max_event_age_days", "max_event_age_days must be between 0 (the installation's default) and %d", maxDays))
+		}
+		t.MaxEventAgeDays = *req.MaxEventAgeDays
+	}
+	if len(errs) > 0 {
+		return errs[0]
+	}
+	if err := a.opts.Tenants.UpdateTenant(r.Context(), *t); err != nil {
 		return err
 	}
 	httpx.WriteJSON(w, http.StatusOK, t)

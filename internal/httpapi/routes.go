@@ -51,6 +51,7 @@ func (a *API) table() []route {
 		{pattern: "POST /v1/tenants", scope: audit.ScopeAdmin, authed: a.createTenant},
 		{pattern: "GET /v1/tenants", scope: audit.ScopeEventsRead, authed: a.listTenants},
 		{pattern: "GET /v1/tenants/{id}", scope: audit.ScopeEventsRead, authed: a.getTenant},
+		{pattern: "PATCH /v1/tenants/{id}", scope: audit.ScopeAdmin, authed: a.patchTenant},
 
 		{pattern: "POST /v1/keys", scope: audit.ScopeAdmin, authed: a.createKey},
 		{pattern: "GET /v1/keys", scope: audit.ScopeAdmin, authed: a.listKeys},

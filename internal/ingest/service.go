@@ -52,6 +52,15 @@ type Options struct {
 	// Admission, when set, may refuse a request's valid events per tenant
 	// before they are appended (rate limits, backlog shares).
 	Admission Admission
+	// MaxEventAge is how long before its receive time an event may be
+	// dated, DefaultMaxEventAge when 0. Every distinct day of event time is
+	// a storage partition, so this bounds what one request can create.
+	MaxEventAge time.Duration
+	// TenantEventAge returns a tenant's own override of MaxEventAge (0 for
+	// none), which an operator sets to let the tenant backfill history. Nil
+	// means no tenant has one. It is called once per tenant per request,
+	// so it should be cached.
+	TenantEventAge func(ctx context.Context, tenant string) (time.Duration, error)
 }
 
 // Admission decides whether a request's valid events may be appended. It
@@ -75,10 +84,16 @@ type Appended struct {
 	Last uint64
 }
 
+// DefaultMaxEventAge is Options.MaxEventAge when 0: a quarter, enough for
+// delayed deliveries and replays after an outage.
+const DefaultMaxEventAge = 90 * 24 * time.Hour
+
 // Service normalises, validates and durably appends events.
 type Service struct {
 	stream  audit.EventStream
 	exists  TenantExists
+	maxAge  time.Duration
+	ageOf   func(ctx context.Context, tenant string) (time.Duration, error)
 	now     func() time.Time
 	log     *slog.Logger
 	ids     audit.IDGenerator
@@ -98,7 +113,11 @@ func New(opts Options) (*Service, error) {
 	if opts.Stream == nil || opts.TenantExists == nil {
 		return nil, errors.New("ingest: Stream and TenantExists are required")
 	}
-	s := &Service{stream: opts.Stream, exists: opts.TenantExists, now: opts.Now, log: opts.Logger, quota: opts.Admission}
+	s := &Service{stream: opts.Stream, exists: opts.TenantExists, now: opts.Now, log: opts.Logger, quota: opts.Admission,
+		maxAge: opts.MaxEventAge, ageOf: opts.TenantEventAge}
+	if s.maxAge <= 0 {
+		s.maxAge = DefaultMaxEventAge
+	}
 	if s.now == nil {
 		s.now = time.Now
 	}
@@ -154,6 +173,7 @@ func (s *Service) ingest(ctx context.Context, p audit.Principal, items []Item, o
 	good := make([]*audit.Event, 0, len(items))
 	goodIdx := make([]int, 0, len(items))
 	known := map[string]bool{}
+	ages := map[string]time.Duration{}
 	for i, it := range items {
 		r := EventResult{Index: it.Index}
 		err := it.Err
@@ -161,6 +181,9 @@ func (s *Service) ingest(ctx context.Context, p audit.Principal, items []Item, o
 			err = s.admit(ctx, p, it.Event, now, known, own)
 		} else if it.Event != nil {
 			err = s.withValidation(ctx, p, it.Event, err, now, known, own)
+		}
+		if err == nil {
+			err = s.checkAge(ctx, it.Event, now, ages)
 		}
 		if err != nil {
 			r.Status, r.Err = StatusRejected, err
@@ -299,4 +322,40 @@ func (s *Service) admit(ctx context.Context, p audit.Principal, ev *audit.Event,
 	}
 	ev.ReceivedAt = now
 	return nil
+}
+
+// checkAge rejects an event dated further back than its tenant may (the
+// future is bounded by audit.MaxFutureSkew in Validate). ages caches each
+// tenant's allowance for the request.
+func (s *Service) checkAge(ctx context.Context, ev *audit.Event, now time.Time, ages map[string]time.Duration) error {
+	age, ok := ages[ev.Tenant]
+	if !ok {
+		age = s.maxAge
+		if s.ageOf != nil {
+			own, err := s.ageOf(ctx, ev.Tenant)
+			if err != nil {
+				return fmt.Errorf("look up event age of tenant %s: %w", ev.Tenant, err)
+			}
+			if own > 0 {
+				age = own
+			}
+		}
+		ages[ev.Tenant] = age
+	}
+	if ev.Time.Before(now.Add(-age)) {
+		return audit.FieldErrorf("time", "time %s is older than the tenant's allowed age of %s; an operator can allow a backfill with the tenant's max_event_age_days",
+			ev.Time.Format(time.RFC3339), fmtAge(age))
+	}
+	return nil
+}
+
+// fmtAge writes an allowance in days when it is whole days.
+func fmtAge(d time.Duration) string {
+	switch {
+	case d == 24*time.Hour:
+		return "1 day"
+	case d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%d days", d/(24*time.Hour))
+	}
+	return d.String()
 }

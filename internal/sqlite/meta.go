@@ -51,8 +51,8 @@ func (db *DB) CreateTenant(ctx context.Context, t audit.Tenant) error {
 	if t.RetentionDays == 0 {
 		t.RetentionDays = audit.DefaultRetentionDays
 	}
-	_, err := db.meta.w.ExecContext(ctx, `INSERT INTO tenants (id, name, retention_days, created_at) VALUES (?, ?, ?, ?)`,
-		t.ID, t.Name, t.RetentionDays, nanos(t.CreatedAt))
+	_, err := db.meta.w.ExecContext(ctx, `INSERT INTO tenants (id, name, retention_days, max_event_age_days, created_at) VALUES (?, ?, ?, ?, ?)`,
+		t.ID, t.Name, t.RetentionDays, t.MaxEventAgeDays, nanos(t.CreatedAt))
 	if err = translate(err, "create tenant "+t.ID); audit.ErrorCode(err) == audit.ECONFLICT {
 		return &audit.Error{Code: audit.ECONFLICT, Field: "id", Message: fmt.Sprintf("tenant %q already exists", t.ID), Err: err}
 	}
@@ -63,8 +63,8 @@ func (db *DB) CreateTenant(ctx context.Context, t audit.Tenant) error {
 func (db *DB) GetTenant(ctx context.Context, id string) (*audit.Tenant, error) {
 	var t audit.Tenant
 	var created int64
-	err := db.meta.r.QueryRowContext(ctx, `SELECT id, name, retention_days, created_at FROM tenants WHERE id = ?`, id).
-		Scan(&t.ID, &t.Name, &t.RetentionDays, &created)
+	err := db.meta.r.QueryRowContext(ctx, `SELECT id, name, retention_days, max_event_age_days, created_at FROM tenants WHERE id = ?`, id).
+		Scan(&t.ID, &t.Name, &t.RetentionDays, &t.MaxEventAgeDays, &created)
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, notFound("tenant", id)
 	}
@@ -77,7 +77,7 @@ func (db *DB) GetTenant(ctx context.Context, id string) (*audit.Tenant, error) {
 
 // ListTenants returns every tenant ordered by id.
 func (db *DB) ListTenants(ctx context.Context) ([]audit.Tenant, error) {
-	rows, err := db.meta.r.QueryContext(ctx, `SELECT id, name, retention_days, created_at FROM tenants ORDER BY id`)
+	rows, err := db.meta.r.QueryContext(ctx, `SELECT id, name, retention_days, max_event_age_days, created_at FROM tenants ORDER BY id`)
 	if err != nil {
 		return nil, translate(err, "list tenants")
 	}
@@ -86,7 +86,7 @@ func (db *DB) ListTenants(ctx context.Context) ([]audit.Tenant, error) {
 	for rows.Next() {
 		var t audit.Tenant
 		var created int64
-		if err := rows.Scan(&t.ID, &t.Name, &t.RetentionDays, &created); err != nil {
+		if err := rows.Scan(&t.ID, &t.Name, &t.RetentionDays, &t.MaxEventAgeDays, &created); err != nil {
 			return nil, translate(err, "list tenants")
 		}
 		t.CreatedAt = fromNanos(created)
@@ -95,13 +95,15 @@ func (db *DB) ListTenants(ctx context.Context) ([]audit.Tenant, error) {
 	return out, translate(rows.Err(), "list tenants")
 }
 
-// UpdateTenant replaces a tenant's name and retention (CreatedAt is kept);
+// UpdateTenant replaces a tenant's name, retention and event-age
+// override (CreatedAt is kept);
 // ENOTFOUND when it does not exist.
 func (db *DB) UpdateTenant(ctx context.Context, t audit.Tenant) error {
 	if t.RetentionDays == 0 {
 		t.RetentionDays = audit.DefaultRetentionDays
 	}
-	res, err := db.meta.w.ExecContext(ctx, `UPDATE tenants SET name = ?, retention_days = ? WHERE id = ?`, t.Name, t.RetentionDays, t.ID)
+	res, err := db.meta.w.ExecContext(ctx, `UPDATE tenants SET name = ?, retention_days = ?, max_event_age_days = ? WHERE id = ?`,
+		t.Name, t.RetentionDays, t.MaxEventAgeDays, t.ID)
 	return affectedOne(res, err, "tenant", t.ID)
 }
 

@@ -17,11 +17,11 @@ func runTenants(t *testing.T, open func(t *testing.T) Backend) {
 	}
 	ctx := t.Context()
 	noErr(t, s.CreateTenant(ctx, audit.Tenant{ID: "zeta", Name: "Zeta", RetentionDays: 30, CreatedAt: baseTime}))
-	noErr(t, s.CreateTenant(ctx, audit.Tenant{ID: "acme", Name: "Acme", RetentionDays: 90, CreatedAt: baseTime}))
+	noErr(t, s.CreateTenant(ctx, audit.Tenant{ID: "acme", Name: "Acme", RetentionDays: 90, MaxEventAgeDays: 3650, CreatedAt: baseTime}))
 	wantCode(t, s.CreateTenant(ctx, audit.Tenant{ID: "acme"}), audit.ECONFLICT)
 	got, err := s.GetTenant(ctx, "acme")
 	noErr(t, err)
-	sameJSON(t, "tenant", *got, audit.Tenant{ID: "acme", Name: "Acme", RetentionDays: 90, CreatedAt: baseTime})
+	sameJSON(t, "tenant", *got, audit.Tenant{ID: "acme", Name: "Acme", RetentionDays: 90, MaxEventAgeDays: 3650, CreatedAt: baseTime})
 	_, err = s.GetTenant(ctx, "nope")
 	wantCode(t, err, audit.ENOTFOUND)
 	list, err := s.ListTenants(ctx)
@@ -32,7 +32,7 @@ func runTenants(t *testing.T, open func(t *testing.T) Backend) {
 	noErr(t, s.UpdateTenant(ctx, audit.Tenant{ID: "acme", Name: "Acme Inc", RetentionDays: 365}))
 	got, err = s.GetTenant(ctx, "acme")
 	noErr(t, err)
-	if got.Name != "Acme Inc" || got.RetentionDays != 365 || !got.CreatedAt.Equal(baseTime) {
+	if got.Name != "Acme Inc" || got.RetentionDays != 365 || got.MaxEventAgeDays != 0 || !got.CreatedAt.Equal(baseTime) {
 		t.Fatalf("after update: %+v", got)
 	}
 	wantCode(t, s.UpdateTenant(ctx, audit.Tenant{ID: "nope"}), audit.ENOTFOUND)
