@@ -148,6 +148,9 @@ func TestScopeMatrix(t *testing.T) {
 		}},
 		"GET /v1/tenants":      {scope: audit.ScopeEventsRead, want: 200, req: func(*testing.T, keyKind, int) call { return call{"GET", "/v1/tenants", ""} }},
 		"GET /v1/tenants/{id}": {scope: audit.ScopeEventsRead, want: 200, req: func(*testing.T, keyKind, int) call { return call{"GET", "/v1/tenants/tenant-a", ""} }},
+		"PATCH /v1/tenants/{id}": {scope: audit.ScopeAdmin, operatorOnly: true, want: 200, req: func(*testing.T, keyKind, int) call {
+			return call{"PATCH", "/v1/tenants/tenant-a", `{"max_event_age_days":30}`}
+		}},
 
 		"POST /v1/keys": {scope: audit.ScopeAdmin, want: 201, req: func(_ *testing.T, k keyKind, i int) call {
 			return call{"POST", "/v1/keys", fmt.Sprintf(`{%s"name":"made-%d","scopes":["events:read"]}`, tenantField(k), i)}
