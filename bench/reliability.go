@@ -759,7 +759,7 @@ func lastLine(s string) string {
 // scenario.
 func runReliability(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("bench reliability", flag.ContinueOnError)
-	only := fs.String("run", "kill,overload,diskfull,readonly", "scenarios to run, comma-separated")
+	only := fs.String("run", "kill,overload,diskfull,readonly,bounded", "scenarios to run, comma-separated")
 	rounds := fs.Int("kill-rounds", 20, "SIGKILLs in the kill scenario")
 	clients := fs.Int("kill-clients", 16, "concurrent clients in the kill scenario")
 	overload := fs.Duration("overload-duration", 2*time.Minute, "how long to offer twice the sustainable rate")
@@ -798,6 +798,8 @@ func runReliability(ctx context.Context, args []string) error {
 			err = ScenarioDiskFull(ctx, env, DiskFullOptions{SizeMiB: 64})
 		case "readonly":
 			err = ScenarioReadOnly(ctx, env)
+		case "bounded":
+			_, err = ScenarioBounded(ctx, env, DefaultBoundedOptions())
 		default:
 			err = fmt.Errorf("unknown scenario %q", name)
 		}

@@ -160,3 +160,17 @@ func FuzzParseMetrics(f *testing.F) {
 		}
 	})
 }
+
+// TestBoundedResources is the short form of the bounded scenario: 400
+// distinct days through 16 open partitions, 5,000 user agents, 1,000
+// unknown keys, two concurrent huge arrays; descriptors, peak RSS and
+// metric series stay under the scenario's bounds, and a restart on the 400
+// partitions opens none of them.
+func TestBoundedResources(t *testing.T) {
+	e := env(t)
+	o := DefaultBoundedOptions()
+	o.Days, o.Agents, o.UnknownKeys, o.HugeArrays, o.MaxOpenPartitions, o.FDLimit = 400, 5000, 1000, 2, 16, 0
+	rep, err := ScenarioBounded(bounded(t, 4*time.Minute), e, o)
+	t.Logf("%+v", rep)
+	skipOrFail(t, err)
+}
