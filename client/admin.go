@@ -52,8 +52,9 @@ func (c *Client) CreateTenant(ctx context.Context, r CreateTenantRequest) (*Tena
 	return &t, nil
 }
 
-// UpdateTenant changes a tenant (operator keys only), for example to allow
-// a backfill of older events with MaxEventAgeDays.
+// UpdateTenant changes a tenant: an operator key any field, for example
+// MaxEventAgeDays to allow a backfill; a tenant admin key only its own
+// tenant's RetentionDays, within the server's bounds.
 func (c *Client) UpdateTenant(ctx context.Context, id string, r UpdateTenantRequest) (*Tenant, error) {
 	var t Tenant
 	if err := c.sendJSON(ctx, call{method: http.MethodPatch, path: "/v1/tenants/" + url.PathEscape(id)}, r, &t); err != nil {

@@ -31,6 +31,7 @@ import (
 	"github.com/vigilhq/vigil/internal/httpapi"
 	"github.com/vigilhq/vigil/internal/ingest"
 	"github.com/vigilhq/vigil/internal/pipeline"
+	"github.com/vigilhq/vigil/internal/retention"
 )
 
 // Options are the process-level dependencies of an App.
@@ -57,7 +58,10 @@ type App struct {
 	pipe     *pipeline.Pipeline
 	api      *httpapi.API
 	console  http.Handler
-	closers  []func() error
+	// retention deletes each tenant's expired data; nil when the store
+	// cannot.
+	retention *retention.Job
+	closers   []func() error
 	// knownTenants caches tenants found to exist (see tenantExists).
 	knownTenants sync.Map
 	// BootstrapKey is the operator key created on first start, "" otherwise.
@@ -138,6 +142,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if a.pipe, err = pipeline.New(popts); err != nil {
 		return nil, err
 	}
+	if a.retention, err = a.buildRetention(svc); err != nil {
+		return nil, err
+	}
 	apiOpts := httpapi.Options{
 		Ingest: svc, Events: a.stores.Events, Stream: a.stores.Stream, Tenants: a.stores.Tenants,
 		Keys: a.stores.Keys, Findings: a.stores.Findings, Incidents: a.stores.Incidents, Rules: a.stores.Rules, Enricher: enricher, Query: a.stores.Query,
@@ -148,6 +155,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		MaxInflightIngestBytes: int64(cfg.Server.MaxInflightIngestBytes),
 		Ready:                  append([]httpapi.ReadyCheck{{Name: "storage", Check: a.stores.Ready}}, enrichReady...),
 		ReadyInterval:          cfg.Server.ReadyInterval,
+		TenantRetentionDays:    [2]int{cfg.Retention.TenantMinDays, cfg.Retention.TenantMaxDays},
+	}
+	if a.retention != nil {
+		apiOpts.Retention = a.retention.RunOnce
 	}
 	viewers, secret, err := a.buildAccess(ctx)
 	if err != nil {
@@ -216,6 +227,12 @@ func (a *App) Run(ctx context.Context) error {
 		a.api.RunReadiness(gctx)
 		return nil
 	})
+	if a.retention != nil {
+		g.Go(func() error {
+			a.retention.Run(gctx)
+			return nil
+		})
+	}
 	g.Go(func() error {
 		err := a.pipe.Run(pipeCtx)
 		if err != nil {
@@ -357,3 +374,30 @@ func (a *App) Routes() map[string]audit.Scope { return a.api.Routes() }
 
 // prometheusRegisterer is the registry type components receive.
 type prometheusRegisterer = prometheus.Registerer
+
+// buildRetention builds the retention job over the stores' retention
+// capabilities; its purge records go through the ingest service's own path.
+func (a *App) buildRetention(svc *ingest.Service) (*retention.Job, error) {
+	st := a.stores
+	if st.Retention == nil {
+		a.log.Warn("this store cannot delete old data: retention_days is not enforced")
+		return nil, nil
+	}
+	return retention.New(retention.Options{
+		Tenants: st.Tenants, Events: st.Retention, Planner: st.RetentionPlanner, Findings: st.FindingRetention,
+		Record: func(ctx context.Context, ev *audit.Event) error {
+			return svc.RecordBatch(httpapi.ServerWrite(ctx), audit.Principal{}, []*audit.Event{ev})
+		},
+		Interval: a.cfg.Retention.Interval, Now: a.now,
+		Logger: a.log.With("component", "retention"), Registerer: a.registry,
+	})
+}
+
+// RunRetention applies retention now (tenant "" for every tenant), or with
+// dryRun reports what it would delete.
+func (a *App) RunRetention(ctx context.Context, tenant string, dryRun bool) ([]audit.PurgeReport, error) {
+	if a.retention == nil {
+		return nil, audit.Errorf(audit.EUNAVAILABLE, "this store cannot delete old data")
+	}
+	return a.retention.RunOnce(ctx, tenant, dryRun)
+}

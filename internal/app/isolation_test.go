@@ -183,6 +183,12 @@ func TestTenantIsolationMatrix(t *testing.T) {
 			// widen its own event-age allowance.
 			{"PATCH", "/v1/tenants/tenant-b", `{"max_event_age_days":36500}`, []int{403}},
 			{"PATCH", "/v1/tenants/tenant-a", `{"max_event_age_days":36500}`, []int{403}},
+			{"PATCH", "/v1/tenants/tenant-b", `{"retention_days":90}`, []int{403}},
+			{"PATCH", "/v1/tenants/tenant-a", `{"retention_days":90,"name":"renamed"}`, []int{403}},
+		},
+		"POST /v1/retention/run": {
+			{"POST", "/v1/retention/run", `{"tenant":"tenant-b","dry_run":true}`, denied},
+			{"POST", "/v1/retention/run", `{"tenant":"tenant-b"}`, denied},
 		},
 		"POST /v1/keys": {
 			{"POST", "/v1/keys", `{"tenant":"tenant-b","name":"x","scopes":["admin"]}`, []int{403}},

@@ -148,8 +148,16 @@ func TestScopeMatrix(t *testing.T) {
 		}},
 		"GET /v1/tenants":      {scope: audit.ScopeEventsRead, want: 200, req: func(*testing.T, keyKind, int) call { return call{"GET", "/v1/tenants", ""} }},
 		"GET /v1/tenants/{id}": {scope: audit.ScopeEventsRead, want: 200, req: func(*testing.T, keyKind, int) call { return call{"GET", "/v1/tenants/tenant-a", ""} }},
-		"PATCH /v1/tenants/{id}": {scope: audit.ScopeAdmin, operatorOnly: true, want: 200, req: func(*testing.T, keyKind, int) call {
-			return call{"PATCH", "/v1/tenants/tenant-a", `{"max_event_age_days":30}`}
+		// A tenant admin key may set its own retention (within bounds) and
+		// nothing else; the isolation matrix tries the rest.
+		"PATCH /v1/tenants/{id}": {scope: audit.ScopeAdmin, want: 200, req: func(_ *testing.T, k keyKind, _ int) call {
+			if k == kindOperator {
+				return call{"PATCH", "/v1/tenants/tenant-a", `{"max_event_age_days":30}`}
+			}
+			return call{"PATCH", "/v1/tenants/tenant-a", `{"retention_days":90}`}
+		}},
+		"POST /v1/retention/run": {scope: audit.ScopeAdmin, want: 200, req: func(_ *testing.T, k keyKind, _ int) call {
+			return call{"POST", "/v1/retention/run", `{` + tenantField(k) + `"dry_run":true}`}
 		}},
 
 		"POST /v1/keys": {scope: audit.ScopeAdmin, want: 201, req: func(_ *testing.T, k keyKind, i int) call {

@@ -28,7 +28,12 @@ type Stores struct {
 	// Query runs investigation queries and exports; nil when the backend
 	// has no query engine.
 	Query audit.QueryRunner
-	Ping  func(ctx context.Context) error
+	// Retention, RetentionPlanner and FindingRetention are what the
+	// retention job deletes with; nil when the backend cannot.
+	Retention        audit.Retention
+	RetentionPlanner audit.RetentionPlanner
+	FindingRetention audit.FindingRetention
+	Ping             func(ctx context.Context) error
 	// Ready is the cheap readiness check (can the store take writes);
 	// it must not wait on connections that queries hold.
 	Ready    func(ctx context.Context) error
@@ -50,8 +55,9 @@ func OpenStores(ctx context.Context, cfg config.Config, log *slog.Logger, now fu
 		}
 		return &Stores{
 			Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, Incidents: db, State: db, Rules: db, Viewers: db, Saved: db,
-			Query: db.Events().Querier(sqlite.QueryOptions{}),
-			Ping:  db.Ping, Ready: db.Ready, DiskSize: db.DiskBytes, Close: db.Close,
+			Query:     db.Events().Querier(sqlite.QueryOptions{}),
+			Retention: db, RetentionPlanner: db, FindingRetention: db,
+			Ping: db.Ping, Ready: db.Ready, DiskSize: db.DiskBytes, Close: db.Close,
 		}, nil
 	}
 	return nil, fmt.Errorf("storage.driver %q is not available", cfg.Storage.Driver)

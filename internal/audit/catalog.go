@@ -53,6 +53,9 @@ const (
 	// ActionSearch and ActionExport are written by Vigil itself when the log is read.
 	ActionSearch = "vigil.search"
 	ActionExport = "vigil.export"
+	// ActionRetentionPurged is written by Vigil when retention deleted a
+	// tenant's old events, findings or incidents.
+	ActionRetentionPurged = "vigil.retention.purged"
 )
 
 // field names a required field and, optionally, the values it may take.

@@ -22,3 +22,40 @@ import (
 type Retention interface {
 	Purge(ctx context.Context, tenant string, before time.Time) (int64, error)
 }
+
+// RetentionPlanner is an optional capability beside Retention: it counts
+// what Purge would delete, for a dry run. CountBefore returns how many of
+// tenant's events are dated before the cutoff; an empty tenant is
+// EINVALID.
+type RetentionPlanner interface {
+	CountBefore(ctx context.Context, tenant string, before time.Time) (int64, error)
+}
+
+// FindingRetention is an optional capability of finding stores: findings
+// and incidents expire with their evidence.
+//
+// Contract:
+//   - PurgeFindings deletes tenant's findings whose LastSeen is before the
+//     cutoff, whatever their status, and the incidents whose LastSeen is
+//     before it; it returns how many of each it deleted. Other tenants'
+//     and later records are untouched; a second call deletes nothing.
+//   - With dryRun it deletes nothing and returns what it would delete.
+//   - An empty tenant is EINVALID (installation-wide findings, which have
+//     no tenant, are never purged by a tenant's retention).
+type FindingRetention interface {
+	PurgeFindings(ctx context.Context, tenant string, before time.Time, dryRun bool) (findings, incidents int64, err error)
+}
+
+// PurgeReport is what one retention run did (or, dry, would do) to one
+// tenant.
+type PurgeReport struct {
+	Tenant        string    `json:"tenant"`
+	RetentionDays int       `json:"retention_days"`
+	Before        time.Time `json:"before"` // everything dated earlier goes
+	DryRun        bool      `json:"dry_run"`
+	Events        int64     `json:"events"`
+	Findings      int64     `json:"findings"`
+	Incidents     int64     `json:"incidents"`
+	// Error is set when this tenant's purge failed (the others still ran).
+	Error string `json:"error,omitempty"`
+}

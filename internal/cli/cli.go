@@ -61,6 +61,7 @@ func commands() []*Command {
 		incidentsListCommand(), incidentsShowCommand(),
 		incidentsUpdateCommand("ack", "acknowledged", "acknowledge incidents (and their open findings): someone is looking"),
 		incidentsUpdateCommand("resolve", "resolved", "resolve incidents (and their open findings), with a --note on what was decided"),
+		retentionRunCommand(),
 		enrichCommand(), rulesListCommand(), rulesCheckCommand(), rulesTestCommand(), profilesRebuildCommand(),
 		versionCommand(),
 	}

@@ -20,14 +20,27 @@ import (
 
 // Config is the whole configuration.
 type Config struct {
-	Server  Server  `yaml:"server"`
-	Storage Storage `yaml:"storage"`
-	Ingest  Ingest  `yaml:"ingest"`
-	Enrich  Enrich  `yaml:"enrich"`
-	Detect  Detect  `yaml:"detect"`
-	Limits  Limits  `yaml:"limits"`
-	Console Console `yaml:"console"`
-	Log     Log     `yaml:"log"`
+	Server    Server    `yaml:"server"`
+	Storage   Storage   `yaml:"storage"`
+	Ingest    Ingest    `yaml:"ingest"`
+	Enrich    Enrich    `yaml:"enrich"`
+	Detect    Detect    `yaml:"detect"`
+	Limits    Limits    `yaml:"limits"`
+	Console   Console   `yaml:"console"`
+	Retention Retention `yaml:"retention"`
+	Log       Log       `yaml:"log"`
+}
+
+// Retention is the background job that deletes each tenant's data older
+// than its retention_days.
+type Retention struct {
+	// Interval is the time between runs over every tenant; 0 turns the
+	// schedule off (vigil retention run still works).
+	Interval time.Duration `yaml:"interval"`
+	// TenantMinDays and TenantMaxDays bound the retention a tenant admin
+	// key may set for its own tenant; operator keys may set any (1–36500).
+	TenantMinDays int `yaml:"tenant_min_days"`
+	TenantMaxDays int `yaml:"tenant_max_days"`
 }
 
 // Console is the web console served at / by vigil serve.
@@ -197,13 +210,14 @@ func Default() Config {
 			WriteTimeout: 120 * time.Second, IdleTimeout: 120 * time.Second, ShutdownTimeout: 20 * time.Second,
 			MaxBodySize: 16 << 20, MaxInflightIngest: 512, MaxInflightIngestBytes: 128 << 20, ReadyInterval: 2 * time.Second,
 		},
-		Storage: Storage{Driver: "sqlite", SQLite: SQLite{Dir: "./vigil-data", MaxOpenPartitions: 64}},
-		Ingest:  Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second, MaxEventAge: 90 * 24 * time.Hour},
-		Enrich:  Enrich{ReloadInterval: 30 * time.Second, CacheSize: 65536, Budget: 5 * time.Millisecond},
-		Detect:  Detect{Enabled: true, MaxKeys: 1_000_000, MaxTenantKeys: 250_000, AllowedLateness: 2 * time.Minute},
-		Limits:  defaultLimits(),
-		Console: Console{Enabled: true, SessionTTL: 12 * time.Hour},
-		Log:     Log{Level: "info", Format: "auto"},
+		Storage:   Storage{Driver: "sqlite", SQLite: SQLite{Dir: "./vigil-data", MaxOpenPartitions: 64}},
+		Ingest:    Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second, MaxEventAge: 90 * 24 * time.Hour},
+		Enrich:    Enrich{ReloadInterval: 30 * time.Second, CacheSize: 65536, Budget: 5 * time.Millisecond},
+		Detect:    Detect{Enabled: true, MaxKeys: 1_000_000, MaxTenantKeys: 250_000, AllowedLateness: 2 * time.Minute},
+		Limits:    defaultLimits(),
+		Console:   Console{Enabled: true, SessionTTL: 12 * time.Hour},
+		Retention: Retention{Interval: time.Hour, TenantMinDays: 30, TenantMaxDays: 400},
+		Log:       Log{Level: "info", Format: "auto"},
 	}
 }
 
@@ -397,6 +411,13 @@ func (c *Config) Validate() error {
 		bad("storage.driver", "must be sqlite, not %q", c.Storage.Driver)
 	}
 	c.Limits.validate(bad)
+	if c.Retention.Interval < 0 {
+		bad("retention.interval", "must be 0 (no scheduled runs) or a positive duration")
+	}
+	if c.Retention.TenantMinDays < 1 || c.Retention.TenantMaxDays > 36500 || c.Retention.TenantMinDays > c.Retention.TenantMaxDays {
+		bad("retention.tenant_min_days", "tenant_min_days %d and tenant_max_days %d must satisfy 1 <= min <= max <= 36500",
+			c.Retention.TenantMinDays, c.Retention.TenantMaxDays)
+	}
 	if c.Ingest.MaxBacklog < 1000 {
 		bad("ingest.max_backlog", "must be at least 1000")
 	}

@@ -94,15 +94,25 @@ type tenantPatch struct {
 	MaxEventAgeDays *int    `json:"max_event_age_days"`
 }
 
-// patchTenant changes a tenant's name, retention or event-age override
-// (operator keys only: a tenant must not widen its own allowance).
+// patchTenant changes a tenant's name, retention or event-age override.
+// Operator keys change any of them; a tenant admin key may only set its
+// own tenant's retention_days, within the installation's bounds (a tenant
+// must not widen its own event-age allowance).
 func (a *API) patchTenant(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
-	if !p.Operator() {
-		return audit.Errorf(audit.EFORBIDDEN, "only operator keys change tenants")
-	}
 	var req tenantPatch
 	if err := httpx.DecodeJSON(w, r, maxAdminBody, &req); err != nil {
 		return err
+	}
+	if !p.Operator() {
+		if r.PathValue("id") != p.Tenant || req.Name != nil || req.MaxEventAgeDays != nil || req.RetentionDays == nil {
+			return audit.Errorf(audit.EFORBIDDEN, "a tenant key may only change its own tenant's retention_days; other changes need an operator key")
+		}
+		if lo, hi := a.opts.TenantRetentionDays[0], a.opts.TenantRetentionDays[1]; *req.RetentionDays < lo || *req.RetentionDays > hi {
+			if hi == 0 {
+				return audit.Errorf(audit.EFORBIDDEN, "this installation lets only operators change retention")
+			}
+			return audit.FieldErrorf("retention_days", "retention_days must be between %d and %d for a tenant key (an operator may set 1–%d)", lo, hi, maxDays)
+		}
 	}
 	t, err := a.opts.Tenants.GetTenant(r.Context(), r.PathValue("id"))
 	if err != nil {

@@ -173,6 +173,10 @@ func serverWrite(ctx context.Context) context.Context {
 	return context.WithValue(ctx, serverWriteKey{}, true)
 }
 
+// ServerWrite marks ctx for the server's own records made outside a
+// request (the retention job's): counted in backlog shares, never refused.
+func ServerWrite(ctx context.Context) context.Context { return serverWrite(ctx) }
+
 // Admit implements ingest.Admission: every tenant of the request must be
 // within its event rate and its backlog share, or nothing is charged.
 func (l *Limiter) Admit(ctx context.Context, counts map[string]int) error {

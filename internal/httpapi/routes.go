@@ -57,6 +57,8 @@ func (a *API) table() []route {
 		{pattern: "GET /v1/keys", scope: audit.ScopeAdmin, authed: a.listKeys},
 		{pattern: "DELETE /v1/keys/{id}", scope: audit.ScopeAdmin, authed: a.revokeKey},
 
+		{pattern: "POST /v1/retention/run", scope: audit.ScopeAdmin, authed: a.runRetention},
+
 		{pattern: "POST /v1/viewer-tokens", scope: audit.ScopeAdmin, authed: a.createViewerToken},
 		{pattern: "GET /v1/viewer-tokens", scope: audit.ScopeAdmin, authed: a.listViewerTokens},
 		{pattern: "DELETE /v1/viewer-tokens/{id}", scope: audit.ScopeAdmin, authed: a.revokeViewerToken},

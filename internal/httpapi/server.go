@@ -61,6 +61,12 @@ type Options struct {
 	// RuleCatalog returns the rules detection runs, with their defaults,
 	// for GET /v1/rules; without it the route answers 503.
 	RuleCatalog RuleCatalog
+	// Retention runs POST /v1/retention/run; without it the route answers 503.
+	Retention RetentionRunner
+	// TenantRetentionDays bounds the retention_days a tenant admin key may
+	// set for its own tenant ([min, max]); operators may set 1–36500. Zero
+	// lets tenant keys change nothing.
+	TenantRetentionDays [2]int
 
 	Logger   *slog.Logger
 	Registry *prometheus.Registry

@@ -700,19 +700,71 @@ func (s *EventStore) purgePartition(ctx context.Context, p *partition, tenant st
 	return n, s.drop(p)
 }
 
+// purgeChunk is how many rows one purge statement deletes: the partition's
+// writer lock is released between chunks, so a late event for the same day
+// waits for one chunk, not for the whole purge.
+const purgeChunk = 5000
+
 func (p *partition) purge(ctx context.Context, t, cut int64) (n int64, empty bool, err error) {
+	for {
+		m, err := p.purgeSome(ctx, t, cut)
+		n += m
+		if err != nil {
+			return n, false, err
+		}
+		if m < purgeChunk {
+			break
+		}
+	}
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
-	res, err := p.f.w.ExecContext(ctx, `DELETE FROM events INDEXED BY ev_time WHERE t = ? AND ts < ?`, t, cut)
-	if err != nil {
-		return 0, false, translate(err, "purge "+p.f.path)
-	}
-	n, _ = res.RowsAffected()
 	var any int
 	if err := p.f.w.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)`).Scan(&any); err != nil {
 		return n, false, translate(err, "purge "+p.f.path)
 	}
 	return n, any == 0, nil
+}
+
+func (p *partition) purgeSome(ctx context.Context, t, cut int64) (int64, error) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	res, err := p.f.w.ExecContext(ctx, `DELETE FROM events WHERE rid IN
+		(SELECT rid FROM events INDEXED BY ev_time WHERE t = ? AND ts < ? LIMIT ?)`, t, cut, purgeChunk)
+	if err != nil {
+		return 0, translate(err, "purge "+p.f.path)
+	}
+	n, _ := res.RowsAffected()
+	return n, nil
+}
+
+// CountBefore counts tenant's events dated before the cutoff (a retention
+// dry run).
+func (s *EventStore) CountBefore(ctx context.Context, tenant string, before time.Time) (int64, error) {
+	if tenant == "" {
+		return 0, invalid("tenant", "a retention count needs a tenant")
+	}
+	cut := before.UnixNano()
+	var total int64
+	for _, idx := range s.partitionsNewestFirst(0, cut) {
+		p, err := s.acquire(ctx, idx, false)
+		if err != nil {
+			return total, err
+		}
+		if p == nil {
+			continue
+		}
+		var n int64
+		if t, ok := p.id(tenant); ok {
+			err = p.f.r.QueryRowContext(ctx, `SELECT count(*) FROM events INDEXED BY ev_time WHERE t = ? AND ts < ?`,
+				t, cut-p.start).Scan(&n)
+		}
+		s.release(p)
+		if err != nil {
+			return total, translate(err, "count events before a cutoff")
+		}
+		total += n
+	}
+	return total, nil
 }
 
 // drop closes and deletes an empty partition file, taking over the

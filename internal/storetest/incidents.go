@@ -158,3 +158,64 @@ func runIncidents(t *testing.T, open func(t *testing.T) Backend) {
 		}
 	})
 }
+
+// runFindingRetention checks audit.FindingRetention: findings and
+// incidents expire with their last evidence, per tenant, whatever their
+// status, and a dry run deletes nothing.
+func runFindingRetention(t *testing.T, open func(t *testing.T) Backend) {
+	b := open(t)
+	r, ok := b.Findings.(audit.FindingRetention)
+	if !ok || b.Incidents == nil {
+		t.Skip("backend has no finding retention")
+	}
+	ctx := t.Context()
+	old, recent := baseTime, baseTime.Add(30*24*time.Hour)
+	cut := baseTime.Add(10 * 24 * time.Hour)
+	var fs []audit.Finding
+	for _, tenant := range []string{"a", "b"} {
+		f1, f2, f3 := finding(tenant, "old-open", old), finding(tenant, "old-resolved", old), finding(tenant, "recent", recent)
+		f1.IncidentID, f2.IncidentID, f3.IncidentID = "i-old", "i-old", "i-new"
+		fs = append(fs, f1, f2, f3)
+		noErr(t, b.Findings.UpsertFindings(ctx, []audit.Finding{f1, f2, f3}))
+		noErr(t, b.Incidents.UpsertIncidents(ctx, []audit.Incident{
+			incident(tenant, "i-old", old, "old-open", "old-resolved"), incident(tenant, "i-new", recent, "recent")}))
+		_, err := b.Findings.UpdateFinding(ctx, tenant, "old-resolved", audit.FindingUpdate{Status: audit.StatusResolved, Note: "benign"})
+		noErr(t, err)
+	}
+	_, _, err := r.PurgeFindings(ctx, "", cut, false)
+	wantCode(t, err, audit.EINVALID)
+
+	nf, ni, err := r.PurgeFindings(ctx, "a", cut, true)
+	noErr(t, err)
+	if nf != 2 || ni != 1 {
+		t.Fatalf("dry run counted %d findings and %d incidents, want 2 and 1", nf, ni)
+	}
+	if _, err := b.Findings.GetFinding(ctx, "a", "old-open"); err != nil {
+		t.Fatalf("the dry run deleted: %v", err)
+	}
+	nf, ni, err = r.PurgeFindings(ctx, "a", cut, false)
+	noErr(t, err)
+	if nf != 2 || ni != 1 {
+		t.Fatalf("purged %d findings and %d incidents, want 2 and 1", nf, ni)
+	}
+	for _, id := range []string{"old-open", "old-resolved"} {
+		_, err := b.Findings.GetFinding(ctx, "a", id)
+		wantCode(t, err, audit.ENOTFOUND)
+	}
+	_, err = b.Incidents.GetIncident(ctx, "a", "i-old")
+	wantCode(t, err, audit.ENOTFOUND)
+	if _, err := b.Findings.GetFinding(ctx, "a", "recent"); err != nil {
+		t.Fatalf("a recent finding went: %v", err)
+	}
+	if _, err := b.Incidents.GetIncident(ctx, "a", "i-new"); err != nil {
+		t.Fatalf("a recent incident went: %v", err)
+	}
+	for _, id := range []string{"old-open", "old-resolved", "recent"} {
+		if _, err := b.Findings.GetFinding(ctx, "b", id); err != nil {
+			t.Fatalf("tenant b lost finding %s: %v", id, err)
+		}
+	}
+	if nf, ni, err := r.PurgeFindings(ctx, "a", cut, false); err != nil || nf != 0 || ni != 0 {
+		t.Fatalf("second purge: %d findings, %d incidents, %v", nf, ni, err)
+	}
+}
