@@ -170,6 +170,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		apiOpts.TuningChanged = det.tuningChanged
 		apiOpts.ValidateSetting = det.validateSetting
 		apiOpts.RuleCatalog = ruleCatalog(det.engine.Rules())
+		bt, err := a.buildBacktester(cfg.Detect)
+		if err != nil {
+			return nil, err
+		}
+		apiOpts.Backtest = bt.Run
 	}
 	a.api, err = httpapi.New(apiOpts)
 	if err != nil {

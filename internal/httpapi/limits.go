@@ -407,6 +407,8 @@ var readKind = map[string]string{
 	"GET /v1/ips/{ip}":      "query",
 	"GET /v1/findings":      "query",
 	"POST /v1/export":       "export",
+	// A backtest replays up to weeks of history: it counts as an export.
+	"POST /v1/rules/{rule}/backtest": "export",
 }
 
 // limited charges an authenticated request to its key's and tenant's

@@ -61,6 +61,9 @@ type Options struct {
 	// RuleCatalog returns the rules detection runs, with their defaults,
 	// for GET /v1/rules; without it the route answers 503.
 	RuleCatalog RuleCatalog
+	// Backtest runs POST /v1/rules/{rule}/backtest; without it the route
+	// answers 503.
+	Backtest Backtester
 	// Retention runs POST /v1/retention/run; without it the route answers 503.
 	Retention RetentionRunner
 	// TenantRetentionDays bounds the retention_days a tenant admin key may
