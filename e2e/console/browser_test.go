@@ -63,12 +63,13 @@ type scenario struct {
 	Tampered    string `json:"tampered"`
 	Tenant      string `json:"tenant"`
 	Other       struct {
-		Tenant  string `json:"tenant"`
-		Finding string `json:"finding"`
-		Event   string `json:"event"`
-		Actor   string `json:"actor"`
-		IP      string `json:"ip"`
-		Session string `json:"session"`
+		Tenant   string `json:"tenant"`
+		Finding  string `json:"finding"`
+		Event    string `json:"event"`
+		Actor    string `json:"actor"`
+		IP       string `json:"ip"`
+		Session  string `json:"session"`
+		Incident string `json:"incident"`
 	} `json:"other"`
 }
 
@@ -251,5 +252,13 @@ func seed(ctx context.Context, t *testing.T, a *app.App, base string) scenario {
 	if sc.Other.Session == "" {
 		t.Fatal(errors.New("no globex session to probe"))
 	}
+	incs, err := a.Stores().Incidents.SearchIncidents(ctx, audit.IncidentFilter{Tenant: "globex", Limit: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(incs.Incidents) == 0 {
+		t.Fatal("the simulation raised no incident in globex")
+	}
+	sc.Other.Incident = incs.Incidents[0].ID
 	return sc
 }

@@ -56,12 +56,15 @@ const { ctx: vctx, page } = await newPage();
 
 await step("sign in with a viewer token", async () => {
   await page.goto(sc.base + "/embed?token=" + encodeURIComponent(sc.viewer));
-  await page.waitForURL((u) => u.pathname === "/findings", { timeout: 10000 });
+  await page.waitForURL((u) => u.pathname === "/incidents", { timeout: 10000 });
   check(!page.url().includes("token"), "the viewer token stayed in the address bar");
   const cookies = await vctx.cookies();
   const s = cookies.find((c) => c.name === "vigil_session");
   check(s && s.httpOnly && s.sameSite === "Strict", "session cookie not HttpOnly/SameSite=Strict: " + JSON.stringify(s));
   check(!(await page.evaluate(() => document.cookie)).includes("vigil_session"), "the session cookie is readable from script");
+  check(await page.locator("table.incidents tbody tr").count() > 0, "the incident inbox is empty on the seeded tenant");
+  await shoot(page, "incidents");
+  await page.goto(sc.base + "/findings");
   const rows = await page.locator("table.findings tbody tr").count();
   check(rows > 0, "the inbox shows no findings on the seeded tenant");
   await shoot(page, "findings");
@@ -99,11 +102,60 @@ await step("triage findings in bulk and one by one", async () => {
   findingURL = page.url();
   check((await page.textContent("p.explanation")).trim().length > 20, "the finding has no explanation");
   check(await page.locator("ol.timeline li").count() > 0, "the finding shows no evidence timeline");
+  check(await page.locator("p.part-of a[href^='/incidents/']").count() === 1, "the finding does not link its incident");
   await shoot(page, "finding");
   await page.getByLabel("Note (required to resolve)").fill("Looking into it");
   await page.getByRole("button", { name: "Acknowledge" }).click();
   await page.waitForSelector("p.notice");
   check((await page.textContent(".facts")).includes("acknowledged"), "the finding is not acknowledged");
+});
+
+await step("triage an incident", async () => {
+  await page.goto(sc.base + "/incidents?status=open");
+  const links = page.locator("table.incidents tbody tr td a[href^='/incidents/']");
+  check(await links.count() >= 2, `only ${await links.count()} open incidents`);
+  await links.first().click();
+  await page.waitForSelector("p.explanation");
+  const incURL = page.url();
+  const id = decodeURIComponent(new URL(incURL).pathname.split("/").pop());
+  check((await page.textContent("p.explanation")).trim().length > 20, "the incident has no explanation");
+  check(await page.locator("ol.timeline li.finding-step").count() > 0, "the incident timeline shows no finding");
+  check(await page.locator("ol.timeline li:not(.finding-step)").count() > 0, "the incident timeline shows no evidence event");
+  const times = await page.locator("ol.timeline li time").evaluateAll((ts) => ts.map((t) => t.getAttribute("datetime")));
+  check(times.every((t, i) => i === 0 || times[i - 1] <= t), "the incident timeline is not in time order");
+  check(await page.locator('.cols section a[href^="/actors/"]').count() > 0, "the incident names no account at risk");
+  check(await page.locator('.cols section a[href^="/ips/"]').count() > 0, "the incident links no address");
+  await shoot(page, "incident");
+  // Resolving without a note is refused; with one, the incident and its
+  // open findings are resolved.
+  await page.getByRole("button", { name: "Resolve" }).click();
+  await page.waitForLoadState();
+  check((await page.textContent("main")).includes("resolving needs a note"), "resolving an incident without a note was not refused");
+  await page.goto(incURL);
+  await page.getByLabel("Note (required to resolve)").fill("Blocked the stuffing network; reset the passwords of the accounts at risk");
+  await page.getByRole("button", { name: "Resolve" }).click();
+  await page.waitForSelector("p.notice");
+  check((await page.textContent(".facts")).includes("resolved"), "the incident is not resolved");
+  await page.goto(sc.base + "/findings?status=open&incident=" + encodeURIComponent(id));
+  check(await page.locator("table.findings tbody tr").count() === 0, "the resolved incident still has open findings");
+  await page.goto(sc.base + "/findings?status=resolved&incident=" + encodeURIComponent(id));
+  check(await page.locator("table.findings tbody tr").count() > 0, "the incident's findings were not resolved with it");
+  // Bulk: acknowledge two incidents from the inbox.
+  await page.goto(sc.base + "/incidents?status=open");
+  const boxes = page.locator('#triage tbody input[name="id"]');
+  if (await boxes.count() >= 2) {
+    const a = await boxes.nth(0).getAttribute("value"), b = await boxes.nth(1).getAttribute("value");
+    await boxes.nth(0).check();
+    await boxes.nth(1).check();
+    await page.getByRole("button", { name: "Acknowledge" }).click();
+    await page.waitForSelector("p.notice");
+    check((await page.textContent("p.notice")).includes("acknowledged"), "no confirmation after the bulk acknowledge");
+    await page.goto(sc.base + "/incidents?status=acknowledged");
+    check(await page.locator(`#triage input[value="${a}"]`).count() === 1 && await page.locator(`#triage input[value="${b}"]`).count() === 1,
+      "the acknowledged incidents are not under acknowledged");
+  } else check(false, "fewer than two open incidents left for the bulk acknowledge");
+  await page.goto(sc.base + "/incidents?status=resolved&severity=low&period=24h");
+  check(await page.locator("table.incidents tbody tr").count() >= 1, "the filters lose the resolved incident");
 });
 
 await step("open an actor, an IP, a session and an event from the finding", async () => {
@@ -181,7 +233,9 @@ await step("overview charts", async () => {
 await step("read-only viewer cannot triage", async () => {
   const { ctx, page: p } = await newPage();
   await p.goto(sc.base + "/embed?token=" + encodeURIComponent(sc.read_only_viewer));
-  await p.waitForURL((u) => u.pathname === "/findings");
+  await p.waitForURL((u) => u.pathname === "/incidents");
+  check(await p.getByRole("button", { name: "Resolve" }).count() === 0, "a read-only viewer is offered incident triage");
+  await p.goto(sc.base + "/findings");
   check(await p.getByRole("button", { name: "Resolve" }).count() === 0, "a read-only viewer is offered triage");
   await ctx.close();
 });
@@ -190,6 +244,9 @@ await step("tenant isolation: acme's session cannot reach globex", async () => {
   const o = sc.other;
   for (const [url, mustNot] of [
     ["/findings/" + encodeURIComponent(o.finding), null],
+    ["/incidents/" + encodeURIComponent(o.incident), null],
+    ["/incidents?tenant=globex&status=all", null],
+    ["/findings?status=all&incident=" + encodeURIComponent(o.incident), null],
     ["/events/" + encodeURIComponent(o.event), null],
     ["/actors/" + encodeURIComponent(o.actor), "Timeline"],
     ["/ips/" + encodeURIComponent(o.ip), "Accounts from this address"],
@@ -208,7 +265,7 @@ await step("tenant isolation: acme's session cannot reach globex", async () => {
     if (url.startsWith("/ips/")) check(text.includes("No accounts."), `${url} shows accounts from globex`);
     if (url.startsWith("/sessions/")) check(text.includes("No events of this session"), `${url} shows globex's session`);
     if (url.startsWith("/search")) check(text.includes("No results"), `${url} finds globex's events`);
-    if (url.startsWith("/findings?")) check(!text.includes(o.actor), `${url} lists globex's finding`);
+    if (url.startsWith("/findings?") || url.startsWith("/incidents?")) check(!text.includes(o.actor) && !text.includes(o.incident), `${url} lists globex's finding or incident`);
   }
   // A forged triage of globex's finding with acme's own CSRF token.
   await page.goto(sc.base + "/findings");
@@ -219,15 +276,23 @@ await step("tenant isolation: acme's session cannot reach globex", async () => {
     return r.status;
   }, [o.finding, csrf]);
   check(res === 404, `triaging globex's finding answered ${res}`);
+  const resInc = await page.evaluate(async ([id, csrf]) => {
+    const r = await fetch("/incidents/triage", { method: "POST", headers: { "Content-Type": "application/x-www-form-urlencoded" },
+      body: new URLSearchParams({ id, status: "resolved", note: "not mine", cascade: "1", csrf }) });
+    return r.status;
+  }, [o.incident, csrf]);
+  check(resInc === 404, `triaging globex's incident answered ${resInc}`);
   // Without the CSRF token nothing changes either.
   const res2 = await page.evaluate(async () => (await fetch("/findings/triage", { method: "POST", body: new URLSearchParams({ id: "x", status: "open" }) })).status);
   check(res2 === 403, `a POST without CSRF answered ${res2}`);
   // globex's own viewer sees its finding.
   const { ctx, page: g } = await newPage();
   await g.goto(sc.base + "/embed?token=" + encodeURIComponent(sc.other_viewer));
-  await g.waitForURL((u) => u.pathname === "/findings");
+  await g.waitForURL((u) => u.pathname === "/incidents");
   const r = await g.goto(sc.base + "/findings/" + encodeURIComponent(o.finding));
   check(r.status() === 200, "globex's viewer cannot open its own finding");
+  const ri = await g.goto(sc.base + "/incidents/" + encodeURIComponent(o.incident));
+  check(ri.status() === 200, "globex's viewer cannot open its own incident");
   await ctx.close();
 });
 
@@ -250,7 +315,7 @@ await step("sign in with an API key and change a rule", async () => {
   await shoot(p, "signin");
   await p.getByLabel("API key").fill(sc.admin_key);
   await p.getByRole("button", { name: "Sign in" }).click();
-  await p.waitForURL((u) => u.pathname === "/findings");
+  await p.waitForURL((u) => u.pathname === "/incidents");
   await p.goto(sc.base + "/settings");
   const form = p.locator("form.rule").first();
   const box = form.locator('input[type="checkbox"]');
@@ -272,9 +337,10 @@ await step("operator switches tenants", async () => {
   await p.goto(sc.base + "/signin");
   await p.getByLabel("API key").fill(sc.operator_key);
   await p.getByRole("button", { name: "Sign in" }).click();
-  await p.waitForURL((u) => u.pathname === "/findings");
-  await p.getByLabel("Tenant").selectOption("globex");
-  await p.waitForURL((u) => u.pathname === "/findings");
+  await p.waitForURL((u) => u.pathname === "/incidents");
+  await Promise.all([p.waitForResponse((r) => new URL(r.url()).pathname === "/tenant"), p.getByLabel("Tenant").selectOption("globex")]);
+  await p.waitForURL((u) => u.pathname === "/incidents");
+  await p.waitForLoadState();
   check((await p.locator("#tenant-switch").inputValue()) === "globex", "the operator did not switch to globex");
   await ctx.close();
 });

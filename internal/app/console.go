@@ -61,7 +61,7 @@ func (a *App) buildConsole(c config.Console, det *detection, viewers *access.Vie
 	}
 	opts := console.Options{
 		Events: a.stores.Events, Tenants: a.stores.Tenants, Keys: a.stores.Keys, Findings: a.stores.Findings,
-		Rules: a.stores.Rules, Query: a.stores.Query, Saved: a.stores.Saved, Viewers: viewers,
+		Incidents: a.stores.Incidents, Rules: a.stores.Rules, Query: a.stores.Query, Saved: a.stores.Saved, Viewers: viewers,
 		// The console signs with a key derived from, not equal to, the
 		// viewer-token secret.
 		Secret: append([]byte("console:"), secret...), AuditRead: a.api.AuditRead,

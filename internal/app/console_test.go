@@ -278,6 +278,8 @@ func TestConsoleTenantIsolation(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	incB, _ := seedIncident(t, n, bc, "tenant-b", "inc-b", "bob", "192.0.2.55", secretB)
+
 	br := newBrowser(t, n.url)
 	br.signIn(keyA)
 	br.get("/findings")
@@ -285,7 +287,9 @@ func TestConsoleTenantIsolation(t *testing.T) {
 		"/findings?tenant=tenant-b&status=all", "/findings?actor=bob&status=all", "/search?q=" + url.QueryEscape(`time:>=-1h "b-secret-marker"`),
 		"/search?q=" + url.QueryEscape("time:>=-1h | stats count() by actor.id"), "/search?q=bob&tenant=tenant-b",
 		"/export?format=ndjson&q=" + url.QueryEscape("time:>=-1h"), "/export?q=" + url.QueryEscape("time:>=-1h") + "&tenant=tenant-b",
-		"/overview", "/settings", "/events/b-1?tenant=tenant-b", "/findings/f-b?tenant=tenant-b"}
+		"/overview", "/settings", "/events/b-1?tenant=tenant-b", "/findings/f-b?tenant=tenant-b",
+		"/incidents/inc-b", "/incidents/inc-b?tenant=tenant-b", "/incidents?tenant=tenant-b&status=all", "/findings?incident=inc-b&status=all",
+		"/findings/inc-b-f1", "/events/inc-b-e2", "/sessions/inc-b-sess"}
 	for _, p := range gets {
 		resp, body := br.get(p)
 		if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
@@ -309,6 +313,7 @@ func TestConsoleTenantIsolation(t *testing.T) {
 	}
 	posts := map[string]url.Values{
 		"/findings/triage":                 {"id": {"f-b"}, "status": {"resolved"}, "note": {"not mine"}},
+		"/incidents/triage":                {"id": {"inc-b"}, "status": {"resolved"}, "note": {"not mine"}, "cascade": {"1"}},
 		"/tenant":                          {"tenant": {"tenant-b"}},
 		"/search/saved/sb/delete":          {},
 		"/settings/viewers/unknown/revoke": {},
@@ -320,6 +325,9 @@ func TestConsoleTenantIsolation(t *testing.T) {
 	}
 	if f, err := st.Findings.GetFinding(ctx, "tenant-b", "f-b"); err != nil || f.Status != audit.StatusOpen {
 		t.Fatalf("B's finding changed: %+v %v", f, err)
+	}
+	if i, err := st.Incidents.GetIncident(ctx, "tenant-b", incB.ID); err != nil || i.Status != audit.StatusOpen {
+		t.Fatalf("B's incident changed: %+v %v", i, err)
 	}
 	if ss, _ := st.Saved.ListSavedSearches(ctx, "tenant-b"); len(ss) != 1 {
 		t.Fatalf("B's saved search deleted")

@@ -59,9 +59,11 @@ type Options struct {
 	Tenants  audit.TenantStore  // required
 	Keys     audit.KeyStore     // required
 	Findings audit.FindingStore // required
-	Rules    audit.RuleStore
-	Query    audit.QueryRunner
-	Saved    audit.SavedSearchStore
+	// Incidents, when set, adds the incident inbox and pages.
+	Incidents audit.IncidentStore
+	Rules     audit.RuleStore
+	Query     audit.QueryRunner
+	Saved     audit.SavedSearchStore
 	// Viewers verifies viewer tokens; without it /embed answers that
 	// viewer links are not enabled.
 	Viewers *access.Viewers
@@ -145,6 +147,9 @@ func (c *Console) routes() http.Handler {
 	page("GET /{$}", c.home)
 	page("POST /signout", c.signout)
 	page("POST /tenant", c.switchTenant)
+	page("GET /incidents", c.incidentsPage)
+	page("POST /incidents/triage", c.triageIncidents)
+	page("GET /incidents/{id}", c.incidentPage)
 	page("GET /findings", c.findingsPage)
 	page("POST /findings/triage", c.triage)
 	page("GET /findings/{id}", c.findingPage)

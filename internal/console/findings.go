@@ -22,13 +22,18 @@ func (c *Console) home(w http.ResponseWriter, r *http.Request, rq *request) erro
 		http.Redirect(w, r, "/actors/"+url.PathEscape(rq.ActorOnly()), http.StatusSeeOther)
 		return nil
 	}
+	if rq.ShowIncidents() {
+		http.Redirect(w, r, "/incidents", http.StatusSeeOther)
+		return nil
+	}
 	http.Redirect(w, r, "/findings", http.StatusSeeOther)
 	return nil
 }
 
 // findingFilter reads the inbox filters; every problem names its field.
 func (c *Console) findingFilter(rq *request, q url.Values) (audit.FindingFilter, error) {
-	f := audit.FindingFilter{Tenant: rq.tenant, RuleID: q.Get("rule"), Limit: inboxPage, Cursor: q.Get("cursor"), ActorID: q.Get("actor")}
+	f := audit.FindingFilter{Tenant: rq.tenant, RuleID: q.Get("rule"), Limit: inboxPage, Cursor: q.Get("cursor"), ActorID: q.Get("actor"),
+		IncidentID: q.Get("incident")}
 	var errs []error
 	if s := q.Get("severity"); s != "" {
 		f.Severity = audit.Severity(s)
@@ -46,14 +51,11 @@ func (c *Console) findingFilter(rq *request, q url.Values) (audit.FindingFilter,
 	if q.Get("status") == "" {
 		f.Status = audit.StatusOpen
 	}
-	switch p := q.Get("period"); p {
-	case "", "all":
-	case "24h", "7d", "30d":
-		d := map[string]time.Duration{"24h": 24 * time.Hour, "7d": 7 * 24 * time.Hour, "30d": 30 * 24 * time.Hour}[p]
-		f.Since = c.now().Add(-d)
-	default:
-		errs = append(errs, audit.FieldErrorf("period", "period must be 24h, 7d, 30d or all"))
+	since, err := c.period(q.Get("period"))
+	if err != nil {
+		errs = append(errs, err)
 	}
+	f.Since = since
 	if a := rq.ActorOnly(); a != "" {
 		if f.ActorID != "" && f.ActorID != a {
 			f.ActorID = "\x00" // nothing matches: this viewer may see one actor only

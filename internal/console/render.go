@@ -30,6 +30,7 @@ var funcs = template.FuncMap{
 	"qesc":    url.QueryEscape,
 	"sevrank": func(s audit.Severity) int { return s.Rank() },
 	"join":    strings.Join,
+	"sub":     func(a, b int) int { return a - b },
 	"scopes": func(ss []audit.Scope) string {
 		out := make([]string, len(ss))
 		for i, s := range ss {

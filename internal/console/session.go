@@ -45,6 +45,8 @@ type request struct {
 	viewer   *audit.ViewerToken
 	csrf     string
 	tenants  []audit.Tenant // operators: the tenants they can switch to
+	// incidents is set when the server groups findings into incidents.
+	incidents bool
 }
 
 // Tenant is the tenant the session works on.
@@ -165,7 +167,8 @@ func (c *Console) load(r *http.Request) (*request, error) {
 	if err != nil {
 		return nil, err
 	}
-	rq := &request{s: s, tenant: s.Tenant, csrf: base64.RawURLEncoding.EncodeToString(c.mac("csrf", s.Nonce))}
+	rq := &request{s: s, tenant: s.Tenant, csrf: base64.RawURLEncoding.EncodeToString(c.mac("csrf", s.Nonce)),
+		incidents: c.opts.Incidents != nil}
 	switch s.Kind {
 	case "key":
 		k, err := c.opts.Keys.GetKey(r.Context(), s.ID)
@@ -333,7 +336,7 @@ func (c *Console) embed(w http.ResponseWriter, r *http.Request) error {
 	}
 	exp := min(t.ExpiresAt.Unix(), c.now().Add(c.opts.SessionTTL).Unix())
 	c.setSession(w, r, session{Kind: "viewer", ID: t.ID, Tenant: t.Tenant, Exp: exp})
-	next := "/findings"
+	next := "/" // the incident inbox, or the findings inbox without incidents
 	if t.Actor != "" {
 		next = "/actors/" + url.PathEscape(t.Actor)
 	}
@@ -359,6 +362,6 @@ func (c *Console) switchTenant(w http.ResponseWriter, r *http.Request, rq *reque
 	s := rq.s
 	s.Tenant = id
 	c.setSession(w, r, s)
-	http.Redirect(w, r, "/findings", http.StatusSeeOther)
+	http.Redirect(w, r, "/", http.StatusSeeOther)
 	return nil
 }
