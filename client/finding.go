@@ -46,6 +46,9 @@ type Finding struct {
 	// Degraded, when set, says the tenant's detection was degraded around
 	// this finding (events evaluated late, state evicted at its cap).
 	Degraded string `json:"degraded,omitempty"`
+	// Resolution, on a resolved finding: "benign" or "malicious" ("" when
+	// not said).
+	Resolution string `json:"resolution,omitempty"`
 	// IncidentID is the incident the finding belongs to.
 	IncidentID string    `json:"incident_id,omitempty"`
 	FirstSeen  time.Time `json:"first_seen"`
@@ -102,6 +105,9 @@ type FindingDetail struct {
 type FindingUpdate struct {
 	Status string `json:"status"`
 	Note   string `json:"note,omitempty"`
+	// Resolution, with Status resolved: "benign" (normal activity; such
+	// findings feed tuning suggestions) or "malicious".
+	Resolution string `json:"resolution,omitempty"`
 }
 
 // SearchFindings returns one page of findings matching p.

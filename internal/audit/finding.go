@@ -69,11 +69,15 @@ type Finding struct {
 	// Degraded, when set, says why the tenant's detection was less than
 	// complete around this finding (events evaluated late, detection state
 	// evicted at the tenant's cap): other findings may be missing.
-	Degraded  string    `json:"degraded,omitempty"`
-	FirstSeen time.Time `json:"first_seen"`
-	LastSeen  time.Time `json:"last_seen"`
-	CreatedAt time.Time `json:"created_at"`
-	UpdatedAt time.Time `json:"updated_at"`
+	Degraded string `json:"degraded,omitempty"`
+	// Resolution, on a resolved finding, is what the team decided it was:
+	// ResolutionBenign (normal activity, a tuning candidate) or
+	// ResolutionMalicious; "" when not said.
+	Resolution string    `json:"resolution,omitempty"`
+	FirstSeen  time.Time `json:"first_seen"`
+	LastSeen   time.Time `json:"last_seen"`
+	CreatedAt  time.Time `json:"created_at"`
+	UpdatedAt  time.Time `json:"updated_at"`
 }
 
 // MaxEvidence caps the event ids kept on one finding.
@@ -105,8 +109,17 @@ type FindingPage struct {
 type FindingUpdate struct {
 	Status FindingStatus
 	Note   string
-	At     time.Time
+	// Resolution is ResolutionBenign, ResolutionMalicious or ""; only a
+	// resolved finding has one (any other status clears it).
+	Resolution string
+	At         time.Time
 }
+
+// Resolutions of a resolved finding.
+const (
+	ResolutionBenign    = "benign"
+	ResolutionMalicious = "malicious"
+)
 
 // FindingStore keeps findings.
 //

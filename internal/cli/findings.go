@@ -206,16 +206,32 @@ when given, is kept with the finding: say what was checked and decided.`,
 		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
 			newClient := clientFlags(env, fs)
 			note := fs.String("note", "", "a note kept with the finding (at most 1024 bytes)")
+			var benign, malicious *bool
+			if status == "resolved" {
+				benign = fs.Bool("benign", false, "it was normal activity (such findings feed tuning suggestions: vigil rules suggest)")
+				malicious = fs.Bool("malicious", false, "it was an attack")
+			}
 			return func(args []string) error {
 				if len(args) == 0 {
 					return usagef("findings %s takes one or more finding IDs", verb)
+				}
+				resolution := ""
+				if benign != nil {
+					switch {
+					case *benign && *malicious:
+						return usagef("--benign and --malicious exclude each other")
+					case *benign:
+						resolution = "benign"
+					case *malicious:
+						resolution = "malicious"
+					}
 				}
 				c, err := newClient()
 				if err != nil {
 					return err
 				}
 				for _, id := range args {
-					f, err := c.UpdateFinding(ctx, id, client.FindingUpdate{Status: status, Note: *note})
+					f, err := c.UpdateFinding(ctx, id, client.FindingUpdate{Status: status, Note: *note, Resolution: resolution})
 					if err != nil {
 						return fmt.Errorf("finding %s: %w", id, err)
 					}

@@ -125,8 +125,9 @@ func (a *API) getFinding(w http.ResponseWriter, r *http.Request, p audit.Princip
 }
 
 type findingPatch struct {
-	Status audit.FindingStatus `json:"status"`
-	Note   string              `json:"note"`
+	Status     audit.FindingStatus `json:"status"`
+	Note       string              `json:"note"`
+	Resolution string              `json:"resolution"`
 }
 
 func (a *API) patchFinding(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
@@ -151,7 +152,14 @@ func (a *API) patchFinding(w http.ResponseWriter, r *http.Request, p audit.Princ
 	if req.Status == audit.StatusResolved && strings.TrimSpace(req.Note) == "" {
 		return audit.FieldErrorf("note", "resolving a finding needs a note saying why")
 	}
-	f, err := fs.UpdateFinding(r.Context(), tenant, r.PathValue("id"), audit.FindingUpdate{Status: req.Status, Note: req.Note, At: a.now().UTC()})
+	switch {
+	case req.Resolution != "" && req.Resolution != audit.ResolutionBenign && req.Resolution != audit.ResolutionMalicious:
+		return audit.FieldErrorf("resolution", "resolution must be benign or malicious")
+	case req.Resolution != "" && req.Status != audit.StatusResolved:
+		return audit.FieldErrorf("resolution", "only a resolved finding has a resolution")
+	}
+	f, err := fs.UpdateFinding(r.Context(), tenant, r.PathValue("id"), audit.FindingUpdate{Status: req.Status, Note: req.Note,
+		Resolution: req.Resolution, At: a.now().UTC()})
 	if err != nil {
 		return err
 	}

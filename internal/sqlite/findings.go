@@ -71,6 +71,7 @@ const upsertFindingSQL = `INSERT INTO findings
 			ELSE json_set(CAST(excluded.doc AS TEXT),
 				'$.created_at', json_extract(CAST(findings.doc AS TEXT), '$.created_at'),
 				'$.note', coalesce(json_extract(CAST(findings.doc AS TEXT), '$.note'), ''),
+				'$.resolution', coalesce(json_extract(CAST(findings.doc AS TEXT), '$.resolution'), ''),
 				'$.status', findings.status)
 			END`
 
@@ -125,6 +126,11 @@ func (db *DB) UpdateFinding(ctx context.Context, tenant, id string, u audit.Find
 	default:
 		return nil, invalid("status", "status %q must be open, acknowledged or resolved", u.Status)
 	}
+	switch u.Resolution {
+	case "", audit.ResolutionBenign, audit.ResolutionMalicious:
+	default:
+		return nil, invalid("resolution", "resolution %q must be benign or malicious", u.Resolution)
+	}
 	if tenant == "" {
 		return nil, notFound("finding", id)
 	}
@@ -137,7 +143,10 @@ func (db *DB) UpdateFinding(ctx context.Context, tenant, id string, u audit.Find
 	if err != nil {
 		return nil, err
 	}
-	f.Status, f.Note = u.Status, u.Note
+	f.Status, f.Note, f.Resolution = u.Status, u.Note, ""
+	if u.Status == audit.StatusResolved {
+		f.Resolution = u.Resolution
+	}
 	if !u.At.IsZero() {
 		f.UpdatedAt = u.At.UTC()
 	}

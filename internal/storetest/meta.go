@@ -294,3 +294,38 @@ func runRules(t *testing.T, open func(t *testing.T) Backend) {
 		t.Fatal("deleting in tenant a removed tenant b's entry")
 	}
 }
+
+// runFindingResolution checks FindingUpdate.Resolution: kept with a
+// resolved finding through later detection updates, cleared when the
+// finding is reopened, refused on any other status or value.
+func runFindingResolution(t *testing.T, open func(t *testing.T) Backend) {
+	s := open(t).Findings
+	if s == nil {
+		t.Skip("backend has no finding store")
+	}
+	ctx := t.Context()
+	f := finding("a", "r1", baseTime)
+	noErr(t, s.UpsertFindings(ctx, []audit.Finding{f}))
+	_, err := s.UpdateFinding(ctx, "a", "r1", audit.FindingUpdate{Status: audit.StatusResolved, Note: "x", Resolution: "maybe"})
+	wantCode(t, err, audit.EINVALID)
+	got, err := s.UpdateFinding(ctx, "a", "r1", audit.FindingUpdate{Status: audit.StatusAcknowledged, Resolution: audit.ResolutionBenign})
+	noErr(t, err)
+	if got.Resolution != "" {
+		t.Fatalf("an acknowledged finding took a resolution: %q", got.Resolution)
+	}
+	_, err = s.UpdateFinding(ctx, "a", "r1", audit.FindingUpdate{Status: audit.StatusResolved, Note: "the office VPN", Resolution: audit.ResolutionBenign})
+	noErr(t, err)
+	later := finding("a", "r1", baseTime.Add(time.Hour))
+	later.Count = 99
+	noErr(t, s.UpsertFindings(ctx, []audit.Finding{later}))
+	got, err = s.GetFinding(ctx, "a", "r1")
+	noErr(t, err)
+	if got.Resolution != audit.ResolutionBenign || got.Status != audit.StatusResolved || got.Count != 99 {
+		t.Fatalf("after new evidence: resolution %q status %s count %d", got.Resolution, got.Status, got.Count)
+	}
+	got, err = s.UpdateFinding(ctx, "a", "r1", audit.FindingUpdate{Status: audit.StatusOpen})
+	noErr(t, err)
+	if got.Resolution != "" {
+		t.Fatalf("a reopened finding kept its resolution %q", got.Resolution)
+	}
+}
