@@ -149,3 +149,36 @@ func (c *Client) Backtest(ctx context.Context, rule string, r BacktestRequest, p
 	}
 	return nil, fmt.Errorf("vigil: POST %s: the answer ended without a result", path)
 }
+
+// Suggestion is a tuning change proposed from the findings the tenant
+// resolved as benign: Kind "allowlist" (add Allow with POST /v1/allowlist)
+// or "threshold" (set Params with PUT /v1/rules/{rule}/settings), with
+// the backtest of the change over the last 7 days in Effect.
+type Suggestion struct {
+	Kind     string         `json:"kind"`
+	RuleID   string         `json:"rule_id"`
+	Reason   string         `json:"reason"`
+	Allow    *BacktestAllow `json:"allow,omitempty"`
+	Params   map[string]any `json:"params,omitempty"`
+	Findings []string       `json:"findings"`
+	Effect   struct {
+		Since     time.Time `json:"since"`
+		Until     time.Time `json:"until"`
+		Current   int       `json:"current"`
+		Proposed  int       `json:"proposed"`
+		Truncated bool      `json:"truncated,omitempty"`
+	} `json:"effect"`
+}
+
+// Suggestions returns up to three tuning changes drawn from the findings
+// resolved as benign in the last 30 days (GET /v1/rules/suggestions, scope
+// findings:read). Each was backtested, which may take a while.
+func (c *Client) Suggestions(ctx context.Context) ([]Suggestion, error) {
+	var out struct {
+		Suggestions []Suggestion `json:"suggestions"`
+	}
+	if err := c.getJSON(ctx, "/v1/rules/suggestions", c.scope(nil), &out); err != nil {
+		return nil, err
+	}
+	return out.Suggestions, nil
+}

@@ -175,6 +175,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 			return nil, err
 		}
 		apiOpts.Backtest = bt.Run
+		apiOpts.Suggest = func(ctx context.Context, tenant string) ([]audit.Suggestion, error) {
+			return bt.Suggest(ctx, a.stores.Findings, tenant)
+		}
 	}
 	a.api, err = httpapi.New(apiOpts)
 	if err != nil {

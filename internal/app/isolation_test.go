@@ -186,6 +186,9 @@ func TestTenantIsolationMatrix(t *testing.T) {
 			{"PATCH", "/v1/tenants/tenant-b", `{"retention_days":90}`, []int{403}},
 			{"PATCH", "/v1/tenants/tenant-a", `{"retention_days":90,"name":"renamed"}`, []int{403}},
 		},
+		"GET /v1/rules/suggestions": {
+			{"GET", "/v1/rules/suggestions?tenant=tenant-b", "", denied},
+		},
 		"POST /v1/rules/{rule}/backtest": {
 			{"POST", "/v1/rules/brute-force/backtest", `{"tenant":"tenant-b"}`, denied},
 		},

@@ -78,3 +78,29 @@ type BacktestResult struct {
 	// tenant's settings, then the request's overrides).
 	Params map[string]any `json:"params,omitempty"`
 }
+
+// Suggestion is one proposed tuning change drawn from the findings the
+// tenant resolved as benign, with its backtested effect.
+type Suggestion struct {
+	Kind   string `json:"kind"` // "allowlist" or "threshold"
+	RuleID string `json:"rule_id"`
+	// Reason says which benign findings it comes from.
+	Reason string `json:"reason"`
+	// Allow or Params is the change to make (PUT /v1/rules/{rule}/settings
+	// or POST /v1/allowlist).
+	Allow  *AllowEntry    `json:"allow,omitempty"`
+	Params map[string]any `json:"params,omitempty"`
+	// Findings are some of the benign findings it would have spared.
+	Findings []string `json:"findings"`
+	// Effect is the backtest of the change over the last 7 days.
+	Effect SuggestionEffect `json:"effect"`
+}
+
+// SuggestionEffect is a suggestion's backtest summary.
+type SuggestionEffect struct {
+	Since     time.Time `json:"since"`
+	Until     time.Time `json:"until"`
+	Current   int       `json:"current"`
+	Proposed  int       `json:"proposed"`
+	Truncated bool      `json:"truncated,omitempty"`
+}

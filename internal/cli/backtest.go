@@ -162,3 +162,59 @@ func printBacktest(env *Env, res *client.BacktestResult) error {
 	}
 	return nil
 }
+
+func rulesSuggestCommand() *Command {
+	return &Command{
+		Name: "rules suggest", Short: "tuning changes drawn from findings resolved as benign, each backtested",
+		Long: `Proposes up to three changes from the findings resolved in the last 30 days
+with --benign or --malicious (vigil findings resolve): trusting a network that
+several benign findings of several accounts came from, or raising a rule's
+count threshold above its benign findings. Each is backtested over the last
+7 days. Through the HTTP API (scope findings:read). Example:
+
+  vigil rules suggest --tenant acme`,
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
+			newClient := clientFlags(env, fs)
+			format := fs.String("format", "table", "output: table or json")
+			return func(args []string) error {
+				if len(args) > 0 {
+					return usagef("rules suggest takes flags only")
+				}
+				if err := checkFormat(*format, "table", "json"); err != nil {
+					return err
+				}
+				c, err := newClient()
+				if err != nil {
+					return err
+				}
+				ss, err := c.Suggestions(ctx)
+				if err != nil {
+					return err
+				}
+				if *format == "json" {
+					return writeJSON(env.Stdout, ss)
+				}
+				if len(ss) == 0 {
+					fmt.Fprintln(env.Stdout, "no suggestions: resolve findings with --benign (or --malicious) to give the tuner something to learn from")
+					return nil
+				}
+				for i, s := range ss {
+					change := ""
+					switch {
+					case s.Allow != nil:
+						change = fmt.Sprintf("allowlist %s %s", s.Allow.Kind, s.Allow.Value)
+					default:
+						var parts []string
+						for k, v := range s.Params {
+							parts = append(parts, fmt.Sprintf("%s=%v", k, v))
+						}
+						change = "set " + strings.Join(parts, " ")
+					}
+					fmt.Fprintf(env.Stdout, "%d. %s: %s\n   why: %s\n   last 7 days: %d findings now, %d with the change\n",
+						i+1, s.RuleID, change, s.Reason, s.Effect.Current, s.Effect.Proposed)
+				}
+				return nil
+			}
+		},
+	}
+}

@@ -51,6 +51,12 @@ func TestRulesBacktestCommand(t *testing.T) {
 	if r.code != 0 || !strings.Contains(r.stdout, `"proposed": 1`) {
 		t.Fatalf("backtest json: %+v", r)
 	}
+	if r := run(t, env, "", "rules", "suggest", "--tenant", "acme"); r.code != 0 || !strings.Contains(r.stdout, "no suggestions") {
+		t.Fatalf("suggest with nothing resolved: %+v", r)
+	}
+	if r := run(t, env, "", "findings", "resolve", "some-id", "--tenant", "acme", "--note", "x", "--benign", "--malicious"); r.code == 0 || !strings.Contains(r.stderr, "exclude each other") {
+		t.Fatalf("--benign with --malicious: %+v", r)
+	}
 	if r := run(t, env, "", "rules", "backtest", "brute-force", "--set", "min_failures"); r.code == 0 || !strings.Contains(r.stderr, "NAME=VALUE") {
 		t.Fatalf("a --set without a value: %+v", r)
 	}

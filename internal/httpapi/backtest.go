@@ -106,3 +106,26 @@ func (a *API) postBacktest(w http.ResponseWriter, r *http.Request, p audit.Princ
 	}
 	return nil
 }
+
+// getSuggestions proposes tuning changes from the findings the tenant
+// resolved as benign, each with its backtested effect (see
+// internal/backtest). The read is audited before it starts.
+func (a *API) getSuggestions(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
+	if a.opts.Suggest == nil {
+		return audit.Errorf(audit.EUNAVAILABLE, "tuning suggestions need detection, which is off on this server")
+	}
+	tenant, _, err := tenantScope(p, r.URL.Query().Get("tenant"), false)
+	if err != nil {
+		return err
+	}
+	if err := a.recordRead(r, p, audit.QueryScope{Tenant: tenant}, readRecord{action: audit.ActionSearch,
+		route: "GET /v1/rules/suggestions", query: r.URL.RawQuery, rows: -1}); err != nil {
+		return err
+	}
+	ss, err := a.opts.Suggest(r.Context(), tenant)
+	if err != nil {
+		return err
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"suggestions": ss})
+	return nil
+}

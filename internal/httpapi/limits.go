@@ -409,6 +409,7 @@ var readKind = map[string]string{
 	"POST /v1/export":       "export",
 	// A backtest replays up to weeks of history: it counts as an export.
 	"POST /v1/rules/{rule}/backtest": "export",
+	"GET /v1/rules/suggestions":      "export",
 }
 
 // limited charges an authenticated request to its key's and tenant's

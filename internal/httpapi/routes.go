@@ -43,6 +43,7 @@ func (a *API) table() []route {
 		{pattern: "GET /v1/rules", scope: audit.ScopeFindingsRead, authed: a.listRules},
 		{pattern: "GET /v1/rules/settings", scope: audit.ScopeFindingsRead, authed: a.listRuleSettings},
 		{pattern: "POST /v1/rules/{rule}/backtest", scope: audit.ScopeFindingsRead, authed: a.postBacktest},
+		{pattern: "GET /v1/rules/suggestions", scope: audit.ScopeFindingsRead, authed: a.getSuggestions},
 		{pattern: "PUT /v1/rules/{rule}/settings", scope: audit.ScopeRulesWrite, authed: a.putRuleSetting},
 		{pattern: "DELETE /v1/rules/{rule}/settings", scope: audit.ScopeRulesWrite, authed: a.deleteRuleSetting},
 		{pattern: "GET /v1/allowlist", scope: audit.ScopeFindingsRead, authed: a.listAllow},

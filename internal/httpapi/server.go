@@ -64,6 +64,9 @@ type Options struct {
 	// Backtest runs POST /v1/rules/{rule}/backtest; without it the route
 	// answers 503.
 	Backtest Backtester
+	// Suggest serves GET /v1/rules/suggestions: tuning changes drawn from
+	// the tenant's benign findings, each backtested.
+	Suggest func(ctx context.Context, tenant string) ([]audit.Suggestion, error)
 	// Retention runs POST /v1/retention/run; without it the route answers 503.
 	Retention RetentionRunner
 	// TenantRetentionDays bounds the retention_days a tenant admin key may
