@@ -127,8 +127,8 @@ func TestScopeMatrix(t *testing.T) {
 			return call{"PATCH", with("/v1/findings/f-a", k), `{"status":"acknowledged"}`}
 		}},
 
-		"GET /v1/rules":          {scope: audit.ScopeFindingsRead, want: 200, req: get("/v1/rules")},
-		"GET /v1/rules/settings": {scope: audit.ScopeFindingsRead, want: 200, req: get("/v1/rules/settings")},
+		"GET /v1/rules":             {scope: audit.ScopeFindingsRead, want: 200, req: get("/v1/rules")},
+		"GET /v1/rules/settings":    {scope: audit.ScopeFindingsRead, want: 200, req: get("/v1/rules/settings")},
 		"GET /v1/rules/suggestions": {scope: audit.ScopeFindingsRead, want: 200, req: get("/v1/rules/suggestions")},
 		"POST /v1/rules/{rule}/backtest": {scope: audit.ScopeFindingsRead, want: 200, req: func(_ *testing.T, k keyKind, _ int) call {
 			return call{"POST", "/v1/rules/brute-force/backtest", `{` + tenantField(k) + `"params":{"min_failures":5}}`}
