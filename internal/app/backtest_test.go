@@ -45,6 +45,13 @@ func TestBacktestOverHTTP(t *testing.T) {
 		}
 		return len(page.Findings)
 	}
+	// Live detection raises one brute-force finding a day; wait for all
+	// three (the last events are held for event-time order a moment), so
+	// the count below can only change if a backtest stored something.
+	deadline := time.Now().Add(30 * time.Second)
+	for countFindings() < 3 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
 	before := countFindings()
 
 	var progressed int
