@@ -3,6 +3,7 @@ package app_test
 import (
 	"errors"
 	"net/http"
+	"regexp"
 	"testing"
 
 	"github.com/vigilhq/vigil/client"
@@ -36,6 +37,21 @@ func TestRuleListShowsDefaultsAndTenantTuning(t *testing.T) {
 	bf := rules["brute-force"]
 	if !bf.Enabled || bf.Family != "brute-force" || bf.Source != "builtin" || bf.Severity != "medium" || bf.Kind != "distinct" || bf.Description == "" {
 		t.Fatalf("brute-force: %+v", bf)
+	}
+	// The descriptions are for users: none may point at a document outside
+	// the repository or at an issue of ours (they did: "(PRODUCT.md §3,
+	// detection 3)").
+	internalRef := regexp.MustCompile(`(?i)PRODUCT\.md|§|\bissue\s*#?\d`)
+	for _, r := range list.Rules {
+		texts := []string{r.Name, r.Description}
+		for _, p := range r.Params {
+			texts = append(texts, p.Doc)
+		}
+		for _, s := range texts {
+			if m := internalRef.FindString(s); m != "" {
+				t.Errorf("rule %s serves %q, an internal reference, in %q", r.ID, m, s)
+			}
+		}
 	}
 	if lo := rules["lockout-attack"]; lo.Family != "brute-force" {
 		t.Errorf("lockout-attack family %q, want its file's, brute-force", lo.Family)

@@ -93,6 +93,25 @@ func TestLocalAdminCommands(t *testing.T) {
 	if r := run(t, env, "", "keys", "list", "--tenant", "acme"); !strings.Contains(r.stdout, "revoked") {
 		t.Fatalf("list after revoke: %+v", r)
 	}
+	// An operator key carries the scopes asked for (before, always admin,
+	// with the asked-for scopes beside it), and admin when none are given.
+	r = run(t, env, "", "keys", "create", "--operator", "--scopes", "events:read", "--name", "report")
+	if r.code != 0 {
+		t.Fatalf("keys create --operator --scopes: %+v", r)
+	}
+	r = run(t, env, "", "keys", "create", "--operator", "--name", "root")
+	if r.code != 0 {
+		t.Fatalf("keys create --operator: %+v", r)
+	}
+	r = run(t, env, "", "keys", "list")
+	for _, want := range []*regexp.Regexp{
+		regexp.MustCompile(`(?m)^\S+\s+\(operator\)\s+report\s+events:read\s`),
+		regexp.MustCompile(`(?m)^\S+\s+\(operator\)\s+root\s+admin\s`),
+	} {
+		if !want.MatchString(r.stdout) {
+			t.Errorf("keys list does not match %s:\n%s", want, r.stdout)
+		}
+	}
 	if r := run(t, env, "", "migrate"); r.code != 0 {
 		t.Fatalf("migrate: %+v", r)
 	}

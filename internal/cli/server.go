@@ -191,16 +191,17 @@ func tenantsListCommand() *Command {
 func keysCreateCommand() *Command {
 	return &Command{
 		Name: "keys create", Short: "create an API key in the local data directory; prints the secret once",
-		Long: `Operator keys (--operator) act on every tenant. Tenant keys (--tenant) carry
-the scopes given with --scopes: events:write, events:read, findings:read,
-findings:write, rules:write, admin.`,
+		Long: `Operator keys (--operator) act on every tenant; tenant keys (--tenant) on one.
+A key carries the scopes given with --scopes: events:write, events:read,
+findings:read, findings:write, rules:write, admin. A tenant key needs
+--scopes; an operator key without --scopes gets admin.`,
 		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
 			load := configFlags(env, fs)
-			operator := fs.Bool("operator", false, "create an operator key (all tenants, all scopes)")
+			operator := fs.Bool("operator", false, "create an operator key (all tenants; admin unless --scopes says otherwise)")
 			tenant := fs.String("tenant", "", "tenant of the key")
 			name := fs.String("name", "", "a label for the key")
 			var scopes stringList
-			fs.Var(&scopes, "scopes", "comma-separated scopes of a tenant key")
+			fs.Var(&scopes, "scopes", "comma-separated scopes of the key (required for a tenant key)")
 			return func(args []string) error {
 				if len(args) > 0 {
 					return usagef("keys create takes flags only")
@@ -209,9 +210,6 @@ findings:write, rules:write, admin.`,
 					return usagef("give exactly one of --operator or --tenant")
 				}
 				var sc []audit.Scope
-				if *operator {
-					sc = []audit.Scope{audit.ScopeAdmin}
-				}
 				for _, s := range scopes {
 					if !audit.ValidScope(audit.Scope(s)) {
 						return usagef("unknown scope %q", s)
@@ -219,7 +217,10 @@ findings:write, rules:write, admin.`,
 					sc = append(sc, audit.Scope(s))
 				}
 				if len(sc) == 0 {
-					return usagef("a tenant key needs --scopes")
+					if !*operator {
+						return usagef("a tenant key needs --scopes")
+					}
+					sc = []audit.Scope{audit.ScopeAdmin}
 				}
 				cfg, err := load()
 				if err != nil {

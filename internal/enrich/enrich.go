@@ -35,7 +35,7 @@ const errorLogInterval = time.Minute
 type DBStatus = watch.Status
 
 // StatusReporter is an optional capability of an audit.Enricher: it tells
-// which data files it has loaded, for /readyz and `vigil config check`.
+// which data files it has loaded, for GET /v1/status and `vigil config check`.
 type StatusReporter interface {
 	Status() []DBStatus
 }
@@ -185,7 +185,8 @@ func (p *Pipeline) Lookup(ctx context.Context, ip netip.Addr, ua string) audit.E
 }
 
 // Status reports the data files of every enricher that has any, in
-// enricher order. It is what /readyz and `vigil config check` show.
+// enricher order. It is what GET /v1/status (from the background readiness
+// check) and `vigil config check` show.
 func (p *Pipeline) Status() []DBStatus {
 	var out []DBStatus
 	for _, e := range p.enrichers {

@@ -1,5 +1,5 @@
 // Package rules holds Vigil's built-in account-takeover detection pack
-// (PRODUCT.md §3) as embedded YAML rule files, with fixtures per rule under
+// (docs/rules.md) as embedded YAML rule files, with fixtures per rule under
 // testdata/<rule-id>/<case>/.
 package rules
 

@@ -13,7 +13,9 @@ import (
 )
 
 // Messages of the storage conditions a client sees in a 503 (and an
-// operator in /readyz): each names the problem and what fixes it.
+// operator in GET /v1/status, where the background readiness check records
+// the last one; /readyz itself answers only ready or not): each names the
+// problem and what fixes it.
 const (
 	msgFull     = "storage is full: no space left in the data directory; free space and retry"
 	msgReadOnly = "storage is read-only: the data directory cannot be written; check the filesystem and its mount"

@@ -27,8 +27,8 @@ import (
 const DefaultInterval = time.Minute
 
 // Status describes one configured data file: what is loaded from it and
-// whether the last attempt to load it failed. It is what /readyz and
-// `vigil config check` print.
+// whether the last attempt to load it failed. It is what GET /v1/status
+// (from the background readiness check) and `vigil config check` print.
 type Status struct {
 	// Source is the name of the adapter that owns the file ("geoip").
 	Source string `json:"source"`
