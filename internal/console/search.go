@@ -3,7 +3,6 @@ package console
 import (
 	"bufio"
 	"crypto/rand"
-	"encoding/csv"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/httpx"
+	"github.com/vigilhq/vigil/internal/investigate"
 	"github.com/vigilhq/vigil/internal/query"
 )
 
@@ -214,12 +214,9 @@ func (c *Console) export(w http.ResponseWriter, r *http.Request, rq *request) er
 	if c.opts.Query == nil {
 		return audit.Errorf(audit.EUNAVAILABLE, "exports are not enabled on this server")
 	}
-	format := r.URL.Query().Get("format")
-	if format == "" {
-		format = "csv"
-	}
-	if format != "csv" && format != "ndjson" {
-		return audit.FieldErrorf("format", "format must be csv or ndjson")
+	format, err := investigate.ExportFormat(r.URL.Query().Get("format"))
+	if err != nil {
+		return err
 	}
 	q, err := c.parse(rq, r.URL.Query().Get("q"))
 	if err != nil {
@@ -232,14 +229,11 @@ func (c *Console) export(w http.ResponseWriter, r *http.Request, rq *request) er
 		return err
 	}
 	h := w.Header()
-	if format == "csv" {
-		h.Set("Content-Type", "text/csv; charset=utf-8")
-	} else {
-		h.Set("Content-Type", "application/x-ndjson")
-	}
+	h.Set("Content-Type", investigate.ExportContentType(format))
 	h.Set("Content-Disposition", `attachment; filename="vigil-`+rq.tenant+`-export.`+format+`"`)
 	bw := bufio.NewWriterSize(w, 64<<10)
-	sink := &exportSink{w: bw, format: format, flush: func() error {
+	// Flushed every 2,000 rows, so the browser's progress moves.
+	sink := &investigate.Export{W: bw, Format: format, FlushEvery: 2000, Flush: func() error {
 		if err := bw.Flush(); err != nil {
 			return err
 		}
@@ -248,92 +242,15 @@ func (c *Console) export(w http.ResponseWriter, r *http.Request, rq *request) er
 	}}
 	_, err = c.opts.Query.ExportQuery(r.Context(), audit.QueryScope{Tenant: rq.tenant}, q, sink)
 	if err == nil {
-		if sink.csv != nil {
-			sink.csv.Flush()
-		}
-		err = bw.Flush()
+		err = sink.Finish()
 	}
-	if err != nil && !sink.started {
+	if err != nil && !sink.Started() {
 		h.Del("Content-Disposition")
 		return err
 	}
 	if err != nil {
 		c.log.LogAttrs(r.Context(), slog.LevelWarn, "console export ended early", slog.String("request_id", httpx.RequestID(r.Context())),
-			slog.Int("rows", sink.rows), slog.String("error", err.Error()))
+			slog.Int("rows", sink.Rows()), slog.String("error", err.Error()))
 	}
 	return nil
-}
-
-// exportSink writes rows, flushing every 2,000 so the browser sees progress.
-type exportSink struct {
-	w       *bufio.Writer
-	format  string
-	flush   func() error
-	cols    []audit.QueryColumn
-	csv     *csv.Writer
-	rec     []string
-	obj     map[string]any
-	enc     *json.Encoder
-	rows    int
-	started bool
-}
-
-func (s *exportSink) Columns(cols []audit.QueryColumn) error {
-	s.cols, s.started = cols, true
-	if s.format == "ndjson" {
-		s.enc = json.NewEncoder(s.w)
-		s.enc.SetEscapeHTML(false)
-		s.obj = make(map[string]any, len(cols))
-		return nil
-	}
-	s.csv = csv.NewWriter(s.w)
-	s.rec = make([]string, len(cols))
-	for i, c := range cols {
-		s.rec[i] = c.Name
-	}
-	return s.csv.Write(s.rec)
-}
-
-func (s *exportSink) Row(vals []any, ev *audit.Event) error {
-	var err error
-	switch {
-	case s.format == "ndjson" && ev != nil:
-		err = s.enc.Encode(ev)
-	case s.format == "ndjson":
-		for i, c := range s.cols {
-			s.obj[c.Name] = vals[i]
-		}
-		err = s.enc.Encode(s.obj)
-	default:
-		for i, v := range vals {
-			s.rec[i] = csvCell(v)
-		}
-		err = s.csv.Write(s.rec)
-	}
-	if err != nil {
-		return err
-	}
-	s.rows++
-	if s.rows%2000 == 0 {
-		if s.csv != nil {
-			s.csv.Flush()
-		}
-		return s.flush()
-	}
-	return nil
-}
-
-// csvCell renders a CSV value; a cell a spreadsheet would run as a formula
-// is prefixed with a quote (logs carry attacker-chosen strings).
-func csvCell(v any) string {
-	s := cellText(v)
-	if t, ok := v.(time.Time); ok {
-		s = t.UTC().Format(time.RFC3339Nano)
-	}
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		if _, isNum := v.(int64); !isNum {
-			return "'" + s
-		}
-	}
-	return s
 }

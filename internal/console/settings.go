@@ -3,7 +3,6 @@ package console
 import (
 	"encoding/json"
 	"net/http"
-	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -145,31 +144,6 @@ func (c *Console) putRule(w http.ResponseWriter, r *http.Request, rq *request) e
 	return nil
 }
 
-// canonicalAllow validates an allowlist entry as the API does.
-func canonicalAllow(kind, value string) (string, error) {
-	switch kind {
-	case "ip":
-		ip, err := netip.ParseAddr(value)
-		if err != nil {
-			return "", audit.FieldErrorf("value", "value must be an IP address for kind ip")
-		}
-		return ip.Unmap().String(), nil
-	case "cidr":
-		p, err := netip.ParsePrefix(value)
-		if err != nil {
-			return "", audit.FieldErrorf("value", "value must be a CIDR such as 198.51.100.0/24 for kind cidr")
-		}
-		return p.Masked().String(), nil
-	case "asn":
-		n, err := strconv.ParseUint(strings.TrimPrefix(strings.ToUpper(value), "AS"), 10, 32)
-		if err != nil || n == 0 {
-			return "", audit.FieldErrorf("value", "value must be an AS number such as 64500 for kind asn")
-		}
-		return strconv.FormatUint(n, 10), nil
-	}
-	return "", audit.FieldErrorf("kind", "kind must be ip, cidr or asn")
-}
-
 func (c *Console) addAllow(w http.ResponseWriter, r *http.Request, rq *request) error {
 	if err := c.need(rq, audit.ScopeRulesWrite); err != nil {
 		return err
@@ -178,7 +152,7 @@ func (c *Console) addAllow(w http.ResponseWriter, r *http.Request, rq *request) 
 		return audit.Errorf(audit.EUNAVAILABLE, "rule tuning is not enabled on this server")
 	}
 	kind := r.PostFormValue("kind")
-	v, err := canonicalAllow(kind, strings.TrimSpace(r.PostFormValue("value")))
+	v, err := audit.CanonicalAllowValue(kind, strings.TrimSpace(r.PostFormValue("value")))
 	if err != nil {
 		return err
 	}
@@ -202,7 +176,7 @@ func (c *Console) deleteAllow(w http.ResponseWriter, r *http.Request, rq *reques
 		return audit.Errorf(audit.EUNAVAILABLE, "rule tuning is not enabled on this server")
 	}
 	kind := r.PostFormValue("kind")
-	v, err := canonicalAllow(kind, r.PostFormValue("value"))
+	v, err := audit.CanonicalAllowValue(kind, r.PostFormValue("value"))
 	if err != nil {
 		return err
 	}

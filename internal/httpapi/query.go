@@ -4,22 +4,19 @@ import (
 	"bufio"
 	"context"
 	"crypto/sha256"
-	"encoding/csv"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
 	"net/http"
-	"net/netip"
 	"strconv"
-	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/httpx"
+	"github.com/vigilhq/vigil/internal/investigate"
 	"github.com/vigilhq/vigil/internal/query"
 )
 
@@ -106,13 +103,9 @@ func (a *API) postExport(w http.ResponseWriter, r *http.Request, p audit.Princip
 	if err != nil {
 		return err
 	}
-	format := req.Format
-	switch format {
-	case "":
-		format = "csv"
-	case "csv", "ndjson":
-	default:
-		return audit.FieldErrorf("format", "format must be csv or ndjson")
+	format, err := investigate.ExportFormat(req.Format)
+	if err != nil {
+		return err
 	}
 	canon := q.String()
 	// The record comes first: once rows flow the read cannot be refused.
@@ -121,28 +114,24 @@ func (a *API) postExport(w http.ResponseWriter, r *http.Request, p audit.Princip
 		extra: map[string]any{"format": format}}); err != nil {
 		return err
 	}
-	ctype := "text/csv; charset=utf-8"
-	if format == "ndjson" {
-		ctype = "application/x-ndjson"
-	}
 	h := w.Header()
-	h.Set("Content-Type", ctype)
+	h.Set("Content-Type", investigate.ExportContentType(format))
 	h.Set("Content-Disposition", `attachment; filename="vigil-export.`+format+`"`)
 	h.Set("Trailer", "X-Vigil-Rows")
 	bw := bufio.NewWriterSize(w, 64<<10)
-	sink := &exportSink{w: bw, format: format, ctx: r.Context(), flush: func() error {
+	sink := &investigate.Export{W: bw, Format: format, FlushEvery: 4096, Flush: func() error {
 		if err := bw.Flush(); err != nil {
 			return err
 		}
 		flush(w)
-		return nil
+		return r.Context().Err()
 	}}
 	st, err := a.opts.Query.ExportQuery(r.Context(), scope, q, sink)
 	if err == nil {
-		err = bw.Flush()
+		err = sink.Finish()
 	}
 	if err != nil {
-		if !sink.started {
+		if !sink.Started() {
 			h.Del("Trailer")
 			h.Del("Content-Disposition")
 			return err // nothing written yet: a normal error response
@@ -151,108 +140,11 @@ func (a *API) postExport(w http.ResponseWriter, r *http.Request, p audit.Princip
 			slog.Int64("rows", st.Rows), slog.String("error", err.Error()))
 		return nil
 	}
-	if !sink.started { // no columns at all cannot happen, but never send an empty 200 without a header
+	if !sink.Started() { // no columns at all cannot happen, but never send an empty 200 without a header
 		w.WriteHeader(http.StatusOK)
 	}
 	h.Set("X-Vigil-Rows", strconv.FormatInt(st.Rows, 10))
 	return nil
-}
-
-// exportSink writes rows to a buffered writer, flushing every few thousand
-// rows so the client sees progress.
-type exportSink struct {
-	w       *bufio.Writer
-	format  string
-	ctx     context.Context
-	flush   func() error
-	cols    []audit.QueryColumn
-	csv     *csv.Writer
-	rec     []string
-	obj     map[string]any
-	enc     *json.Encoder
-	rows    int
-	started bool
-}
-
-func (s *exportSink) Columns(cols []audit.QueryColumn) error {
-	s.cols, s.started = cols, true
-	if s.format == "ndjson" {
-		s.enc = json.NewEncoder(s.w)
-		s.enc.SetEscapeHTML(false)
-		s.obj = make(map[string]any, len(cols))
-		return nil
-	}
-	s.csv = csv.NewWriter(s.w)
-	s.rec = make([]string, len(cols))
-	for i, c := range cols {
-		s.rec[i] = c.Name
-	}
-	return s.csv.Write(s.rec)
-}
-
-func (s *exportSink) Row(vals []any, ev *audit.Event) error {
-	var err error
-	if s.format == "ndjson" {
-		if ev != nil {
-			err = s.enc.Encode(ev)
-		} else {
-			for i, c := range s.cols {
-				s.obj[c.Name] = vals[i]
-			}
-			err = s.enc.Encode(s.obj)
-		}
-	} else {
-		for i, v := range vals {
-			s.rec[i] = cell(v)
-		}
-		err = s.csv.Write(s.rec)
-	}
-	if err != nil {
-		return err
-	}
-	s.rows++
-	if s.rows%4096 == 0 {
-		if s.csv != nil {
-			s.csv.Flush()
-		}
-		if err := s.flush(); err != nil {
-			return err
-		}
-		return s.ctx.Err()
-	}
-	if s.csv != nil && s.rows%256 == 0 {
-		s.csv.Flush()
-		return s.csv.Error()
-	}
-	return nil
-}
-
-// cell renders a value for CSV. A cell that a spreadsheet would run as a
-// formula (=, +, -, @ first) is prefixed with a quote: exported logs carry
-// attacker-chosen strings (user agents, attempted user names).
-func cell(v any) string {
-	var s string
-	switch x := v.(type) {
-	case nil:
-		return ""
-	case string:
-		s = x
-	case int64:
-		return strconv.FormatInt(x, 10)
-	case time.Time:
-		return x.UTC().Format(time.RFC3339Nano)
-	case netip.Addr:
-		return x.String()
-	case []string:
-		s = strings.Join(x, ";")
-	default:
-		b, _ := json.Marshal(x)
-		s = string(b)
-	}
-	if s != "" && strings.ContainsRune("=+-@\t\r", rune(s[0])) {
-		return "'" + s
-	}
-	return s
 }
 
 // maxAuditQueryBytes bounds the query text stored in a read-audit event

@@ -2,8 +2,6 @@ package httpapi
 
 import (
 	"net/http"
-	"net/netip"
-	"strconv"
 
 	"github.com/vigilhq/vigil/client"
 	"github.com/vigilhq/vigil/internal/audit"
@@ -112,31 +110,6 @@ type allowRequest struct {
 	Note  string `json:"note"`
 }
 
-// canonicalAllow validates and canonicalises an allowlist value.
-func canonicalAllow(kind, value string) (string, error) {
-	switch kind {
-	case "ip":
-		ip, err := netip.ParseAddr(value)
-		if err != nil {
-			return "", audit.FieldErrorf("value", "value must be an IP address for kind ip")
-		}
-		return ip.Unmap().String(), nil
-	case "cidr":
-		p, err := netip.ParsePrefix(value)
-		if err != nil {
-			return "", audit.FieldErrorf("value", "value must be a CIDR such as 198.51.100.0/24 for kind cidr")
-		}
-		return p.Masked().String(), nil
-	case "asn":
-		n, err := strconv.ParseUint(value, 10, 32)
-		if err != nil || n == 0 {
-			return "", audit.FieldErrorf("value", "value must be an AS number such as 64500 for kind asn")
-		}
-		return strconv.FormatUint(n, 10), nil
-	}
-	return "", audit.FieldErrorf("kind", "kind must be ip, cidr or asn")
-}
-
 func (a *API) postAllow(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
 	rs, tenant, err := a.tuningScope(r, p)
 	if err != nil {
@@ -146,7 +119,7 @@ func (a *API) postAllow(w http.ResponseWriter, r *http.Request, p audit.Principa
 	if err := httpx.DecodeJSON(w, r, maxAdminBody, &req); err != nil {
 		return err
 	}
-	v, err := canonicalAllow(req.Kind, req.Value)
+	v, err := audit.CanonicalAllowValue(req.Kind, req.Value)
 	if err != nil {
 		return err
 	}
@@ -168,7 +141,7 @@ func (a *API) deleteAllow(w http.ResponseWriter, r *http.Request, p audit.Princi
 		return err
 	}
 	kind := r.PathValue("kind")
-	v, err := canonicalAllow(kind, r.PathValue("value"))
+	v, err := audit.CanonicalAllowValue(kind, r.PathValue("value"))
 	if err != nil {
 		return err
 	}
