@@ -65,6 +65,21 @@ await step("sign in with a viewer token", async () => {
   check(await page.locator("table.incidents tbody tr").count() > 0, "the incident inbox is empty on the seeded tenant");
   await shoot(page, "incidents");
   await page.goto(sc.base + "/findings");
+  // The filter bars' controls never overlap, at any width.
+  for (const bar of ["/findings", "/incidents"]) {
+    await page.goto(sc.base + bar);
+    for (const width of [390, 600, 768, 900, 1024, 1280]) {
+      await page.setViewportSize({ width, height: 860 });
+      const boxes = await page.locator("form.filters select, form.filters input, form.filters button").evaluateAll((els) =>
+        els.map((e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; }));
+      for (let i = 0; i < boxes.length; i++) for (let j = i + 1; j < boxes.length; j++) {
+        const [a, b] = [boxes[i], boxes[j]];
+        check(a[2] <= b[0] + 0.5 || b[2] <= a[0] + 0.5 || a[3] <= b[1] + 0.5 || b[3] <= a[1] + 0.5, `${bar} filters overlap at ${width}px (controls ${i} and ${j})`);
+      }
+    }
+    await page.setViewportSize(desktop);
+  }
+  await page.goto(sc.base + "/findings");
   const rows = await page.locator("table.findings tbody tr").count();
   check(rows > 0, "the inbox shows no findings on the seeded tenant");
   await shoot(page, "findings");
@@ -114,7 +129,9 @@ await step("triage an incident", async () => {
   await page.goto(sc.base + "/incidents?status=open");
   const links = page.locator("table.incidents tbody tr td a[href^='/incidents/']");
   check(await links.count() >= 2, `only ${await links.count()} open incidents`);
-  await links.first().click();
+  // The richest incident for the screenshot: a critical one when there is one.
+  const critical = page.locator("table.incidents tbody tr", { has: page.locator(".sev-critical") }).locator("td a[href^='/incidents/']");
+  await ((await critical.count()) ? critical.first() : links.first()).click();
   await page.waitForSelector("p.explanation");
   const incURL = page.url();
   const id = decodeURIComponent(new URL(incURL).pathname.split("/").pop());

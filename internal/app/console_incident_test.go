@@ -94,7 +94,7 @@ func TestConsoleIncidents(t *testing.T) {
 	if resp.StatusCode != http.StatusOK {
 		t.Fatalf("incident page: %d %s", resp.StatusCode, body)
 	}
-	for _, want := range []string{"acme-marker logged in from a stuffing source", `href="/actors/carol"`, "signed in as part of the attack",
+	for _, want := range []string{"acme-marker logged in from a stuffing source", `href="/actors/carol"`, "signed in by the attack",
 		`href="/ips/203.0.113.7"`, `href="/sessions/inc-acme-1-sess"`, `href="/findings?incident=inc-acme-1&amp;status=all"`} {
 		if !strings.Contains(body, want) {
 			t.Errorf("incident page lacks %q", want)

@@ -2,6 +2,7 @@ package console
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"slices"
@@ -103,23 +104,9 @@ func (c *Console) triage(w http.ResponseWriter, r *http.Request, rq *request) er
 	if !rq.p.Has(audit.ScopeFindingsWrite) {
 		return audit.Errorf(audit.EFORBIDDEN, "this session may read findings but not change them")
 	}
-	ids := r.PostForm["id"]
-	status := audit.FindingStatus(r.PostFormValue("status"))
-	note := strings.TrimSpace(r.PostFormValue("note"))
-	switch {
-	case len(ids) == 0:
-		return audit.FieldErrorf("id", "select at least one finding")
-	case len(ids) > maxBulk:
-		return audit.FieldErrorf("id", "at most %d findings at once", maxBulk)
-	case status != audit.StatusOpen && status != audit.StatusAcknowledged && status != audit.StatusResolved:
-		return audit.FieldErrorf("status", "status must be open, acknowledged or resolved")
-	case len(note) > 4096:
-		return audit.FieldErrorf("note", "note is at most 4096 bytes")
-	case status == audit.StatusResolved && note == "":
-		return audit.FieldErrorf("note", "resolving needs a note saying why")
-	}
-	if note != "" {
-		note += " — " + rq.Who()
+	ids, status, note, err := readTriage(r, rq, "findings")
+	if err != nil {
+		return err
 	}
 	for _, id := range ids {
 		if a := rq.ActorOnly(); a != "" {
@@ -135,16 +122,49 @@ func (c *Console) triage(w http.ResponseWriter, r *http.Request, rq *request) er
 			return err
 		}
 	}
+	triaged(w, r, "/findings", status)
+	return nil
+}
+
+// readTriage reads a triage form (one or many ids of what, a status, a
+// note) and reports all its problems at once, each naming its field. The
+// note is signed with who made it.
+func readTriage(r *http.Request, rq *request, what string) (ids []string, status audit.FindingStatus, note string, err error) {
+	ids = r.PostForm["id"]
+	status = audit.FindingStatus(r.PostFormValue("status"))
+	note = strings.TrimSpace(r.PostFormValue("note"))
+	var probs []audit.Problem
+	switch {
+	case len(ids) == 0:
+		probs = append(probs, audit.Problem{Field: "id", Message: fmt.Sprintf("select at least one of the %s", what)})
+	case len(ids) > maxBulk:
+		probs = append(probs, audit.Problem{Field: "id", Message: fmt.Sprintf("at most %d %s at once", maxBulk, what)})
+	}
+	switch {
+	case status != audit.StatusOpen && status != audit.StatusAcknowledged && status != audit.StatusResolved:
+		probs = append(probs, audit.Problem{Field: "status", Message: "status must be open, acknowledged or resolved"})
+	case len(note) > 4096:
+		probs = append(probs, audit.Problem{Field: "note", Message: "note is at most 4096 bytes"})
+	case status == audit.StatusResolved && note == "":
+		probs = append(probs, audit.Problem{Field: "note", Message: "resolving needs a note saying why"})
+	}
+	if note != "" {
+		note += " — " + rq.Who()
+	}
+	return ids, status, note, audit.Invalid(probs)
+}
+
+// triaged sends a triage form back where it came from, saying what was done.
+func triaged(w http.ResponseWriter, r *http.Request, inbox string, status audit.FindingStatus) {
 	back := safeNext(r.PostFormValue("back"))
 	if back == "/" {
-		back = "/findings"
+		back = inbox
 	}
 	sep := "?"
 	if strings.Contains(back, "?") {
 		sep = "&"
 	}
 	http.Redirect(w, r, back+sep+"done="+url.QueryEscape(string(status)), http.StatusSeeOther)
-	return nil
 }
 
 // timelineEvent is an evidence event on a finding's timeline.

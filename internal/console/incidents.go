@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
@@ -130,23 +129,9 @@ func (c *Console) triageIncidents(w http.ResponseWriter, r *http.Request, rq *re
 	if !rq.p.Has(audit.ScopeFindingsWrite) {
 		return audit.Errorf(audit.EFORBIDDEN, "this session may read incidents but not change them")
 	}
-	ids := r.PostForm["id"]
-	status := audit.FindingStatus(r.PostFormValue("status"))
-	note := strings.TrimSpace(r.PostFormValue("note"))
-	switch {
-	case len(ids) == 0:
-		return audit.FieldErrorf("id", "select at least one incident")
-	case len(ids) > maxBulk:
-		return audit.FieldErrorf("id", "at most %d incidents at once", maxBulk)
-	case status != audit.StatusOpen && status != audit.StatusAcknowledged && status != audit.StatusResolved:
-		return audit.FieldErrorf("status", "status must be open, acknowledged or resolved")
-	case len(note) > 4096:
-		return audit.FieldErrorf("note", "note is at most 4096 bytes")
-	case status == audit.StatusResolved && note == "":
-		return audit.FieldErrorf("note", "resolving needs a note saying why")
-	}
-	if note != "" {
-		note += " — " + rq.Who()
+	ids, status, note, err := readTriage(r, rq, "incidents")
+	if err != nil {
+		return err
 	}
 	cascade := r.PostFormValue("cascade") != ""
 	for _, id := range ids {
@@ -154,15 +139,7 @@ func (c *Console) triageIncidents(w http.ResponseWriter, r *http.Request, rq *re
 			return err
 		}
 	}
-	back := safeNext(r.PostFormValue("back"))
-	if back == "/" {
-		back = "/incidents"
-	}
-	sep := "?"
-	if strings.Contains(back, "?") {
-		sep = "&"
-	}
-	http.Redirect(w, r, back+sep+"done="+url.QueryEscape(string(status)), http.StatusSeeOther)
+	triaged(w, r, "/incidents", status)
 	return nil
 }
 
@@ -183,7 +160,7 @@ func riskReason(reason string) string {
 	case audit.RiskTakeoverChange:
 		return "changed after a risky login"
 	case audit.RiskHit:
-		return "signed in as part of the attack"
+		return "signed in by the attack"
 	case audit.RiskTargeted:
 		return "targeted by failed attempts"
 	}
@@ -288,7 +265,7 @@ func (c *Console) incidentPage(w http.ResponseWriter, r *http.Request, rq *reque
 	}
 	data := map[string]any{"Title": inc.Headline, "I": inc, "Steps": steps, "Accounts": accts, "RuleNames": ruleNames,
 		"IPs": inc.IPs[:min(len(inc.IPs), incidentIPs)], "MoreIPs": inc.IPCount - min(len(inc.IPs), incidentIPs),
-		"Unshown": len(inc.Evidence) - min(len(inc.Evidence), incidentEvents), "Missing": missing, "Saved": r.URL.Query().Get("done"),
+		"Shown": shown, "Unshown": len(inc.Evidence) - min(len(inc.Evidence), incidentEvents), "Missing": missing, "Saved": r.URL.Query().Get("done"),
 		"Merged": r.URL.Query().Get("merged"), "Back": "/incidents/" + url.PathEscape(inc.ID)}
 	if inc.Headline == "" {
 		data["Title"] = inc.HeadlineRule

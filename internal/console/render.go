@@ -31,6 +31,7 @@ var funcs = template.FuncMap{
 	"sevrank": func(s audit.Severity) int { return s.Rank() },
 	"join":    strings.Join,
 	"sub":     func(a, b int) int { return a - b },
+	"risk":    riskReason,
 	"scopes": func(ss []audit.Scope) string {
 		out := make([]string, len(ss))
 		for i, s := range ss {
