@@ -164,6 +164,9 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if err != nil {
 		return nil, err
 	}
+	// Page cursors are sealed with a key derived from the server secret, so
+	// every node of one store accepts them and they survive restarts.
+	apiOpts.CursorSecret = secret
 	apiOpts.Viewers = viewers
 	if det != nil {
 		apiOpts.Scorer = det.scorer

@@ -206,7 +206,7 @@ func (a *API) searchEvents(w http.ResponseWriter, r *http.Request, p audit.Princ
 		route: "GET /v1/events", query: q.Encode(), rows: int64(len(page.Events)), extra: map[string]any{"page": f.Cursor != ""}}); err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, eventsResponse{Events: page.Events, NextCursor: page.Next})
+	httpx.WriteJSON(w, http.StatusOK, eventsResponse{Events: page.Events, NextCursor: a.nextCursor(r, page.Next)})
 	return nil
 }
 

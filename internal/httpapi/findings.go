@@ -77,7 +77,7 @@ func (a *API) searchFindings(w http.ResponseWriter, r *http.Request, p audit.Pri
 		route: "GET /v1/findings", query: q.Encode(), rows: int64(len(page.Findings)), extra: map[string]any{"page": f.Cursor != ""}}); err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"findings": page.Findings, "next_cursor": page.Next})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"findings": page.Findings, "next_cursor": a.nextCursor(r, page.Next)})
 	return nil
 }
 

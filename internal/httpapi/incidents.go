@@ -74,7 +74,7 @@ func (a *API) searchIncidents(w http.ResponseWriter, r *http.Request, p audit.Pr
 		route: "GET /v1/incidents", query: q.Encode(), rows: int64(len(page.Incidents)), extra: map[string]any{"page": f.Cursor != ""}}); err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusOK, map[string]any{"incidents": page.Incidents, "next_cursor": page.Next})
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"incidents": page.Incidents, "next_cursor": a.nextCursor(r, page.Next)})
 	return nil
 }
 

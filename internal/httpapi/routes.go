@@ -8,9 +8,12 @@ import (
 )
 
 // route is one API endpoint. A route with an empty scope needs no key.
+// A paged route hands out next_cursor and takes it back as ?cursor=
+// (sealed, see paging); every other route refuses a cursor parameter.
 type route struct {
 	pattern string
 	scope   audit.Scope
+	paged   bool
 	authed  func(w http.ResponseWriter, r *http.Request, p audit.Principal) error
 	open    httpx.HandlerFunc
 }
@@ -23,7 +26,7 @@ func (a *API) table() []route {
 		{pattern: "GET /v1/status", scope: audit.ScopeAdmin, authed: a.status},
 
 		{pattern: "POST /v1/events", scope: audit.ScopeEventsWrite, authed: a.postEvents},
-		{pattern: "GET /v1/events", scope: audit.ScopeEventsRead, authed: a.searchEvents},
+		{pattern: "GET /v1/events", paged: true, scope: audit.ScopeEventsRead, authed: a.searchEvents},
 		{pattern: "GET /v1/events/{id}", scope: audit.ScopeEventsRead, authed: a.getEvent},
 		{pattern: "POST /v1/risk", scope: audit.ScopeEventsWrite, authed: a.postRisk},
 
@@ -33,10 +36,10 @@ func (a *API) table() []route {
 		{pattern: "GET /v1/sessions/{id}", scope: audit.ScopeEventsRead, authed: a.getSessionView},
 		{pattern: "GET /v1/ips/{ip}", scope: audit.ScopeEventsRead, authed: a.getIPView},
 
-		{pattern: "GET /v1/findings", scope: audit.ScopeFindingsRead, authed: a.searchFindings},
+		{pattern: "GET /v1/findings", paged: true, scope: audit.ScopeFindingsRead, authed: a.searchFindings},
 		{pattern: "GET /v1/findings/{id}", scope: audit.ScopeFindingsRead, authed: a.getFinding},
 		{pattern: "PATCH /v1/findings/{id}", scope: audit.ScopeFindingsWrite, authed: a.patchFinding},
-		{pattern: "GET /v1/incidents", scope: audit.ScopeFindingsRead, authed: a.searchIncidents},
+		{pattern: "GET /v1/incidents", paged: true, scope: audit.ScopeFindingsRead, authed: a.searchIncidents},
 		{pattern: "GET /v1/incidents/{id}", scope: audit.ScopeFindingsRead, authed: a.getIncident},
 		{pattern: "PATCH /v1/incidents/{id}", scope: audit.ScopeFindingsWrite, authed: a.patchIncident},
 
@@ -77,6 +80,18 @@ func (a *API) Routes() map[string]audit.Scope {
 	return out
 }
 
+// PagedRoutes lists the routes that page with next_cursor / ?cursor=, for
+// the cursor tests and the OpenAPI check.
+func (a *API) PagedRoutes() []string {
+	var out []string
+	for _, r := range a.table() {
+		if r.paged {
+			out = append(out, r.pattern)
+		}
+	}
+	return out
+}
+
 // routes builds the mux. Middleware order, outermost first: recover →
 // request id → access log + metrics → (per route) authenticate → scope
 // check → handler (which applies its body limit).
@@ -87,7 +102,7 @@ func (a *API) routes() http.Handler {
 		if r.open != nil {
 			mux.Handle(r.pattern, a.handle(r.open))
 		} else {
-			mux.Handle(r.pattern, a.authed(r.scope, a.limited(r.pattern, r.authed)))
+			mux.Handle(r.pattern, a.authed(r.scope, a.limited(r.pattern, a.paging(r.pattern, r.paged, r.authed))))
 		}
 	}
 	mux.Handle("/", a.handle(func(w http.ResponseWriter, r *http.Request) error {

@@ -111,6 +111,11 @@ type Options struct {
 	// ReadyTimeout bounds one run of a Ready check; one that takes longer
 	// counts as failed. Default 5s.
 	ReadyTimeout time.Duration
+	// CursorSecret keys the seal on page cursors (next_cursor), so a cursor
+	// works only unaltered, on the listing and tenant that gave it. Give
+	// every node of one store the same secret; without one a random secret
+	// is made and cursors last as long as the process.
+	CursorSecret []byte
 }
 
 // API is the HTTP API.
@@ -129,6 +134,7 @@ type API struct {
 	// readAudits counts read-audit records by result (recorded, failed,
 	// operator_logged).
 	readAudits *prometheus.CounterVec
+	cursors    *httpx.Cursors
 	handler    http.Handler
 }
 
@@ -180,6 +186,7 @@ func New(opts Options) (*API, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
+	a.cursors = httpx.NewCursors(opts.CursorSecret)
 	a.auth = newAuthenticator(opts.Keys, opts.KeyCacheTTL, a.now, a.log)
 	a.requests = prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name: "vigil_http_request_seconds", Help: "HTTP requests by method, route and status.",
