@@ -93,6 +93,7 @@ func TestWireFieldNames(t *testing.T) {
 		{client.Finding{}, audit.Finding{}},
 		{client.Tenant{}, audit.Tenant{}},
 		{client.Key{}, audit.APIKey{}},
+		{client.ViewerToken{}, audit.ViewerToken{}},
 	} {
 		got, want := jsonNames(reflect.TypeOf(pair[0]), ""), jsonNames(reflect.TypeOf(pair[1]), "")
 		if diff := cmp.Diff(want, got); diff != "" {

@@ -489,8 +489,10 @@ SaaS with a few tenants and thousands of users with realistic habits, replays
 weeks of their history, then runs live account-takeover campaigns. It ends with
 a table of the campaigns (caught or not, by which rule, how fast) and the false
 alarms on the benign population (findings none of whose evidence is an
-attack event, also given per 10,000 benign events), then keeps serving until
-Ctrl-C (or exits with --exit). The simulated month ends at a weekday and hour
+attack event, also given per 10,000 benign events). Then it prints the web
+console's address with a viewer link for the first tenant (a viewer token
+minted through the API, valid 8 hours) and keeps serving until Ctrl-C or
+SIGTERM; --exit stops right after the report instead (for CI and scripts). The simulated month ends at a weekday and hour
 chosen by --seed, a week or two before now, so a run works at any hour and
 its outcome depends on the seed alone. Without --dir its data lives in a
 temporary directory that is removed when the demo ends, however it ends.
@@ -504,7 +506,7 @@ events carry their own location, so it works offline.`,
 			fs.IntVar(&o.UsersPerTenant, "users", 1000, "users per tenant")
 			fs.IntVar(&o.Days, "days", 21, "days of history to replay")
 			seed := fs.Uint64("seed", 42, "simulation seed")
-			fs.BoolVar(&o.Exit, "exit", false, "stop after the report")
+			fs.BoolVar(&o.Exit, "exit", false, "stop after the report instead of serving the console (for CI)")
 			return func(args []string) error {
 				if len(args) > 0 {
 					return usagef("demo takes flags only")

@@ -298,18 +298,27 @@ func Run(ctx context.Context, o Options) (*Report, error) {
 }
 
 // printServing tells how to look at what the demo found while it keeps
-// serving: the address, a read key and a first request. Everything a user
-// is invited to open after the report (such as a console page) belongs
-// here, and only here: with --exit nothing is served, so nothing is shown.
+// serving: the console's address with a viewer link for one tenant (a
+// viewer token minted through the API, as a tenant admin would), a read
+// key and a first request. Everything a user is invited to open after the
+// report belongs here, and only here: with --exit nothing is served, so
+// nothing is shown.
 func printServing(ctx context.Context, w io.Writer, op *client.Client, a *app.App, base, tenant string) error {
+	link, err := op.CreateViewerToken(ctx, client.ViewerTokenRequest{Tenant: tenant, Name: "vigil demo", TTL: "8h"})
+	if err != nil {
+		return fmt.Errorf("mint the demo's viewer link: %w", err)
+	}
 	readKey, err := op.CreateKey(ctx, client.CreateKeyRequest{Tenant: tenant, Name: "demo read key", Scopes: []string{"events:read", "findings:read"}})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(w, "\nVigil is serving at %s\n", base)
+	fmt.Fprintf(w, "\nOpen the console to see the caught attacks of tenant %s (viewer link, valid 8 hours):\n", tenant)
+	fmt.Fprintf(w, "  %s%s\n", base, link.Path)
+	fmt.Fprintf(w, "  or sign in at %s/signin with the operator key to see every tenant.\n\n", base)
 	fmt.Fprintf(w, "  read key for tenant %s:  %s\n", tenant, string(readKey.Secret))
 	fmt.Fprintf(w, "  operator key:             %s\n", a.BootstrapKey)
-	fmt.Fprintf(w, "  try: curl -s -H 'Authorization: Bearer %s' '%s/v1/findings?severity=high' | head -c 600\n", string(readKey.Secret), base)
+	fmt.Fprintf(w, "  try: curl -s -H 'Authorization: Bearer %s' '%s/v1/incidents?severity=high' | head -c 600\n", string(readKey.Secret), base)
 	return nil
 }
 
