@@ -156,6 +156,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		Ready:                  append([]httpapi.ReadyCheck{{Name: "storage", Check: a.stores.Ready}}, enrichReady...),
 		ReadyInterval:          cfg.Server.ReadyInterval,
 		TenantRetentionDays:    [2]int{cfg.Retention.TenantMinDays, cfg.Retention.TenantMaxDays},
+		Importers:              Importers(),
 	}
 	if a.retention != nil {
 		apiOpts.Retention = a.retention.RunOnce

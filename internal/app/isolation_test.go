@@ -87,6 +87,9 @@ func TestTenantIsolationMatrix(t *testing.T) {
 			{"POST", "/v1/events", `{"tenant":"tenant-b","action":"a.b","actor":{"id":"x"}}`, []int{403}},
 			{"POST", "/v1/events", `{"id":"b-1","action":"auth.password.changed","actor":{"id":"x"}}`, []int{202}}, // A's own b-1, not B's
 		},
+		"POST /v1/import/{format}": {
+			{"POST", "/v1/import/okta?tenant=tenant-b", `{"uuid":"x","published":"` + at.Format(time.RFC3339) + `","eventType":"a.b","actor":{"alternateId":"x"}}`, []int{403}},
+		},
 		"GET /v1/events": {
 			{"GET", "/v1/events", "", []int{200}},
 			{"GET", "/v1/events?tenant=tenant-b", "", denied},

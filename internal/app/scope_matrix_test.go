@@ -105,6 +105,10 @@ func TestScopeMatrix(t *testing.T) {
 		"POST /v1/events": {scope: audit.ScopeEventsWrite, want: 202, req: func(_ *testing.T, k keyKind, i int) call {
 			return call{"POST", "/v1/events", fmt.Sprintf(`{%s"id":"m-%d","action":"auth.password.changed","actor":{"id":"alice"}}`, tenantField(k), i)}
 		}},
+		"POST /v1/import/{format}": {scope: audit.ScopeEventsWrite, want: 202, req: func(_ *testing.T, k keyKind, i int) call {
+			return call{"POST", with("/v1/import/okta", k), fmt.Sprintf(`{"uuid":"m-%d","published":%q,"eventType":"user.account.update_password","actor":{"alternateId":"alice"}}`,
+				i, time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))}
+		}},
 		"GET /v1/events":      {scope: audit.ScopeEventsRead, want: 200, req: get("/v1/events")},
 		"GET /v1/events/{id}": {scope: audit.ScopeEventsRead, want: 200, req: get("/v1/events/a-1")},
 		"POST /v1/risk": {scope: audit.ScopeEventsWrite, want: 200, req: func(_ *testing.T, k keyKind, _ int) call {

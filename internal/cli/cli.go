@@ -53,7 +53,7 @@ func commands() []*Command {
 		serveCommand(), demoCommand(), migrateCommand(), configCheckCommand(),
 		tenantsCreateCommand(), tenantsListCommand(),
 		keysCreateCommand(), keysListCommand(), keysRevokeCommand(),
-		eventsSendCommand(), eventsQueryCommand(), queryCommand(), exportCommand(),
+		eventsSendCommand(), importCommand(), eventsQueryCommand(), queryCommand(), exportCommand(),
 		findingsListCommand(), findingsShowCommand(),
 		findingsUpdateCommand("ack", "acknowledged", "acknowledge findings: someone is looking"),
 		findingsUpdateCommand("resolve", "resolved", "resolve findings, with a --note on what was decided"),

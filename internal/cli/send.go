@@ -174,6 +174,7 @@ type sendProgress struct {
 	read        *countingReader
 	start, last time.Time
 	drawn       bool
+	noun        string // what is counted; "events" when empty
 }
 
 func (p *sendProgress) update(sent, rejected int, final bool) {
@@ -190,11 +191,21 @@ func (p *sendProgress) update(sent, rejected int, final bool) {
 	}
 	p.last = now
 	el := now.Sub(p.start)
-	line := fmt.Sprintf("sent %d events", sent)
+	noun := p.noun
+	if noun == "" {
+		noun = "events"
+	}
+	line := fmt.Sprintf("sent %d %s", sent, noun)
 	if p.size > 0 {
 		line += fmt.Sprintf(" (%.0f%%)", 100*float64(min(p.read.n, p.size))/float64(p.size))
 	}
-	line += fmt.Sprintf(", %.0f events/s", float64(sent)/max(el.Seconds(), 1e-3))
+	rate := float64(sent) / max(el.Seconds(), 1e-3)
+	line += fmt.Sprintf(", %.0f %s/s", rate, noun)
+	if p.size > 0 && p.read.n > 0 && p.read.n < p.size && !final {
+		// The rest of the input at the rate it has been read so far.
+		left := time.Duration(float64(el) * float64(p.size-p.read.n) / float64(p.read.n))
+		line += fmt.Sprintf(", ETA %s", left.Round(time.Second))
+	}
 	if rejected > 0 {
 		line += fmt.Sprintf(", %d rejected", rejected)
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/vigilhq/vigil/internal/access"
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/httpx"
+	"github.com/vigilhq/vigil/internal/importer"
 	"github.com/vigilhq/vigil/internal/ingest"
 )
 
@@ -69,6 +70,9 @@ type Options struct {
 	Suggest func(ctx context.Context, tenant string) ([]audit.Suggestion, error)
 	// Retention runs POST /v1/retention/run; without it the route answers 503.
 	Retention RetentionRunner
+	// Importers decode the vendor records of POST /v1/import/{format},
+	// by format name; a format not here answers 404.
+	Importers map[string]importer.Decoder
 	// TenantRetentionDays bounds the retention_days a tenant admin key may
 	// set for its own tenant ([min, max]); operators may set 1–36500. Zero
 	// lets tenant keys change nothing.
