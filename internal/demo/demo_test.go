@@ -2,6 +2,7 @@ package demo_test
 
 import (
 	"context"
+	"flag"
 	"io"
 	"os"
 	"strings"
@@ -11,47 +12,81 @@ import (
 	"github.com/vigilhq/vigil/internal/demo"
 )
 
-// TestDemoCatchesEveryCampaign runs the whole demo — a real server on an
-// embedded store, simulated history, live attack campaigns — on a small
-// world, and checks that every campaign is caught and the report is printed.
-func TestDemoCatchesEveryCampaign(t *testing.T) {
+var update = flag.Bool("update", false, "rewrite the demo table of docs/detection-quality.md")
+
+// goalSeeds are the seeds the demo's goals are asserted on (and the
+// per-kind table of docs/detection-quality.md is produced from).
+var goalSeeds = []uint64{42, 7, 2026}
+
+// TestDemoGoals runs the whole demo — a real server on an embedded store,
+// three weeks of simulated history, live attack campaigns — on a small
+// world for each goal seed, and asserts the detection goals: at least 95%
+// of the campaigns caught by a medium-or-above finding of their own
+// family, at most one finding of any severity per 10,000 benign events,
+// and none above low on the benign population, which holds the hard cases
+// (VPN users, travellers, night shifts, new hires, new laptops, password
+// resets followed by email changes, typos). With -update it rewrites the
+// per-kind table in docs/detection-quality.md.
+func TestDemoGoals(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the full demo")
 	}
-	var out strings.Builder
-	rep, err := demo.Run(t.Context(), demo.Options{
-		Dir: t.TempDir(), Addr: "127.0.0.1:0", Seed: 42, UsersPerTenant: 100, Days: 10, Exit: true, Out: &out,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(rep.Campaigns) < 12 {
-		t.Fatalf("%d campaigns ran, want at least 12", len(rep.Campaigns))
-	}
-	for _, c := range rep.Campaigns {
-		if !c.Caught {
-			t.Errorf("campaign %q was not caught (other rules that fired: %v)", c.Name, c.Also)
+	var reports []*demo.Report
+	for _, seed := range goalSeeds {
+		var out strings.Builder
+		rep, err := demo.Run(t.Context(), demo.Options{
+			Dir: t.TempDir(), Addr: "127.0.0.1:0", Seed: seed, UsersPerTenant: 100, Days: 21, Exit: true, Out: &out,
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
-		if c.Caught && c.Explanation == "" {
-			t.Errorf("campaign %q caught without an explanation", c.Name)
+		reports = append(reports, rep)
+		t.Logf("seed %d:\n%s", seed, out.String())
+		if len(rep.Campaigns) < 14 {
+			t.Fatalf("seed %d: %d campaigns ran, want 14", seed, len(rep.Campaigns))
+		}
+		if got := rep.CaughtShare(); got < 0.95 {
+			for _, c := range rep.Campaigns {
+				if !c.Caught {
+					t.Errorf("seed %d: campaign %q was not caught at medium or above by its own family (fired: %v)", seed, c.Name, c.Also)
+				}
+			}
+		}
+		for _, c := range rep.Campaigns {
+			if c.Caught && c.Explanation == "" {
+				t.Errorf("seed %d: campaign %q caught without an explanation", seed, c.Name)
+			}
+		}
+		if got := rep.FalseAlarmsPer10k(); got > 1 {
+			t.Errorf("seed %d: %.2f false alarms per 10,000 benign events, want at most 1: %v", seed, got, rep.FalseSamples)
+		}
+		if n := rep.FalseAboveLow(); n > 0 {
+			t.Errorf("seed %d: %d false alarms above low: %v", seed, n, rep.FalseSamples)
+		}
+		if rep.BenignEvents < 10000 || rep.BenignUsers != 300 {
+			t.Errorf("seed %d: %d benign events of %d users, want over 10,000 of 300", seed, rep.BenignEvents, rep.BenignUsers)
+		}
+		for _, kind := range []string{"corporate VPN/SASE user", "traveller (plane, own laptop)", "night shift", "new hire", "new laptop", "password reset then email change"} {
+			if rep.HardCases[kind] == 0 {
+				t.Errorf("seed %d: the benign population has no %s", seed, kind)
+			}
+		}
+		for _, want := range []string{"CAMPAIGN", "campaigns caught", "False alarms on the benign population", "per 10,000 benign events"} {
+			if !strings.Contains(out.String(), want) {
+				t.Errorf("seed %d: output lacks %q", seed, want)
+			}
+		}
+		// --exit stops after the report: nothing is served, so no
+		// address, key or request to try is offered.
+		for _, unwanted := range []string{"Vigil is serving", "try: curl", "read key"} {
+			if strings.Contains(out.String(), unwanted) {
+				t.Errorf("seed %d: with Exit the output offers %q", seed, unwanted)
+			}
 		}
 	}
-	if rep.HistoryCount == 0 || rep.LiveCount == 0 || rep.BenignUsers != 300 || rep.BenignEvents == 0 {
-		t.Fatalf("report sizes: %+v", rep)
+	if *update {
+		writeQualityTable(t, reports)
 	}
-	for _, want := range []string{"CAMPAIGN", "campaigns caught", "False alarms on the benign population", "per 10,000 benign events"} {
-		if !strings.Contains(out.String(), want) {
-			t.Errorf("output lacks %q:\n%s", want, out.String())
-		}
-	}
-	// --exit stops after the report: nothing is served, so no address,
-	// key or request to try is offered.
-	for _, unwanted := range []string{"Vigil is serving", "try: curl", "read key"} {
-		if strings.Contains(out.String(), unwanted) {
-			t.Errorf("with Exit the output offers %q:\n%s", unwanted, out.String())
-		}
-	}
-	t.Logf("false alarms: %v (%.2f per 10,000 benign events)", rep.FalseAlarms, rep.FalseAlarmsPer10k())
 }
 
 // TestDemoAtAnyHour runs the demo with its clock set to hours at which it

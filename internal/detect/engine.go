@@ -36,6 +36,8 @@ type Options struct {
 	// Rules are the rules to run, usually rules.Builtin() plus operator
 	// rules. Ids must be unique.
 	Rules []*rulelang.Rule
+	// Egress tunes the learning of shared egresses (egress.go).
+	Egress EgressOptions
 	// RulesDir, when set, adds every rule file of the directory to Rules
 	// (operator rules); an id that repeats a built-in replaces it.
 	RulesDir string
@@ -202,6 +204,8 @@ type tenantStats struct {
 	WithDevice  uint64      `json:"with_device"`
 	Hours       [168]uint16 `json:"hours"`
 	HourTotal   uint32      `json:"hour_total"`
+	// Egress holds the tenant's shared-egress candidates (egress.go).
+	Egress egressTable `json:"egress"`
 }
 
 // profEntry is one actor's encoded profile in memory.
@@ -414,6 +418,9 @@ func (e *Engine) Position() uint64 {
 
 // isRelay reports whether an event's network makes its location unreliable.
 func (e *Engine) isRelay(ev *audit.Event, extra []int64) bool {
+	if e.isEgress(ev) {
+		return true // a shared egress the tenant's actors taught (egress.go)
+	}
 	n := ev.Enrichment.Network
 	if n == nil {
 		return false
@@ -496,6 +503,7 @@ func actorKey(b []byte, ev *audit.Event) []byte {
 // pe is the actor's profile entry (nil: none yet) and prof its decoded
 // profile; the actor's key is in e.kbuf.
 func (e *Engine) observe(ev *audit.Event, pe *profEntry, prof *Profile, ts *tenantStats, tc *tenantConf) {
+	e.learnEgress(ts, ev, prof)
 	if ev.Action == audit.ActionLoginSuccess {
 		ts.Logins++
 		if ev.Context.DeviceID != "" {
@@ -508,7 +516,7 @@ func (e *Engine) observe(ev *audit.Event, pe *profEntry, prof *Profile, ts *tena
 		return
 	}
 	if ev.Outcome != audit.OutcomeFailure && ev.Actor.Type == audit.ActorUser {
-		h := hourOfWeek(ev.Time.Unix())
+		h := localHourOfWeek(ev, prof, e.isRelay(ev, nil) || tc.allows(ev))
 		if ts.Hours[h] < 65535 {
 			ts.Hours[h]++
 			ts.HourTotal++

@@ -165,7 +165,7 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 		}
 		ks.absorb(v, m)
 		e.hit(r, ks, ev, in, t, []string{ev.ID}, 1, t, aggFacts(r, ks, agg))
-		if r.Flag != nil && r.Flag.Values == "distinct" && v != "" {
+		if r.Flag != nil && r.Flag.Values == "distinct" && v != "" && ks.valueCount(v) >= flagMinPer(in) {
 			e.flags[flagKey(ks.Tenant, r.Flag.Name, v)] = t + r.Flag.TTL.Milliseconds()
 		}
 		return
@@ -196,8 +196,32 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 	if r.Flag != nil && r.Flag.Values == "distinct" {
 		tenant := ks.Tenant
 		exp := t + r.Flag.TTL.Milliseconds()
-		ks.values(func(v string) { e.flags[flagKey(tenant, r.Flag.Name, v)] = exp })
+		minPer := flagMinPer(in)
+		ks.values(func(v string) {
+			if ks.valueCount(v) >= minPer {
+				e.flags[flagKey(tenant, r.Flag.Name, v)] = exp
+			}
+		})
 	}
+}
+
+// flagMinPer is how many of the window's events a value needs before a
+// distinct flag marks it (the rule's flag_min_per_source, default 1): a
+// wave spread over hours flags the addresses that kept trying, not every
+// office address where someone mistyped a password meanwhile.
+func flagMinPer(in *input) int32 {
+	return int32(numParam(in.params, "flag_min_per_source", 1))
+}
+
+// valueCount is how many of the window's events have value v.
+func (ks *keyState) valueCount(v string) int32 {
+	if ks.per != nil {
+		return ks.per[v]
+	}
+	if ks.one == v {
+		return ks.oneN
+	}
+	return 0
 }
 
 // maxFindingValues bounds the distinct values an open finding tracks.
@@ -423,6 +447,13 @@ func (e *Engine) evalProfile(r *crule, in *input, ev *audit.Event, t int64, p *P
 			return
 		}
 		agg.newVals = names
+		// How the actor got here: the speed from the last login's place
+		// (-1 when either place is unknown or a relay), so that a trip at
+		// plane speed on the actor's own device is told from a takeover.
+		agg.speed, agg.distance = -1, -1
+		if tf, ok := e.travel(p, ev, in.params, "last_login"); ok {
+			agg.speed, agg.distance = tf.speed, tf.distance
+		}
 		facts = func() map[string]any {
 			f := nv.facts(p)
 			f["new"] = names
@@ -599,7 +630,8 @@ type rareFacts struct {
 }
 
 func (rf *rareFacts) facts(ev *audit.Event, p *Profile) map[string]any {
-	f := map[string]any{"hour": fmt.Sprintf("%s %02d:00 UTC", ev.Time.UTC().Weekday().String()[:3], ev.Time.UTC().Hour()),
+	local := ev.Time.Add(time.Duration(localOffset(ev, p, false)) * time.Second).UTC()
+	f := map[string]any{"hour": fmt.Sprintf("%s %02d:00 local", local.Weekday().String()[:3], local.Hour()),
 		"prior_events": int64(p.HourTotal), "probability": round4(rf.prob), "basis": "actor"}
 	if rf.org {
 		f["basis"] = "organisation"
@@ -612,7 +644,7 @@ func (rf *rareFacts) facts(ev *audit.Event, p *Profile) map[string]any {
 // mixing in the organisation's histogram as a prior. ok is true only when
 // the hour is rare: below max_probability, with enough history to judge.
 func (e *Engine) rareTime(p *Profile, ev *audit.Event, params map[string]any) (rf rareFacts, ok bool) {
-	h := hourOfWeek(ev.Time.Unix())
+	h := localHourOfWeek(ev, p, e.isRelay(ev, nil))
 	minEvents := numParam(params, "min_events", 20)
 	ts := e.tstats[ev.Tenant]
 	orgP := -1.0

@@ -173,6 +173,39 @@ func (p *Profile) hasASN(n uint32) bool {
 	return false
 }
 
+// localHourOfWeek is the hour of the week of the event in the actor's
+// local day (see localOffset).
+func localHourOfWeek(ev *audit.Event, p *Profile, relay bool) int {
+	return hourOfWeek(ev.Time.Unix() + localOffset(ev, p, relay))
+}
+
+// localOffset is the actor's local time offset in seconds, judged by
+// longitude (15° an hour), which every located event has and which gives
+// the same answer on every machine (a time-zone database would not): the
+// event's own place, or, for a relay (whose place is a gateway's), the
+// actor's most recently used city; UTC when neither is known. Summer time
+// and zones that stray from their meridian shift it by an hour, which the
+// hour kernel (±2 h) absorbs.
+func localOffset(ev *audit.Event, p *Profile, relay bool) int64 {
+	if g := ev.Enrichment.Geo; g != nil && g.HasLocation && !relay {
+		return lonOffset(g.Longitude)
+	}
+	if p != nil && len(p.Cities) > 0 {
+		j := 0
+		for i := range p.Cities {
+			if p.Cities[i].Last > p.Cities[j].Last {
+				j = i
+			}
+		}
+		return lonOffset(float64(p.Cities[j].Lon))
+	}
+	return 0
+}
+
+func lonOffset(lon float64) int64 {
+	return int64(math.Round(max(min(lon, 180), -180)/15)) * 3600
+}
+
 func hourOfWeek(sec int64) int {
 	// 1970-01-01 was a Thursday; make Monday 00:00 bin 0.
 	h := (sec/3600 + 3*24) % 168
@@ -265,7 +298,7 @@ func (p *Profile) observe(ev *audit.Event, relay bool) {
 	if ev.Outcome == audit.OutcomeFailure {
 		return
 	}
-	h := hourOfWeek(t)
+	h := localHourOfWeek(ev, p, relay)
 	if p.Hours[h] < math.MaxUint16 {
 		p.Hours[h]++
 		p.HourTotal++

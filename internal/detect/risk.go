@@ -106,7 +106,7 @@ func defaultRiskParams() riskParams {
 	return riskParams{
 		"min_logins": int64(5), "min_days": int64(7), "far_km": int64(500),
 		"max_speed_kmh": int64(900), "min_distance_km": int64(500), "familiar_after": 24 * time.Hour,
-		"min_events": int64(20), "max_probability": 0.002, "org_max_probability": 0.0005, "org_min_events": int64(500),
+		"min_events": int64(30), "max_probability": 0.002, "org_max_probability": 0.0005, "org_min_events": int64(500),
 	}
 }
 

@@ -65,83 +65,172 @@ func (w *World) History(end time.Time, days int) []client.Event {
 	start := end.Add(-time.Duration(days) * 24 * time.Hour).Truncate(24 * time.Hour)
 	var out []client.Event
 	for _, u := range w.Users {
+		// Every event, not only the logins, lies before end: a logout
+		// hours after a late login would otherwise land after the history
+		// (and, at some hours, after the server's clock).
 		out = append(out, w.userDays(u, start, end, days)...)
 	}
-	// Every event, not only the logins, lies before end: a logout hours
-	// after a late login would otherwise land after the history (and, at
-	// some hours, after the server's clock).
-	out = slices.DeleteFunc(out, func(e client.Event) bool { return !e.Time.Before(end) })
 	slices.SortStableFunc(out, func(a, b client.Event) int { return a.Time.Compare(b.Time) })
 	return out
 }
 
-// userDays is one user's benign habits over the window.
+// userDays is one user's benign habits over the window: working-hour
+// logins from home, the office or the corporate VPN, password typos and
+// mistyped addresses, evening sessions, night shifts, a new laptop, a trip
+// (plane speed, own laptop), a late start for new hires, and a forgotten
+// password reset followed by an email change.
 func (w *World) userDays(u *User, start, end time.Time, days int) []client.Event {
 	var out []client.Event
 	r := w.rng
+	joined := 0
+	if u.Joined == -2 {
+		joined = days/2 + r.IntN(max(1, days/2))
+		u.Joined = joined
+	}
+	if u.NewLaptop == -2 {
+		u.NewLaptop = 1 + r.IntN(max(1, days-1))
+	}
+	if u.ResetDay == -2 {
+		u.ResetDay = joined + r.IntN(max(1, days-joined))
+	}
 	tripStart, tripEnd := -1, -1
 	var trip City
 	if u.Traveller {
-		tripStart = days/2 + r.IntN(3)
-		tripEnd = tripStart + 3 + r.IntN(3)
+		tripStart = max(joined+2, days/3+r.IntN(max(1, days/3)))
+		tripEnd = tripStart + 2 + r.IntN(4)
 		trip = Cities[r.IntN(len(Cities))]
 	}
+	keep := func(e client.Event) {
+		if !e.Time.Before(start) && e.Time.Before(end) {
+			out = append(out, e)
+			if e.Action == "auth.login.success" && e.Context.IP != IPIn(CorporateVPN.Block, 0).String() && e.Time.After(u.lastAt) {
+				u.lastAt = e.Time
+				u.lastCity = cityOf(e)
+			}
+		}
+	}
+	// at is a local hour (with minutes) of day d in the clock's time zone.
+	at := func(day time.Time, hour int, clock City) time.Time {
+		return day.Add(time.Duration(hour-clock.UTCOffset)*time.Hour + time.Duration(r.IntN(3600))*time.Second)
+	}
 	for d := range days {
+		if d < joined {
+			continue
+		}
 		day := start.Add(time.Duration(d) * 24 * time.Hour)
+		if d == u.NewLaptop {
+			u.Devices[0] = Device{ID: fmt.Sprintf("dev-%s-new", u.ID), UserAgent: browsers[r.IntN(len(browsers))]}
+		}
+		home := place{u.Home, u.HomeIP}
+		if u.Traveller && (d == tripStart || d == tripEnd+1) {
+			// A travel day: a login before leaving, one on arrival at
+			// plane speed, on the user's own laptop.
+			from, to := home, place{trip, IPIn(trip.Block, 5000+r.IntN(2000))}
+			if d == tripEnd+1 {
+				from, to = to, home
+			}
+			dep := at(day, 6, from.city)
+			dev := u.Devices[0]
+			keep(w.login(u, dep, from, dev, fmt.Sprintf("s-%s-%d-dep", u.ID, d)))
+			hours := distanceKM(from.city, to.city)/800 + 2.5
+			keep(w.login(u, dep.Add(time.Duration(hours*float64(time.Hour))), to, dev, fmt.Sprintf("s-%s-%d-arr", u.ID, d)))
+			continue
+		}
+		if u.Traveller && (d == tripStart+1 || d == tripEnd+2) {
+			continue // the day after a long flight: no login before landing
+		}
 		weekend := day.Weekday() == time.Saturday || day.Weekday() == time.Sunday
 		if weekend && r.Float64() < 0.8 {
 			continue
 		}
-		where := place{u.Home, u.HomeIP}
+		where := home
 		if !weekend && u.Office.IsValid() {
 			where = place{u.Home, u.Office}
 		}
 		if u.VPN && r.Float64() < 0.7 {
-			where = place{CorporateVPN, IPIn(CorporateVPN.Block, 7)}
+			// a gateway's small pool of egress addresses
+			where = place{CorporateVPN, IPIn(CorporateVPN.Block, 7+r.IntN(4))}
 		}
 		clock := u.Home // the user's clock, whatever network they are on
-		if d == tripStart || d == tripEnd+1 {
-			continue // travel days: on a plane, not logging in
-		}
 		if d > tripStart && d <= tripEnd {
 			where = place{trip, IPIn(trip.Block, 5000+r.IntN(2000))}
 			clock = trip
 		}
 		logins := 1 + r.IntN(3)
 		for l := range logins {
-			// Local working hours, converted to UTC.
 			hour := u.StartHour + r.IntN(max(1, u.EndHour-u.StartHour))
 			if u.NightShift {
-				hour = (22 + r.IntN(8)) % 24
+				hour = 22 + r.IntN(8)
 			}
-			offset := clock.UTCOffset
-			at := day.Add(time.Duration(hour-offset)*time.Hour + time.Duration(r.IntN(3600))*time.Second)
-			if !at.Before(end) || at.Before(start) {
-				continue
+			if u.Evenings && l == logins-1 && r.Float64() < 0.3 {
+				hour = []int{6, 19, 20, 21, 22, 23}[r.IntN(6)]
 			}
+			t := at(day, hour, clock)
 			dev := u.Devices[r.IntN(len(u.Devices))]
-			session := fmt.Sprintf("s-%s-%d-%d", u.ID, d, l)
-			if r.Float64() < 0.06 { // a typo first
-				out = append(out, typo(u, at.Add(-20*time.Second), where, dev))
+			if d > tripStart && d <= tripEnd {
+				dev = u.Devices[0] // the laptop travels
 			}
-			out = append(out, w.login(u, at, where, dev, session))
+			session := fmt.Sprintf("s-%s-%d-%d", u.ID, d, l)
+			if r.Float64() < 0.06 { // a password typo first
+				keep(typo(u, t.Add(-20*time.Second), where, dev))
+			}
+			if r.Float64() < 0.015 { // a mistyped address first
+				e := typo(u, t.Add(-30*time.Second), where, dev)
+				e.Actor.ID, e.Reason = mistype(u.Email, r.IntN(100)), "unknown_user"
+				keep(e)
+			}
+			keep(w.login(u, t, where, dev, session))
 			if r.Float64() < 0.3 {
-				out = append(out, simple(u, "auth.logout", at.Add(time.Duration(30+r.IntN(240))*time.Minute), where, dev, session, nil, ""))
-				out[len(out)-1].Reason = "user"
+				e := simple(u, "auth.logout", t.Add(time.Duration(30+r.IntN(240))*time.Minute), where, dev, session, nil, "")
+				e.Reason = "user"
+				keep(e)
 			}
 			if r.Float64() < 0.02 {
-				out = append(out, simple(u, "data.downloaded", at.Add(10*time.Minute), where, dev, session, map[string]any{"records": 50 + r.IntN(500)}, ""))
+				keep(simple(u, "data.downloaded", t.Add(10*time.Minute), where, dev, session, map[string]any{"records": 50 + r.IntN(500)}, ""))
+			}
+			if d == u.ResetDay && l == 0 {
+				// Forgot the password: reset it, log in, then change
+				// the email address, from the user's own machine.
+				rt := t.Add(-10 * time.Minute)
+				keep(simple(u, "auth.password.reset", rt, where, dev, "", map[string]any{"stage": "requested"}, ""))
+				keep(simple(u, "auth.password.reset", rt.Add(3*time.Minute), where, dev, "", map[string]any{"stage": "completed"}, ""))
+				keep(simple(u, "user.email.changed", t.Add(12*time.Minute), where, dev, session,
+					map[string]any{"old": u.Email, "new": "new." + u.Email}, u.ID))
 			}
 		}
 	}
-	// A few users enrol MFA or change their password now and then, benignly.
+	// A few users change their password now and then, benignly.
 	if r.Float64() < 0.03 {
-		at := start.Add(time.Duration(r.IntN(days*24)) * time.Hour)
-		if at.Before(end) {
-			out = append(out, simple(u, "auth.password.changed", at, place{u.Home, u.HomeIP}, u.Devices[0], "", nil, ""))
-		}
+		t := start.Add(time.Duration(joined*24+r.IntN(max(1, (days-joined)*24))) * time.Hour)
+		keep(simple(u, "auth.password.changed", t, place{u.Home, u.HomeIP}, u.Devices[0], "", nil, ""))
 	}
 	return out
+}
+
+// cityOf is the simulated city an event was sent from.
+func cityOf(e client.Event) City {
+	for _, c := range append(Cities, CorporateVPN, Hosting) {
+		if e.Context.Geo != nil && c.Name == e.Context.Geo.City {
+			return c
+		}
+	}
+	return City{}
+}
+
+// mistype returns an email address with one typo: two letters swapped,
+// one doubled or one dropped.
+func mistype(email string, n int) string {
+	b := []byte(email)
+	i := 1 + n%max(1, len(b)-3)
+	switch n % 3 {
+	case 0:
+		b[i], b[i+1] = b[i+1], b[i]
+	case 1:
+		b = slices.Insert(b, i, b[i])
+	default:
+		b = slices.Delete(b, i, i+1)
+	}
+	return string(b)
 }
 
 // distanceKM is the great-circle distance between two cities.

@@ -62,11 +62,16 @@ var attackerCities = []City{
 	{"Jakarta", "Jakarta", "ID", -6.2088, 106.8456, 7, pfx("114.33.0.0/16"), 64653},
 }
 
-// Hosting is the simulated datacenter range attackers rent servers in; the
-// demo lists it as an operator "datacenter" list, as an operator would.
+// Hosting is a simulated hosting provider's range: public datacenter lists
+// carry such ranges, so the demo gives it to the server as one. Only the
+// campaigns that rent servers (bot infrastructure, persistence) use it;
+// credential stuffing comes through residential proxies in the victims'
+// own countries, which no list names.
 var Hosting = City{"Frankfurt", "Hesse", "DE", 50.1109, 8.6821, 1, pfx("185.220.0.0/16"), 64700}
 
-// CorporateVPN is the egress range of a corporate VPN some users use.
+// CorporateVPN is the egress of a corporate VPN/SASE gateway some users
+// use: a cloud range on no list, located in Dublin, whatever city the user
+// is in. Its users alternate between it and their homes.
 var CorporateVPN = City{"Dublin", "Leinster", "IE", 53.3498, -6.2603, 0, pfx("52.48.0.0/16"), 64800}
 
 func pfx(s string) netip.Prefix { return netip.MustParsePrefix(s) }
@@ -86,6 +91,9 @@ type Device struct {
 	ID, UserAgent string
 }
 
+// browsers are real user agents: current desktop and mobile browsers, and
+// older ones from the uap-core test corpus (Apache-2.0), as real user
+// populations mix them.
 var browsers = []string{
 	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36",
 	"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_7) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Safari/605.1.15",
@@ -94,6 +102,13 @@ var browsers = []string{
 	"Mozilla/5.0 (iPhone; CPU iPhone OS 18_1 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/18.1 Mobile/15E148 Safari/604.1",
 	"Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Mobile Safari/537.36",
 	"Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/131.0.0.0 Safari/537.36 Edg/131.0.0.0",
+	"Mozilla/5.0 (Linux; Android 11; GM1917) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/100.0.4896.127 Mobile Safari/537.36",
+	"Mozilla/5.0 (Linux; Android 10; SM-G970F) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/75.0.3396.81 Mobile Safari/537.36",
+	"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_14_6) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/12.1.2 Safari/605.1.15",
+	"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_3) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/80.0.3987.87 Safari/537.36",
+	"Mozilla/5.0 (Macintosh; Intel Mac OS X 10_15_3) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/13.0.5 Safari/605.1.15",
+	"Mozilla/5.0 (X11; Ubuntu; Linux x86_64; rv:104.0) Gecko/20100101 Firefox/104.0",
+	"Mozilla/5.0 (Macintosh; Intel Mac OS X 10.15; rv:73.0) Gecko/20100101 Firefox/73.0",
 }
 
 // User is one simulated account holder.
@@ -112,10 +127,25 @@ type User struct {
 	NightShift bool
 	// VPN users log in through the corporate VPN.
 	VPN bool
-	// Traveller users make a slow, plausible trip during the history.
+	// Traveller users make a trip during the history, often long-haul, at
+	// plane speed, with their own laptop.
 	Traveller bool
+	// Joined is the day of the history the user's account starts (new
+	// hires join late, with little history when the attacks run).
+	Joined int
+	// NewLaptop is the day a new device replaces the first (-1: never).
+	NewLaptop int
+	// Evenings users also log in in the evening or early morning, now and
+	// then: ordinary life, not an unusual hour.
+	Evenings bool
+	// ResetDay is a day the user resets a forgotten password and then
+	// changes their email address (-1: never).
+	ResetDay int
 	// MFA factor enrolled ("" none).
 	Factor string
+	// lastLogin is where and when the history's last login was.
+	lastCity City
+	lastAt   time.Time
 }
 
 // World is the simulated SaaS: tenants and their users.
@@ -143,7 +173,17 @@ func NewWorld(seed uint64, tenants []string, usersPerTenant int) *World {
 				Tenant: t, ID: fmt.Sprintf("%s-u%04d", t, i), Email: fmt.Sprintf("user%d@%s.example", i, t),
 				Home: home, HomeIP: IPIn(home.Block, 100+ti*usersPerTenant+i),
 				StartHour: 7 + rng.IntN(3), NightShift: rng.Float64() < 0.03,
-				VPN: rng.Float64() < 0.08, Traveller: rng.Float64() < 0.05,
+				VPN: rng.Float64() < 0.08, Traveller: rng.Float64() < 0.06,
+				Joined: -1, NewLaptop: -1, ResetDay: -1, Evenings: rng.Float64() < 0.3,
+			}
+			if rng.Float64() < 0.04 {
+				u.Joined = -2 // set per history: a day in its second half
+			}
+			if rng.Float64() < 0.05 {
+				u.NewLaptop = -2
+			}
+			if rng.Float64() < 0.02 {
+				u.ResetDay = -2
 			}
 			u.EndHour = u.StartHour + 8 + rng.IntN(3)
 			if home == officeCity && rng.Float64() < 0.8 {
@@ -170,4 +210,23 @@ func (w *World) Rand() *rand.Rand { return w.rng }
 // localHour converts a UTC time to the user's local hour.
 func localHour(t time.Time, c City) int {
 	return (t.UTC().Hour() + c.UTCOffset + 24) % 24
+}
+
+// HardCases counts the benign users who make detection hard, by kind:
+// the people a careless rule raises false alarms on. History fills in the
+// days, so call it after History.
+func (w *World) HardCases() map[string]int {
+	out := map[string]int{}
+	for _, u := range w.Users {
+		for kind, ok := range map[string]bool{
+			"corporate VPN/SASE user": u.VPN, "traveller (plane, own laptop)": u.Traveller,
+			"night shift": u.NightShift, "new hire": u.Joined > 0, "new laptop": u.NewLaptop >= 0,
+			"password reset then email change": u.ResetDay >= 0, "evening and early sessions": u.Evenings,
+		} {
+			if ok {
+				out[kind]++
+			}
+		}
+	}
+	return out
 }
