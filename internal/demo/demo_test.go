@@ -35,7 +35,7 @@ func TestDemoGoals(t *testing.T) {
 	for _, seed := range goalSeeds {
 		var out strings.Builder
 		rep, err := demo.Run(t.Context(), demo.Options{
-			Dir: t.TempDir(), Addr: "127.0.0.1:0", Seed: seed, UsersPerTenant: 100, Days: 21, Exit: true, Out: &out,
+			Dir: t.TempDir(), Addr: "127.0.0.1:0", Seed: seed, UsersPerTenant: 200, Days: 21, Exit: true, Out: &out,
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -63,8 +63,8 @@ func TestDemoGoals(t *testing.T) {
 		if n := rep.FalseAboveLow(); n > 0 {
 			t.Errorf("seed %d: %d false alarms above low: %v", seed, n, rep.FalseSamples)
 		}
-		if rep.BenignEvents < 10000 || rep.BenignUsers != 300 {
-			t.Errorf("seed %d: %d benign events of %d users, want over 10,000 of 300", seed, rep.BenignEvents, rep.BenignUsers)
+		if rep.BenignEvents < 10000 || rep.BenignUsers != 600 {
+			t.Errorf("seed %d: %d benign events of %d users, want over 10,000 of 600", seed, rep.BenignEvents, rep.BenignUsers)
 		}
 		for _, kind := range []string{"corporate VPN/SASE user", "traveller (plane, own laptop)", "night shift", "new hire", "new laptop", "password reset then email change"} {
 			if rep.HardCases[kind] == 0 {

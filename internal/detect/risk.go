@@ -78,6 +78,17 @@ func familiarLogin(p *Profile, ev *audit.Event) bool {
 	return placed
 }
 
+// sameAddressAsLast reports whether a login comes from the address of the
+// actor's previous login: an office NAT or a home line where someone else
+// mistyped a password during a slow wave, not an attacker's exit.
+func sameAddressAsLast(p *Profile, ev *audit.Event) bool {
+	if p == nil || p.LastLogin.T == 0 || !ev.Context.IP.IsValid() {
+		return false
+	}
+	last := p.LastLogin.textBytes(textIP)
+	return len(last) > 0 && string(last) == ev.Context.IP.String()
+}
+
 // automatedClient reports whether the event's user agent is scripted,
 // headless or missing.
 func automatedClient(ev *audit.Event) bool {
@@ -164,9 +175,10 @@ func (e *Engine) score(ev *audit.Event, p *Profile, in *input, tc *tenantConf) a
 	// A source flagged by single-source stuffing (IP, /24, ASN) is one.
 	// An address flagged only because it failed during a distributed wave
 	// may be an employee who mistyped a password while the attack ran: it
-	// counts only when the login is not the actor's own routine one.
+	// counts only when the login is not the actor's own routine one nor
+	// from the address of the actor's previous login.
 	if slices.Contains(flags, FlagStuffingSource) ||
-		(slices.Contains(flags, FlagStuffingWave) && !familiarLogin(p, ev)) {
+		(slices.Contains(flags, FlagStuffingWave) && !familiarLogin(p, ev) && !sameAddressAsLast(p, ev)) {
 		add(ReasonStuffingSource)
 	}
 	allow := in.allowlisted
