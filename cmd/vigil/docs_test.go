@@ -66,7 +66,9 @@ func TestReadmeStartsWithTheTwoCommands(t *testing.T) {
 	var cmds []string
 	for _, l := range strings.Split(strings.TrimSpace(block), "\n") {
 		cmd, _, _ := strings.Cut(l, "#")
-		cmds = append(cmds, strings.TrimSpace(cmd))
+		if cmd = strings.TrimSpace(cmd); cmd != "" { // a comment continued on its own line
+			cmds = append(cmds, cmd)
+		}
 	}
 	if !ok || strings.Join(cmds, "|") != "go run ./cmd/vigil demo|./scripts/test.sh" {
 		t.Fatalf("README's first block is %q", block)
