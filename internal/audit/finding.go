@@ -91,7 +91,13 @@ type FindingFilter struct {
 	Severity   Severity // at least this severity
 	Status     FindingStatus
 	ActorID    string
-	IP         string
+	// IP selects the findings about an address: opened on it, or keyed on
+	// its subnet (see AddrSubnet), or — when ASN is set — on its
+	// autonomous system.
+	IP string
+	// ASN, with IP, is the address's autonomous system (from enrichment);
+	// 0 when unknown.
+	ASN        uint32
 	IncidentID string
 	Since      time.Time // LastSeen >= Since
 	Until      time.Time // FirstSeen < Until

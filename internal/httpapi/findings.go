@@ -51,6 +51,7 @@ func (a *API) searchFindings(w http.ResponseWriter, r *http.Request, p audit.Pri
 			return audit.FieldErrorf("ip", "ip must be an IP address")
 		}
 		f.IP = ip.Unmap().String()
+		f.ASN = a.addrASN(r.Context(), ip.Unmap(), nil)
 	}
 	if f.Since, err = parseTime(q, "since"); err != nil {
 		return err

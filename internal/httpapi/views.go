@@ -135,7 +135,7 @@ func (a *API) getIPView(w http.ResponseWriter, r *http.Request, p audit.Principa
 	}
 	v := investigate.BuildIPView(ip.String(), evs)
 	v.Tenant, v.Since, v.Truncated = tenant, since, truncated
-	if v.Findings, err = a.viewFindings(r.Context(), p, audit.FindingFilter{Tenant: tenant, IP: ip.String()}); err != nil {
+	if v.Findings, err = a.viewFindings(r.Context(), p, audit.FindingFilter{Tenant: tenant, IP: ip.String(), ASN: a.addrASN(r.Context(), ip, v.Enrichment)}); err != nil {
 		return err
 	}
 	if err := a.auditView(r, p, tenant, "ip:"+ip.String(), len(evs)); err != nil {
@@ -143,4 +143,22 @@ func (a *API) getIPView(w http.ResponseWriter, r *http.Request, p audit.Principa
 	}
 	httpx.WriteJSON(w, http.StatusOK, v)
 	return nil
+}
+
+// addrASN is the autonomous system of an address, so that findings keyed
+// on its network are found from it: from the enrichment its newest event
+// carried (known, may be nil), else from enriching the address now; 0 when
+// neither knows.
+func (a *API) addrASN(ctx context.Context, ip netip.Addr, known *audit.Enrichment) uint32 {
+	if known != nil && known.Network != nil && known.Network.ASN != 0 {
+		return known.Network.ASN
+	}
+	if a.opts.Enricher == nil {
+		return 0
+	}
+	ev := audit.Event{Context: audit.Context{IP: ip}}
+	if err := a.opts.Enricher.Enrich(ctx, &ev); err != nil || ev.Enrichment.Network == nil {
+		return 0
+	}
+	return ev.Enrichment.Network.ASN
 }

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/vigilhq/vigil/internal/audit"
@@ -41,9 +42,10 @@ func (db *DB) UpsertFindings(ctx context.Context, fs []audit.Finding) error {
 		// without reading and decoding it here: the finding keeps the time
 		// it was first stored and its note, and a human's triage
 		// (acknowledged, resolved) outlives further evidence.
+		subnet, asn := audit.FindingNetworks(f.GroupKey)
 		if _, err := tx.ExecContext(ctx, upsertFindingSQL,
 			f.Tenant, f.ID, f.RuleID, f.Severity.Rank(), string(f.Status), f.ActorID, f.IP,
-			nanos(f.FirstSeen), nanos(f.LastSeen), doc, f.IncidentID); err != nil {
+			nanos(f.FirstSeen), nanos(f.LastSeen), doc, f.IncidentID, subnet, asn); err != nil {
 			return translate(err, "upsert finding "+f.ID)
 		}
 	}
@@ -57,10 +59,10 @@ func (db *DB) UpsertFindings(ctx context.Context, fs []audit.Finding) error {
 // doc is JSON text stored in a BLOB column; it is cast to TEXT because
 // SQLite's JSON functions read a BLOB as JSONB.
 const upsertFindingSQL = `INSERT INTO findings
-	(tenant, id, rule_id, severity, status, actor_id, ip, first_seen, last_seen, doc, incident_id)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	(tenant, id, rule_id, severity, status, actor_id, ip, first_seen, last_seen, doc, incident_id, subnet, asn)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 	ON CONFLICT (tenant, id) DO UPDATE SET
-		incident_id = excluded.incident_id,
+		incident_id = excluded.incident_id, subnet = excluded.subnet, asn = excluded.asn,
 		rule_id = excluded.rule_id, severity = excluded.severity,
 		status = CASE WHEN findings.status IN ('open', '') THEN excluded.status ELSE findings.status END,
 		actor_id = excluded.actor_id, ip = excluded.ip,
@@ -193,7 +195,15 @@ func (db *DB) SearchFindings(ctx context.Context, f audit.FindingFilter) (*audit
 		add("actor_id = ?", f.ActorID)
 	}
 	if f.IP != "" {
-		add("ip = ?", f.IP)
+		// The address itself, its subnet, and its network when known.
+		cond, a := "(ip = ?", []any{f.IP}
+		if addr, err := netip.ParseAddr(f.IP); err == nil {
+			cond, a = cond+" OR subnet = ?", append(a, audit.AddrSubnet(addr))
+		}
+		if f.ASN != 0 {
+			cond, a = cond+" OR asn = ?", append(a, audit.ASNKey(f.ASN))
+		}
+		where, args = append(where, cond+")"), append(args, a...)
 	}
 	if f.IncidentID != "" {
 		add("incident_id = ?", f.IncidentID)

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -205,6 +206,55 @@ func runFindings(t *testing.T, open func(t *testing.T) Backend) {
 		noErr(t, err)
 		if len(page.Findings) != 3 {
 			t.Fatalf("since: %d findings, want 3", len(page.Findings))
+		}
+	})
+
+	// A search by address finds the findings about it: opened on it, keyed
+	// on its /24 (IPv4) or /48 (IPv6), or on its autonomous system when the
+	// caller knows it — not those of a neighbouring subnet, another network
+	// or another tenant.
+	t.Run("SearchByAddressFindsItsSubnetAndNetwork", func(t *testing.T) {
+		keyed := func(tenant, id, groupKey, ip string) audit.Finding {
+			f := finding(tenant, id, baseTime)
+			f.GroupKey, f.IP, f.ActorID = groupKey, ip, ""
+			return f
+		}
+		noErr(t, s.UpsertFindings(ctx, []audit.Finding{
+			keyed("n", "addr", "ip=198.51.100.77", "198.51.100.77"),
+			keyed("n", "sub", "ip24=198.51.100.0/24", ""),
+			keyed("n", "sub6", "ip24=2001:db8:1::/48", ""),
+			keyed("n", "as", "asn=AS64500", ""),
+			keyed("n", "mixed", "actor=bob,ip24=198.51.100.0/24", ""),
+			keyed("n", "othersub", "ip24=198.51.101.0/24", ""),
+			keyed("n", "otheras", "asn=AS64501", ""),
+			keyed("other", "sub", "ip24=198.51.100.0/24", ""),
+		}))
+		ids := func(f audit.FindingFilter) []string {
+			t.Helper()
+			f.Limit = 100
+			page, err := s.SearchFindings(ctx, f)
+			noErr(t, err)
+			var out []string
+			for _, x := range page.Findings {
+				out = append(out, x.Tenant+"/"+x.ID)
+			}
+			slices.Sort(out)
+			return out
+		}
+		for _, c := range []struct {
+			f    audit.FindingFilter
+			want []string
+		}{
+			{audit.FindingFilter{Tenant: "n", IP: "198.51.100.77"}, []string{"n/addr", "n/mixed", "n/sub"}},
+			{audit.FindingFilter{Tenant: "n", IP: "198.51.100.77", ASN: 64500}, []string{"n/addr", "n/as", "n/mixed", "n/sub"}},
+			{audit.FindingFilter{Tenant: "n", IP: "198.51.100.3"}, []string{"n/mixed", "n/sub"}},
+			{audit.FindingFilter{Tenant: "n", IP: "2001:db8:1:ffff::9"}, []string{"n/sub6"}},
+			{audit.FindingFilter{Tenant: "n", IP: "203.0.113.9", ASN: 64501}, []string{"n/otheras"}},
+			{audit.FindingFilter{AllTenants: true, IP: "198.51.100.3"}, []string{"n/mixed", "n/sub", "other/sub"}},
+		} {
+			if got := ids(c.f); !slices.Equal(got, c.want) {
+				t.Errorf("%+v: %v, want %v", c.f, got, c.want)
+			}
 		}
 	})
 }
