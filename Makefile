@@ -11,6 +11,7 @@ bench-full:
 	go run ./bench -pg -events 10000000 -out docs/perf/bench-10m.md
 
 # Long forms of the reliability scenarios: 20 SIGKILLs under load, 2 minutes at twice the
-# sustainable rate, a full disk and a read-only data directory (the last two need root to mount).
+# sustainable rate, a full disk and a read-only data directory (the last two need root to mount), and
+# the bounded-resources attack (3,000 days of partitions, 50,000 user agents, unknown keys, huge arrays).
 reliability:
 	go run ./bench reliability
