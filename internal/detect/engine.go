@@ -101,10 +101,15 @@ type crule struct {
 
 // Engine is the streaming detection engine. It implements audit.Detector.
 //
-// Locking: Process, Checkpoint, Rebuild and SetTenantConfig take the write
-// lock; Score takes the read lock, so the synchronous risk endpoint may call
-// Score concurrently with Process and sees state between batches.
+// Locking: Process, Advance, Checkpoint, Rebuild and TakeIncidents run one
+// at a time (wmu) and change state under the write lock mu; Score takes the
+// read lock. A long batch gives the lock up between evaluations (see
+// releaseTo) and a checkpoint writes to the store without it, so the
+// synchronous risk endpoint waits for at most a few evaluations, never for
+// a whole batch or a disk write, and always sees the state between two
+// events.
 type Engine struct {
+	wmu     sync.Mutex
 	mu      sync.RWMutex
 	opts    Options
 	log     *slog.Logger
@@ -356,6 +361,8 @@ func (e *Engine) rulesFor(action string) []*crule {
 // Event.Risk on every auth.login.success, scored against the state
 // evaluated so far.
 func (e *Engine) Process(ctx context.Context, recs []*audit.Record) ([]audit.Finding, error) {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	// The context is checked once, before any state changes: a batch is

@@ -467,6 +467,8 @@ func (e *Engine) touchIncident(is *incState) {
 // TakeIncidents implements audit.IncidentSource: the incidents opened,
 // changed or merged since the last call, each once in its latest form.
 func (e *Engine) TakeIncidents() []audit.Incident {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if len(e.incOutOrder) == 0 {

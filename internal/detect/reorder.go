@@ -208,13 +208,20 @@ func (e *Engine) releaseTo(tenants []string, limit func(tenant string, ts *tenan
 		hs = append(hs, tenantHead{tenant: tn, q: q, ts: ts, upto: limit(tn, ts)})
 	}
 	heap.Init(&hs)
-	for hs.Len() > 0 {
+	for n := 1; hs.Len() > 0; n++ {
 		h := &hs[0]
 		if (*h.q)[0].t >= h.upto {
 			heap.Pop(&hs)
 			continue
 		}
 		e.releaseOne(h.tenant, h.q, h.ts)
+		if n%yieldEvery == 0 {
+			// Let waiting risk scores in between two evaluations (the
+			// caller holds wmu, so no other change can slip in but a
+			// tenant's new tuning, which applies from the next event on).
+			e.mu.Unlock()
+			e.mu.Lock()
+		}
 		if h.q.Len() == 0 {
 			delete(e.held, h.tenant)
 			heap.Pop(&hs)
@@ -223,6 +230,10 @@ func (e *Engine) releaseTo(tenants []string, limit func(tenant string, ts *tenan
 		heap.Fix(&hs, 0)
 	}
 }
+
+// yieldEvery is how many evaluations a release makes before it lets the
+// readers waiting for the engine lock (risk scores) in.
+const yieldEvery = 64
 
 // tenantHead is one tenant's reorder buffer in the release merge.
 type tenantHead struct {
@@ -279,6 +290,8 @@ func (e *Engine) Advance(ctx context.Context, now time.Time) ([]audit.Finding, e
 	if !now.IsZero() {
 		upto = now.UnixMilli() - e.opts.AllowedLateness.Milliseconds()
 	}
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if err := ctx.Err(); err != nil {

@@ -248,6 +248,13 @@ func (e *Engine) score(ev *audit.Event, p *Profile, in *input, tc *tenantConf) a
 // any state. It is safe for concurrent use with Process: it holds the read
 // lock, so it sees state as of the last completed batch.
 func (e *Engine) Score(ev *audit.Event) audit.Risk {
+	return e.ScoreContext(context.Background(), ev)
+}
+
+// ScoreContext is Score for a caller with a deadline: a profile that must
+// be read from the state store (evicted from memory) is read under ctx, and
+// is left out of the score when ctx ends first.
+func (e *Engine) ScoreContext(ctx context.Context, ev *audit.Event) audit.Risk {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	t := ev.Time
@@ -265,7 +272,7 @@ func (e *Engine) Score(ev *audit.Event) audit.Risk {
 		if pe := e.profiles[key]; pe != nil {
 			data = pe.data
 		} else if e.opts.StateStore != nil && len(e.profiles) >= e.opts.MaxProfiles {
-			data, _ = e.opts.StateStore.GetState(context.Background(), stateNS, "p/"+key)
+			data, _ = e.opts.StateStore.GetState(ctx, stateNS, "p/"+key)
 		}
 		if data != nil {
 			p = &Profile{}

@@ -83,15 +83,46 @@ func (e *Engine) load(ctx context.Context) error {
 // profiles) and the position, atomically. After it, a new engine on the
 // same StateStore continues exactly where this one stopped.
 func (e *Engine) Checkpoint(ctx context.Context) error {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	if e.opts.StateStore == nil {
+		return nil
+	}
+	e.mu.Lock()
+	puts, dels, err := e.prepareCheckpoint()
+	e.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	// The store write runs without the engine lock: wmu keeps every other
+	// change out meanwhile, and risk scores only read.
+	if err := e.opts.StateStore.SaveState(ctx, stateNS, puts, dels); err != nil {
+		return fmt.Errorf("save detection state: %w", err)
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return e.checkpoint(ctx)
+	e.checkpointSaved()
+	return nil
 }
 
+// checkpoint is Checkpoint for a caller holding the write lock (Rebuild).
 func (e *Engine) checkpoint(ctx context.Context) error {
 	if e.opts.StateStore == nil {
 		return nil
 	}
+	puts, dels, err := e.prepareCheckpoint()
+	if err != nil {
+		return err
+	}
+	if err := e.opts.StateStore.SaveState(ctx, stateNS, puts, dels); err != nil {
+		return fmt.Errorf("save detection state: %w", err)
+	}
+	e.checkpointSaved()
+	return nil
+}
+
+// prepareCheckpoint collects what changed since the last checkpoint.
+func (e *Engine) prepareCheckpoint() (map[string][]byte, []string, error) {
 	puts := make(map[string][]byte, len(e.dirtyKeys)+len(e.dirtyProfs)+1)
 	var dels []string
 	for _, ks := range e.dirtyKeys {
@@ -100,7 +131,7 @@ func (e *Engine) checkpoint(ctx context.Context) error {
 		}
 		b, err := json.Marshal(ks)
 		if err != nil {
-			return fmt.Errorf("encode detection state %q: %w", ks.sk, err)
+			return nil, nil, fmt.Errorf("encode detection state %q: %w", ks.sk, err)
 		}
 		puts["k/"+ks.sk] = b
 	}
@@ -117,20 +148,22 @@ func (e *Engine) checkpoint(ctx context.Context) error {
 	}
 	dels, err := e.saveHeld(puts, dels)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	if dels, err = e.saveIncidents(puts, dels); err != nil {
-		return err
+		return nil, nil, err
 	}
 	sort.Strings(dels)
 	m, err := json.Marshal(meta{Seq: e.lastSeq, MaxT: e.maxT, SweptAt: e.sweptAt, Tenants: e.tstats, Flags: e.flags})
 	if err != nil {
-		return fmt.Errorf("encode detection meta: %w", err)
+		return nil, nil, fmt.Errorf("encode detection meta: %w", err)
 	}
 	puts[metaKey] = m
-	if err := e.opts.StateStore.SaveState(ctx, stateNS, puts, dels); err != nil {
-		return fmt.Errorf("save detection state: %w", err)
-	}
+	return puts, dels, nil
+}
+
+// checkpointSaved marks what prepareCheckpoint collected as persisted.
+func (e *Engine) checkpointSaved() {
 	e.heldSaved()
 	e.incidentsSaved()
 	for _, ks := range e.dirtyKeys {
@@ -146,7 +179,6 @@ func (e *Engine) checkpoint(ctx context.Context) error {
 	clear(e.deadKeys)
 	clear(e.deadProfs)
 	e.evictProfiles()
-	return nil
 }
 
 // evictProfiles drops the least recently used persisted profiles when the
@@ -415,6 +447,8 @@ func (e *Engine) evictLRU(tenant string, n int, t int64) {
 // nil event) at the end. Windows, findings and the stream position are kept.
 // With a StateStore the result is persisted before Rebuild returns.
 func (e *Engine) Rebuild(ctx context.Context, next func() (*audit.Event, error)) error {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	for k := range e.profiles {

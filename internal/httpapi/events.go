@@ -353,10 +353,16 @@ func (a *API) postRisk(w http.ResponseWriter, r *http.Request, p audit.Principal
 	if err := ev.Validate(now); err != nil {
 		return err
 	}
+	ctx := r.Context()
 	if a.opts.Enricher != nil {
-		_ = a.opts.Enricher.Enrich(r.Context(), ev)
+		_ = a.opts.Enricher.Enrich(ctx, ev)
 	}
-	httpx.WriteJSON(w, http.StatusOK, a.opts.Scorer.Score(ev))
+	risk := a.opts.Scorer.ScoreContext(ctx, ev)
+	if err := ctx.Err(); err != nil {
+		// The caller gave up (its deadline passed): nobody reads the answer.
+		return audit.Errorf(audit.EUNAVAILABLE, "the risk score was not ready before the request ended")
+	}
+	httpx.WriteJSON(w, http.StatusOK, risk)
 	return nil
 }
 

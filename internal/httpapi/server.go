@@ -23,7 +23,7 @@ import (
 
 // Scorer computes the risk of a login without recording it.
 type Scorer interface {
-	Score(ev *audit.Event) audit.Risk
+	ScoreContext(ctx context.Context, ev *audit.Event) audit.Risk
 }
 
 // ReadyCheck is one named readiness probe; a nil error is ready.

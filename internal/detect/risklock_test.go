@@ -1,0 +1,88 @@
+package detect_test
+
+import (
+	"context"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/detect"
+	"github.com/vigilhq/vigil/internal/mock"
+)
+
+// scoreProbe is a login the risk endpoint might score.
+func scoreProbe() *audit.Event {
+	return &audit.Event{Tenant: "t1", Action: audit.ActionLoginSuccess, Time: time.Date(2026, 3, 2, 12, 0, 0, 0, time.UTC),
+		Actor: audit.Actor{ID: "u1"}, Context: audit.Context{IP: mustAddr("192.0.2.1")}}
+}
+
+// TestScoreDoesNotWaitForABatch: while one Process call evaluates thousands of
+// events, risk scores are answered (the batch lets readers in
+// between evaluations) instead of waiting for the whole batch.
+func TestScoreDoesNotWaitForABatch(t *testing.T) {
+	e := newEngine(t, detect.Options{})
+	recs := genStream(8000, 500, 5)
+	var processing atomic.Bool
+	processing.Store(true)
+	done := make(chan error, 1)
+	go func() {
+		_, err := e.Process(context.Background(), recs)
+		processing.Store(false)
+		done <- err
+	}()
+	during := 0
+	for processing.Load() {
+		e.ScoreContext(t.Context(), scoreProbe())
+		if processing.Load() {
+			during++
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Before, a score waited for the whole batch: at most one or two could
+	// be answered before the flag dropped.
+	if during < 10 {
+		t.Fatalf("%d risk scores answered while the batch was evaluated", during)
+	}
+	t.Logf("%d scores answered during the batch", during)
+}
+
+// blockingStore holds SaveState until released.
+type blockingStore struct {
+	*mock.StateStore
+	entered, release chan struct{}
+}
+
+func (s *blockingStore) SaveState(ctx context.Context, ns string, puts map[string][]byte, dels []string) error {
+	close(s.entered)
+	<-s.release
+	return s.StateStore.SaveState(ctx, ns, puts, dels)
+}
+
+// TestScoreDoesNotWaitForACheckpoint: a checkpoint whose store write
+// hangs (a slow disk) does not hold the risk endpoint up.
+func TestScoreDoesNotWaitForACheckpoint(t *testing.T) {
+	store := &blockingStore{StateStore: mock.NewStateStore(), entered: make(chan struct{}), release: make(chan struct{})}
+	e := newEngine(t, detect.Options{StateStore: store})
+	if _, err := e.Process(t.Context(), genStream(2000, 100, 6)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- e.Checkpoint(context.Background()) }()
+	<-store.entered
+	scored := make(chan audit.Risk, 1)
+	go func() { scored <- e.ScoreContext(context.Background(), scoreProbe()) }()
+	select {
+	case <-scored:
+	case err := <-done:
+		t.Fatalf("the checkpoint ended (%v) before a score was answered", err)
+	case <-time.After(time.Minute):
+		t.Fatal("a risk score waited for the checkpoint's store write")
+	}
+	close(store.release)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
