@@ -146,6 +146,9 @@ func New(opts Options) (*Pipeline, error) {
 func (p *Pipeline) Run(ctx context.Context) error {
 	off, err := p.opts.Stream.Offset(ctx, Consumer)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped before it started: a shutdown, not a failure
+		}
 		return fmt.Errorf("read pipeline offset: %w", err)
 	}
 	p.processed, p.committed = off, off
