@@ -7,6 +7,8 @@
 //	HTTP API ──▶ ingest (validate, dedupe) ──▶ EventStream (durable, group commit) ──▶ 202
 //	                                                │
 //	                        pipeline: enrich ──▶ detect ──▶ EventStore + FindingStore
+//	                                                               │ (changes, same transaction)
+//	                                        webhook worker ◀───────┘ outbox ──▶ receivers
 package app
 
 import (
@@ -26,6 +28,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/vigilhq/vigil/internal/alert"
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/httpapi"
@@ -61,6 +64,7 @@ type App struct {
 	// retention deletes each tenant's expired data; nil when the store
 	// cannot.
 	retention *retention.Job
+	alerts    *alert.Service // nil when alerts are off
 	closers   []func() error
 	// knownTenants caches tenants found to exist (see tenantExists).
 	knownTenants sync.Map
@@ -161,6 +165,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if a.retention != nil {
 		apiOpts.Retention = a.retention.RunOnce
 	}
+	if a.alerts, err = a.buildAlerts(cfg.Alerts, cfg.Console.PublicURL); err != nil {
+		return nil, err
+	}
+	if a.alerts != nil {
+		apiOpts.Webhooks = a.alerts
+		a.closers = append(a.closers, a.alerts.Close)
+	}
 	viewers, secret, err := a.buildAccess(ctx)
 	if err != nil {
 		return nil, err
@@ -252,6 +263,12 @@ func (a *App) Run(ctx context.Context) error {
 		}
 		return nil
 	})
+	if a.alerts != nil {
+		g.Go(func() error {
+			a.alerts.Run(gctx)
+			return nil
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		a.log.LogAttrs(ctx, slog.LevelInfo, "shutting down")

@@ -69,6 +69,8 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		t.Fatalf("B mints a viewer token: %d %s", status, body)
 	}
 	viewerB := minted.ViewerToken.ID
+	seedWebhook(t, st, "wh-b", "tenant-b", secretB)
+	deadB := deadDelivery(t, st, "wh-b", "tenant-b", 1<<40)
 
 	type attempt struct {
 		method, path, body string
@@ -220,6 +222,32 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		"DELETE /v1/viewer-tokens/{id}": {
 			{"DELETE", "/v1/viewer-tokens/" + viewerB, "", denied},
 		},
+		"POST /v1/webhooks": {
+			{"POST", "/v1/webhooks", `{"tenant":"tenant-b","url":"https://hooks.example.com/x"}`, []int{403}},
+		},
+		"GET /v1/webhooks": {
+			{"GET", "/v1/webhooks", "", []int{200}},
+			{"GET", "/v1/webhooks?tenant=tenant-b", "", denied},
+		},
+		"GET /v1/webhooks/{id}": {
+			{"GET", "/v1/webhooks/wh-b", "", denied},
+		},
+		"PATCH /v1/webhooks/{id}": {
+			{"PATCH", "/v1/webhooks/wh-b", `{"url":"https://attacker.example.com/"}`, denied},
+		},
+		"DELETE /v1/webhooks/{id}": {
+			{"DELETE", "/v1/webhooks/wh-b", "", denied},
+		},
+		"POST /v1/webhooks/{id}/rotate-secret": {
+			{"POST", "/v1/webhooks/wh-b/rotate-secret", "", denied},
+		},
+		"GET /v1/webhooks/{id}/deliveries": {
+			{"GET", "/v1/webhooks/wh-b/deliveries", "", denied},
+			{"GET", "/v1/webhooks/wh-b/deliveries?status=dead", "", denied},
+		},
+		"POST /v1/deliveries/{id}/replay": {
+			{"POST", "/v1/deliveries/" + deadB + "/replay", "", denied},
+		},
 	}
 	routes := n.app.Routes()
 	for r := range routes {
@@ -247,7 +275,7 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		}
 		tkeys = append(tkeys, tenantKey{[]audit.Scope{s}, secret})
 	}
-	leaks := [][]byte{[]byte(secretB), []byte("tenant-b"), []byte("bob"), []byte(keyIDB), []byte("192.0.2.55"), []byte(viewerB)}
+	leaks := [][]byte{[]byte(secretB), []byte("tenant-b"), []byte("bob"), []byte(keyIDB), []byte("192.0.2.55"), []byte(viewerB), []byte("wh-b"), []byte(deadB)}
 	for route, attempts := range cases {
 		for _, at := range attempts {
 			for _, k := range tkeys {
@@ -263,6 +291,12 @@ func TestTenantIsolationMatrix(t *testing.T) {
 	}
 
 	// Nothing of B's changed.
+	if sub, err := st.Alerts.GetSubscription(ctx, "wh-b"); err != nil || sub.URL != "https://hooks.example.com/wh-b" || sub.SecretGen != 1 {
+		t.Fatalf("B's webhook changed: %+v %v", sub, err)
+	}
+	if d, err := st.Alerts.GetDelivery(ctx, deadB); err != nil || d.Status != audit.DeliveryDead {
+		t.Fatalf("B's dead letter changed: %+v %v", d, err)
+	}
 	got, err := st.Findings.GetFinding(ctx, "tenant-b", "f-b")
 	if err != nil || got.Status != audit.StatusOpen {
 		t.Fatalf("B's finding changed: %+v %v", got, err)

@@ -66,6 +66,9 @@ func TestScopeMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	seedWebhook(t, st, "wh-a", "tenant-a", "a's webhook")
+	var seq int64 = 1 << 40
+
 	// own names tenant-a the way each kind must: a tenant key implies it,
 	// an operator names it.
 	own := func(k keyKind) string {
@@ -181,6 +184,27 @@ func TestScopeMatrix(t *testing.T) {
 				t.Fatal(err)
 			}
 			return call{"DELETE", "/v1/keys/" + k.ID, ""}
+		}},
+		"POST /v1/webhooks": {scope: audit.ScopeAdmin, want: 201, req: func(_ *testing.T, k keyKind, i int) call {
+			return call{"POST", "/v1/webhooks", fmt.Sprintf(`{%s"name":"made-%d","url":"https://hooks.example.com/%d"}`, tenantField(k), i, i)}
+		}},
+		"GET /v1/webhooks":      {scope: audit.ScopeAdmin, want: 200, req: get("/v1/webhooks")},
+		"GET /v1/webhooks/{id}": {scope: audit.ScopeAdmin, want: 200, req: get("/v1/webhooks/wh-a")},
+		"PATCH /v1/webhooks/{id}": {scope: audit.ScopeAdmin, want: 200, req: func(_ *testing.T, _ keyKind, i int) call {
+			return call{"PATCH", "/v1/webhooks/wh-a", fmt.Sprintf(`{"name":"renamed-%d"}`, i)}
+		}},
+		"DELETE /v1/webhooks/{id}": {scope: audit.ScopeAdmin, want: 204, req: func(t *testing.T, _ keyKind, i int) call {
+			id := fmt.Sprintf("wh-victim-%d", i)
+			seedWebhook(t, st, id, "tenant-a", "victim")
+			return call{"DELETE", "/v1/webhooks/" + id, ""}
+		}},
+		"POST /v1/webhooks/{id}/rotate-secret": {scope: audit.ScopeAdmin, want: 200, req: func(*testing.T, keyKind, int) call {
+			return call{"POST", "/v1/webhooks/wh-a/rotate-secret", `{"overlap":"1h"}`}
+		}},
+		"GET /v1/webhooks/{id}/deliveries": {scope: audit.ScopeAdmin, want: 200, req: get("/v1/webhooks/wh-a/deliveries?status=dead")},
+		"POST /v1/deliveries/{id}/replay": {scope: audit.ScopeAdmin, want: 200, req: func(t *testing.T, _ keyKind, _ int) call {
+			seq += 2
+			return call{"POST", "/v1/deliveries/" + deadDelivery(t, st, "wh-a", "tenant-a", seq) + "/replay", ""}
 		}},
 		"POST /v1/viewer-tokens": {scope: audit.ScopeAdmin, want: 201, req: func(_ *testing.T, k keyKind, i int) call {
 			return call{"POST", "/v1/viewer-tokens", fmt.Sprintf(`{%s"name":"made-%d","ttl":"1h"}`, tenantField(k), i)}

@@ -25,6 +25,8 @@ type Stores struct {
 	// Viewers keeps viewer-token records; Saved the console's saved searches.
 	Viewers audit.ViewerTokenStore
 	Saved   audit.SavedSearchStore
+	// Alerts keeps webhooks and their outbox.
+	Alerts audit.AlertStore
 	// Query runs investigation queries and exports; nil when the backend
 	// has no query engine.
 	Query audit.QueryRunner
@@ -54,7 +56,7 @@ func OpenStores(ctx context.Context, cfg config.Config, log *slog.Logger, now fu
 			return nil, fmt.Errorf("open embedded store in %s: %w", cfg.Storage.SQLite.Dir, err)
 		}
 		return &Stores{
-			Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, Incidents: db, State: db, Rules: db, Viewers: db, Saved: db,
+			Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, Incidents: db, State: db, Rules: db, Viewers: db, Saved: db, Alerts: db,
 			Query:     db.Events().Querier(sqlite.QueryOptions{}),
 			Retention: db, RetentionPlanner: db, FindingRetention: db,
 			Ping: db.Ping, Ready: db.Ready, DiskSize: db.DiskBytes, Close: db.Close,

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"os"
 	"reflect"
 	"slices"
@@ -28,6 +29,7 @@ type Config struct {
 	Limits    Limits    `yaml:"limits"`
 	Console   Console   `yaml:"console"`
 	Retention Retention `yaml:"retention"`
+	Alerts    Alerts    `yaml:"alerts"`
 	Log       Log       `yaml:"log"`
 }
 
@@ -41,6 +43,44 @@ type Retention struct {
 	// key may set for its own tenant; operator keys may set any (1–36500).
 	TenantMinDays int `yaml:"tenant_min_days"`
 	TenantMaxDays int `yaml:"tenant_max_days"`
+}
+
+// Alerts configures webhook delivery of findings and incidents.
+type Alerts struct {
+	// Enabled runs the webhook worker and serves /v1/webhooks.
+	Enabled bool `yaml:"enabled"`
+	// AllowPrivateNetworks lets receivers sit on loopback, private,
+	// link-local and other non-public networks (checked when connecting).
+	AllowPrivateNetworks bool `yaml:"allow_private_networks"`
+	// AllowCIDRs are networks receivers may sit on even when
+	// AllowPrivateNetworks is off (an internal chat relay, say).
+	AllowCIDRs []string `yaml:"allow_cidrs"`
+	// AllowHTTP accepts http:// receiver URLs; https only otherwise.
+	AllowHTTP bool `yaml:"allow_http"`
+	// MaxWebhooksPerTenant caps one tenant's webhooks (and the
+	// installation-wide ones).
+	MaxWebhooksPerTenant int `yaml:"max_webhooks_per_tenant"`
+	// BatchWindow is how long changes gather into one request; BatchMax the
+	// most changes in one request.
+	BatchWindow time.Duration `yaml:"batch_window"`
+	BatchMax    int           `yaml:"batch_max"`
+	// MaxQueued caps the changes waiting for one webhook; beyond it the
+	// oldest waiting requests become dead letters.
+	MaxQueued int `yaml:"max_queued"`
+	// RatePerMinute caps the requests to one webhook.
+	RatePerMinute int `yaml:"rate_per_minute"`
+	// MinBackoff and MaxBackoff bound the exponential backoff between
+	// attempts; RetryFor is how long a request is retried before it is a
+	// dead letter.
+	MinBackoff time.Duration `yaml:"min_backoff"`
+	MaxBackoff time.Duration `yaml:"max_backoff"`
+	RetryFor   time.Duration `yaml:"retry_for"`
+	// Timeout bounds one request.
+	Timeout time.Duration `yaml:"timeout"`
+	// SecretOverlap is how long a rotated-out signing secret stays valid.
+	SecretOverlap time.Duration `yaml:"secret_overlap"`
+	// Poll is how often the worker looks for work.
+	Poll time.Duration `yaml:"poll"`
 }
 
 // Console is the web console served at / by vigil serve.
@@ -217,7 +257,10 @@ func Default() Config {
 		Limits:    defaultLimits(),
 		Console:   Console{Enabled: true, SessionTTL: 12 * time.Hour},
 		Retention: Retention{Interval: time.Hour, TenantMinDays: 30, TenantMaxDays: 400},
-		Log:       Log{Level: "info", Format: "auto"},
+		Alerts: Alerts{Enabled: true, MaxWebhooksPerTenant: 25, BatchWindow: 5 * time.Second, BatchMax: 200, MaxQueued: 10_000,
+			RatePerMinute: 60, MinBackoff: 10 * time.Second, MaxBackoff: time.Hour, RetryFor: 24 * time.Hour,
+			Timeout: 10 * time.Second, SecretOverlap: 24 * time.Hour, Poll: time.Second},
+		Log: Log{Level: "info", Format: "auto"},
 	}
 }
 
@@ -466,6 +509,7 @@ func (c *Config) Validate() error {
 			bad(fmt.Sprintf("console.frame_ancestors[%d]", i), "must be an origin such as https://admin.example.com")
 		}
 	}
+	c.Alerts.validate(bad)
 	if c.Detect.AllowedLateness < 0 {
 		bad("detect.allowed_lateness", "must not be negative")
 	}
@@ -480,6 +524,39 @@ func (c *Config) Validate() error {
 		bad("log.format", "must be json, text or auto")
 	}
 	return errors.Join(errs...)
+}
+
+func (a Alerts) validate(bad func(path, format string, args ...any)) {
+	for path, d := range map[string]time.Duration{
+		"alerts.batch_window": a.BatchWindow, "alerts.min_backoff": a.MinBackoff, "alerts.max_backoff": a.MaxBackoff,
+		"alerts.retry_for": a.RetryFor, "alerts.timeout": a.Timeout, "alerts.poll": a.Poll,
+	} {
+		if d <= 0 {
+			bad(path, "must be a positive duration")
+		}
+	}
+	if a.MaxBackoff < a.MinBackoff {
+		bad("alerts.max_backoff", "must be at least alerts.min_backoff")
+	}
+	if a.SecretOverlap < 0 || a.SecretOverlap > 7*24*time.Hour {
+		bad("alerts.secret_overlap", "must be between 0s and 168h")
+	}
+	for path, n := range map[string][2]int{
+		"alerts.max_webhooks_per_tenant": {a.MaxWebhooksPerTenant, 1000}, "alerts.batch_max": {a.BatchMax, 1000},
+		"alerts.max_queued": {a.MaxQueued, 10_000_000}, "alerts.rate_per_minute": {a.RatePerMinute, 60_000},
+	} {
+		if n[0] < 1 || n[0] > n[1] {
+			bad(path, "must be between 1 and %d", n[1])
+		}
+	}
+	if a.MaxQueued < a.BatchMax {
+		bad("alerts.max_queued", "must be at least alerts.batch_max")
+	}
+	for i, c := range a.AllowCIDRs {
+		if _, err := netip.ParsePrefix(strings.TrimSpace(c)); err != nil {
+			bad(fmt.Sprintf("alerts.allow_cidrs[%d]", i), "%q is not a network such as 10.20.0.0/16", c)
+		}
+	}
 }
 
 // Redacted returns the effective configuration as YAML with every field

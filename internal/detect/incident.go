@@ -58,6 +58,10 @@ var weakRules = map[string]bool{"new-location": true, "unusual-hour": true, "aut
 var takeoverRules = map[string]bool{"login-takeover-change": true, "takeover-sequence": true,
 	"persistence-after-risky-login": true, "privilege-escalation": true, "exfiltration-after-change": true}
 
+// Family is a rule's family, as incidents carry it (credential-stuffing-subnet
+// is credential-stuffing): alert filters use it for findings.
+func Family(rule string) string { return family(rule) }
+
 // family is a rule's family: variants of one detection share it.
 func family(rule string) string {
 	for _, suf := range []string{"-installation", "-subnet", "-asn"} {

@@ -65,6 +65,15 @@ func (a *API) table() []route {
 
 		{pattern: "POST /v1/retention/run", scope: audit.ScopeAdmin, authed: a.runRetention},
 
+		{pattern: "POST /v1/webhooks", scope: audit.ScopeAdmin, authed: a.createWebhook},
+		{pattern: "GET /v1/webhooks", scope: audit.ScopeAdmin, authed: a.listWebhooks},
+		{pattern: "GET /v1/webhooks/{id}", scope: audit.ScopeAdmin, authed: a.getWebhook},
+		{pattern: "PATCH /v1/webhooks/{id}", scope: audit.ScopeAdmin, authed: a.patchWebhook},
+		{pattern: "DELETE /v1/webhooks/{id}", scope: audit.ScopeAdmin, authed: a.deleteWebhook},
+		{pattern: "POST /v1/webhooks/{id}/rotate-secret", scope: audit.ScopeAdmin, authed: a.rotateWebhookSecret},
+		{pattern: "GET /v1/webhooks/{id}/deliveries", scope: audit.ScopeAdmin, authed: a.listDeliveries},
+		{pattern: "POST /v1/deliveries/{id}/replay", scope: audit.ScopeAdmin, authed: a.replayDelivery},
+
 		{pattern: "POST /v1/viewer-tokens", scope: audit.ScopeAdmin, authed: a.createViewerToken},
 		{pattern: "GET /v1/viewer-tokens", scope: audit.ScopeAdmin, authed: a.listViewerTokens},
 		{pattern: "DELETE /v1/viewer-tokens/{id}", scope: audit.ScopeAdmin, authed: a.revokeViewerToken},

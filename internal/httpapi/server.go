@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/vigilhq/vigil/internal/access"
+	"github.com/vigilhq/vigil/internal/alert"
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/httpx"
 	"github.com/vigilhq/vigil/internal/importer"
@@ -51,6 +52,9 @@ type Options struct {
 	// Viewers mints, lists and revokes viewer tokens; without it those
 	// routes answer 503.
 	Viewers *access.Viewers
+	// Webhooks serves /v1/webhooks and /v1/deliveries; without it they
+	// answer 503.
+	Webhooks *alert.Service
 	// Enricher and Scorer serve POST /v1/risk; without a Scorer it answers 503.
 	Enricher audit.Enricher
 	Scorer   Scorer

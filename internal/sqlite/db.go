@@ -89,6 +89,8 @@ type DB struct {
 	stream *Stream
 	events *EventStore
 	lock   *dirLock // nil on a read-only directory without a lock file
+	// alertIDs names webhook deliveries.
+	alertIDs audit.IDGenerator
 }
 
 var (

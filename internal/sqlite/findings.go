@@ -48,6 +48,10 @@ func (db *DB) UpsertFindings(ctx context.Context, fs []audit.Finding) error {
 			nanos(f.FirstSeen), nanos(f.LastSeen), doc, f.IncidentID, subnet, asn); err != nil {
 			return translate(err, "upsert finding "+f.ID)
 		}
+		if err := db.recordChange(ctx, tx, entityChange{kind: audit.KindFinding, tenant: f.Tenant, id: f.ID,
+			severity: f.Severity, status: f.Status, rule: f.RuleID, doc: doc}); err != nil {
+			return err
+		}
 	}
 	return translate(tx.Commit(), "upsert findings")
 }
@@ -153,6 +157,14 @@ func (db *DB) UpdateFinding(ctx context.Context, tenant, id string, u audit.Find
 		f.UpdatedAt = u.At.UTC()
 	}
 	if err := putFinding(ctx, tx, f); err != nil {
+		return nil, err
+	}
+	doc, err := json.Marshal(f)
+	if err != nil {
+		return nil, fmt.Errorf("encode finding %s: %w", f.ID, err)
+	}
+	if err := db.recordChange(ctx, tx, entityChange{kind: audit.KindFinding, tenant: f.Tenant, id: f.ID,
+		severity: f.Severity, status: f.Status, rule: f.RuleID, doc: doc, human: true}); err != nil {
 		return nil, err
 	}
 	return f, translate(tx.Commit(), "update finding")

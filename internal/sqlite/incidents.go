@@ -67,6 +67,12 @@ func (db *DB) UpsertIncidents(ctx context.Context, is []audit.Incident) error {
 			inc.Family, inc.MergedInto, nanos(inc.FirstSeen), nanos(inc.LastSeen), doc); err != nil {
 			return translate(err, "upsert incident "+inc.ID)
 		}
+		if inc.MergedInto == "" {
+			if err := db.recordChange(ctx, tx, entityChange{kind: audit.KindIncident, tenant: inc.Tenant, id: inc.ID,
+				severity: inc.Severity, status: inc.Status, rule: inc.HeadlineRule, family: inc.Family, doc: doc}); err != nil {
+				return err
+			}
+		}
 		if inc.MergedInto != "" {
 			if _, err := tx.ExecContext(ctx, moveFindingsSQL, inc.MergedInto, inc.MergedInto, inc.Tenant, inc.ID); err != nil {
 				return translate(err, "move findings of incident "+inc.ID)
@@ -142,6 +148,10 @@ func (db *DB) UpdateIncident(ctx context.Context, tenant, id string, u audit.Inc
 	if _, err := tx.ExecContext(ctx, `UPDATE incidents SET status = ?, doc = ? WHERE tenant = ? AND id = ?`,
 		string(inc.Status), doc, tenant, inc.ID); err != nil {
 		return nil, translate(err, "update incident "+inc.ID)
+	}
+	if err := db.recordChange(ctx, tx, entityChange{kind: audit.KindIncident, tenant: inc.Tenant, id: inc.ID,
+		severity: inc.Severity, status: inc.Status, rule: inc.HeadlineRule, family: inc.Family, doc: doc, human: true}); err != nil {
+		return nil, err
 	}
 	if u.Cascade && u.Status != audit.StatusOpen {
 		at := ""

@@ -1,0 +1,89 @@
+package alert
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// SecretPrefix starts every webhook signing secret.
+const SecretPrefix = "whsec_"
+
+// Keyring derives webhook signing secrets from one server key, so no
+// secret is stored: secret = HMAC-SHA256(key, "vigil webhook secret" ‖ id ‖
+// generation). Rotating a subscription's secret moves it to the next
+// generation.
+type Keyring struct {
+	key []byte
+}
+
+// NewKeyring returns a Keyring for a key of at least 32 bytes.
+func NewKeyring(key []byte) (*Keyring, error) {
+	if len(key) < 32 {
+		return nil, errors.New("alert: the webhook key must be at least 32 bytes")
+	}
+	return &Keyring{key: append([]byte(nil), key...)}, nil
+}
+
+// Secret returns the signing secret of a subscription's generation.
+func (k *Keyring) Secret(subscription string, gen int) string {
+	m := hmac.New(sha256.New, k.key)
+	m.Write([]byte("vigil webhook secret\x00" + subscription + "\x00" + strconv.Itoa(gen)))
+	return SecretPrefix + base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// LoadOrCreateKey reads the hex key in path, creating it (0600, 32 random
+// bytes) when the file does not exist.
+func LoadOrCreateKey(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		key := make([]byte, 32)
+		_, _ = rand.Read(key)
+		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+		if err != nil {
+			return nil, fmt.Errorf("create webhook key %s: %w", path, err)
+		}
+		_, err = fmt.Fprintln(f, hex.EncodeToString(key))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, fmt.Errorf("write webhook key %s: %w", path, err)
+		}
+		return key, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read webhook key %s: %w", path, err)
+	}
+	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
+	if err != nil || len(key) < 32 {
+		return nil, fmt.Errorf("webhook key %s: must hold at least 32 bytes in hex", path)
+	}
+	return key, nil
+}
+
+// Sign returns the hex HMAC-SHA256 of timestamp + "." + body under secret.
+func Sign(secret, timestamp string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(timestamp))
+	m.Write([]byte{'.'})
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// SignatureHeader is the Vigil-Signature value: "v1=<hex>" for each secret,
+// newest first, separated by spaces.
+func SignatureHeader(secrets []string, timestamp string, body []byte) string {
+	parts := make([]string, len(secrets))
+	for i, s := range secrets {
+		parts[i] = "v1=" + Sign(s, timestamp, body)
+	}
+	return strings.Join(parts, " ")
+}

@@ -1,0 +1,46 @@
+package app
+
+import (
+	"net/netip"
+	"path/filepath"
+	"strings"
+
+	"github.com/vigilhq/vigil/internal/alert"
+	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/detect"
+)
+
+// WebhookKeyFile is the file in the data directory holding the key webhook
+// signing secrets are derived from (mode 0600). Losing it changes every
+// webhook's secret; copying it with a backup keeps them.
+const WebhookKeyFile = "webhook-key"
+
+// buildAlerts builds the webhook service, or nil when alerts are off.
+func (a *App) buildAlerts(c config.Alerts, publicURL string) (*alert.Service, error) {
+	if !c.Enabled {
+		return nil, nil
+	}
+	key, err := alert.LoadOrCreateKey(filepath.Join(a.cfg.Storage.SQLite.Dir, WebhookKeyFile))
+	if err != nil {
+		return nil, err
+	}
+	kr, err := alert.NewKeyring(key)
+	if err != nil {
+		return nil, err
+	}
+	guard := alert.Guard{AllowPrivate: c.AllowPrivateNetworks}
+	for _, s := range c.AllowCIDRs {
+		p, err := netip.ParsePrefix(strings.TrimSpace(s))
+		if err != nil {
+			return nil, err // Validate has refused it already
+		}
+		guard.Allow = append(guard.Allow, p.Masked())
+	}
+	return alert.New(alert.Options{
+		Store: a.stores.Alerts, Keyring: kr, Guard: guard, AllowHTTP: c.AllowHTTP, PublicURL: publicURL,
+		Family: detect.Family, MaxPerTenant: c.MaxWebhooksPerTenant, BatchWindow: c.BatchWindow, BatchMax: c.BatchMax,
+		MaxQueued: c.MaxQueued, RatePerMinute: c.RatePerMinute, MinBackoff: c.MinBackoff, MaxBackoff: c.MaxBackoff,
+		RetryFor: c.RetryFor, Timeout: c.Timeout, SecretOverlap: c.SecretOverlap, Poll: c.Poll,
+		Logger: a.log.With("component", "alert"), Registerer: a.registry, Now: a.now,
+	})
+}
