@@ -62,6 +62,7 @@ func commands() []*Command {
 		incidentsUpdateCommand("ack", "acknowledged", "acknowledge incidents (and their open findings): someone is looking"),
 		incidentsUpdateCommand("resolve", "resolved", "resolve incidents (and their open findings), with a --note on what was decided"),
 		retentionRunCommand(),
+		webhooksListCommand(), webhooksDeadLettersCommand(), webhooksReplayCommand(),
 		enrichCommand(), rulesListCommand(), rulesCheckCommand(), rulesTestCommand(), rulesBacktestCommand(), rulesSuggestCommand(), profilesRebuildCommand(),
 		versionCommand(),
 	}
