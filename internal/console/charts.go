@@ -45,7 +45,8 @@ func perMinuteChart(bars []bar, title string) template.HTML {
 		}
 		fmt.Fprintf(&sb, `<rect class="%s" x="%.2f" y="%.2f" width="%.2f" height="%.2f"><title>%s: %d</title></rect>`,
 			cls, pad+float64(i)*bw, h-pad-bh, max(bw-0.5, 0.5), bh, html.EscapeString(b.Label), b.Value)
-		if len(bars) > 1 && i%max(len(bars)/6, 1) == 0 {
+		// A label is about 40 units wide: none starts where it would be cut off.
+		if len(bars) > 1 && i%max(len(bars)/6, 1) == 0 && pad+float64(i)*bw < w-44 {
 			fmt.Fprintf(&sb, `<text class="tick" x="%.2f" y="%g">%s</text>`, pad+float64(i)*bw, h-8, html.EscapeString(b.Label))
 		}
 	}
