@@ -342,10 +342,12 @@ await step("sign in with an API key and change a rule", async () => {
   await form.getByRole("button").click();
   await p.waitForSelector("p.notice");
   check(!(await p.locator("form.rule").first().locator('input[type="checkbox"]').isChecked()), `rule ${label.trim()} is still on after switching it off`);
-  await shoot(p, "settings");
   await p.locator("form.rule").first().locator('input[type="checkbox"]').check();
   await p.locator("form.rule").first().getByRole("button").click();
   await p.waitForSelector("p.notice");
+  check(await p.locator("form.rule").first().locator('input[type="checkbox"]').isChecked(), `rule ${label.trim()} did not come back on`);
+  await p.goto(sc.base + "/settings");
+  await shoot(p, "settings");
   await ctx.close();
 });
 

@@ -32,6 +32,14 @@ var funcs = template.FuncMap{
 	"join":    strings.Join,
 	"sub":     func(a, b int) int { return a - b },
 	"risk":    riskReason,
+	// shownfact: facts a finding page already shows in its own fields.
+	"shownfact": func(k string) bool {
+		switch k {
+		case "actor", "ip", "session", "tenant", "count":
+			return true
+		}
+		return false
+	},
 	"scopes": func(ss []audit.Scope) string {
 		out := make([]string, len(ss))
 		for i, s := range ss {
