@@ -715,10 +715,12 @@ func ScenarioReadOnly(ctx context.Context, env Env) error {
 	if err := mount("loop"); err != nil {
 		return err
 	}
-	if srv, err = StartServer(env.Bin, dir); err != nil {
+	s3, err := StartServer(env.Bin, dir)
+	if err != nil {
 		f.add("restart after repair: %v", err)
 		return f.err()
 	}
+	srv = s3
 	srv.Key = key
 	if st, body := waitReady(ctx, srv, http.StatusOK, 30*time.Second); st != http.StatusOK {
 		f.add("readiness after repair: %d %.300s", st, body)

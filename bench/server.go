@@ -168,7 +168,7 @@ func (s *Server) Exited() bool {
 
 // Kill sends SIGKILL and waits for the process to end.
 func (s *Server) Kill() {
-	if s.Exited() {
+	if s == nil || s.Exited() {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGKILL)

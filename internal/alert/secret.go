@@ -11,6 +11,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/vigilhq/vigil/internal/fsutil"
 )
 
 // SecretPrefix starts every webhook signing secret.
@@ -46,21 +48,18 @@ func LoadOrCreateKey(path string) ([]byte, error) {
 	if errors.Is(err, os.ErrNotExist) {
 		key := make([]byte, 32)
 		_, _ = rand.Read(key)
-		f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-		if err != nil {
+		// Written durably: a crash right after creation must not leave an
+		// empty file, which would refuse the next start.
+		if err := fsutil.WriteNew(path, []byte(hex.EncodeToString(key)+"\n"), 0o600); err != nil {
 			return nil, fmt.Errorf("create webhook key %s: %w", path, err)
-		}
-		_, err = fmt.Fprintln(f, hex.EncodeToString(key))
-		if cerr := f.Close(); err == nil {
-			err = cerr
-		}
-		if err != nil {
-			return nil, fmt.Errorf("write webhook key %s: %w", path, err)
 		}
 		return key, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("read webhook key %s: %w", path, err)
+	}
+	if len(strings.TrimSpace(string(b))) == 0 {
+		return nil, fmt.Errorf("webhook key %s is empty (was the machine stopped while it was first written?); restore it from a backup, or delete it to create a new key, after which every webhook's signing secret changes and must be rotated", path)
 	}
 	key, err := hex.DecodeString(strings.TrimSpace(string(b)))
 	if err != nil || len(key) < 32 {

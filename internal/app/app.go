@@ -31,6 +31,7 @@ import (
 	"github.com/vigilhq/vigil/internal/alert"
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/fsutil"
 	"github.com/vigilhq/vigil/internal/httpapi"
 	"github.com/vigilhq/vigil/internal/ingest"
 	"github.com/vigilhq/vigil/internal/pipeline"
@@ -347,19 +348,8 @@ const BootstrapKeyFile = "operator-key"
 // on stderr only when stderr is a terminal.
 func (a *App) handOverBootstrapKey(ctx context.Context, stderr io.Writer) error {
 	path := filepath.Join(a.cfg.Storage.SQLite.Dir, BootstrapKeyFile)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
-	if err != nil {
-		return fmt.Errorf("write the first operator key: %w", err)
-	}
-	_, err = fmt.Fprintln(f, a.BootstrapKey)
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err != nil {
+	if err := fsutil.Replace(path, []byte(a.BootstrapKey+"\n"), 0o600); err != nil {
 		return fmt.Errorf("write the first operator key to %s: %w", path, err)
-	}
-	if err := os.Chmod(path, 0o600); err != nil { // an existing file keeps its mode otherwise
-		return fmt.Errorf("restrict %s: %w", path, err)
 	}
 	a.log.LogAttrs(ctx, slog.LevelInfo, "first start: an operator key was created and written to a file readable only by this user; move it somewhere safe and delete the file",
 		slog.String("path", path))
