@@ -42,7 +42,10 @@ func TestTenantIsolationMatrix(t *testing.T) {
 	fA := fB
 	fA.ID, fA.Tenant, fA.ActorID, fA.GroupKey, fA.Explanation, fA.Evidence = "f-a", "tenant-a", "alice", "alice", "a finding", []string{"a-1"}
 	fB.IncidentID = "inc-b"
-	if err := st.Findings.UpsertFindings(ctx, []audit.Finding{fA, fB}); err != nil {
+	// An installation-wide finding (no tenant) is the operator's alone.
+	fI := fB
+	fI.ID, fI.Tenant, fI.RuleID, fI.IncidentID, fI.Evidence = "f-inst", "", "distributed-credential-stuffing-installation", "", []string{"tenant-b/b-1", "tenant-a/a-1"}
+	if err := st.Findings.UpsertFindings(ctx, []audit.Finding{fA, fB, fI}); err != nil {
 		t.Fatal(err)
 	}
 	iB := audit.Incident{ID: "inc-b", Tenant: "tenant-b", Status: audit.StatusOpen, Severity: audit.SeverityHigh,
@@ -145,10 +148,13 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		"GET /v1/findings/{id}": {
 			{"GET", "/v1/findings/f-b", "", denied},
 			{"GET", "/v1/findings/f-b?tenant=tenant-b", "", denied},
+			{"GET", "/v1/findings/f-inst", "", denied},
+			{"GET", "/v1/findings/f-inst?tenant=", "", denied},
 		},
 		"PATCH /v1/findings/{id}": {
 			{"PATCH", "/v1/findings/f-b", `{"status":"resolved","note":"not mine"}`, denied},
 			{"PATCH", "/v1/findings/f-b?tenant=tenant-b", `{"status":"resolved","note":"not mine"}`, denied},
+			{"PATCH", "/v1/findings/f-inst", `{"status":"resolved","note":"not mine"}`, denied},
 		},
 		"GET /v1/rules": {
 			{"GET", "/v1/rules", "", []int{200}},
@@ -300,6 +306,9 @@ func TestTenantIsolationMatrix(t *testing.T) {
 	got, err := st.Findings.GetFinding(ctx, "tenant-b", "f-b")
 	if err != nil || got.Status != audit.StatusOpen {
 		t.Fatalf("B's finding changed: %+v %v", got, err)
+	}
+	if got, err := st.Findings.GetFinding(ctx, "", "f-inst"); err != nil || got.Status != audit.StatusOpen {
+		t.Fatalf("the installation-wide finding changed: %+v %v", got, err)
 	}
 	settings, _ := st.Rules.ListRuleSettings(ctx, "tenant-b")
 	allow, _ := st.Rules.ListAllowEntries(ctx, "tenant-b")

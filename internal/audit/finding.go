@@ -135,7 +135,8 @@ const (
 //     detection update never undoes a human's triage; CreatedAt is kept.
 //   - SearchFindings orders by (LastSeen, ID) descending with keyset paging.
 //   - GetFinding / UpdateFinding return ENOTFOUND for an unknown id or one
-//     in another tenant.
+//     in another tenant; tenant "" names the installation-wide findings
+//     (which only operator keys may reach).
 type FindingStore interface {
 	UpsertFindings(ctx context.Context, fs []Finding) error
 	GetFinding(ctx context.Context, tenant, id string) (*Finding, error)

@@ -171,8 +171,12 @@ func printFinding(w io.Writer, d *client.FindingDetail) error {
 	if f.RuleName != "" {
 		rule += " (" + f.RuleName + ")"
 	}
+	tenant := f.Tenant
+	if tenant == "" {
+		tenant = "(installation-wide: evidence ids read tenant/id)"
+	}
 	rows := [][2]string{
-		{"id", f.ID}, {"tenant", f.Tenant}, {"rule", rule}, {"severity", fmt.Sprintf("%s, score %d", f.Severity, f.Score)},
+		{"id", f.ID}, {"tenant", tenant}, {"rule", rule}, {"severity", fmt.Sprintf("%s, score %d", f.Severity, f.Score)},
 		{"status", f.Status}, {"note", f.Note}, {"about", f.GroupKey}, {"actor", f.ActorID}, {"ip", f.IP}, {"session", f.SessionID},
 		{"seen", fmt.Sprintf("%s to %s (%d events)", f.FirstSeen.Format(time.RFC3339), f.LastSeen.Format(time.RFC3339), f.Count)},
 		{"explanation", f.Explanation},

@@ -96,7 +96,7 @@ func (e *Engine) evalMatch(r *crule, in *input, ev *audit.Event, t int64) {
 	if t > ks.Newest {
 		ks.Newest = t
 	}
-	e.hit(r, ks, ev, in, t, []string{ev.ID}, 1, t, nil)
+	e.hit(r, ks, ev, in, t, []string{evidenceRef(r, ev)}, 1, t, nil)
 }
 
 // evalAggregate handles threshold and distinct rules.
@@ -132,7 +132,7 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 			ks.BMatched++
 		}
 	}
-	if d := ks.add(entry{T: t, ID: ev.ID, V: v, M: m, R: riskByte(in)}, window, e.opts.MaxWindowEvents); d > 0 {
+	if d := ks.add(entry{T: t, ID: evidenceRef(r, ev), V: v, M: m, R: riskByte(in)}, window, e.opts.MaxWindowEvents); d > 0 {
 		e.m.entriesDropped.Add(float64(d))
 	}
 	agg := in.setAgg(aggVals{count: int64(ks.count), matched: int64(ks.matched), distinct: int64(ks.distinctCount()), baseline: -1, baselineM: -1})
@@ -164,7 +164,7 @@ func (e *Engine) evalAggregate(r *crule, in *input, ev *audit.Event, t int64) {
 			}
 		}
 		ks.absorb(v, m)
-		e.hit(r, ks, ev, in, t, []string{ev.ID}, 1, t, aggFacts(r, ks, agg))
+		e.hit(r, ks, ev, in, t, []string{evidenceRef(r, ev)}, 1, t, aggFacts(r, ks, agg))
 		if r.Flag != nil && r.Flag.Values == "distinct" && v != "" && ks.valueCount(v) >= flagMinPer(in) {
 			e.flags[flagKey(ks.Tenant, r.Flag.Name, v)] = t + r.Flag.TTL.Milliseconds()
 		}
@@ -330,7 +330,7 @@ func (e *Engine) evalSequence(r *crule, in *input, ev *audit.Event, t int64) {
 	}
 	window := durParam(in.params, "window", r.Window)
 	for _, s := range matched {
-		h := stepHit{Step: s, T: t, ID: ev.ID, R: riskByte(in)}
+		h := stepHit{Step: s, T: t, ID: evidenceRef(r, ev), R: riskByte(in)}
 		i := sort.Search(len(ks.Steps), func(i int) bool { return ks.Steps[i].T > t })
 		ks.Steps = slices.Insert(ks.Steps, i, h)
 	}
@@ -360,7 +360,7 @@ func (e *Engine) evalSequence(r *crule, in *input, ev *audit.Event, t int64) {
 		if r.Ordered && !slices.Contains(matched, len(r.Steps)-1) {
 			return
 		}
-		e.hit(r, ks, ev, in, t, []string{ev.ID}, 1, t, seqFacts(r, ks.Steps, agg))
+		e.hit(r, ks, ev, in, t, []string{evidenceRef(r, ev)}, 1, t, seqFacts(r, ks.Steps, agg))
 		return
 	}
 	var chain []stepHit
@@ -372,12 +372,12 @@ func (e *Engine) evalSequence(r *crule, in *input, ev *audit.Event, t int64) {
 		// Walk back from the final step: each earlier step must have a hit
 		// at or before the next one's, within the window of the final.
 		cur := t
-		chain = []stepHit{{Step: last, T: t, ID: ev.ID, R: riskByte(in)}}
+		chain = []stepHit{{Step: last, T: t, ID: evidenceRef(r, ev), R: riskByte(in)}}
 		for s := last - 1; s >= 0; s-- {
 			found := -1
 			for i := len(ks.Steps) - 1; i >= 0; i-- {
 				h := ks.Steps[i]
-				if h.Step == s && h.T <= cur && h.T >= t-window.Milliseconds() && h.ID != ev.ID {
+				if h.Step == s && h.T <= cur && h.T >= t-window.Milliseconds() && h.ID != evidenceRef(r, ev) {
 					found = i
 					break
 				}
@@ -487,7 +487,7 @@ func (e *Engine) evalProfile(r *crule, in *input, ev *audit.Event, t int64, p *P
 	if t > ks.Newest {
 		ks.Newest = t
 	}
-	e.hit(r, ks, ev, in, t, []string{ev.ID}, 1, t, facts())
+	e.hit(r, ks, ev, in, t, []string{evidenceRef(r, ev)}, 1, t, facts())
 }
 
 // newVals is how a successful login compares with an established profile.
@@ -688,4 +688,15 @@ func fmtDur(d time.Duration) string {
 		return strings.TrimSuffix(d.Truncate(time.Minute).String(), "0s")
 	}
 	return d.String()
+}
+
+// evidenceRef names an event as a finding's evidence: its id, or
+// "tenant/id" for an installation-wide rule, whose findings have no tenant
+// of their own (event ids are unique only within a tenant; neither ids nor
+// tenant names may contain '/').
+func evidenceRef(r *crule, ev *audit.Event) string {
+	if r.GroupBy[0] == rulelang.KeyInstallation {
+		return ev.Tenant + "/" + ev.ID
+	}
+	return ev.ID
 }

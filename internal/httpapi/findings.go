@@ -82,6 +82,17 @@ func (a *API) searchFindings(w http.ResponseWriter, r *http.Request, p audit.Pri
 	return nil
 }
 
+// findingTenant is the tenant a finding route reads: a tenant key's own, or
+// for an operator key the one named by ?tenant=, and without it the
+// installation-wide findings (tenant "", which no tenant key can name).
+func findingTenant(p audit.Principal, requested string) (string, error) {
+	if p.Operator() && requested == "" {
+		return "", nil
+	}
+	tenant, _, err := tenantScope(p, requested, false)
+	return tenant, err
+}
+
 func validStatus(s audit.FindingStatus) bool {
 	return s == audit.StatusOpen || s == audit.StatusAcknowledged || s == audit.StatusResolved
 }
@@ -91,15 +102,16 @@ func (a *API) getFinding(w http.ResponseWriter, r *http.Request, p audit.Princip
 	if err != nil {
 		return err
 	}
-	tenant, _, err := tenantScope(p, r.URL.Query().Get("tenant"), false)
+	tenant, err := findingTenant(p, r.URL.Query().Get("tenant"))
 	if err != nil {
 		return err
 	}
+	scope := audit.QueryScope{Tenant: tenant, AllTenants: tenant == ""}
 	id := r.PathValue("id")
 	f, err := fs.GetFinding(r.Context(), tenant, id)
 	if err != nil {
 		if audit.ErrorCode(err) == audit.ENOTFOUND { // probing ids is a read too
-			if aerr := a.recordRead(r, p, audit.QueryScope{Tenant: tenant}, readRecord{action: audit.ActionSearch,
+			if aerr := a.recordRead(r, p, scope, readRecord{action: audit.ActionSearch,
 				route: "GET /v1/findings/{id}", query: "finding:" + id, rows: 0}); aerr != nil {
 				return aerr
 			}
@@ -108,7 +120,14 @@ func (a *API) getFinding(w http.ResponseWriter, r *http.Request, p audit.Princip
 	}
 	evidence := make([]audit.Event, 0, len(f.Evidence))
 	for _, id := range f.Evidence {
-		ev, err := a.opts.Events.GetEvent(r.Context(), tenant, id)
+		evTenant := tenant
+		if tenant == "" { // an installation-wide finding names events as tenant/id
+			var ok bool
+			if evTenant, id, ok = strings.Cut(id, "/"); !ok {
+				continue
+			}
+		}
+		ev, err := a.opts.Events.GetEvent(r.Context(), evTenant, id)
 		if audit.ErrorCode(err) == audit.ENOTFOUND {
 			continue // purged by retention, or not yet stored
 		}
@@ -117,7 +136,7 @@ func (a *API) getFinding(w http.ResponseWriter, r *http.Request, p audit.Princip
 		}
 		evidence = append(evidence, *ev)
 	}
-	if err := a.recordRead(r, p, audit.QueryScope{Tenant: tenant}, readRecord{action: audit.ActionSearch,
+	if err := a.recordRead(r, p, scope, readRecord{action: audit.ActionSearch,
 		route: "GET /v1/findings/{id}", query: "finding:" + id, rows: int64(1 + len(evidence))}); err != nil {
 		return err
 	}
@@ -136,7 +155,7 @@ func (a *API) patchFinding(w http.ResponseWriter, r *http.Request, p audit.Princ
 	if err != nil {
 		return err
 	}
-	tenant, _, err := tenantScope(p, r.URL.Query().Get("tenant"), false)
+	tenant, err := findingTenant(p, r.URL.Query().Get("tenant"))
 	if err != nil {
 		return err
 	}

@@ -115,12 +115,10 @@ func getFinding(ctx context.Context, q querier, tenant, id string) (*audit.Findi
 	return &f, nil
 }
 
-// GetFinding returns a finding of tenant; ENOTFOUND for an unknown id or
-// one in another tenant.
+// GetFinding returns a finding of tenant (tenant "" for an
+// installation-wide finding); ENOTFOUND for an unknown id or one in another
+// tenant.
 func (db *DB) GetFinding(ctx context.Context, tenant, id string) (*audit.Finding, error) {
-	if tenant == "" {
-		return nil, notFound("finding", id)
-	}
 	return getFinding(ctx, db.meta.r, tenant, id)
 }
 
@@ -136,9 +134,6 @@ func (db *DB) UpdateFinding(ctx context.Context, tenant, id string, u audit.Find
 	case "", audit.ResolutionBenign, audit.ResolutionMalicious:
 	default:
 		return nil, invalid("resolution", "resolution %q must be benign or malicious", u.Resolution)
-	}
-	if tenant == "" {
-		return nil, notFound("finding", id)
 	}
 	tx, err := db.meta.w.BeginTx(ctx, nil)
 	if err != nil {

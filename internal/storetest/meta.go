@@ -147,6 +147,38 @@ func runFindings(t *testing.T, open func(t *testing.T) Backend) {
 		}
 	})
 
+	t.Run("InstallationWide", func(t *testing.T) {
+		// Tenant "" names the installation-wide findings: reachable with
+		// it, from no tenant, and listed only by all-tenant searches.
+		noErr(t, s.UpsertFindings(ctx, []audit.Finding{finding("", "fi", baseTime)}))
+		_, err := s.GetFinding(ctx, "a", "fi")
+		wantCode(t, err, audit.ENOTFOUND)
+		_, err = s.UpdateFinding(ctx, "a", "fi", audit.FindingUpdate{Status: audit.StatusAcknowledged})
+		wantCode(t, err, audit.ENOTFOUND)
+		upd, err := s.UpdateFinding(ctx, "", "fi", audit.FindingUpdate{Status: audit.StatusResolved, Note: "a test", Resolution: audit.ResolutionBenign})
+		noErr(t, err)
+		if upd.Tenant != "" || upd.Status != audit.StatusResolved {
+			t.Fatalf("UpdateFinding returned %+v", upd)
+		}
+		got, err := s.GetFinding(ctx, "", "fi")
+		noErr(t, err)
+		if got.Status != audit.StatusResolved || got.Note != "a test" || got.Resolution != audit.ResolutionBenign {
+			t.Fatalf("GetFinding returned %+v", got)
+		}
+		page, err := s.SearchFindings(ctx, audit.FindingFilter{Tenant: "a"})
+		noErr(t, err)
+		for _, f := range page.Findings {
+			if f.ID == "fi" {
+				t.Fatal("a tenant's search lists an installation-wide finding")
+			}
+		}
+		page, err = s.SearchFindings(ctx, audit.FindingFilter{AllTenants: true, Limit: audit.MaxPageSize})
+		noErr(t, err)
+		if !slices.ContainsFunc(page.Findings, func(f audit.Finding) bool { return f.ID == "fi" }) {
+			t.Fatal("an all-tenant search misses the installation-wide finding")
+		}
+	})
+
 	t.Run("Isolation", func(t *testing.T) {
 		noErr(t, s.UpsertFindings(ctx, []audit.Finding{finding("b", "fb", baseTime)}))
 		_, err := s.GetFinding(ctx, "a", "fb")
