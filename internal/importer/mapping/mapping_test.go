@@ -34,6 +34,7 @@ func TestRBADataset(t *testing.T) {
 		t.Fatal(err)
 	}
 	counts := map[string]int{}
+	const catchAll = "-4324475583306591935" // the dataset's bucket of logins to accounts that do not exist
 	for i, row := range rows[1:] {
 		ev, err := m.DecodeRow(row)
 		if err != nil {
@@ -41,6 +42,20 @@ func TestRBADataset(t *testing.T) {
 		}
 		importertest.Check(t, "csv:rba", ev, []byte(ev.MetaString("raw")))
 		counts[ev.Action]++
+		if ev.Action != audit.ActionLoginFailure {
+			continue
+		}
+		want := "invalid_password"
+		if ev.Actor.ID == catchAll {
+			want = "unknown_user"
+		}
+		if ev.Reason != want {
+			t.Errorf("row %d: failure of %s has reason %q, want %q", i+2, ev.Actor.ID, ev.Reason, want)
+		}
+		counts[ev.Reason]++
+	}
+	if counts["unknown_user"] == 0 || counts["invalid_password"] == 0 {
+		t.Errorf("failure reasons %v, want both unknown_user and invalid_password", counts)
 	}
 	if counts[audit.ActionLoginSuccess] == 0 || counts[audit.ActionLoginFailure] == 0 || counts[audit.ActionLoginSuccess]+counts[audit.ActionLoginFailure] != 200 {
 		t.Errorf("actions %v", counts)
