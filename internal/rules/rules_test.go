@@ -14,7 +14,7 @@ import (
 	"github.com/vigilhq/vigil/internal/rules"
 )
 
-var update = flag.Bool("update", false, "rewrite want.json of positive fixture cases from the engine's output")
+var update = flag.Bool("update", false, "rewrite want.json of positive fixture cases from the engine's output, and the RBA table of docs/detection-quality.md")
 
 func TestBuiltinCompiles(t *testing.T) {
 	rs, err := rules.Builtin()
