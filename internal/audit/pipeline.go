@@ -62,13 +62,26 @@ type RuleSetting struct {
 
 // AllowEntry is one allowlisted network of a tenant: an IP, a CIDR or an ASN
 // (office egress, corporate VPN) that rules treat as trusted.
+//
+// Mode says how rules treat it: AllowTrust (the default; "" reads as it)
+// trusts it, AllowEgress declares it a shared egress (a corporate gateway:
+// its location is not the user's, other rules still apply), AllowNotEgress
+// forbids learning it as a shared egress.
 type AllowEntry struct {
 	Tenant    string    `json:"tenant"`
 	Kind      string    `json:"kind"` // "ip", "cidr" or "asn"
 	Value     string    `json:"value"`
+	Mode      string    `json:"mode"`
 	Note      string    `json:"note,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 }
+
+// Allowlist entry modes.
+const (
+	AllowTrust     = "trust"
+	AllowEgress    = "egress"
+	AllowNotEgress = "not_egress"
+)
 
 // RuleStore keeps per-tenant rule tuning.
 //

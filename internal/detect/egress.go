@@ -68,7 +68,9 @@ type egressCand struct {
 	Far, Near []uint32 // actor hashes (at most maxEgressActors each)
 	Succ      uint32   // successful logins through it
 	Fail      uint32   // failed logins through it
+	First     int64    `json:",omitempty"` // event time (Unix seconds) of the first far use
 	Last      int64    // event time (Unix seconds) of the last use
+	LearnedAt int64    `json:",omitempty"` // event time it was (last) learned; 0 while not
 	Learned   bool
 }
 
@@ -113,7 +115,7 @@ type EgressOptions struct {
 
 // learnEgress folds a login into the tenant's egress candidates. p is the
 // actor's profile before the login (nil for none).
-func (e *Engine) learnEgress(ts *tenantStats, ev *audit.Event, p *Profile) {
+func (e *Engine) learnEgress(ts *tenantStats, ev *audit.Event, p *Profile, tc *tenantConf) {
 	if e.opts.Egress.Off {
 		return
 	}
@@ -130,7 +132,7 @@ func (e *Engine) learnEgress(ts *tenantStats, ev *audit.Event, p *Profile) {
 			if c := ts.Egress.m[k]; c != nil {
 				c.Fail++
 				c.Last = max(c.Last, t)
-				e.judgeEgress(k, c)
+				e.judgeEgress(k, c, tc, t)
 			}
 		}
 		return
@@ -159,7 +161,7 @@ func (e *Engine) learnEgress(ts *tenantStats, ev *audit.Event, p *Profile) {
 				float64(prev.AccKM)-float64(g.AccuracyKM) > egressFarKM
 		}
 		if c == nil {
-			if !far || e.egressDenied(k) {
+			if !far || e.egressDenied(k) || tc.forbidden.covers(k) {
 				continue
 			}
 			if ts.Egress.m == nil {
@@ -168,7 +170,7 @@ func (e *Engine) learnEgress(ts *tenantStats, ev *audit.Event, p *Profile) {
 			if len(ts.Egress.m) >= maxEgressCandidates {
 				ts.Egress.evictOldest()
 			}
-			c = &egressCand{}
+			c = &egressCand{First: t}
 			ts.Egress.m[k] = c
 		}
 		c.Succ++
@@ -181,7 +183,7 @@ func (e *Engine) learnEgress(ts *tenantStats, ev *audit.Event, p *Profile) {
 		default:
 			c.Near = addActor(c.Near, actor)
 		}
-		e.judgeEgress(k, c)
+		e.judgeEgress(k, c, tc, t)
 	}
 }
 
@@ -195,13 +197,19 @@ func (k egressKey) covers(ip netip.Addr, asn uint32) bool {
 	}
 }
 
-// judgeEgress decides whether a candidate is a learned egress now.
-func (e *Engine) judgeEgress(k egressKey, c *egressCand) {
+// judgeEgress decides whether a candidate is a learned egress now (at
+// event time t). The tenant's not_egress entries are applied when the
+// egress is used (isEgress), so that removing one restores what was learned.
+func (e *Engine) judgeEgress(k egressKey, c *egressCand, tc *tenantConf, t int64) {
 	minActors := e.opts.Egress.MinActors
 	if minActors <= 0 {
 		minActors = DefaultEgressMinActors
 	}
+	was := c.Learned
 	c.Learned = len(c.Far) >= minActors && len(c.Far) >= len(c.Near) && c.Fail <= c.Succ && !e.egressDenied(k)
+	if c.Learned && !was {
+		c.LearnedAt = t
+	}
 }
 
 func (e *Engine) egressDenied(k egressKey) bool {
@@ -236,8 +244,14 @@ func (t *egressTable) evictOldest() {
 }
 
 // isEgress reports whether the event comes through one of its tenant's
-// learned egresses.
+// shared egresses: one the tenant pinned (allowlist mode egress), or one
+// learned and not forbidden (mode not_egress). Pins work even with
+// learning off.
 func (e *Engine) isEgress(ev *audit.Event) bool {
+	tc := e.tenantConf(ev.Tenant)
+	if tc.pinned.matches(ev) {
+		return true
+	}
 	if e.opts.Egress.Off {
 		return false
 	}
@@ -247,7 +261,7 @@ func (e *Engine) isEgress(ev *audit.Event) bool {
 	}
 	keys, n := egressKeys(ev)
 	for _, k := range keys[:n] {
-		if c := ts.Egress.m[k]; c != nil && c.Learned {
+		if c := ts.Egress.m[k]; c != nil && c.Learned && !tc.forbidden.covers(k) {
 			return true
 		}
 	}
@@ -262,8 +276,16 @@ type Egress struct {
 	// through it from far from, and near, their usual places (capped at 64).
 	FarActors, NearActors int
 	Successes, Failures   int
-	LastSeen              int64 // Unix seconds, event time
-	Learned               bool
+	// FirstSeen is the event time (Unix seconds) of its first use from
+	// far away (0 for state kept before it was recorded), LastSeen of its
+	// last use, LearnedSince of the moment it was learned (0: not learned).
+	FirstSeen, LastSeen, LearnedSince int64
+	// Learned: it meets the learning thresholds. Relay: it counts as a
+	// relay now — learned and not forbidden by the tenant, or pinned.
+	Learned, Relay bool
+	// Tuning is "pinned" or "forbidden" when one of the tenant's allowlist
+	// entries (mode egress or not_egress) covers it, else "".
+	Tuning string
 }
 
 // Egresses lists a tenant's learned egresses (all candidates when all is
@@ -275,14 +297,27 @@ func (e *Engine) Egresses(tenant string, all bool) []Egress {
 	if ts == nil {
 		return nil
 	}
+	tc := e.tenantConf(tenant)
 	var out []Egress
 	for k, c := range ts.Egress.m {
 		if !c.Learned && !all {
 			continue
 		}
 		kind := [...]string{egressIP: "ip", egressNet: "net", egressASN: "asn"}[k.Kind]
-		out = append(out, Egress{Kind: kind, Value: k.String(), FarActors: len(c.Far), NearActors: len(c.Near),
-			Successes: int(c.Succ), Failures: int(c.Fail), LastSeen: c.Last, Learned: c.Learned})
+		g := Egress{Kind: kind, Value: k.String(), FarActors: len(c.Far), NearActors: len(c.Near),
+			Successes: int(c.Succ), Failures: int(c.Fail), FirstSeen: c.First, LastSeen: c.Last, Learned: c.Learned}
+		if c.Learned {
+			g.LearnedSince = c.LearnedAt
+		}
+		switch {
+		case tc.forbidden.covers(k):
+			g.Tuning = "forbidden"
+		case tc.pinned.covers(k):
+			g.Tuning, g.Relay = "pinned", true
+		default:
+			g.Relay = c.Learned && !e.opts.Egress.Off
+		}
+		out = append(out, g)
 	}
 	slices.SortFunc(out, func(a, b Egress) int {
 		return cmp.Or(cmp.Compare(b.FarActors, a.FarActors), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Value, b.Value))

@@ -510,7 +510,7 @@ func actorKey(b []byte, ev *audit.Event) []byte {
 // pe is the actor's profile entry (nil: none yet) and prof its decoded
 // profile; the actor's key is in e.kbuf.
 func (e *Engine) observe(ev *audit.Event, pe *profEntry, prof *Profile, ts *tenantStats, tc *tenantConf) {
-	e.learnEgress(ts, ev, prof)
+	e.learnEgress(ts, ev, prof, tc)
 	if ev.Action == audit.ActionLoginSuccess {
 		ts.Logins++
 		if ev.Context.DeviceID != "" {
@@ -626,10 +626,95 @@ func (e *Engine) flagLive(in *input, tenant, name, value string) bool {
 type tenantConf struct {
 	disabled map[string]bool
 	params   map[string]map[string]any
+	trusted  netSet // allowlist entries of mode trust
+	// pinned are entries of mode egress (shared egresses the tenant
+	// declares), forbidden those of mode not_egress (never learned).
+	pinned, forbidden netSet
+	defaults          func(*crule) map[string]any
+}
+
+// netSet is a set of IPs, CIDRs and ASNs.
+type netSet struct {
 	ips      map[netip.Addr]bool
 	prefixes []netip.Prefix
 	asns     map[uint32]bool
-	defaults func(*crule) map[string]any
+}
+
+func (s *netSet) add(kind, value string) error {
+	switch kind {
+	case "ip":
+		ip, err := netip.ParseAddr(value)
+		if err != nil {
+			return audit.FieldErrorf("value", "allowlist ip %q is not an IP address", value)
+		}
+		if s.ips == nil {
+			s.ips = map[netip.Addr]bool{}
+		}
+		s.ips[ip.Unmap()] = true
+	case "cidr":
+		p, err := netip.ParsePrefix(value)
+		if err != nil {
+			return audit.FieldErrorf("value", "allowlist cidr %q is not a CIDR like 203.0.113.0/24", value)
+		}
+		s.prefixes = append(s.prefixes, p.Masked())
+	case "asn":
+		var n uint32
+		v := value
+		if len(v) > 2 && (v[:2] == "AS" || v[:2] == "as") {
+			v = v[2:]
+		}
+		if _, err := fmt.Sscanf(v, "%d", &n); err != nil || n == 0 || fmt.Sprint(n) != v {
+			return audit.FieldErrorf("value", "allowlist asn %q is not an AS number like AS64500", value)
+		}
+		if s.asns == nil {
+			s.asns = map[uint32]bool{}
+		}
+		s.asns[n] = true
+	default:
+		return audit.FieldErrorf("kind", "allowlist kind %q must be ip, cidr or asn", kind)
+	}
+	return nil
+}
+
+func (s *netSet) empty() bool { return len(s.ips) == 0 && len(s.prefixes) == 0 && len(s.asns) == 0 }
+
+// matches reports whether the event's address or network is in the set.
+func (s *netSet) matches(ev *audit.Event) bool {
+	if s.empty() {
+		return false
+	}
+	if ip := ev.Context.IP.Unmap(); ip.IsValid() {
+		if s.ips[ip] {
+			return true
+		}
+		for _, p := range s.prefixes {
+			if p.Contains(ip) {
+				return true
+			}
+		}
+	}
+	n := ev.Enrichment.Network
+	return n != nil && n.ASN != 0 && s.asns[n.ASN]
+}
+
+// covers reports whether the set holds an egress candidate's key: its
+// address or a prefix containing it (for an address or a /24), or its ASN.
+func (s *netSet) covers(k egressKey) bool {
+	if s.empty() {
+		return false
+	}
+	if k.Kind == egressASN {
+		return s.asns[k.ASN]
+	}
+	if k.Kind == egressIP && s.ips[k.Addr.Addr()] {
+		return true
+	}
+	for _, p := range s.prefixes {
+		if p.Bits() <= k.Addr.Bits() && p.Contains(k.Addr.Addr()) {
+			return true
+		}
+	}
+	return false
 }
 
 var noTuning = &tenantConf{}
@@ -652,21 +737,7 @@ func (tc *tenantConf) allows(ev *audit.Event) bool {
 	if tc == noTuning {
 		return false
 	}
-	ip := ev.Context.IP
-	if ip.IsValid() {
-		if tc.ips[ip] {
-			return true
-		}
-		for _, p := range tc.prefixes {
-			if p.Contains(ip) {
-				return true
-			}
-		}
-	}
-	if n := ev.Enrichment.Network; n != nil && n.ASN != 0 && tc.asns[n.ASN] {
-		return true
-	}
-	return false
+	return tc.trusted.matches(ev)
 }
 
 // SetTenantConfig replaces a tenant's tuning: rule settings (disable,
@@ -674,8 +745,7 @@ func (tc *tenantConf) allows(ev *audit.Event) bool {
 // allowlisted IPs, CIDRs and ASNs. On error nothing changes; the error is
 // an EINVALID *audit.Error naming the field.
 func (e *Engine) SetTenantConfig(tenant string, settings []audit.RuleSetting, allow []audit.AllowEntry) error {
-	tc := &tenantConf{disabled: map[string]bool{}, params: map[string]map[string]any{},
-		ips: map[netip.Addr]bool{}, asns: map[uint32]bool{}}
+	tc := &tenantConf{disabled: map[string]bool{}, params: map[string]map[string]any{}}
 	for _, s := range settings {
 		r := e.byID[s.RuleID]
 		if r == nil {
@@ -693,31 +763,18 @@ func (e *Engine) SetTenantConfig(tenant string, settings []audit.RuleSetting, al
 		}
 	}
 	for _, a := range allow {
-		switch a.Kind {
-		case "ip":
-			ip, err := netip.ParseAddr(a.Value)
-			if err != nil {
-				return audit.FieldErrorf("value", "allowlist ip %q is not an IP address", a.Value)
-			}
-			tc.ips[ip.Unmap()] = true
-		case "cidr":
-			p, err := netip.ParsePrefix(a.Value)
-			if err != nil {
-				return audit.FieldErrorf("value", "allowlist cidr %q is not a CIDR like 203.0.113.0/24", a.Value)
-			}
-			tc.prefixes = append(tc.prefixes, p.Masked())
-		case "asn":
-			var n uint32
-			v := a.Value
-			if len(v) > 2 && (v[:2] == "AS" || v[:2] == "as") {
-				v = v[2:]
-			}
-			if _, err := fmt.Sscanf(v, "%d", &n); err != nil || n == 0 || fmt.Sprint(n) != v {
-				return audit.FieldErrorf("value", "allowlist asn %q is not an AS number like AS64500", a.Value)
-			}
-			tc.asns[n] = true
+		set := &tc.trusted
+		switch a.Mode {
+		case "", audit.AllowTrust:
+		case audit.AllowEgress:
+			set = &tc.pinned
+		case audit.AllowNotEgress:
+			set = &tc.forbidden
 		default:
-			return audit.FieldErrorf("kind", "allowlist kind %q must be ip, cidr or asn", a.Kind)
+			return audit.FieldErrorf("mode", "allowlist mode %q must be trust, egress or not_egress", a.Mode)
+		}
+		if err := set.add(a.Kind, a.Value); err != nil {
+			return err
 		}
 	}
 	e.mu.Lock()

@@ -348,7 +348,7 @@ func (db *DB) DeleteRuleSetting(ctx context.Context, tenant, ruleID string) erro
 
 // ListAllowEntries returns tenant's allowlist ordered by value (then kind).
 func (db *DB) ListAllowEntries(ctx context.Context, tenant string) ([]audit.AllowEntry, error) {
-	rows, err := db.meta.r.QueryContext(ctx, `SELECT kind, value, note, created_at FROM allow_entries
+	rows, err := db.meta.r.QueryContext(ctx, `SELECT kind, value, mode, note, created_at FROM allow_entries
 		WHERE tenant = ? ORDER BY value, kind`, tenant)
 	if err != nil {
 		return nil, translate(err, "list allow entries")
@@ -358,7 +358,7 @@ func (db *DB) ListAllowEntries(ctx context.Context, tenant string) ([]audit.Allo
 	for rows.Next() {
 		e := audit.AllowEntry{Tenant: tenant}
 		var created int64
-		if err := rows.Scan(&e.Kind, &e.Value, &e.Note, &created); err != nil {
+		if err := rows.Scan(&e.Kind, &e.Value, &e.Mode, &e.Note, &created); err != nil {
 			return nil, translate(err, "list allow entries")
 		}
 		e.CreatedAt = fromNanos(created)
@@ -376,10 +376,17 @@ func (db *DB) PutAllowEntry(ctx context.Context, e audit.AllowEntry) error {
 		return invalid("kind", "allow entry kind %q must be ip, cidr or asn", e.Kind)
 	case strings.TrimSpace(e.Value) == "":
 		return invalid("value", "allow entry value is required")
+	case e.Mode != "" && e.Mode != audit.AllowTrust && e.Mode != audit.AllowEgress && e.Mode != audit.AllowNotEgress:
+		return invalid("mode", "allow entry mode %q must be trust, egress or not_egress", e.Mode)
 	}
-	_, err := db.meta.w.ExecContext(ctx, `INSERT INTO allow_entries (tenant, kind, value, note, created_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, kind, value) DO UPDATE SET note = excluded.note, created_at = excluded.created_at`,
-		e.Tenant, e.Kind, e.Value, e.Note, nanos(e.CreatedAt))
+	mode := e.Mode
+	if mode == "" {
+		mode = audit.AllowTrust
+	}
+	_, err := db.meta.w.ExecContext(ctx, `INSERT INTO allow_entries (tenant, kind, value, mode, note, created_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, kind, value) DO UPDATE SET mode = excluded.mode, note = excluded.note,
+		created_at = excluded.created_at`,
+		e.Tenant, e.Kind, e.Value, mode, e.Note, nanos(e.CreatedAt))
 	return translate(err, "put allow entry")
 }
 

@@ -358,7 +358,7 @@ func runRules(t *testing.T, open func(t *testing.T) Backend) {
 
 	for _, e := range []audit.AllowEntry{
 		{Tenant: "a", Kind: "cidr", Value: "198.51.100.0/24", Note: "office", CreatedAt: baseTime},
-		{Tenant: "a", Kind: "asn", Value: "64500", CreatedAt: baseTime},
+		{Tenant: "a", Kind: "asn", Value: "64500", Mode: audit.AllowEgress, CreatedAt: baseTime},
 		{Tenant: "b", Kind: "ip", Value: "192.0.2.1", CreatedAt: baseTime},
 	} {
 		noErr(t, s.PutAllowEntry(ctx, e))
@@ -367,6 +367,12 @@ func runRules(t *testing.T, open func(t *testing.T) Backend) {
 	noErr(t, err)
 	if len(entries) != 2 || entries[0].Value != "198.51.100.0/24" || entries[1].Value != "64500" {
 		t.Fatalf("allow entries = %+v, want ordered by value", entries)
+	}
+	if entries[0].Mode != audit.AllowTrust || entries[1].Mode != audit.AllowEgress {
+		t.Fatalf("allow entry modes = %q, %q, want trust (the default) and egress", entries[0].Mode, entries[1].Mode)
+	}
+	if err := s.PutAllowEntry(ctx, audit.AllowEntry{Tenant: "a", Kind: "ip", Value: "192.0.2.9", Mode: "sometimes", CreatedAt: baseTime}); audit.ErrorCode(err) != audit.EINVALID {
+		t.Fatalf("an unknown mode was stored: %v", err)
 	}
 	noErr(t, s.DeleteAllowEntry(ctx, "a", "asn", "64500"))
 	noErr(t, s.DeleteAllowEntry(ctx, "a", "asn", "64500"))
