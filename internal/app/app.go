@@ -183,6 +183,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	apiOpts.Viewers = viewers
 	if det != nil {
 		apiOpts.Scorer = det.scorer
+		apiOpts.Egresses = det.engine.Egresses
 		apiOpts.TuningChanged = det.tuningChanged
 		apiOpts.ValidateSetting = det.validateSetting
 		apiOpts.RuleCatalog = ruleCatalog(det.engine.Rules())

@@ -45,6 +45,7 @@ func (a *App) buildBacktester(c config.Detect) (*backtest.Backtester, error) {
 			return detect.New(detect.Options{
 				Rules: replaceRules(base, extra), Logger: slog.New(slog.DiscardHandler),
 				MaxKeys: c.MaxKeys, MaxTenantKeys: c.MaxTenantKeys, AllowedLateness: c.AllowedLateness,
+				Egress: egressOptions(c.Egress),
 			})
 		},
 	})

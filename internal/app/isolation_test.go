@@ -170,6 +170,10 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		"DELETE /v1/rules/{rule}/settings": {
 			{"DELETE", "/v1/rules/brute_force/settings?tenant=tenant-b", "", denied},
 		},
+		"GET /v1/egresses": {
+			{"GET", "/v1/egresses?all=true", "", []int{200}},
+			{"GET", "/v1/egresses?tenant=tenant-b", "", denied},
+		},
 		"GET /v1/allowlist": {
 			{"GET", "/v1/allowlist", "", []int{200}},
 			{"GET", "/v1/allowlist?tenant=tenant-b", "", denied},

@@ -147,6 +147,7 @@ func TestScopeMatrix(t *testing.T) {
 			return call{"DELETE", with("/v1/rules/brute-force/settings", k), ""}
 		}},
 		"GET /v1/allowlist": {scope: audit.ScopeFindingsRead, want: 200, req: get("/v1/allowlist")},
+		"GET /v1/egresses":  {scope: audit.ScopeFindingsRead, want: 200, req: get("/v1/egresses?all=true")},
 		"POST /v1/allowlist": {scope: audit.ScopeRulesWrite, want: 201, req: func(_ *testing.T, k keyKind, i int) call {
 			return call{"POST", with("/v1/allowlist", k), fmt.Sprintf(`{"kind":"ip","value":"198.51.100.%d"}`, i%250)}
 		}},

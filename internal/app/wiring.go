@@ -31,11 +31,24 @@ func NewEngine(c config.Detect, state audit.StateStore, log *slog.Logger, reg pr
 	e, err := detect.New(detect.Options{
 		Rules: builtin, RulesDir: c.RulesDir, StateStore: state, Logger: log, Registerer: reg,
 		MaxKeys: c.MaxKeys, MaxTenantKeys: c.MaxTenantKeys, AllowedLateness: c.AllowedLateness,
+		Egress: egressOptions(c.Egress),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("detection engine: %w", err)
 	}
 	return e, nil
+}
+
+// egressOptions translates the configuration's egress learning (checked
+// by config.Validate) into the engine's.
+func egressOptions(c config.DetectEgress) detect.EgressOptions {
+	o := detect.EgressOptions{Off: !c.Learn, MinActors: c.MinActors}
+	for _, d := range c.Deny {
+		if p, err := config.ParsePrefix(d); err == nil {
+			o.Deny = append(o.Deny, p)
+		}
+	}
+	return o
 }
 
 func (a *App) buildDetection(ctx context.Context, c config.Detect) (*detection, error) {

@@ -76,6 +76,35 @@ type AllowEntry struct {
 	CreatedAt time.Time `json:"created_at"`
 }
 
+// Egress is one of a tenant's shared egresses as detection sees it: an
+// address, /24 (IPv6 /48) or network through which many of the tenant's
+// actors log in from far away from their usual places (a corporate VPN or
+// SASE gateway). A relay egress does not move an actor for impossible
+// travel or concurrent sessions and is no new location.
+type Egress struct {
+	Kind  string `json:"kind"`  // "ip", "net" or "asn"
+	Value string `json:"value"` // 203.0.113.7, 203.0.113.0/24, AS64500
+	// FarActors and NearActors count the actors who logged in through it
+	// from far from, and near, their usual places (each capped at 64).
+	FarActors  int `json:"far_actors"`
+	NearActors int `json:"near_actors"`
+	Successes  int `json:"successes"`
+	Failures   int `json:"failures"`
+	// FirstSeen is the event time of its first use from far away (zero for
+	// state kept before it was recorded), LastSeen of its last use,
+	// LearnedSince of the moment it was learned (zero: not learned).
+	FirstSeen    time.Time `json:"first_seen,omitzero"`
+	LastSeen     time.Time `json:"last_seen"`
+	LearnedSince time.Time `json:"learned_since,omitzero"`
+	// Learned: it meets the learning thresholds. Relay: detection treats
+	// it as a relay now (learned and not forbidden, or pinned).
+	Learned bool `json:"learned"`
+	Relay   bool `json:"relay"`
+	// Tuning is "pinned" or "forbidden" when one of the tenant's allowlist
+	// entries of mode egress or not_egress covers it, else "".
+	Tuning string `json:"tuning,omitempty"`
+}
+
 // Allowlist entry modes.
 const (
 	AllowTrust     = "trust"

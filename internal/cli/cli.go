@@ -63,6 +63,7 @@ func commands() []*Command {
 		incidentsUpdateCommand("resolve", "resolved", "resolve incidents (and their open findings), with a --note on what was decided"),
 		retentionRunCommand(),
 		webhooksListCommand(), webhooksDeadLettersCommand(), webhooksReplayCommand(),
+		allowlistListCommand(), allowlistAddCommand(), allowlistRemoveCommand(), egressesListCommand(),
 		enrichCommand(), rulesListCommand(), rulesCheckCommand(), rulesTestCommand(), rulesBacktestCommand(), rulesSuggestCommand(), profilesRebuildCommand(),
 		versionCommand(),
 	}

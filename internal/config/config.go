@@ -232,6 +232,23 @@ type Detect struct {
 	// tenant's later events (or its own timestamp, by the server clock) is
 	// evaluated in order; a later one is evaluated late, counted and noted.
 	AllowedLateness time.Duration `yaml:"allowed_lateness"`
+	// Egress tunes the learning of shared egresses (corporate VPN or SASE
+	// gateways that detection then treats as relays).
+	Egress DetectEgress `yaml:"egress"`
+}
+
+// DetectEgress tunes the learning of shared egresses.
+type DetectEgress struct {
+	// Learn turns learning on (the default). Off, only enrichment's
+	// VPN/relay flags and the tenants' allowlist entries of mode egress
+	// count.
+	Learn bool `yaml:"learn"`
+	// MinActors is how many of a tenant's actors must log in through a
+	// network from far from their usual places before it is learned.
+	MinActors int `yaml:"min_actors"`
+	// Deny lists addresses and CIDRs never learned as egresses, in any
+	// tenant (a hosting range known to be hostile).
+	Deny []string `yaml:"deny"`
 }
 
 // Log configures logging.
@@ -253,7 +270,8 @@ func Default() Config {
 		Storage:   Storage{Driver: "sqlite", SQLite: SQLite{Dir: "./vigil-data", MaxOpenPartitions: 64}},
 		Ingest:    Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second, MaxEventAge: 90 * 24 * time.Hour},
 		Enrich:    Enrich{ReloadInterval: 30 * time.Second, CacheSize: 65536, Budget: 5 * time.Millisecond},
-		Detect:    Detect{Enabled: true, MaxKeys: 1_000_000, MaxTenantKeys: 250_000, AllowedLateness: 2 * time.Minute},
+		Detect:    Detect{Enabled: true, MaxKeys: 1_000_000, MaxTenantKeys: 250_000, AllowedLateness: 2 * time.Minute,
+			Egress: DetectEgress{Learn: true, MinActors: 5}},
 		Limits:    defaultLimits(),
 		Console:   Console{Enabled: true, SessionTTL: 12 * time.Hour},
 		Retention: Retention{Interval: time.Hour, TenantMinDays: 30, TenantMaxDays: 400},
@@ -497,6 +515,14 @@ func (c *Config) Validate() error {
 	if c.Detect.MaxTenantKeys < 100 {
 		bad("detect.max_tenant_keys", "must be at least 100")
 	}
+	if c.Detect.Egress.MinActors < 2 || c.Detect.Egress.MinActors > 64 {
+		bad("detect.egress.min_actors", "must be between 2 and 64")
+	}
+	for i, d := range c.Detect.Egress.Deny {
+		if _, err := ParsePrefix(d); err != nil {
+			bad(fmt.Sprintf("detect.egress.deny[%d]", i), "must be an IP address or a CIDR like 203.0.113.0/24")
+		}
+	}
 	if c.Console.SessionTTL < time.Minute || c.Console.SessionTTL > 30*24*time.Hour {
 		bad("console.session_ttl", "must be between 1m and 720h")
 	}
@@ -569,4 +595,19 @@ func (c Config) Redacted() ([]byte, error) {
 		}
 	})
 	return yaml.Marshal(cp)
+}
+
+// ParsePrefix reads an address (as a single-address prefix) or a CIDR.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		return p.Masked(), err
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
 )
@@ -245,14 +246,15 @@ func (t *egressTable) evictOldest() {
 
 // isEgress reports whether the event comes through one of its tenant's
 // shared egresses: one the tenant pinned (allowlist mode egress), or one
-// learned and not forbidden (mode not_egress). Pins work even with
-// learning off.
+// learned, unless the tenant forbade the event's address or network (mode
+// not_egress: forbidding a /24 also keeps a learned ASN around it from
+// relaying the addresses in it). Pins work even with learning off.
 func (e *Engine) isEgress(ev *audit.Event) bool {
 	tc := e.tenantConf(ev.Tenant)
 	if tc.pinned.matches(ev) {
 		return true
 	}
-	if e.opts.Egress.Off {
+	if e.opts.Egress.Off || tc.forbidden.matches(ev) {
 		return false
 	}
 	ts := e.tstats[ev.Tenant]
@@ -268,29 +270,9 @@ func (e *Engine) isEgress(ev *audit.Event) bool {
 	return false
 }
 
-// Egress is a learned (or candidate) shared egress of a tenant.
-type Egress struct {
-	// Kind is "ip", "net" (a /24 or /48) or "asn"; Value its text.
-	Kind, Value string
-	// FarActors and NearActors count the distinct actors who logged in
-	// through it from far from, and near, their usual places (capped at 64).
-	FarActors, NearActors int
-	Successes, Failures   int
-	// FirstSeen is the event time (Unix seconds) of its first use from
-	// far away (0 for state kept before it was recorded), LastSeen of its
-	// last use, LearnedSince of the moment it was learned (0: not learned).
-	FirstSeen, LastSeen, LearnedSince int64
-	// Learned: it meets the learning thresholds. Relay: it counts as a
-	// relay now — learned and not forbidden by the tenant, or pinned.
-	Learned, Relay bool
-	// Tuning is "pinned" or "forbidden" when one of the tenant's allowlist
-	// entries (mode egress or not_egress) covers it, else "".
-	Tuning string
-}
-
 // Egresses lists a tenant's learned egresses (all candidates when all is
 // set), most actors first.
-func (e *Engine) Egresses(tenant string, all bool) []Egress {
+func (e *Engine) Egresses(tenant string, all bool) []audit.Egress {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	ts := e.tstats[tenant]
@@ -298,16 +280,19 @@ func (e *Engine) Egresses(tenant string, all bool) []Egress {
 		return nil
 	}
 	tc := e.tenantConf(tenant)
-	var out []Egress
+	var out []audit.Egress
 	for k, c := range ts.Egress.m {
 		if !c.Learned && !all {
 			continue
 		}
 		kind := [...]string{egressIP: "ip", egressNet: "net", egressASN: "asn"}[k.Kind]
-		g := Egress{Kind: kind, Value: k.String(), FarActors: len(c.Far), NearActors: len(c.Near),
-			Successes: int(c.Succ), Failures: int(c.Fail), FirstSeen: c.First, LastSeen: c.Last, Learned: c.Learned}
-		if c.Learned {
-			g.LearnedSince = c.LearnedAt
+		g := audit.Egress{Kind: kind, Value: k.String(), FarActors: len(c.Far), NearActors: len(c.Near),
+			Successes: int(c.Succ), Failures: int(c.Fail), LastSeen: time.Unix(c.Last, 0).UTC(), Learned: c.Learned}
+		if c.First != 0 {
+			g.FirstSeen = time.Unix(c.First, 0).UTC()
+		}
+		if c.Learned && c.LearnedAt != 0 {
+			g.LearnedSince = time.Unix(c.LearnedAt, 0).UTC()
 		}
 		switch {
 		case tc.forbidden.covers(k):
@@ -319,7 +304,7 @@ func (e *Engine) Egresses(tenant string, all bool) []Egress {
 		}
 		out = append(out, g)
 	}
-	slices.SortFunc(out, func(a, b Egress) int {
+	slices.SortFunc(out, func(a, b audit.Egress) int {
 		return cmp.Or(cmp.Compare(b.FarActors, a.FarActors), cmp.Compare(a.Kind, b.Kind), cmp.Compare(a.Value, b.Value))
 	})
 	return out

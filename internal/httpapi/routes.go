@@ -51,6 +51,7 @@ func (a *API) table() []route {
 		{pattern: "PUT /v1/rules/{rule}/settings", scope: audit.ScopeRulesWrite, authed: a.putRuleSetting},
 		{pattern: "DELETE /v1/rules/{rule}/settings", scope: audit.ScopeRulesWrite, authed: a.deleteRuleSetting},
 		{pattern: "GET /v1/allowlist", scope: audit.ScopeFindingsRead, authed: a.listAllow},
+		{pattern: "GET /v1/egresses", scope: audit.ScopeFindingsRead, authed: a.listEgresses},
 		{pattern: "POST /v1/allowlist", scope: audit.ScopeRulesWrite, authed: a.postAllow},
 		{pattern: "DELETE /v1/allowlist/{kind}/{value...}", scope: audit.ScopeRulesWrite, authed: a.deleteAllow},
 

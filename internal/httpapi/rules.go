@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"strconv"
 
 	"github.com/vigilhq/vigil/client"
 	"github.com/vigilhq/vigil/internal/audit"
@@ -107,6 +108,7 @@ func (a *API) listAllow(w http.ResponseWriter, r *http.Request, p audit.Principa
 type allowRequest struct {
 	Kind  string `json:"kind"`
 	Value string `json:"value"`
+	Mode  string `json:"mode"`
 	Note  string `json:"note"`
 }
 
@@ -126,12 +128,50 @@ func (a *API) postAllow(w http.ResponseWriter, r *http.Request, p audit.Principa
 	if len(req.Note) > 1024 {
 		return audit.FieldErrorf("note", "note is at most 1024 bytes")
 	}
-	e := audit.AllowEntry{Tenant: tenant, Kind: req.Kind, Value: v, Note: req.Note, CreatedAt: a.now().UTC()}
+	switch req.Mode {
+	case "":
+		req.Mode = audit.AllowTrust
+	case audit.AllowTrust, audit.AllowEgress, audit.AllowNotEgress:
+	default:
+		return audit.FieldErrorf("mode", "mode must be trust (the default), egress or not_egress")
+	}
+	e := audit.AllowEntry{Tenant: tenant, Kind: req.Kind, Value: v, Mode: req.Mode, Note: req.Note, CreatedAt: a.now().UTC()}
 	if err := rs.PutAllowEntry(r.Context(), e); err != nil {
 		return err
 	}
 	a.tuningChanged(r, tenant)
 	httpx.WriteJSON(w, http.StatusCreated, e)
+	return nil
+}
+
+// listEgresses answers GET /v1/egresses: the tenant's shared egresses as
+// detection learned them, with the allowlist entries that tune them;
+// ?all=true adds the candidates not (yet) learned.
+func (a *API) listEgresses(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
+	if a.opts.Egresses == nil {
+		return audit.Errorf(audit.EUNAVAILABLE, "detection is not enabled on this server")
+	}
+	q := r.URL.Query()
+	for k := range q {
+		if k != "tenant" && k != "all" {
+			return audit.FieldErrorf(k, "unknown query parameter %q", k)
+		}
+	}
+	tenant, _, err := tenantScope(p, q.Get("tenant"), false)
+	if err != nil {
+		return err
+	}
+	all := false
+	if s := q.Get("all"); s != "" {
+		if all, err = strconv.ParseBool(s); err != nil {
+			return audit.FieldErrorf("all", "all must be true or false")
+		}
+	}
+	out := a.opts.Egresses(tenant, all)
+	if out == nil {
+		out = []audit.Egress{}
+	}
+	httpx.WriteJSON(w, http.StatusOK, map[string]any{"egresses": out})
 	return nil
 }
 

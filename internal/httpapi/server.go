@@ -72,6 +72,10 @@ type Options struct {
 	// Suggest serves GET /v1/rules/suggestions: tuning changes drawn from
 	// the tenant's benign findings, each backtested.
 	Suggest func(ctx context.Context, tenant string) ([]audit.Suggestion, error)
+	// Egresses lists a tenant's shared egresses as detection learned them
+	// (every candidate when all is set) for GET /v1/egresses; without it
+	// the route answers 503.
+	Egresses func(tenant string, all bool) []audit.Egress
 	// Retention runs POST /v1/retention/run; without it the route answers 503.
 	Retention RetentionRunner
 	// Importers decode the vendor records of POST /v1/import/{format},
