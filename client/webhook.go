@@ -17,17 +17,20 @@ import (
 // Webhook is a subscription to lifecycle changes of findings and incidents.
 // Tenant is "" for an installation-wide webhook.
 type Webhook struct {
-	ID                 string     `json:"id"`
-	Tenant             string     `json:"tenant,omitempty"`
-	Name               string     `json:"name,omitempty"`
-	URL                string     `json:"url"`
-	Format             string     `json:"format"`
-	Rules              []string   `json:"rules,omitempty"`
-	Families           []string   `json:"families,omitempty"`
-	MinSeverity        string     `json:"min_severity,omitempty"`
-	Changes            []string   `json:"changes"`
-	Kinds              []string   `json:"kinds"`
-	Disabled           bool       `json:"disabled,omitempty"`
+	ID          string   `json:"id"`
+	Tenant      string   `json:"tenant,omitempty"`
+	Name        string   `json:"name,omitempty"`
+	URL         string   `json:"url"`
+	Format      string   `json:"format"`
+	Rules       []string `json:"rules,omitempty"`
+	Families    []string `json:"families,omitempty"`
+	MinSeverity string   `json:"min_severity,omitempty"`
+	Changes     []string `json:"changes"`
+	Kinds       []string `json:"kinds"`
+	Disabled    bool     `json:"disabled,omitempty"`
+	// HasCredential: a receiver credential (PagerDuty's routing key) is
+	// set; it is never shown.
+	HasCredential      bool       `json:"has_credential,omitempty"`
 	SecretGeneration   int        `json:"secret_generation"`
 	PreviousGeneration int        `json:"previous_generation,omitempty"`
 	PreviousValidUntil *time.Time `json:"previous_valid_until,omitempty"`
@@ -48,6 +51,9 @@ type WebhookRequest struct {
 	Changes     *[]string `json:"changes,omitempty"`
 	Kinds       *[]string `json:"kinds,omitempty"`
 	Disabled    *bool     `json:"disabled,omitempty"`
+	// RoutingKey is the integration key of a "pagerduty" webhook (its URL
+	// defaults to PagerDuty's Events API v2 and its min_severity to high).
+	RoutingKey *string `json:"routing_key,omitempty"`
 }
 
 // WebhookWithSecret is a webhook with its signing secret, which the server

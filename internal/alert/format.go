@@ -15,10 +15,22 @@ const (
 	FormatJSON  = "json"
 	FormatSlack = "slack"
 	FormatTeams = "teams"
+	// FormatPagerDuty sends PagerDuty Events API v2 events: a trigger for
+	// an opened or escalated item, acknowledge and resolve for the others,
+	// deduplicated by the item's kind, tenant and id.
+	FormatPagerDuty = "pagerduty"
 )
 
 // Formats lists the formats a subscription may use.
-var Formats = []string{FormatJSON, FormatSlack, FormatTeams}
+var Formats = []string{FormatJSON, FormatSlack, FormatTeams, FormatPagerDuty}
+
+// PagerDutyURL is the Events API v2 endpoint a pagerduty subscription
+// posts to unless it names another (an EU account's, say).
+const PagerDutyURL = "https://events.pagerduty.com/v2/enqueue"
+
+// maxPagerDutyEvents caps the events one delivery sends (one request
+// each); the items beyond are summed up in one more trigger.
+const maxPagerDutyEvents = 20
 
 // maxListed caps each list an item repeats from its entity (evidence ids,
 // accounts, addresses), so a delivery of many items stays small.
@@ -140,6 +152,8 @@ func render(format, deliveryID, webhookID string, items []Item) ([]byte, error) 
 		return json.Marshal(slackBody(items))
 	case FormatTeams:
 		return json.Marshal(teamsBody(items))
+	case FormatPagerDuty:
+		return json.Marshal(pagerDutyEvents(deliveryID, items))
 	}
 	return json.Marshal(envelope{DeliveryID: deliveryID, WebhookID: webhookID, Items: items})
 }
@@ -213,3 +227,87 @@ func truncateText(s string, n int) string {
 }
 
 func isRuneStart(b byte) bool { return b&0xC0 != 0x80 }
+
+// pdEvent is a PagerDuty Events API v2 event without its routing key,
+// which is added when it is sent (the delivery's stored body never holds
+// it).
+type pdEvent struct {
+	EventAction string     `json:"event_action"`
+	DedupKey    string     `json:"dedup_key"`
+	Payload     *pdPayload `json:"payload,omitempty"`
+	Client      string     `json:"client,omitempty"`
+	ClientURL   string     `json:"client_url,omitempty"`
+	Links       []pdLink   `json:"links,omitempty"`
+}
+
+type pdPayload struct {
+	Summary       string         `json:"summary"`
+	Source        string         `json:"source"`
+	Severity      string         `json:"severity"`
+	Timestamp     string         `json:"timestamp,omitempty"`
+	Component     string         `json:"component,omitempty"`
+	Group         string         `json:"group,omitempty"`
+	Class         string         `json:"class,omitempty"`
+	CustomDetails map[string]any `json:"custom_details,omitempty"`
+}
+
+type pdLink struct {
+	Href string `json:"href"`
+	Text string `json:"text"`
+}
+
+// pagerDutyEvents renders a delivery's items as PagerDuty events, at most
+// maxPagerDutyEvents (the rest summed up in the last).
+func pagerDutyEvents(deliveryID string, items []Item) []pdEvent {
+	out := make([]pdEvent, 0, min(len(items), maxPagerDutyEvents))
+	for i, it := range items {
+		if i == maxPagerDutyEvents-1 && len(items) > maxPagerDutyEvents {
+			rest := items[i:]
+			worst := audit.SeverityLow
+			for _, r := range rest {
+				if r.Severity.Rank() > worst.Rank() {
+					worst = r.Severity
+				}
+			}
+			out = append(out, pdEvent{EventAction: "trigger", DedupKey: "vigil/overflow/" + deliveryID, Client: "Vigil",
+				Payload: &pdPayload{Summary: truncateText(fmt.Sprintf("Vigil: %d more alerts in one batch; see the console", len(rest)), 1024),
+					Source: "vigil", Severity: pdSeverity(worst), Class: "overflow"}})
+			break
+		}
+		ev := pdEvent{DedupKey: "vigil/" + it.Kind + "/" + it.Tenant + "/" + it.ID, Client: "Vigil", ClientURL: it.ConsoleURL}
+		switch it.Change {
+		case audit.ChangeResolved:
+			ev.EventAction = "resolve"
+		case audit.ChangeAcknowledged:
+			ev.EventAction = "acknowledge"
+		default:
+			ev.EventAction = "trigger"
+			source := "vigil"
+			if it.Tenant != "" {
+				source = "vigil/" + it.Tenant
+			}
+			ev.Payload = &pdPayload{Summary: truncateText(summary(it), 1024), Source: source, Severity: pdSeverity(it.Severity),
+				Timestamp: it.LastSeen.UTC().Format(time.RFC3339), Component: it.RuleID, Group: it.Tenant, Class: it.Family,
+				CustomDetails: map[string]any{"explanation": it.Explanation, "evidence": it.Evidence, "kind": it.Kind, "id": it.ID,
+					"change": it.Change, "first_seen": it.FirstSeen.UTC().Format(time.RFC3339)}}
+			if it.ConsoleURL != "" {
+				ev.Links = []pdLink{{Href: it.ConsoleURL, Text: "Open in Vigil"}}
+			}
+		}
+		out = append(out, ev)
+	}
+	return out
+}
+
+// pdSeverity maps a Vigil severity onto PagerDuty's.
+func pdSeverity(s audit.Severity) string {
+	switch s {
+	case audit.SeverityCritical:
+		return "critical"
+	case audit.SeverityHigh:
+		return "error"
+	case audit.SeverityMedium:
+		return "warning"
+	}
+	return "info"
+}

@@ -1,6 +1,8 @@
 package alert
 
 import (
+	"crypto/aes"
+	"crypto/cipher"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -85,4 +87,60 @@ func SignatureHeader(secrets []string, timestamp string, body []byte) string {
 		parts[i] = "v1=" + Sign(s, timestamp, body)
 	}
 	return strings.Join(parts, " ")
+}
+
+// sealKey is the AES-256 key credentials are sealed with, derived from the
+// webhook key (so a backup of the key file opens them, and nothing else).
+func (k *Keyring) sealKey() []byte {
+	m := hmac.New(sha256.New, k.key)
+	m.Write([]byte("vigil credential seal\x00v1"))
+	return m.Sum(nil)
+}
+
+// Seal encrypts a receiver's credential (PagerDuty's routing key) for
+// storage with AES-256-GCM; context binds it to one subscription, so a
+// sealed value copied onto another subscription does not open.
+func (k *Keyring) Seal(plain, context string) (string, error) {
+	aead, err := newAEAD(k.sealKey())
+	if err != nil {
+		return "", err
+	}
+	nonce := make([]byte, aead.NonceSize())
+	if _, err := rand.Read(nonce); err != nil {
+		return "", err
+	}
+	out := aead.Seal(nonce, nonce, []byte(plain), []byte(context))
+	return "v1." + base64.RawURLEncoding.EncodeToString(out), nil
+}
+
+// Open decrypts what Seal produced for the same context.
+func (k *Keyring) Open(sealed, context string) (string, error) {
+	rest, ok := strings.CutPrefix(sealed, "v1.")
+	if !ok {
+		return "", errors.New("alert: sealed credential has an unknown version")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(rest)
+	if err != nil {
+		return "", errors.New("alert: sealed credential is not base64")
+	}
+	aead, err := newAEAD(k.sealKey())
+	if err != nil {
+		return "", err
+	}
+	if len(b) < aead.NonceSize() {
+		return "", errors.New("alert: sealed credential is too short")
+	}
+	plain, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], []byte(context))
+	if err != nil {
+		return "", errors.New("alert: sealed credential does not open with this server's webhook key")
+	}
+	return string(plain), nil
+}
+
+func newAEAD(key []byte) (cipher.AEAD, error) {
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, err
+	}
+	return cipher.NewGCM(block)
 }

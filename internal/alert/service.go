@@ -169,6 +169,9 @@ type Spec struct {
 	Changes     *[]audit.LifecycleChange
 	Kinds       *[]string
 	Disabled    *bool
+	// RoutingKey is a pagerduty subscription's integration key; it is
+	// stored sealed and never shown again.
+	RoutingKey *string
 }
 
 // Limits of a subscription's fields.
@@ -247,10 +250,46 @@ func (s *Service) apply(sub *audit.Subscription, spec Spec) error {
 	if spec.Disabled != nil {
 		sub.Disabled = *spec.Disabled
 	}
+	if sub.Format == FormatPagerDuty {
+		if sub.URL == "" {
+			sub.URL = PagerDutyURL
+		}
+		if spec.RoutingKey != nil {
+			if k := *spec.RoutingKey; k == "" || len(k) > 128 || strings.IndexFunc(k, func(r rune) bool {
+				return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9')
+			}) >= 0 {
+				bad("routing_key", "routing_key must be the PagerDuty integration key: 1-128 letters and digits")
+			} else if sealed, err := s.opts.Keyring.Seal(k, sub.ID); err != nil {
+				bad("routing_key", "routing_key could not be sealed: %v", err)
+			} else {
+				sub.SealedCredential = sealed
+			}
+		}
+		if sub.SealedCredential == "" {
+			bad("routing_key", "a pagerduty webhook needs routing_key (the integration key of a PagerDuty service's Events API v2 integration)")
+		}
+	} else {
+		if spec.RoutingKey != nil && *spec.RoutingKey != "" {
+			bad("routing_key", "routing_key is only for format pagerduty")
+		}
+		sub.SealedCredential = "" // a format that needs none keeps none
+	}
 	if sub.URL == "" {
 		bad("url", "url is required")
 	}
 	return errors.Join(errs...)
+}
+
+// public is a subscription as it leaves the service: its sealed
+// credential replaced by whether it has one.
+func public(sub *audit.Subscription) *audit.Subscription {
+	if sub == nil {
+		return nil
+	}
+	out := *sub
+	out.HasCredential = sub.SealedCredential != ""
+	out.SealedCredential = ""
+	return &out
 }
 
 // checkURL accepts an absolute https URL (http with AllowHTTP) with a host
@@ -307,13 +346,16 @@ func (s *Service) Create(ctx context.Context, p audit.Principal, tenant string, 
 		Changes:   []audit.LifecycleChange{audit.ChangeOpened, audit.ChangeEscalated, audit.ChangeResolved},
 		Kinds:     []string{audit.KindIncident, audit.KindFinding},
 		SecretGen: 1, CreatedAt: now, UpdatedAt: now}
+	if spec.Format != nil && *spec.Format == FormatPagerDuty && spec.MinSeverity == nil {
+		sub.MinSeverity = audit.SeverityHigh // page on high and critical unless told otherwise
+	}
 	if err := s.apply(&sub, spec); err != nil {
 		return audit.Subscription{}, "", err
 	}
 	if err := s.opts.Store.CreateSubscription(ctx, sub, s.opts.MaxPerTenant); err != nil {
 		return audit.Subscription{}, "", err
 	}
-	return sub, s.opts.Keyring.Secret(sub.ID, sub.SecretGen), nil
+	return *public(&sub), s.opts.Keyring.Secret(sub.ID, sub.SecretGen), nil
 }
 
 // List returns the subscriptions p may see: a tenant's own; for an
@@ -322,12 +364,17 @@ func (s *Service) List(ctx context.Context, p audit.Principal, tenant string, al
 	if !p.Operator() {
 		tenant, all = p.Tenant, false
 	}
-	return s.opts.Store.ListSubscriptions(ctx, tenant, all)
+	subs, err := s.opts.Store.ListSubscriptions(ctx, tenant, all)
+	for i := range subs {
+		subs[i] = *public(&subs[i])
+	}
+	return subs, err
 }
 
 // Get returns one subscription.
 func (s *Service) Get(ctx context.Context, p audit.Principal, id string) (*audit.Subscription, error) {
-	return s.get(ctx, p, id)
+	sub, err := s.get(ctx, p, id)
+	return public(sub), err
 }
 
 // Update changes a subscription.
@@ -343,7 +390,7 @@ func (s *Service) Update(ctx context.Context, p audit.Principal, id string, spec
 	if err := s.opts.Store.UpdateSubscription(ctx, *sub); err != nil {
 		return nil, err
 	}
-	return sub, nil
+	return public(sub), nil
 }
 
 // Delete deletes a subscription and its deliveries.
@@ -380,7 +427,7 @@ func (s *Service) Rotate(ctx context.Context, p audit.Principal, id string, over
 	if err := s.opts.Store.UpdateSubscription(ctx, *sub); err != nil {
 		return nil, "", err
 	}
-	return sub, s.opts.Keyring.Secret(sub.ID, sub.SecretGen), nil
+	return public(sub), s.opts.Keyring.Secret(sub.ID, sub.SecretGen), nil
 }
 
 // Deliveries lists a subscription's deliveries, newest first.
@@ -678,22 +725,52 @@ func (s *Service) backoff(attempts int) time.Duration {
 	return d/2 + time.Duration(mrand.Int64N(int64(d/2)+1))
 }
 
-// post makes one request. A 2xx answer is success; anything else, a
-// refused address or a network error is an error to retry.
+// post makes one request (a pagerduty delivery, one per event). A 2xx
+// answer is success; anything else, a refused address or a network error
+// is an error to retry.
 func (s *Service) post(ctx context.Context, sub *audit.Subscription, d audit.Delivery, now time.Time) (int, error) {
+	if sub.Format != FormatPagerDuty {
+		return s.postBody(ctx, sub, d.ID, d.Body, now)
+	}
+	key, err := s.opts.Keyring.Open(sub.SealedCredential, sub.ID)
+	if err != nil {
+		return 0, err
+	}
+	var events []map[string]json.RawMessage
+	if err := json.Unmarshal(d.Body, &events); err != nil {
+		return 0, fmt.Errorf("decode pagerduty events of delivery %s: %w", d.ID, err)
+	}
+	rk, _ := json.Marshal(key)
+	status := 0
+	// Every attempt sends every event again: PagerDuty deduplicates them by
+	// dedup_key, so a repeated trigger adds nothing.
+	for _, ev := range events {
+		ev["routing_key"] = rk
+		body, err := json.Marshal(ev)
+		if err != nil {
+			return 0, err
+		}
+		if status, err = s.postBody(ctx, sub, d.ID, body, now); err != nil {
+			return status, err
+		}
+	}
+	return status, nil
+}
+
+func (s *Service) postBody(ctx context.Context, sub *audit.Subscription, deliveryID string, body []byte, now time.Time) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, strings.NewReader(string(d.Body)))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, strings.NewReader(string(body)))
 	if err != nil {
 		return 0, fmt.Errorf("build request: %w", err)
 	}
 	ts := strconv.FormatInt(now.Unix(), 10)
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "Vigil-Webhook/1")
-	req.Header.Set("Vigil-Delivery", d.ID)
+	req.Header.Set("Vigil-Delivery", deliveryID)
 	req.Header.Set("Vigil-Webhook", sub.ID)
 	req.Header.Set("Vigil-Timestamp", ts)
-	req.Header.Set("Vigil-Signature", SignatureHeader(s.secrets(sub, now), ts, d.Body))
+	req.Header.Set("Vigil-Signature", SignatureHeader(s.secrets(sub, now), ts, body))
 	resp, err := s.client.Do(req)
 	if err != nil {
 		if errors.Is(err, ErrBlockedAddress) {

@@ -77,6 +77,12 @@ type Subscription struct {
 	Disabled bool     `json:"disabled,omitempty"`
 	// SecretGen is the generation of the current signing secret;
 	// PreviousGen, until PreviousUntil, the one before a rotation.
+	// SealedCredential is the receiver's own secret (PagerDuty's routing
+	// key), encrypted with the server's webhook key; services clear it
+	// before a subscription leaves them, so no API shows it.
+	SealedCredential string `json:"sealed_credential,omitempty"`
+	// HasCredential says a credential is set (shown instead of it).
+	HasCredential bool       `json:"has_credential,omitempty"`
 	SecretGen     int        `json:"secret_generation"`
 	PreviousGen   int        `json:"previous_generation,omitempty"`
 	PreviousUntil *time.Time `json:"previous_valid_until,omitempty"`

@@ -23,11 +23,12 @@ type webhookRequest struct {
 	Changes     *[]audit.LifecycleChange `json:"changes"`
 	Kinds       *[]string                `json:"kinds"`
 	Disabled    *bool                    `json:"disabled"`
+	RoutingKey  *string                  `json:"routing_key"`
 }
 
 func (q webhookRequest) spec() alert.Spec {
 	return alert.Spec{Name: q.Name, URL: q.URL, Format: q.Format, Rules: q.Rules, Families: q.Families,
-		MinSeverity: q.MinSeverity, Changes: q.Changes, Kinds: q.Kinds, Disabled: q.Disabled}
+		MinSeverity: q.MinSeverity, Changes: q.Changes, Kinds: q.Kinds, Disabled: q.Disabled, RoutingKey: q.RoutingKey}
 }
 
 func (a *API) webhooks() (*alert.Service, error) {
