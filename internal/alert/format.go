@@ -22,7 +22,7 @@ const (
 )
 
 // Formats lists the formats a subscription may use.
-var Formats = []string{FormatJSON, FormatSlack, FormatTeams, FormatPagerDuty}
+var Formats = []string{FormatJSON, FormatSlack, FormatTeams, FormatPagerDuty, FormatEmail}
 
 // PagerDutyURL is the Events API v2 endpoint a pagerduty subscription
 // posts to unless it names another (an EU account's, say).

@@ -33,6 +33,8 @@ type Options struct {
 	Guard Guard
 	// AllowHTTP accepts http:// receiver URLs; only https:// otherwise.
 	AllowHTTP bool
+	// SMTP is the relay of email subscriptions; nil refuses them.
+	SMTP *SMTP
 	// PublicURL is the console's address, for links in payloads; "" omits them.
 	PublicURL string
 	// Family names a rule's family (for family filters on findings).
@@ -194,17 +196,26 @@ func (s *Service) apply(sub *audit.Subscription, spec Spec) error {
 		}
 		sub.Name = *spec.Name
 	}
-	if spec.URL != nil {
-		if err := s.checkURL(*spec.URL); err != nil {
-			bad("url", "%s", err.Error())
-		}
-		sub.URL = *spec.URL
-	}
 	if spec.Format != nil {
 		if !slices.Contains(Formats, *spec.Format) {
 			bad("format", "format must be one of %s", strings.Join(Formats, ", "))
 		}
 		sub.Format = *spec.Format
+	}
+	if spec.URL != nil {
+		sub.URL = *spec.URL
+	}
+	if sub.Format == FormatEmail {
+		if s.opts.SMTP == nil {
+			bad("format", "email needs an SMTP relay configured on this server (alerts.smtp.addr)")
+		}
+		if _, err := mailRecipients(sub.URL); err != nil {
+			bad("url", "%s", err.Error())
+		}
+	} else if spec.URL != nil || spec.Format != nil {
+		if err := s.checkURL(sub.URL); err != nil && sub.URL != "" {
+			bad("url", "%s", err.Error())
+		}
 	}
 	list := func(field string, in *[]string, out *[]string) {
 		if in == nil {
@@ -603,7 +614,21 @@ func (s *Service) seal(ctx context.Context) error {
 			}
 			items = append(items, it)
 		}
-		body, err := render(sub.Format, d.ID, sub.ID, items)
+		var body []byte
+		if sub.Format == FormatEmail {
+			to, rerr := mailRecipients(sub.URL)
+			from := ""
+			if s.opts.SMTP != nil {
+				from = s.opts.SMTP.From
+			}
+			if rerr == nil {
+				body, err = renderEmail(from, to, sub, d.ID, items, now)
+			} else {
+				err = rerr
+			}
+		} else {
+			body, err = render(sub.Format, d.ID, sub.ID, items)
+		}
 		if err != nil {
 			return fmt.Errorf("render delivery %s: %w", d.ID, err)
 		}
@@ -729,6 +754,16 @@ func (s *Service) backoff(attempts int) time.Duration {
 // answer is success; anything else, a refused address or a network error
 // is an error to retry.
 func (s *Service) post(ctx context.Context, sub *audit.Subscription, d audit.Delivery, now time.Time) (int, error) {
+	if sub.Format == FormatEmail {
+		to, err := mailRecipients(sub.URL)
+		if err != nil {
+			return 0, err
+		}
+		if err := s.sendMail(ctx, to, d.Body); err != nil {
+			return 0, err
+		}
+		return 250, nil // SMTP's "requested mail action okay"
+	}
 	if sub.Format != FormatPagerDuty {
 		return s.postBody(ctx, sub, d.ID, d.Body, now)
 	}

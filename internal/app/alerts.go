@@ -1,7 +1,10 @@
 package app
 
 import (
+	"crypto/x509"
+	"fmt"
 	"net/netip"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -36,8 +39,22 @@ func (a *App) buildAlerts(c config.Alerts, publicURL string) (*alert.Service, er
 		}
 		guard.Allow = append(guard.Allow, p.Masked())
 	}
+	var smtp *alert.SMTP
+	if m := c.SMTP; m.Addr != "" {
+		smtp = &alert.SMTP{Addr: m.Addr, From: m.From, Username: m.Username, Password: m.Password, TLS: m.TLS}
+		if m.CAFile != "" {
+			pem, err := os.ReadFile(m.CAFile)
+			if err != nil {
+				return nil, fmt.Errorf("alerts.smtp.ca_file: %w", err)
+			}
+			smtp.RootCAs = x509.NewCertPool()
+			if !smtp.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("alerts.smtp.ca_file %s holds no PEM certificate", m.CAFile)
+			}
+		}
+	}
 	return alert.New(alert.Options{
-		Store: a.stores.Alerts, Keyring: kr, Guard: guard, AllowHTTP: c.AllowHTTP, PublicURL: publicURL,
+		Store: a.stores.Alerts, Keyring: kr, Guard: guard, AllowHTTP: c.AllowHTTP, PublicURL: publicURL, SMTP: smtp,
 		Family: detect.Family, MaxPerTenant: c.MaxWebhooksPerTenant, BatchWindow: c.BatchWindow, BatchMax: c.BatchMax,
 		MaxQueued: c.MaxQueued, RatePerMinute: c.RatePerMinute, MinBackoff: c.MinBackoff, MaxBackoff: c.MaxBackoff,
 		RetryFor: c.RetryFor, Timeout: c.Timeout, SecretOverlap: c.SecretOverlap, Poll: c.Poll,

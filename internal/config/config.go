@@ -8,6 +8,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
+	"net/mail"
 	"net/netip"
 	"os"
 	"reflect"
@@ -81,6 +83,26 @@ type Alerts struct {
 	SecretOverlap time.Duration `yaml:"secret_overlap"`
 	// Poll is how often the worker looks for work.
 	Poll time.Duration `yaml:"poll"`
+	// SMTP is the relay e-mail webhooks (format email) go through.
+	SMTP SMTP `yaml:"smtp"`
+}
+
+// SMTP configures the relay for e-mail alerts; e-mail webhooks are refused
+// while Addr is empty.
+type SMTP struct {
+	// Addr is the relay's host:port (587 for STARTTLS, 465 for implicit TLS).
+	Addr string `yaml:"addr"`
+	// From is the sender address of alert e-mails.
+	From string `yaml:"from"`
+	// Username and Password authenticate with PLAIN; set the password
+	// through VIGIL_ALERTS_SMTP_PASSWORD rather than the file.
+	Username string `yaml:"username"`
+	Password string `yaml:"password" secret:"true"`
+	// TLS is starttls (required), implicit or none (a local relay only).
+	TLS string `yaml:"tls"`
+	// CAFile, when set, holds the PEM certificates the relay's certificate
+	// must chain to (a private relay); the system's roots otherwise.
+	CAFile string `yaml:"ca_file"`
 }
 
 // Console is the web console served at / by vigil serve.
@@ -277,7 +299,7 @@ func Default() Config {
 		Retention: Retention{Interval: time.Hour, TenantMinDays: 30, TenantMaxDays: 400},
 		Alerts: Alerts{Enabled: true, MaxWebhooksPerTenant: 25, BatchWindow: 5 * time.Second, BatchMax: 200, MaxQueued: 10_000,
 			RatePerMinute: 60, MinBackoff: 10 * time.Second, MaxBackoff: time.Hour, RetryFor: 24 * time.Hour,
-			Timeout: 10 * time.Second, SecretOverlap: 24 * time.Hour, Poll: time.Second},
+			Timeout: 10 * time.Second, SecretOverlap: 24 * time.Hour, Poll: time.Second, SMTP: SMTP{TLS: "starttls"}},
 		Log: Log{Level: "info", Format: "auto"},
 	}
 }
@@ -581,6 +603,27 @@ func (a Alerts) validate(bad func(path, format string, args ...any)) {
 	for i, c := range a.AllowCIDRs {
 		if _, err := netip.ParsePrefix(strings.TrimSpace(c)); err != nil {
 			bad(fmt.Sprintf("alerts.allow_cidrs[%d]", i), "%q is not a network such as 10.20.0.0/16", c)
+		}
+	}
+	if m := a.SMTP; m.Addr != "" {
+		host, port, err := net.SplitHostPort(m.Addr)
+		if err != nil || host == "" || port == "" {
+			bad("alerts.smtp.addr", "must be host:port, such as smtp.example.com:587")
+		}
+		if addr, err := mail.ParseAddress(m.From); err != nil || addr.Name != "" {
+			bad("alerts.smtp.from", "must be a plain e-mail address such as vigil@example.com")
+		}
+		switch m.TLS {
+		case "starttls", "implicit":
+		case "none":
+			if ip, err := netip.ParseAddr(host); m.Password != "" && (err != nil || !ip.IsLoopback()) && host != "localhost" {
+				bad("alerts.smtp.tls", "none would send the password in clear to a relay that is not on this machine")
+			}
+		default:
+			bad("alerts.smtp.tls", "must be starttls, implicit or none")
+		}
+		if m.Password != "" && m.Username == "" {
+			bad("alerts.smtp.username", "is required with a password")
 		}
 	}
 }
