@@ -51,9 +51,26 @@ type Item struct {
 	Explanation string                `json:"explanation"`
 	Evidence    Evidence              `json:"evidence"`
 	ConsoleURL  string                `json:"console_url,omitempty"`
-	FirstSeen   time.Time             `json:"first_seen"`
-	LastSeen    time.Time             `json:"last_seen"`
-	ChangedAt   time.Time             `json:"changed_at"`
+	// Action is set on a response action (kind "action"): what the SaaS
+	// is asked to do, and where it reports back.
+	Action    *ActionRequest `json:"action,omitempty"`
+	FirstSeen time.Time      `json:"first_seen"`
+	LastSeen  time.Time      `json:"last_seen"`
+	ChangedAt time.Time      `json:"changed_at"`
+}
+
+// ActionRequest is a response action as the SaaS receives it. The SaaS
+// reports its acknowledgement and outcome with POST ResultURL (or
+// /v1/actions/{id}/result on the API), using a key of the tenant with
+// scope events:write.
+type ActionRequest struct {
+	Type        string `json:"type"`
+	Actor       string `json:"actor"`
+	FindingID   string `json:"finding_id,omitempty"`
+	IncidentID  string `json:"incident_id,omitempty"`
+	RequestedBy string `json:"requested_by"`
+	Reason      string `json:"reason,omitempty"`
+	ResultURL   string `json:"result_url,omitempty"`
 }
 
 // Evidence summarises what an item rests on: counts, and the first few
@@ -122,6 +139,22 @@ func itemOf(c audit.Change, family func(string) string, publicURL string) (Item,
 		if len(inc.Findings) > 0 {
 			it.ConsoleURL = link(inc.Findings[0])
 		}
+	case audit.KindAction:
+		var a audit.ResponseAction
+		if err := json.Unmarshal(c.Doc, &a); err != nil {
+			return it, fmt.Errorf("decode response action %s: %w", c.EntityID, err)
+		}
+		it.Status = audit.FindingStatus(a.Status)
+		it.Title = a.Type + " for " + a.ActorID
+		it.Explanation = a.Reason
+		it.FirstSeen, it.LastSeen = a.CreatedAt, a.CreatedAt
+		it.Evidence = Evidence{Accounts: []string{a.ActorID}}
+		it.Action = &ActionRequest{Type: a.Type, Actor: a.ActorID, FindingID: a.FindingID, IncidentID: a.IncidentID,
+			RequestedBy: a.RequestedBy, Reason: a.Reason}
+		if publicURL != "" {
+			it.Action.ResultURL = strings.TrimRight(publicURL, "/") + "/v1/actions/" + url.PathEscape(a.ID) + "/result"
+		}
+		it.ConsoleURL = link(a.FindingID)
 	default:
 		return it, fmt.Errorf("change %d: unknown kind %q", c.Seq, c.Kind)
 	}

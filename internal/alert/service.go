@@ -3,6 +3,7 @@ package alert
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -33,6 +34,16 @@ type Options struct {
 	Guard Guard
 	// AllowHTTP accepts http:// receiver URLs; only https:// otherwise.
 	AllowHTTP bool
+	// Actions stores the response actions that findings trigger through
+	// their tenant's rule settings (RuleActions); both nil: none are.
+	Actions audit.ActionStore
+	// RuleActions returns the response actions a tenant has a rule's new
+	// findings trigger.
+	RuleActions func(ctx context.Context, tenant, rule string) ([]string, error)
+	// ActionRequested writes a triggered action to its tenant's audit log;
+	// it is called again for an action already stored (after a crash), so
+	// it must be idempotent.
+	ActionRequested func(ctx context.Context, a audit.ResponseAction) error
 	// SMTP is the relay of email subscriptions; nil refuses them.
 	SMTP *SMTP
 	// PublicURL is the console's address, for links in payloads; "" omits them.
@@ -251,8 +262,8 @@ func (s *Service) apply(sub *audit.Subscription, spec Spec) error {
 	}
 	if spec.Kinds != nil {
 		for _, k := range *spec.Kinds {
-			if k != audit.KindFinding && k != audit.KindIncident {
-				bad("kinds", "kinds must be among finding, incident; not %q", k)
+			if k != audit.KindFinding && k != audit.KindIncident && k != audit.KindAction {
+				bad("kinds", "kinds must be among finding, incident, action; not %q", k)
 				break
 			}
 		}
@@ -534,6 +545,9 @@ func (s *Service) fanOut(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if err := s.triggerActions(ctx, changes); err != nil {
+			return err
+		}
 		var items []audit.OutboxItem
 		for _, c := range changes {
 			var it *Item
@@ -574,6 +588,73 @@ func (s *Service) fanOut(ctx context.Context) error {
 	}
 	return nil
 }
+
+// triggerActions creates the response actions the tenants' rule settings
+// ask for on new findings that name an account. An action's id derives
+// from the finding and the action type, so a retried turn creates nothing
+// twice.
+func (s *Service) triggerActions(ctx context.Context, changes []audit.Change) error {
+	if s.opts.Actions == nil || s.opts.RuleActions == nil {
+		return nil
+	}
+	cache := map[string][]string{}
+	for _, c := range changes {
+		if c.Kind != audit.KindFinding || c.Change != audit.ChangeOpened || c.Tenant == "" {
+			continue
+		}
+		ck := c.Tenant + "\x00" + c.RuleID
+		types, ok := cache[ck]
+		if !ok {
+			var err error
+			if types, err = s.opts.RuleActions(ctx, c.Tenant, c.RuleID); err != nil {
+				return err
+			}
+			cache[ck] = types
+		}
+		if len(types) == 0 {
+			continue
+		}
+		var f audit.Finding
+		if err := json.Unmarshal(c.Doc, &f); err != nil || f.ActorID == "" {
+			continue
+		}
+		for _, typ := range types {
+			a := audit.ResponseAction{ID: actionID(c.Tenant, f.ID, typ), Tenant: c.Tenant, Type: typ, ActorID: f.ActorID,
+				FindingID: f.ID, IncidentID: f.IncidentID, RuleID: f.RuleID, RequestedBy: "rule:" + f.RuleID, Severity: f.Severity,
+				Reason: truncateText(f.Explanation, 1000), Status: audit.ActionRequested, CreatedAt: s.now().UTC()}
+			a.UpdatedAt = a.CreatedAt
+			if _, err := s.opts.Actions.CreateAction(ctx, a); err != nil {
+				if audit.ErrorCode(err) == audit.EINVALID {
+					s.log.LogAttrs(ctx, slog.LevelWarn, "response action not triggered", slog.String("tenant_id", c.Tenant),
+						slog.String("finding_id", f.ID), slog.String("error", err.Error()))
+					continue
+				}
+				return err
+			}
+			if s.opts.ActionRequested != nil {
+				if err := s.opts.ActionRequested(ctx, a); err != nil {
+					if audit.ErrorCode(err) != audit.EINVALID {
+						return err // retried next turn
+					}
+					// A record the log refuses would block every alert:
+					// say so and go on.
+					s.log.LogAttrs(ctx, slog.LevelError, "response action not written to the audit log", slog.String("tenant_id", c.Tenant),
+						slog.String("action_id", a.ID), slog.String("error", err.Error()))
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// actionID is the id of the action of type typ a finding triggers.
+func actionID(tenant, finding, typ string) string {
+	h := sha256.Sum256([]byte(tenant + "\x00" + finding + "\x00" + typ))
+	return "act_" + hex.EncodeToString(h[:12])
+}
+
+// NewActionID is the id of an action an analyst requests.
+func NewActionID() string { return "act_" + newID()[3:] }
 
 // matches applies the filters a change carries.
 func (s *Service) matches(sub *audit.Subscription, c audit.Change) bool {

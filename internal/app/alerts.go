@@ -1,6 +1,7 @@
 package app
 
 import (
+	"context"
 	"crypto/x509"
 	"fmt"
 	"net/netip"
@@ -9,8 +10,10 @@ import (
 	"strings"
 
 	"github.com/vigilhq/vigil/internal/alert"
+	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/detect"
+	"github.com/vigilhq/vigil/internal/httpapi"
 )
 
 // WebhookKeyFile is the file in the data directory holding the key webhook
@@ -53,11 +56,41 @@ func (a *App) buildAlerts(c config.Alerts, publicURL string) (*alert.Service, er
 			}
 		}
 	}
+	rules := a.stores.Rules
+	ruleActions := func(ctx context.Context, tenant, rule string) ([]string, error) {
+		ss, err := rules.ListRuleSettings(ctx, tenant)
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range ss {
+			if s.RuleID == rule && !s.Disabled {
+				return s.Actions, nil
+			}
+		}
+		return nil, nil
+	}
 	return alert.New(alert.Options{
+		Actions: a.stores.Actions, RuleActions: ruleActions, ActionRequested: a.recordTriggeredAction,
 		Store: a.stores.Alerts, Keyring: kr, Guard: guard, AllowHTTP: c.AllowHTTP, PublicURL: publicURL, SMTP: smtp,
 		Family: detect.Family, MaxPerTenant: c.MaxWebhooksPerTenant, BatchWindow: c.BatchWindow, BatchMax: c.BatchMax,
 		MaxQueued: c.MaxQueued, RatePerMinute: c.RatePerMinute, MinBackoff: c.MinBackoff, MaxBackoff: c.MaxBackoff,
 		RetryFor: c.RetryFor, Timeout: c.Timeout, SecretOverlap: c.SecretOverlap, Poll: c.Poll,
 		Logger: a.log.With("component", "alert"), Registerer: a.registry, Now: a.now,
 	})
+}
+
+// recordTriggeredAction writes an action a rule triggered to its tenant's
+// audit log; its event id makes a repeated record (after a crash) harmless.
+func (a *App) recordTriggeredAction(ctx context.Context, act audit.ResponseAction) error {
+	if a.ingest == nil {
+		return nil
+	}
+	meta := map[string]any{"action_id": act.ID, "type": act.Type, "status": string(act.Status), "requested_by": act.RequestedBy,
+		"finding_id": act.FindingID}
+	if act.Reason != "" {
+		meta["reason"] = act.Reason
+	}
+	ev := &audit.Event{ID: act.ID + ".requested", Tenant: act.Tenant, Action: audit.ActionResponseRequested,
+		Actor: audit.Actor{ID: "vigil", Type: audit.ActorService}, Target: audit.Target{Type: "user", ID: act.ActorID}, Metadata: meta}
+	return a.ingest.RecordBatch(httpapi.ServerWrite(ctx), audit.Principal{}, []*audit.Event{ev})
 }

@@ -66,6 +66,7 @@ type App struct {
 	// cannot.
 	retention *retention.Job
 	alerts    *alert.Service // nil when alerts are off
+	ingest    *ingest.Service
 	closers   []func() error
 	// knownTenants caches tenants found to exist (see tenantExists).
 	knownTenants sync.Map
@@ -147,6 +148,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if a.pipe, err = pipeline.New(popts); err != nil {
 		return nil, err
 	}
+	a.ingest = svc
 	if a.retention, err = a.buildRetention(svc); err != nil {
 		return nil, err
 	}
@@ -171,6 +173,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	}
 	if a.alerts != nil {
 		apiOpts.Webhooks = a.alerts
+		apiOpts.Actions = a.stores.Actions
 		a.closers = append(a.closers, a.alerts.Close)
 	}
 	viewers, secret, err := a.buildAccess(ctx)

@@ -73,6 +73,10 @@ func TestTenantIsolationMatrix(t *testing.T) {
 	}
 	viewerB := minted.ViewerToken.ID
 	seedWebhook(t, st, "wh-b", "tenant-b", secretB)
+	if _, err := st.Actions.CreateAction(ctx, audit.ResponseAction{ID: "act-b", Tenant: "tenant-b", Type: audit.RespLockAccount,
+		ActorID: "bob", Reason: secretB, RequestedBy: "key:x", Severity: audit.SeverityHigh, CreatedAt: at, UpdatedAt: at}); err != nil {
+		t.Fatal(err)
+	}
 	deadB := deadDelivery(t, st, "wh-b", "tenant-b", 1<<40)
 
 	type attempt struct {
@@ -169,6 +173,22 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		},
 		"DELETE /v1/rules/{rule}/settings": {
 			{"DELETE", "/v1/rules/brute_force/settings?tenant=tenant-b", "", denied},
+		},
+		"POST /v1/actions": {
+			{"POST", "/v1/actions?tenant=tenant-b", `{"type":"lock_account","actor":"bob"}`, denied},
+			{"POST", "/v1/actions", `{"type":"lock_account","actor":"bob","finding_id":"f-b"}`, []int{400}}, // B's finding is not A's
+		},
+		"GET /v1/actions": {
+			{"GET", "/v1/actions", "", []int{200}},
+			{"GET", "/v1/actions?tenant=tenant-b", "", denied},
+		},
+		"GET /v1/actions/{id}": {
+			{"GET", "/v1/actions/act-b", "", denied},
+			{"GET", "/v1/actions/act-b?tenant=tenant-b", "", denied},
+		},
+		"POST /v1/actions/{id}/result": {
+			{"POST", "/v1/actions/act-b/result", `{"status":"succeeded"}`, denied},
+			{"POST", "/v1/actions/act-b/result?tenant=tenant-b", `{"status":"succeeded"}`, denied},
 		},
 		"GET /v1/egresses": {
 			{"GET", "/v1/egresses?all=true", "", []int{200}},
@@ -310,6 +330,9 @@ func TestTenantIsolationMatrix(t *testing.T) {
 	got, err := st.Findings.GetFinding(ctx, "tenant-b", "f-b")
 	if err != nil || got.Status != audit.StatusOpen {
 		t.Fatalf("B's finding changed: %+v %v", got, err)
+	}
+	if got, err := st.Actions.GetAction(ctx, "tenant-b", "act-b"); err != nil || got.Status != audit.ActionRequested {
+		t.Fatalf("B's response action changed: %+v %v", got, err)
 	}
 	if got, err := st.Findings.GetFinding(ctx, "", "f-inst"); err != nil || got.Status != audit.StatusOpen {
 		t.Fatalf("the installation-wide finding changed: %+v %v", got, err)

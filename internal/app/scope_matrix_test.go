@@ -67,6 +67,10 @@ func TestScopeMatrix(t *testing.T) {
 	}
 
 	seedWebhook(t, st, "wh-a", "tenant-a", "a's webhook")
+	if _, err := st.Actions.CreateAction(ctx, audit.ResponseAction{ID: "act-a", Tenant: "tenant-a", Type: audit.RespLockAccount,
+		ActorID: "alice", RequestedBy: "key:x", Severity: audit.SeverityHigh, CreatedAt: at, UpdatedAt: at}); err != nil {
+		t.Fatal(err)
+	}
 	var seq int64 = 1 << 40
 
 	// own names tenant-a the way each kind must: a tenant key implies it,
@@ -130,6 +134,14 @@ func TestScopeMatrix(t *testing.T) {
 		}},
 		"GET /v1/findings":      {scope: audit.ScopeFindingsRead, want: 200, req: get("/v1/findings")},
 		"GET /v1/findings/{id}": {scope: audit.ScopeFindingsRead, want: 200, req: get("/v1/findings/f-a")},
+		"POST /v1/actions": {scope: audit.ScopeFindingsWrite, want: 201, req: func(_ *testing.T, k keyKind, _ int) call {
+			return call{"POST", with("/v1/actions", k), `{"type":"require_mfa","actor":"alice","finding_id":"f-a"}`}
+		}},
+		"GET /v1/actions":      {scope: audit.ScopeFindingsRead, want: 200, req: get("/v1/actions")},
+		"GET /v1/actions/{id}": {scope: audit.ScopeFindingsRead, want: 200, req: get("/v1/actions/act-a")},
+		"POST /v1/actions/{id}/result": {scope: audit.ScopeEventsWrite, want: 200, req: func(_ *testing.T, k keyKind, _ int) call {
+			return call{"POST", with("/v1/actions/act-a/result", k), `{"status":"acknowledged"}`}
+		}},
 		"PATCH /v1/findings/{id}": {scope: audit.ScopeFindingsWrite, want: 200, req: func(_ *testing.T, k keyKind, _ int) call {
 			return call{"PATCH", with("/v1/findings/f-a", k), `{"status":"acknowledged"}`}
 		}},

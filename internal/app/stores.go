@@ -25,8 +25,10 @@ type Stores struct {
 	// Viewers keeps viewer-token records; Saved the console's saved searches.
 	Viewers audit.ViewerTokenStore
 	Saved   audit.SavedSearchStore
-	// Alerts keeps webhooks and their outbox.
-	Alerts audit.AlertStore
+	// Alerts keeps webhooks and their outbox; Actions the response actions
+	// they deliver.
+	Alerts  audit.AlertStore
+	Actions audit.ActionStore
 	// Query runs investigation queries and exports; nil when the backend
 	// has no query engine.
 	Query audit.QueryRunner
@@ -57,7 +59,7 @@ func OpenStores(ctx context.Context, cfg config.Config, log *slog.Logger, now fu
 		}
 		return &Stores{
 			Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, Incidents: db, State: db, Rules: db, Viewers: db, Saved: db, Alerts: db,
-			Query:     db.Events().Querier(sqlite.QueryOptions{}),
+			Actions: db, Query: db.Events().Querier(sqlite.QueryOptions{}),
 			Retention: db, RetentionPlanner: db, FindingRetention: db,
 			Ping: db.Ping, Ready: db.Ready, DiskSize: db.DiskBytes, Close: db.Close,
 		}, nil

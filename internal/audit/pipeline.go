@@ -53,11 +53,14 @@ type StateStore interface {
 
 // RuleSetting is one tenant's tuning of one rule.
 type RuleSetting struct {
-	Tenant    string         `json:"tenant"`
-	RuleID    string         `json:"rule_id"`
-	Disabled  bool           `json:"disabled"`
-	Params    map[string]any `json:"params,omitempty"`
-	UpdatedAt time.Time      `json:"updated_at"`
+	Tenant   string         `json:"tenant"`
+	RuleID   string         `json:"rule_id"`
+	Disabled bool           `json:"disabled"`
+	Params   map[string]any `json:"params,omitempty"`
+	// Actions are the response actions (ResponseActionTypes) a new finding
+	// of the rule that names an account triggers in this tenant.
+	Actions   []string  `json:"actions,omitempty"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // AllowEntry is one allowlisted network of a tenant: an IP, a CIDR or an ASN

@@ -64,6 +64,7 @@ func commands() []*Command {
 		retentionRunCommand(),
 		webhooksListCommand(), webhooksDeadLettersCommand(), webhooksReplayCommand(),
 		allowlistListCommand(), allowlistAddCommand(), allowlistRemoveCommand(), egressesListCommand(),
+		actionsRequestCommand(), actionsListCommand(),
 		enrichCommand(), rulesListCommand(), rulesCheckCommand(), rulesTestCommand(), rulesBacktestCommand(), rulesSuggestCommand(), profilesRebuildCommand(),
 		versionCommand(),
 	}

@@ -174,3 +174,79 @@ Tune with: vigil allowlist add ip|cidr|asn VALUE --mode egress|not_egress`,
 		},
 	}
 }
+
+func actionsRequestCommand() *Command {
+	return &Command{
+		Name: "actions request", Usage: "TYPE ACTOR", Short: "ask the SaaS to act on an account (scope findings:write)",
+		Long: `Asks the SaaS to act on one of its accounts: TYPE is revoke_sessions,
+force_password_reset, require_mfa or lock_account. The request is written
+to the tenant's audit log and delivered, signed, to the tenant's webhooks
+whose kinds include "action"; the SaaS reports back what it did.
+
+  vigil actions request revoke_sessions alice@example.com --finding fnd_0a1b… --reason "session cookie replayed"`,
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
+			newClient := clientFlags(env, fs)
+			finding := fs.String("finding", "", "the finding that prompted it")
+			reason := fs.String("reason", "", "why (sent to the SaaS and kept in the audit log)")
+			return func(args []string) error {
+				if len(args) != 2 {
+					return usagef("actions request takes an action type and an account id")
+				}
+				c, err := newClient()
+				if err != nil {
+					return err
+				}
+				a, err := c.RequestAction(ctx, client.ActionRequest{Type: args[0], Actor: args[1], FindingID: *finding, Reason: *reason})
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(env.Stdout, "%s requested: %s for %s\n", a.ID, a.Type, a.ActorID)
+				return nil
+			}
+		},
+	}
+}
+
+func actionsListCommand() *Command {
+	return &Command{
+		Name: "actions list", Short: "list the tenant's response actions and what the SaaS reported",
+		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
+			newClient := clientFlags(env, fs)
+			limit := fs.Int("limit", 50, "most actions to print")
+			format := fs.String("format", "table", "output: table or json")
+			return func(args []string) error {
+				if len(args) > 0 {
+					return usagef("actions list takes flags only")
+				}
+				if *limit < 1 || *limit > client.MaxPageSize {
+					return usagef("--limit must be between 1 and %d", client.MaxPageSize)
+				}
+				if err := checkFormat(*format, "table", "json"); err != nil {
+					return err
+				}
+				c, err := newClient()
+				if err != nil {
+					return err
+				}
+				as, err := c.Actions(ctx, *limit)
+				if err != nil {
+					return err
+				}
+				if *format == "json" {
+					return writeJSON(env.Stdout, as)
+				}
+				if len(as) == 0 {
+					fmt.Fprintln(env.Stdout, "(no response actions)")
+					return nil
+				}
+				tw := tabwriter.NewWriter(env.Stdout, 2, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tTYPE\tACCOUNT\tSTATUS\tREQUESTED BY\tFINDING\tCREATED\tMESSAGE")
+				for _, a := range as {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.ID, a.Type, a.ActorID, a.Status, a.RequestedBy, a.FindingID,
+						a.CreatedAt.Format(time.RFC3339), oneLine(a.Message))
+				}
+				return tw.Flush()
+			}
+		},
+	}
+}

@@ -80,3 +80,23 @@ func TestAllowlistAndEgressCommands(t *testing.T) {
 		t.Fatalf("a tenant with none: %+v", r)
 	}
 }
+
+// TestActionsCommands: "actions request" stores a response action (and
+// refuses an unknown type, naming the field); "actions list" shows it.
+func TestActionsCommands(t *testing.T) {
+	env := startServer(t)
+	r := run(t, env, "", "actions", "request", "revoke_sessions", "alice@example.com", "--reason", "cookie replayed", "--tenant", "acme")
+	if r.code != 0 || !regexp.MustCompile(`^act_\S+ requested: revoke_sessions for alice@example.com`).MatchString(r.stdout) {
+		t.Fatalf("request: %+v", r)
+	}
+	if r := run(t, env, "", "actions", "request", "explode", "alice", "--tenant", "acme"); r.code != cli.ExitFail || !strings.Contains(r.stderr, "type") {
+		t.Fatalf("a bad type: %+v", r)
+	}
+	if r := run(t, env, "", "actions", "request", "lock_account", "--tenant", "acme"); r.code != cli.ExitUsage {
+		t.Fatalf("no account: %+v", r)
+	}
+	r = run(t, env, "", "actions", "list", "--tenant", "acme")
+	if r.code != 0 || !regexp.MustCompile(`act_\S+\s+revoke_sessions\s+alice@example.com\s+requested\s+key:\S+`).MatchString(r.stdout) {
+		t.Fatalf("list: %+v", r)
+	}
+}

@@ -52,6 +52,10 @@ func (a *API) table() []route {
 		{pattern: "DELETE /v1/rules/{rule}/settings", scope: audit.ScopeRulesWrite, authed: a.deleteRuleSetting},
 		{pattern: "GET /v1/allowlist", scope: audit.ScopeFindingsRead, authed: a.listAllow},
 		{pattern: "GET /v1/egresses", scope: audit.ScopeFindingsRead, authed: a.listEgresses},
+		{pattern: "POST /v1/actions", scope: audit.ScopeFindingsWrite, authed: a.postAction},
+		{pattern: "GET /v1/actions", scope: audit.ScopeFindingsRead, authed: a.listActions},
+		{pattern: "GET /v1/actions/{id}", scope: audit.ScopeFindingsRead, authed: a.getAction},
+		{pattern: "POST /v1/actions/{id}/result", scope: audit.ScopeEventsWrite, authed: a.postActionResult},
 		{pattern: "POST /v1/allowlist", scope: audit.ScopeRulesWrite, authed: a.postAllow},
 		{pattern: "DELETE /v1/allowlist/{kind}/{value...}", scope: audit.ScopeRulesWrite, authed: a.deleteAllow},
 

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 
 	"github.com/vigilhq/vigil/client"
@@ -47,6 +48,7 @@ func (a *API) listRuleSettings(w http.ResponseWriter, r *http.Request, p audit.P
 type ruleSettingRequest struct {
 	Disabled bool           `json:"disabled"`
 	Params   map[string]any `json:"params"`
+	Actions  []string       `json:"actions"`
 }
 
 // ValidateSetting, when set by the composition root, checks a setting
@@ -63,6 +65,16 @@ func (a *API) putRuleSetting(w http.ResponseWriter, r *http.Request, p audit.Pri
 		return err
 	}
 	s := audit.RuleSetting{Tenant: tenant, RuleID: r.PathValue("rule"), Disabled: req.Disabled, Params: req.Params, UpdatedAt: a.now().UTC()}
+	seen := map[string]bool{}
+	for _, act := range req.Actions {
+		if !slices.Contains(audit.ResponseActionTypes, act) {
+			return audit.FieldErrorf("actions", "actions must be among revoke_sessions, force_password_reset, require_mfa, lock_account; not %q", act)
+		}
+		if !seen[act] {
+			seen[act] = true
+			s.Actions = append(s.Actions, act)
+		}
+	}
 	if a.opts.ValidateSetting != nil {
 		if err := a.opts.ValidateSetting(s); err != nil {
 			return err

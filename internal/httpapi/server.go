@@ -76,6 +76,9 @@ type Options struct {
 	// (every candidate when all is set) for GET /v1/egresses; without it
 	// the route answers 503.
 	Egresses func(tenant string, all bool) []audit.Egress
+	// Actions stores response actions for /v1/actions; without it the
+	// routes answer 503.
+	Actions audit.ActionStore
 	// Retention runs POST /v1/retention/run; without it the route answers 503.
 	Retention RetentionRunner
 	// Importers decode the vendor records of POST /v1/import/{format},

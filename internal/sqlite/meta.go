@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -296,7 +297,7 @@ func (db *DB) ScanState(ctx context.Context, ns string, fn func(key string, valu
 
 // ListRuleSettings returns tenant's rule settings ordered by rule id.
 func (db *DB) ListRuleSettings(ctx context.Context, tenant string) ([]audit.RuleSetting, error) {
-	rows, err := db.meta.r.QueryContext(ctx, `SELECT rule_id, disabled, params, updated_at FROM rule_settings
+	rows, err := db.meta.r.QueryContext(ctx, `SELECT rule_id, disabled, params, actions, updated_at FROM rule_settings
 		WHERE tenant = ? ORDER BY rule_id`, tenant)
 	if err != nil {
 		return nil, translate(err, "list rule settings")
@@ -306,9 +307,13 @@ func (db *DB) ListRuleSettings(ctx context.Context, tenant string) ([]audit.Rule
 	for rows.Next() {
 		s := audit.RuleSetting{Tenant: tenant}
 		var params []byte
+		var actions string
 		var updated int64
-		if err := rows.Scan(&s.RuleID, &s.Disabled, &params, &updated); err != nil {
+		if err := rows.Scan(&s.RuleID, &s.Disabled, &params, &actions, &updated); err != nil {
 			return nil, translate(err, "list rule settings")
+		}
+		if actions != "" {
+			s.Actions = strings.Split(actions, ",")
 		}
 		if len(params) > 0 {
 			if err := json.Unmarshal(params, &s.Params); err != nil {
@@ -333,10 +338,15 @@ func (db *DB) PutRuleSetting(ctx context.Context, s audit.RuleSetting) error {
 			return invalid("params", "rule params: %v", err)
 		}
 	}
-	_, err := db.meta.w.ExecContext(ctx, `INSERT INTO rule_settings (tenant, rule_id, disabled, params, updated_at)
-		VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant, rule_id) DO UPDATE SET
-		disabled = excluded.disabled, params = excluded.params, updated_at = excluded.updated_at`,
-		s.Tenant, s.RuleID, s.Disabled, params, nanos(s.UpdatedAt))
+	for _, a := range s.Actions {
+		if !slices.Contains(audit.ResponseActionTypes, a) {
+			return invalid("actions", "action %q must be one of revoke_sessions, force_password_reset, require_mfa, lock_account", a)
+		}
+	}
+	_, err := db.meta.w.ExecContext(ctx, `INSERT INTO rule_settings (tenant, rule_id, disabled, params, actions, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (tenant, rule_id) DO UPDATE SET
+		disabled = excluded.disabled, params = excluded.params, actions = excluded.actions, updated_at = excluded.updated_at`,
+		s.Tenant, s.RuleID, s.Disabled, params, strings.Join(s.Actions, ","), nanos(s.UpdatedAt))
 	return translate(err, "put rule setting")
 }
 

@@ -339,12 +339,16 @@ func runRules(t *testing.T, open func(t *testing.T) Backend) {
 	}
 	ctx := t.Context()
 	noErr(t, s.PutRuleSetting(ctx, audit.RuleSetting{Tenant: "a", RuleID: "travel", Disabled: true, UpdatedAt: baseTime}))
-	noErr(t, s.PutRuleSetting(ctx, audit.RuleSetting{Tenant: "a", RuleID: "stuffing", Params: map[string]any{"n": 20}, UpdatedAt: baseTime}))
+	noErr(t, s.PutRuleSetting(ctx, audit.RuleSetting{Tenant: "a", RuleID: "stuffing", Params: map[string]any{"n": 20},
+		Actions: []string{audit.RespLockAccount}, UpdatedAt: baseTime}))
+	wantCode(t, s.PutRuleSetting(ctx, audit.RuleSetting{Tenant: "a", RuleID: "x", Actions: []string{"nuke"}, UpdatedAt: baseTime}), audit.EINVALID)
+	noErr(t, s.PutRuleSetting(ctx, audit.RuleSetting{Tenant: "a", RuleID: "hijack", Actions: []string{audit.RespRevokeSessions, audit.RespRequireMFA}, UpdatedAt: baseTime}))
 	noErr(t, s.PutRuleSetting(ctx, audit.RuleSetting{Tenant: "b", RuleID: "stuffing", Disabled: true, UpdatedAt: baseTime}))
 	noErr(t, s.PutRuleSetting(ctx, audit.RuleSetting{Tenant: "a", RuleID: "stuffing", Params: map[string]any{"n": 30}, UpdatedAt: baseTime}))
 	list, err := s.ListRuleSettings(ctx, "a")
 	noErr(t, err)
 	sameJSON(t, "settings", list, []audit.RuleSetting{
+		{Tenant: "a", RuleID: "hijack", Actions: []string{audit.RespRevokeSessions, audit.RespRequireMFA}, UpdatedAt: baseTime},
 		{Tenant: "a", RuleID: "stuffing", Params: map[string]any{"n": 30}, UpdatedAt: baseTime},
 		{Tenant: "a", RuleID: "travel", Disabled: true, UpdatedAt: baseTime},
 	})

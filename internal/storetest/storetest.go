@@ -33,6 +33,8 @@ type Backend struct {
 	Incidents audit.IncidentStore
 	State     audit.StateStore
 	Rules     audit.RuleStore
+	// Actions keeps response actions; nil skips their tests.
+	Actions audit.ActionStore
 	// Reopen closes the backend and opens it again on the same data, for
 	// the durability tests; nil skips them. The suite closes nothing else:
 	// open registers its own cleanup.
@@ -51,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 	t.Run("FindingResolution", func(t *testing.T) { runFindingResolution(t, open) })
 	t.Run("State", func(t *testing.T) { runState(t, open) })
 	t.Run("Rules", func(t *testing.T) { runRules(t, open) })
+	t.Run("Actions", func(t *testing.T) { runActions(t, open) })
 }
 
 func wantCode(t *testing.T, err error, code string) {
