@@ -32,6 +32,7 @@ func cheapComponents() []*Component {
 		{Area: "enrich", Doc: "perf/enrich.md", Args: []string{"test", "-run", "XXX", "-bench", "Pipeline", "-benchtime", "20000x", "./internal/enrich/"}},
 		{Area: "query", Doc: "perf/query.md", Args: []string{"test", "-run", "^$", "-bench", ".", "-benchtime", "20000x", "./internal/query/"}},
 		{Area: "client", Doc: "perf/client.md", Args: []string{"test", "-run", "XXX", "-bench", "Send|Batcher", "-benchtime", "2s", "./client/"}},
+		{Area: "risk", Doc: "perf/risk.md", Args: []string{"test", "-run", "^$", "-bench", "RiskUnderIngest", "-benchtime", "20000x", "./internal/app/"}},
 	}
 }
 
@@ -78,4 +79,23 @@ func (c *Component) metric(unit string) (float64, bool) {
 func actorMemory() *Component {
 	return &Component{Area: "detect", Doc: "perf/detect.md",
 		Args: []string{"test", "-run", "XXX", "-bench", "ActorMemory", "-benchtime", "1x", "./internal/detect/"}}
+}
+
+// benchMetric returns the value of unit in the result line of the
+// benchmark named name (e.g. "BenchmarkRiskUnderIngest/ingest=20000/s"),
+// and whether it was found.
+func (c *Component) benchMetric(name, unit string) (float64, bool) {
+	for _, l := range c.Lines {
+		f := strings.Fields(l)
+		if len(f) < 2 || !strings.HasPrefix(f[0], name+"-") {
+			continue
+		}
+		for i := 2; i+1 < len(f); i++ {
+			if f[i+1] == unit {
+				v, err := strconv.ParseFloat(f[i], 64)
+				return v, err == nil
+			}
+		}
+	}
+	return 0, false
 }
