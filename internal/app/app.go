@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/vigilhq/vigil/internal/alert"
+	"github.com/vigilhq/vigil/internal/archive"
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/fsutil"
@@ -406,7 +407,20 @@ func (a *App) buildRetention(svc *ingest.Service) (*retention.Job, error) {
 		a.log.Warn("this store cannot delete old data: retention_days is not enforced")
 		return nil, nil
 	}
+	var archiveFn func(ctx context.Context, tenant string, before time.Time) (int64, error)
+	if a.cfg.Retention.Archive.Enabled() {
+		store, err := ArchiveStore(a.cfg.Retention.Archive)
+		if err != nil {
+			return nil, err
+		}
+		ar := &archive.Archiver{Store: store, Events: st.Events, Now: a.now}
+		archiveFn = func(ctx context.Context, tenant string, before time.Time) (int64, error) {
+			rep, err := ar.Archive(ctx, tenant, before)
+			return rep.Events, err
+		}
+	}
 	return retention.New(retention.Options{
+		Archive: archiveFn,
 		Tenants: st.Tenants, Events: st.Retention, Planner: st.RetentionPlanner, Findings: st.FindingRetention,
 		Record: func(ctx context.Context, ev *audit.Event) error {
 			return svc.RecordBatch(httpapi.ServerWrite(ctx), audit.Principal{}, []*audit.Event{ev})
@@ -423,4 +437,16 @@ func (a *App) RunRetention(ctx context.Context, tenant string, dryRun bool) ([]a
 		return nil, audit.Errorf(audit.EUNAVAILABLE, "this store cannot delete old data")
 	}
 	return a.retention.RunOnce(ctx, tenant, dryRun)
+}
+
+// ArchiveStore opens the archive destination of the configuration.
+func ArchiveStore(c config.Archive) (archive.Store, error) {
+	if c.Dir != "" {
+		return archive.Dir{Root: c.Dir}, nil
+	}
+	if c.S3.Bucket == "" {
+		return nil, errors.New("retention.archive names no dir and no s3 bucket")
+	}
+	return archive.NewS3(archive.S3Options{Endpoint: c.S3.Endpoint, Bucket: c.S3.Bucket, Prefix: c.S3.Prefix, Region: c.S3.Region,
+		AccessKey: c.S3.AccessKey, SecretKey: c.S3.SecretKey, Insecure: c.S3.Insecure})
 }

@@ -56,6 +56,8 @@ type PurgeReport struct {
 	Events        int64     `json:"events"`
 	Findings      int64     `json:"findings"`
 	Incidents     int64     `json:"incidents"`
+	// Archived is how many events were archived before the purge.
+	Archived int64 `json:"archived,omitempty"`
 	// Error is set when this tenant's purge failed (the others still ran).
 	Error string `json:"error,omitempty"`
 }

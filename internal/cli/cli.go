@@ -61,7 +61,7 @@ func commands() []*Command {
 		incidentsListCommand(), incidentsShowCommand(),
 		incidentsUpdateCommand("ack", "acknowledged", "acknowledge incidents (and their open findings): someone is looking"),
 		incidentsUpdateCommand("resolve", "resolved", "resolve incidents (and their open findings), with a --note on what was decided"),
-		retentionRunCommand(),
+		retentionRunCommand(), archiveListCommand(), archiveRestoreCommand(),
 		webhooksListCommand(), webhooksDeadLettersCommand(), webhooksReplayCommand(),
 		allowlistListCommand(), allowlistAddCommand(), allowlistRemoveCommand(), egressesListCommand(),
 		actionsRequestCommand(), actionsListCommand(),

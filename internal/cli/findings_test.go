@@ -16,12 +16,15 @@ import (
 
 // startServer runs an in-process server on 127.0.0.1:0 with a tenant acme
 // and returns the environment of a client command talking to it.
-func startServer(t *testing.T) map[string]string {
+func startServer(t *testing.T, edit ...func(*config.Config)) map[string]string {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Server.Addr = "127.0.0.1:0"
 	cfg.Storage.SQLite.Dir = t.TempDir()
 	cfg.Log.Level = "error"
+	for _, e := range edit {
+		e(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	a, err := app.New(ctx, cfg, app.Options{Stderr: io.Discard})
 	if err != nil {

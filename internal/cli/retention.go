@@ -61,6 +61,13 @@ Example:
 					if err := tw.Flush(); err != nil {
 						return err
 					}
+					var archived int64
+					for _, r := range reports {
+						archived += r.Archived
+					}
+					if archived > 0 {
+						fmt.Fprintf(env.Stdout, "%d events were archived before they were deleted (vigil archive list)\n", archived)
+					}
 				}
 				if failed > 0 {
 					return fmt.Errorf("retention failed for %d of %d tenants", failed, len(reports))

@@ -45,7 +45,34 @@ type Retention struct {
 	// key may set for its own tenant; operator keys may set any (1–36500).
 	TenantMinDays int `yaml:"tenant_min_days"`
 	TenantMaxDays int `yaml:"tenant_max_days"`
+	// Archive, when it names a directory or a bucket, keeps every event
+	// before retention deletes it.
+	Archive Archive `yaml:"archive"`
 }
+
+// Archive is where retention archives events (gzip NDJSON per tenant and
+// day, with a manifest): a directory, or an S3-compatible bucket.
+type Archive struct {
+	Dir string    `yaml:"dir"`
+	S3  ArchiveS3 `yaml:"s3"`
+}
+
+// ArchiveS3 is an S3-compatible bucket.
+type ArchiveS3 struct {
+	Endpoint string `yaml:"endpoint"` // host[:port]
+	Bucket   string `yaml:"bucket"`
+	Prefix   string `yaml:"prefix"`
+	Region   string `yaml:"region"`
+	// AccessKey and SecretKey; set the secret through
+	// VIGIL_RETENTION_ARCHIVE_S3_SECRET_KEY rather than the file.
+	AccessKey string `yaml:"access_key"`
+	SecretKey string `yaml:"secret_key" secret:"true"`
+	// Insecure uses http:// (a local test server only).
+	Insecure bool `yaml:"insecure"`
+}
+
+// Enabled says an archive destination is configured.
+func (a Archive) Enabled() bool { return a.Dir != "" || a.S3.Bucket != "" }
 
 // Alerts configures webhook delivery of findings and incidents.
 type Alerts struct {
@@ -530,6 +557,13 @@ func (c *Config) Validate() error {
 		default:
 			bad(p+".kind", "must be tor, datacenter, vpn or custom")
 		}
+	}
+	if a := c.Retention.Archive; a.Dir != "" && a.S3.Bucket != "" {
+		bad("retention.archive", "name a dir or an s3 bucket, not both")
+	} else if a.S3.Bucket != "" && a.S3.Endpoint == "" {
+		bad("retention.archive.s3.endpoint", "is required with a bucket (s3.amazonaws.com for AWS)")
+	} else if a.S3.Endpoint != "" && a.S3.Bucket == "" {
+		bad("retention.archive.s3.bucket", "is required with an endpoint")
 	}
 	if c.Detect.MaxKeys < 1000 {
 		bad("detect.max_keys", "must be at least 1000")

@@ -89,3 +89,53 @@ func TestOneTenantsFailureDoesNotStopTheOthers(t *testing.T) {
 		t.Fatalf("unknown tenant: %v", err)
 	}
 }
+
+// TestNothingIsDeletedUnlessArchived: when the archive fails, the tenant's
+// events stay (and the error says so); when it works, the archived count
+// is reported and recorded.
+func TestNothingIsDeletedUnlessArchived(t *testing.T) {
+	ctx := t.Context()
+	db, err := sqlite.Open(ctx, sqlite.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	if err := db.CreateTenant(ctx, audit.Tenant{ID: "a", RetentionDays: 10, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Events().InsertEvents(ctx, []audit.Event{
+		{ID: "old", Tenant: "a", Action: "app.x", Time: now.AddDate(0, 0, -20), ReceivedAt: now, Actor: audit.Actor{ID: "u"}},
+		{ID: "new", Tenant: "a", Action: "app.x", Time: now.AddDate(0, 0, -2), ReceivedAt: now, Actor: audit.Actor{ID: "u"}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	broken := true
+	var recorded []*audit.Event
+	j, err := retention.New(retention.Options{Tenants: db, Events: db, Now: func() time.Time { return now },
+		Archive: func(_ context.Context, tenant string, before time.Time) (int64, error) {
+			if broken {
+				return 0, errors.New("bucket unreachable")
+			}
+			return 1, nil
+		},
+		Record: func(_ context.Context, ev *audit.Event) error { recorded = append(recorded, ev); return nil }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reps, err := j.RunOnce(ctx, "a", false)
+	if err == nil || !strings.Contains(err.Error(), "nothing was deleted") || reps[0].Events != 0 {
+		t.Fatalf("with the archive down: %+v %v", reps, err)
+	}
+	if _, err := db.Events().GetEvent(ctx, "a", "old"); err != nil {
+		t.Fatalf("an event was deleted without being archived: %v", err)
+	}
+	broken = false
+	reps, err = j.RunOnce(ctx, "a", false)
+	if err != nil || reps[0].Events != 1 || reps[0].Archived != 1 {
+		t.Fatalf("with the archive up: %+v %v", reps, err)
+	}
+	if len(recorded) != 1 || recorded[0].Metadata["archived"] != int64(1) {
+		t.Fatalf("purge record %+v", recorded)
+	}
+}
