@@ -213,18 +213,25 @@ func (s *Service) apply(sub *audit.Subscription, spec Spec) error {
 		}
 		sub.Format = *spec.Format
 	}
+	// u is the plain URL: given, or the stored one opened.
+	var u string
 	if spec.URL != nil {
-		sub.URL = *spec.URL
+		u = *spec.URL
+	} else if sub.URL != "" || sub.SealedURL != "" {
+		var err error
+		if u, err = s.plainURL(sub); err != nil {
+			bad("url", "the stored url does not open with this server's webhook key: set it again")
+		}
 	}
 	if sub.Format == FormatEmail {
 		if s.opts.SMTP == nil {
 			bad("format", "email needs an SMTP relay configured on this server (alerts.smtp.addr)")
 		}
-		if _, err := mailRecipients(sub.URL); err != nil {
+		if _, err := mailRecipients(u); err != nil {
 			bad("url", "%s", err.Error())
 		}
 	} else if spec.URL != nil || spec.Format != nil {
-		if err := s.checkURL(sub.URL); err != nil && sub.URL != "" {
+		if err := s.checkURL(u); err != nil && u != "" {
 			bad("url", "%s", err.Error())
 		}
 	}
@@ -273,8 +280,8 @@ func (s *Service) apply(sub *audit.Subscription, spec Spec) error {
 		sub.Disabled = *spec.Disabled
 	}
 	if sub.Format == FormatPagerDuty {
-		if sub.URL == "" {
-			sub.URL = PagerDutyURL
+		if u == "" {
+			u = PagerDutyURL
 		}
 		if spec.RoutingKey != nil {
 			if k := *spec.RoutingKey; k == "" || len(k) > 128 || strings.IndexFunc(k, func(r rune) bool {
@@ -296,10 +303,69 @@ func (s *Service) apply(sub *audit.Subscription, spec Spec) error {
 		}
 		sub.SealedCredential = "" // a format that needs none keeps none
 	}
-	if sub.URL == "" {
+	if u == "" {
 		bad("url", "url is required")
 	}
-	return errors.Join(errs...)
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	sealed, err := s.opts.Keyring.Seal(u, sub.ID+"/url")
+	if err != nil {
+		return audit.FieldErrorf("url", "url could not be sealed: %v", err)
+	}
+	sub.SealedURL, sub.URL = sealed, displayURL(u)
+	return nil
+}
+
+// plainURL is a subscription's receiver URL: its sealed URL opened, or the
+// plain one a subscription stored before URLs were sealed still has.
+func (s *Service) plainURL(sub *audit.Subscription) (string, error) {
+	if sub.SealedURL == "" {
+		return sub.URL, nil
+	}
+	return s.opts.Keyring.Open(sub.SealedURL, sub.ID+"/url")
+}
+
+// displayURL is what is shown of a receiver URL: scheme and host, the
+// rest elided (Slack's and Teams' paths are credentials); a mailto: list
+// is shown whole.
+func displayURL(raw string) string {
+	if strings.HasPrefix(raw, "mailto:") {
+		return raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || u.Host == "" {
+		return "(unparsable url)"
+	}
+	out := u.Scheme + "://" + u.Host
+	if (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+		out += "/…"
+	}
+	return out
+}
+
+// sealPlainURLs seals the URLs of subscriptions stored before URLs were
+// sealed.
+func (s *Service) sealPlainURLs(ctx context.Context) error {
+	subs, err := s.opts.Store.ListSubscriptions(ctx, "", true)
+	if err != nil {
+		return err
+	}
+	for i := range subs {
+		sub := &subs[i]
+		if sub.SealedURL != "" || sub.URL == "" {
+			continue
+		}
+		plain := sub.URL
+		if sub.SealedURL, err = s.opts.Keyring.Seal(plain, sub.ID+"/url"); err != nil {
+			return err
+		}
+		sub.URL = displayURL(plain)
+		if err := s.opts.Store.UpdateSubscription(ctx, *sub); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // public is a subscription as it leaves the service: its sealed
@@ -310,7 +376,7 @@ func public(sub *audit.Subscription) *audit.Subscription {
 	}
 	out := *sub
 	out.HasCredential = sub.SealedCredential != ""
-	out.SealedCredential = ""
+	out.SealedCredential, out.SealedURL = "", ""
 	return &out
 }
 
@@ -501,6 +567,9 @@ func (s *Service) Run(ctx context.Context) {
 	t := time.NewTicker(s.opts.Poll)
 	defer t.Stop()
 	var lastPrune time.Time
+	if err := s.sealPlainURLs(ctx); err != nil && ctx.Err() == nil {
+		s.log.LogAttrs(ctx, slog.LevelWarn, "seal the stored webhook URLs", slog.String("error", err.Error()))
+	}
 	for {
 		if err := s.Step(ctx); err != nil && ctx.Err() == nil {
 			s.log.LogAttrs(ctx, slog.LevelWarn, "webhook worker step failed; retrying", slog.String("error", err.Error()))
@@ -697,7 +766,11 @@ func (s *Service) seal(ctx context.Context) error {
 		}
 		var body []byte
 		if sub.Format == FormatEmail {
-			to, rerr := mailRecipients(sub.URL)
+			plain, rerr := s.plainURL(sub)
+			var to []string
+			if rerr == nil {
+				to, rerr = mailRecipients(plain)
+			}
 			from := ""
 			if s.opts.SMTP != nil {
 				from = s.opts.SMTP.From
@@ -836,7 +909,11 @@ func (s *Service) backoff(attempts int) time.Duration {
 // is an error to retry.
 func (s *Service) post(ctx context.Context, sub *audit.Subscription, d audit.Delivery, now time.Time) (int, error) {
 	if sub.Format == FormatEmail {
-		to, err := mailRecipients(sub.URL)
+		plain, err := s.plainURL(sub)
+		if err != nil {
+			return 0, err
+		}
+		to, err := mailRecipients(plain)
 		if err != nil {
 			return 0, err
 		}
@@ -876,7 +953,11 @@ func (s *Service) post(ctx context.Context, sub *audit.Subscription, d audit.Del
 func (s *Service) postBody(ctx context.Context, sub *audit.Subscription, deliveryID string, body []byte, now time.Time) (int, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, sub.URL, strings.NewReader(string(body)))
+	target, err := s.plainURL(sub)
+	if err != nil {
+		return 0, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, strings.NewReader(string(body)))
 	if err != nil {
 		return 0, fmt.Errorf("build request: %w", err)
 	}
@@ -892,7 +973,7 @@ func (s *Service) postBody(ctx context.Context, sub *audit.Subscription, deliver
 		if errors.Is(err, ErrBlockedAddress) {
 			return 0, fmt.Errorf("refused: %w", ErrBlockedAddress)
 		}
-		return 0, errors.New(redactURL(err.Error(), sub.URL))
+		return 0, errors.New(redactURL(err.Error(), target))
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	_ = resp.Body.Close()

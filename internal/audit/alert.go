@@ -77,6 +77,10 @@ type Subscription struct {
 	Disabled bool     `json:"disabled,omitempty"`
 	// SecretGen is the generation of the current signing secret;
 	// PreviousGen, until PreviousUntil, the one before a rotation.
+	// SealedURL is the receiver URL encrypted with the server's webhook
+	// key (a chat URL carries a token); URL then shows only its scheme and
+	// host. Services clear it before a subscription leaves them.
+	SealedURL string `json:"sealed_url,omitempty"`
 	// SealedCredential is the receiver's own secret (PagerDuty's routing
 	// key), encrypted with the server's webhook key; services clear it
 	// before a subscription leaves them, so no API shows it.
