@@ -145,6 +145,12 @@ func mapAction(r *record, ev *audit.Event) string {
 		ev.Context.SessionID = ev.ID // CloudTrail gives no console session id
 		return audit.ActionLoginSuccess
 	case "signin.amazonaws.com:PasswordUpdated", "iam.amazonaws.com:ChangePassword":
+		// A console password change that failed says so in
+		// responseElements, without an errorCode.
+		if str(r.Response, "PasswordUpdated") == "Failure" {
+			ev.Outcome = audit.OutcomeFailure
+			return ""
+		}
 		if failed {
 			return ""
 		}

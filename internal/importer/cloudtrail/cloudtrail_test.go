@@ -37,6 +37,10 @@ func TestMapping(t *testing.T) {
 			"requestParameters":{"userName":"alice","serialNumber":"arn:aws:iam::1:mfa/alice"}}`, audit.ActionMFAEnrolled, ""},
 		{"denied call stays custom", `{"eventTime":"2024-05-01T08:00:00Z","eventSource":"iam.amazonaws.com","eventName":"CreateAccessKey","userIdentity":{"arn":"arn:aws:iam::1:user/alice"},
 			"errorCode":"AccessDenied"}`, "aws.iam.create_access_key", ""},
+		{"console password change", `{"eventTime":"2024-05-01T08:00:00Z","eventSource":"signin.amazonaws.com","eventName":"PasswordUpdated","userIdentity":{"type":"Root","arn":"arn:aws:iam::1:root"},
+			"responseElements":{"PasswordUpdated":"Success"}}`, audit.ActionPasswordChanged, ""},
+		{"failed console password change stays custom", `{"eventTime":"2024-05-01T08:00:00Z","eventSource":"signin.amazonaws.com","eventName":"PasswordUpdated","userIdentity":{"type":"Root","arn":"arn:aws:iam::1:root"},
+			"responseElements":{"PasswordUpdated":"Failure"}}`, "aws.signin.password_updated", ""},
 		{"other API call", `{"eventTime":"2024-05-01T08:00:00Z","eventSource":"s3.amazonaws.com","eventName":"PutBucketVersioning","sourceIPAddress":"AWS Internal","userIdentity":{"arn":"arn:aws:iam::1:user/alice"}}`,
 			"aws.s3.put_bucket_versioning", ""},
 	} {
