@@ -10,12 +10,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/vigilhq/vigil/client"
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/importer"
+	"github.com/vigilhq/vigil/internal/importer/mapping"
 )
 
 // maxImportBody bounds one import request's body, below the server's
@@ -24,12 +24,18 @@ const maxImportBody = 8 << 20
 
 func importCommand() *Command {
 	return &Command{
-		Name: "import", Usage: "FORMAT FILE|-", Short: "import a vendor's log export (okta, auth0, gws, github, cloudtrail)",
+		Name: "import", Usage: "FORMAT FILE|- [--mapping MAP.yaml]", Short: "import a vendor's log export (okta, auth0, gws, github, cloudtrail) or any CSV/NDJSON with a mapping",
 		Long: `Imports history from an identity provider or cloud: FORMAT is okta (System
 Log), auth0 (log events), gws (Google Workspace Reports API activities),
 github (audit log) or cloudtrail (AWS CloudTrail). FILE is NDJSON or one JSON
 array of the vendor's records; - reads stdin. docs/importers.md has each
 vendor's mapping onto the event catalog.
+
+FORMAT csv or ndjson imports a file of any other shape with a mapping file
+(--mapping MAP.yaml, docs/importers.md "Any CSV or NDJSON file"): the mapping is
+applied here and the events go to POST /v1/events. Their ids derive from the
+mapping's id field or, without one, from a hash of the whole record, so a
+re-import stores nothing twice either.
 
 Records go to the server in batches (POST /v1/import/FORMAT), streamed: memory
 holds one batch. Event ids derive from the vendor's event ids, so importing a
@@ -46,19 +52,33 @@ backfill (docs/operations.md).`,
 			batch := fs.Int("batch", 1000, "records per request (at most 10000)")
 			every := fs.Duration("progress-every", 10*time.Second, "interval of progress lines when stderr is not a terminal")
 			quiet := fs.Bool("quiet", false, "no progress on stderr")
+			mapFile := fs.String("mapping", "", "mapping file (YAML) for the csv and ndjson formats")
 			return func(args []string) error {
 				if len(args) != 2 {
-					return usagef("import takes a format (%s) and a file, or - for stdin", strings.Join(client.ImportFormats, ", "))
+					return usagef("import takes a format (%s) and a file, or - for stdin", importFormats())
 				}
 				format := args[0]
-				if !slices.Contains(client.ImportFormats, format) {
-					return usagef("unknown format %q; the formats are %s", format, strings.Join(client.ImportFormats, ", "))
+				if !slices.Contains(client.ImportFormats, format) && !isMappedFormat(format) {
+					return usagef("unknown format %q; the formats are %s", format, importFormats())
+				}
+				switch {
+				case isMappedFormat(format) && *mapFile == "":
+					return usagef("import %s needs --mapping MAP.yaml (docs/importers.md)", format)
+				case !isMappedFormat(format) && *mapFile != "":
+					return usagef("--mapping is for the csv and ndjson formats; %s has its own mapping", format)
 				}
 				if *batch < 1 || *batch > client.MaxEventsPerBatch {
 					return usagef("--batch must be between 1 and %d", client.MaxEventsPerBatch)
 				}
 				if *every <= 0 {
 					return usagef("--progress-every must be positive")
+				}
+				var m *mapping.Mapping
+				if *mapFile != "" {
+					var err error
+					if m, err = loadMapping(*mapFile, format); err != nil {
+						return err
+					}
 				}
 				c, err := newClient()
 				if err != nil {
@@ -76,20 +96,34 @@ backfill (docs/operations.md).`,
 				counted := &countingReader{r: in}
 				p := &sendProgress{w: env.Stderr, tty: isTerminal(env.Stderr), every: *every, quiet: *quiet,
 					size: inputSize(in), read: counted, start: time.Now(), noun: "records"}
-				run := &importRun{c: c, format: format, out: env.Stderr, p: p, opts: client.ImportOptions{File: filepath.Base(name)}}
+				file := filepath.Base(name)
 				if name == "stdin" {
-					run.opts.File = ""
+					file = ""
 				}
-				if err := run.all(ctx, importer.NewReader(counted), *batch); err != nil {
+				var sent, acc, dup, rej int
+				if m != nil {
+					run := &mappedRun{c: c, m: m, file: file, out: env.Stderr, p: p}
+					if format == mapping.FormatCSV {
+						err = run.csv(ctx, counted, *batch)
+					} else {
+						err = run.ndjson(ctx, counted, *batch)
+					}
+					sent, acc, dup, rej = run.sent, run.acc, run.dup, run.rej
+				} else {
+					run := &importRun{c: c, format: format, out: env.Stderr, p: p, opts: client.ImportOptions{File: file}}
+					err = run.all(ctx, importer.NewReader(counted), *batch)
+					sent, acc, dup, rej = run.sent, run.acc, run.dup, run.rej
+				}
+				if err != nil {
 					p.clear()
-					return fmt.Errorf("%s: %w (%d records sent before it)", name, err, run.sent)
+					return fmt.Errorf("%s: %w (%d records sent before it)", name, err, sent)
 				}
-				if run.sent == 0 {
+				if sent == 0 {
 					return fmt.Errorf("%s: no records", name)
 				}
-				p.update(run.sent, run.rej, true)
-				fmt.Fprintf(env.Stdout, "%d accepted, %d duplicates, %d rejected\n", run.acc, run.dup, run.rej)
-				if run.rej > 0 {
+				p.update(sent, rej, true)
+				fmt.Fprintf(env.Stdout, "%d accepted, %d duplicates, %d rejected\n", acc, dup, rej)
+				if rej > 0 {
 					return errors.New("some records were rejected")
 				}
 				return nil
