@@ -184,6 +184,16 @@ func mapAction(app, name string, p map[string]string, ev *audit.Event) string {
 		return audit.ActionMFARemoved
 	case "user_accounts/password_edit", "login/password_edit":
 		return audit.ActionPasswordChanged
+	case "admin/CUSTOMER_TAKEOUT_CREATED":
+		// An administrator started a Data Export of the whole
+		// organisation; its completion (…_SUCCEEDED) stays custom, so
+		// one export is one data.exported.
+		return audit.ActionDataExported
+	case "drive/download":
+		if dt := p["doc_type"]; dt != "" {
+			ev.Metadata["doc_type"] = importer.Text(dt, 64)
+		}
+		return audit.ActionDataDownloaded
 	}
 	return ""
 }

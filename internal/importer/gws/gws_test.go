@@ -37,6 +37,12 @@ func TestMapping(t *testing.T) {
 		// catalog login and stays the vendor's own action.
 		{"success without user agent", `{"id":{"time":"2024-05-01T08:00:00Z","applicationName":"login"},"actor":{"email":"ana@example.com"},"ipAddress":"198.51.100.4",
 			"events":[{"name":"login_success","parameters":[{"name":"login_type","value":"saml"}]}]}`, "gws.login.login_success", ""},
+		{"organisation data export", `{"id":{"time":"2024-05-01T08:00:00Z","applicationName":"admin"},"actor":{"email":"root@example.com"},"type":"CUSTOMER_TAKEOUT","name":"CUSTOMER_TAKEOUT_CREATED"}`,
+			audit.ActionDataExported, ""},
+		{"its completion stays custom", `{"id":{"time":"2024-05-01T09:00:00Z","applicationName":"admin"},"actor":{"email":"root@example.com"},"type":"CUSTOMER_TAKEOUT","name":"CUSTOMER_TAKEOUT_SUCCEEDED"}`,
+			"gws.admin.customer_takeout_succeeded", ""},
+		{"drive download", `{"id":{"time":"2024-05-01T08:00:00Z","applicationName":"drive"},"actor":{"email":"ana@example.com"},"ipAddress":"198.51.100.4","type":"access","name":"download","parameters":{"doc_type":"document","doc_id":"1x"}}`,
+			audit.ActionDataDownloaded, ""},
 		{"admin event", `{"id":{"time":"2024-05-01T08:00:00Z","applicationName":"admin"},"actor":{"email":"root@example.com"},"name":"CREATE_ROLE"}`, "gws.admin.create_role", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
