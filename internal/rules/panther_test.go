@@ -1,24 +1,11 @@
 package rules_test
 
-// The built-in pack against Panther's Okta, OneLogin, Google Workspace and
-// Azure test data (testdata/panther, Apache-2.0, see its README). A small
-// test-only mapping turns each vendor event our catalog can express into an
-// audit.Event, with the enrichment the pipeline would add from the event's
-// own fields (client geo, network facts, user-agent class).
-//
-// Two kinds of data:
-//   - scenarios: multi-event Okta streams (legit logins, a brute force that
-//     ends in a success, an admin grant); the pack runs over the whole
-//     stream and we compare with what the scenario is about;
-//   - rule tests: single events with Panther's per-event verdict. Most
-//     Panther rules alert on one event (every admin grant, every MFA reset);
-//     most of ours need context (a risky login before the grant, two
-//     takeover changes). Each event runs alone through a fresh engine, and
-//     the table records which of our rules fire, so a change in behaviour
-//     shows up here.
+// Panther's multi-event Okta scenarios (testdata/panther/scenarios,
+// Apache-2.0, see its README): the pack runs over each whole stream and we
+// compare with what the scenario is about. Panther's single-event rule
+// tests are in panther_peers_test.go.
 
 import (
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -211,118 +198,6 @@ func mapOkta(l map[string]any) (audit.Event, bool) {
 	return ev, true
 }
 
-// mapOneLogin maps OneLogin events by event_type_id.
-func mapOneLogin(l map[string]any) (audit.Event, bool) {
-	actor := fstr(l, "user_name")
-	var action, reason string
-	meta := map[string]any{}
-	switch fstr(l, "event_type_id") {
-	case "5":
-		action = audit.ActionLoginSuccess
-	case "6":
-		action, reason = audit.ActionLoginFailure, "invalid_password"
-	case "11":
-		action = audit.ActionPasswordChanged
-	case "24", "172":
-		action, meta["factor"] = audit.ActionMFARemoved, "other"
-	default:
-		return audit.Event{}, false
-	}
-	ev := newEvent(action, actor, fstr(l, "ipaddr"), "", time.Date(2024, 5, 6, 10, 0, 0, 0, time.UTC))
-	ev.Reason = reason
-	if len(meta) > 0 {
-		ev.Metadata = meta
-	}
-	if a := fstr(l, "actor_user_name"); a != "" && a != actor {
-		ev.Actor.ID, ev.Target = a, audit.Target{Type: "user", ID: actor}
-	}
-	return ev, true
-}
-
-// mapGSuite maps Google Workspace activity events.
-func mapGSuite(l map[string]any) (audit.Event, bool) {
-	var action string
-	meta := map[string]any{}
-	switch fstr(l, "name") {
-	case "login_success":
-		action = audit.ActionLoginSuccess
-	case "login_failure":
-		action = audit.ActionLoginFailure
-	case "2sv_disable":
-		action, meta["factor"] = audit.ActionMFARemoved, "other"
-	case "CUSTOMER_TAKEOUT_CREATED", "CUSTOMER_TAKEOUT_SUCCEEDED":
-		action = audit.ActionDataExported
-	case "download":
-		action = audit.ActionDataDownloaded
-	default:
-		return audit.Event{}, false
-	}
-	at := parseTime(fstr(l, "id", "time"))
-	if at.IsZero() {
-		at = time.Date(2024, 5, 6, 10, 0, 0, 0, time.UTC)
-	}
-	ev := newEvent(action, fstr(l, "actor", "email"), fstr(l, "ipAddress"), "", at)
-	if action == audit.ActionLoginFailure {
-		ev.Reason = "invalid_password"
-	}
-	if len(meta) > 0 {
-		ev.Metadata = meta
-	}
-	return ev, true
-}
-
-// mapAzure maps Entra ID sign-in logs and role assignments.
-func mapAzure(l map[string]any) (audit.Event, bool) {
-	p := field(l, "properties")
-	at := parseTime(fstr(l, "p_event_time"))
-	if at.IsZero() {
-		at = parseTime(fstr(l, "time"))
-	}
-	if strings.Contains(fstr(l, "category"), "SignInLogs") {
-		code, _ := fnum(p, "status", "errorCode")
-		actor := fstr(p, "userPrincipalName")
-		if actor == "" {
-			actor = fstr(p, "servicePrincipalName")
-		}
-		action, reason := audit.ActionLoginSuccess, ""
-		switch {
-		case code == 50053:
-			action, reason = audit.ActionLoginFailure, "account_locked"
-		case code != 0:
-			action, reason = audit.ActionLoginFailure, "invalid_password"
-		}
-		ev := newEvent(action, actor, fstr(p, "ipAddress"), fstr(p, "userAgent"), at)
-		ev.Reason = reason
-		ev.Context.AuthMethod = "password"
-		ev.Context.SessionID = fstr(p, "correlationId")
-		if strings.HasPrefix(fstr(l, "category"), "ServicePrincipal") {
-			ev.Actor.Type = audit.ActorService
-		}
-		lat, okLat := fnum(p, "location", "geoCoordinates", "latitude")
-		lon, okLon := fnum(p, "location", "geoCoordinates", "longitude")
-		setGeo(&ev, fstr(p, "location", "countryOrRegion"), fstr(p, "location", "city"), lat, lon, okLat && okLon)
-		return ev, true
-	}
-	if strings.HasPrefix(fstr(l, "operationName"), "Add member to role") && strings.Contains(fstr(l, "operationName"), "completed") {
-		ev := newEvent(audit.ActionRoleChanged, fstr(p, "initiatedBy", "user", "userPrincipalName"), "", "", at)
-		ev.Metadata = map[string]any{"new_role": "admin"}
-		if ts, ok := field(p, "targetResources").([]any); ok {
-			for _, t := range ts {
-				if fstr(t, "type") == "User" {
-					ev.Target = audit.Target{Type: "user", ID: fstr(t, "displayName")}
-				}
-			}
-		}
-		return ev, true
-	}
-	return audit.Event{}, false
-}
-
-var mappers = map[string]func(map[string]any) (audit.Event, bool){
-	"okta_rules.json": mapOkta, "onelogin_rules.json": mapOneLogin,
-	"gsuite_activityevent_rules.json": mapGSuite, "azure_signin_rules.json": mapAzure,
-}
-
 // runPack runs events (sorted by time) through a fresh engine with the
 // built-in pack and returns the final findings.
 func runPack(t *testing.T, events []audit.Event) []audit.Finding {
@@ -415,84 +290,6 @@ func TestPantherScenarios(t *testing.T) {
 				t.Errorf("our rules fired %v, want %v", got, tc.want)
 			}
 		})
-	}
-}
-
-// pantherRule is one rule of rule-tests.json.
-type pantherRule struct {
-	File, RuleID string
-	Tests        []struct {
-		Name           string
-		ExpectedResult bool
-		Log            map[string]any
-	}
-}
-
-// TestPantherRuleTests runs each mappable Panther test event alone and
-// compares our rules' verdicts with the recorded table.
-func TestPantherRuleTests(t *testing.T) {
-	data, err := os.ReadFile(filepath.Join("testdata", "panther", "rule-tests.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var prs []pantherRule
-	if err := json.Unmarshal(data, &prs); err != nil {
-		t.Fatal(err)
-	}
-	// want: Panther rule id → our rules firing on its expected-true events
-	// (alone), and on its expected-false ones.
-	want := map[string][2]string{
-		"Okta.AdminRoleAssigned":               {"", ""},
-		"Okta.Group.Admin.Role.Assigned":       {"", ""},
-		"Okta.APIKeyCreated":                   {"", ""},
-		"Okta.User.MFA.Reset.All":              {"", ""},
-		"Okta.User.MFA.Reset.Single":           {"", ""},
-		"Okta.User.Account.Locked":             {"", ""},
-		"Okta.Login.Success":                   {"", ""},
-		"Okta.Anonymizing.VPN.Login":           {"", ""},
-		"Okta.PotentiallyStolenSession":        {"", ""},
-		"OneLogin.PasswordChanged":             {"", ""},
-		"OneLogin.AuthFactorRemoved":           {"", ""},
-		"OneLogin.HighRiskFailedLogin":         {"", ""},
-		"OneLogin.Login":                       {"", ""},
-		"OneLogin.ActiveLoginActivity":         {"", ""},
-		"GSuite.TwoStepVerification":           {"", ""},
-		"GSuite.SuspiciousLogins":              {"", ""},
-		"GSuite.LeakedPassword":                {"", ""},
-		"GSuite.Workspace.DataExportCreated":   {"", ""},
-		"Google.Workspace.ManyDocsDownloaded":  {"", ""},
-		"Azure.Audit.ManyFailedSignIns":        {"", ""},
-		"Azure.Audit.HighRiskSignIn":           {"", ""},
-		"Azure.Audit.RoleChangedPIM":           {"", ""},
-		"Azure.Audit.ExcessiveAccountLockouts": {"automated-client", ""},
-	}
-	for _, pr := range prs {
-		mapper := mappers[pr.File]
-		var onTrue, onFalse []string
-		mapped, total := 0, 0
-		for _, tc := range pr.Tests {
-			total++
-			ev, ok := mapper(tc.Log)
-			if !ok {
-				continue
-			}
-			mapped++
-			if ev.Time.IsZero() {
-				ev.Time = time.Date(2024, 5, 6, 10, 0, 0, 0, time.UTC)
-			}
-			for _, id := range ruleIDs(runPack(t, []audit.Event{ev})) {
-				if tc.ExpectedResult {
-					onTrue = append(onTrue, id)
-				} else {
-					onFalse = append(onFalse, id)
-				}
-			}
-		}
-		got := [2]string{strings.Join(dedup(onTrue), ","), strings.Join(dedup(onFalse), ",")}
-		t.Logf("%-40s tests %d mapped %d | ours on Panther-true: [%s] on Panther-false: [%s]", pr.RuleID, total, mapped, got[0], got[1])
-		if w, ok := want[pr.RuleID]; !ok || w != got {
-			t.Errorf("%s: ours fired %q on true and %q on false events, want %q / %q", pr.RuleID, got[0], got[1], w[0], w[1])
-		}
 	}
 }
 
