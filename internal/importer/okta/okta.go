@@ -116,11 +116,10 @@ func Decode(raw []byte) (*audit.Event, error) {
 	if ev.Context.SessionID == "" || ev.Context.SessionID == "unknown" {
 		ev.Context.SessionID = ""
 	}
-	if g := r.Client.Geo; g.City != "" || g.State != "" || g.Geo != nil {
-		cg := &audit.ClientGeo{City: g.City, Region: g.State}
-		if len(g.Country) == 2 {
-			cg.Country = strings.ToUpper(g.Country)
-		}
+	if g := r.Client.Geo; g.City != "" || g.State != "" || g.Geo != nil || importer.CountryCode(g.Country) != "" {
+		// Okta names the country ("United States"); context.geo
+		// holds its ISO code.
+		cg := &audit.ClientGeo{City: g.City, Region: g.State, Country: importer.CountryCode(g.Country)}
 		if g.Geo != nil && g.Geo.Lat != nil && g.Geo.Lon != nil {
 			cg.Latitude, cg.Longitude = g.Geo.Lat, g.Geo.Lon
 		}
@@ -168,8 +167,9 @@ func mapAction(r *record, ev *audit.Event) string {
 		}
 		ev.Context.AuthMethod = authMethod(r)
 		if ev.Context.SessionID == "" {
-			// No session id: the login's own transaction stands for it.
-			ev.Context.SessionID = r.Transaction.ID
+			// No session id: the login's own transaction stands for
+			// it, else the login itself (a log stream may drop both).
+			ev.Context.SessionID = first(r.Transaction.ID, ev.ID)
 		}
 		return audit.ActionLoginSuccess
 	case "user.session.end":
@@ -213,11 +213,34 @@ func mapAction(r *record, ev *audit.Event) string {
 			return ""
 		}
 		if p := debug(r, "privilegeGranted"); p != "" {
-			ev.Metadata["new_role"] = importer.Text(p, 256)
+			ev.Metadata["new_role"] = adminRole(p)
+			ev.Metadata["okta_privilege"] = importer.Text(p, 256)
 		}
 		return audit.ActionRoleChanged
 	}
 	return ""
+}
+
+// adminRole names the strongest of the Okta administrator roles a grant
+// lists ("Organization administrator, Application administrator (all)")
+// the way role rules compare roles: superadmin for Super administrator,
+// admin for any other administrator role but a read-only one, else
+// Okta's own text.
+func adminRole(granted string) string {
+	role := ""
+	for p := range strings.SplitSeq(granted, ",") {
+		p = strings.ToLower(strings.TrimSpace(p))
+		switch {
+		case strings.HasPrefix(p, "super admin"):
+			return "superadmin"
+		case strings.Contains(p, "admin") && !strings.HasPrefix(p, "read-only") && !strings.HasPrefix(p, "read only"):
+			role = "admin"
+		}
+	}
+	if role == "" {
+		return importer.Text(granted, 256)
+	}
+	return role
 }
 
 // failReason maps Okta's outcome.reason of a failed sign-in.

@@ -38,7 +38,7 @@ func TestLoginMapping(t *testing.T) {
 		ev.Context.SessionID != "idxvF50v" || ev.Context.AuthMethod != "password" || ev.Context.RequestID != "601b158a" {
 		t.Errorf("login mapped to %+v", ev)
 	}
-	if g := ev.Context.Geo; g == nil || g.City != "Atlanta" || g.Region != "Georgia" || g.Latitude == nil || *g.Latitude != 33.9794 {
+	if g := ev.Context.Geo; g == nil || g.City != "Atlanta" || g.Country != "US" || g.Region != "Georgia" || g.Latitude == nil || *g.Latitude != 33.9794 {
 		t.Errorf("geo = %+v", g)
 	}
 	if ev.Time.Format("2006-01-02T15:04:05.000Z") != "2024-04-02T19:17:37.621Z" {
@@ -61,6 +61,20 @@ func TestMapping(t *testing.T) {
 		{"factor removed", `{"published":"2022-03-22 14:21:53.225","eventType":"system.mfa.factor.deactivate","actor":{"alternateId":"homer@example.gov"},
 			"target":[{"alternateId":"homer@example.gov","type":"User"}],"debugContext":{"debugData":{"factor":"SMS_FACTOR"}},"outcome":{"result":"SUCCESS"}}`,
 			audit.ActionMFARemoved, "", map[string]string{"factor": "sms"}},
+		{"admin roles granted", `{"published":"2021-06-26T21:27:03Z","eventType":"user.account.privilege.grant","actor":{"alternateId":"jack@example.com"},
+			"target":[{"alternateId":"thomas@example.com","type":"User"}],"outcome":{"result":"SUCCESS"},
+			"debugContext":{"debugData":{"privilegeGranted":"Organization administrator, Application administrator (all)"}}}`, audit.ActionRoleChanged, "",
+			map[string]string{"new_role": "admin", "okta_privilege": "Organization administrator, Application administrator (all)"}},
+		{"super admin granted", `{"published":"2021-06-26T21:27:03Z","eventType":"user.account.privilege.grant","actor":{"alternateId":"jack@example.com"},
+			"target":[{"alternateId":"thomas@example.com","type":"User"}],"outcome":{"result":"SUCCESS"},
+			"debugContext":{"debugData":{"privilegeGranted":"Read-only Administrator, Super administrator"}}}`, audit.ActionRoleChanged, "",
+			map[string]string{"new_role": "superadmin"}},
+		{"read-only admin granted", `{"published":"2021-06-26T21:27:03Z","eventType":"user.account.privilege.grant","actor":{"alternateId":"jack@example.com"},
+			"target":[{"alternateId":"thomas@example.com","type":"User"}],"outcome":{"result":"SUCCESS"},
+			"debugContext":{"debugData":{"privilegeGranted":"Read-only Administrator"}}}`, audit.ActionRoleChanged, "",
+			map[string]string{"new_role": "Read-only Administrator"}},
+		{"login without session or transaction is its own session", `{"uuid":"u-1","published":"2024-04-02T19:17:37Z","eventType":"user.session.start","actor":{"alternateId":"x@example.com"},
+			"client":{"ipAddress":"1.2.3.4","userAgent":{"rawUserAgent":"Mozilla/5.0 Chrome/123.0"}},"outcome":{"result":"SUCCESS"}}`, audit.ActionLoginSuccess, "", nil},
 		{"unknown type kept as custom", `{"published":"2024-04-02T19:17:37Z","eventType":"policy.lifecycle.update","actor":{"alternateId":"admin@example.com"},"outcome":{"result":"SUCCESS"}}`,
 			"okta.policy.lifecycle.update", "", map[string]string{"okta_event_type": "policy.lifecycle.update"}},
 	} {
