@@ -77,7 +77,7 @@ func TestClassifyMatchesSlow(t *testing.T) {
 		{Family: "Other", OSFamily: "iOS", DeviceFamily: "Other"},
 	}
 	for i, s := range inputs {
-		if testing.Short() && i%10 != 0 {
+		if (testing.Short() || raceEnabled) && i%10 != 0 {
 			continue
 		}
 		for _, r := range append(fixed, u.parse(s)) {
