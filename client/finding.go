@@ -49,6 +49,9 @@ type Finding struct {
 	// Resolution, on a resolved finding: "benign" or "malicious" ("" when
 	// not said).
 	Resolution string `json:"resolution,omitempty"`
+	// Backfill is "silent" or "alert" when the finding's latest evidence
+	// is imported history (an import with backfill); "" for live events.
+	Backfill string `json:"backfill,omitempty"`
 	// IncidentID is the incident the finding belongs to.
 	IncidentID string    `json:"incident_id,omitempty"`
 	FirstSeen  time.Time `json:"first_seen"`

@@ -18,6 +18,11 @@ type ImportOptions struct {
 	// File is recorded in each event's metadata.import.file (at most 256
 	// bytes), so imported history can be traced to its source.
 	File string
+	// Backfill marks the records as history (metadata.import.backfill):
+	// "silent" builds detection's profiles and baselines from them and
+	// stores the findings they raise, flagged, without alerting; "alert"
+	// flags and alerts them. "" imports them as live events.
+	Backfill string
 }
 
 // ImportResult is the answer to one batch of vendor records.
@@ -51,6 +56,9 @@ func (c *Client) Import(ctx context.Context, format string, body []byte, o Impor
 	q := c.scope(nil)
 	if o.File != "" {
 		q.Set("file", o.File)
+	}
+	if o.Backfill != "" {
+		q.Set("backfill", o.Backfill)
 	}
 	path := "/v1/import/" + url.PathEscape(format)
 	resp, err := c.do(ctx, call{method: http.MethodPost, path: path, query: q, body: body,

@@ -35,6 +35,7 @@ type Incident struct {
 	Timeline     []TimelineEntry `json:"timeline"`
 	Evidence     []string        `json:"evidence"`
 	MergedInto   string          `json:"merged_into,omitempty"`
+	Backfill     string          `json:"backfill,omitempty"` // as on Finding, of the finding that last joined
 	CreatedAt    time.Time       `json:"created_at"`
 	UpdatedAt    time.Time       `json:"updated_at"`
 }

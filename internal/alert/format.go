@@ -51,6 +51,9 @@ type Item struct {
 	Explanation string                `json:"explanation"`
 	Evidence    Evidence              `json:"evidence"`
 	ConsoleURL  string                `json:"console_url,omitempty"`
+	// Backfill is "alert" on a finding or incident raised on imported
+	// history alerted on request (silent history is not alerted at all).
+	Backfill string `json:"backfill,omitempty"`
 	// Action is set on a response action (kind "action"): what the SaaS
 	// is asked to do, and where it reports back.
 	Action    *ActionRequest `json:"action,omitempty"`
@@ -104,7 +107,7 @@ func itemOf(c audit.Change, family func(string) string, publicURL string) (Item,
 		if err := json.Unmarshal(c.Doc, &f); err != nil {
 			return it, fmt.Errorf("decode finding %s: %w", c.EntityID, err)
 		}
-		it.Status, it.Explanation, it.FirstSeen, it.LastSeen = f.Status, f.Explanation, f.FirstSeen, f.LastSeen
+		it.Status, it.Explanation, it.FirstSeen, it.LastSeen, it.Backfill = f.Status, f.Explanation, f.FirstSeen, f.LastSeen, f.Backfill
 		it.Title = f.RuleName
 		if it.Title == "" {
 			it.Title = f.RuleID
@@ -125,7 +128,7 @@ func itemOf(c audit.Change, family func(string) string, publicURL string) (Item,
 		if err := json.Unmarshal(c.Doc, &inc); err != nil {
 			return it, fmt.Errorf("decode incident %s: %w", c.EntityID, err)
 		}
-		it.Status, it.Explanation, it.FirstSeen, it.LastSeen = inc.Status, inc.Summary, inc.FirstSeen, inc.LastSeen
+		it.Status, it.Explanation, it.FirstSeen, it.LastSeen, it.Backfill = inc.Status, inc.Summary, inc.FirstSeen, inc.LastSeen, inc.Backfill
 		it.Title = inc.Headline
 		if it.Title == "" {
 			it.Title = inc.HeadlineRule

@@ -1,6 +1,7 @@
 package alert
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -614,11 +615,19 @@ func (s *Service) fanOut(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if err := s.triggerActions(ctx, changes); err != nil {
+		// Changes of findings and incidents raised on a silent backfill
+		// (imported history) alert no one; the cursor still passes them.
+		live := make([]audit.Change, 0, len(changes))
+		for _, c := range changes {
+			if !silentBackfill(c) {
+				live = append(live, c)
+			}
+		}
+		if err := s.triggerActions(ctx, live); err != nil {
 			return err
 		}
 		var items []audit.OutboxItem
-		for _, c := range changes {
+		for _, c := range live {
 			var it *Item
 			for i := range subs {
 				sub := &subs[i]
@@ -656,6 +665,19 @@ func (s *Service) fanOut(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// silentBackfill says whether a change is of a finding or incident whose
+// latest evidence is history imported without alerts
+// (audit.BackfillSilent).
+func silentBackfill(c audit.Change) bool {
+	if (c.Kind != audit.KindFinding && c.Kind != audit.KindIncident) || !bytes.Contains(c.Doc, []byte(`"backfill"`)) {
+		return false
+	}
+	var d struct {
+		Backfill string `json:"backfill"`
+	}
+	return json.Unmarshal(c.Doc, &d) == nil && d.Backfill == audit.BackfillSilent
 }
 
 // triggerActions creates the response actions the tenants' rule settings

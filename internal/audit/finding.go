@@ -73,11 +73,15 @@ type Finding struct {
 	// Resolution, on a resolved finding, is what the team decided it was:
 	// ResolutionBenign (normal activity, a tuning candidate) or
 	// ResolutionMalicious; "" when not said.
-	Resolution string    `json:"resolution,omitempty"`
-	FirstSeen  time.Time `json:"first_seen"`
-	LastSeen   time.Time `json:"last_seen"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	Resolution string `json:"resolution,omitempty"`
+	// Backfill is the backfill mark (BackfillSilent, BackfillAlert) of the
+	// event of the finding's latest hit: it was raised on imported
+	// history. "" for live events.
+	Backfill  string    `json:"backfill,omitempty"`
+	FirstSeen time.Time `json:"first_seen"`
+	LastSeen  time.Time `json:"last_seen"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // MaxEvidence caps the event ids kept on one finding.

@@ -53,9 +53,12 @@ type Incident struct {
 	// MergedInto is set when a later finding joined this incident to an
 	// older one: this incident is then part of that one and no longer
 	// listed; its findings belong to MergedInto.
-	MergedInto string    `json:"merged_into,omitempty"`
-	CreatedAt  time.Time `json:"created_at"`
-	UpdatedAt  time.Time `json:"updated_at"`
+	MergedInto string `json:"merged_into,omitempty"`
+	// Backfill is the backfill mark of the finding that last joined or
+	// updated the incident ("" when that came from live events).
+	Backfill  string    `json:"backfill,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	UpdatedAt time.Time `json:"updated_at"`
 }
 
 // MaxIncidentItems caps each list of an incident (findings, addresses,

@@ -46,13 +46,21 @@ file, the percentage read). Each rejected record is reported with its line in
 FILE and the field at fault, and the import continues; a summary follows, and
 the exit status is 1 if any record was rejected. Events older than the
 tenant's max_event_age_days are rejected: an operator raises it for a
-backfill (docs/operations.md).`,
+backfill (docs/operations.md).
+
+An import is detected and alerted like live events. With --backfill the
+records are marked as history (metadata.import.backfill): detection learns
+from them (profiles, baselines, shared egresses) and stores the findings
+they raise, flagged "backfill", but sends no webhook, e-mail, PagerDuty
+alert or response action for them; --alert-past alerts them as well.`,
 		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
 			newClient := clientFlags(env, fs)
 			batch := fs.Int("batch", 1000, "records per request (at most 10000)")
 			every := fs.Duration("progress-every", 10*time.Second, "interval of progress lines when stderr is not a terminal")
 			quiet := fs.Bool("quiet", false, "no progress on stderr")
 			mapFile := fs.String("mapping", "", "mapping file (YAML) for the csv and ndjson formats")
+			backfill := fs.Bool("backfill", false, "import history: detection learns from it, its findings are stored flagged and not alerted")
+			alertPast := fs.Bool("alert-past", false, "with --backfill: alert the findings raised on the history too")
 			return func(args []string) error {
 				if len(args) != 2 {
 					return usagef("import takes a format (%s) and a file, or - for stdin", importFormats())
@@ -66,6 +74,16 @@ backfill (docs/operations.md).`,
 					return usagef("import %s needs --mapping MAP.yaml (docs/importers.md)", format)
 				case !isMappedFormat(format) && *mapFile != "":
 					return usagef("--mapping is for the csv and ndjson formats; %s has its own mapping", format)
+				}
+				if *alertPast && !*backfill {
+					return usagef("--alert-past goes with --backfill (an import without it alerts as live events do)")
+				}
+				mark := ""
+				if *backfill {
+					mark = audit.BackfillSilent
+					if *alertPast {
+						mark = audit.BackfillAlert
+					}
 				}
 				if *batch < 1 || *batch > client.MaxEventsPerBatch {
 					return usagef("--batch must be between 1 and %d", client.MaxEventsPerBatch)
@@ -102,7 +120,7 @@ backfill (docs/operations.md).`,
 				}
 				var sent, acc, dup, rej int
 				if m != nil {
-					run := &mappedRun{c: c, m: m, file: file, out: env.Stderr, p: p}
+					run := &mappedRun{c: c, m: m, file: file, backfill: mark, out: env.Stderr, p: p}
 					if format == mapping.FormatCSV {
 						err = run.csv(ctx, counted, *batch)
 					} else {
@@ -110,7 +128,7 @@ backfill (docs/operations.md).`,
 					}
 					sent, acc, dup, rej = run.sent, run.acc, run.dup, run.rej
 				} else {
-					run := &importRun{c: c, format: format, out: env.Stderr, p: p, opts: client.ImportOptions{File: file}}
+					run := &importRun{c: c, format: format, out: env.Stderr, p: p, opts: client.ImportOptions{File: file, Backfill: mark}}
 					err = run.all(ctx, importer.NewReader(counted), *batch)
 					sent, acc, dup, rej = run.sent, run.acc, run.dup, run.rej
 				}

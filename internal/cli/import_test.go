@@ -65,6 +65,21 @@ func TestImportCommand(t *testing.T) {
 		!strings.Contains(r.stdout, "0 accepted, 4 duplicates, 0 rejected") {
 		t.Fatalf("a JSON array: %+v", r)
 	}
+	// --backfill marks the records as history through ?backfill= on the route.
+	hist := fmt.Sprintf(`{"uuid":"u-hist","published":%q,"eventType":"user.account.update_password","actor":{"alternateId":"h@example.com"}}`, at.Format(time.RFC3339))
+	if r := run(t, env, hist, "import", "--tenant", "acme", "--quiet", "--backfill", "okta", "-"); r.code != 0 {
+		t.Fatalf("--backfill: %+v", r)
+	}
+	if err := a.Drain(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	ev, err := a.Stores().Events.GetEvent(t.Context(), "acme", "okta:u-hist")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if imp, _ := ev.Metadata["import"].(map[string]any); imp["backfill"] != "silent" || imp["format"] != "okta" {
+		t.Fatalf("backfill event: %+v, %v", ev, err)
+	}
 	if r := run(t, env, "", "import", "splunk", file); r.code != cli.ExitUsage {
 		t.Fatalf("unknown format: %+v", r)
 	}

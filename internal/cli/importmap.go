@@ -45,7 +45,7 @@ type mappedRun struct {
 	c                   *client.Client
 	m                   *mapping.Mapping
 	file                string // recorded in metadata.import.file; "" for stdin
-	backfill            bool   // marks every event as history (metadata.import.backfill)
+	backfill            string // the history mark of every event (metadata.import.backfill)
 	out                 io.Writer
 	p                   *sendProgress
 	acc, dup, rej, sent int
@@ -186,7 +186,7 @@ func (r *mappedRun) reject(line int, field, msg string) {
 
 // wireEvent is a mapped event in the API's wire form, with the file it
 // came from and, for a backfill, the history mark in metadata.import.
-func wireEvent(ev *audit.Event, file string, backfill bool) client.Event {
+func wireEvent(ev *audit.Event, file, backfill string) client.Event {
 	e := client.Event{ID: ev.ID, Time: ev.Time, Action: ev.Action, Outcome: string(ev.Outcome), Reason: ev.Reason,
 		Actor:  client.Actor{ID: ev.Actor.ID, Type: ev.Actor.Type, Email: ev.Actor.Email, Name: ev.Actor.Name},
 		Target: client.Target{Type: ev.Target.Type, ID: ev.Target.ID, Name: ev.Target.Name},
@@ -207,8 +207,8 @@ func wireEvent(ev *audit.Event, file string, backfill bool) client.Event {
 	if file != "" {
 		imp["file"] = importer.Text(file, 256)
 	}
-	if backfill {
-		imp["backfill"] = true
+	if backfill != "" {
+		imp["backfill"] = backfill
 	}
 	return e
 }

@@ -100,6 +100,7 @@ func (e *Engine) hit(r *crule, ks *keyState, ev *audit.Event, in *input, t int64
 	}
 	f.Facts = all
 	f.Explanation = render(r.Explain, all)
+	f.Backfill = audit.EventBackfill(ev)
 	if ks.Tenant != "" {
 		f.Degraded = e.tstats[ks.Tenant].degradedNote(t)
 	}

@@ -231,6 +231,7 @@ func (e *Engine) addFinding(is *incState, f *audit.Finding, keys []string) {
 		inc.LastSeen = f.LastSeen
 	}
 	inc.UpdatedAt = inc.LastSeen
+	inc.Backfill = f.Backfill
 	if f.Severity.Rank() > inc.Severity.Rank() {
 		inc.Severity = f.Severity
 	}

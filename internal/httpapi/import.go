@@ -64,6 +64,12 @@ func (a *API) postImport(w http.ResponseWriter, r *http.Request, p audit.Princip
 		return audit.FieldErrorf("tenant", "tenant is required with an operator key (?tenant=)")
 	}
 	file := clip(q.Get("file"), maxImportFileName)
+	// backfill marks the records as history (audit.BackfillSilent,
+	// audit.BackfillAlert) in metadata.import.backfill.
+	backfill := q.Get("backfill")
+	if !audit.ValidBackfill(backfill) {
+		return audit.FieldErrorf("backfill", "backfill must be %s or %s", audit.BackfillSilent, audit.BackfillAlert)
+	}
 	select {
 	case a.inflight <- struct{}{}:
 		defer func() { <-a.inflight }()
@@ -83,7 +89,7 @@ func (a *API) postImport(w http.ResponseWriter, r *http.Request, p audit.Princip
 	if r.ContentLength >= 0 && !body.Reserve(r.ContentLength+1) {
 		return a.overBudget()
 	}
-	items, lines, err := a.readRecords(body, dec, tenant, format, file)
+	items, lines, err := a.readRecords(body, dec, tenant, format, file, backfill)
 	if err != nil {
 		return err
 	}
@@ -120,7 +126,7 @@ func (a *API) postImport(w http.ResponseWriter, r *http.Request, p audit.Princip
 // readRecords splits the body into records and decodes each, charging
 // every record's decoded form to the in-flight budget. It returns the
 // items for ingestion and each one's line.
-func (a *API) readRecords(body io.Reader, dec importer.Decoder, tenant, format, file string) ([]ingest.Item, []int, error) {
+func (a *API) readRecords(body io.Reader, dec importer.Decoder, tenant, format, file, backfill string) ([]ingest.Item, []int, error) {
 	br, _ := body.(*httpx.BudgetReader)
 	rd := importer.NewReader(body)
 	var items []ingest.Item
@@ -156,8 +162,15 @@ func (a *API) readRecords(body io.Reader, dec importer.Decoder, tenant, format, 
 				it.Err = err
 			} else {
 				ev.Tenant = tenant
+				imp := map[string]any{"format": format}
 				if file != "" {
-					ev.Metadata["import"] = map[string]any{"format": format, "file": file}
+					imp["file"] = file
+				}
+				if backfill != "" {
+					imp["backfill"] = backfill
+				}
+				if len(imp) > 1 {
+					ev.Metadata["import"] = imp
 				}
 				it.Event = ev
 			}
