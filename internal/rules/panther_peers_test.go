@@ -629,8 +629,8 @@ func peersTable(results []*peerResult, all, expressible peerTotals) string {
 		}
 	}
 	b.WriteString("\n")
-	row("Panther rule", "tests (imported)", "Panther alerts on", "ours fired", "agreement", "our peers", "with context", "class", "why")
-	row("---", "---:", "---:", "---", "---:", "---", "---", "---", "---")
+	row("Panther rule", "tests (imported)", "importer refused", "Panther alerts on", "ours fired", "agreement", "our peers", "with context", "class", "why")
+	row("---", "---:", "---", "---:", "---", "---:", "---", "---", "---", "---")
 	for _, r := range results {
 		pe := peers[r.rule.RuleID]
 		name := r.rule.RuleID
@@ -653,7 +653,16 @@ func peersTable(results []*peerResult, all, expressible peerTotals) string {
 		if ctx := peerContext[r.rule.RuleID]; ctx != "" && r.ctxPositives > 0 {
 			withCtx = fmt.Sprintf("%d of %d, %s", r.ctxAgree, r.ctxPositives, ctx)
 		}
-		row(name, fmt.Sprintf("%d (%d)", r.tests, r.imported), fmt.Sprintf("%d of %d", r.positives, r.imported), fired,
+		var refused []string
+		for why, n := range r.refusals {
+			refused = append(refused, fmt.Sprintf("%d: %s", n, strings.ReplaceAll(why, "|", "/")))
+		}
+		slices.Sort(refused)
+		refusedCell := "—"
+		if len(refused) > 0 {
+			refusedCell = strings.Join(refused, "; ")
+		}
+		row(name, fmt.Sprintf("%d (%d)", r.tests, r.imported), refusedCell, fmt.Sprintf("%d of %d", r.positives, r.imported), fired,
 			frac(r.agree(), r.imported), peersCell, withCtx, pe.why, why)
 	}
 	return b.String()
