@@ -14,6 +14,8 @@ import (
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/detect"
 	"github.com/vigilhq/vigil/internal/httpapi"
+	"github.com/vigilhq/vigil/internal/siem"
+	"github.com/vigilhq/vigil/internal/sqlite"
 )
 
 // WebhookKeyFile is the file in the data directory holding the key webhook
@@ -93,4 +95,49 @@ func (a *App) recordTriggeredAction(ctx context.Context, act audit.ResponseActio
 	ev := &audit.Event{ID: act.ID + ".requested", Tenant: act.Tenant, Action: audit.ActionResponseRequested,
 		Actor: audit.Actor{ID: "vigil", Type: audit.ActorService}, Target: audit.Target{Type: "user", ID: act.ActorID}, Metadata: meta}
 	return a.ingest.RecordBatch(httpapi.ServerWrite(ctx), audit.Principal{}, []*audit.Event{ev})
+}
+
+// buildSIEM builds the SIEM stream, or nil when no sink is configured.
+// Prepare runs either way, so sinks removed from the configuration
+// release the changes and events they held.
+func (a *App) buildSIEM(ctx context.Context, c config.SIEM, webhooks bool) (*siem.Service, error) {
+	sinks := make([]siem.Sink, 0, len(c.Sinks))
+	for _, k := range c.Sinks {
+		facility := config.DefaultSIEMFacility
+		if k.Facility != nil {
+			facility = *k.Facility
+		}
+		sinks = append(sinks, siem.Sink{Name: k.Name, Kind: k.Kind, URL: k.URL, Events: k.Events, Tenants: k.Tenants,
+			MinSeverity: audit.Severity(k.MinSeverity), Headers: k.Headers, Gzip: k.Gzip, Facility: facility,
+			CAFile: k.TLS.CAFile, ServerName: k.TLS.ServerName, InsecureSkipVerify: k.TLS.InsecureSkipVerify,
+			Timeout: k.Timeout, MinBackoff: k.MinBackoff, MaxBackoff: k.MaxBackoff})
+	}
+	store, ok := a.stores.Alerts.(audit.SIEMStore)
+	if !ok {
+		if len(sinks) == 0 {
+			return nil, nil
+		}
+		return nil, fmt.Errorf("siem: storage.driver %s cannot keep SIEM cursors", a.cfg.Storage.Driver)
+	}
+	opts := siem.Options{Store: store, Sinks: sinks, Webhooks: webhooks, Poll: c.Poll, BatchMax: c.BatchMax,
+		MaxChanges: c.MaxChanges, MaxChangeAge: c.MaxChangeAge, MaxEventLag: c.MaxEventLag,
+		Logger: a.log.With("component", "siem"), Now: a.now}
+	if len(sinks) > 0 {
+		opts.Registerer = a.registry
+	}
+	if st, ok := a.stores.Stream.(*sqlite.Stream); ok {
+		opts.Stream, opts.ConsumerPrefix = st, sqlite.DetachedPrefix
+	}
+	opts.Hostname, _ = os.Hostname()
+	svc, err := siem.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := svc.Prepare(ctx); err != nil {
+		return nil, fmt.Errorf("siem: %w", err)
+	}
+	if len(c.Sinks) == 0 {
+		return nil, nil
+	}
+	return svc, nil
 }

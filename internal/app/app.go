@@ -37,6 +37,7 @@ import (
 	"github.com/vigilhq/vigil/internal/ingest"
 	"github.com/vigilhq/vigil/internal/pipeline"
 	"github.com/vigilhq/vigil/internal/retention"
+	"github.com/vigilhq/vigil/internal/siem"
 )
 
 // Options are the process-level dependencies of an App.
@@ -68,6 +69,7 @@ type App struct {
 	retention *retention.Job
 	alerts    *alert.Service // nil when alerts are off
 	ingest    *ingest.Service
+	siem      *siem.Service // nil without SIEM sinks
 	closers   []func() error
 	// knownTenants caches tenants found to exist (see tenantExists).
 	knownTenants sync.Map
@@ -177,6 +179,12 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		apiOpts.Actions = a.stores.Actions
 		a.closers = append(a.closers, a.alerts.Close)
 	}
+	if a.siem, err = a.buildSIEM(ctx, cfg.SIEM, a.alerts != nil); err != nil {
+		return nil, err
+	}
+	if a.siem != nil {
+		a.closers = append(a.closers, a.siem.Close)
+	}
 	viewers, secret, err := a.buildAccess(ctx)
 	if err != nil {
 		return nil, err
@@ -272,6 +280,12 @@ func (a *App) Run(ctx context.Context) error {
 	if a.alerts != nil {
 		g.Go(func() error {
 			a.alerts.Run(gctx)
+			return nil
+		})
+	}
+	if a.siem != nil {
+		g.Go(func() error {
+			a.siem.Run(gctx)
 			return nil
 		})
 	}

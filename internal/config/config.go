@@ -32,6 +32,7 @@ type Config struct {
 	Console   Console   `yaml:"console"`
 	Retention Retention `yaml:"retention"`
 	Alerts    Alerts    `yaml:"alerts"`
+	SIEM      SIEM      `yaml:"siem"`
 	Log       Log       `yaml:"log"`
 }
 
@@ -327,7 +328,8 @@ func Default() Config {
 		Alerts: Alerts{Enabled: true, MaxWebhooksPerTenant: 25, BatchWindow: 5 * time.Second, BatchMax: 200, MaxQueued: 10_000,
 			RatePerMinute: 60, MinBackoff: 10 * time.Second, MaxBackoff: time.Hour, RetryFor: 24 * time.Hour,
 			Timeout: 10 * time.Second, SecretOverlap: 24 * time.Hour, Poll: time.Second, SMTP: SMTP{TLS: "starttls"}},
-		Log: Log{Level: "info", Format: "auto"},
+		SIEM: defaultSIEM(),
+		Log:  Log{Level: "info", Format: "auto"},
 	}
 }
 
@@ -592,6 +594,7 @@ func (c *Config) Validate() error {
 		}
 	}
 	c.Alerts.validate(bad)
+	c.SIEM.validate(bad)
 	if c.Detect.AllowedLateness < 0 {
 		bad("detect.allowed_lateness", "must not be negative")
 	}
@@ -666,6 +669,7 @@ func (a Alerts) validate(bad func(path, format string, args ...any)) {
 // tagged secret replaced by "<redacted>".
 func (c Config) Redacted() ([]byte, error) {
 	cp := c
+	redactSIEM(&cp.SIEM)
 	walk(reflect.ValueOf(&cp).Elem(), "", func(_ string, v reflect.Value, f reflect.StructField) {
 		if f.Tag.Get("secret") == "true" && v.Kind() == reflect.String && v.String() != "" {
 			v.SetString("<redacted>")

@@ -245,7 +245,7 @@ func severityOfRank(r int) audit.Severity {
 
 // Enqueue adds items to their subscriptions' open deliveries, bounds each
 // subscription's outbox, advances the cursor to upTo and deletes the
-// changes up to it, in one transaction.
+// changes up to it that no SIEM sink still needs, in one transaction.
 func (db *DB) Enqueue(ctx context.Context, upTo int64, items []audit.OutboxItem, maxItems, maxQueued int, now time.Time) (audit.EnqueueResult, error) {
 	var res audit.EnqueueResult
 	tx, err := db.meta.w.BeginTx(ctx, nil)
@@ -299,7 +299,9 @@ func (db *DB) Enqueue(ctx context.Context, upTo int64, items []audit.OutboxItem,
 		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, upTo); err != nil {
 		return res, translate(err, "advance alert cursor")
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM alert_changes WHERE seq <= ?`, upTo); err != nil {
+	// A change a SIEM sink has not passed yet stays for it.
+	if _, err := tx.ExecContext(ctx, `DELETE FROM alert_changes
+		WHERE seq <= min(?, coalesce((SELECT min(changes_seq) FROM siem_cursors), ?))`, upTo, upTo); err != nil {
 		return res, translate(err, "delete enqueued changes")
 	}
 	return res, translate(tx.Commit(), "enqueue")

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -293,7 +294,7 @@ func (s *Stream) Append(ctx context.Context, events []*audit.Event) ([]audit.App
 	}
 	s.mu.Lock()
 	closed := s.closed
-	backlog := int64(s.last - s.minCommittedLocked())
+	backlog := int64(s.last - s.minAttachedLocked())
 	s.mu.Unlock()
 	if closed {
 		return nil, audit.ErrStreamClosed
@@ -861,14 +862,73 @@ func (s *Stream) minCommittedLocked() uint64 {
 	return low
 }
 
-// Backlog returns the last appended Seq and the lowest committed offset.
+// DetachedPrefix starts the name of a consumer that never holds ingestion
+// back: it is left out of the backlog (backpressure, Backlog) though the
+// records it has not committed are kept for it. Such a consumer bounds
+// its own lag (a SIEM sink skips ahead and reports the gap) and is removed
+// with RemoveConsumer when it goes away.
+const DetachedPrefix = "siem:"
+
+// minAttachedLocked is the lowest committed offset among the consumers
+// that count for backpressure (all but the detached ones).
+func (s *Stream) minAttachedLocked() uint64 {
+	first := true
+	var low uint64
+	for name, pos := range s.consumers {
+		if strings.HasPrefix(name, DetachedPrefix) {
+			continue
+		}
+		if first || pos < low {
+			low, first = pos, false
+		}
+	}
+	return low
+}
+
+// Backlog returns the last appended Seq and the lowest committed offset
+// among the consumers that are not detached.
 func (s *Stream) Backlog(ctx context.Context) (last, committed uint64, err error) {
 	if err := ctx.Err(); err != nil {
 		return 0, 0, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.last, s.minCommittedLocked(), nil
+	return s.last, s.minAttachedLocked(), nil
+}
+
+// Consumers returns the names of the consumers that start with prefix.
+func (s *Stream) Consumers(prefix string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []string
+	for name := range s.consumers {
+		if strings.HasPrefix(name, prefix) {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
+// RemoveConsumer forgets a consumer, so it no longer keeps records. The
+// records the others have committed go at their next Commit.
+func (s *Stream) RemoveConsumer(ctx context.Context, consumer string) error {
+	if s.isClosed() {
+		return audit.ErrStreamClosed
+	}
+	if _, err := s.f.w.ExecContext(ctx, `DELETE FROM consumers WHERE name = ?`, consumer); err != nil {
+		return translate(err, "remove consumer "+consumer)
+	}
+	s.mu.Lock()
+	delete(s.consumers, consumer)
+	s.mu.Unlock()
+	return nil
+}
+
+// Last returns the Seq of the last appended record.
+func (s *Stream) Last() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.last
 }
 
 // Purge forgets tenant's idempotency keys appended on UTC days wholly
