@@ -11,6 +11,7 @@ import (
 const (
 	TypeFinding  = audit.KindFinding
 	TypeIncident = audit.KindIncident
+	TypeAction   = audit.KindAction
 	TypeEvent    = "event"
 	TypeGap      = "gap"
 )
@@ -30,10 +31,12 @@ type Line struct {
 	Rule     string                `json:"rule,omitempty"`
 	Severity audit.Severity        `json:"severity,omitempty"`
 	At       time.Time             `json:"at"`
-	// Finding or Incident is the entity's document as stored when the
-	// change was recorded; Event the raw event.
+	// Finding, Incident or Action (a response action a rule triggered) is
+	// the entity's document as stored when the change was recorded; Event
+	// the raw event.
 	Finding  json.RawMessage `json:"finding,omitempty"`
 	Incident json.RawMessage `json:"incident,omitempty"`
+	Action   json.RawMessage `json:"action,omitempty"`
 	Event    *audit.Event    `json:"event,omitempty"`
 	// Stream and Dropped describe a gap: how many records of the stream
 	// ("changes" or "events") were discarded unsent by a bound.
@@ -48,9 +51,12 @@ func changeLine(sink string, c audit.Change) Line {
 	if !json.Valid(doc) {
 		doc = nil
 	}
-	if c.Kind == audit.KindIncident {
+	switch c.Kind {
+	case audit.KindIncident:
 		l.Incident = doc
-	} else {
+	case audit.KindAction:
+		l.Action = doc
+	default:
 		l.Finding = doc
 	}
 	return l
