@@ -77,11 +77,14 @@ func (c *Client) Query(ctx context.Context, q string) (*QueryResult, error) {
 const (
 	FormatCSV    = "csv"
 	FormatNDJSON = "ndjson"
+	// FormatOCSF is NDJSON of OCSF 1.3 objects (events only; see
+	// docs/queries.md for the mapping).
+	FormatOCSF = "ocsf"
 )
 
 // ExportOptions configures Export.
 type ExportOptions struct {
-	// Format is FormatCSV (the default) or FormatNDJSON.
+	// Format is FormatCSV (the default), FormatNDJSON or FormatOCSF.
 	Format string
 	// Progress, when set, is called as data arrives with the bytes
 	// received so far, at most every 64 KiB.

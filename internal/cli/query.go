@@ -140,27 +140,28 @@ func printResult(w io.Writer, res *client.QueryResult, format string) error {
 
 func exportCommand() *Command {
 	return &Command{
-		Name: "export", Usage: "'QUERY'", Short: "stream every row of a query as CSV or NDJSON, with progress",
+		Name: "export", Usage: "'QUERY'", Short: "stream every row of a query as CSV, NDJSON or OCSF, with progress",
 		Long: `Exports every row of a query (every matching event without a stats stage;
-no 10000-row cap) as CSV or NDJSON to stdout or --output, streamed with
+no 10000-row cap) as CSV, NDJSON or OCSF to stdout or --output, streamed with
 constant memory on both ends. Progress goes to stderr. Examples:
 
   vigil export 'time:>=-30d action:auth.*' --format ndjson --output auth.ndjson
+  vigil export 'time:>=-1d' --format ocsf --output events.ocsf.ndjson
   vigil export 'time:>=-7d | stats count() by actor.id, bin(time, 1d)' > daily.csv
 
 The export is recorded in the log as a vigil.export event. It exits 1 when the
 server ended the export early (the output then holds the rows received).`,
 		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
 			newClient := clientFlags(env, fs)
-			format := fs.String("format", "csv", "output: csv or ndjson")
+			format := fs.String("format", "csv", "output: csv, ndjson or ocsf (NDJSON of OCSF 1.3 objects; events only)")
 			output := fs.String("output", "", "file to write (default stdout)")
 			quiet := fs.Bool("quiet", false, "no progress on stderr")
 			return func(args []string) error {
 				if len(args) != 1 {
 					return usagef("export takes one argument, the query (quote it)")
 				}
-				if *format != client.FormatCSV && *format != client.FormatNDJSON {
-					return usagef("--format must be csv or ndjson")
+				if err := checkFormat(*format, client.FormatCSV, client.FormatNDJSON, client.FormatOCSF); err != nil {
+					return err
 				}
 				c, err := newClient()
 				if err != nil {

@@ -116,7 +116,7 @@ func (a *API) postExport(w http.ResponseWriter, r *http.Request, p audit.Princip
 	}
 	h := w.Header()
 	h.Set("Content-Type", investigate.ExportContentType(format))
-	h.Set("Content-Disposition", `attachment; filename="vigil-export.`+format+`"`)
+	h.Set("Content-Disposition", `attachment; filename="vigil-export.`+investigate.ExportExtension(format)+`"`)
 	h.Set("Trailer", "X-Vigil-Rows")
 	bw := bufio.NewWriterSize(w, 64<<10)
 	sink := &investigate.Export{W: bw, Format: format, FlushEvery: 4096, Flush: func() error {

@@ -10,12 +10,16 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/export/ocsf"
 )
 
 // Export formats.
 const (
 	ExportCSV    = "csv"
 	ExportNDJSON = "ndjson"
+	// ExportOCSF is NDJSON of OCSF 1.3 objects, one per event (see
+	// internal/export/ocsf); it exports events only, not stats rows.
+	ExportOCSF = "ocsf"
 )
 
 // ExportFormat checks an export format; "" is CSV.
@@ -23,30 +27,48 @@ func ExportFormat(f string) (string, error) {
 	switch f {
 	case "":
 		return ExportCSV, nil
-	case ExportCSV, ExportNDJSON:
+	case ExportCSV, ExportNDJSON, ExportOCSF:
 		return f, nil
 	}
-	return "", audit.FieldErrorf("format", "format must be csv or ndjson")
+	return "", audit.FieldErrorf("format", "format must be csv, ndjson or ocsf")
 }
 
 // ExportContentType is the Content-Type of an export format.
 func ExportContentType(format string) string {
-	if format == ExportNDJSON {
-		return "application/x-ndjson"
+	if format == ExportCSV {
+		return "text/csv; charset=utf-8"
 	}
-	return "text/csv; charset=utf-8"
+	return "application/x-ndjson"
+}
+
+// ExportExtension is the file name extension of an export format.
+func ExportExtension(format string) string {
+	if format == ExportCSV {
+		return "csv"
+	}
+	return "ndjson"
+}
+
+// mapsEvents reports whether format writes each event as a mapped object
+// of another schema.
+func mapsEvents(format string) bool { return format == ExportOCSF }
+
+// mapEvent maps an event onto format's schema.
+func mapEvent(format string, ev *audit.Event) any {
+	return ocsf.Event(ev)
 }
 
 // Export is the audit.QuerySink behind every export, the API's and the
 // console's: it writes a query's rows as CSV (a header, then one line a
-// row, cells made safe for spreadsheets by Cell) or NDJSON (the stored
-// event of an event row, or an object of the row's columns) to a buffered
-// writer, and calls Flush every FlushEvery rows so the reader sees
+// row, cells made safe for spreadsheets by Cell), NDJSON (the stored
+// event of an event row, or an object of the row's columns) or OCSF
+// (NDJSON of each event mapped onto its OCSF class; a row that is not an
+// event fails the export) to a buffered writer, and calls Flush every FlushEvery rows so the reader sees
 // progress. Memory stays constant whatever the number of rows.
 type Export struct {
 	// W receives the rows.
 	W *bufio.Writer
-	// Format is ExportCSV or ExportNDJSON.
+	// Format is ExportCSV, ExportNDJSON or ExportOCSF.
 	Format string
 	// FlushEvery is how many rows pass between calls of Flush (default
 	// 4096); Flush (optional) pushes W's bytes to the client and may end
@@ -68,14 +90,16 @@ var _ audit.QuerySink = (*Export)(nil)
 // Rows is how many rows were written.
 func (e *Export) Rows() int { return e.rows }
 
-// Started reports whether anything was written: after that, an error can
-// only end the stream, not change the response.
+// Started reports whether anything may have been written: after that, an
+// error can only end the stream, not change the response. A mapped format
+// starts with its first row, so a query that yields no events can still
+// be refused.
 func (e *Export) Started() bool { return e.started }
 
 // Columns implements audit.QuerySink: the CSV header.
 func (e *Export) Columns(cols []audit.QueryColumn) error {
-	e.cols, e.started = cols, true
-	if e.Format == ExportNDJSON {
+	e.cols, e.started = cols, !mapsEvents(e.Format)
+	if e.Format != ExportCSV {
 		e.enc = json.NewEncoder(e.W)
 		e.enc.SetEscapeHTML(false)
 		e.obj = make(map[string]any, len(cols))
@@ -93,6 +117,11 @@ func (e *Export) Columns(cols []audit.QueryColumn) error {
 func (e *Export) Row(vals []any, ev *audit.Event) error {
 	var err error
 	switch {
+	case mapsEvents(e.Format) && ev == nil:
+		return audit.FieldErrorf("format", "format %s exports events, and this query returns stats rows: export it as csv or ndjson", e.Format)
+	case mapsEvents(e.Format):
+		e.started = true
+		err = e.enc.Encode(mapEvent(e.Format, ev))
 	case e.Format == ExportNDJSON && ev != nil:
 		err = e.enc.Encode(ev)
 	case e.Format == ExportNDJSON:

@@ -89,12 +89,65 @@ func TestExportNDJSON(t *testing.T) {
 }
 
 func TestExportFormat(t *testing.T) {
-	for in, want := range map[string]string{"": "csv", "csv": "csv", "ndjson": "ndjson"} {
+	for in, want := range map[string]string{"": "csv", "csv": "csv", "ndjson": "ndjson", "ocsf": "ocsf"} {
 		if got, err := investigate.ExportFormat(in); err != nil || got != want {
 			t.Errorf("ExportFormat(%q) = %q, %v", in, got, err)
 		}
 	}
 	if _, err := investigate.ExportFormat("xlsx"); audit.ErrorField(err) != "format" {
 		t.Errorf("xlsx: %v", err)
+	}
+}
+
+// TestExportOCSF writes each event as its OCSF object and refuses stats
+// rows before anything is written, so the API can still answer 400.
+func TestExportOCSF(t *testing.T) {
+	var out bytes.Buffer
+	e := &investigate.Export{W: bufio.NewWriter(&out), Format: investigate.ExportOCSF}
+	if err := e.Columns([]audit.QueryColumn{{Name: "time"}, {Name: "action"}}); err != nil {
+		t.Fatal(err)
+	}
+	if e.Started() {
+		t.Fatal("started before the first event")
+	}
+	at := time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)
+	for _, ev := range []*audit.Event{
+		{ID: "e1", Tenant: "acme", Time: at, Action: audit.ActionLoginFailure, Outcome: audit.OutcomeFailure, Reason: "invalid_password", Actor: audit.Actor{ID: "bob"}},
+		{ID: "e2", Tenant: "acme", Time: at, Action: audit.ActionPasswordChanged, Actor: audit.Actor{ID: "bob"}},
+	} {
+		if err := e.Row(nil, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := e.Finish(); err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || !e.Started() || e.Rows() != 2 {
+		t.Fatalf("lines %q", lines)
+	}
+	want := []struct {
+		class, typ float64
+		status     string
+	}{{3002, 300201, "Failure"}, {3001, 300103, "Unknown"}}
+	for i, l := range lines {
+		var o map[string]any
+		if err := json.Unmarshal([]byte(l), &o); err != nil {
+			t.Fatal(err)
+		}
+		if o["class_uid"] != want[i].class || o["type_uid"] != want[i].typ || o["status"] != want[i].status || o["metadata"].(map[string]any)["uid"] == nil {
+			t.Errorf("line %d: %s", i, l)
+		}
+	}
+
+	stats := &investigate.Export{W: bufio.NewWriter(&out), Format: investigate.ExportOCSF}
+	if err := stats.Columns([]audit.QueryColumn{{Name: "count"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := stats.Row([]any{int64(3)}, nil); audit.ErrorField(err) != "format" || stats.Started() {
+		t.Errorf("a stats row: %v (started %v)", err, stats.Started())
+	}
+	if got := investigate.ExportContentType(investigate.ExportOCSF); got != "application/x-ndjson" {
+		t.Errorf("content type %q", got)
 	}
 }
