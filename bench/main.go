@@ -7,6 +7,7 @@
 //
 //	go run ./bench [flags]               performance run; writes docs/performance.md
 //	go run ./bench reliability [flags]   the reliability harness (long form)
+//	go run ./bench import [-records N]   the vendor-file import phase alone, printed
 //
 // `go run ./bench -h` and `go run ./bench reliability -h` list the flags.
 package main
@@ -24,9 +25,12 @@ func main() {
 	defer stop()
 	var err error
 	args := os.Args[1:]
-	if len(args) > 0 && args[0] == "reliability" {
+	switch {
+	case len(args) > 0 && args[0] == "reliability":
 		err = runReliability(ctx, args[1:])
-	} else {
+	case len(args) > 0 && args[0] == "import":
+		err = runImport(ctx, args[1:])
+	default:
 		err = runPerf(ctx, args)
 	}
 	if err != nil {

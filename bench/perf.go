@@ -26,6 +26,7 @@ type PerfOptions struct {
 	Queries        int
 	Components     bool
 	Keep           bool
+	ImportRecords  int
 }
 
 // Perf is everything one run measured.
@@ -70,6 +71,7 @@ type Perf struct {
 	PGSize    int64
 
 	Components []*Component
+	Import     *ImportResult // nil when -import-records=0
 
 	liveGen *Gen
 }
@@ -98,6 +100,7 @@ func parsePerfFlags(args []string) (PerfOptions, string, error) {
 	fs.IntVar(&o.Queries, "queries", 300, "runs per search shape and system")
 	fs.BoolVar(&o.Components, "components", true, "re-run the cheap package benchmarks of docs/perf/*.md")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the data directory afterwards")
+	fs.IntVar(&o.ImportRecords, "import-records", 1_000_000, "records of the Okta System Log file imported with vigil import into a fresh server (0 skips the phase)")
 	if err := fs.Parse(args); err != nil {
 		return o, "", err
 	}
@@ -135,6 +138,14 @@ func runPerf(ctx context.Context, args []string) error {
 	}
 	if err := p.measureVigil(ctx, bin, filepath.Join(work, "data"), logf); err != nil {
 		return err
+	}
+	if o.ImportRecords > 0 {
+		r, err := measureImport(ctx, bin, filepath.Join(work, "import"), o.ImportRecords, logf)
+		if err != nil {
+			logf("import phase failed: %v", err)
+			r.Err = err
+		}
+		p.Import = &r
 	}
 	if o.PG {
 		p.measurePG(ctx, logf)
