@@ -136,6 +136,8 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		"GET /v1/incidents": {
 			{"GET", "/v1/incidents", "", []int{200}},
 			{"GET", "/v1/incidents?tenant=tenant-b", "", denied},
+			{"GET", "/v1/incidents?format=ocsf", "", []int{200}},
+			{"GET", "/v1/incidents?format=ocsf&tenant=tenant-b", "", denied},
 		},
 		"GET /v1/incidents/{id}": {
 			{"GET", "/v1/incidents/inc-b", "", denied},
@@ -148,6 +150,8 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		"GET /v1/findings": {
 			{"GET", "/v1/findings", "", []int{200}},
 			{"GET", "/v1/findings?tenant=tenant-b", "", denied},
+			{"GET", "/v1/findings?format=ocsf", "", []int{200}},
+			{"GET", "/v1/findings?format=ocsf&tenant=tenant-b", "", denied},
 		},
 		"GET /v1/findings/{id}": {
 			{"GET", "/v1/findings/f-b", "", denied},

@@ -3,9 +3,11 @@ package app_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/vigilhq/vigil/client"
 )
@@ -69,5 +71,99 @@ func TestOCSFExportOverHTTP(t *testing.T) {
 	status, body := raw(t, "POST", n.url+"/v1/export", key, `{"q":"time:>=-1h | stats count() by actor.id","format":"ocsf"}`)
 	if status != http.StatusBadRequest || !bytes.Contains(body, []byte(`"code":"invalid"`)) {
 		t.Errorf("stats as ocsf: %d %s", status, body)
+	}
+}
+
+// TestOCSFFindingsAndIncidentsOverHTTP: a brute force raises a finding and
+// an incident; GET /v1/findings?format=ocsf and /v1/incidents?format=ocsf
+// (through the SDK's ExportFindings/ExportIncidents) answer them as OCSF
+// Detection Findings, paged with X-Vigil-Next-Cursor, and an unknown
+// format is a 400.
+func TestOCSFFindingsAndIncidentsOverHTTP(t *testing.T) {
+	n := startNode(t)
+	ctx := t.Context()
+	c, key := n.tenantClient(t, "acme")
+	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
+	var evs []client.Event
+	for i := range 30 {
+		evs = append(evs, client.Event{ID: fmt.Sprintf("bf%d", i), Action: "auth.login.failure", Time: at.Add(time.Duration(i) * 5 * time.Second),
+			Reason: "invalid_password", Actor: client.Actor{ID: "ceo@acme.example"}, Context: client.Context{IP: "203.0.113.66"}})
+	}
+	if _, err := c.Send(ctx, evs...); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		fp, err := c.SearchFindings(ctx, client.FindingParams{Rule: "brute-force"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ip, err := c.SearchIncidents(ctx, client.IncidentParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(fp.Findings) > 0 && len(ip.Incidents) > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no brute-force finding and incident after 60s")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	type detection struct {
+		ClassUID    int `json:"class_uid"`
+		TypeUID     int `json:"type_uid"`
+		ActivityID  int `json:"activity_id"`
+		SeverityID  int `json:"severity_id"`
+		StatusID    int `json:"status_id"`
+		FindingInfo struct {
+			UID           string   `json:"uid"`
+			Types         []string `json:"types"`
+			RelatedEvents []struct {
+				UID string `json:"uid"`
+			} `json:"related_events"`
+		} `json:"finding_info"`
+		Metadata struct {
+			TenantUID string `json:"tenant_uid"`
+		} `json:"metadata"`
+	}
+	check := func(what string, buf *bytes.Buffer, want int) []detection {
+		t.Helper()
+		var out []detection
+		for line := range strings.SplitSeq(strings.TrimSpace(buf.String()), "\n") {
+			var d detection
+			if err := json.Unmarshal([]byte(line), &d); err != nil {
+				t.Fatalf("%s line %q: %v", what, line, err)
+			}
+			if d.ClassUID != 2004 || d.TypeUID != 200400+d.ActivityID || d.SeverityID < 2 || d.StatusID != 1 || d.FindingInfo.UID == "" ||
+				len(d.FindingInfo.RelatedEvents) == 0 || d.Metadata.TenantUID != "acme" {
+				t.Errorf("%s: %s", what, line)
+			}
+			out = append(out, d)
+		}
+		if len(out) < want {
+			t.Errorf("%s: %d objects, want at least %d", what, len(out), want)
+		}
+		return out
+	}
+	var buf bytes.Buffer
+	nf, err := c.ExportFindings(ctx, client.FindingParams{Rule: "brute-force", Limit: 1}, client.FormatOCSF, &buf, 0)
+	if err != nil || nf == 0 {
+		t.Fatalf("findings: %d, %v", nf, err)
+	}
+	fs := check("findings", &buf, nf)
+	if fs[0].FindingInfo.Types[0] != "brute-force" {
+		t.Errorf("finding types %v", fs[0].FindingInfo.Types)
+	}
+	buf.Reset()
+	ni, err := c.ExportIncidents(ctx, client.IncidentParams{}, client.FormatOCSF, &buf, 1)
+	if err != nil || ni != 1 {
+		t.Fatalf("incidents: %d, %v", ni, err)
+	}
+	check("incidents", &buf, 1)
+	for _, path := range []string{"/v1/findings?format=xml", "/v1/incidents?format=csv"} {
+		if status, body := raw(t, "GET", n.url+path, key, ""); status != http.StatusBadRequest || !bytes.Contains(body, []byte(`"code":"invalid"`)) {
+			t.Errorf("%s: %d %s", path, status, body)
+		}
 	}
 }

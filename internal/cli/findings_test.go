@@ -68,6 +68,11 @@ func TestFindingsAndRulesCommands(t *testing.T) {
 		t.Fatalf("findings list: %+v", r)
 	}
 	id := regexp.MustCompile(`(?m)\s(\S+)\s*$`).FindStringSubmatch(strings.Split(strings.TrimSpace(r.stdout), "\n")[1])[1]
+	// The same findings as OCSF Detection Findings, one a line.
+	if o := run(t, env, "", "findings", "list", "--tenant", "acme", "--rule", "brute-force", "--format", "ocsf"); o.code != 0 ||
+		!strings.Contains(o.stdout, `"class_uid":2004`) || !strings.Contains(o.stdout, `"uid":"`+id+`"`) {
+		t.Fatalf("findings list --format ocsf: %+v", o)
+	}
 
 	r = run(t, env, "", "findings", "show", id, "--tenant", "acme")
 	if r.code != 0 || !strings.Contains(r.stdout, "explanation") || !strings.Contains(r.stdout, "failed logins on alice") ||

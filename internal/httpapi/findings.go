@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/httpx"
+	"github.com/vigilhq/vigil/internal/investigate"
 )
 
 func (a *API) findingStore() (audit.FindingStore, error) {
@@ -23,11 +24,15 @@ func (a *API) searchFindings(w http.ResponseWriter, r *http.Request, p audit.Pri
 		return err
 	}
 	q := r.URL.Query()
-	known := map[string]bool{"rule": true, "severity": true, "status": true, "actor": true, "ip": true, "since": true, "until": true, "limit": true, "cursor": true, "tenant": true}
+	known := map[string]bool{"rule": true, "severity": true, "status": true, "actor": true, "ip": true, "since": true, "until": true, "limit": true, "cursor": true, "tenant": true, "format": true}
 	for k := range q {
 		if !known[k] {
 			return audit.FieldErrorf(k, "unknown query parameter %q", k)
 		}
+	}
+	format, err := investigate.ListFormat(q.Get("format"))
+	if err != nil {
+		return err
 	}
 	f := audit.FindingFilter{RuleID: q.Get("rule"), ActorID: q.Get("actor"), Cursor: q.Get("cursor")}
 	if f.Tenant, f.AllTenants, err = tenantScope(p, q.Get("tenant"), true); err != nil {
@@ -77,6 +82,9 @@ func (a *API) searchFindings(w http.ResponseWriter, r *http.Request, p audit.Pri
 	if err := a.recordRead(r, p, audit.QueryScope{Tenant: f.Tenant, AllTenants: f.AllTenants}, readRecord{action: audit.ActionSearch,
 		route: "GET /v1/findings", query: q.Encode(), rows: int64(len(page.Findings)), extra: map[string]any{"page": f.Cursor != ""}}); err != nil {
 		return err
+	}
+	if format != "" {
+		return writeMapped(w, a.nextCursor(r, page.Next), page.Findings, func(x *audit.Finding) any { return investigate.MapFinding(format, x) })
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"findings": page.Findings, "next_cursor": a.nextCursor(r, page.Next)})
 	return nil

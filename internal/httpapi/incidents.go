@@ -7,6 +7,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/httpx"
+	"github.com/vigilhq/vigil/internal/investigate"
 )
 
 // maxIncidentFindings caps the findings GET /v1/incidents/{id} returns
@@ -27,11 +28,15 @@ func (a *API) searchIncidents(w http.ResponseWriter, r *http.Request, p audit.Pr
 		return err
 	}
 	q := r.URL.Query()
-	known := map[string]bool{"severity": true, "status": true, "family": true, "since": true, "until": true, "limit": true, "cursor": true, "tenant": true}
+	known := map[string]bool{"severity": true, "status": true, "family": true, "since": true, "until": true, "limit": true, "cursor": true, "tenant": true, "format": true}
 	for k := range q {
 		if !known[k] {
 			return audit.FieldErrorf(k, "unknown query parameter %q", k)
 		}
+	}
+	format, err := investigate.ListFormat(q.Get("format"))
+	if err != nil {
+		return err
 	}
 	f := audit.IncidentFilter{Family: q.Get("family"), Cursor: q.Get("cursor")}
 	if f.Tenant, f.AllTenants, err = tenantScope(p, q.Get("tenant"), true); err != nil {
@@ -73,6 +78,9 @@ func (a *API) searchIncidents(w http.ResponseWriter, r *http.Request, p audit.Pr
 	if err := a.recordRead(r, p, audit.QueryScope{Tenant: f.Tenant, AllTenants: f.AllTenants}, readRecord{action: audit.ActionSearch,
 		route: "GET /v1/incidents", query: q.Encode(), rows: int64(len(page.Incidents)), extra: map[string]any{"page": f.Cursor != ""}}); err != nil {
 		return err
+	}
+	if format != "" {
+		return writeMapped(w, a.nextCursor(r, page.Next), page.Incidents, func(x *audit.Incident) any { return investigate.MapIncident(format, x) })
 	}
 	httpx.WriteJSON(w, http.StatusOK, map[string]any{"incidents": page.Incidents, "next_cursor": a.nextCursor(r, page.Next)})
 	return nil

@@ -49,6 +49,22 @@ func ExportExtension(format string) string {
 	return "ndjson"
 }
 
+// ListFormat checks the format of a findings or incidents listing: "" is
+// the JSON page, ExportOCSF NDJSON of OCSF Detection Findings.
+func ListFormat(f string) (string, error) {
+	switch f {
+	case "", ExportOCSF:
+		return f, nil
+	}
+	return "", audit.FieldErrorf("format", "format must be ocsf (or absent for the JSON page)")
+}
+
+// MapFinding maps a finding onto format's schema.
+func MapFinding(format string, f *audit.Finding) any { return ocsf.Finding(f) }
+
+// MapIncident maps an incident onto format's schema.
+func MapIncident(format string, in *audit.Incident) any { return ocsf.Incident(in) }
+
 // mapsEvents reports whether format writes each event as a mapped object
 // of another schema.
 func mapsEvents(format string) bool { return format == ExportOCSF }
@@ -118,7 +134,7 @@ func (e *Export) Row(vals []any, ev *audit.Event) error {
 	var err error
 	switch {
 	case mapsEvents(e.Format) && ev == nil:
-		return audit.FieldErrorf("format", "format %s exports events, and this query returns stats rows: export it as csv or ndjson", e.Format)
+		return audit.FieldErrorf("format", "format %s exports whole events, and this query has a stats or fields stage: export it as csv or ndjson", e.Format)
 	case mapsEvents(e.Format):
 		e.started = true
 		err = e.enc.Encode(mapEvent(e.Format, ev))
