@@ -117,7 +117,7 @@ func (db *DB) PruneChanges(ctx context.Context, webhooks bool, maxRows int, befo
 		return res, translate(err, "prune changes")
 	}
 	defer func() { _ = tx.Rollback() }()
-	// Passed by every holder. Without holders nothing consumes the log:
+	// Passed by every holder. Without holders nothing reads the log:
 	// everything recorded so far is passed.
 	var low sql.NullInt64
 	if err := tx.QueryRowContext(ctx, `SELECT min(changes_seq) FROM siem_cursors`).Scan(&low); err != nil {
@@ -130,7 +130,10 @@ func (db *DB) PruneChanges(ctx context.Context, webhooks bool, maxRows int, befo
 			return res, translate(err, "read alert cursor")
 		}
 	}
-	passed := int64(-1)
+	var passed int64
+	if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(seq), 0) FROM alert_changes`).Scan(&passed); err != nil {
+		return res, translate(err, "read last change")
+	}
 	switch {
 	case webhooks && low.Valid:
 		passed = min(hook, low.Int64)
@@ -139,7 +142,7 @@ func (db *DB) PruneChanges(ctx context.Context, webhooks bool, maxRows int, befo
 	case low.Valid:
 		passed = low.Int64
 	}
-	if passed >= 0 {
+	if passed > 0 {
 		r, err := tx.ExecContext(ctx, `DELETE FROM alert_changes WHERE seq <= ?`, passed)
 		if err != nil {
 			return res, translate(err, "delete passed changes")
