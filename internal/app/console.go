@@ -68,6 +68,9 @@ func (a *App) buildConsole(c config.Console, det *detection, viewers *access.Vie
 		FrameAncestors: c.FrameAncestors, SecureCookies: strings.HasPrefix(c.PublicURL, "https://"), SessionTTL: c.SessionTTL,
 		Logger: a.log.With("component", "console"), Now: a.now,
 	}
+	if a.alerts != nil {
+		opts.Webhooks = a.alerts
+	}
 	if det != nil {
 		opts.TuningChanged, opts.ValidateSetting = det.tuningChanged, det.validateSetting
 		for _, r := range det.engine.Rules() {

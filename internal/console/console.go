@@ -76,6 +76,9 @@ type Options struct {
 	// TuningChanged and ValidateSetting are the API's tuning hooks.
 	TuningChanged   func(ctx context.Context, tenant string)
 	ValidateSetting func(s audit.RuleSetting) error
+	// Webhooks, when set, adds the tenant's webhooks to the settings
+	// page (admin scope); nil says webhooks are not enabled.
+	Webhooks Webhooks
 	// FrameAncestors are the installation-wide origins allowed to frame
 	// the console; a viewer token may add its own. Empty means 'none'.
 	FrameAncestors []string
@@ -171,6 +174,10 @@ func (c *Console) routes() http.Handler {
 	page("POST /settings/viewers", c.createViewer)
 	page("POST /settings/viewers/{id}/revoke", c.revokeViewer)
 	page("POST /settings/retention", c.setRetention)
+	page("POST /settings/webhooks", c.createWebhook)
+	page("POST /settings/webhooks/{id}/rotate", c.rotateWebhook)
+	page("POST /settings/webhooks/{id}/toggle", c.toggleWebhook)
+	page("POST /settings/webhooks/{id}/delete", c.deleteWebhook)
 	mux.Handle("/", c.open(func(w http.ResponseWriter, r *http.Request) error {
 		return audit.Errorf(audit.ENOTFOUND, "there is no page at %s", r.URL.Path)
 	}))

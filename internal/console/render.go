@@ -47,6 +47,16 @@ var funcs = template.FuncMap{
 		}
 		return strings.Join(out, ", ")
 	},
+	"changes": func(cs []audit.LifecycleChange) string {
+		if len(cs) == 0 {
+			return "every change"
+		}
+		out := make([]string, len(cs))
+		for i, c := range cs {
+			out[i] = string(c)
+		}
+		return strings.Join(out, ", ")
+	},
 	"fact": func(v any) string {
 		switch x := v.(type) {
 		case float64:

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/access"
+	"github.com/vigilhq/vigil/internal/alert"
 	"github.com/vigilhq/vigil/internal/audit"
 )
 
@@ -73,6 +74,16 @@ func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request, rq *reque
 			}
 			data["Viewers"] = vts
 		}
+		data["Admin"] = true
+		if c.opts.Webhooks != nil {
+			hooks, err := c.webhookRows(ctx, rq)
+			if err != nil {
+				return err
+			}
+			data["Webhooks"], data["WebhooksOn"] = hooks, true
+			data["Formats"], data["Changes"], data["Kinds"] = alert.Formats, audit.AllChanges, []string{audit.KindIncident, audit.KindFinding, audit.KindAction}
+			data["Severities"] = []audit.Severity{audit.SeverityLow, audit.SeverityMedium, audit.SeverityHigh, audit.SeverityCritical}
+		}
 	}
 	t, err := c.opts.Tenants.GetTenant(ctx, rq.tenant)
 	if err != nil {
@@ -96,8 +107,11 @@ func (c *Console) tuned(r *http.Request, rq *request) {
 	}
 }
 
+// settingsDone sends the browser back to the settings section it changed.
 func settingsDone(w http.ResponseWriter, r *http.Request, what string) {
-	http.Redirect(w, r, "/settings?done="+what, http.StatusSeeOther)
+	anchor := map[string]string{"rule": "rules", "allowlist": "allowlist", "egress": "egresses", "key": "keys",
+		"viewer": "viewers", "webhook": "webhooks", "retention": "retention"}[what]
+	http.Redirect(w, r, "/settings?done="+what+"#"+anchor, http.StatusSeeOther)
 }
 
 // putRule switches a rule on or off and sets its parameters; an empty
@@ -211,7 +225,7 @@ func (c *Console) createKey(w http.ResponseWriter, r *http.Request, rq *request)
 	if err != nil {
 		return err
 	}
-	c.render(w, r, rq, http.StatusCreated, "secret", map[string]any{"Title": "New API key", "What": "API key " + k.ID, "Secret": full})
+	c.render(w, r, rq, http.StatusCreated, "secret", map[string]any{"Title": "New API key", "What": "Created API key " + k.ID, "Secret": full})
 	return nil
 }
 
@@ -253,7 +267,7 @@ func (c *Console) createViewer(w http.ResponseWriter, r *http.Request, rq *reque
 		return err
 	}
 	c.render(w, r, rq, http.StatusCreated, "secret", map[string]any{"Title": "New viewer link",
-		"What": "viewer link " + t.ID + ", valid until " + t.ExpiresAt.Format(time.RFC3339), "Secret": "/embed?token=" + tok, "Link": true})
+		"What": "Created viewer link " + t.ID + ", valid until " + t.ExpiresAt.Format(time.RFC3339), "Secret": "/embed?token=" + tok, "Link": true})
 	return nil
 }
 
