@@ -73,6 +73,7 @@ func (a *App) buildConsole(c config.Console, det *detection, viewers *access.Vie
 	}
 	if det != nil {
 		opts.TuningChanged, opts.ValidateSetting = det.tuningChanged, det.validateSetting
+		opts.Egresses = det.engine.Egresses
 		for _, r := range det.engine.Rules() {
 			ri := console.RuleInfo{ID: r.ID, Name: r.Name, Description: r.Description, Severity: r.Severity}
 			for _, p := range r.Params {

@@ -76,6 +76,9 @@ type Options struct {
 	// TuningChanged and ValidateSetting are the API's tuning hooks.
 	TuningChanged   func(ctx context.Context, tenant string)
 	ValidateSetting func(s audit.RuleSetting) error
+	// Egresses lists a tenant's learned shared egresses (every candidate
+	// when all is set), detection's own listing; nil when detection is off.
+	Egresses func(tenant string, all bool) []audit.Egress
 	// Webhooks, when set, adds the tenant's webhooks to the settings
 	// page (admin scope); nil says webhooks are not enabled.
 	Webhooks Webhooks
@@ -169,6 +172,7 @@ func (c *Console) routes() http.Handler {
 	page("POST /settings/rules/{rule}", c.putRule)
 	page("POST /settings/allowlist", c.addAllow)
 	page("POST /settings/allowlist/delete", c.deleteAllow)
+	page("POST /settings/egresses", c.tuneEgress)
 	page("POST /settings/keys", c.createKey)
 	page("POST /settings/keys/{id}/revoke", c.revokeKey)
 	page("POST /settings/viewers", c.createViewer)

@@ -47,6 +47,7 @@ var funcs = template.FuncMap{
 		}
 		return strings.Join(out, ", ")
 	},
+	"mode": modeLabel,
 	"changes": func(cs []audit.LifecycleChange) string {
 		if len(cs) == 0 {
 			return "every change"

@@ -61,6 +61,16 @@ func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request, rq *reque
 		}
 		data["RuleRows"], data["Allow"] = rows, allow
 	}
+	egressRows := 0
+	if c.opts.Egresses != nil && rq.p.Has(audit.ScopeFindingsRead) {
+		all := r.URL.Query().Get("candidates") == "1"
+		gs := c.opts.Egresses(rq.tenant, all)
+		data["EgressTotal"], data["EgressAll"], data["EgressOn"] = len(gs), all, true
+		if len(gs) > maxEgressRows {
+			gs = gs[:maxEgressRows]
+		}
+		data["Egresses"], egressRows = gs, len(gs)
+	}
 	if rq.p.Has(audit.ScopeAdmin) {
 		keys, err := c.opts.Keys.ListKeys(ctx, rq.tenant)
 		if err != nil {
@@ -89,8 +99,10 @@ func (c *Console) settingsPage(w http.ResponseWriter, r *http.Request, rq *reque
 	if err != nil {
 		return err
 	}
-	data["TenantInfo"] = t
-	c.render(w, r, rq, http.StatusOK, "settings", data)
+	data["TenantInfo"], data["Modes"] = t, allowModes
+	// The egress table shows addresses the tenant's users came from: the
+	// view is read-audited like the log's pages.
+	c.show(w, r, rq, "settings", "settings", egressRows, data)
 	return nil
 }
 
@@ -174,7 +186,11 @@ func (c *Console) addAllow(w http.ResponseWriter, r *http.Request, rq *request) 
 	if len(note) > 1024 {
 		return audit.FieldErrorf("note", "note is at most 1024 bytes")
 	}
-	if err := c.opts.Rules.PutAllowEntry(r.Context(), audit.AllowEntry{Tenant: rq.tenant, Kind: kind, Value: v, Note: note, CreatedAt: c.now().UTC()}); err != nil {
+	mode, err := allowMode(r.PostFormValue("mode"))
+	if err != nil {
+		return err
+	}
+	if err := c.opts.Rules.PutAllowEntry(r.Context(), audit.AllowEntry{Tenant: rq.tenant, Kind: kind, Value: v, Mode: mode, Note: note, CreatedAt: c.now().UTC()}); err != nil {
 		return err
 	}
 	c.tuned(r, rq)
