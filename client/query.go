@@ -80,11 +80,13 @@ const (
 	// FormatOCSF is NDJSON of OCSF 1.3 objects (events only; see
 	// docs/queries.md for the mapping).
 	FormatOCSF = "ocsf"
+	// FormatECS is NDJSON of Elastic Common Schema documents (events only).
+	FormatECS = "ecs"
 )
 
 // ExportOptions configures Export.
 type ExportOptions struct {
-	// Format is FormatCSV (the default), FormatNDJSON or FormatOCSF.
+	// Format is FormatCSV (the default), FormatNDJSON, FormatOCSF or FormatECS.
 	Format string
 	// Progress, when set, is called as data arrives with the bytes
 	// received so far, at most every 64 KiB.

@@ -68,6 +68,27 @@ func TestOCSFExportOverHTTP(t *testing.T) {
 		t.Errorf("exported %v", classes)
 	}
 
+	buf.Reset()
+	if rows, err = c.Export(t.Context(), `time:>=-1h actor.id:u3`, &buf, client.ExportOptions{Format: client.FormatECS}); err != nil || rows != 4 {
+		t.Fatalf("ecs export: %d rows, %v", rows, err)
+	}
+	for line := range strings.SplitSeq(strings.TrimSpace(buf.String()), "\n") {
+		var d struct {
+			Timestamp string `json:"@timestamp"`
+			Event     struct {
+				Action   string   `json:"action"`
+				Category []string `json:"category"`
+			} `json:"event"`
+			Organization struct{ ID string } `json:"organization"`
+			User         struct{ ID string } `json:"user"`
+			Source       struct{ IP string } `json:"source"`
+		}
+		if err := json.Unmarshal([]byte(line), &d); err != nil || d.Timestamp == "" || d.Organization.ID != "inv" || d.User.ID != "u3" ||
+			d.Source.IP != "203.0.113.66" || len(d.Event.Category) != 1 || d.Event.Action == "" {
+			t.Errorf("ecs line %s (%v)", line, err)
+		}
+	}
+
 	status, body := raw(t, "POST", n.url+"/v1/export", key, `{"q":"time:>=-1h | stats count() by actor.id","format":"ocsf"}`)
 	if status != http.StatusBadRequest || !bytes.Contains(body, []byte(`"code":"invalid"`)) {
 		t.Errorf("stats as ocsf: %d %s", status, body)

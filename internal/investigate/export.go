@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/export/ecs"
 	"github.com/vigilhq/vigil/internal/export/ocsf"
 )
 
@@ -20,6 +21,9 @@ const (
 	// ExportOCSF is NDJSON of OCSF 1.3 objects, one per event (see
 	// internal/export/ocsf); it exports events only, not stats rows.
 	ExportOCSF = "ocsf"
+	// ExportECS is NDJSON of Elastic Common Schema documents, one per
+	// event (see internal/export/ecs); events only.
+	ExportECS = "ecs"
 )
 
 // ExportFormat checks an export format; "" is CSV.
@@ -27,10 +31,10 @@ func ExportFormat(f string) (string, error) {
 	switch f {
 	case "":
 		return ExportCSV, nil
-	case ExportCSV, ExportNDJSON, ExportOCSF:
+	case ExportCSV, ExportNDJSON, ExportOCSF, ExportECS:
 		return f, nil
 	}
-	return "", audit.FieldErrorf("format", "format must be csv, ndjson or ocsf")
+	return "", audit.FieldErrorf("format", "format must be csv, ndjson, ocsf or ecs")
 }
 
 // ExportContentType is the Content-Type of an export format.
@@ -67,10 +71,13 @@ func MapIncident(format string, in *audit.Incident) any { return ocsf.Incident(i
 
 // mapsEvents reports whether format writes each event as a mapped object
 // of another schema.
-func mapsEvents(format string) bool { return format == ExportOCSF }
+func mapsEvents(format string) bool { return format == ExportOCSF || format == ExportECS }
 
 // mapEvent maps an event onto format's schema.
 func mapEvent(format string, ev *audit.Event) any {
+	if format == ExportECS {
+		return ecs.Event(ev)
+	}
 	return ocsf.Event(ev)
 }
 

@@ -89,7 +89,7 @@ func TestExportNDJSON(t *testing.T) {
 }
 
 func TestExportFormat(t *testing.T) {
-	for in, want := range map[string]string{"": "csv", "csv": "csv", "ndjson": "ndjson", "ocsf": "ocsf"} {
+	for in, want := range map[string]string{"": "csv", "csv": "csv", "ndjson": "ndjson", "ocsf": "ocsf", "ecs": "ecs"} {
 		if got, err := investigate.ExportFormat(in); err != nil || got != want {
 			t.Errorf("ExportFormat(%q) = %q, %v", in, got, err)
 		}
