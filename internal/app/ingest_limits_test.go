@@ -102,9 +102,13 @@ func TestHugeArrayIsRefusedWithoutReadingIt(t *testing.T) {
 				t.Fatalf("%d %s", status, resp)
 			}
 			// The server stops at event 10,001 (30 KB in); what the client
-			// sent beyond that is what sat in socket buffers.
-			if sent := body.read.Load(); sent > 4<<20 {
-				t.Fatalf("the client sent %d MiB before the answer", sent>>20)
+			// sent beyond that sat in socket buffers, which loopback TCP
+			// autotunes up to several MiB on each side (more of them fill
+			// before the answer when the machine is busy). The bound is the
+			// body's 15.6 MB less what those buffers can hold: a server that
+			// read the whole body would have taken every byte of it.
+			if sent := body.read.Load(); sent > 12<<20 {
+				t.Fatalf("the client sent %d MiB of %d before the answer", sent>>20, (count*3+4)>>20)
 			}
 			if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 64<<20 {
 				t.Fatalf("the request allocated %d MiB", alloc>>20)
