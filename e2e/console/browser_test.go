@@ -91,6 +91,8 @@ func TestConsoleInChromium(t *testing.T) {
 	cfg.Storage.SQLite.Dir = filepath.Join(dir, "data")
 	cfg.Enrich.Lists = []config.IPList{{Name: "demo-hosting", Kind: "datacenter", Path: hosting}}
 	cfg.Log.Level = "warn"
+	// The settings scenario makes a webhook to a receiver on this host.
+	cfg.Alerts.AllowHTTP, cfg.Alerts.AllowCIDRs = true, []string{"127.0.0.1/32"}
 	runCtx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	logf, err := os.Create(filepath.Join(dir, "server.log"))
 	if err != nil {

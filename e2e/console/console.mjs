@@ -347,6 +347,19 @@ await step("sign in with an API key and change a rule", async () => {
   await p.waitForSelector("p.notice");
   check(await p.locator("form.rule").first().locator('input[type="checkbox"]').isChecked(), `rule ${label.trim()} did not come back on`);
   await p.goto(sc.base + "/settings");
+  check(await p.locator("#egresses h2", { hasText: "Shared egresses" }).count() === 1, "the settings lack the shared egresses section");
+  check(await p.locator("#egresses table.egresses, #egresses p.muted").count() > 0, "the egress section shows neither a table nor its empty state");
+  check(await p.locator("#allowlist select#a-mode").count() === 1, "the allowlist form has no mode");
+  // A webhook to a local receiver (alerts.allow_cidrs allows 127.0.0.1):
+  // its signing secret is shown once, the list shows scheme and host only.
+  await p.locator("#w-name").fill("SOC on-call");
+  await p.getByLabel("Receiver URL").fill(sc.base + "/receiver/T0KEN");
+  await p.getByRole("button", { name: "Create webhook" }).click();
+  await p.waitForSelector("#secret");
+  check((await p.locator("#secret").inputValue()).startsWith("whsec_"), "no signing secret after creating a webhook");
+  await p.goto(sc.base + "/settings");
+  const hooks = await p.textContent("#webhooks");
+  check(hooks.includes("SOC on-call") && !hooks.includes("T0KEN") && !hooks.includes("whsec_"), "the webhook list: " + hooks.slice(0, 400));
   await shoot(p, "settings");
   await ctx.close();
 });
