@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/app"
+	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/cli"
 	"github.com/vigilhq/vigil/internal/config"
 )
@@ -70,13 +71,7 @@ func TestImportCommand(t *testing.T) {
 	if r := run(t, env, hist, "import", "--tenant", "acme", "--quiet", "--backfill", "okta", "-"); r.code != 0 {
 		t.Fatalf("--backfill: %+v", r)
 	}
-	if err := a.Drain(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	ev, err := a.Stores().Events.GetEvent(t.Context(), "acme", "okta:u-hist")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ev := storedEvent(t, a, "acme", "okta:u-hist")
 	if imp, _ := ev.Metadata["import"].(map[string]any); imp["backfill"] != "silent" || imp["format"] != "okta" {
 		t.Fatalf("backfill event: %+v, %v", ev, err)
 	}
@@ -121,12 +116,9 @@ func TestImportMapped(t *testing.T) {
 		!strings.Contains(r.stdout, "0 accepted, 200 duplicates, 0 rejected") {
 		t.Fatalf("re-import csv: %+v", r)
 	}
-	if err := a.Drain(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	ev, err := a.Stores().Events.GetEvent(t.Context(), "acme", "csv:rba:0")
-	if err != nil || ev.Action != "auth.login.failure" || ev.Reason != "unknown_user" {
-		t.Fatalf("stored event csv:rba:0: %+v, %v", ev, err)
+	ev := storedEvent(t, a, "acme", "csv:rba:0")
+	if ev.Action != "auth.login.failure" || ev.Reason != "unknown_user" {
+		t.Fatalf("stored event csv:rba:0: %+v", ev)
 	}
 	if imp, _ := ev.Metadata["import"].(map[string]any); imp["format"] != "csv:rba" || imp["file"] != "rba-dataset-head-200.csv" {
 		t.Fatalf("metadata.import: %+v", ev.Metadata["import"])
@@ -192,5 +184,22 @@ fields:
 		if r := run(t, env, "", append([]string{"import", "--tenant", "acme"}, args...)...); r.code != cli.ExitUsage {
 			t.Errorf("%s: %+v", name, r)
 		}
+	}
+}
+
+// storedEvent waits until the running server's pipeline has stored the
+// event (App.Drain is only for a server that is not running).
+func storedEvent(t *testing.T, a *app.App, tenant, id string) *audit.Event {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ev, err := a.Stores().Events.GetEvent(t.Context(), tenant, id)
+		if err == nil {
+			return ev
+		}
+		if audit.ErrorCode(err) != audit.ENOTFOUND || time.Now().After(deadline) {
+			t.Fatalf("event %s of %s: %v", id, tenant, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
