@@ -16,6 +16,8 @@ import (
 // diffCases are inputs on which the scanner must agree with the
 // encoding/json reference; they also seed FuzzDecodeMatchesReference.
 var diffCases = []string{
+	// A stray closing bracket after the object is trailing data (json.Decoder.More alone let it through).
+	"{}}", "{}}\xe7", "{} ]", `{"action":"a.b"}}`,
 	// Ordinary events.
 	`{"action":"auth.login.failure","actor":{"id":"alice@example.com"},"context":{"ip":"203.0.113.7"},"reason":"invalid_password","time":"2026-11-25T10:00:00Z","metadata":{"attempt":3}}`,
 	`{"id":"evt-1","tenant":"acme","time":"2026-11-25T10:00:00.123456789+05:30","action":"a.b","outcome":"success","reason":"r","actor":{"id":"u","type":"user","email":"e@x","name":"N"},"target":{"type":"t","id":"i","name":"n"},"context":{"ip":"::ffff:1.2.3.4%eth0","user_agent":"ua","session_id":"s","request_id":"q","auth_method":"password","device_id":"d","geo":{"country":"DE","region":"BE","city":"Berlin","latitude":52.5,"longitude":-13.4e0}},"metadata":{"a":{"b":[1,{"c":null}]},"s":"x\u00e9"}}`,

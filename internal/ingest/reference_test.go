@@ -54,7 +54,9 @@ func referenceDecodeEvent(raw []byte) (*audit.Event, error) {
 	if err := dec.Decode(&w); err != nil {
 		return nil, jsonFieldError(err)
 	}
-	if dec.More() {
+	// Anything but white space after the value is trailing data (More
+	// alone would let a stray '}' or ']' through).
+	if len(bytes.TrimLeft(raw[dec.InputOffset():], " \t\r\n")) > 0 {
 		return nil, audit.Errorf(audit.EINVALID, "event has trailing data after the object")
 	}
 	ev := &audit.Event{

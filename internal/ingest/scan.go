@@ -95,9 +95,12 @@ func decodeEventFast(raw []byte) (*audit.Event, error) {
 			return nil, audit.Errorf(audit.EINVALID, "event must be a JSON object")
 		}
 	}
-	if s.saved == nil {
+	// Trailing data is refused unless a type or unknown-field problem came
+	// first (encoding/json reported those from Decode, before looking
+	// further); text problems alone do not hide it.
+	if s.dropped == 0 && onlyTextProblems(s.saved) {
 		s.skipSpace()
-		if s.pos < len(raw) && raw[s.pos] != '}' && raw[s.pos] != ']' {
+		if s.pos < len(raw) {
 			return nil, audit.Errorf(audit.EINVALID, "event has trailing data after the object")
 		}
 	}
@@ -939,4 +942,15 @@ func (s *eventScanner) anyValue() (any, bool) {
 		return nil, false
 	}
 	return f, true
+}
+
+// onlyTextProblems reports whether every saved problem is invalid UTF-8
+// (true for none).
+func onlyTextProblems(ps []audit.Problem) bool {
+	for _, p := range ps {
+		if !strings.HasSuffix(p.Message, " is not valid UTF-8") {
+			return false
+		}
+	}
+	return true
 }
