@@ -9,7 +9,8 @@ import (
 )
 
 // ExportFindings writes the findings p selects to w in an export format
-// (FormatOCSF: one OCSF Detection Finding a line) through GET
+// (FormatOCSF: one OCSF Detection Finding a line; FormatECS: one ECS alert
+// document a line) through GET
 // /v1/findings?format=, following cursors until max findings were written
 // (max <= 0: all of them). It returns how many were written.
 func (c *Client) ExportFindings(ctx context.Context, p FindingParams, format string, w io.Writer, max int) (int, error) {

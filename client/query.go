@@ -77,10 +77,13 @@ func (c *Client) Query(ctx context.Context, q string) (*QueryResult, error) {
 const (
 	FormatCSV    = "csv"
 	FormatNDJSON = "ndjson"
-	// FormatOCSF is NDJSON of OCSF 1.3 objects (events only; see
-	// docs/queries.md for the mapping).
+	// FormatOCSF is NDJSON of OCSF 1.2.0 objects: events with Export,
+	// findings and incidents (Detection Findings) with ExportFindings and
+	// ExportIncidents (docs/exports.md has the mapping).
 	FormatOCSF = "ocsf"
-	// FormatECS is NDJSON of Elastic Common Schema documents (events only).
+	// FormatECS is NDJSON of Elastic Common Schema documents: events with
+	// Export, findings and incidents (alert documents) with ExportFindings
+	// and ExportIncidents.
 	FormatECS = "ecs"
 )
 

@@ -138,6 +138,8 @@ func TestTenantIsolationMatrix(t *testing.T) {
 			{"GET", "/v1/incidents?tenant=tenant-b", "", denied},
 			{"GET", "/v1/incidents?format=ocsf", "", []int{200}},
 			{"GET", "/v1/incidents?format=ocsf&tenant=tenant-b", "", denied},
+			{"GET", "/v1/incidents?format=ecs", "", []int{200}},
+			{"GET", "/v1/incidents?format=ecs&tenant=tenant-b", "", denied},
 		},
 		"GET /v1/incidents/{id}": {
 			{"GET", "/v1/incidents/inc-b", "", denied},
@@ -152,6 +154,8 @@ func TestTenantIsolationMatrix(t *testing.T) {
 			{"GET", "/v1/findings?tenant=tenant-b", "", denied},
 			{"GET", "/v1/findings?format=ocsf", "", []int{200}},
 			{"GET", "/v1/findings?format=ocsf&tenant=tenant-b", "", denied},
+			{"GET", "/v1/findings?format=ecs", "", []int{200}},
+			{"GET", "/v1/findings?format=ecs&tenant=tenant-b", "", denied},
 		},
 		"GET /v1/findings/{id}": {
 			{"GET", "/v1/findings/f-b", "", denied},

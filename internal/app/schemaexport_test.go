@@ -98,8 +98,8 @@ func TestOCSFExportOverHTTP(t *testing.T) {
 // TestOCSFFindingsAndIncidentsOverHTTP: a brute force raises a finding and
 // an incident; GET /v1/findings?format=ocsf and /v1/incidents?format=ocsf
 // (through the SDK's ExportFindings/ExportIncidents) answer them as OCSF
-// Detection Findings, paged with X-Vigil-Next-Cursor, and an unknown
-// format is a 400.
+// Detection Findings, paged with X-Vigil-Next-Cursor, format=ecs as ECS
+// alert documents, and an unknown format is a 400.
 func TestOCSFFindingsAndIncidentsOverHTTP(t *testing.T) {
 	n := startNode(t)
 	ctx := t.Context()
@@ -182,6 +182,56 @@ func TestOCSFFindingsAndIncidentsOverHTTP(t *testing.T) {
 		t.Fatalf("incidents: %d, %v", ni, err)
 	}
 	check("incidents", &buf, 1)
+
+	// The same records as ECS alert documents (format=ecs).
+	type alertDoc struct {
+		Event struct {
+			Kind     string `json:"kind"`
+			Dataset  string `json:"dataset"`
+			ID       string `json:"id"`
+			Severity int    `json:"severity"`
+		} `json:"event"`
+		Rule struct {
+			ID string `json:"id"`
+		} `json:"rule"`
+		Organization struct {
+			ID string `json:"id"`
+		} `json:"organization"`
+		Related struct {
+			User []string `json:"user"`
+		} `json:"related"`
+		Vigil map[string]struct {
+			Evidence []string `json:"evidence"`
+			Findings []string `json:"findings"`
+		} `json:"vigil"`
+	}
+	checkECS := func(what, dataset string, buf *bytes.Buffer) alertDoc {
+		t.Helper()
+		var d alertDoc
+		line, _, _ := strings.Cut(buf.String(), "\n")
+		if err := json.Unmarshal([]byte(line), &d); err != nil {
+			t.Fatalf("%s %q: %v", what, line, err)
+		}
+		if d.Event.Kind != "alert" || d.Event.Dataset != dataset || d.Event.ID == "" || d.Event.Severity < 2 || d.Organization.ID != "acme" ||
+			len(d.Related.User) == 0 || d.Related.User[0] != "ceo@acme.example" {
+			t.Errorf("%s: %s", what, line)
+		}
+		return d
+	}
+	buf.Reset()
+	if nf, err := c.ExportFindings(ctx, client.FindingParams{Rule: "brute-force"}, client.FormatECS, &buf, 1); err != nil || nf != 1 {
+		t.Fatalf("ecs findings: %d, %v", nf, err)
+	}
+	if d := checkECS("ecs finding", "vigil.finding", &buf); d.Rule.ID != "brute-force" || len(d.Vigil["finding"].Evidence) == 0 {
+		t.Errorf("ecs finding: %+v", d)
+	}
+	buf.Reset()
+	if ni, err := c.ExportIncidents(ctx, client.IncidentParams{}, client.FormatECS, &buf, 1); err != nil || ni != 1 {
+		t.Fatalf("ecs incidents: %d, %v", ni, err)
+	}
+	if d := checkECS("ecs incident", "vigil.incident", &buf); len(d.Vigil["incident"].Findings) == 0 {
+		t.Errorf("ecs incident: %+v", d)
+	}
 	for _, path := range []string{"/v1/findings?format=xml", "/v1/incidents?format=csv"} {
 		if status, body := raw(t, "GET", n.url+path, key, ""); status != http.StatusBadRequest || !bytes.Contains(body, []byte(`"code":"invalid"`)) {
 			t.Errorf("%s: %d %s", path, status, body)

@@ -33,7 +33,7 @@ critical). Example:
 			since := fs.String("since", "", "seen since: RFC 3339 time or a duration ago such as 24h")
 			until := fs.String("until", "", "seen until: RFC 3339 time or a duration ago")
 			limit := fs.Int("limit", 50, "most findings to print")
-			format := fs.String("format", "table", "output: table, json, ndjson or ocsf (OCSF 1.3 Detection Findings, one a line)")
+			format := fs.String("format", "table", "output: table, json, ndjson, ocsf (OCSF Detection Findings, one a line) or ecs (ECS alert documents, one a line)")
 			return func(args []string) error {
 				if len(args) > 0 {
 					return usagef("findings list takes flags only")
@@ -49,7 +49,7 @@ critical). Example:
 				if *limit < 1 {
 					return usagef("--limit must be positive")
 				}
-				if err := checkFormat(*format, "table", "json", "ndjson", client.FormatOCSF); err != nil {
+				if err := checkFormat(*format, "table", "json", "ndjson", client.FormatOCSF, client.FormatECS); err != nil {
 					return err
 				}
 				c, err := newClient()
@@ -57,7 +57,7 @@ critical). Example:
 					return err
 				}
 				p.Limit = min(*limit, client.MaxPageSize)
-				if *format == client.FormatOCSF {
+				if *format == client.FormatOCSF || *format == client.FormatECS {
 					_, err := c.ExportFindings(ctx, p, *format, env.Stdout, *limit)
 					return err
 				}

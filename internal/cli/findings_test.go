@@ -73,6 +73,11 @@ func TestFindingsAndRulesCommands(t *testing.T) {
 		!strings.Contains(o.stdout, `"class_uid":2004`) || !strings.Contains(o.stdout, `"uid":"`+id+`"`) {
 		t.Fatalf("findings list --format ocsf: %+v", o)
 	}
+	// And as ECS alert documents.
+	if o := run(t, env, "", "findings", "list", "--tenant", "acme", "--rule", "brute-force", "--format", "ecs"); o.code != 0 ||
+		!strings.Contains(o.stdout, `"kind":"alert"`) || !strings.Contains(o.stdout, `"dataset":"vigil.finding"`) || !strings.Contains(o.stdout, `"id":"`+id+`"`) {
+		t.Fatalf("findings list --format ecs: %+v", o)
+	}
 
 	r = run(t, env, "", "findings", "show", id, "--tenant", "acme")
 	if r.code != 0 || !strings.Contains(r.stdout, "explanation") || !strings.Contains(r.stdout, "failed logins on alice") ||

@@ -54,20 +54,31 @@ func ExportExtension(format string) string {
 }
 
 // ListFormat checks the format of a findings or incidents listing: "" is
-// the JSON page, ExportOCSF NDJSON of OCSF Detection Findings.
+// the JSON page, ExportOCSF NDJSON of OCSF Detection Findings, ExportECS
+// NDJSON of ECS alert documents.
 func ListFormat(f string) (string, error) {
 	switch f {
-	case "", ExportOCSF:
+	case "", ExportOCSF, ExportECS:
 		return f, nil
 	}
-	return "", audit.FieldErrorf("format", "format must be ocsf (or absent for the JSON page)")
+	return "", audit.FieldErrorf("format", "format must be ocsf or ecs (or absent for the JSON page)")
 }
 
-// MapFinding maps a finding onto format's schema.
-func MapFinding(format string, f *audit.Finding) any { return ocsf.Finding(f) }
+// MapFinding maps a finding onto format's schema (ExportOCSF or ExportECS).
+func MapFinding(format string, f *audit.Finding) any {
+	if format == ExportECS {
+		return ecs.Finding(f)
+	}
+	return ocsf.Finding(f)
+}
 
-// MapIncident maps an incident onto format's schema.
-func MapIncident(format string, in *audit.Incident) any { return ocsf.Incident(in) }
+// MapIncident maps an incident onto format's schema (ExportOCSF or ExportECS).
+func MapIncident(format string, in *audit.Incident) any {
+	if format == ExportECS {
+		return ecs.Incident(in)
+	}
+	return ocsf.Incident(in)
+}
 
 // mapsEvents reports whether format writes each event as a mapped object
 // of another schema.
