@@ -44,7 +44,7 @@ func TestOCSFExportOverHTTP(t *testing.T) {
 		if err := json.Unmarshal([]byte(line), &o); err != nil {
 			t.Fatalf("line %q: %v", line, err)
 		}
-		if o.TypeUID != o.ClassUID*100+o.ActivityID || o.Metadata.UID == "" || o.Metadata.TenantUID != "inv" || o.Metadata.Version != "1.3.0" ||
+		if o.TypeUID != o.ClassUID*100+o.ActivityID || o.Metadata.UID == "" || o.Metadata.TenantUID != "inv" || o.Metadata.Version != "1.2.0" ||
 			o.Time == 0 || o.SrcEndpoint.IP != "203.0.113.66" || o.User.UID != "u3" {
 			t.Errorf("line %s", line)
 		}
@@ -156,7 +156,7 @@ func TestOCSFFindingsAndIncidentsOverHTTP(t *testing.T) {
 			if err := json.Unmarshal([]byte(line), &d); err != nil {
 				t.Fatalf("%s line %q: %v", what, line, err)
 			}
-			if d.ClassUID != 2004 || d.TypeUID != 200400+d.ActivityID || d.SeverityID < 2 || d.StatusID != 1 || d.FindingInfo.UID == "" ||
+			if d.ClassUID != 2004 || d.TypeUID != 200400+d.ActivityID || d.SeverityID < 2 || d.StatusID != 99 || d.FindingInfo.UID == "" ||
 				len(d.FindingInfo.RelatedEvents) == 0 || d.Metadata.TenantUID != "acme" {
 				t.Errorf("%s: %s", what, line)
 			}

@@ -153,7 +153,7 @@ The export is recorded in the log as a vigil.export event. It exits 1 when the
 server ended the export early (the output then holds the rows received).`,
 		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
 			newClient := clientFlags(env, fs)
-			format := fs.String("format", "csv", "output: csv, ndjson, ocsf or ecs (NDJSON of OCSF 1.3 objects or ECS documents; events only)")
+			format := fs.String("format", "csv", "output: csv, ndjson, ocsf or ecs (NDJSON of OCSF 1.2.0 objects or ECS documents; events only)")
 			output := fs.String("output", "", "file to write (default stdout)")
 			quiet := fs.Bool("quiet", false, "no progress on stderr")
 			return func(args []string) error {

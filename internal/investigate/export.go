@@ -18,7 +18,7 @@ import (
 const (
 	ExportCSV    = "csv"
 	ExportNDJSON = "ndjson"
-	// ExportOCSF is NDJSON of OCSF 1.3 objects, one per event (see
+	// ExportOCSF is NDJSON of OCSF 1.2.0 objects, one per event (see
 	// internal/export/ocsf); it exports events only, not stats rows.
 	ExportOCSF = "ocsf"
 	// ExportECS is NDJSON of Elastic Common Schema documents, one per

@@ -47,4 +47,3 @@ func TestSchema(t *testing.T) {
 		}
 	}
 }
-

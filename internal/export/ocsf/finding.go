@@ -77,9 +77,13 @@ func Incident(in *audit.Incident) Object {
 	o["risk_score"] = in.Score
 	put(o, "message", in.Summary)
 	put(o, "comment", in.Note)
+	title := in.Headline
+	if title == "" {
+		title = "Incident " + in.ID // finding_info.title is required
+	}
 	info := Object{
 		"uid":             in.ID,
-		"title":           in.Headline,
+		"title":           title,
 		"created_time":    ms(in.CreatedAt),
 		"modified_time":   ms(in.UpdatedAt),
 		"first_seen_time": ms(in.FirstSeen),
@@ -131,20 +135,20 @@ func findingActivity(s audit.FindingStatus, created, updated time.Time) int {
 	return FindingCreate
 }
 
-// setFindingStatus: open is New, acknowledged In Progress, resolved
-// Resolved — or Suppressed when the team resolved it as benign.
+// setFindingStatus: resolved is 4 Resolved, or 3 Suppressed when the team
+// resolved it as benign; open and acknowledged are 99 Other with status
+// New and In Progress (see FindingOther).
 func setFindingStatus(o Object, s audit.FindingStatus, resolution string) {
-	id := FindingNew
-	switch s {
-	case audit.StatusAcknowledged:
-		id = FindingInProgress
-	case audit.StatusResolved:
-		id = FindingResolved
-		if resolution == audit.ResolutionBenign {
-			id = FindingSuppressed
-		}
+	switch {
+	case s == audit.StatusResolved && resolution == audit.ResolutionBenign:
+		o["status_id"], o["status"] = FindingSuppressed, findingStatusNames[FindingSuppressed]
+	case s == audit.StatusResolved:
+		o["status_id"], o["status"] = FindingResolved, findingStatusNames[FindingResolved]
+	case s == audit.StatusAcknowledged:
+		o["status_id"], o["status"] = FindingOther, "In Progress"
+	default:
+		o["status_id"], o["status"] = FindingOther, "New"
 	}
-	o["status_id"], o["status"] = id, findingStatusNames[id]
 }
 
 func severity(s audit.Severity) int {

@@ -1,16 +1,18 @@
 // Package ocsf maps Vigil's events, findings and incidents onto the Open
-// Cybersecurity Schema Framework (OCSF) 1.3: sign-ins and sessions onto
+// Cybersecurity Schema Framework (OCSF) 1.2.0: sign-ins and sessions onto
 // Authentication (3002), credential and account changes onto Account Change
 // (3001), findings and incidents onto Detection Finding (2004), and every
 // other event onto API Activity (6003): an actor's operation in the
 // tenant's application. The mapping is a pure function of the
 // stored record: no clock, no lookups, so an export is reproducible.
 //
-// The output is a JSON object (map) per record; callers encode it. Every
-// attribute the mappers can emit is listed, with its class, in
-// testdata/ocsf-1.3.0-fields.tsv, and the tests check each output against
-// that list and the enumerations in testdata/ocsf-1.3.0-enums.tsv.
+// The output is a JSON object (map) per record; callers encode it. The
+// tests validate every object against the published OCSF 1.2.0 schema
+// export: testdata/ocsf-1.2.0-schema.json, extracted by
+// internal/schemagen (go generate) as testdata/README.md describes.
 package ocsf
+
+//go:generate go run ./internal/schemagen
 
 import (
 	"strings"
@@ -19,8 +21,9 @@ import (
 	"github.com/vigilhq/vigil/internal/audit"
 )
 
-// Version is the OCSF schema version the objects claim (metadata.version).
-const Version = "1.3.0"
+// Version is the OCSF schema version the objects claim (metadata.version):
+// the newest one whose published schema the tests validate against.
+const Version = "1.2.0"
 
 // Categories and classes.
 const (
@@ -63,7 +66,7 @@ var activityNames = map[int]map[int]string{
 	ClassAPIActivity:      {APIRead: "Read", ActivityOther: "Other"},
 	ClassAuthentication:   {AuthLogon: "Logon", AuthLogoff: "Logoff", ActivityOther: "Other"},
 	ClassAccountChange:    {AccountCreate: "Create", AccountPasswordChange: "Password Change", AccountPasswordReset: "Password Reset", AccountMFAFactorEnable: "MFA Factor Enable", AccountMFAFactorDisbl: "MFA Factor Disable", ActivityOther: "Other"},
-	ClassDetectionFinding: {FindingCreate: "Create", FindingUpdate: "Update", FindingClose: "Close"},
+	ClassDetectionFinding: {FindingCreate: "Create", FindingUpdate: "Update", FindingClose: "Close", ActivityOther: "Other"},
 }
 
 // Event status (status_id) of an activity.
@@ -75,15 +78,18 @@ const (
 
 var statusNames = map[int]string{StatusUnknown: "Unknown", StatusSuccess: "Success", StatusFailure: "Failure"}
 
-// Finding status (status_id of a finding).
+// Finding status (status_id of a Detection Finding). OCSF 1.2.0 defines
+// only Suppressed and Resolved for findings (its 1 and 2 are the base
+// event's Success and Failure), so a finding still open or being worked
+// on is 99 Other, named New or In Progress in status as later OCSF
+// versions name them.
 const (
-	FindingNew        = 1
-	FindingInProgress = 2
 	FindingSuppressed = 3
 	FindingResolved   = 4
+	FindingOther      = 99
 )
 
-var findingStatusNames = map[int]string{FindingNew: "New", FindingInProgress: "In Progress", FindingSuppressed: "Suppressed", FindingResolved: "Resolved"}
+var findingStatusNames = map[int]string{FindingSuppressed: "Suppressed", FindingResolved: "Resolved"}
 
 // Severities (severity_id).
 const (
@@ -141,10 +147,13 @@ func put(o Object, k string, v any) {
 	o[k] = v
 }
 
-// header builds the attributes every class shares.
+// header builds the attributes every class shares. activityName, for
+// activity 99 Other, is the source's own label; type_name is always the
+// schema's caption of type_uid ("<class>: Other" then).
 func header(class, category, activity int, activityName string) Object {
+	standard := activityNames[class][activity]
 	if activityName == "" {
-		activityName = activityNames[class][activity]
+		activityName = standard
 	}
 	return Object{
 		"category_uid":  category,
@@ -154,7 +163,7 @@ func header(class, category, activity int, activityName string) Object {
 		"activity_id":   activity,
 		"activity_name": activityName,
 		"type_uid":      class*100 + activity,
-		"type_name":     classNames[class] + ": " + activityName,
+		"type_name":     classNames[class] + ": " + standard,
 	}
 }
 
