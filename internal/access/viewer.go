@@ -171,8 +171,10 @@ func ParseViewerToken(tok string) (id string, exp int64, sig []byte, err error) 
 	if err != nil || exp <= 0 || strconv.FormatInt(exp, 36) != parts[1] {
 		return "", 0, nil, ErrTokenInvalid
 	}
+	// The decoder skips CR and LF even in strict mode: refuse them, so a
+	// token has exactly one spelling.
 	sig, err = base64.RawURLEncoding.Strict().DecodeString(parts[2])
-	if err != nil || len(sig) != sha256.Size {
+	if err != nil || strings.ContainsAny(parts[2], "\r\n") || len(sig) != sha256.Size {
 		return "", 0, nil, ErrTokenInvalid
 	}
 	return parts[0], exp, sig, nil

@@ -1,6 +1,8 @@
 package access_test
 
 import (
+	"encoding/base64"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -113,6 +115,7 @@ func FuzzParseViewerToken(f *testing.F) {
 	f.Add("vgv_")
 	f.Add("vgv_x_y_z")
 	f.Add("vgl_0123456789abcdef_secret")
+	f.Add("vgv_0123456789abcdef01234567_1a2b3c_" + strings.Repeat("A", 20) + "\n" + strings.Repeat("A", 23))
 	f.Fuzz(func(t *testing.T, s string) {
 		id, exp, sig, err := access.ParseViewerToken(s)
 		if err != nil {
@@ -120,6 +123,10 @@ func FuzzParseViewerToken(f *testing.F) {
 		}
 		if len(id) != 24 || exp <= 0 || len(sig) != 32 {
 			t.Fatalf("accepted %q as id=%q exp=%d sig=%d bytes", s, id, exp, len(sig))
+		}
+		// An accepted token has exactly one spelling: the one Mint writes.
+		if again := access.ViewerPrefix + id + "_" + strconv.FormatInt(exp, 36) + "_" + base64.RawURLEncoding.EncodeToString(sig); again != s {
+			t.Fatalf("accepted %q, which Mint would write as %q", s, again)
 		}
 	})
 }

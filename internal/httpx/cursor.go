@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"strings"
 
 	"github.com/vigilhq/vigil/internal/audit"
 )
@@ -59,7 +60,10 @@ func (c *Cursors) Seal(list, scope, inner string) string {
 func (c *Cursors) Open(list, scope, token string) (string, error) {
 	bad := &audit.Error{Code: audit.EINVALID, Field: "cursor",
 		Message: "cursor is not a next_cursor this listing gave for this tenant (malformed, altered, or from another listing or tenant); start again without it"}
-	if len(token) > maxCursorLen {
+	// The decoder skips CR and LF even in strict mode, so a token with
+	// line breaks would open like the one without them: refuse it, so a
+	// cursor has exactly one spelling.
+	if len(token) > maxCursorLen || strings.ContainsAny(token, "\r\n") {
 		return "", bad
 	}
 	b, err := base64.RawURLEncoding.Strict().DecodeString(token)
