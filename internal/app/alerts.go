@@ -97,9 +97,10 @@ func (a *App) recordTriggeredAction(ctx context.Context, act audit.ResponseActio
 	return a.ingest.RecordBatch(httpapi.ServerWrite(ctx), audit.Principal{}, []*audit.Event{ev})
 }
 
-// buildSIEM builds the SIEM stream, or nil when no sink is configured.
-// Prepare runs either way, so sinks removed from the configuration
-// release the changes and events they held.
+// buildSIEM builds the SIEM stream and the change log's pruning, or nil
+// when the store cannot keep SIEM cursors (then no sink may be
+// configured). Prepare runs with or without sinks, so sinks removed from
+// the configuration release the changes and events they held.
 func (a *App) buildSIEM(ctx context.Context, c config.SIEM, webhooks bool) (*siem.Service, error) {
 	sinks := make([]siem.Sink, 0, len(c.Sinks))
 	for _, k := range c.Sinks {
@@ -136,8 +137,8 @@ func (a *App) buildSIEM(ctx context.Context, c config.SIEM, webhooks bool) (*sie
 	if err := svc.Prepare(ctx); err != nil {
 		return nil, fmt.Errorf("siem: %w", err)
 	}
-	if len(c.Sinks) == 0 {
-		return nil, nil
-	}
+	// Without sinks the service still runs: it prunes the change log,
+	// which the store fills whether or not anything reads it (with alerts
+	// off and no sinks, nothing else would ever delete it).
 	return svc, nil
 }

@@ -69,7 +69,7 @@ type App struct {
 	retention *retention.Job
 	alerts    *alert.Service // nil when alerts are off
 	ingest    *ingest.Service
-	siem      *siem.Service // nil without SIEM sinks
+	siem      *siem.Service // SIEM sinks and change-log pruning; nil when the store has no change log
 	closers   []func() error
 	// knownTenants caches tenants found to exist (see tenantExists).
 	knownTenants sync.Map

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/tls"
+	"database/sql"
 	"encoding/json"
 	"encoding/pem"
 	"fmt"
@@ -24,6 +25,7 @@ import (
 	"github.com/vigilhq/vigil/internal/app"
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/sqlite"
 )
 
 // ndjsonCollector is an HTTPS SIEM collector on 127.0.0.1 that can refuse
@@ -474,4 +476,48 @@ func TestSIEMStreamsAcrossRestarts(t *testing.T) {
 			t.Errorf("%s dropped: %+v", sink, cur)
 		}
 	}
+}
+
+// TestChangeLogIsPrunedWithoutReaders: with alerts off and no SIEM sink,
+// nothing reads the change log that findings fill, so a running node must
+// still empty it (it grew without bound before).
+func TestChangeLogIsPrunedWithoutReaders(t *testing.T) {
+	dir := t.TempDir()
+	db, err := sqlite.Open(t.Context(), sqlite.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var fs []audit.Finding
+	for i := range 50 {
+		fs = append(fs, finding("acme", fmt.Sprintf("f-%02d", i), audit.SeverityHigh, at))
+	}
+	if err := db.UpsertFindings(t.Context(), fs); err != nil {
+		t.Fatal(err)
+	}
+	if ch, err := db.ChangesAfter(t.Context(), 0, 1000); err != nil || len(ch) != len(fs) {
+		t.Fatalf("changes recorded before the start: %d, %v; want %d", len(ch), err, len(fs))
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	cfg := alertConfig(t, dir)
+	cfg.Alerts.Enabled = false
+	_, _, stop := runApp(t, cfg)
+	// Read the live node's meta database on a read-only connection of
+	// our own (SQLite in WAL mode lets it read while the node writes).
+	ro, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "meta.db")+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	waitFor(t, "the change log to be pruned", func() bool {
+		var n int
+		if err := ro.QueryRowContext(t.Context(), `SELECT count(*) FROM alert_changes`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 0
+	})
+	stop()
 }
