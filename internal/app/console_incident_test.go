@@ -182,3 +182,27 @@ func TestConsoleIncidents(t *testing.T) {
 		}
 	}
 }
+
+// TestConsoleNetworkIncident: an incident about a network (stuffing
+// spread over one /24) has no single address; the inbox and its page say
+// so and name the network instead of "0 addresses".
+func TestConsoleNetworkIncident(t *testing.T) {
+	n := startNode(t)
+	c, key := n.tenantClient(t, "acme")
+	inc, _ := seedIncident(t, n, c, "acme", "inc-net-1", "dave", "198.51.100.23", "net-marker")
+	inc.IPs, inc.IPCount, inc.Networks = nil, 0, []string{"198.51.100.0/24"}
+	if err := n.app.Stores().Incidents.UpsertIncidents(t.Context(), []audit.Incident{inc}); err != nil {
+		t.Fatal(err)
+	}
+	b := newBrowser(t, n.url)
+	b.signIn(key)
+	if _, body := b.get("/incidents"); !strings.Contains(body, "1 network") || strings.Contains(body, "0 addresses") {
+		t.Errorf("inbox: want \"1 network\" and not \"0 addresses\" for a network incident")
+	}
+	_, body := b.get("/incidents/" + inc.ID)
+	for _, want := range []string{"No single address", "198.51.100.0/24", "(1 network)"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("incident page lacks %q", want)
+		}
+	}
+}

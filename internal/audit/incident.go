@@ -39,8 +39,10 @@ type Incident struct {
 	FindingCount int      `json:"finding_count"`
 	// Rules are the distinct rules that fired, sorted.
 	Rules []string `json:"rules"`
-	// IPs and Networks (/24 or /48) are the sources seen; IPCount counts
-	// all addresses.
+	// IPs and Networks are the sources seen: the addresses, and their /24
+	// (IPv6 /48) or, for findings about a whole network (stuffing from one
+	// /24 or one provider), that network ("203.0.113.0/24", "AS64500").
+	// IPCount counts all addresses.
 	IPs      []string `json:"ips,omitempty"`
 	IPCount  int      `json:"ip_count"`
 	Networks []string `json:"networks,omitempty"`

@@ -254,11 +254,14 @@ func (e *Engine) addFinding(is *incState, f *audit.Finding, keys []string) {
 			}
 		}
 		if ip, err := netip.ParseAddr(f.IP); err == nil {
-			n := subnet(ip).String()
-			if !slices.Contains(inc.Networks, n) && len(inc.Networks) < audit.MaxIncidentItems {
-				inc.Networks = append(inc.Networks, n)
-			}
+			addNetwork(inc, subnet(ip).String())
 		}
+	} else {
+		// A finding about a network (stuffing from one /24 or one
+		// provider) names no single address: its network is the source.
+		sub, asn := audit.FindingNetworks(f.GroupKey)
+		addNetwork(inc, sub)
+		addNetwork(inc, asn)
 	}
 	if f.ActorID != "" {
 		e.addAccount(inc, f)
@@ -339,6 +342,14 @@ func (e *Engine) addTimeline(inc *audit.Incident, f *audit.Finding) {
 	})
 }
 
+// addNetwork lists a network (a /24, /48 or "AS64500") among the
+// incident's sources, once, within the cap.
+func addNetwork(inc *audit.Incident, n string) {
+	if n != "" && !slices.Contains(inc.Networks, n) && len(inc.Networks) < audit.MaxIncidentItems {
+		inc.Networks = append(inc.Networks, n)
+	}
+}
+
 // mergeIncident folds o into is: o's findings, sources, accounts, timeline
 // and evidence join is, its keys point to is, and o is output once more
 // with MergedInto set, then forgotten.
@@ -374,9 +385,7 @@ func (e *Engine) mergeIncident(is, o *incState) {
 	}
 	a.IPCount += b.IPCount - len(b.IPs) // addresses o counted but did not list
 	for _, n := range b.Networks {
-		if !slices.Contains(a.Networks, n) && len(a.Networks) < audit.MaxIncidentItems {
-			a.Networks = append(a.Networks, n)
-		}
+		addNetwork(a, n)
 	}
 	for _, acc := range b.Accounts {
 		i := slices.IndexFunc(a.Accounts, func(x audit.AccountAtRisk) bool { return x.Actor == acc.Actor })

@@ -214,3 +214,41 @@ func ruleSet(fs []audit.Finding) map[string]int {
 	}
 	return m
 }
+
+// TestSubnetStuffingIncidentNamesItsNetwork: stuffing spread over one /24
+// (no address crosses the per-address bar) raises a finding about the
+// network, which names no single address; its incident must still name
+// the source, as that network, not show "no address" and nothing else.
+func TestSubnetStuffingIncidentNamesItsNetwork(t *testing.T) {
+	start := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	var recs []*audit.Record
+	for i := range 24 {
+		ev := audit.Event{ID: fmt.Sprintf("s%03d", i), Tenant: "acme", Action: audit.ActionLoginFailure, Reason: "invalid_password",
+			Time: start.Add(time.Duration(i) * 13 * time.Second), Actor: audit.Actor{ID: fmt.Sprintf("user%d@acme.example", i)}}
+		ev.Context.IP = netip.AddrFrom4([4]byte{198, 51, 100, byte(10 + i%8)})
+		ev.Context.UserAgent = "Mozilla/5.0 (Windows NT 10.0) Chrome/122"
+		ev.Enrichment.UserAgent = &audit.UserAgent{Class: audit.UAClassBrowser}
+		ev.Normalize(ev.Time)
+		recs = append(recs, &audit.Record{Seq: uint64(i + 1), Event: ev})
+	}
+	fs, versions := runIncidents(t, newEngine(t, detect.Options{}), recs, 5)
+	var sub *audit.Finding
+	for _, f := range detect.Latest(fs) {
+		if f.RuleID == "credential-stuffing-subnet" {
+			sub = &f
+		}
+	}
+	if sub == nil {
+		t.Fatalf("no credential-stuffing-subnet finding; rules fired: %v", ruleSet(detect.Latest(fs)))
+	}
+	if sub.IP != "" {
+		t.Fatalf("the subnet finding names one address (%s); this test is about findings that do not", sub.IP)
+	}
+	inc, ok := incidents(versions)[resolve(versions, sub.IncidentID)]
+	if !ok {
+		t.Fatalf("the subnet finding's incident %q is not among the incidents", sub.IncidentID)
+	}
+	if !slices.Contains(inc.Networks, "198.51.100.0/24") {
+		t.Errorf("incident networks = %v, want 198.51.100.0/24 among them", inc.Networks)
+	}
+}
