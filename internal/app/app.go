@@ -35,6 +35,7 @@ import (
 	"github.com/vigilhq/vigil/internal/fsutil"
 	"github.com/vigilhq/vigil/internal/httpapi"
 	"github.com/vigilhq/vigil/internal/ingest"
+	"github.com/vigilhq/vigil/internal/integrity"
 	"github.com/vigilhq/vigil/internal/pipeline"
 	"github.com/vigilhq/vigil/internal/retention"
 	"github.com/vigilhq/vigil/internal/siem"
@@ -70,6 +71,8 @@ type App struct {
 	alerts    *alert.Service // nil when alerts are off
 	ingest    *ingest.Service
 	siem      *siem.Service // SIEM sinks and change-log pruning; nil when the store has no change log
+	// integrity chains stored events and signs their heads.
+	integrity *integrity.Recorder
 	closers   []func() error
 	// knownTenants caches tenants found to exist (see tenantExists).
 	knownTenants sync.Map
@@ -141,8 +144,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if err != nil {
 		return nil, err
 	}
+	if err := a.buildIntegrity(ctx); err != nil {
+		return nil, err
+	}
 	popts := pipeline.Options{
-		Stream: a.stores.Stream, Events: a.stores.Events, Findings: a.stores.Findings, Incidents: a.stores.Incidents,
+		Stream: a.stores.Stream, Events: a.integrity, Findings: a.stores.Findings, Incidents: a.stores.Incidents,
 		Enricher: enricher, Logger: a.log.With("component", "pipeline"), Registerer: a.registry, Now: a.now,
 	}
 	if det != nil {
@@ -171,6 +177,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if a.retention != nil {
 		apiOpts.Retention = a.retention.RunOnce
 	}
+	a.integrityAPI(&apiOpts, svc)
 	if a.alerts, err = a.buildAlerts(cfg.Alerts, cfg.Console.PublicURL); err != nil {
 		return nil, err
 	}
@@ -271,6 +278,10 @@ func (a *App) Run(ctx context.Context) error {
 		})
 	}
 	g.Go(func() error {
+		a.integrity.Run(gctx, a.cfg.Integrity.CheckpointInterval)
+		return nil
+	})
+	g.Go(func() error {
 		err := a.pipe.Run(pipeCtx)
 		if err != nil {
 			return fmt.Errorf("pipeline: %w", err)
@@ -302,6 +313,10 @@ func (a *App) Run(ctx context.Context) error {
 		return nil
 	})
 	err := g.Wait()
+	// The pipeline has stored its last batch: sign what it chained.
+	if _, cerr := a.integrity.Checkpoint(context.WithoutCancel(ctx)); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
 	return errors.Join(err, a.close())
 }
 
@@ -435,7 +450,7 @@ func (a *App) buildRetention(svc *ingest.Service) (*retention.Job, error) {
 	}
 	return retention.New(retention.Options{
 		Archive: archiveFn,
-		Tenants: st.Tenants, Events: st.Retention, Planner: st.RetentionPlanner, Findings: st.FindingRetention,
+		Tenants: st.Tenants, Events: a.integrity, Planner: st.RetentionPlanner, Findings: st.FindingRetention,
 		Record: func(ctx context.Context, ev *audit.Event) error {
 			return svc.RecordBatch(httpapi.ServerWrite(ctx), audit.Principal{}, []*audit.Event{ev})
 		},

@@ -32,6 +32,8 @@ type Stores struct {
 	// Query runs investigation queries and exports; nil when the backend
 	// has no query engine.
 	Query audit.QueryRunner
+	// Integrity keeps hash chains and signed statements.
+	Integrity audit.IntegrityStore
 	// Retention, RetentionPlanner and FindingRetention are what the
 	// retention job deletes with; nil when the backend cannot.
 	Retention        audit.Retention
@@ -59,7 +61,7 @@ func OpenStores(ctx context.Context, cfg config.Config, log *slog.Logger, now fu
 		}
 		return &Stores{
 			Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, Incidents: db, State: db, Rules: db, Viewers: db, Saved: db, Alerts: db,
-			Actions: db, Query: db.Events().Querier(sqlite.QueryOptions{}),
+			Actions: db, Query: db.Events().Querier(sqlite.QueryOptions{}), Integrity: db,
 			Retention: db, RetentionPlanner: db, FindingRetention: db,
 			Ping: db.Ping, Ready: db.Ready, DiskSize: db.DiskBytes, Close: db.Close,
 		}, nil

@@ -31,9 +31,19 @@ type Config struct {
 	Limits    Limits    `yaml:"limits"`
 	Console   Console   `yaml:"console"`
 	Retention Retention `yaml:"retention"`
+	Integrity Integrity `yaml:"integrity"`
 	Alerts    Alerts    `yaml:"alerts"`
 	SIEM      SIEM      `yaml:"siem"`
 	Log       Log       `yaml:"log"`
+}
+
+// Integrity is tamper evidence: each tenant's events form signed hash
+// chains (docs/integrity.md).
+type Integrity struct {
+	// CheckpointInterval is how often the head of every chain that moved
+	// is signed (and once more at shutdown); links after the last
+	// checkpoint are reported as an unsigned tail. Default 1m.
+	CheckpointInterval time.Duration `yaml:"checkpoint_interval"`
 }
 
 // Retention is the background job that deletes each tenant's data older
@@ -325,6 +335,7 @@ func Default() Config {
 		Limits:    defaultLimits(),
 		Console:   Console{Enabled: true, SessionTTL: 12 * time.Hour},
 		Retention: Retention{Interval: time.Hour, TenantMinDays: 30, TenantMaxDays: 400},
+		Integrity: Integrity{CheckpointInterval: time.Minute},
 		Alerts: Alerts{Enabled: true, MaxWebhooksPerTenant: 25, BatchWindow: 5 * time.Second, BatchMax: 200, MaxQueued: 10_000,
 			RatePerMinute: 60, MinBackoff: 10 * time.Second, MaxBackoff: time.Hour, RetryFor: 24 * time.Hour,
 			Timeout: 10 * time.Second, SecretOverlap: 24 * time.Hour, Poll: time.Second, SMTP: SMTP{TLS: "starttls"}},
@@ -523,6 +534,9 @@ func (c *Config) Validate() error {
 		bad("storage.driver", "must be sqlite, not %q", c.Storage.Driver)
 	}
 	c.Limits.validate(bad)
+	if c.Integrity.CheckpointInterval < time.Second {
+		bad("integrity.checkpoint_interval", "must be at least 1s")
+	}
 	if c.Retention.Interval < 0 {
 		bad("retention.interval", "must be 0 (no scheduled runs) or a positive duration")
 	}

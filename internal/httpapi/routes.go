@@ -69,6 +69,10 @@ func (a *API) table() []route {
 		{pattern: "DELETE /v1/keys/{id}", scope: audit.ScopeAdmin, authed: a.revokeKey},
 
 		{pattern: "POST /v1/retention/run", scope: audit.ScopeAdmin, authed: a.runRetention},
+		{pattern: "GET /v1/integrity", scope: audit.ScopeEventsRead, authed: a.getIntegrity},
+		{pattern: "GET /v1/integrity/keys", scope: audit.ScopeEventsRead, authed: a.getIntegrityKeys},
+		{pattern: "GET /v1/integrity/days/{day}", scope: audit.ScopeEventsRead, authed: a.getDayProof},
+		{pattern: "POST /v1/erasures", scope: audit.ScopeAdmin, authed: a.postErasure},
 
 		{pattern: "POST /v1/webhooks", scope: audit.ScopeAdmin, authed: a.createWebhook},
 		{pattern: "GET /v1/webhooks", scope: audit.ScopeAdmin, authed: a.listWebhooks},

@@ -81,6 +81,13 @@ type Options struct {
 	Actions audit.ActionStore
 	// Retention runs POST /v1/retention/run; without it the route answers 503.
 	Retention RetentionRunner
+	// Verify runs GET /v1/integrity, IntegrityKeys GET /v1/integrity/keys,
+	// DayProof GET /v1/integrity/days/{day} and Erase POST /v1/erasures;
+	// without them those routes answer 503.
+	Verify        IntegrityVerifier
+	IntegrityKeys func() []audit.PublicKey
+	DayProof      func(ctx context.Context, tenant, day string) (*audit.DayProof, error)
+	Erase         Eraser
 	// Importers decode the vendor records of POST /v1/import/{format},
 	// by format name; a format not here answers 404.
 	Importers map[string]importer.Decoder
