@@ -289,13 +289,20 @@ func TestErasureKeepsVerifying(t *testing.T) {
 	}
 
 	t.Run("edited erased value", func(t *testing.T) {
-		// The body of d0-e1 is replaced with one whose user agent differs
-		// from the marker: re-encode through the store is not possible from
-		// here, so take d0-e1's erased body and put back d0-e2's original
-		// (unerased) values by swapping bodies of the other tenant-day pair.
-		meta := metaDB(t, dir)
-		exec(t, meta, `UPDATE erased_fields SET hash = zeroblob(32) WHERE tenant = 'acme' AND event_id = 'd1-e0' AND field = 'context.ip'`)
-		rep, err := n.app.Verify(t.Context(), "acme", "", "")
+		ev, err := n.app.Stores().Events.GetEvent(t.Context(), "acme", "d0-e1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		ev.Context.UserAgent = "curl/8.0" // anything but the erased form
+		if _, err := n.app.Stores().Events.(audit.EventRewriter).ReplaceEvents(t.Context(), []audit.Event{*ev}); err != nil {
+			t.Fatal(err)
+		}
+		verify(t, n, integrity.ReasonAltered, "d0-e1")
+	})
+	t.Run("tampered erasure hash", func(t *testing.T) {
+		exec(t, metaDB(t, dir), `UPDATE erased_fields SET hash = zeroblob(32) WHERE tenant = 'acme' AND event_id = 'd1-e0' AND field = 'context.ip'`)
+		d1 := days[1].Format("2006-01-02")
+		rep, err := n.app.Verify(t.Context(), "acme", d1, d1)
 		if err != nil || rep.OK || rep.Broken.Reason != integrity.ReasonErasure || rep.Broken.Day != days[1].Format("2006-01-02") {
 			t.Fatalf("tampered erasure hash: %+v %v", rep.Broken, err)
 		}

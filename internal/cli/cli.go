@@ -62,6 +62,7 @@ func commands() []*Command {
 		incidentsUpdateCommand("ack", "acknowledged", "acknowledge incidents (and their open findings): someone is looking"),
 		incidentsUpdateCommand("resolve", "resolved", "resolve incidents (and their open findings), with a --note on what was decided"),
 		retentionRunCommand(), archiveListCommand(), archiveRestoreCommand(),
+		verifyCommand(), verifyKeysCommand(), verifyProofCommand(), verifyExportCommand(), eraseCommand(),
 		webhooksListCommand(), webhooksDeadLettersCommand(), webhooksReplayCommand(),
 		allowlistListCommand(), allowlistAddCommand(), allowlistRemoveCommand(), egressesListCommand(),
 		actionsRequestCommand(), actionsListCommand(),

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
@@ -211,4 +212,42 @@ func proofErasures(p *audit.DayProof, keys Keyring) (map[string]map[string][]byt
 		}
 	}
 	return out, nil
+}
+
+// MaxProofBytes caps a day proof a decoder accepts (a day of about a
+// million events).
+const MaxProofBytes = 64 << 20
+
+// ParseProof decodes a day proof (GET /v1/integrity/days/{day}, or a file
+// a customer was given). Unknown fields are refused; errors name the
+// field. Signatures are checked later, by VerifyExport.
+func ParseProof(b []byte) (*audit.DayProof, error) {
+	if len(b) > MaxProofBytes {
+		return nil, audit.FieldErrorf("proof", "proof is longer than %d bytes", MaxProofBytes)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	var p audit.DayProof
+	if err := dec.Decode(&p); err != nil {
+		return nil, &audit.Error{Code: audit.EINVALID, Field: "proof", Message: "proof is not a day proof object: " + err.Error(), Err: err}
+	}
+	if dec.More() {
+		return nil, audit.FieldErrorf("proof", "proof has trailing data")
+	}
+	switch {
+	case !audit.ValidTenantID(p.Tenant):
+		return nil, audit.FieldErrorf("tenant", "proof tenant is not a tenant id")
+	case !validDay(p.Day):
+		return nil, audit.FieldErrorf("day", "proof day must be a date YYYY-MM-DD")
+	case p.Checkpoint == nil:
+		return nil, audit.FieldErrorf("checkpoint", "proof has no checkpoint")
+	}
+	seen := make(map[string]bool, len(p.Events))
+	for i, id := range p.Events {
+		if id == "" || seen[id] {
+			return nil, audit.FieldErrorf(fmt.Sprintf("events[%d]", i), "proof event id %q is empty or repeated", id)
+		}
+		seen[id] = true
+	}
+	return &p, nil
 }
