@@ -239,6 +239,21 @@ func TestTenantIsolationMatrix(t *testing.T) {
 			{"POST", "/v1/retention/run", `{"tenant":"tenant-b","dry_run":true}`, denied},
 			{"POST", "/v1/retention/run", `{"tenant":"tenant-b"}`, denied},
 		},
+		"GET /v1/integrity": {
+			{"GET", "/v1/integrity", "", []int{200}},
+			{"GET", "/v1/integrity?tenant=tenant-b", "", denied},
+		},
+		// Public keys are the installation's, the same for every tenant.
+		"GET /v1/integrity/keys": {
+			{"GET", "/v1/integrity/keys", "", []int{200}},
+		},
+		"GET /v1/integrity/days/{day}": {
+			{"GET", "/v1/integrity/days/" + at.Format("2006-01-02") + "?tenant=tenant-b", "", denied},
+		},
+		"POST /v1/erasures": {
+			{"POST", "/v1/erasures", `{"tenant":"tenant-b","actor":"bob","fields":["metadata"]}`, denied},
+			{"POST", "/v1/erasures?tenant=tenant-b", `{"actor":"bob","fields":["metadata"]}`, []int{200, 400, 403}},
+		},
 		"POST /v1/keys": {
 			{"POST", "/v1/keys", `{"tenant":"tenant-b","name":"x","scopes":["admin"]}`, []int{403}},
 		},

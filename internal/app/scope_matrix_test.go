@@ -184,6 +184,18 @@ func TestScopeMatrix(t *testing.T) {
 			return call{"POST", "/v1/retention/run", `{` + tenantField(k) + `"dry_run":true}`}
 		}},
 
+		"GET /v1/integrity":      {scope: audit.ScopeEventsRead, want: 200, req: get("/v1/integrity")},
+		"GET /v1/integrity/keys": {scope: audit.ScopeEventsRead, want: 200, req: func(*testing.T, keyKind, int) call { return call{"GET", "/v1/integrity/keys", ""} }},
+		"GET /v1/integrity/days/{day}": {scope: audit.ScopeEventsRead, want: 200, req: func(t *testing.T, k keyKind, _ int) call {
+			if _, err := n.app.Integrity().Checkpoint(ctx); err != nil {
+				t.Fatal(err)
+			}
+			return call{"GET", with("/v1/integrity/days/"+at.Format("2006-01-02"), k), ""}
+		}},
+		"POST /v1/erasures": {scope: audit.ScopeAdmin, want: 200, req: func(_ *testing.T, k keyKind, _ int) call {
+			return call{"POST", "/v1/erasures", `{` + tenantField(k) + `"actor":"alice","fields":["context.user_agent"]}`}
+		}},
+
 		"POST /v1/keys": {scope: audit.ScopeAdmin, want: 201, req: func(_ *testing.T, k keyKind, i int) call {
 			return call{"POST", "/v1/keys", fmt.Sprintf(`{%s"name":"made-%d","scopes":["events:read"]}`, tenantField(k), i)}
 		}},
