@@ -35,6 +35,8 @@ type Backend struct {
 	Rules     audit.RuleStore
 	// Actions keeps response actions; nil skips their tests.
 	Actions audit.ActionStore
+	// Integrity keeps hash chains and signed statements; nil skips them.
+	Integrity audit.IntegrityStore
 	// Reopen closes the backend and opens it again on the same data, for
 	// the durability tests; nil skips them. The suite closes nothing else:
 	// open registers its own cleanup.
@@ -54,6 +56,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 	t.Run("State", func(t *testing.T) { runState(t, open) })
 	t.Run("Rules", func(t *testing.T) { runRules(t, open) })
 	t.Run("Actions", func(t *testing.T) { runActions(t, open) })
+	t.Run("Integrity", func(t *testing.T) { runIntegrity(t, open) })
 }
 
 func wantCode(t *testing.T, err error, code string) {
