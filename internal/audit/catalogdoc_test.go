@@ -58,7 +58,7 @@ func catalogMarkdown() []byte {
 	p("* The catalog owns the namespaces %s: an action there must be one of the catalog's, so a typo is\n", code(ns))
 	p("  refused with a suggestion (``did you mean `auth.login.success`?``) instead of being stored where\n")
 	p("  detection never sees it.\n")
-	p("* `%s.` is reserved for the records Vigil writes itself (`%s`, `%s`: who read the log; `%s`: what retention deleted) and is refused\n", audit.ReservedNamespace, audit.ActionSearch, audit.ActionExport, audit.ActionRetentionPurged)
+	p("* `%s.` is reserved for the records Vigil writes itself (`%s`, `%s`: who read the log; `%s`: what retention deleted; `%s`: what an erasure redacted) and is refused\n", audit.ReservedNamespace, audit.ActionSearch, audit.ActionExport, audit.ActionRetentionPurged, audit.ActionErasureCompleted)
 	p("  from every key.\n")
 	p("* Any other well-formed action is a custom action, such as `billing.invoice.paid`: lowercase\n")
 	p("  dot-separated segments of `[a-z][a-z0-9_]*`, at least two, at most %d bytes.\n\n", audit.MaxActionBytes)
