@@ -19,9 +19,9 @@ func sample() audit.Event {
 	lat := 48.85
 	return audit.Event{ID: "e1", Tenant: "acme", Time: time.Date(2026, 11, 30, 10, 0, 0, 123, time.UTC),
 		ReceivedAt: time.Date(2026, 11, 30, 10, 0, 1, 0, time.UTC), Action: "auth.login.success", Outcome: audit.OutcomeSuccess, Reason: "r",
-		Actor:   audit.Actor{ID: "alice", Type: "user", Email: "a@example.com", Name: "Alice"},
-		Target:  audit.Target{Type: "doc", ID: "d1", Name: "Doc"},
-		Context: audit.Context{IP: netip.MustParseAddr("198.51.100.7"), UserAgent: "ua", SessionID: "s", RequestID: "rq", AuthMethod: "password", DeviceID: "dev", Geo: &audit.ClientGeo{Country: "FR", Latitude: &lat}},
+		Actor:      audit.Actor{ID: "alice", Type: "user", Email: "a@example.com", Name: "Alice"},
+		Target:     audit.Target{Type: "doc", ID: "d1", Name: "Doc"},
+		Context:    audit.Context{IP: netip.MustParseAddr("198.51.100.7"), UserAgent: "ua", SessionID: "s", RequestID: "rq", AuthMethod: "password", DeviceID: "dev", Geo: &audit.ClientGeo{Country: "FR", Latitude: &lat}},
 		Metadata:   map[string]any{"k": "v", "n": 1.0},
 		Enrichment: audit.Enrichment{Network: &audit.Network{ASN: 64500}},
 		Risk:       &audit.Risk{Score: 10}}
