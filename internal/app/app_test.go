@@ -106,6 +106,18 @@ func waitForEvents(t *testing.T, c *client.Client, p client.SearchParams, want i
 	}
 }
 
+// testBoundary separates the parts of the multipart bodies mappedBody
+// builds; raw sends a body that starts with it as multipart/form-data.
+const testBoundary = "vigil-test-boundary"
+
+// mappedBody is the multipart body of a mapped import (POST
+// /v1/import/csv|ndjson): the mapping part, then the file part.
+func mappedBody(mapping, file string) string {
+	return "--" + testBoundary + "\r\nContent-Disposition: form-data; name=\"mapping\"\r\n\r\n" + mapping +
+		"\r\n--" + testBoundary + "\r\nContent-Disposition: form-data; name=\"file\"\r\n\r\n" + file +
+		"\r\n--" + testBoundary + "--\r\n"
+}
+
 // raw sends one request with a key and returns the status and body.
 func raw(t *testing.T, method, url, key, body string) (int, []byte) {
 	t.Helper()
@@ -116,7 +128,10 @@ func raw(t *testing.T, method, url, key, body string) (int, []byte) {
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
-	if body != "" {
+	switch {
+	case strings.HasPrefix(body, "--"+testBoundary):
+		req.Header.Set("Content-Type", "multipart/form-data; boundary="+testBoundary)
+	case body != "":
 		req.Header.Set("Content-Type", "application/json")
 	}
 	resp, err := http.DefaultClient.Do(req)

@@ -99,6 +99,14 @@ func TestTenantIsolationMatrix(t *testing.T) {
 		"POST /v1/import/{format}": {
 			{"POST", "/v1/import/okta?tenant=tenant-b", `{"uuid":"x","published":"` + at.Format(time.RFC3339) + `","eventType":"a.b","actor":{"alternateId":"x"}}`, []int{403}},
 		},
+		"POST /v1/import/csv": {
+			{"POST", "/v1/import/csv?tenant=tenant-b", mappedBody("name: m\nformat: csv\ntime: {from: ts}\naction: {value: auth.password.changed}\nfields:\n  actor.id: {from: who}\n",
+				"ts,who\n"+at.Format(time.RFC3339)+",x\n"), []int{403}},
+		},
+		"POST /v1/import/ndjson": {
+			{"POST", "/v1/import/ndjson?tenant=tenant-b", mappedBody("name: m\nformat: ndjson\ntime: {from: ts}\naction: {value: auth.password.changed}\nfields:\n  actor.id: {from: who}\n",
+				`{"ts":"`+at.Format(time.RFC3339)+`","who":"x"}`), []int{403}},
+		},
 		"GET /v1/events": {
 			{"GET", "/v1/events", "", []int{200}},
 			{"GET", "/v1/events?tenant=tenant-b", "", denied},

@@ -116,6 +116,14 @@ func TestScopeMatrix(t *testing.T) {
 			return call{"POST", with("/v1/import/okta", k), fmt.Sprintf(`{"uuid":"m-%d","published":%q,"eventType":"user.account.update_password","actor":{"alternateId":"alice"}}`,
 				i, time.Now().Add(-time.Minute).UTC().Format(time.RFC3339))}
 		}},
+		"POST /v1/import/csv": {scope: audit.ScopeEventsWrite, want: 202, req: func(_ *testing.T, k keyKind, i int) call {
+			return call{"POST", with("/v1/import/csv", k), mappedBody("name: m\nformat: csv\ntime: {from: ts}\nid: {from: id}\naction: {value: auth.password.changed}\nfields:\n  actor.id: {value: alice}\n",
+				fmt.Sprintf("id,ts\nm-%d,%s\n", i, time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)))}
+		}},
+		"POST /v1/import/ndjson": {scope: audit.ScopeEventsWrite, want: 202, req: func(_ *testing.T, k keyKind, i int) call {
+			return call{"POST", with("/v1/import/ndjson", k), mappedBody("name: m\nformat: ndjson\ntime: {from: ts}\nid: {from: id}\naction: {value: auth.password.changed}\nfields:\n  actor.id: {from: who}\n",
+				fmt.Sprintf(`{"id":"m-%d","ts":%q,"who":"alice"}`, i, time.Now().Add(-time.Minute).UTC().Format(time.RFC3339)))}
+		}},
 		"GET /v1/events":      {scope: audit.ScopeEventsRead, want: 200, req: get("/v1/events")},
 		"GET /v1/events/{id}": {scope: audit.ScopeEventsRead, want: 200, req: get("/v1/events/a-1")},
 		"POST /v1/risk": {scope: audit.ScopeEventsWrite, want: 200, req: func(_ *testing.T, k keyKind, _ int) call {

@@ -33,9 +33,9 @@ vendor's mapping onto the event catalog.
 
 FORMAT csv or ndjson imports a file of any other shape with a mapping file
 (--mapping MAP.yaml, docs/importers.md "Any CSV or NDJSON file"): the mapping is
-applied here and the events go to POST /v1/events. Their ids derive from the
-mapping's id field or, without one, from a hash of the whole record, so a
-re-import stores nothing twice either.
+checked here, then sent with every batch and applied by the server. Event ids
+derive from the mapping's id field or, without one, from a hash of the whole
+record, so a re-import stores nothing twice either.
 
 Records go to the server in batches (POST /v1/import/FORMAT), streamed: memory
 holds one batch. Event ids derive from the vendor's event ids, so importing a
@@ -92,9 +92,10 @@ alert or response action for them; --alert-past alerts them as well.`,
 					return usagef("--progress-every must be positive")
 				}
 				var m *mapping.Mapping
+				var mapFileBytes []byte
 				if *mapFile != "" {
 					var err error
-					if m, err = loadMapping(*mapFile, format); err != nil {
+					if m, mapFileBytes, err = loadMapping(*mapFile, format); err != nil {
 						return err
 					}
 				}
@@ -118,20 +119,14 @@ alert or response action for them; --alert-past alerts them as well.`,
 				if name == "stdin" {
 					file = ""
 				}
-				var sent, acc, dup, rej int
-				if m != nil {
-					run := &mappedRun{c: c, m: m, file: file, backfill: mark, out: env.Stderr, p: p}
-					if format == mapping.FormatCSV {
-						err = run.csv(ctx, counted, *batch)
-					} else {
-						err = run.ndjson(ctx, counted, *batch)
-					}
-					sent, acc, dup, rej = run.sent, run.acc, run.dup, run.rej
-				} else {
-					run := &importRun{c: c, format: format, out: env.Stderr, p: p, opts: client.ImportOptions{File: file, Backfill: mark}}
+				run := &importRun{c: c, format: format, mapping: mapFileBytes, out: env.Stderr, p: p, opts: client.ImportOptions{File: file, Backfill: mark}}
+				switch format {
+				case client.ImportCSV:
+					err = run.csv(ctx, m, counted, *batch)
+				default:
 					err = run.all(ctx, importer.NewReader(counted), *batch)
-					sent, acc, dup, rej = run.sent, run.acc, run.dup, run.rej
 				}
+				sent, acc, dup, rej := run.sent, run.acc, run.dup, run.rej
 				if err != nil {
 					p.clear()
 					return fmt.Errorf("%s: %w (%d records sent before it)", name, err, sent)
@@ -150,11 +145,16 @@ alert or response action for them; --alert-past alerts them as well.`,
 	}
 }
 
-// importRun sends one file's records in batches and tallies the answers.
+// importRun sends one file's records in batches and tallies the answers:
+// vendor records to POST /v1/import/{format}, or, with a mapping, CSV
+// rows or NDJSON records to POST /v1/import/csv|ndjson, where the server
+// applies the mapping.
 type importRun struct {
 	c                   *client.Client
 	format              string
 	opts                client.ImportOptions
+	mapping             []byte // the mapping file, sent with every batch (csv and ndjson)
+	header              []byte // csv: the header row, first in every batch
 	out                 io.Writer
 	p                   *sendProgress
 	acc, dup, rej, sent int
@@ -162,6 +162,7 @@ type importRun struct {
 	lines               []int // the file line of each record in body
 }
 
+// all sends the NDJSON (or JSON array) records of rd.
 func (r *importRun) all(ctx context.Context, rd *importer.Reader, batch int) error {
 	for {
 		rec, err := rd.Next()
@@ -176,27 +177,47 @@ func (r *importRun) all(ctx context.Context, rd *importer.Reader, batch int) err
 			r.sent++
 			continue
 		}
-		if r.body.Len()+len(rec.Raw)+1 > maxImportBody {
-			if err := r.flush(ctx); err != nil {
-				return err
-			}
-		}
-		r.body.Write(rec.Raw)
-		r.body.WriteByte('\n')
-		r.lines = append(r.lines, rec.Line)
-		if len(r.lines) == batch {
-			if err := r.flush(ctx); err != nil {
-				return err
-			}
+		if err := r.add(ctx, rec.Line, rec.Raw, batch); err != nil {
+			return err
 		}
 	}
+}
+
+// add queues one record, sending the batch first when the record would
+// take the request over maxImportBody, and after it when the batch is full.
+func (r *importRun) add(ctx context.Context, line int, rec []byte, batch int) error {
+	// The mapping, the header and the multipart framing (well under
+	// 1 KiB) travel with every batch.
+	if r.body.Len()+len(rec)+1 > maxImportBody-len(r.mapping)-len(r.header)-1024 {
+		if err := r.flush(ctx); err != nil {
+			return err
+		}
+	}
+	r.body.Write(rec)
+	r.body.WriteByte('\n')
+	r.lines = append(r.lines, line)
+	if len(r.lines) == batch {
+		return r.flush(ctx)
+	}
+	return nil
 }
 
 func (r *importRun) flush(ctx context.Context) error {
 	if len(r.lines) == 0 {
 		return nil
 	}
-	res, err := r.c.Import(ctx, r.format, r.body.Bytes(), r.opts)
+	var res *client.ImportResult
+	var err error
+	if r.mapping != nil {
+		data := r.body.Bytes()
+		if r.header != nil {
+			data = append(append(make([]byte, 0, len(r.header)+1+len(data)), r.header...), '\n')
+			data = append(data, r.body.Bytes()...)
+		}
+		res, err = r.c.ImportMapped(ctx, r.format, r.mapping, data, r.opts)
+	} else {
+		res, err = r.c.Import(ctx, r.format, r.body.Bytes(), r.opts)
+	}
 	if res != nil {
 		r.acc, r.dup = r.acc+res.Accepted, r.dup+res.Duplicates
 		for _, x := range res.Results {

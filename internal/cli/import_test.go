@@ -82,8 +82,8 @@ func TestImportCommand(t *testing.T) {
 
 // TestImportMapped imports the RBA login sample (CSV) with the example
 // mapping file, and an NDJSON file with a mapping that has no id field:
-// the mapping is applied by the CLI, the events go to POST /v1/events,
-// rejected rows are reported with their line and field, a re-import finds
+// the batches go with the mapping to POST /v1/import/csv|ndjson, where
+// the server applies it; rejected rows are reported with their line and field, a re-import finds
 // only duplicates (ids from the id column, or from a hash of the record),
 // and a format/mapping mismatch is a usage error.
 func TestImportMapped(t *testing.T) {

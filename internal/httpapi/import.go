@@ -3,6 +3,8 @@ package httpapi
 import (
 	"errors"
 	"io"
+	"mime"
+	"mime/multipart"
 	"net/http"
 	"slices"
 	"strconv"
@@ -11,6 +13,7 @@ import (
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/httpx"
 	"github.com/vigilhq/vigil/internal/importer"
+	"github.com/vigilhq/vigil/internal/importer/mapping"
 	"github.com/vigilhq/vigil/internal/ingest"
 )
 
@@ -48,13 +51,85 @@ func (a *API) postImport(w http.ResponseWriter, r *http.Request, p audit.Princip
 	format := r.PathValue("format")
 	dec, ok := a.opts.Importers[format]
 	if !ok {
-		names := make([]string, 0, len(a.opts.Importers))
+		names := make([]string, 0, len(a.opts.Importers)+2)
 		for n := range a.opts.Importers {
 			names = append(names, n)
 		}
+		names = append(names, mapping.FormatCSV, mapping.FormatNDJSON)
 		slices.Sort(names)
 		return audit.Errorf(audit.ENOTFOUND, "no importer for %q; the formats are %s", clip(format, 40), strings.Join(names, ", "))
 	}
+	return a.runImport(w, r, p, format, func(body *httpx.BudgetReader) (func() (importer.Decoded, error), error) {
+		return importer.DecodeAll(importer.NewReader(body), dec), nil
+	})
+}
+
+// postMappedImport imports a CSV or NDJSON file of any shape with a
+// mapping file (POST /v1/import/csv, /v1/import/ndjson): a
+// multipart/form-data body whose part "mapping" (the YAML mapping file,
+// at most mapping.MaxFileBytes) comes before the part "file" (the
+// records). The file is streamed through the mapping and ingested like a
+// vendor import: same limits, results and answer.
+func (a *API) postMappedImport(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
+	format := mapping.FormatCSV
+	if strings.HasSuffix(r.URL.Path, "/"+mapping.FormatNDJSON) {
+		format = mapping.FormatNDJSON
+	}
+	mt, params, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != "multipart/form-data" || params["boundary"] == "" {
+		return audit.FieldErrorf("Content-Type", "the body must be multipart/form-data with the parts mapping and file")
+	}
+	return a.runImport(w, r, p, format, func(body *httpx.BudgetReader) (func() (importer.Decoded, error), error) {
+		mr := multipart.NewReader(body, params["boundary"])
+		var m *mapping.Mapping
+		for {
+			part, err := mr.NextPart()
+			if errors.Is(err, io.EOF) {
+				if m == nil {
+					return nil, audit.FieldErrorf("mapping", "the body has no mapping part")
+				}
+				return nil, audit.FieldErrorf("file", "the body has no file part")
+			}
+			if err != nil {
+				return nil, a.bodyError(err, "the multipart body could not be read")
+			}
+			switch part.FormName() {
+			case "mapping":
+				if m != nil {
+					return nil, audit.FieldErrorf("mapping", "the body has two mapping parts")
+				}
+				b, err := io.ReadAll(io.LimitReader(part, mapping.MaxFileBytes+1))
+				if err != nil {
+					return nil, a.bodyError(err, "the mapping part could not be read")
+				}
+				if m, err = mapping.Parse(b); err != nil {
+					return nil, err
+				}
+				if m.Format() != format {
+					return nil, audit.FieldErrorf("format", "the mapping reads %s records; send it to POST /v1/import/%s", m.Format(), m.Format())
+				}
+			case "file":
+				if m == nil {
+					return nil, audit.FieldErrorf("mapping", "the mapping part must come before the file part")
+				}
+				rd, err := m.NewReader(part)
+				if err != nil {
+					return nil, a.bodyError(err, "the file part could not be read")
+				}
+				return rd.Next, nil
+			default:
+				return nil, audit.FieldErrorf(clip(part.FormName(), 40), "unknown part %q: the parts are mapping and file", clip(part.FormName(), 40))
+			}
+		}
+	})
+}
+
+// runImport is what every import route shares: the tenant and backfill
+// parameters, the ingest concurrency, backlog and body limits, decoding
+// the body's records with open (which returns their iterator), ingesting
+// them and answering per record.
+func (a *API) runImport(w http.ResponseWriter, r *http.Request, p audit.Principal, format string,
+	open func(body *httpx.BudgetReader) (func() (importer.Decoded, error), error)) error {
 	q := r.URL.Query()
 	tenant := q.Get("tenant")
 	switch {
@@ -89,7 +164,11 @@ func (a *API) postImport(w http.ResponseWriter, r *http.Request, p audit.Princip
 	if r.ContentLength >= 0 && !body.Reserve(r.ContentLength+1) {
 		return a.overBudget()
 	}
-	items, lines, err := a.readRecords(body, dec, tenant, format, file, backfill)
+	next, err := open(body)
+	if err != nil {
+		return err
+	}
+	items, lines, err := a.readRecords(body, next, tenant, format, file, backfill)
 	if err != nil {
 		return err
 	}
@@ -123,57 +202,62 @@ func (a *API) postImport(w http.ResponseWriter, r *http.Request, p audit.Princip
 	return nil
 }
 
-// readRecords splits the body into records and decodes each, charging
-// every record's decoded form to the in-flight budget. It returns the
-// items for ingestion and each one's line.
-func (a *API) readRecords(body io.Reader, dec importer.Decoder, tenant, format, file, backfill string) ([]ingest.Item, []int, error) {
-	br, _ := body.(*httpx.BudgetReader)
-	rd := importer.NewReader(body)
+// bodyError translates an error reading the request body: over the size
+// limit, over the in-flight budget, an input error kept as it is (it
+// names its field), anything else a generic invalid body.
+func (a *API) bodyError(err error, msg string) error {
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &mbe):
+		return tooLarge(a.opts.MaxBodyBytes)
+	case errors.Is(err, httpx.ErrBudgetExhausted):
+		return a.overBudget()
+	case audit.ErrorCode(err) == audit.EINTERNAL:
+		return &audit.Error{Code: audit.EINVALID, Message: msg, Err: err}
+	}
+	return err
+}
+
+// readRecords takes the decoded records from next, charging each one's
+// decoded form to the in-flight budget, and stamps each event with its
+// tenant and import marks. It returns the items for ingestion and each
+// one's line.
+func (a *API) readRecords(br *httpx.BudgetReader, next func() (importer.Decoded, error), tenant, format, file, backfill string) ([]ingest.Item, []int, error) {
 	var items []ingest.Item
 	var lines []int
 	for {
-		rec, err := rd.Next()
+		rec, err := next()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			var mbe *http.MaxBytesError
-			switch {
-			case errors.As(err, &mbe):
-				return nil, nil, tooLarge(a.opts.MaxBodyBytes)
-			case errors.Is(err, httpx.ErrBudgetExhausted):
-				return nil, nil, a.overBudget()
-			case audit.ErrorCode(err) == audit.EINTERNAL:
-				return nil, nil, &audit.Error{Code: audit.EINVALID, Message: "the request body could not be read", Err: err}
-			}
-			return nil, nil, err
+			return nil, nil, a.bodyError(err, "the request body could not be read")
 		}
 		if len(items) == ingest.MaxBatch {
 			return nil, nil, audit.Errorf(audit.ETOOLARGE, "the body holds more than %d records; send smaller batches", ingest.MaxBatch)
 		}
 		// The decoded event holds a copy of up to MaxRawBytes of the record.
-		if br != nil && !br.Reserve(decodedEventBytes+int64(min(len(rec.Raw), importer.MaxRawBytes))) {
+		if !br.Reserve(decodedEventBytes + int64(min(rec.Size, importer.MaxRawBytes))) {
 			return nil, nil, a.overBudget()
 		}
 		it := ingest.Item{Index: len(items), Err: rec.Err}
-		if rec.Err == nil {
-			ev, err := dec(rec.Raw)
-			if err != nil {
-				it.Err = err
-			} else {
-				ev.Tenant = tenant
-				imp := map[string]any{"format": format}
-				if file != "" {
-					imp["file"] = file
-				}
-				if backfill != "" {
-					imp["backfill"] = backfill
-				}
-				if len(imp) > 1 {
-					ev.Metadata["import"] = imp
-				}
-				it.Event = ev
+		if ev := rec.Event; rec.Err == nil && ev != nil {
+			ev.Tenant = tenant
+			// The decoder recorded the format (a mapping's is csv:<name>).
+			imp, _ := ev.Metadata["import"].(map[string]any)
+			if imp == nil {
+				imp = map[string]any{"format": format}
 			}
+			if file != "" {
+				imp["file"] = file
+			}
+			if backfill != "" {
+				imp["backfill"] = backfill
+			}
+			if len(imp) > 1 {
+				ev.Metadata["import"] = imp
+			}
+			it.Event = ev
 		}
 		items = append(items, it)
 		lines = append(lines, rec.Line)

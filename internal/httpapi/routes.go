@@ -29,6 +29,8 @@ func (a *API) table() []route {
 		{pattern: "GET /v1/events", paged: true, scope: audit.ScopeEventsRead, authed: a.searchEvents},
 		{pattern: "GET /v1/events/{id}", scope: audit.ScopeEventsRead, authed: a.getEvent},
 		{pattern: "POST /v1/import/{format}", scope: audit.ScopeEventsWrite, authed: a.postImport},
+		{pattern: "POST /v1/import/csv", scope: audit.ScopeEventsWrite, authed: a.postMappedImport},
+		{pattern: "POST /v1/import/ndjson", scope: audit.ScopeEventsWrite, authed: a.postMappedImport},
 		{pattern: "POST /v1/risk", scope: audit.ScopeEventsWrite, authed: a.postRisk},
 
 		{pattern: "POST /v1/query", scope: audit.ScopeEventsRead, authed: a.postQuery},

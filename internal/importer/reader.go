@@ -267,3 +267,30 @@ func (r *Reader) value() (raw []byte, tooLong bool, err error) {
 func tooLarge() error {
 	return audit.Errorf(audit.ETOOLARGE, "the record is over %d KiB", MaxRecordBytes>>10)
 }
+
+// Decoded is one record of an import decoded to an event: Line is the
+// 1-based line on which it starts, Size its bytes in the input, and
+// either Event or Err (why it yields no event, naming the field) is set.
+type Decoded struct {
+	Line  int
+	Size  int
+	Event *audit.Event
+	Err   error
+}
+
+// DecodeAll returns an iterator over the records of r decoded with dec:
+// each call gives the next record, io.EOF after the last, or the
+// reader's fatal error.
+func DecodeAll(r *Reader, dec Decoder) func() (Decoded, error) {
+	return func() (Decoded, error) {
+		rec, err := r.Next()
+		if err != nil {
+			return Decoded{}, err
+		}
+		d := Decoded{Line: rec.Line, Size: len(rec.Raw), Err: rec.Err}
+		if rec.Err == nil {
+			d.Event, d.Err = dec(rec.Raw)
+		}
+		return d, nil
+	}
+}

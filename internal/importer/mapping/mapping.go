@@ -8,8 +8,10 @@ package mapping
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -82,13 +84,13 @@ var targets = []string{"actor.id", "actor.type", "actor.email", "actor.name", "t
 // with the YAML path of each.
 func Parse(b []byte) (*Mapping, error) {
 	if len(b) > MaxFileBytes {
-		return nil, audit.Errorf(audit.EINVALID, "the mapping file is over %d KiB", MaxFileBytes>>10)
+		return nil, audit.FieldErrorf("mapping", "the mapping file is over %d KiB", MaxFileBytes>>10)
 	}
 	var f File
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	dec.KnownFields(true)
 	if err := dec.Decode(&f); err != nil {
-		return nil, audit.Errorf(audit.EINVALID, "mapping file: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+		return nil, yamlError(b, err)
 	}
 	var ps importer.Problems
 	if f.Name == "" || !validName(f.Name) {
@@ -150,6 +152,88 @@ func Parse(b []byte) (*Mapping, error) {
 		return nil, err
 	}
 	return m, nil
+}
+
+// yamlError turns a YAML decoding error into problems that name the YAML
+// path at fault ("fields.actor.id.only", "time.zoen"); what has no path
+// (a syntax error, a file that is not a mapping) names the file, field
+// "mapping".
+func yamlError(b []byte, err error) error {
+	var te *yaml.TypeError
+	if !errors.As(err, &te) {
+		return audit.FieldErrorf("mapping", "mapping file: %s", strings.TrimPrefix(err.Error(), "yaml: "))
+	}
+	var root yaml.Node
+	_ = yaml.Unmarshal(b, &root)
+	var keys []yamlKey
+	collectKeys(&root, "", &keys)
+	var ps importer.Problems
+	for _, msg := range te.Errors {
+		field, line, text := "mapping", 0, msg
+		if m := yamlLine.FindStringSubmatch(msg); m != nil {
+			line, _ = strconv.Atoi(m[1])
+			text = m[2]
+		}
+		want := ""
+		if m := yamlUnknown.FindStringSubmatch(text); m != nil {
+			want = m[1]
+			text = fmt.Sprintf("%s is not a mapping field", want)
+		} else if m := yamlValue.FindStringSubmatch(text); m != nil {
+			want = m[1]
+		}
+		for _, k := range keys {
+			if k.line != line {
+				continue
+			}
+			if field == "mapping" {
+				field = k.path // the first key on the line, unless one fits better
+			}
+			if want != "" && (strings.HasSuffix(k.path, "."+want) || k.path == want || k.value == want) {
+				field = k.path
+				break
+			}
+		}
+		if field == "" {
+			field = "mapping" // a key with an empty name
+		}
+		ps.Add(field, "%s: %s (line %d)", field, text, line)
+	}
+	return ps.Err()
+}
+
+var (
+	yamlLine    = regexp.MustCompile(`^line (\d+): (.*)$`)
+	yamlUnknown = regexp.MustCompile(`^field (.+) not found in type`)
+	yamlValue   = regexp.MustCompile("^cannot unmarshal \\S+ `([^`]*)` into")
+)
+
+// yamlKey is one key of a YAML document: its dotted path, its line and,
+// for a scalar, its value.
+type yamlKey struct {
+	path, value string
+	line        int
+}
+
+func collectKeys(n *yaml.Node, prefix string, out *[]yamlKey) {
+	switch n.Kind {
+	case yaml.DocumentNode, yaml.SequenceNode:
+		for _, c := range n.Content {
+			collectKeys(c, prefix, out)
+		}
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k, v := n.Content[i], n.Content[i+1]
+			p := k.Value
+			if prefix != "" {
+				p = prefix + "." + k.Value
+			}
+			*out = append(*out, yamlKey{path: p, line: k.Line})
+			if v.Kind == yaml.ScalarNode {
+				*out = append(*out, yamlKey{path: p, value: v.Value, line: v.Line})
+			}
+			collectKeys(v, p, out)
+		}
+	}
 }
 
 func validName(s string) bool {
