@@ -29,6 +29,10 @@ type Gen struct {
 	Start, End time.Time
 	// Live, when set, stamps events with index ≥ N (the live phase).
 	Live func() time.Time
+	// Tenant, when set, is the tenant of every event (the population and
+	// its stuffing waves keep their shape); the retention phase gives one
+	// tenant its own history this way.
+	Tenant string
 }
 
 // Event is one generated event in structured form, for PostgreSQL rows and
@@ -243,6 +247,9 @@ func (g *Gen) Event(i int) Event {
 			}
 		}
 		ev.email = true
+	}
+	if g.Tenant != "" {
+		ev.Tenant = g.Tenant
 	}
 	ev.ID = ulid(ev.Time, g.h(i, 3))
 	return ev

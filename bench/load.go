@@ -23,6 +23,17 @@ type LoadResult struct {
 	Elapsed                           time.Duration
 	Lat                               []time.Duration // per 202 request
 	From, To                          int             // generator index range sent
+	// Reqs is every 202 request in the order answered, when
+	// LoadOptions.Record is set: to cut a window out of a longer load.
+	Reqs []Req
+}
+
+// Req is one acknowledged request: when its answer was read, how long it
+// took and how many events it acknowledged.
+type Req struct {
+	End    time.Time
+	Lat    time.Duration
+	Events int
 }
 
 // Rate is acknowledged events per second.
@@ -54,6 +65,11 @@ type LoadOptions struct {
 	Rate float64
 	// Progress is called about once a second with events acknowledged so far.
 	Progress func(acked int64)
+	// Stop, when closed, ends the phase after each client's current
+	// request (the rest of the range is left).
+	Stop <-chan struct{}
+	// Record keeps every acknowledged request in LoadResult.Reqs.
+	Record bool
 }
 
 // sendEvents sends events [From, To) with Clients concurrent clients and
@@ -91,12 +107,16 @@ func sendEvents(ctx context.Context, s *Server, g *Gen, o LoadOptions) LoadResul
 			defer wg.Done()
 			var body []byte
 			var lat []time.Duration
+			var done []Req
 			ct := "application/x-ndjson"
 			if o.Batch == 1 {
 				ct = "application/json"
 			}
 			for ctx.Err() == nil {
 				if !deadline.IsZero() && time.Now().After(deadline) {
+					break
+				}
+				if stopped(o.Stop) {
 					break
 				}
 				if o.Rate > 0 {
@@ -134,6 +154,9 @@ func sendEvents(ctx context.Context, s *Server, g *Gen, o LoadOptions) LoadResul
 						accepted.Add(int64(a))
 						reqs.Add(1)
 						lat = append(lat, d)
+						if o.Record {
+							done = append(done, Req{End: t0.Add(d), Lat: d, Events: a + dup})
+						}
 						break
 					}
 					switch r.Status {
@@ -159,6 +182,7 @@ func sendEvents(ctx context.Context, s *Server, g *Gen, o LoadOptions) LoadResul
 			}
 			mu.Lock()
 			res.Lat = append(res.Lat, lat...)
+			res.Reqs = append(res.Reqs, done...)
 			mu.Unlock()
 		}()
 	}
@@ -168,7 +192,18 @@ func sendEvents(ctx context.Context, s *Server, g *Gen, o LoadOptions) LoadResul
 	res.Events, res.Accepted, res.Requests = acked.Load(), accepted.Load(), reqs.Load()
 	res.Status429, res.Status503, res.OtherErrors = r429.Load(), r503.Load(), other.Load()
 	res.To = min(int(next.Load()), o.To)
+	slices.SortFunc(res.Reqs, func(a, b Req) int { return a.End.Compare(b.End) })
 	return res
+}
+
+// stopped reports whether stop is closed (never, when nil).
+func stopped(stop <-chan struct{}) bool {
+	select {
+	case <-stop:
+		return true
+	default:
+		return false
+	}
 }
 
 // ingestCounts reads "accepted" and "duplicates" from the start of a 202

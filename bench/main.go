@@ -8,6 +8,7 @@
 //	go run ./bench [flags]               performance run; writes docs/performance.md
 //	go run ./bench reliability [flags]   the reliability harness (long form)
 //	go run ./bench import [-records N]   the vendor-file import phase alone, printed
+//	go run ./bench retention [flags]     the retention phase alone, printed
 //
 // `go run ./bench -h` and `go run ./bench reliability -h` list the flags.
 package main
@@ -30,6 +31,8 @@ func main() {
 		err = runReliability(ctx, args[1:])
 	case len(args) > 0 && args[0] == "import":
 		err = runImport(ctx, args[1:])
+	case len(args) > 0 && args[0] == "retention":
+		err = runRetentionPhase(ctx, args[1:])
 	default:
 		err = runPerf(ctx, args)
 	}

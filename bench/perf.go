@@ -27,6 +27,7 @@ type PerfOptions struct {
 	Components     bool
 	Keep           bool
 	ImportRecords  int
+	Retention      RetentionOptions
 }
 
 // Perf is everything one run measured.
@@ -71,7 +72,8 @@ type Perf struct {
 	PGSize    int64
 
 	Components []*Component
-	Import     *ImportResult // nil when -import-records=0
+	Import     *ImportResult    // nil when -import-records=0
+	Retention  *RetentionResult // nil when -retention-per-day=0
 
 	liveGen *Gen
 }
@@ -101,8 +103,14 @@ func parsePerfFlags(args []string) (PerfOptions, string, error) {
 	fs.BoolVar(&o.Components, "components", true, "re-run the cheap package benchmarks of docs/perf/*.md")
 	fs.BoolVar(&o.Keep, "keep", false, "keep the data directory afterwards")
 	fs.IntVar(&o.ImportRecords, "import-records", 1_000_000, "records of the Okta System Log file imported with vigil import into a fresh server (0 skips the phase)")
+	retentionFlags(fs, "retention-", &o.Retention)
 	if err := fs.Parse(args); err != nil {
 		return o, "", err
+	}
+	if o.Retention.PerDay > 0 {
+		if err := o.Retention.validate(); err != nil {
+			return o, "", err
+		}
 	}
 	cmd := "go run ./bench"
 	fs.Visit(func(f *flag.Flag) { cmd += fmt.Sprintf(" -%s=%s", f.Name, f.Value) })
@@ -146,6 +154,10 @@ func runPerf(ctx context.Context, args []string) error {
 			r.Err = err
 		}
 		p.Import = &r
+	}
+	if o.Retention.PerDay > 0 {
+		r := measureRetention(ctx, bin, filepath.Join(work, "retention"), o.Retention, logf)
+		p.Retention = &r
 	}
 	if o.PG {
 		p.measurePG(ctx, logf)

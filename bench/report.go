@@ -281,6 +281,9 @@ func (p *Perf) Report() string {
 	if p.Import != nil {
 		b.WriteString(importReport(*p.Import))
 	}
+	if p.Retention != nil {
+		b.WriteString(retentionReport(*p.Retention))
+	}
 	w("## Component benchmarks\n\n")
 	w("Each package's own benchmarks, with the reasoning and profiles in its document under [docs/perf/](perf/). The cheap ones were re-run by this tool; " +
 		"the long ones (10M-event search sets, uncached user-agent parsing, fuzzing) are only in those documents.\n\n")

@@ -1,0 +1,674 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// RetentionOptions size the retention phase (issue 16): a purge of a long
+// history while batched ingest runs, and a long run of moving event time
+// whose data directory should stop growing once retention applies.
+type RetentionOptions struct {
+	// Days of history of tenant ret, PerDay events each, ingested over
+	// the HTTP API in event time (the tenant's backfill allowance,
+	// max_event_age_days, admits them).
+	Days, PerDay int
+	// KeepDays is the retention_days set on ret before the purge.
+	KeepDays int
+	// Clients send NDJSON batches of 1,000, as the batched phase does.
+	Clients int
+	// Baseline is how long the batched ingest runs alone first.
+	Baseline time.Duration
+	// RollDays simulated days of RollPerDay events each, with a retention
+	// of RollKeep days, in a second fresh server.
+	RollDays, RollPerDay, RollKeep int
+}
+
+// retentionFlags registers the phase's flags on fs, each name prefixed
+// (the performance run uses "retention-", `bench retention` none).
+func retentionFlags(fs *flag.FlagSet, prefix string, o *RetentionOptions) {
+	fs.IntVar(&o.Days, prefix+"days", 400, "days of synthetic history of tenant ret")
+	fs.IntVar(&o.PerDay, prefix+"per-day", 500, "history events per day (0 skips the retention phase)")
+	fs.IntVar(&o.KeepDays, prefix+"keep", 30, "retention_days set on ret before the purge")
+	fs.IntVar(&o.Clients, prefix+"clients", 4, "concurrent clients sending NDJSON batches of 1,000 during the baseline and the purge")
+	fs.DurationVar(&o.Baseline, prefix+"baseline", 10*time.Second, "duration of the batched ingest measured alone before the purge")
+	fs.IntVar(&o.RollDays, prefix+"roll-days", 60, "simulated days of the long run (0 skips it)")
+	fs.IntVar(&o.RollPerDay, prefix+"roll-per-day", 2000, "events per simulated day of the long run")
+	fs.IntVar(&o.RollKeep, prefix+"roll-keep", 2, "retention_days of the long run")
+}
+
+func (o RetentionOptions) validate() error {
+	var errs []error
+	if o.Days < 2 || o.PerDay < 1 {
+		errs = append(errs, errors.New("-days must be at least 2 and -per-day positive"))
+	}
+	if o.KeepDays < 1 || o.KeepDays >= o.Days {
+		errs = append(errs, errors.New("-keep must be between 1 and -days - 1 (else nothing is purged)"))
+	}
+	if o.Clients < 1 || o.Baseline <= 0 {
+		errs = append(errs, errors.New("-clients and -baseline must be positive"))
+	}
+	if o.RollDays > 0 && (o.RollPerDay < 1 || o.RollKeep < 1 || o.RollKeep >= o.RollDays) {
+		errs = append(errs, errors.New("-roll-per-day must be positive and -roll-keep between 1 and -roll-days - 1"))
+	}
+	return errors.Join(errs...)
+}
+
+// RetentionResult is what the retention phase measured.
+type RetentionResult struct {
+	Opts RetentionOptions
+	// History is the ingest of ret's history; HistoryDrain until stored.
+	History      LoadResult
+	HistoryDrain DrainResult
+	// Baseline is the batched ingest alone, During the same ingest while
+	// retention ran, and Window the part of During answered while the
+	// purge request was outstanding.
+	Baseline, During LoadResult
+	Window           LoadWindow
+	// Purge is POST /v1/retention/run's round trip; Purged its report.
+	Purge  time.Duration
+	Purged purgeReport
+	// WantPurged is how many of the generated history events are dated
+	// before the cutoff the server reported.
+	WantPurged int64
+	// Partition files and data directory (bytes by part) before the purge
+	// and as soon as it answered (the concurrent load's additions included).
+	PartsBefore, PartsAfter int
+	DirBefore, DirAfter     map[string]int64
+	// Resident memory of the server just before and just after the purge,
+	// and its peak over the whole phase.
+	RSSBefore, RSSAfter, PeakRSS int64
+	Err                          error
+
+	// Roll is the long run, one sample after each simulated day's purge;
+	// its simulated day 0 is RollStart.
+	Roll      []RollSample
+	RollStart time.Time
+	RollErr   error
+}
+
+// LoadWindow is the part of a recorded load inside a time window.
+type LoadWindow struct {
+	Elapsed time.Duration
+	// Events acknowledged by the requests answered inside the window.
+	Events   int
+	Requests int
+	// Lat of every request that was outstanding at some point of the
+	// window (a request stalled by the purge counts even if it was
+	// answered after it).
+	Lat []time.Duration
+}
+
+// Rate is events acknowledged per second inside the window.
+func (w LoadWindow) Rate() float64 { return float64(w.Events) / max(w.Elapsed.Seconds(), 1e-9) }
+
+// window cuts [from, to] out of a load recorded with LoadOptions.Record.
+func window(r LoadResult, from, to time.Time) LoadWindow {
+	w := LoadWindow{Elapsed: to.Sub(from)}
+	for _, q := range r.Reqs {
+		if !q.End.Before(from) && !q.End.After(to) {
+			w.Events += q.Events
+			w.Requests++
+		}
+		if !q.End.Before(from) && !q.End.Add(-q.Lat).After(to) {
+			w.Lat = append(w.Lat, q.Lat)
+		}
+	}
+	return w
+}
+
+// purgeReport is one tenant's report in POST /v1/retention/run's answer.
+type purgeReport struct {
+	Tenant        string    `json:"tenant"`
+	RetentionDays int       `json:"retention_days"`
+	Before        time.Time `json:"before"`
+	Events        int64     `json:"events"`
+	Findings      int64     `json:"findings"`
+	Incidents     int64     `json:"incidents"`
+	Error         string    `json:"error"`
+}
+
+// RollSample is the data directory after one simulated day's purge.
+type RollSample struct {
+	Day    int
+	Before time.Time // the run's cutoff
+	Purged int64     // events the day's run deleted
+	Parts  int       // partition files
+	Bytes  map[string]int64
+}
+
+// Total is the whole data directory.
+func (s RollSample) Total() int64 {
+	var n int64
+	for _, v := range s.Bytes {
+		n += v
+	}
+	return n
+}
+
+const (
+	keyEvents = "events/ (day partitions)"
+	keyStream = "stream.db (ingest stream + idempotency keys)"
+	keyMeta   = "meta.db (tenants, keys, findings, detection state)"
+)
+
+// measureRetention runs both parts of the phase, each on a fresh server
+// under dir. A failure of the long run is kept in RollErr and does not
+// discard the purge's figures.
+func measureRetention(ctx context.Context, bin, dir string, o RetentionOptions, logf func(string, ...any)) RetentionResult {
+	res := RetentionResult{Opts: o}
+	res.Err = res.measurePurge(ctx, bin, filepath.Join(dir, "purge"), logf)
+	if res.Err != nil {
+		logf("retention: purge part failed: %v", res.Err)
+	}
+	if o.RollDays > 0 && ctx.Err() == nil {
+		res.RollErr = res.measureRoll(ctx, bin, filepath.Join(dir, "roll"), logf)
+		if res.RollErr != nil {
+			logf("retention: long run failed: %v", res.RollErr)
+		}
+	}
+	return res
+}
+
+// startRetentionServer starts a fresh server without the scheduled job,
+// so that only the runs the phase asks for purge anything.
+func startRetentionServer(bin, dir string) (*Server, error) {
+	srv, err := StartServer(bin, dir, "VIGIL_RETENTION_INTERVAL=0")
+	if err != nil {
+		return nil, err
+	}
+	if srv.Key == "" {
+		srv.Kill()
+		return nil, fmt.Errorf("no operator key in the data directory; server stderr:\n%s", srv.Stderr())
+	}
+	return srv, nil
+}
+
+func (res *RetentionResult) measurePurge(ctx context.Context, bin, dir string, logf func(string, ...any)) error {
+	o := res.Opts
+	srv, err := startRetentionServer(bin, dir)
+	if err != nil {
+		return err
+	}
+	defer srv.Kill()
+	// Day-aligned history: o.Days whole UTC days up to today's midnight,
+	// so a run at the default retention (400 days) would delete none of it.
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	hist := NewGen(o.Days*o.PerDay, today.AddDate(0, 0, -o.Days), today)
+	hist.Tenant = "ret"
+	// The documented way to admit old events: the tenant's own allowance.
+	if err := srv.createTenant(ctx, fmt.Sprintf(`{"id":"ret","name":"retention bench","max_event_age_days":%d}`, o.Days+1)); err != nil {
+		return err
+	}
+	live := NewGen(0, today, today)
+	live.Live = func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+	if err := srv.createTenants(ctx, live.Tenants); err != nil {
+		return err
+	}
+
+	logf("retention: %d days × %d events of history for tenant ret (max_event_age_days %d), %d clients, NDJSON × 1,000", o.Days, o.PerDay, o.Days+1, o.Clients)
+	m0, err := srv.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	res.History = sendEvents(ctx, srv, hist, LoadOptions{Clients: o.Clients, Batch: 1000, From: 0, To: hist.N})
+	if err := loadFailed("history", res.History); err != nil {
+		return err
+	}
+	want := m0["vigil_pipeline_events_total"] + float64(res.History.Accepted)
+	if res.HistoryDrain, err = waitDrained(ctx, srv, want, t0, 30*time.Minute, nil); err != nil {
+		return err
+	}
+	logf("  %d events acknowledged in %s (%.0f/s), stored after %s", res.History.Events, res.History.Elapsed.Round(time.Millisecond),
+		res.History.Rate(), res.HistoryDrain.Elapsed.Round(time.Millisecond))
+
+	logf("retention: baseline batched ingest, %d clients, live event time, %s", o.Clients, o.Baseline)
+	res.Baseline = sendEvents(ctx, srv, live, LoadOptions{Clients: o.Clients, Batch: 1000, From: 0, To: math.MaxInt32, Duration: o.Baseline})
+	if err := loadFailed("baseline", res.Baseline); err != nil {
+		return err
+	}
+	logf("  %.0f events/s, request p99 %s", res.Baseline.Rate(), fmtDur(res.Baseline.Pct(.99)))
+	if err := drain(ctx, srv); err != nil {
+		return err
+	}
+
+	res.PartsBefore = countPartitions(dir)
+	res.DirBefore = dataBreakdown(dir)
+	res.RSSBefore, _ = ProcStatus(srv.Pid(), "VmRSS")
+	logf("retention: %d partition files, %s; retention_days %d and POST /v1/retention/run while the same ingest runs", res.PartsBefore, mib(sumBytes(res.DirBefore)), o.KeepDays)
+	stop := make(chan struct{})
+	loaded := make(chan LoadResult, 1)
+	go func() {
+		loaded <- sendEvents(ctx, srv, live, LoadOptions{Clients: o.Clients, Batch: 1000, From: res.Baseline.To, To: math.MaxInt32, Stop: stop, Record: true})
+	}()
+	// The purge starts once the load is in full swing and the load goes on
+	// for as long after it.
+	const settle = 2 * time.Second
+	var from, to time.Time
+	purge := func() error {
+		if err := sleepCtx(ctx, settle); err != nil {
+			return err
+		}
+		if err := srv.patchTenant(ctx, "ret", fmt.Sprintf(`{"retention_days":%d}`, o.KeepDays)); err != nil {
+			return err
+		}
+		from = time.Now()
+		rep, err := srv.runRetention(ctx, "ret")
+		to = time.Now()
+		res.Purge, res.Purged = to.Sub(from), rep
+		res.RSSAfter, _ = ProcStatus(srv.Pid(), "VmRSS")
+		res.PartsAfter, res.DirAfter = countPartitions(dir), dataBreakdown(dir)
+		if err != nil {
+			return err
+		}
+		return sleepCtx(ctx, settle)
+	}
+	err = purge()
+	close(stop)
+	res.During = <-loaded
+	if err != nil {
+		return err
+	}
+	if err := loadFailed("ingest during the purge", res.During); err != nil {
+		return err
+	}
+	res.Window = window(res.During, from, to)
+	res.WantPurged = int64(countBefore(hist, res.Purged.Before))
+	logf("  purge took %s: %d events (%d expected), %d findings, %d incidents; ingest %.0f events/s during it (%d requests), p99 %s",
+		res.Purge.Round(time.Millisecond), res.Purged.Events, res.WantPurged, res.Purged.Findings, res.Purged.Incidents,
+		res.Window.Rate(), res.Window.Requests, fmtDur(pct(res.Window.Lat, .99)))
+	res.PeakRSS, _ = ProcStatus(srv.Pid(), "VmHWM")
+	logf("  after the purge: %d partition files, %s; RSS %s before, %s after, peak %s", res.PartsAfter, mib(sumBytes(res.DirAfter)),
+		mib(res.RSSBefore), mib(res.RSSAfter), mib(res.PeakRSS))
+	// The concurrent load's backlog is not waited for: nothing else is
+	// measured on this server.
+	return nil
+}
+
+// measureRoll is the long run: simulated day k's events are dated on day
+// k, and the retention run that follows it cuts at day k − RollKeep, as a
+// server whose clock stood at day k would. The server's clock cannot be
+// moved, so the run walks up to today from RollDays back and lowers
+// retention_days by one each simulated day (the cutoff is midnight UTC of
+// the wall clock minus retention_days), which moves the cutoff forward by
+// the day that would have passed.
+func (res *RetentionResult) measureRoll(ctx context.Context, bin, dir string, logf func(string, ...any)) error {
+	o := res.Opts
+	srv, err := startRetentionServer(bin, dir)
+	if err != nil {
+		return err
+	}
+	defer srv.Kill()
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	day0 := today.AddDate(0, 0, -o.RollDays)
+	res.RollStart = day0
+	g := NewGen(o.RollDays*o.RollPerDay, day0, today)
+	g.Tenant = "roll"
+	if err := srv.createTenant(ctx, fmt.Sprintf(`{"id":"roll","name":"retention long run","retention_days":%d,"max_event_age_days":%d}`,
+		o.RollDays+o.RollKeep, o.RollDays+1)); err != nil {
+		return err
+	}
+	logf("retention long run: %d simulated days × %d events, retention %d days, a purge after each day", o.RollDays, o.RollPerDay, o.RollKeep)
+	last := time.Now()
+	for k := range o.RollDays {
+		r := sendEvents(ctx, srv, g, LoadOptions{Clients: o.Clients, Batch: 1000, From: k * o.RollPerDay, To: (k + 1) * o.RollPerDay})
+		if err := loadFailed(fmt.Sprintf("day %d", k), r); err != nil {
+			return err
+		}
+		if int(r.Accepted) != o.RollPerDay {
+			return fmt.Errorf("day %d: %d of %d events accepted", k, r.Accepted, o.RollPerDay)
+		}
+		if err := drain(ctx, srv); err != nil {
+			return err
+		}
+		if err := srv.patchTenant(ctx, "roll", fmt.Sprintf(`{"retention_days":%d}`, o.RollDays-k+o.RollKeep)); err != nil {
+			return err
+		}
+		rep, err := srv.runRetention(ctx, "roll")
+		if err != nil {
+			return fmt.Errorf("day %d: %w", k, err)
+		}
+		if want := day0.AddDate(0, 0, k-o.RollKeep); !rep.Before.Equal(want) && !rep.Before.Equal(want.AddDate(0, 0, 1)) {
+			return fmt.Errorf("day %d: the run cut at %s, want %s (a midnight may have passed)", k, rep.Before, want)
+		}
+		s := RollSample{Day: k, Before: rep.Before, Purged: rep.Events, Parts: countPartitions(dir), Bytes: dataBreakdown(dir)}
+		res.Roll = append(res.Roll, s)
+		if time.Since(last) >= 5*time.Second || k == o.RollDays-1 {
+			logf("  day %d: purged %d, %d partition files, data dir %s (events/ %s, stream.db %s, meta.db %s)", k, s.Purged, s.Parts,
+				mib(s.Total()), mib(s.Bytes[keyEvents]), mib(s.Bytes[keyStream]), mib(s.Bytes[keyMeta]))
+			last = time.Now()
+		}
+	}
+	if err := srv.Stop(2 * time.Minute); err != nil {
+		logf("  stop: %v", err)
+	}
+	return nil
+}
+
+// loadFailed turns a load with failed requests or nothing acknowledged
+// into an error.
+func loadFailed(what string, r LoadResult) error {
+	if r.OtherErrors > 0 || r.Events == 0 {
+		return fmt.Errorf("%s: %d events acknowledged, %d requests failed", what, r.Events, r.OtherErrors)
+	}
+	return nil
+}
+
+// drain waits until the pipeline has processed everything appended.
+func drain(ctx context.Context, srv *Server) error {
+	_, err := waitDrained(ctx, srv, 0, time.Now(), 30*time.Minute, nil)
+	return err
+}
+
+// countBefore is how many of g's first g.N events are dated before t.
+func countBefore(g *Gen, t time.Time) int {
+	n := 0
+	for i := range g.N {
+		if g.timeOf(i).Before(t) {
+			n++
+		}
+	}
+	return n
+}
+
+// countPartitions counts the day partition files of a data directory.
+func countPartitions(dir string) int {
+	m, _ := filepath.Glob(filepath.Join(dir, "events", "*.db"))
+	return len(m)
+}
+
+func sumBytes(m map[string]int64) int64 {
+	var n int64
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(d):
+		return nil
+	}
+}
+
+// createTenant sends POST /v1/tenants with body.
+func (s *Server) createTenant(ctx context.Context, body string) error {
+	r, err := s.do(ctx, "POST", "/v1/tenants", "application/json", []byte(body))
+	if err != nil {
+		return err
+	}
+	if r.Status != http.StatusCreated {
+		return fmt.Errorf("POST /v1/tenants %s: %d %.300s", body, r.Status, r.Body)
+	}
+	return nil
+}
+
+// patchTenant sends PATCH /v1/tenants/{id} with body.
+func (s *Server) patchTenant(ctx context.Context, id, body string) error {
+	r, err := s.do(ctx, "PATCH", "/v1/tenants/"+id, "application/json", []byte(body))
+	if err != nil {
+		return err
+	}
+	if r.Status != http.StatusOK {
+		return fmt.Errorf("PATCH /v1/tenants/%s %s: %d %.300s", id, body, r.Status, r.Body)
+	}
+	return nil
+}
+
+// runRetention applies retention to one tenant now, as `vigil retention
+// run --tenant` does (POST /v1/retention/run), and returns its report.
+func (s *Server) runRetention(ctx context.Context, tenant string) (purgeReport, error) {
+	r, err := s.do(ctx, "POST", "/v1/retention/run", "application/json", []byte(`{"tenant":"`+tenant+`"}`))
+	if err != nil {
+		return purgeReport{}, err
+	}
+	if r.Status != http.StatusOK {
+		return purgeReport{}, fmt.Errorf("POST /v1/retention/run: %d %.300s", r.Status, r.Body)
+	}
+	var out struct {
+		Reports []purgeReport `json:"reports"`
+	}
+	if err := json.Unmarshal(r.Body, &out); err != nil {
+		return purgeReport{}, fmt.Errorf("POST /v1/retention/run: %w", err)
+	}
+	if len(out.Reports) != 1 || out.Reports[0].Tenant != tenant {
+		return purgeReport{}, fmt.Errorf("POST /v1/retention/run: %d reports, want one for %s: %.300s", len(out.Reports), tenant, r.Body)
+	}
+	rep := out.Reports[0]
+	if rep.Error != "" {
+		return rep, fmt.Errorf("retention of %s: %s", tenant, rep.Error)
+	}
+	return rep, nil
+}
+
+// runRetentionPhase is `go run ./bench retention`: the phase alone, printed.
+func runRetentionPhase(ctx context.Context, args []string) error {
+	var o RetentionOptions
+	fs := flag.NewFlagSet("bench retention", flag.ContinueOnError)
+	retentionFlags(fs, "", &o)
+	workDir := fs.String("workdir", os.TempDir(), "directory for the servers' data directories and the binary")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := o.validate(); err != nil {
+		return err
+	}
+	start := time.Now()
+	logf := func(format string, a ...any) {
+		fmt.Printf("[%6.1fs] %s\n", time.Since(start).Seconds(), fmt.Sprintf(format, a...))
+	}
+	work, err := os.MkdirTemp(*workDir, "vigil-bench-retention-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	bin, err := buildVigil(ctx, work)
+	if err != nil {
+		return err
+	}
+	r := measureRetention(ctx, bin, work, o, logf)
+	fmt.Print(retentionReport(r))
+	logf("retention phase took %s", time.Since(start).Round(time.Second))
+	return errors.Join(r.Err, r.RollErr)
+}
+
+// plateau compares a series' growth over its first k samples with its
+// growth over its last k.
+type plateau struct {
+	K           int
+	First, Last int64 // bytes grown from the first to the k-th sample, and over the last k
+	Flat        bool  // the last k grew by at most a tenth of the first k, or shrank
+}
+
+func seriesPlateau(v []int64) plateau {
+	n := len(v)
+	k := min(max(3, n/6), n/2)
+	if k < 2 {
+		return plateau{}
+	}
+	p := plateau{K: k, First: v[k-1] - v[0], Last: v[n-1] - v[n-k]}
+	p.Flat = p.First > 0 && p.Last*10 <= p.First
+	return p
+}
+
+func (p plateau) String() string {
+	if p.K == 0 {
+		return "too few samples"
+	}
+	return fmt.Sprintf("grew %s over the first %d simulated days and %s over the last %d", signedMiB(p.First), p.K, signedMiB(p.Last), p.K)
+}
+
+func signedMiB(n int64) string {
+	if n < 0 {
+		return "−" + mib(-n)
+	}
+	return "+" + mib(n)
+}
+
+// rollSeries is one part of the data directory over the long run (the
+// whole directory for key "").
+func rollSeries(r []RollSample, key string) []int64 {
+	out := make([]int64, len(r))
+	for i, s := range r {
+		if key == "" {
+			out[i] = s.Total()
+		} else {
+			out[i] = s.Bytes[key]
+		}
+	}
+	return out
+}
+
+// retentionReport is the report's section on the retention phase.
+func retentionReport(r RetentionResult) string {
+	var b strings.Builder
+	w := func(format string, a ...any) { fmt.Fprintf(&b, format, a...) }
+	o := r.Opts
+	w("## Retention\n\n")
+	w("Issue 16's acceptance: retention of a tenant with %d days of history runs while ingest continues at its benchmark rate, and the data "+
+		"directory of a long run stops growing once retention applies (`bench/retentionphase.go`; `go run ./bench retention` runs this section alone). "+
+		"Both parts start a fresh `vigil serve` with `retention.interval` 0, so that only the runs below purge anything.\n\n", o.Days)
+
+	base, win := r.Baseline.Rate(), r.Window.Rate()
+	ingestGoal, ingestVerdict := "not measured", "not measured"
+	switch {
+	case r.Err != nil:
+		ingestGoal = "failed: " + oneLine(r.Err)
+	case r.Window.Requests == 0:
+		ingestGoal = fmt.Sprintf("the purge (%s) ended before any ingest request was answered", fmtDur(r.Purge))
+	default:
+		ingestGoal = fmt.Sprintf("%d days purged in %s while batched ingest acknowledged **%.0f events/s** (request p99 %s), against %.0f events/s (p99 %s) alone minutes before: %.0f %%",
+			o.Days-o.KeepDays, fmtDur(r.Purge), win, fmtDur(pct(r.Window.Lat, .99)), base, fmtDur(r.Baseline.Pct(.99)), 100*win/max(base, 1e-9))
+		ingestVerdict = "**met**"
+		if win < 0.9*base || r.During.Status503+r.During.OtherErrors > 0 {
+			ingestVerdict = fmt.Sprintf("**missed** (%.0f %% of the baseline)", 100*win/max(base, 1e-9))
+		}
+	}
+	growGoal, growVerdict := "not measured", "not measured"
+	var ev, total plateau
+	switch {
+	case o.RollDays == 0:
+		growGoal = "not run (`-retention-roll-days 0`)"
+	case r.RollErr != nil:
+		growGoal = "failed: " + oneLine(r.RollErr)
+	default:
+		ev, total = seriesPlateau(rollSeries(r.Roll, keyEvents)), seriesPlateau(rollSeries(r.Roll, ""))
+		growGoal = fmt.Sprintf("%d simulated days, retention %s: the event partitions %s; the whole data directory %s", o.RollDays, plural(o.RollKeep, "day"), ev, total)
+		switch {
+		case ev.Flat && total.Flat:
+			growVerdict = "**yes**"
+		case ev.Flat:
+			growVerdict = "**yes for the event partitions**, not for the whole directory (below)"
+		default:
+			growVerdict = "**no**"
+		}
+	}
+	w("| goal | measured | |\n|---|---|---|\n")
+	w("| retention of %d days while ingest runs at its benchmark rate | %s | %s |\n", o.Days, ingestGoal, ingestVerdict)
+	w("| the data directory of a long run stops growing once retention applies | %s | %s |\n\n", growGoal, growVerdict)
+	w("Met means: ingest acknowledged at least 90 %% of its baseline rate while the purge ran, with no request refused for lack of capacity (503) or failed. " +
+		"Stops growing means: over the last simulated days the size grew by at most a tenth of what it grew over the first days.\n\n")
+
+	if r.Err == nil {
+		w("### Purging %d of %d days while ingest runs\n\n", o.Days-o.KeepDays, o.Days)
+		w("Tenant `ret` was created with `max_event_age_days` %d (the documented backfill allowance: `docs/operations.md`, \"How far back events may be dated\") "+
+			"and given %d days × %d events of history, dated evenly over the %d whole UTC days before today and sent over `POST /v1/events` "+
+			"(%d clients, NDJSON × 1,000): %d events acknowledged at %.0f events/s, all stored after %s. "+
+			"Then the batched phase's ingest (%d clients, NDJSON × 1,000, the workload's ten tenants, wall-clock event time) ran alone for %s, "+
+			"and again while `PATCH /v1/tenants/ret {\"retention_days\": %d}` and `POST /v1/retention/run {\"tenant\": \"ret\"}` "+
+			"(what `vigil retention run --tenant ret` sends) ran, starting %s after the load and ending it %s after the run answered.\n\n",
+			o.Days+1, o.Days, o.PerDay, o.Days, o.Clients, r.History.Events, r.History.Rate(), r.HistoryDrain.Elapsed.Round(time.Millisecond),
+			o.Clients, o.Baseline, o.KeepDays, 2*time.Second, 2*time.Second)
+		w("| batched ingest | time | requests | events acknowledged | events/s | request p50 | p99 | max | 429 | 503 | errors |\n|---|---|---|---|---|---|---|---|---|---|---|\n")
+		w("| alone (baseline) | %s | %d | %d | **%.0f** | %s | %s | %s | %d | %d | %d |\n", r.Baseline.Elapsed.Round(time.Millisecond), r.Baseline.Requests, r.Baseline.Events,
+			base, fmtDur(r.Baseline.Pct(.5)), fmtDur(r.Baseline.Pct(.99)), fmtDur(r.Baseline.Pct(1)), r.Baseline.Status429, r.Baseline.Status503, r.Baseline.OtherErrors)
+		w("| while the purge ran | %s | %d | %d | **%.0f** | %s | %s | %s | | | |\n", r.Window.Elapsed.Round(time.Millisecond), r.Window.Requests, r.Window.Events,
+			win, fmtDur(pct(r.Window.Lat, .5)), fmtDur(pct(r.Window.Lat, .99)), fmtDur(pct(r.Window.Lat, 1)))
+		w("| the whole load around the purge | %s | %d | %d | %.0f | %s | %s | %s | %d | %d | %d |\n\n", r.During.Elapsed.Round(time.Millisecond), r.During.Requests, r.During.Events,
+			r.During.Rate(), fmtDur(r.During.Pct(.5)), fmtDur(r.During.Pct(.99)), fmtDur(r.During.Pct(1)), r.During.Status429, r.During.Status503, r.During.OtherErrors)
+		w("\"While the purge ran\" counts the events of the requests answered between sending the run and reading its answer, over that time; its latencies are those of every request outstanding at some point of it.\n\n")
+		w("| purge | |\n|---|---|\n")
+		w("| `POST /v1/retention/run` round trip | **%s** |\n", fmtDur(r.Purge))
+		w("| cutoff | %s (midnight UTC, %d days back) |\n", r.Purged.Before.Format(time.RFC3339), r.Purged.RetentionDays)
+		w("| events purged | %d (the generator dated %d of the history before the cutoff) |\n", r.Purged.Events, r.WantPurged)
+		w("| findings, incidents purged | %d, %d |\n", r.Purged.Findings, r.Purged.Incidents)
+		w("| partition files | %d before, %d after |\n", r.PartsBefore, r.PartsAfter)
+		for _, k := range []string{"", keyEvents, keyStream, keyMeta} {
+			name, before, after := "data directory", sumBytes(r.DirBefore), sumBytes(r.DirAfter)
+			if k != "" {
+				name, before, after = "… "+k, r.DirBefore[k], r.DirAfter[k]
+			}
+			w("| %s | %s before, %s after |\n", name, mib(before), mib(after))
+		}
+		w("| server RSS (`VmRSS`) | %s before, %s right after; peak `VmHWM` %s over the history, both loads and the purge |\n\n", mib(r.RSSBefore), mib(r.RSSAfter), mib(r.PeakRSS))
+		w("Both sizes are read as the run was sent and as it answered: the size after includes what the concurrent load added meanwhile "+
+			"(the part the pipeline had not yet stored waits in `stream.db`).\n\n")
+	}
+
+	if o.RollDays > 0 && r.RollErr == nil && len(r.Roll) > 0 {
+		w("### A long run with a retention of %s\n\n", plural(o.RollKeep, "day"))
+		w("A second fresh server and tenant `roll` (`max_event_age_days` %d): simulated day *k* (of %d) sends %d events dated on that day, the %dth day back from today plus *k*, "+
+			"waits until they are stored, and runs retention for `roll`. The server's clock cannot be moved, so each simulated day lowers `roll`'s `retention_days` by one "+
+			"(the cutoff is midnight UTC of the wall clock minus `retention_days`), which moves the cutoff forward by exactly the day that would have passed: "+
+			"the store keeps the simulated day and the %d before it. Sizes are read from the data directory after each run (WAL files included).\n\n",
+			o.RollDays+1, o.RollDays, o.RollPerDay, o.RollDays, o.RollKeep)
+		first, last := r.Roll[0], r.Roll[len(r.Roll)-1]
+		var purged int64
+		for _, s := range r.Roll {
+			purged += s.Purged
+		}
+		w("| | first day | last day | first %d days | last %d days |\n|---|---|---|---|---|\n", ev.K, ev.K)
+		w("| partition files | %d | %d | | |\n", first.Parts, last.Parts)
+		for _, k := range []string{"", keyEvents, keyStream, keyMeta} {
+			name := "data directory"
+			if k != "" {
+				name = "… " + k
+			}
+			p := seriesPlateau(rollSeries(r.Roll, k))
+			w("| %s | %s | %s | %s | %s |\n", name, mib(rollSeries(r.Roll, k)[0]), mib(rollSeries(r.Roll, k)[len(r.Roll)-1]), signedMiB(p.First), signedMiB(p.Last))
+		}
+		w("\n%d events sent, %d purged. The series, MiB after each simulated day's run:\n\n```\n", o.RollDays*o.RollPerDay, purged)
+		for _, k := range []string{"", keyEvents, keyStream, keyMeta} {
+			name := "data dir"
+			if k != "" {
+				name, _, _ = strings.Cut(k, " ")
+			}
+			w("%-9s", name)
+			for _, v := range rollSeries(r.Roll, k) {
+				w(" %.1f", float64(v)/(1<<20))
+			}
+			w("\n")
+		}
+		w("```\n\n")
+		w("What retention governs by event time (the day partitions, findings and incidents) is bounded by the retention. " +
+			"`stream.db` keeps an idempotency key per event until the UTC day it was *received* on lies wholly before the cutoff; every key of this " +
+			"run was received today, so none could expire during it. Over real days the keys of the last retention period plus one day are kept. " +
+			"`meta.db` holds detection state, which retention does not purge: it is bounded per tenant by `detect.max_tenant_keys` and grows while new actors appear.\n\n")
+	}
+	return b.String()
+}
+
+// plural writes n things.
+func plural(n int, thing string) string {
+	if n == 1 {
+		return "1 " + thing
+	}
+	return fmt.Sprintf("%d %ss", n, thing)
+}
+
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
