@@ -282,7 +282,7 @@ func (p *Perf) Report() string {
 		b.WriteString(importReport(*p.Import))
 	}
 	if p.Retention != nil {
-		b.WriteString(retentionReport(*p.Retention))
+		b.WriteString(retentionReport(*p.Retention, p.Batched.Rate()))
 	}
 	w("## Component benchmarks\n\n")
 	w("Each package's own benchmarks, with the reasoning and profiles in its document under [docs/perf/](perf/). The cheap ones were re-run by this tool; " +

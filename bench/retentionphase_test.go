@@ -57,6 +57,9 @@ func TestRetentionPhase(t *testing.T) {
 	var purged int64
 	for _, s := range r.Roll {
 		purged += s.Purged
+		if s.Bytes[keySim] <= 0 || s.Bytes[keyToday] < 0 || s.Bytes[keyEvents] != 0 {
+			t.Errorf("day %d: events/ split into %d + %d (and %d unsplit)", s.Day, s.Bytes[keySim], s.Bytes[keyToday], s.Bytes[keyEvents])
+		}
 		if s.Parts > min(s.Day+1, o.RollKeep+1)+1 {
 			t.Errorf("day %d: %d partition files, want at most %d", s.Day, s.Parts, min(s.Day+1, o.RollKeep+1)+1)
 		}
@@ -67,7 +70,7 @@ func TestRetentionPhase(t *testing.T) {
 		t.Errorf("the long run purged %d events, want %d (%d days before %s)", purged, want, gone, last.Before)
 	}
 
-	rep := retentionReport(r)
+	rep := retentionReport(r, 0)
 	for _, want := range []string{
 		"## Retention",
 		"| retention of 12 days while ingest runs at its benchmark rate |",
@@ -78,7 +81,9 @@ func TestRetentionPhase(t *testing.T) {
 		fmt.Sprintf("| `POST /v1/retention/run` round trip | **%s** |", fmtDur(r.Purge)),
 		"| the data directory of a long run stops growing once retention applies | 6 simulated days, retention 1 day:",
 		fmt.Sprintf("%d events sent, %d purged", o.RollDays*o.RollPerDay, purged),
-		"events/  ",
+		"\nsimulated ",
+		"\ntoday     ",
+		"\nstream.db ",
 	} {
 		if !strings.Contains(rep, want) {
 			t.Errorf("the report lacks %q:\n%s", want, rep)
@@ -110,18 +115,23 @@ func TestWindow(t *testing.T) {
 
 func TestSeriesPlateau(t *testing.T) {
 	const m = 1 << 20
-	flat := seriesPlateau([]int64{1 * m, 2 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3 * m})
-	if !flat.Flat || flat.K != 3 || flat.First != 2*m || flat.Last != 0 {
+	// A retention of 2 days: the first purge follows day 3.
+	flat := seriesPlateau([]int64{1 * m, 2 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3 * m}, 2)
+	if !flat.Flat || flat.K != 3 || flat.Before != m || flat.After != 0 {
 		t.Errorf("plateau: %+v", flat)
 	}
-	grow := seriesPlateau([]int64{1 * m, 2 * m, 3 * m, 4 * m, 5 * m, 6 * m, 7 * m, 8 * m, 9 * m, 10 * m, 11 * m, 12 * m})
-	if grow.Flat || grow.Last != 2*m {
+	grow := seriesPlateau([]int64{1 * m, 2 * m, 3 * m, 4 * m, 5 * m, 6 * m, 7 * m, 8 * m, 9 * m, 10 * m, 11 * m, 12 * m}, 2)
+	if grow.Flat || grow.After != m {
 		t.Errorf("steady growth: %+v", grow)
 	}
-	if p := seriesPlateau([]int64{m, m}); p.K != 0 || p.Flat {
+	slow := seriesPlateau([]int64{1 * m, 2 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3 * m, 3*m + m/4, 3*m + m/2}, 2)
+	if slow.Flat || slow.After != m/4 {
+		t.Errorf("a quarter of a day's growth: %+v", slow)
+	}
+	if p := seriesPlateau([]int64{m, m}, 1); p.K != 0 || p.Flat {
 		t.Errorf("two samples: %+v", p)
 	}
-	if got := flat.String(); got != "grew +2.0 MiB over the first 3 simulated days and +0.0 MiB over the last 3" {
+	if got := flat.String(); got != "+1.0 MiB per simulated day before retention applied, +0.0 MiB per day over the last 3" {
 		t.Errorf("String() = %q", got)
 	}
 }
