@@ -352,8 +352,8 @@ func (res *RetentionResult) measureRoll(ctx context.Context, bin, dir string, lo
 		delete(s.Bytes, keyEvents)
 		res.Roll = append(res.Roll, s)
 		if time.Since(last) >= 5*time.Second || k == o.RollDays-1 {
-			logf("  day %d: purged %d, %d partition files, data dir %s (events/ %s, stream.db %s, meta.db %s)", k, s.Purged, s.Parts,
-				mib(s.Total()), mib(s.Bytes[keyEvents]), mib(s.Bytes[keyStream]), mib(s.Bytes[keyMeta]))
+			logf("  day %d: purged %d, %d partition files, data dir %s (simulated days' partitions %s, today's %s, stream.db %s, meta.db %s)", k, s.Purged, s.Parts,
+				mib(s.Total()), mib(s.Bytes[keySim]), mib(s.Bytes[keyToday]), mib(s.Bytes[keyStream]), mib(s.Bytes[keyMeta]))
 			last = time.Now()
 		}
 	}
@@ -517,14 +517,19 @@ func (p plateau) String() string {
 	if p.K == 0 {
 		return "too few samples"
 	}
-	return fmt.Sprintf("%s per simulated day before retention applied, %s per day over the last %d", signedMiB(int64(p.Before)), signedMiB(int64(p.After)), p.K)
+	return fmt.Sprintf("%s per simulated day before retention applied, %s per day over the last %d", signedMiB(p.Before), signedMiB(p.After), p.K)
 }
 
-func signedMiB(n int64) string {
-	if n < 0 {
-		return "−" + mib(-n)
+// signedMiB writes a growth in MiB with its sign.
+func signedMiB(n float64) string {
+	v := n / (1 << 20)
+	if math.Abs(v) < 0.005 {
+		return "±0.00 MiB"
 	}
-	return "+" + mib(n)
+	if v < 0 {
+		return fmt.Sprintf("−%.2f MiB", -v)
+	}
+	return fmt.Sprintf("+%.2f MiB", v)
 }
 
 // rollSeries is one part of the data directory over the long run (the
@@ -669,7 +674,7 @@ func retentionReport(r RetentionResult, batched float64) string {
 				name = "… " + k
 			}
 			v, p := rollSeries(r.Roll, k), seriesPlateau(rollSeries(r.Roll, k), o.RollKeep)
-			w("| %s | %s | %s | %s | %s |\n", name, mib(v[0]), mib(v[len(v)-1]), signedMiB(int64(p.Before)), signedMiB(int64(p.After)))
+			w("| %s | %s | %s | %s | %s |\n", name, mib(v[0]), mib(v[len(v)-1]), signedMiB(p.Before), signedMiB(p.After))
 		}
 		w("\n%d events sent, %d purged. The series, MiB after each simulated day's run:\n\n```\n", o.RollDays*o.RollPerDay, purged)
 		for _, k := range parts {

@@ -131,7 +131,31 @@ func TestSeriesPlateau(t *testing.T) {
 	if p := seriesPlateau([]int64{m, m}, 1); p.K != 0 || p.Flat {
 		t.Errorf("two samples: %+v", p)
 	}
-	if got := flat.String(); got != "+1.0 MiB per simulated day before retention applied, +0.0 MiB per day over the last 3" {
+	if got := flat.String(); got != "+1.00 MiB per simulated day before retention applied, ±0.00 MiB per day over the last 3" {
 		t.Errorf("String() = %q", got)
+	}
+}
+
+// TestPerfReportHasRetention: the performance report (docs/performance.md)
+// renders the retention section, with the batched phase's rate beside the
+// rate measured during the purge.
+func TestPerfReportHasRetention(t *testing.T) {
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := &Perf{liveGen: NewGen(1000, t0, t0.Add(time.Hour))}
+	p.Batched = LoadResult{Events: 30_000, Elapsed: time.Second}
+	p.Retention = &RetentionResult{Opts: RetentionOptions{Days: 400, KeepDays: 30},
+		Baseline: LoadResult{Events: 20_000, Elapsed: time.Second, Requests: 20},
+		Window:   LoadWindow{Elapsed: 2 * time.Second, Events: 36_000, Requests: 36},
+		Purge:    2 * time.Second}
+	rep := p.Report()
+	for _, want := range []string{
+		"## Retention\n",
+		"| retention of 400 days while ingest runs at its benchmark rate | 370 days purged in 2.00 s while batched ingest acknowledged **18000 events/s**",
+		"against 20000 events/s", ": 90 % (the batched phase above: 30000 events/s) | **met** |",
+		"| the data directory of a long run stops growing once retention applies | not run",
+	} {
+		if !strings.Contains(rep, want) {
+			t.Errorf("the report lacks %q", want)
+		}
 	}
 }
