@@ -87,7 +87,11 @@ type RetentionResult struct {
 	// Resident memory of the server just before and just after the purge,
 	// and its peak over the whole phase.
 	RSSBefore, RSSAfter, PeakRSS int64
-	Err                          error
+	// LoadBaseline and LoadPurge are the machine's 1-minute load average
+	// as the baseline and the purge ended: the two rates are measured one
+	// after the other on a shared machine.
+	LoadBaseline, LoadPurge string
+	Err                     error
 
 	// Roll is the long run, one sample after each simulated day's purge;
 	// its simulated day 0 is RollStart.
@@ -230,6 +234,9 @@ func (res *RetentionResult) measurePurge(ctx context.Context, bin, dir string, l
 	if err := loadFailed("history", res.History); err != nil {
 		return err
 	}
+	if res.History.Accepted != int64(hist.N) {
+		return fmt.Errorf("history: %d of %d events accepted", res.History.Accepted, hist.N)
+	}
 	want := m0["vigil_pipeline_events_total"] + float64(res.History.Accepted)
 	if res.HistoryDrain, err = waitDrained(ctx, srv, want, t0, 30*time.Minute, nil); err != nil {
 		return err
@@ -242,7 +249,8 @@ func (res *RetentionResult) measurePurge(ctx context.Context, bin, dir string, l
 	if err := loadFailed("baseline", res.Baseline); err != nil {
 		return err
 	}
-	logf("  %.0f events/s, request p99 %s", res.Baseline.Rate(), fmtDur(res.Baseline.Pct(.99)))
+	res.LoadBaseline = loadAvg1()
+	logf("  %.0f events/s, request p99 %s; load average %s", res.Baseline.Rate(), fmtDur(res.Baseline.Pct(.99)), res.LoadBaseline)
 	if err := drain(ctx, srv); err != nil {
 		return err
 	}
@@ -273,6 +281,7 @@ func (res *RetentionResult) measurePurge(ctx context.Context, bin, dir string, l
 		res.Purge, res.Purged = to.Sub(from), rep
 		res.RSSAfter, _ = ProcStatus(srv.Pid(), "VmRSS")
 		res.PartsAfter, res.DirAfter = countPartitions(dir), dataBreakdown(dir)
+		res.LoadPurge = loadAvg1()
 		if err != nil {
 			return err
 		}
@@ -292,6 +301,7 @@ func (res *RetentionResult) measurePurge(ctx context.Context, bin, dir string, l
 	logf("  purge took %s: %d events (%d expected), %d findings, %d incidents; ingest %.0f events/s during it (%d requests), p99 %s",
 		res.Purge.Round(time.Millisecond), res.Purged.Events, res.WantPurged, res.Purged.Findings, res.Purged.Incidents,
 		res.Window.Rate(), res.Window.Requests, fmtDur(pct(res.Window.Lat, .99)))
+	logf("  load average %s", res.LoadPurge)
 	res.PeakRSS, _ = ProcStatus(srv.Pid(), "VmHWM")
 	logf("  after the purge: %d partition files, %s; RSS %s before, %s after, peak %s", res.PartsAfter, mib(sumBytes(res.DirAfter)),
 		mib(res.RSSBefore), mib(res.RSSAfter), mib(res.PeakRSS))
@@ -393,6 +403,15 @@ func countBefore(g *Gen, t time.Time) int {
 func countPartitions(dir string) int {
 	m, _ := filepath.Glob(filepath.Join(dir, "events", "*.db"))
 	return len(m)
+}
+
+// loadAvg1 is the machine's 1-minute load average.
+func loadAvg1() string {
+	f := strings.Fields(readFile("/proc/loadavg"))
+	if len(f) == 0 {
+		return "n/a"
+	}
+	return f[0]
 }
 
 func sumBytes(m map[string]int64) int64 {
@@ -634,7 +653,9 @@ func retentionReport(r RetentionResult, batched float64) string {
 			win, fmtDur(pct(r.Window.Lat, .5)), fmtDur(pct(r.Window.Lat, .99)), fmtDur(pct(r.Window.Lat, 1)))
 		w("| the whole load around the purge | %s | %d | %d | %.0f | %s | %s | %s | %d | %d | %d |\n\n", r.During.Elapsed.Round(time.Millisecond), r.During.Requests, r.During.Events,
 			r.During.Rate(), fmtDur(r.During.Pct(.5)), fmtDur(r.During.Pct(.99)), fmtDur(r.During.Pct(1)), r.During.Status429, r.During.Status503, r.During.OtherErrors)
-		w("\"While the purge ran\" counts the events of the requests answered between sending the run and reading its answer, over that time; its latencies are those of every request outstanding at some point of it.\n\n")
+		w("\"While the purge ran\" counts the events of the requests answered between sending the run and reading its answer, over that time; its latencies are those of every request outstanding at some point of it. "+
+			"The baseline and the purge ran one after the other on the shared machine: its 1-minute load average was %s as the baseline ended and %s as the purge ended.\n\n",
+			r.LoadBaseline, r.LoadPurge)
 		w("| purge | |\n|---|---|\n")
 		w("| `POST /v1/retention/run` round trip | **%s** |\n", fmtDur(r.Purge))
 		w("| cutoff | %s (midnight UTC, %d days back) |\n", r.Purged.Before.Format(time.RFC3339), r.Purged.RetentionDays)

@@ -79,6 +79,7 @@ func TestRetentionPhase(t *testing.T) {
 		fmt.Sprintf("| events purged | %d (the generator dated %d", r.Purged.Events, r.WantPurged),
 		fmt.Sprintf("| partition files | %d before, %d after |", r.PartsBefore, r.PartsAfter),
 		fmt.Sprintf("| `POST /v1/retention/run` round trip | **%s** |", fmtDur(r.Purge)),
+		fmt.Sprintf("load average was %s as the baseline ended and %s as the purge ended", r.LoadBaseline, r.LoadPurge),
 		"| the data directory of a long run stops growing once retention applies | 6 simulated days, retention 1 day:",
 		fmt.Sprintf("%d events sent, %d purged", o.RollDays*o.RollPerDay, purged),
 		"\nsimulated ",
