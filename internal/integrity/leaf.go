@@ -160,9 +160,16 @@ func Erase(ev *audit.Event, field string) {
 	}
 }
 
+// emptyHash is the SHA-256 of an absent value, the most common one.
+var emptyHash = sha256.Sum256(nil)
+
 // FieldHash is the SHA-256 of a field's canonical value.
 func FieldHash(ev *audit.Event, field string) []byte {
-	h := sha256.Sum256(Value(ev, field))
+	v := Value(ev, field)
+	if len(v) == 0 {
+		return emptyHash[:]
+	}
+	h := sha256.Sum256(v)
 	return h[:]
 }
 

@@ -28,6 +28,12 @@ func (db *DB) AppendChain(ctx context.Context, entries []audit.ChainEntry) error
 	defer func() { _ = tx.Rollback() }()
 	type day struct{ tenant, day string }
 	heads := map[day]int64{}
+	last := map[day][]byte{}
+	ins, err := tx.PrepareContext(ctx, `INSERT INTO chain_entries (tenant, day, seq, event_id, leaf, hash) VALUES (?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		return translate(err, "append chain")
+	}
+	defer ins.Close()
 	for _, e := range entries {
 		if e.Tenant == "" {
 			return invalid("tenant", "chain entry of event %s has no tenant", e.EventID)
@@ -44,16 +50,18 @@ func (db *DB) AppendChain(ctx context.Context, entries []audit.ChainEntry) error
 			return &audit.Error{Code: audit.ECONFLICT, Field: "seq",
 				Message: fmt.Sprintf("chain %s/%s is at %d, entry of event %s has seq %d", e.Tenant, e.Day, n, e.EventID, e.Seq)}
 		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO chain_entries (tenant, day, seq, event_id, leaf, hash) VALUES (?, ?, ?, ?, ?, ?)`,
-			e.Tenant, e.Day, e.Seq, e.EventID, e.Leaf, e.Hash); err != nil {
+		if _, err := ins.ExecContext(ctx, e.Tenant, e.Day, e.Seq, e.EventID, e.Leaf, e.Hash); err != nil {
 			return translate(err, "append chain entry of event "+e.EventID)
 		}
+		heads[k], last[k] = e.Seq, e.Hash
+	}
+	// Each day's head moves once per call, to its last entry.
+	for k, n := range heads {
 		if _, err := tx.ExecContext(ctx, `INSERT INTO chain_heads (tenant, day, count, head) VALUES (?, ?, ?, ?)
 			ON CONFLICT (tenant, day) DO UPDATE SET count = excluded.count, head = excluded.head`,
-			e.Tenant, e.Day, e.Seq, e.Hash); err != nil {
+			k.tenant, k.day, n, last[k]); err != nil {
 			return translate(err, "move chain head")
 		}
-		heads[k] = e.Seq
 	}
 	return translate(tx.Commit(), "append chain")
 }
