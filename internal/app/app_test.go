@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -24,7 +25,12 @@ type node struct {
 	url      string
 	operator string
 	op       *client.Client
+	// stopOnce stops the node (Run returns); cleanup calls it too.
+	stopOnce func(t *testing.T)
 }
+
+// stop shuts the node down before the test ends.
+func (n *node) stop(t *testing.T) { n.stopOnce(t) }
 
 func startNode(t *testing.T, edit ...func(*config.Config)) *node {
 	t.Helper()
@@ -43,13 +49,17 @@ func startNode(t *testing.T, edit ...func(*config.Config)) *node {
 	}
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("app.Run: %v", err)
-		}
-	})
-	n := &node{app: a, url: "http://" + a.Addr(), operator: a.BootstrapKey}
+	var once sync.Once
+	stop := func(t *testing.T) {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("app.Run: %v", err)
+			}
+		})
+	}
+	t.Cleanup(func() { stop(t) })
+	n := &node{app: a, url: "http://" + a.Addr(), operator: a.BootstrapKey, stopOnce: stop}
 	if n.operator == "" {
 		t.Fatal("no bootstrap operator key on first start")
 	}

@@ -1,8 +1,11 @@
 package app_test
 
 import (
+	"context"
 	"database/sql"
 	"fmt"
+	"io"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -10,6 +13,7 @@ import (
 	_ "github.com/mattn/go-sqlite3"
 
 	"github.com/vigilhq/vigil/client"
+	"github.com/vigilhq/vigil/internal/app"
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/integrity"
@@ -307,4 +311,43 @@ func TestErasureKeepsVerifying(t *testing.T) {
 			t.Fatalf("tampered erasure hash: %+v %v", rep.Broken, err)
 		}
 	})
+}
+
+// TestUpgradeChainsStoredEvents: a data directory whose events were stored
+// before tamper evidence (no chains, no marker) has them chained at the
+// next start, and verifies.
+func TestUpgradeChainsStoredEvents(t *testing.T) {
+	n, dir, _ := chainedNode(t)
+	meta := metaDB(t, dir)
+	for _, q := range []string{`DELETE FROM chain_entries`, `DELETE FROM chain_heads`, `DELETE FROM integrity_statements`} {
+		if _, err := meta.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Remove(filepath.Join(dir, app.IntegrityDir, "adopted")); err != nil {
+		t.Fatal(err)
+	}
+	if rep, err := n.app.Verify(t.Context(), "acme", "", ""); err != nil || rep.OK || rep.Broken.Reason != integrity.ReasonInserted {
+		t.Fatalf("before the restart: %+v %v", rep, err)
+	}
+	// The same directory, started again: what an upgraded server sees.
+	n.stop(t)
+	cfg := config.Default()
+	cfg.Server.Addr, cfg.Storage.SQLite.Dir, cfg.Log.Level = "127.0.0.1:0", dir, "error"
+	a, err := app.New(t.Context(), cfg, app.Options{Stderr: io.Discard, NoBootstrapKey: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		_ = a.Run(ctx)
+	}()
+	if _, err := a.Integrity().Checkpoint(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	rep, err := a.Verify(t.Context(), "acme", "", "")
+	if err != nil || !rep.OK || rep.Events < 6 {
+		t.Fatalf("after the upgrade: %+v %v", rep, err)
+	}
 }
