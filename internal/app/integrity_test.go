@@ -3,6 +3,7 @@ package app_test
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -349,5 +350,36 @@ func TestUpgradeChainsStoredEvents(t *testing.T) {
 	rep, err := a.Verify(t.Context(), "acme", "", "")
 	if err != nil || !rep.OK || rep.Events < 6 {
 		t.Fatalf("after the upgrade: %+v %v", rep, err)
+	}
+}
+
+// failingRewriter stands for a crash between an erasure's record and the
+// rewrite of the events.
+type failingRewriter struct{}
+
+func (failingRewriter) ReplaceEvents(context.Context, []audit.Event) (int, error) {
+	return 0, errors.New("crash")
+}
+
+// TestErasureResumesAfterACrash: an erasure that stored its records but
+// did not rewrite the events still verifies, and erasing again completes
+// it without a second record for the same values.
+func TestErasureResumesAfterACrash(t *testing.T) {
+	n, _, _ := chainedNode(t)
+	req := audit.ErasureRequest{Tenant: "acme", Actor: "alice", Fields: []string{"context.ip"}}
+	if _, err := n.app.Integrity().Erase(t.Context(), req, failingRewriter{}); err == nil {
+		t.Fatal("the failing rewrite was not reported")
+	}
+	verify(t, n, "", "")
+	rw := n.app.Stores().Events.(audit.EventRewriter)
+	rep, err := n.app.Integrity().Erase(t.Context(), req, rw)
+	if err != nil || rep.Values != 6 {
+		t.Fatalf("second erasure: %+v %v", rep, err)
+	}
+	if ev, err := n.app.Stores().Events.GetEvent(t.Context(), "acme", "d0-e0"); err != nil || ev.Context.IP.IsValid() {
+		t.Fatalf("after the second erasure: %+v %v", ev, err)
+	}
+	if vr := verify(t, n, "", ""); vr.Erasures != 2 {
+		t.Fatalf("erasure records: %+v", vr)
 	}
 }

@@ -57,6 +57,25 @@ func (r *Recorder) Erase(ctx context.Context, req audit.ErasureRequest, rw audit
 	}
 	id := "er_" + hex.EncodeToString(raw[:])
 	rep := &audit.ErasureReport{ID: id, Tenant: req.Tenant, Fields: fields}
+	// Values whose original hash is already kept (an erasure that stopped
+	// between its record and the rewrite) are rewritten without a new
+	// record: the first record covers them.
+	kept := map[string]map[string]bool{}
+	isKept := func(day, id, field string) (bool, error) {
+		m, ok := kept[day]
+		if !ok {
+			fs, err := r.opts.Store.ErasedFields(ctx, req.Tenant, day)
+			if err != nil {
+				return false, err
+			}
+			m = map[string]bool{}
+			for _, f := range fs {
+				m[f.EventID+" "+f.Field] = true
+			}
+			kept[day] = m
+		}
+		return m[id+" "+field], nil
+	}
 	f := audit.EventFilter{Tenant: req.Tenant, ActorID: req.Actor, Limit: audit.MaxPageSize}
 	for part := 1; ; part++ {
 		page, err := r.opts.Events.SearchEvents(ctx, f)
@@ -75,8 +94,14 @@ func (r *Recorder) Erase(ctx context.Context, req audit.ErasureRequest, rw audit
 					continue
 				}
 				d := Day(ev.Time)
-				byDay[d] = append(byDay[d], audit.ErasedField{Tenant: req.Tenant, Day: d, EventID: ev.ID, Field: name,
-					Hash: FieldHash(&ev, name)})
+				done, err := isKept(d, ev.ID, name)
+				if err != nil {
+					return rep, fmt.Errorf("integrity: read erased fields: %w", err)
+				}
+				if !done {
+					byDay[d] = append(byDay[d], audit.ErasedField{Tenant: req.Tenant, Day: d, EventID: ev.ID, Field: name,
+						Hash: FieldHash(&ev, name)})
+				}
 				Erase(&ev, name)
 				n++
 			}
