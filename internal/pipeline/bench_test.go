@@ -18,8 +18,8 @@ import (
 
 // BenchmarkDrain measures the server's per-event pipeline cost after the
 // durable append: enrichment, detection with the built-in pack in event-time
-// order, the detection checkpoint into SQLite and the indexed store, on a
-// mixed stream (10 tenants, 20,000 actors, stuffing waves). Each iteration
+// order, the detection checkpoint into SQLite and the store of events,
+// findings and incidents (as the server wires it), on a mixed stream (10 tenants, 20,000 actors, stuffing waves). Each iteration
 // appends a chunk of 5,000 events and drains it, so a checkpoint follows
 // every chunk as the running pipeline's periodic one does under load (and,
 // since Drain ends caught up, the events the engine still holds for
@@ -38,7 +38,7 @@ func BenchmarkDrain(b *testing.B) {
 		b.Fatal(err)
 	}
 	st := memstream.New(memstream.Options{})
-	p, err := pipeline.New(pipeline.Options{Stream: st, Events: db.Events(), Findings: db, Detector: eng, Enricher: uaEnricher{}})
+	p, err := pipeline.New(pipeline.Options{Stream: st, Events: db.Events(), Findings: db, Incidents: db, Detector: eng, Enricher: uaEnricher{}})
 	if err != nil {
 		b.Fatal(err)
 	}
