@@ -502,3 +502,46 @@ func (e *Engine) Rebuild(ctx context.Context, next func() (*audit.Event, error))
 	e.log.Info("profiles rebuilt", "events", n, "profiles", len(e.profiles))
 	return e.checkpoint(ctx)
 }
+
+// ForgetProfile drops the profile of one actor of tenant (its known
+// countries, cities, networks, devices and hours), in memory and in the
+// state store, and reports whether there was one. It is how an erasure
+// reaches detection: the actor's next login is judged as a first login.
+// Unlike everything else the engine learns, this is an operator action,
+// not driven by events, so replaying the stream after it may learn the
+// profile again from events the stream still holds.
+//
+// It runs between batches and checkpoints (wmu), so no evaluation sees
+// the profile half gone; the store copy is deleted first, so a risk score
+// never reads it back after the memory copy is gone.
+func (e *Engine) ForgetProfile(ctx context.Context, tenant, actor string) (bool, error) {
+	if tenant == "" || actor == "" {
+		return false, audit.Errorf(audit.EINVALID, "forget a profile: tenant and actor are required")
+	}
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	key := tenant + "|" + actor
+	e.mu.RLock()
+	_, found := e.profiles[key]
+	e.mu.RUnlock()
+	if e.opts.StateStore != nil {
+		// Evicted profiles are in the store only.
+		data, err := e.opts.StateStore.GetState(ctx, stateNS, "p/"+key)
+		if err != nil && audit.ErrorCode(err) != audit.ENOTFOUND {
+			return false, fmt.Errorf("read the profile of %s: %w", actor, err)
+		}
+		found = found || data != nil
+		if err := e.opts.StateStore.SaveState(ctx, stateNS, nil, []string{"p/" + key}); err != nil {
+			return false, fmt.Errorf("delete the profile of %s: %w", actor, err)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if pe := e.profiles[key]; pe != nil {
+		// A dirty entry stays listed in dirtyProfs; prepareCheckpoint
+		// skips keys without an entry.
+		delete(e.profiles, key)
+	}
+	delete(e.deadProfs, key)
+	return found, nil
+}
