@@ -147,3 +147,21 @@ type FindingStore interface {
 	SearchFindings(ctx context.Context, f FindingFilter) (*FindingPage, error)
 	UpdateFinding(ctx context.Context, tenant, id string, u FindingUpdate) (*Finding, error)
 }
+
+// DerivedRewriter is the optional capability of a store to rewrite stored
+// findings and incidents in place, for an erasure: what detection derived
+// from an actor's events (addresses, explanations, summaries) loses the
+// values erased from them. It is not a lifecycle change.
+//
+// Contract:
+//   - RewriteFindings and RewriteIncidents replace the stored document of
+//     each given (Tenant, ID) that exists, and the columns derived from it
+//     (a finding's IP); one not stored is skipped, never created.
+//   - They keep the stored Status, Note, Resolution and CreatedAt, so a
+//     human's triage made meanwhile is not undone.
+//   - They record no change: no alert, webhook or change-feed entry follows.
+//   - Each call is one transaction.
+type DerivedRewriter interface {
+	RewriteFindings(ctx context.Context, fs []Finding) error
+	RewriteIncidents(ctx context.Context, is []Incident) error
+}

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 	t.Run("Incidents", func(t *testing.T) { runIncidents(t, open) })
 	t.Run("FindingRetention", func(t *testing.T) { runFindingRetention(t, open) })
 	t.Run("FindingResolution", func(t *testing.T) { runFindingResolution(t, open) })
+	t.Run("DerivedRewrite", func(t *testing.T) { runDerivedRewrite(t, open) })
 	t.Run("State", func(t *testing.T) { runState(t, open) })
 	t.Run("Rules", func(t *testing.T) { runRules(t, open) })
 	t.Run("Actions", func(t *testing.T) { runActions(t, open) })
