@@ -177,7 +177,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if a.retention != nil {
 		apiOpts.Retention = a.retention.RunOnce
 	}
-	a.integrityAPI(&apiOpts, svc)
+	a.integrityAPI(&apiOpts, svc, det)
 	if a.alerts, err = a.buildAlerts(cfg.Alerts, cfg.Console.PublicURL); err != nil {
 		return nil, err
 	}

@@ -133,7 +133,7 @@ func (a *App) buildIntegrity(ctx context.Context) error {
 }
 
 // integrityAPI fills the API's integrity options.
-func (a *App) integrityAPI(opts *httpapi.Options, svc *ingest.Service) {
+func (a *App) integrityAPI(opts *httpapi.Options, svc *ingest.Service, det *detection) {
 	rec := a.integrity
 	opts.Verify = func(ctx context.Context, tenant, from, to string) (*audit.IntegrityReport, error) {
 		return a.Verify(ctx, tenant, from, to)
@@ -141,7 +141,25 @@ func (a *App) integrityAPI(opts *httpapi.Options, svc *ingest.Service) {
 	opts.IntegrityKeys = func() []audit.PublicKey { return PublicKeys(rec.Signer(), rec.Keys()) }
 	opts.DayProof = rec.Proof
 	rw, _ := a.stores.Events.(audit.EventRewriter)
+	drw, _ := a.stores.Findings.(audit.DerivedRewriter)
 	opts.Erase = func(ctx context.Context, p audit.Principal, req audit.ErasureRequest) (*audit.ErasureReport, error) {
+		// What detection derived goes first: the values to remove from it
+		// are read from the events, so an erasure that stops midway and is
+		// repeated still finds them.
+		values, err := rec.ErasedValues(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		derived, err := integrity.EraseDerived(ctx, req.Tenant, req.Actor, values, a.stores.Findings, a.stores.Incidents, drw)
+		if err != nil {
+			return nil, err
+		}
+		forgot := false
+		if det != nil && slices.ContainsFunc(req.Fields, func(f string) bool { return slices.Contains(profileFields, f) }) {
+			if forgot, err = det.engine.ForgetProfile(ctx, req.Tenant, req.Actor); err != nil {
+				return nil, err
+			}
+		}
 		rep, err := rec.Erase(ctx, req, rw)
 		if err != nil {
 			return rep, err
@@ -150,13 +168,19 @@ func (a *App) integrityAPI(opts *httpapi.Options, svc *ingest.Service) {
 			Actor:  audit.Actor{ID: p.KeyID, Type: audit.ActorAPIKey},
 			Target: audit.Target{Type: "actor", ID: req.Actor},
 			Metadata: map[string]any{"erasure_id": rep.ID, "fields": strings.Join(rep.Fields, ","),
-				"events": rep.Events, "values": rep.Values}}
+				"events": rep.Events, "values": rep.Values,
+				"findings": derived.Findings, "incidents": derived.Incidents, "profile_forgotten": forgot}}
 		if err := svc.RecordBatch(httpapi.ServerWrite(ctx), audit.Principal{}, []*audit.Event{ev}); err != nil {
 			return rep, fmt.Errorf("record erasure %s in the audit log: %w", rep.ID, err)
 		}
 		return rep, nil
 	}
 }
+
+// profileFields are the erasable fields a detection profile learns from
+// (places, networks, devices): erasing any of them drops the actor's
+// profile.
+var profileFields = []string{"context.ip", "context.geo", "context.device_id", "context.user_agent", "enrichment"}
 
 // Verify checks the hash chains of tenant (every tenant when "") whose
 // days lie in [from, to] ("YYYY-MM-DD", "" unbounded).
