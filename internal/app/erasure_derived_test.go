@@ -122,6 +122,41 @@ func TestErasureReachesFindingsIncidentsAndProfiles(t *testing.T) {
 			t.Errorf("bob's incident lost his address: %s", body)
 		}
 	}
+	// A later finding (brute force) joins alice's incident, still open in detection: its
+	// new version does not bring the erased values back.
+	before, err := acme.GetIncident(t.Context(), fa.IncidentID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fails []client.Event
+	for i := range 15 {
+		fails = append(fails, client.Event{ID: fmt.Sprintf("alice-fail-%d", i), Action: "auth.login.failure", Reason: "invalid_password",
+			Time: start.Add(3*24*time.Hour + 90*time.Minute + time.Duration(i)*10*time.Second), Actor: client.Actor{ID: "alice"},
+			Context: client.Context{IP: fmt.Sprintf("216.160.83.%d", 50+i%3), UserAgent: "Attacker/1.0"}})
+	}
+	if _, err := acme.Send(t.Context(), fails...); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		inc, err := acme.GetIncident(t.Context(), fa.IncidentID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if inc.Incident.FindingCount > before.Incident.FindingCount || inc.Incident.LastSeen.After(before.Incident.LastSeen) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("alice's later login did not join her incident: %+v", inc.Incident)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	body := get("/v1/incidents/" + fa.IncidentID)
+	for _, s := range aliceSecrets {
+		if bytes.Contains(body, s) {
+			t.Errorf("the incident's next version holds %q again: %s", s, body)
+		}
+	}
 	rec := waitRecords(t, n.op, "acme", "vigil.erasure.completed", 1)[0]
 	if rec.Metadata["profile_forgotten"] != true || rec.Metadata["findings"] == 0.0 || rec.Metadata["incidents"] == 0.0 {
 		t.Errorf("erasure record: %+v", rec.Metadata)

@@ -150,6 +150,11 @@ func (a *App) integrityAPI(opts *httpapi.Options, svc *ingest.Service, det *dete
 		if err != nil {
 			return nil, err
 		}
+		if det != nil && len(values) > 0 {
+			// Open incidents detection holds first, so a later change
+			// does not write the values back to the store.
+			det.engine.RewriteOpenIncidents(req.Tenant, integrity.NewScrubber(values).Incident)
+		}
 		derived, err := integrity.EraseDerived(ctx, req.Tenant, req.Actor, values, a.stores.Findings, a.stores.Incidents, drw)
 		if err != nil {
 			return nil, err

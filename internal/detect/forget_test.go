@@ -119,3 +119,49 @@ func TestForgetProfileWithoutStore(t *testing.T) {
 		t.Fatalf("no tenant: %v", err)
 	}
 }
+
+func TestRewriteOpenIncidents(t *testing.T) {
+	store := mock.NewStateStore()
+	c := clone(waveStream(3))
+	half := len(c) / 2
+	e1 := newEngine(t, detect.Options{StateStore: store})
+	_, first := runIncidents(t, e1, c[:half], 13)
+	if len(first) == 0 {
+		t.Fatal("the first half opened no incident")
+	}
+	mark := func(inc *audit.Incident) bool {
+		if inc.Note == "rewritten" {
+			return false
+		}
+		inc.Note = "rewritten"
+		return true
+	}
+	if n := e1.RewriteOpenIncidents("other", mark); n != 0 {
+		t.Fatalf("rewrote %d incidents of another tenant", n)
+	}
+	n := e1.RewriteOpenIncidents("acme", mark)
+	if n == 0 {
+		t.Fatal("no open incident was rewritten")
+	}
+	if got := e1.TakeIncidents(); len(got) != 0 {
+		t.Fatalf("a rewrite handed out %d incidents", len(got))
+	}
+	if err := e1.Checkpoint(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	// After a restart, the incidents' next changes carry the rewrite.
+	e2 := newEngine(t, detect.Options{StateStore: store})
+	if again := e2.RewriteOpenIncidents("acme", mark); again != 0 {
+		t.Fatalf("%d incidents were restored without the rewrite", again)
+	}
+	_, rest := runIncidents(t, e2, c[half:], 31)
+	seen := map[string]bool{}
+	for _, inc := range first {
+		seen[inc.ID] = true
+	}
+	for _, inc := range rest {
+		if seen[inc.ID] && inc.Note != "rewritten" {
+			t.Errorf("incident %s lost the rewrite: %+v", inc.ID, inc)
+		}
+	}
+}

@@ -592,3 +592,30 @@ func (e *Engine) loadIncident(value []byte) error {
 	}
 	return nil
 }
+
+// RewriteOpenIncidents applies fn to each open incident of tenant that
+// detection still holds (one a later finding may join), for an erasure:
+// fn changes the incident in place and reports whether it did. Changed
+// incidents are persisted at the next checkpoint; they are not handed out
+// again by TakeIncidents for that (a rewrite is not a lifecycle change),
+// but their next real change carries the rewritten form. Like
+// ForgetProfile it is an operator action, not driven by events. It returns
+// how many changed.
+func (e *Engine) RewriteOpenIncidents(tenant string, fn func(*audit.Incident) bool) int {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	n := 0
+	for _, is := range e.incs {
+		if is.Inc.Tenant != tenant || !fn(&is.Inc) {
+			continue
+		}
+		n++
+		if !is.dirty && e.opts.StateStore != nil {
+			is.dirty = true
+			e.dirtyIncs = append(e.dirtyIncs, is)
+		}
+	}
+	return n
+}
