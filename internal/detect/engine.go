@@ -126,11 +126,15 @@ type Engine struct {
 	tenants  map[string]*tenantConf
 	keys     map[string]*keyState
 	profiles map[string]*profEntry
-	flags    map[string]int64 // flag key → expiry (ms)
-	tstats   map[string]*tenantStats
-	lastSeq  uint64
-	maxT     int64 // newest event time seen, ms
-	sweptAt  int64
+	// profilesOut is set once the store may hold profiles that memory
+	// does not (evicted, or left out at restore beyond MaxProfiles): from
+	// then on a profile missing from memory is looked up in the store.
+	profilesOut bool
+	flags       map[string]int64 // flag key → expiry (ms)
+	tstats      map[string]*tenantStats
+	lastSeq     uint64
+	maxT        int64 // newest event time seen, ms
+	sweptAt     int64
 	// queue holds keyed states by the minute (of event time) at which they
 	// may expire; qCursor is the last minute processed. Neither is
 	// persisted: expiry never changes results, only memory.
@@ -567,8 +571,8 @@ func (e *Engine) observe(ev *audit.Event, pe *profEntry, prof *Profile, ts *tena
 // loadProfile decodes the actor's profile (entry pe, key key) into dst, or
 // returns nil when the actor has none.
 func (e *Engine) loadProfile(pe *profEntry, key []byte, dst *Profile) *Profile {
-	if pe == nil && e.opts.StateStore != nil && len(e.profiles) >= e.opts.MaxProfiles {
-		// Evicted earlier: reload from the store.
+	if pe == nil && e.opts.StateStore != nil && e.profilesOut {
+		// Perhaps evicted earlier: reload from the store.
 		data, err := e.opts.StateStore.GetState(context.Background(), stateNS, "p/"+string(key))
 		if err == nil && data != nil {
 			pe = &profEntry{data: data}

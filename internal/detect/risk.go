@@ -271,7 +271,7 @@ func (e *Engine) ScoreContext(ctx context.Context, ev *audit.Event) audit.Risk {
 		var data []byte
 		if pe := e.profiles[key]; pe != nil {
 			data = pe.data
-		} else if e.opts.StateStore != nil && len(e.profiles) >= e.opts.MaxProfiles {
+		} else if e.opts.StateStore != nil && e.profilesOut {
 			data, _ = e.opts.StateStore.GetState(ctx, stateNS, "p/"+key)
 		}
 		if data != nil {

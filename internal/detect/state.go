@@ -69,6 +69,8 @@ func (e *Engine) load(ctx context.Context) error {
 		case strings.HasPrefix(key, "p/"):
 			if len(e.profiles) < e.opts.MaxProfiles {
 				e.profiles[key[2:]] = &profEntry{data: value}
+			} else {
+				e.profilesOut = true
 			}
 		}
 		return nil
@@ -209,6 +211,7 @@ func (e *Engine) evictProfiles() {
 			break
 		}
 		delete(e.profiles, x.k)
+		e.profilesOut = true
 	}
 }
 
