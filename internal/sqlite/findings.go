@@ -91,11 +91,12 @@ func putFinding(ctx context.Context, q querier, f *audit.Finding) error {
 	if err != nil {
 		return fmt.Errorf("encode finding %s: %w", f.ID, err)
 	}
+	subnet, asn := audit.FindingNetworks(f.GroupKey)
 	_, err = q.ExecContext(ctx, `INSERT OR REPLACE INTO findings
-		(tenant, id, rule_id, severity, status, actor_id, ip, first_seen, last_seen, doc, incident_id)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		(tenant, id, rule_id, severity, status, actor_id, ip, first_seen, last_seen, doc, incident_id, subnet, asn)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 		f.Tenant, f.ID, f.RuleID, f.Severity.Rank(), string(f.Status), f.ActorID, f.IP,
-		nanos(f.FirstSeen), nanos(f.LastSeen), doc, f.IncidentID)
+		nanos(f.FirstSeen), nanos(f.LastSeen), doc, f.IncidentID, subnet, asn)
 	return translate(err, "put finding "+f.ID)
 }
 

@@ -288,6 +288,16 @@ func runFindings(t *testing.T, open func(t *testing.T) Backend) {
 				t.Errorf("%+v: %v, want %v", c.f, got, c.want)
 			}
 		}
+		// Triage keeps them findable: a human acknowledging or resolving
+		// a finding about a network does not take it off that network.
+		for _, id := range []string{"sub", "as", "mixed"} {
+			_, err := s.UpdateFinding(ctx, "n", id, audit.FindingUpdate{Status: audit.StatusResolved, Resolution: audit.ResolutionMalicious, Note: "blocked"})
+			noErr(t, err)
+		}
+		f := audit.FindingFilter{Tenant: "n", IP: "198.51.100.77", ASN: 64500, Status: audit.StatusResolved}
+		if got, want := ids(f), []string{"n/as", "n/mixed", "n/sub"}; !slices.Equal(got, want) {
+			t.Errorf("after triage, %+v: %v, want %v", f, got, want)
+		}
 	})
 }
 
