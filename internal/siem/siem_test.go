@@ -151,6 +151,12 @@ func TestLagBoundsSkipAndReportGaps(t *testing.T) {
 	c.refuse = false
 	c.mu.Unlock()
 	waitFor(t, "every kept record", func() bool { return len(c.got()) >= 2+3+20 })
+	// The sink commits its cursor after the collector has answered: wait
+	// for that commit too, or cancelling may come between the two.
+	waitFor(t, "the gaps' cursor commit", func() bool {
+		cur, err := db.SIEMCursor(ctx, "soc")
+		return err == nil && cur.ChangesReported >= 7 && cur.EventsReported >= 30
+	})
 	cancel()
 	<-done
 
