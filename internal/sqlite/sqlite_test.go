@@ -27,7 +27,8 @@ func openDB(t *testing.T, opts sqlite.Options) *sqlite.DB {
 }
 
 func backend(db *sqlite.DB) storetest.Backend {
-	return storetest.Backend{Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, Incidents: db, State: db, Rules: db, Actions: db, Integrity: db}
+	return storetest.Backend{Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, Incidents: db, State: db, Rules: db, Actions: db, Integrity: db,
+		Query: db.Events().Querier(sqlite.QueryOptions{})}
 }
 
 func TestConformance(t *testing.T) {

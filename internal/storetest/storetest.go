@@ -37,6 +37,9 @@ type Backend struct {
 	Actions audit.ActionStore
 	// Integrity keeps hash chains and signed statements; nil skips them.
 	Integrity audit.IntegrityStore
+	// Query runs investigation queries over Events; nil skips the
+	// query-language suite.
+	Query audit.QueryRunner
 	// Reopen closes the backend and opens it again on the same data, for
 	// the durability tests; nil skips them. The suite closes nothing else:
 	// open registers its own cleanup.
@@ -58,6 +61,7 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 	t.Run("Rules", func(t *testing.T) { runRules(t, open) })
 	t.Run("Actions", func(t *testing.T) { runActions(t, open) })
 	t.Run("Integrity", func(t *testing.T) { runIntegrity(t, open) })
+	t.Run("Query", func(t *testing.T) { runQuery(t, open) })
 }
 
 func wantCode(t *testing.T, err error, code string) {
