@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"crypto/ed25519"
 	"fmt"
 	"math/rand/v2"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/detect"
+	"github.com/vigilhq/vigil/internal/integrity"
 	"github.com/vigilhq/vigil/internal/memstream"
 	"github.com/vigilhq/vigil/internal/pipeline"
 	"github.com/vigilhq/vigil/internal/rules"
@@ -18,8 +20,9 @@ import (
 
 // BenchmarkDrain measures the server's per-event pipeline cost after the
 // durable append: enrichment, detection with the built-in pack in event-time
-// order, the detection checkpoint into SQLite and the store of events,
-// findings and incidents (as the server wires it), on a mixed stream (10 tenants, 20,000 actors, stuffing waves). Each iteration
+// order, the detection checkpoint into SQLite and the store of events
+// (through the tamper-evidence recorder), findings and incidents (as the
+// server wires it), on a mixed stream (10 tenants, 20,000 actors, stuffing waves). Each iteration
 // appends a chunk of 5,000 events and drains it, so a checkpoint follows
 // every chunk as the running pipeline's periodic one does under load (and,
 // since Drain ends caught up, the events the engine still holds for
@@ -37,8 +40,13 @@ func BenchmarkDrain(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
+	rec, err := integrity.New(integrity.Options{Events: db.Events(), Store: db, Retention: db,
+		Signer: integrity.NewSigner(ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize)))})
+	if err != nil {
+		b.Fatal(err)
+	}
 	st := memstream.New(memstream.Options{})
-	p, err := pipeline.New(pipeline.Options{Stream: st, Events: db.Events(), Findings: db, Incidents: db, Detector: eng, Enricher: uaEnricher{}})
+	p, err := pipeline.New(pipeline.Options{Stream: st, Events: rec, Findings: db, Incidents: db, Detector: eng, Enricher: uaEnricher{}})
 	if err != nil {
 		b.Fatal(err)
 	}
