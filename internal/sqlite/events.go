@@ -552,7 +552,11 @@ func (p *partition) insert(ctx context.Context, evs []*audit.Event) (err error) 
 	type key struct{ tenant, id string }
 	seen := make(map[key]bool, len(evs))
 	var buf []byte
+	rctx := rowContext(ctx)
 	for _, ev := range evs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		k := key{ev.Tenant, ev.ID}
 		if seen[k] {
 			continue
@@ -563,7 +567,7 @@ func (p *partition) insert(ctx context.Context, evs []*audit.Event) (err error) 
 		ts := ev.Time.UnixNano() - p.start
 		var n int
 		idh := idKey(ev.Tenant, ev.ID)
-		if err := exists.QueryRowContext(ctx, idh, t, ev.ID).Scan(&n); err != nil {
+		if err := exists.QueryRowContext(rctx, idh, t, ev.ID).Scan(&n); err != nil {
 			return translate(err, "check event "+ev.ID)
 		}
 		if n > 0 {
@@ -577,7 +581,7 @@ func (p *partition) insert(ctx context.Context, evs []*audit.Event) (err error) 
 		if b := ipKey(ev.Context.IP); b != nil {
 			ip = b
 		}
-		if _, err := ins.ExecContext(ctx, t, ts, ev.ID, idh, w.add(ev.Action),
+		if _, err := ins.ExecContext(rctx, t, ts, ev.ID, idh, w.add(ev.Action),
 			key32(ev.Tenant, ev.Actor.ID), ip, key32(ev.Tenant, ev.Context.SessionID),
 			key32(ev.Tenant, ev.Target.ID), buf); err != nil {
 			return translate(err, "insert event "+ev.ID)

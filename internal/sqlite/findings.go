@@ -24,7 +24,11 @@ func (db *DB) UpsertFindings(ctx context.Context, fs []audit.Finding) error {
 		return translate(err, "upsert findings")
 	}
 	defer func() { _ = tx.Rollback() }()
+	rctx := rowContext(ctx)
 	for i := range fs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		f := fs[i]
 		// An installation-wide rule's finding has no tenant: it is the
 		// operator's, found by all-tenant searches.
@@ -43,12 +47,12 @@ func (db *DB) UpsertFindings(ctx context.Context, fs []audit.Finding) error {
 		// it was first stored and its note, and a human's triage
 		// (acknowledged, resolved) outlives further evidence.
 		subnet, asn := audit.FindingNetworks(f.GroupKey)
-		if _, err := tx.ExecContext(ctx, upsertFindingSQL,
+		if _, err := tx.ExecContext(rctx, upsertFindingSQL,
 			f.Tenant, f.ID, f.RuleID, f.Severity.Rank(), string(f.Status), f.ActorID, f.IP,
 			nanos(f.FirstSeen), nanos(f.LastSeen), doc, f.IncidentID, subnet, asn); err != nil {
 			return translate(err, "upsert finding "+f.ID)
 		}
-		if err := db.recordChange(ctx, tx, entityChange{kind: audit.KindFinding, tenant: f.Tenant, id: f.ID,
+		if err := db.recordChange(rctx, tx, entityChange{kind: audit.KindFinding, tenant: f.Tenant, id: f.ID,
 			severity: f.Severity, status: f.Status, rule: f.RuleID, doc: doc}); err != nil {
 			return err
 		}

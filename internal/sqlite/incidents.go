@@ -51,7 +51,11 @@ func (db *DB) UpsertIncidents(ctx context.Context, is []audit.Incident) error {
 		return translate(err, "upsert incidents")
 	}
 	defer func() { _ = tx.Rollback() }()
+	rctx := rowContext(ctx)
 	for i := range is {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		inc := is[i]
 		if inc.Tenant == "" || inc.ID == "" {
 			return invalid("id", "incident %d needs a tenant and an id", i)
@@ -63,18 +67,18 @@ func (db *DB) UpsertIncidents(ctx context.Context, is []audit.Incident) error {
 		if err != nil {
 			return fmt.Errorf("encode incident %s: %w", inc.ID, err)
 		}
-		if _, err := tx.ExecContext(ctx, upsertIncidentSQL, inc.Tenant, inc.ID, inc.Severity.Rank(), string(inc.Status),
+		if _, err := tx.ExecContext(rctx, upsertIncidentSQL, inc.Tenant, inc.ID, inc.Severity.Rank(), string(inc.Status),
 			inc.Family, inc.MergedInto, nanos(inc.FirstSeen), nanos(inc.LastSeen), doc); err != nil {
 			return translate(err, "upsert incident "+inc.ID)
 		}
 		if inc.MergedInto == "" {
-			if err := db.recordChange(ctx, tx, entityChange{kind: audit.KindIncident, tenant: inc.Tenant, id: inc.ID,
+			if err := db.recordChange(rctx, tx, entityChange{kind: audit.KindIncident, tenant: inc.Tenant, id: inc.ID,
 				severity: inc.Severity, status: inc.Status, rule: inc.HeadlineRule, family: inc.Family, doc: doc}); err != nil {
 				return err
 			}
 		}
 		if inc.MergedInto != "" {
-			if _, err := tx.ExecContext(ctx, moveFindingsSQL, inc.MergedInto, inc.MergedInto, inc.Tenant, inc.ID); err != nil {
+			if _, err := tx.ExecContext(rctx, moveFindingsSQL, inc.MergedInto, inc.MergedInto, inc.Tenant, inc.ID); err != nil {
 				return translate(err, "move findings of incident "+inc.ID)
 			}
 		}

@@ -34,7 +34,11 @@ func (db *DB) AppendChain(ctx context.Context, entries []audit.ChainEntry) error
 		return translate(err, "append chain")
 	}
 	defer ins.Close()
+	rctx := rowContext(ctx)
 	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
 		if e.Tenant == "" {
 			return invalid("tenant", "chain entry of event %s has no tenant", e.EventID)
 		}
@@ -50,7 +54,7 @@ func (db *DB) AppendChain(ctx context.Context, entries []audit.ChainEntry) error
 			return &audit.Error{Code: audit.ECONFLICT, Field: "seq",
 				Message: fmt.Sprintf("chain %s/%s is at %d, entry of event %s has seq %d", e.Tenant, e.Day, n, e.EventID, e.Seq)}
 		}
-		if _, err := ins.ExecContext(ctx, e.Tenant, e.Day, e.Seq, e.EventID, e.Leaf, e.Hash); err != nil {
+		if _, err := ins.ExecContext(rctx, e.Tenant, e.Day, e.Seq, e.EventID, e.Leaf, e.Hash); err != nil {
 			return translate(err, "append chain entry of event "+e.EventID)
 		}
 		heads[k], last[k] = e.Seq, e.Hash

@@ -240,6 +240,7 @@ func (db *DB) SaveState(ctx context.Context, ns string, puts map[string][]byte, 
 		return translate(err, "save state")
 	}
 	defer func() { _ = tx.Rollback() }()
+	rctx := rowContext(ctx)
 	// A checkpoint writes thousands of keys: each statement is prepared
 	// once, not once per key.
 	if len(deletes) > 0 {
@@ -249,7 +250,10 @@ func (db *DB) SaveState(ctx context.Context, ns string, puts map[string][]byte, 
 		}
 		defer del.Close()
 		for _, k := range deletes {
-			if _, err := del.ExecContext(ctx, ns, k); err != nil {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if _, err := del.ExecContext(rctx, ns, k); err != nil {
 				return translate(err, "delete state")
 			}
 		}
@@ -265,7 +269,10 @@ func (db *DB) SaveState(ctx context.Context, ns string, puts map[string][]byte, 
 			if v == nil {
 				v = []byte{}
 			}
-			if _, err := put.ExecContext(ctx, ns, k, v); err != nil {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if _, err := put.ExecContext(rctx, ns, k, v); err != nil {
 				return translate(err, "put state")
 			}
 		}
