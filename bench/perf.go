@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/vigilhq/vigil/internal/config"
 )
 
 // PerfOptions are the flags of the performance run.
@@ -259,7 +261,7 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	if err != nil {
 		return err
 	}
-	p.BulkDetect = mid.Histogram("vigil_finding_latency_seconds")
+	p.BulkDetect = subBuckets(mid.Histogram("vigil_finding_latency_seconds"), before.Histogram("vigil_finding_latency_seconds"))
 	p.BatchCommit = subBuckets(mid.Histogram("vigil_ingest_commit_seconds"), before.Histogram("vigil_ingest_commit_seconds"))
 	logf("  findings so far: %.0f updates; finding latency during the bulk load p50 %s p99 %s", mid["vigil_pipeline_findings_total"],
 		fmtSec(bucketQuantile(.5, p.BulkDetect)), fmtSec(bucketQuantile(.99, p.BulkDetect)))
@@ -272,12 +274,22 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	if _, err := waitDrained(ctx, srv, want, time.Now(), 10*time.Minute, nil); err != nil {
 		return err
 	}
-	time.Sleep(1500 * time.Millisecond) // findings of the last batch
+	// The engine holds each tenant's newest events for the allowed lateness
+	// (event-time order) and, once caught up, evaluates them when the wall
+	// clock is that far past them: the last findings come that long after
+	// the last event, plus an idle turn.
+	hold := config.Default().Detect.AllowedLateness + 5*time.Second
+	logf("  waiting %s for the findings of events held for event-time order (detect.allowed_lateness)", hold)
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(hold):
+	}
 	after, err := srv.scrape(ctx)
 	if err != nil {
 		return err
 	}
-	p.LiveDetect = subBuckets(after.Histogram("vigil_finding_latency_seconds"), p.BulkDetect)
+	p.LiveDetect = subBuckets(after.Histogram("vigil_finding_latency_seconds"), mid.Histogram("vigil_finding_latency_seconds"))
 	p.LiveFindings = after["vigil_pipeline_findings_total"] - mid["vigil_pipeline_findings_total"]
 	p.TotalEvents = after["vigil_pipeline_events_total"]
 	logf("  finding latency p50 %s p99 %s over %.0f finding updates", fmtSec(bucketQuantile(.5, p.LiveDetect)), fmtSec(bucketQuantile(.99, p.LiveDetect)), p.LiveFindings)

@@ -39,6 +39,15 @@ type Advancer interface {
 	Flush(ctx context.Context) ([]Finding, error)
 }
 
+// EvidenceReceipts is an optional capability of a Detector: for the
+// findings of its last Process, Advance or Flush result, index for index,
+// the receive time (Event.ReceivedAt) of the evidence event whose arrival
+// last changed each finding. The pipeline measures finding latency from it
+// per finding, however long the detector held the event back.
+type EvidenceReceipts interface {
+	EvidenceReceived() []time.Time
+}
+
 // StateStore is a durable key/value store for detection state: profiles,
 // windows, positions. Keys are namespaced.
 //

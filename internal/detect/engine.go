@@ -179,8 +179,10 @@ type Engine struct {
 
 	out      []audit.Finding
 	outIdx   map[string]int
-	prof     Profile // scratch
-	scoreBuf Profile // scratch of Score, guarded by profMu
+	outRecv  []time.Time // Event.ReceivedAt of the evidence that last changed out[i]
+	lastRecv []time.Time // outRecv of the last output, for EvidenceReceived
+	prof     Profile     // scratch
+	scoreBuf Profile     // scratch of Score, guarded by profMu
 	profMu   sync.Mutex
 	m        *metrics
 }
@@ -376,7 +378,7 @@ func (e *Engine) Process(ctx context.Context, recs []*audit.Record) ([]audit.Fin
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	e.out = e.out[:0]
+	e.out, e.outRecv = e.out[:0], e.outRecv[:0]
 	clear(e.outIdx)
 	var touched []string
 	for _, rec := range recs {
@@ -402,8 +404,10 @@ func (e *Engine) Process(ctx context.Context, recs []*audit.Record) ([]audit.Fin
 // output copies the findings queued by emit for the caller.
 func (e *Engine) output() []audit.Finding {
 	if len(e.out) == 0 {
+		e.lastRecv = e.lastRecv[:0]
 		return nil
 	}
+	e.lastRecv = append(e.lastRecv[:0], e.outRecv...)
 	out := make([]audit.Finding, len(e.out))
 	copy(out, e.out)
 	for i := range out {
@@ -411,6 +415,15 @@ func (e *Engine) output() []audit.Finding {
 	}
 	e.m.findings.Add(float64(len(out)))
 	return out
+}
+
+// EvidenceReceived implements audit.EvidenceReceipts: for each finding of
+// the last Process, Advance or Flush result, the receive time of the event
+// whose evaluation last changed it in that call (zero when unknown).
+func (e *Engine) EvidenceReceived() []time.Time {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return slices.Clone(e.lastRecv)
 }
 
 // ProfileCount returns the number of actor profiles held in memory.

@@ -109,19 +109,23 @@ func (e *Engine) hit(r *crule, ks *keyState, ev *audit.Event, in *input, t int64
 		v, _ := keyValue(r.GroupBy[0], ev)
 		e.flags[flagKey(ks.Tenant, r.Flag.Name, v)] = max(e.flags[flagKey(ks.Tenant, r.Flag.Name, v)], t+r.Flag.TTL.Milliseconds())
 	}
-	e.emit(f)
+	e.emit(f, ev.ReceivedAt)
 }
 
 // emit groups a finding into its incident and queues its current form for
-// this Process call.
-func (e *Engine) emit(f *audit.Finding) {
+// this Process call; received is when the event that changed it arrived.
+func (e *Engine) emit(f *audit.Finding, received time.Time) {
 	e.group(f)
 	if i, ok := e.outIdx[f.ID]; ok {
 		e.out[i] = *f
+		if received.After(e.outRecv[i]) {
+			e.outRecv[i] = received
+		}
 		return
 	}
 	e.outIdx[f.ID] = len(e.out)
 	e.out = append(e.out, *f)
+	e.outRecv = append(e.outRecv, received)
 }
 
 // stdFacts are the facts every finding can name in its explanation.

@@ -297,7 +297,7 @@ func (e *Engine) Advance(ctx context.Context, now time.Time) ([]audit.Finding, e
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	e.out = e.out[:0]
+	e.out, e.outRecv = e.out[:0], e.outRecv[:0]
 	clear(e.outIdx)
 	tenants := make([]string, 0, len(e.held))
 	for t := range e.held {

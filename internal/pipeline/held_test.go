@@ -3,10 +3,13 @@ package pipeline_test
 import (
 	"context"
 	"fmt"
+	"math"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/detect"
@@ -48,7 +51,9 @@ func waitFindings(t *testing.T, db *sqlite.DB, rule string, want int) {
 // TestRunEvaluatesHeldEventsOnceCaughtUp: the engine holds a quiet
 // tenant's latest events for event-time order; once the pipeline has
 // caught up and the wall clock is the allowed lateness past them, they are
-// evaluated and their findings stored. Flush does it at once.
+// evaluated and their findings stored. Flush does it at once. Each stored
+// finding update's latency runs from its evidence's receipt, the wait in
+// the hold included.
 func TestRunEvaluatesHeldEventsOnceCaughtUp(t *testing.T) {
 	for _, flush := range []bool{false, true} {
 		t.Run(fmt.Sprint("flush=", flush), func(t *testing.T) {
@@ -64,8 +69,9 @@ func TestRunEvaluatesHeldEventsOnceCaughtUp(t *testing.T) {
 			at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
 			wall := &clock{t: at.Add(time.Minute)}
 			st := memstream.New(memstream.Options{})
+			reg := prometheus.NewRegistry()
 			p, err := pipeline.New(pipeline.Options{Stream: st, Events: db.Events(), Findings: db, Detector: eng,
-				Enricher: uaEnricher{}, Now: wall.now, CheckpointEvery: 10 * time.Millisecond})
+				Enricher: uaEnricher{}, Now: wall.now, CheckpointEvery: 10 * time.Millisecond, Registerer: reg})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -89,16 +95,28 @@ func TestRunEvaluatesHeldEventsOnceCaughtUp(t *testing.T) {
 			if n := eng.Held(); n == 0 {
 				t.Fatal("the quiet tenant's events were evaluated before the lateness passed")
 			}
+			stored := at.Add(time.Minute)
 			if flush {
 				if err := p.Flush(t.Context()); err != nil {
 					t.Fatal(err)
 				}
 			} else {
-				wall.set(at.Add(3 * time.Minute))
+				stored = at.Add(3 * time.Minute)
+				wall.set(stored)
 			}
 			waitFindings(t, db, "brute-force", 1)
 			if n := eng.Held(); n != 0 {
 				t.Fatalf("%d events still held", n)
+			}
+			// Every event was received at `at` and every finding stored at
+			// `stored` by the pipeline's clock.
+			updates := metricValue(t, reg, "vigil_pipeline_findings_total")
+			count, sum := histogram(t, reg, "vigil_finding_latency_seconds")
+			if updates == 0 || float64(count) != updates {
+				t.Fatalf("finding latency observed %d times for %v finding updates", count, updates)
+			}
+			if want := stored.Sub(at).Seconds() * float64(count); math.Abs(sum-want) > 1e-6 {
+				t.Fatalf("finding latency sum %v s over %d updates, want %v s", sum, count, want)
 			}
 		})
 	}
@@ -129,4 +147,39 @@ func netipAddr(t *testing.T, s string) netip.Addr {
 		t.Fatal(err)
 	}
 	return a
+}
+
+func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name {
+			v := 0.0
+			for _, m := range mf.GetMetric() {
+				v += m.GetCounter().GetValue()
+			}
+			return v
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+func histogram(t *testing.T, reg *prometheus.Registry, name string) (uint64, float64) {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			h := mf.GetMetric()[0].GetHistogram()
+			return h.GetSampleCount(), h.GetSampleSum()
+		}
+	}
+	t.Fatalf("no histogram %s", name)
+	return 0, 0
 }

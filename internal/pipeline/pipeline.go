@@ -121,7 +121,7 @@ func New(opts Options) (*Pipeline, error) {
 	p.batches = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_pipeline_batch_seconds", Help: "Time to enrich, detect and store one batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)})
 	p.storedN = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_events_total", Help: "Events enriched, evaluated and stored."})
 	p.finds = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_findings_total", Help: "Finding updates stored."})
-	p.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_finding_latency_seconds", Help: "From ingest acknowledgement of the newest evidence event to the stored finding.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 14)})
+	p.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_finding_latency_seconds", Help: "Per stored finding update: from the receipt of the event that changed it (acknowledged within the ingest commit that follows) to the finding's storage; events held for event-time order (detect.allowed_lateness) count their wait.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 19)})
 	p.errs = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_errors_total", Help: "Batches that failed and were retried."})
 	if opts.Registerer != nil {
 		for _, c := range append([]prometheus.Collector{p.batches, p.storedN, p.finds, p.latency, p.errs}, p.lags...) {
@@ -237,6 +237,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 type batch struct {
 	recs      []audit.Record
 	findings  []audit.Finding
+	received  []time.Time // per finding: receipt of the evidence that changed it (audit.EvidenceReceipts)
 	incidents []audit.Incident
 	last      uint64
 	start     time.Time
@@ -382,6 +383,7 @@ func (p *Pipeline) detect(ctx context.Context) (*batch, error) {
 		if b.findings, err = p.opts.Detector.Process(ctx, ptrs); err != nil {
 			return nil, fmt.Errorf("detect: %w", err)
 		}
+		b.received = p.receipts(len(b.findings))
 		b.incidents = p.takeIncidents()
 	}
 	p.processed = b.last
@@ -421,11 +423,37 @@ func (p *Pipeline) advance(ctx context.Context, flush bool) *batch {
 	if !counts || h.Held() != held || len(fs) > 0 {
 		p.advanced = true
 	}
+	rc := p.receipts(len(fs))
 	is := p.takeIncidents()
 	if len(fs) == 0 && len(is) == 0 {
 		return nil
 	}
-	return &batch{findings: fs, incidents: is, last: p.processed, start: time.Now()}
+	return &batch{findings: fs, received: rc, incidents: is, last: p.processed, start: time.Now()}
+}
+
+// receipts returns, for the n findings the detector just returned, when
+// the evidence that changed each arrived, or nil when it cannot say.
+func (p *Pipeline) receipts(n int) []time.Time {
+	r, ok := p.opts.Detector.(audit.EvidenceReceipts)
+	if !ok || n == 0 {
+		return nil
+	}
+	if rc := r.EvidenceReceived(); len(rc) == n {
+		return rc
+	}
+	return nil
+}
+
+// observeLatency records each stored finding's latency: from the receipt of
+// the event that changed it (its acknowledgement follows within the ingest
+// commit) to now, when the finding is stored.
+func (p *Pipeline) observeLatency(b *batch) {
+	now := p.now()
+	for _, at := range b.received {
+		if !at.IsZero() {
+			p.latency.Observe(max(now.Sub(at), 0).Seconds())
+		}
+	}
 }
 
 // takeIncidents collects the incidents the detector changed, when it groups
@@ -463,6 +491,7 @@ func (p *Pipeline) store(ctx context.Context, b *batch) error {
 			return fmt.Errorf("store %d findings: %w", len(b.findings), err)
 		}
 		p.finds.Add(float64(len(b.findings)))
+		p.observeLatency(b)
 		return p.storeIncidents(ctx, b)
 	}
 	if err := p.opts.Events.InsertEvents(ctx, events); err != nil {
@@ -473,8 +502,7 @@ func (p *Pipeline) store(ctx context.Context, b *batch) error {
 			return fmt.Errorf("store %d findings: %w", len(b.findings), err)
 		}
 		p.finds.Add(float64(len(b.findings)))
-		newest := b.recs[len(b.recs)-1].Event.ReceivedAt
-		p.latency.Observe(p.now().Sub(newest).Seconds())
+		p.observeLatency(b)
 	}
 	if err := p.storeIncidents(ctx, b); err != nil {
 		return err
