@@ -12,16 +12,16 @@ import (
 )
 
 // buildBacktester wires backtesting: fresh in-memory engines with the
-// server's rules (built-in, then the operator directory, then the
+// server's rules (built-in and the configured packs, then the operator directory, then the
 // backtest's own definition, each replacing the same id), reading the
 // stores.
 func (a *App) buildBacktester(c config.Detect) (*backtest.Backtester, error) {
 	// Each engine parses its own rules, so no compiled rule is shared
 	// between a backtest and the live engine.
 	load := func() ([]*rulelang.Rule, error) {
-		base, err := rules.Builtin()
+		base, err := rules.Load(c.Packs)
 		if err != nil {
-			return nil, fmt.Errorf("built-in rules: %w", err)
+			return nil, fmt.Errorf("detect.packs: %w", err)
 		}
 		if c.RulesDir != "" {
 			dir, err := rulelang.ParseDir(c.RulesDir)

@@ -22,11 +22,12 @@ type detection struct {
 }
 
 // NewEngine builds the detection engine with the built-in pack, the
-// operator rule directory and the stores' persisted state.
+// opt-in packs the configuration names, the operator rule directory and
+// the stores' persisted state.
 func NewEngine(c config.Detect, state audit.StateStore, log *slog.Logger, reg prometheusRegisterer) (*detect.Engine, error) {
-	builtin, err := rules.Builtin()
+	builtin, err := rules.Load(c.Packs)
 	if err != nil {
-		return nil, fmt.Errorf("built-in rules: %w", err)
+		return nil, fmt.Errorf("detect.packs: %w", err)
 	}
 	e, err := detect.New(detect.Options{
 		Rules: builtin, RulesDir: c.RulesDir, StateStore: state, Logger: log, Registerer: reg,

@@ -278,6 +278,9 @@ type Detect struct {
 	Enabled bool `yaml:"enabled"`
 	// RulesDir is a directory of operator rule files added to the built-ins.
 	RulesDir string `yaml:"rules_dir"`
+	// Packs names the opt-in rule packs run beside the built-ins
+	// (RulePacks lists them); none by default.
+	Packs []string `yaml:"packs"`
 	// MaxKeys caps the keyed detection states (windows, sequences, open
 	// findings per address, actor, session…) of the whole installation;
 	// beyond it the least recently used keys of the tenant holding the
@@ -296,6 +299,10 @@ type Detect struct {
 	// gateways that detection then treats as relays).
 	Egress DetectEgress `yaml:"egress"`
 }
+
+// RulePacks names the opt-in rule packs the binary embeds
+// (internal/rules/packs; a test in internal/app keeps the two lists equal).
+func RulePacks() []string { return []string{"vendor-alerts"} }
 
 // DetectEgress tunes the learning of shared egresses.
 type DetectEgress struct {
@@ -589,6 +596,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Detect.Egress.MinActors < 2 || c.Detect.Egress.MinActors > 64 {
 		bad("detect.egress.min_actors", "must be between 2 and 64")
+	}
+	for i, p := range c.Detect.Packs {
+		switch {
+		case !slices.Contains(RulePacks(), p):
+			bad(fmt.Sprintf("detect.packs[%d]", i), "unknown rule pack %q; the packs are %s", p, strings.Join(RulePacks(), ", "))
+		case slices.Index(c.Detect.Packs, p) < i:
+			bad(fmt.Sprintf("detect.packs[%d]", i), "pack %q is named twice", p)
+		}
 	}
 	for i, d := range c.Detect.Egress.Deny {
 		if _, err := ParsePrefix(d); err != nil {

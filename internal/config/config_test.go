@@ -32,6 +32,9 @@ func TestGoodFile(t *testing.T) {
 	if c.Server.ReadHeaderTimeout != config.Default().Server.ReadHeaderTimeout {
 		t.Fatal("unset keys must keep their defaults")
 	}
+	if len(c.Detect.Packs) != 1 || c.Detect.Packs[0] != "vendor-alerts" {
+		t.Fatalf("packs = %v", c.Detect.Packs)
+	}
 	if len(c.Enrich.Lists) != 1 || c.Enrich.Lists[0].Kind != "tor" {
 		t.Fatalf("lists = %+v", c.Enrich.Lists)
 	}
@@ -44,7 +47,8 @@ func TestBadFiles(t *testing.T) {
 		"unknown-key.bad.yaml":    {"adress"},
 		"bad-duration.bad.yaml":   {"soon"},
 		"bad-size.bad.yaml":       {"lots"},
-		"invalid-values.bad.yaml": {"storage.driver", "log.level", "enrich.lists[0].kind", "enrich.lists[0].path"},
+		"invalid-values.bad.yaml": {"storage.driver", "log.level", "enrich.lists[0].kind", "enrich.lists[0].path",
+			`detect.packs[0]: unknown rule pack "vendor-signal"; the packs are vendor-alerts`, `detect.packs[2]: pack "vendor-alerts" is named twice`},
 		"limits.bad.yaml": {"limits.tenant.event_burst", "limits.tenant.backlog_share_percent", "limits.concurrent_queries",
 			"limits.export_write_timeout", "limits.tenants[0].request_burst", "limits.tenants[1].id", "limits.tenants[2].id"},
 	}
@@ -73,13 +77,14 @@ func TestEnvOverridesFileAndFlagsOverrideEnv(t *testing.T) {
 		"VIGIL_SERVER_MAX_BODY_SIZE": "1MiB",
 		"VIGIL_DETECT_ENABLED":       "false",
 		"VIGIL_INGEST_KEY_CACHE_TTL": "2s",
+		"VIGIL_DETECT_PACKS":         "vendor-alerts",
 	}
 	c, err := config.Load("testdata/full.good.yaml", func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Server.Addr != "127.0.0.1:1234" || c.Storage.SQLite.Dir != "/tmp/x" || c.Server.MaxBodySize != 1<<20 ||
-		c.Detect.Enabled || c.Ingest.KeyCacheTTL != 2*time.Second {
+		c.Detect.Enabled || c.Ingest.KeyCacheTTL != 2*time.Second || len(c.Detect.Packs) != 1 {
 		t.Fatalf("env not applied: %+v", c)
 	}
 	if err := c.Set("server.addr", "127.0.0.1:0"); err != nil || c.Server.Addr != "127.0.0.1:0" {

@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/detect/rulelang"
 	"github.com/vigilhq/vigil/internal/enrich"
 	"github.com/vigilhq/vigil/internal/enrich/iprep"
 	"github.com/vigilhq/vigil/internal/enrich/useragent"
@@ -40,6 +41,15 @@ import (
 	"github.com/vigilhq/vigil/internal/importer/gws"
 	"github.com/vigilhq/vigil/internal/importer/okta"
 	"github.com/vigilhq/vigil/internal/rules"
+)
+
+// packName is the opt-in pack of the second run ("built-ins +
+// vendor-alerts").
+const packName = "vendor-alerts"
+
+const (
+	packBegin = "<!-- panther-pack:begin (written by go test ./internal/rules -run TestPantherPeers -update) -->"
+	packEnd   = "<!-- panther-pack:end -->"
 )
 
 const (
@@ -165,6 +175,7 @@ var whyClasses = []struct{ id, text string }{
 	{whyState, "the test mocks state a replayed event cannot carry"},
 	{whyCatalog, "outside the catalog: no rule of ours for it"},
 	{whyInfo, "informational in Panther; nothing to detect"},
+	{whyUpstream, "the Panther rule as published differs from the one its tests were written for"},
 }
 
 // Our rules by behaviour.
@@ -302,6 +313,10 @@ type peerOutcome struct {
 	withCtx    bool     // a peer rule fired once the context was added
 	expected   bool
 	replayedAs int
+	// The second run, with the vendor-alerts pack (see packPeers).
+	stateMock     bool     // the test mocks Panther's state: not expressible
+	packFired     []string // every rule that fired with the pack on
+	packPeerFired bool     // one of the pack peers fired
 }
 
 // peerResult aggregates one Panther rule.
@@ -316,7 +331,36 @@ type peerResult struct {
 	firedOnPos, firedOnNeg []string
 	negAboveLow            []string
 	outcomes               []peerOutcome
+	// Expressible tests (imported, no mocked state) and how both runs
+	// agree on them.
+	exp            expTotals
+	packFiredOnPos []string
+	packFiredOnNeg []string
+	stateMocked    int
 }
+
+// expTotals counts the expressible tests of one rule or many: imported
+// records whose verdict needs no mocked state, and how many of them each
+// run agrees with.
+type expTotals struct {
+	rules, positives, negatives int
+	builtinPos, builtinNeg      int // agreement, built-ins alone
+	packPos, packNeg            int // agreement, built-ins + the pack
+}
+
+func (e *expTotals) add(o expTotals) {
+	e.rules += o.rules
+	e.positives += o.positives
+	e.negatives += o.negatives
+	e.builtinPos += o.builtinPos
+	e.builtinNeg += o.builtinNeg
+	e.packPos += o.packPos
+	e.packNeg += o.packNeg
+}
+
+func (e expTotals) tests() int        { return e.positives + e.negatives }
+func (e expTotals) builtinAgree() int { return e.builtinPos + e.builtinNeg }
+func (e expTotals) packAgree() int    { return e.packPos + e.packNeg }
 
 func (r *peerResult) agree() int { return r.agreePos + r.agreeNeg }
 
@@ -386,13 +430,17 @@ func refusal(err error) string {
 	return strings.Join(msgs, "; ")
 }
 
-func runPeer(t *testing.T, p *enrich.Pipeline, pr peerRule, pe peer) *peerResult {
+func runPeer(t *testing.T, p *enrich.Pipeline, pr peerRule, pe peer, withPack []*rulelang.Rule) *peerResult {
 	t.Helper()
 	res := &peerResult{rule: pr, refusals: map[string]int{}}
 	dec := peerDecoders[pr.Vendor]
+	pp := packPeers[pr.RuleID]
 	for _, tc := range pr.Tests {
 		res.tests++
-		o := peerOutcome{expected: tc.ExpectedResult, replayedAs: max(pr.Threshold, 1)}
+		o := peerOutcome{expected: tc.ExpectedResult, replayedAs: max(pr.Threshold, 1), stateMock: mocksState(tc.Mocks)}
+		if o.stateMock {
+			res.stateMocked++
+		}
 		ev, err := importPeer(dec, tc.Log)
 		if err != nil {
 			o.importErr = refusal(err)
@@ -421,6 +469,28 @@ func runPeer(t *testing.T, p *enrich.Pipeline, pr peerRule, pe peer) *peerResult
 			}
 			if slices.Contains(pe.ours, f.RuleID) {
 				o.peerFired = true
+			}
+		}
+		for _, f := range runRules(t, withPack, slices.Clone(events)) {
+			if !slices.Contains(o.packFired, f.RuleID) {
+				o.packFired = append(o.packFired, f.RuleID)
+			}
+			if slices.Contains(pp.ours, f.RuleID) {
+				o.packPeerFired = true
+			}
+		}
+		if !o.stateMock {
+			agreeB, agreeP := o.peerFired == tc.ExpectedResult, o.packPeerFired == tc.ExpectedResult
+			if tc.ExpectedResult {
+				res.exp.positives++
+				res.exp.builtinPos += b2i(agreeB)
+				res.exp.packPos += b2i(agreeP)
+				res.packFiredOnPos = append(res.packFiredOnPos, o.packFired...)
+			} else {
+				res.exp.negatives++
+				res.exp.builtinNeg += b2i(agreeB)
+				res.exp.packNeg += b2i(agreeP)
+				res.packFiredOnNeg = append(res.packFiredOnNeg, o.packFired...)
 			}
 		}
 		if ctx := peerContext[pr.RuleID]; ctx != "" && tc.ExpectedResult {
@@ -464,10 +534,14 @@ func runPeer(t *testing.T, p *enrich.Pipeline, pr peerRule, pe peer) *peerResult
 			res.firedOnNeg = append(res.firedOnNeg, o.fired...)
 			res.negAboveLow = append(res.negAboveLow, o.aboveLow...)
 		}
-		t.Logf("%s / %q (Panther %v, x%d): %s → fired %v (with context: %v)", pr.RuleID, tc.Name, tc.ExpectedResult, o.replayedAs, o.action, o.fired, o.withCtx)
+		t.Logf("%s / %q (Panther %v, x%d): %s → fired %v (with context: %v; with %s: %v, state mocked: %v)", pr.RuleID, tc.Name, tc.ExpectedResult, o.replayedAs, o.action, o.fired, o.withCtx, packName, o.packFired, o.stateMock)
 		res.outcomes = append(res.outcomes, o)
 	}
 	res.firedOnPos, res.firedOnNeg, res.negAboveLow = dedup(res.firedOnPos), dedup(res.firedOnNeg), dedup(res.negAboveLow)
+	res.packFiredOnPos, res.packFiredOnNeg = dedup(res.packFiredOnPos), dedup(res.packFiredOnNeg)
+	if res.exp.tests() > 0 {
+		res.exp.rules = 1
+	}
 	for why, n := range res.refusals {
 		t.Logf("%s: %d not importable: %s", pr.RuleID, n, why)
 	}
@@ -522,6 +596,14 @@ func TestPantherPeers(t *testing.T) {
 	for _, r := range rules.MustBuiltin() {
 		ours[r.ID] = true
 	}
+	withPack, err := rules.Load([]string{packName})
+	if err != nil {
+		t.Fatal(err)
+	}
+	oursWithPack := map[string]bool{}
+	for _, r := range withPack {
+		oursWithPack[r.ID] = true
+	}
 	classes := map[string]bool{}
 	for _, c := range whyClasses {
 		classes[c.id] = true
@@ -545,8 +627,23 @@ func TestPantherPeers(t *testing.T) {
 		if ok && (!classes[pe.why] || pe.note == "") {
 			t.Errorf("%s: peers gives the class %q and note %q: every Panther rule needs a known class and an explanation", pr.RuleID, pe.why, pe.note)
 		}
-		res := runPeer(t, p, pr, pe)
+		pp := packPeers[pr.RuleID]
+		for _, id := range pp.ours {
+			if !oursWithPack[id] {
+				t.Errorf("%s: packPeers names %s, which is neither a built-in rule nor one of %s", pr.RuleID, id, packName)
+			}
+		}
+		res := runPeer(t, p, pr, pe, withPack)
 		results = append(results, res)
+		// Every disagreement of the second run keeps a class and an
+		// explanation, and an explanation of one that no longer occurs
+		// is stale.
+		switch disagree := res.exp.tests() - res.exp.packAgree(); {
+		case disagree > 0 && (!classes[pp.why] || pp.note == ""):
+			t.Errorf("%s: %d expressible tests disagree with %s on; packPeers needs a known class and an explanation", pr.RuleID, disagree, packName)
+		case disagree == 0 && pp.note != "":
+			t.Errorf("%s: every expressible test agrees with %s on; drop the stale explanation in packPeers", pr.RuleID, packName)
+		}
 		// A negative that raises anything above low would be a false
 		// alarm an analyst has to look at.
 		if len(res.negAboveLow) > 0 {
@@ -560,12 +657,16 @@ func TestPantherPeers(t *testing.T) {
 	}
 
 	var all, expressible peerTotals
+	var exp expTotals
 	for _, r := range results {
 		all.add(r)
 		if len(peers[r.rule.RuleID].ours) > 0 {
 			expressible.add(r)
 		}
+		exp.add(r.exp)
 	}
+	t.Logf("%d Panther rules with %d expressible tests: built-ins agree on %s, built-ins + %s on %s (positives %s, negatives %s)", exp.rules, exp.tests(),
+		frac(exp.builtinAgree(), exp.tests()), packName, frac(exp.packAgree(), exp.tests()), frac(exp.packPos, exp.positives), frac(exp.packNeg, exp.negatives))
 	t.Logf("%d Panther rules, %d tests, %d imported; agreement %s (positives %s, negatives %s)", all.rules, all.tests, all.imported,
 		frac(all.agree(), all.imported), frac(all.agreePos, all.positives), frac(all.agreeNeg, all.negatives))
 
@@ -589,7 +690,25 @@ func TestPantherPeers(t *testing.T) {
 	if expressible.ctxAgree < minAgreedInContext {
 		t.Errorf("with the context added, ours detect %d Panther-positive records, fewer than the %d before", expressible.ctxAgree, minAgreedInContext)
 	}
+	// The second run: on the tests the catalog can express, the
+	// built-ins with the pack agree with Panther at least 95 % of the
+	// time, and the pack's negatives may only improve.
+	const (
+		minPackAgreement   = 95  // per cent of expressible tests
+		minPackNegAgreed   = 88  // expressible Panther-negative tests on which no pack peer fires
+		minExpressibleTest = 196 // expressible tests: an importer that refuses records shrinks the set
+	)
+	if exp.packAgree()*100 < minPackAgreement*exp.tests() {
+		t.Errorf("built-ins + %s agree with Panther on %s of the expressible tests, below %d %%", packName, frac(exp.packAgree(), exp.tests()), minPackAgreement)
+	}
+	if exp.packNeg < minPackNegAgreed {
+		t.Errorf("built-ins + %s agree on %d expressible Panther-negative tests, fewer than the %d before", packName, exp.packNeg, minPackNegAgreed)
+	}
+	if exp.tests() < minExpressibleTest {
+		t.Errorf("%d expressible tests, fewer than the %d before", exp.tests(), minExpressibleTest)
+	}
 	syncDocTable(t, peersDoc, peersBegin, peersEnd, peersTable(results, all, expressible))
+	syncDocTable(t, peersDoc, packBegin, packEnd, packTable(results, exp))
 }
 
 // peersTable renders the doc's summary and per-rule tables.

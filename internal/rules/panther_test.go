@@ -20,6 +20,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/detect"
+	"github.com/vigilhq/vigil/internal/detect/rulelang"
 	"github.com/vigilhq/vigil/internal/importer/okta"
 	"github.com/vigilhq/vigil/internal/rules"
 )
@@ -28,7 +29,14 @@ import (
 // built-in pack and returns the final findings.
 func runPack(t *testing.T, events []audit.Event) []audit.Finding {
 	t.Helper()
-	e, err := detect.New(detect.Options{Rules: rules.MustBuiltin()})
+	return runRules(t, rules.MustBuiltin(), events)
+}
+
+// runRules runs events (sorted by time) through a fresh engine with rs and
+// returns the final findings.
+func runRules(t *testing.T, rs []*rulelang.Rule, events []audit.Event) []audit.Finding {
+	t.Helper()
+	e, err := detect.New(detect.Options{Rules: rs})
 	if err != nil {
 		t.Fatal(err)
 	}

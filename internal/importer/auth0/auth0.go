@@ -7,6 +7,10 @@ package auth0
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
 	"strings"
 
 	"github.com/vigilhq/vigil/internal/audit"
@@ -42,13 +46,24 @@ type record struct {
 			Type string `json:"type"`
 		} `json:"authenticator"`
 		Request *struct {
-			Auth *struct {
+			Channel string `json:"channel"`
+			Method  string `json:"method"`
+			Path    string `json:"path"`
+			Auth    *struct {
 				User *struct {
 					Email  string `json:"email"`
 					UserID string `json:"user_id"`
 				} `json:"user"`
+				Credentials *struct {
+					Scopes json.RawMessage `json:"scopes"`
+				} `json:"credentials"`
 			} `json:"auth"`
+			Body json.RawMessage `json:"body"`
 		} `json:"request"`
+		Response *struct {
+			StatusCode importer.Flex   `json:"statusCode"`
+			Body       json.RawMessage `json:"body"`
+		} `json:"response"`
 	} `json:"details"`
 }
 
@@ -103,6 +118,7 @@ func Decode(raw []byte) (*audit.Event, error) {
 	if r.Connection != "" {
 		ev.Metadata["connection"] = importer.Text(r.Connection, 128)
 	}
+	keepRequest(&r, ev)
 	if l := r.LocationInfo; l != nil {
 		g := &audit.ClientGeo{City: l.City}
 		if len(l.CountryCode) == 2 {
@@ -121,6 +137,99 @@ func Decode(raw []byte) (*audit.Event, error) {
 	}
 	importer.Finish(ev, Format, custom, raw)
 	return ev, nil
+}
+
+// maxBodyFields bounds the fields kept of a Management API call's request
+// or response body.
+const maxBodyFields = 8
+
+// keepRequest keeps what a Management API call (type sapi and the like)
+// did, which the catalog has no field for: details.request's channel,
+// method and path, the caller's scopes, the response's status code, and
+// the top-level scalar fields of the request and response bodies
+// (metadata.auth0_request, auth0_response; a list of scalars is joined
+// with ','; a body that is a list is auth0_request_list).
+func keepRequest(r *record, ev *audit.Event) {
+	if q := r.Details.Request; q != nil {
+		for k, v := range map[string]string{"auth0_channel": q.Channel, "auth0_request_method": q.Method, "auth0_request_path": q.Path} {
+			if v != "" {
+				ev.Metadata[k] = importer.Text(v, 256)
+			}
+		}
+		if q.Auth != nil && q.Auth.Credentials != nil {
+			if s, ok := scalar(q.Auth.Credentials.Scopes); ok {
+				ev.Metadata["auth0_scopes"] = importer.Text(fmt.Sprint(s), 512)
+			}
+		}
+		if len(q.Body) > 0 && q.Body[0] == '[' {
+			if s, ok := scalar(q.Body); ok {
+				ev.Metadata["auth0_request_list"] = s
+			}
+		} else if m := bodyFields(q.Body); len(m) > 0 {
+			ev.Metadata["auth0_request"] = m
+		}
+	}
+	if p := r.Details.Response; p != nil {
+		if p.StatusCode != "" {
+			ev.Metadata["auth0_status_code"] = importer.Text(string(p.StatusCode), 8)
+		}
+		if m := bodyFields(p.Body); len(m) > 0 {
+			ev.Metadata["auth0_response"] = m
+		}
+	}
+}
+
+// bodyFields returns the first maxBodyFields scalar fields of a JSON
+// object, by name, with their names lower-cased (Auth0 writes both
+// "enabled" and "Enabled").
+func bodyFields(raw json.RawMessage) map[string]any {
+	var m map[string]json.RawMessage
+	if len(raw) == 0 || raw[0] != '{' || json.Unmarshal(raw, &m) != nil {
+		return nil
+	}
+	keys := slices.Sorted(maps.Keys(m))
+	out := map[string]any{}
+	for _, k := range keys {
+		if len(out) == maxBodyFields {
+			break
+		}
+		if v, ok := scalar(m[k]); ok && k != "" {
+			out[strings.ToLower(importer.Text(k, 64))] = v
+		}
+	}
+	return out
+}
+
+// scalar returns a JSON boolean as a bool, a string or number as a string
+// (cut to 128 bytes), a list of those joined with ',', and false for
+// anything else.
+func scalar(raw json.RawMessage) (any, bool) {
+	var v any
+	if len(raw) == 0 || json.Unmarshal(raw, &v) != nil {
+		return nil, false
+	}
+	switch v := v.(type) {
+	case bool:
+		return v, true
+	case string:
+		return importer.Text(v, 128), true
+	case float64:
+		return strconv.FormatFloat(v, 'f', -1, 64), true
+	case []any:
+		parts := make([]string, 0, len(v))
+		for _, x := range v {
+			switch x := x.(type) {
+			case string:
+				parts = append(parts, x)
+			case bool, float64:
+				parts = append(parts, fmt.Sprint(x))
+			default:
+				return nil, false
+			}
+		}
+		return importer.Text(strings.Join(parts, ","), 256), true
+	}
+	return nil, false
 }
 
 // unwrap returns the inner object of a log-stream record

@@ -22,6 +22,7 @@ type record struct {
 	EventSource  string `json:"eventSource"`
 	EventName    string `json:"eventName"`
 	EventType    string `json:"eventType"`
+	ReadOnly     *bool  `json:"readOnly"`
 	AWSRegion    string `json:"awsRegion"`
 	SourceIP     string `json:"sourceIPAddress"`
 	UserAgent    string `json:"userAgent"`
@@ -36,6 +37,7 @@ type record struct {
 		AccountID   string `json:"accountId"`
 		AccessKeyID string `json:"accessKeyId"`
 		UserName    string `json:"userName"`
+		InvokedBy   string `json:"invokedBy"`
 		Session     *struct {
 			Issuer *struct {
 				UserName string `json:"userName"`
@@ -107,6 +109,7 @@ func Decode(raw []byte) (*audit.Event, error) {
 	if !ev.Context.IP.IsValid() && r.SourceIP != "" {
 		ev.Metadata["aws_source"] = importer.Text(r.SourceIP, 128)
 	}
+	keepFacts(&r, ev)
 	if r.ErrorCode != "" || r.ErrorMessage != "" {
 		ev.Outcome = audit.OutcomeFailure
 		ev.Metadata["aws_error"] = importer.Text(strings.TrimSpace(r.ErrorCode+" "+r.ErrorMessage), 256)
@@ -125,6 +128,37 @@ func Decode(raw []byte) (*audit.Event, error) {
 	return ev, nil
 }
 
+// keepFacts keeps the facts of a record that rules read and the catalog
+// has no field for: the record's eventType (AwsApiCall, AwsServiceEvent…)
+// and readOnly, the service that made a call for the identity
+// (userIdentity.invokedBy), the IAM user a call names
+// (requestParameters.userName) and whether it must reset its password
+// (passwordResetRequired), a console sign-in's SAML provider and the
+// session's MFA flag (sessionContext.attributes.mfaAuthenticated).
+func keepFacts(r *record, ev *audit.Event) {
+	if r.EventType != "" {
+		ev.Metadata["aws_event_type"] = importer.Text(r.EventType, 64)
+	}
+	if r.ReadOnly != nil {
+		ev.Metadata["aws_read_only"] = *r.ReadOnly
+	}
+	if r.UserIdentity.InvokedBy != "" {
+		ev.Metadata["aws_invoked_by"] = importer.Text(r.UserIdentity.InvokedBy, 128)
+	}
+	if u := str(r.Request, "userName"); u != "" {
+		ev.Metadata["aws_user_name"] = importer.Text(u, 128)
+	}
+	if b, ok := r.Request["passwordResetRequired"].(bool); ok {
+		ev.Metadata["aws_password_reset_required"] = b
+	}
+	if p := str(r.Extra, "SamlProviderArn"); p != "" {
+		ev.Metadata["aws_saml_provider"] = importer.Text(p, 256)
+	}
+	if s := r.UserIdentity.Session; s != nil && s.Attributes != nil && s.Attributes.MFAAuthenticated != "" {
+		ev.Metadata["aws_mfa_authenticated"] = s.Attributes.MFAAuthenticated == "true"
+	}
+}
+
 // mapAction returns the catalog action for a sign-in or IAM event,
 // filling the fields it needs, or "" to keep it as a custom action.
 func mapAction(r *record, ev *audit.Event) string {
@@ -133,6 +167,9 @@ func mapAction(r *record, ev *audit.Event) string {
 	case "signin.amazonaws.com:ConsoleLogin":
 		if str(r.Response, "ConsoleLogin") == "Failure" || failed {
 			ev.Reason = failReason(r.ErrorMessage)
+			if mfa := str(r.Extra, "MFAUsed"); mfa != "" {
+				ev.Metadata["mfa_used"] = mfa == "Yes"
+			}
 			return audit.ActionLoginFailure
 		}
 		ev.Context.AuthMethod = "password"

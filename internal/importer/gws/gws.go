@@ -105,6 +105,7 @@ func Decode(raw []byte) (*audit.Event, error) {
 		}
 		ev.Metadata["gws_other_events"] = strings.Join(names, ",")
 	}
+	keepParameters(ev0.Type, params, ev)
 	custom := importer.Action(Format, r.ID.ApplicationName, ev0.Name)
 	ev.Action = mapAction(r.ID.ApplicationName, ev0.Name, params, ev)
 	if ev.Action == "" {
@@ -112,6 +113,38 @@ func Decode(raw []byte) (*audit.Event, error) {
 	}
 	importer.Finish(ev, Format, custom, raw)
 	return ev, nil
+}
+
+// maxScopes bounds the OAuth scopes kept of one authorisation.
+const maxScopes = 16
+
+// keepParameters keeps the facts of an activity that rules read and the
+// catalog has no field for: the event's type (DELEGATED_ADMIN_SETTINGS,
+// APPLICATION_SETTINGS…), an admin setting's name and new value, and the
+// OAuth scopes an authorisation granted (the last segment of each scope
+// URL, lower-cased).
+func keepParameters(typ string, p map[string]string, ev *audit.Event) {
+	if typ != "" {
+		ev.Metadata["gws_event_type"] = importer.Text(typ, 64)
+	}
+	if v := p["SETTING_NAME"]; v != "" {
+		ev.Metadata["gws_setting"] = importer.Text(v, 256)
+	}
+	if v, ok := p["NEW_VALUE"]; ok {
+		ev.Metadata["gws_new_value"] = importer.Text(v, 128)
+	}
+	if v := p["scope"]; v != "" {
+		var scopes []any
+		for sc := range strings.SplitSeq(v, ",") {
+			sc = strings.ToLower(strings.TrimSpace(sc[strings.LastIndexByte(sc, '/')+1:]))
+			if sc != "" && len(scopes) < maxScopes {
+				scopes = append(scopes, importer.Text(sc, 64))
+			}
+		}
+		if len(scopes) > 0 {
+			ev.Metadata["gws_scopes"] = scopes
+		}
+	}
 }
 
 // parameters reads an event's parameters in either form into strings

@@ -5,6 +5,7 @@ package okta
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 
 	"github.com/vigilhq/vigil/internal/audit"
@@ -140,9 +141,34 @@ func Decode(raw []byte) (*audit.Event, error) {
 	if r.Outcome.Reason != "" {
 		ev.Metadata["okta_reason"] = importer.Text(r.Outcome.Reason, 256)
 	}
+	if r.Severity != "" {
+		ev.Metadata["okta_severity"] = importer.Text(r.Severity, 16)
+	}
+	if r.Security.IsProxy != nil {
+		ev.Metadata["okta_is_proxy"] = *r.Security.IsProxy
+	}
+	if b := behaviors(&r); b != "" {
+		ev.Metadata["okta_behaviors"] = importer.Text(b, 256)
+	}
 	if len(r.Target) > 0 {
 		tg := r.Target[0]
 		ev.Target = audit.Target{Type: tg.Type, ID: first(tg.AlternateID, tg.ID), Name: tg.DisplayName}
+		var names []string
+		var users []any
+		for _, t := range r.Target[:min(len(r.Target), maxTargets)] {
+			if t.DisplayName != "" {
+				names = append(names, t.DisplayName)
+			}
+			if strings.EqualFold(t.Type, "User") && t.AlternateID != "" {
+				users = append(users, importer.Text(t.AlternateID, 128))
+			}
+		}
+		if len(names) > 0 {
+			ev.Metadata["okta_target_names"] = importer.Text(strings.Join(names, "; "), 256)
+		}
+		if len(users) > 0 {
+			ev.Metadata["okta_target_users"] = users
+		}
 	}
 	custom := importer.Action(Format, r.EventType)
 	ev.Action = mapAction(&r, ev)
@@ -305,6 +331,56 @@ func factor(r *record) string {
 		return "totp"
 	}
 	return "other"
+}
+
+// maxTargets bounds the targets read into metadata.
+const maxTargets = 4
+
+// behaviors returns Okta's behaviour verdicts of a sign-in
+// (debugContext.debugData.behaviors, a list of "New IP=POSITIVE", or
+// logOnlySecurityData.behaviors, an object of the same, which some
+// pipelines store as a JSON string) as "Name=VALUE" joined with ", ".
+func behaviors(r *record) string {
+	var d struct {
+		Behaviors any             `json:"behaviors"`
+		LogOnly   json.RawMessage `json:"logOnlySecurityData"`
+	}
+	if len(r.Debug.Data) == 0 || r.Debug.Data[0] != '{' || json.Unmarshal(r.Debug.Data, &d) != nil {
+		return ""
+	}
+	b := d.Behaviors
+	if b == nil && len(d.LogOnly) > 0 {
+		lo := d.LogOnly
+		var s string
+		if lo[0] == '"' && json.Unmarshal(lo, &s) == nil {
+			lo = []byte(s)
+		}
+		var l struct {
+			Behaviors any `json:"behaviors"`
+		}
+		if json.Unmarshal(lo, &l) == nil {
+			b = l.Behaviors
+		}
+	}
+	var out []string
+	switch b := b.(type) {
+	case string:
+		return b
+	case []any:
+		for _, x := range b {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+	case map[string]any:
+		for k, v := range b {
+			if s, ok := v.(string); ok {
+				out = append(out, k+"="+s)
+			}
+		}
+		slices.Sort(out)
+	}
+	return strings.Join(out, ", ")
 }
 
 // debug returns a string of debugContext.debugData.
