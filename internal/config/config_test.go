@@ -44,9 +44,9 @@ func TestGoodFile(t *testing.T) {
 // naming the offending key.
 func TestBadFiles(t *testing.T) {
 	tests := map[string][]string{
-		"unknown-key.bad.yaml":    {"adress"},
-		"bad-duration.bad.yaml":   {"soon"},
-		"bad-size.bad.yaml":       {"lots"},
+		"unknown-key.bad.yaml":  {"adress"},
+		"bad-duration.bad.yaml": {"soon"},
+		"bad-size.bad.yaml":     {"lots"},
 		"invalid-values.bad.yaml": {"storage.driver", "log.level", "enrich.lists[0].kind", "enrich.lists[0].path",
 			`detect.packs[0]: unknown rule pack "vendor-signal"; the packs are vendor-alerts`, `detect.packs[2]: pack "vendor-alerts" is named twice`},
 		"limits.bad.yaml": {"limits.tenant.event_burst", "limits.tenant.backlog_share_percent", "limits.concurrent_queries",
