@@ -75,6 +75,7 @@ var packPeers = map[string]packPeer{
 	"Okta.User.MFA.Reset.All":                     {ours: []string{"okta-mfa-reset-all"}},
 	"Okta.User.Reported.Suspicious.Activity":      {ours: []string{"okta-user-reported-suspicious-activity"}},
 	"Okta.SWA.OffHoursAccess.Behavioral":          {ours: []string{"unusual-hour"}},
+	"Okta.SSO.to.AWS":                             {ours: []string{"okta-sso-to-aws"}},
 
 	// Google Workspace.
 	"Google.Workspace.Admin.Custom.Role":             {ours: []string{"gws-custom-admin-role-created"}},
@@ -84,6 +85,13 @@ var packPeers = map[string]packPeer{
 	"GSuite.Workspace.DataExportCreated":             {ours: []string{"gws-data-export"}},
 	"GSuite.Workspace.PasswordEnforceStrongDisabled": {ours: []string{"gws-strong-password-disabled"}},
 	"GSuite.Workspace.PasswordReuseEnabled":          {ours: []string{"gws-password-reuse-enabled"}},
+	"GSuite.GovernmentBackedAttack":                  {ours: []string{"gws-government-backed-attack"}},
+	"GSuite.SuspiciousLogins":                        {ours: []string{"gws-suspicious-login"}},
+	"GSuite.IsSuspiciousTag":                         {ours: []string{"gws-suspicious-activity"}},
+	"GSuite.LeakedPassword":                          {ours: []string{"gws-leaked-password"}},
+	"GSuite.UserSuspended":                           {ours: []string{"gws-user-suspended"}},
+	"GSuite.TwoStepVerification":                     {ours: []string{"gws-2sv-disabled"}},
+	"GSuite.AdvancedProtection":                      {ours: []string{"gws-advanced-protection-unenrolled"}},
 
 	// GitHub audit log.
 	"GitHub.Org.AuthChange":          {ours: []string{"github-org-auth-changed"}},
@@ -178,6 +186,9 @@ func packTable(results []*peerResult, exp expTotals) string {
 			if r.stateMocked > 0 {
 				why = fmt.Sprintf("%d of %d tests mock Panther's state", r.stateMocked, r.tests)
 			}
+			if ours := packPeers[r.rule.RuleID].ours; len(ours) > 0 {
+				why += "; peer `" + strings.Join(ours, "`, `") + "`"
+			}
 			left = append(left, fmt.Sprintf("%s (%s)", name, why))
 			continue
 		}
@@ -200,6 +211,6 @@ func packTable(results []*peerResult, exp expTotals) string {
 		}
 		row(name, tests, frac(r.exp.builtinAgree(), r.exp.tests()), frac(r.exp.packAgree(), r.exp.tests()), peersCell, fired, class, why)
 	}
-	b.WriteString("\nLeft out (nothing the catalog can express): " + strings.Join(left, "; ") + ".\n")
+	b.WriteString("\nLeft out, no expressible test: " + strings.Join(left, "; ") + ".\n")
 	return b.String()
 }

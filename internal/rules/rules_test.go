@@ -3,6 +3,7 @@ package rules_test
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"flag"
 	"os"
 	"path/filepath"
@@ -69,6 +70,93 @@ func TestFixtures(t *testing.T) {
 		if c[0] < 1 || c[1] < 1 {
 			t.Errorf("rule %s has %d positive and %d near-miss fixture cases; want at least one of each", r.ID, c[0], c[1])
 		}
+	}
+}
+
+// TestPackFixtures runs the fixture cases of every opt-in pack
+// (packs/<name>/testdata) with the built-ins and the pack: each rule of a
+// pack has a positive case and at least one near miss.
+func TestPackFixtures(t *testing.T) {
+	builtin := map[string]bool{}
+	for _, r := range rules.MustBuiltin() {
+		builtin[r.ID] = true
+	}
+	names := rules.PackNames()
+	if len(names) == 0 {
+		t.Fatal("no opt-in packs")
+	}
+	for _, name := range names {
+		t.Run(name, func(t *testing.T) {
+			rs, err := rules.Load([]string{name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := filepath.Join("packs", name, "testdata")
+			results, err := detect.FixtureResults(t.Context(), rs, dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cover := map[string][2]int{}
+			for _, r := range results {
+				c := cover[r.Rule]
+				if strings.HasPrefix(r.Case, "positive") {
+					c[0]++
+				} else {
+					c[1]++
+				}
+				cover[r.Rule] = c
+				t.Run(r.Rule+"/"+r.Case, func(t *testing.T) {
+					if *update && strings.HasPrefix(r.Case, "positive") {
+						b, _ := json.MarshalIndent(r.Got, "", "  ")
+						if err := os.WriteFile(filepath.Join(dir, r.Rule, r.Case, "want.json"), append(b, '\n'), 0o644); err != nil {
+							t.Fatal(err)
+						}
+						return
+					}
+					if r.Err != nil {
+						t.Error(r.Err)
+					}
+					if strings.HasPrefix(r.Case, "positive") && len(r.Got) == 0 {
+						t.Error("a positive case raises no finding")
+					}
+				})
+			}
+			for _, r := range rs {
+				if builtin[r.ID] {
+					continue
+				}
+				if r.Description == "" || r.Explain == "" {
+					t.Errorf("rule %s lacks a description or explanation", r.ID)
+				}
+				if c := cover[r.ID]; c[0] < 1 || c[1] < 1 {
+					t.Errorf("rule %s has %d positive and %d near-miss fixture cases; want at least one of each", r.ID, c[0], c[1])
+				}
+			}
+		})
+	}
+}
+
+// TestLoad checks that packs are off by default and that an unknown pack
+// is refused by name.
+func TestLoad(t *testing.T) {
+	base, err := rules.Load(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	builtin := rules.MustBuiltin()
+	if len(base) != len(builtin) {
+		t.Fatalf("Load(nil) gave %d rules, the built-ins are %d", len(base), len(builtin))
+	}
+	with, err := rules.Load([]string{"vendor-alerts"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(with) <= len(builtin) || with[0].ID != builtin[0].ID {
+		t.Fatalf("Load(vendor-alerts) gave %d rules; want the %d built-ins first, then the pack", len(with), len(builtin))
+	}
+	_, err = rules.Load([]string{"vendor-signals"})
+	if !errors.Is(err, rules.ErrUnknownPack) || !strings.Contains(err.Error(), `"vendor-signals"`) || !strings.Contains(err.Error(), "vendor-alerts") {
+		t.Fatalf("Load(vendor-signals) = %v; want ErrUnknownPack naming it and the packs there are", err)
 	}
 }
 

@@ -120,15 +120,22 @@ const maxScopes = 16
 
 // keepParameters keeps the facts of an activity that rules read and the
 // catalog has no field for: the event's type (DELEGATED_ADMIN_SETTINGS,
-// APPLICATION_SETTINGS…), an admin setting's name and new value, and the
-// OAuth scopes an authorisation granted (the last segment of each scope
-// URL, lower-cased).
+// APPLICATION_SETTINGS, account_warning…), Google's is_suspicious flag,
+// the account an account warning is about, an admin setting's name and
+// new value, and the OAuth scopes an authorisation granted (the last
+// segment of each scope URL, lower-cased).
 func keepParameters(typ string, p map[string]string, ev *audit.Event) {
 	if typ != "" {
 		ev.Metadata["gws_event_type"] = importer.Text(typ, 64)
 	}
 	if v := p["SETTING_NAME"]; v != "" {
 		ev.Metadata["gws_setting"] = importer.Text(v, 256)
+	}
+	if v, ok := p["is_suspicious"]; ok {
+		ev.Metadata["gws_is_suspicious"] = v == "true"
+	}
+	if v := p["affected_email_address"]; v != "" {
+		ev.Metadata["gws_affected_email"] = importer.Text(v, 256)
 	}
 	if v, ok := p["NEW_VALUE"]; ok {
 		ev.Metadata["gws_new_value"] = importer.Text(v, 128)
