@@ -142,11 +142,15 @@ func Time(s string) (time.Time, bool) {
 			return t.UTC(), true
 		}
 	}
-	if ms, err := strconv.ParseInt(s, 10, 64); err == nil && ms > 0 {
+	if ms, err := strconv.ParseInt(s, 10, 64); err == nil && ms > 0 && ms <= maxUnixMilli {
 		return time.UnixMilli(ms).UTC(), true
 	}
 	return time.Time{}, false
 }
+
+// maxUnixMilli is the last millisecond of year 9999: a larger number is no
+// timestamp (and an event time past it cannot be encoded as RFC 3339).
+const maxUnixMilli = 253402300799999
 
 // Flex is a JSON value that is a string or a number, kept as text (vendor
 // timestamps and ids come as either).

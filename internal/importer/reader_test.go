@@ -138,8 +138,10 @@ func TestTime(t *testing.T) {
 			t.Errorf("Time(%q) = %s %v, want %s", in, got, ok, want)
 		}
 	}
-	if _, ok := importer.Time("yesterday"); ok {
-		t.Error("yesterday parsed")
+	for _, in := range []string{"yesterday", "700000000000000"} { // the number is past year 9999
+		if got, ok := importer.Time(in); ok {
+			t.Errorf("Time(%q) = %s, want no timestamp", in, got)
+		}
 	}
 }
 
