@@ -25,6 +25,9 @@ func buildCatalog(rs []*rulelang.Rule) []client.Rule {
 		if strings.HasPrefix(source, "builtin/") {
 			source = "builtin"
 		}
+		if rest, ok := strings.CutPrefix(source, "pack/"); ok {
+			source = "pack:" + strings.Split(rest, "/")[0] // an opt-in pack of the binary
+		}
 		cr := client.Rule{
 			ID: r.ID, Family: strings.TrimSuffix(filepath.Base(r.File), filepath.Ext(r.File)), Name: r.Name,
 			Kind: string(r.Kind), Severity: string(r.Severity), Description: strings.TrimSpace(r.Description),
