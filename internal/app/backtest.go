@@ -8,7 +8,6 @@ import (
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/detect"
 	"github.com/vigilhq/vigil/internal/detect/rulelang"
-	"github.com/vigilhq/vigil/internal/rules"
 )
 
 // buildBacktester wires backtesting: fresh in-memory engines with the
@@ -19,9 +18,9 @@ func (a *App) buildBacktester(c config.Detect) (*backtest.Backtester, error) {
 	// Each engine parses its own rules, so no compiled rule is shared
 	// between a backtest and the live engine.
 	load := func() ([]*rulelang.Rule, error) {
-		base, err := rules.Load(c.Packs)
+		base, err := loadRules(c)
 		if err != nil {
-			return nil, fmt.Errorf("detect.packs: %w", err)
+			return nil, err
 		}
 		if c.RulesDir != "" {
 			dir, err := rulelang.ParseDir(c.RulesDir)

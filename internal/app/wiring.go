@@ -2,12 +2,14 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/detect"
+	"github.com/vigilhq/vigil/internal/detect/rulelang"
 	"github.com/vigilhq/vigil/internal/httpapi"
 	"github.com/vigilhq/vigil/internal/rules"
 )
@@ -25,9 +27,9 @@ type detection struct {
 // opt-in packs the configuration names, the operator rule directory and
 // the stores' persisted state.
 func NewEngine(c config.Detect, state audit.StateStore, log *slog.Logger, reg prometheusRegisterer) (*detect.Engine, error) {
-	builtin, err := rules.Load(c.Packs)
+	builtin, err := loadRules(c)
 	if err != nil {
-		return nil, fmt.Errorf("detect.packs: %w", err)
+		return nil, err
 	}
 	e, err := detect.New(detect.Options{
 		Rules: builtin, RulesDir: c.RulesDir, StateStore: state, Logger: log, Registerer: reg,
@@ -38,6 +40,19 @@ func NewEngine(c config.Detect, state audit.StateStore, log *slog.Logger, reg pr
 		return nil, fmt.Errorf("detection engine: %w", err)
 	}
 	return e, nil
+}
+
+// loadRules returns the built-in rules and those of the packs the
+// configuration enables.
+func loadRules(c config.Detect) ([]*rulelang.Rule, error) {
+	rs, err := rules.Load(c.Packs)
+	if errors.Is(err, rules.ErrUnknownPack) {
+		return nil, fmt.Errorf("detect.packs: %w", err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("built-in rules: %w", err)
+	}
+	return rs, nil
 }
 
 // egressOptions translates the configuration's egress learning (checked

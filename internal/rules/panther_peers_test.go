@@ -17,6 +17,10 @@ package rules_test
 // of them raises a finding. Each disagreement has a reason kept with the
 // rule, and the table of docs/detection-quality.md is written from the
 // run (-update) and checked against it.
+//
+// Every record also runs through the built-ins with the opt-in
+// vendor-alerts pack (panther_pack_test.go), scored on the tests the
+// catalog can express; that second table must show at least 95 %.
 
 import (
 	"encoding/json"

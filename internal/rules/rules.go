@@ -23,16 +23,7 @@ var files embed.FS
 // Builtin parses and returns the built-in rules, in file-name order. The
 // files are embedded, so an error here is a programmer error caught by the
 // package's tests.
-func Builtin() ([]*rulelang.Rule, error) {
-	out, err := parseGlob("*.yaml", "builtin")
-	if err != nil {
-		return nil, err
-	}
-	if err := unique(out); err != nil {
-		return nil, err
-	}
-	return out, nil
-}
+func Builtin() ([]*rulelang.Rule, error) { return Load(nil) }
 
 // PackNames lists the opt-in packs, sorted.
 func PackNames() []string {
