@@ -235,6 +235,9 @@ func (p *Perf) Report() string {
 	}
 	w("| bytes on disk per event | **%.0f B** after shutdown (%s for %s events: stream with idempotency keys, day partitions with 7 indexes, metadata); %.0f B while running, WAL files included | %s |\n",
 		bpe, mib(p.DiskClosed), human(stored), float64(p.DiskRunning)/stored, pgCell)
+	raw := avgEventBytes(g)
+	w("| the events' JSON as the clients sent it (average wire size, uncompressed), for scale | %d B (Vigil on disk: %s that) | %d B (PostgreSQL on disk: %s that) |\n",
+		raw, ratioStr(bpe, float64(raw)), raw, ratioStr(pgBPE, float64(raw)))
 	for _, k := range sortedKeys(p.DiskParts) {
 		free := ""
 		if f := p.FreeBytes[k]; f > 0 {
