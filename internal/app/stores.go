@@ -8,6 +8,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/query"
 	"github.com/vigilhq/vigil/internal/sqlite"
 )
 
@@ -61,7 +62,7 @@ func OpenStores(ctx context.Context, cfg config.Config, log *slog.Logger, now fu
 		}
 		return &Stores{
 			Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, Incidents: db, State: db, Rules: db, Viewers: db, Saved: db, Alerts: db,
-			Actions: db, Query: db.Events().Querier(sqlite.QueryOptions{}), Integrity: db,
+			Actions: db, Query: query.NewRunner(db.Events(), query.Options{}), Integrity: db,
 			Retention: db, RetentionPlanner: db, FindingRetention: db,
 			Ping: db.Ping, Ready: db.Ready, DiskSize: db.DiskBytes, Close: db.Close,
 		}, nil

@@ -14,6 +14,7 @@ import (
 	"github.com/vigilhq/vigil/internal/httpapi"
 	"github.com/vigilhq/vigil/internal/ingest"
 	"github.com/vigilhq/vigil/internal/memstream"
+	"github.com/vigilhq/vigil/internal/query"
 	"github.com/vigilhq/vigil/internal/sqlite"
 )
 
@@ -47,7 +48,7 @@ func TestFindingsKeyedOnSubnetOrASNAreVisibleFromAnAddress(t *testing.T) {
 		t.Fatal(err)
 	}
 	api, err := httpapi.New(httpapi.Options{Ingest: svc, Events: db.Events(), Stream: st, Tenants: db, Keys: db, Findings: db, Rules: db,
-		Query: db.Events().Querier(sqlite.QueryOptions{}), Enricher: asnTable{}})
+		Query: query.NewRunner(db.Events(), query.Options{}), Enricher: asnTable{}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/vigilhq/vigil/internal/httpapi"
 	"github.com/vigilhq/vigil/internal/ingest"
 	"github.com/vigilhq/vigil/internal/memstream"
+	"github.com/vigilhq/vigil/internal/query"
 	"github.com/vigilhq/vigil/internal/sqlite"
 )
 
@@ -43,7 +44,7 @@ func startPagingServer(t *testing.T) *pagingServer {
 		t.Fatal(err)
 	}
 	api, err := httpapi.New(httpapi.Options{Ingest: svc, Events: db.Events(), Stream: st, Tenants: db, Keys: db, Findings: db, Incidents: db,
-		Rules: db, Query: db.Events().Querier(sqlite.QueryOptions{}), CursorSecret: []byte("test-secret")})
+		Rules: db, Query: query.NewRunner(db.Events(), query.Options{}), CursorSecret: []byte("test-secret")})
 	if err != nil {
 		t.Fatal(err)
 	}

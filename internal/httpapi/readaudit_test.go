@@ -18,6 +18,7 @@ import (
 	"github.com/vigilhq/vigil/internal/httpapi"
 	"github.com/vigilhq/vigil/internal/ingest"
 	"github.com/vigilhq/vigil/internal/memstream"
+	"github.com/vigilhq/vigil/internal/query"
 	"github.com/vigilhq/vigil/internal/sqlite"
 )
 
@@ -77,7 +78,7 @@ func startAuditServer(t *testing.T) *auditServer {
 	}
 	logs := &bytes.Buffer{}
 	api, err := httpapi.New(httpapi.Options{Ingest: svc, Events: db.Events(), Stream: st, Tenants: db, Keys: db, Findings: db, Rules: db,
-		Query: db.Events().Querier(sqlite.QueryOptions{}), Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
+		Query: query.NewRunner(db.Events(), query.Options{}), Logger: slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,13 @@
 // buckets and rows. Errors are *audit.Error with code invalid and a message
 // that names the 1-based column ("unexpected ')' at column 17").
 //
-// The package does no I/O and compiles nothing: storage adapters compile the
-// plan to parameterised SQL using the field metadata from Fields. The
-// language is documented in docs/query-language.md.
+// Runner evaluates parsed queries against any store that implements
+// audit.EventScanner, the way PromQL's engine reads storage.Querier: it
+// pushes the scope, time range, filter tree, the fields it reads, order
+// and limit down to the store's scan, lets a store that implements
+// audit.EventGrouper count groups natively, and evaluates in Go whatever
+// the store did not decide — filter terms, stats, sort, head and fields.
+// No store imports this package, so every backend answers a query the
+// same way. The language, and what runs where, is documented in
+// docs/query-language.md.
 package query

@@ -564,12 +564,3 @@ func prefixRange(p netip.Prefix) (lo, hi []byte) {
 	}
 	return lo, hi
 }
-
-// fmtScalar renders a JSON scalar (number or boolean) for text search.
-func fmtScalar(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return ""
-	}
-	return string(b)
-}

@@ -4,7 +4,7 @@
 //
 //	db, err := sqlite.Open(ctx, sqlite.Options{Dir: "vigil-data", Logger: log})
 //	db.Stream()  // audit.EventStream + StreamStats + Retention: stream.db
-//	db.Events()  // audit.EventStore + Retention + Pinger + SizeReporter: events/*.db
+//	db.Events()  // audit.EventStore + EventScanner + EventGrouper + Retention + Pinger + SizeReporter: events/*.db
 //	db           // Tenant/Key/Finding/State/Rule stores, Pinger, SizeReporter, Retention: meta.db
 //
 // Files, and why they are separate:
@@ -30,6 +30,11 @@
 // re-applies idempotently. Driver errors are translated by SQLite result
 // code: unique violation → ECONFLICT, no rows → ENOTFOUND, full disk →
 // EUNAVAILABLE; cancelled contexts stay context errors.
+//
+// Investigation queries run in internal/query, which this package never
+// imports: EventStore implements audit.EventScanner (the filter tree
+// compiled to each partition's columns and indexes, querysql.go) and
+// audit.EventGrouper (GROUP BY on the covering indexes, group.go).
 //
 // docs/perf/storage.md has the measurements and the reasoning behind the
 // layout.

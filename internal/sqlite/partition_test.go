@@ -93,7 +93,7 @@ func TestPartitionsBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := ev.Querier(sqlite.QueryOptions{}).RunQuery(ctx, audit.QueryScope{Tenant: "a"}, q)
+	res, err := query.NewRunner(ev, query.Options{}).RunQuery(ctx, audit.QueryScope{Tenant: "a"}, q)
 	if err != nil {
 		t.Fatal(err)
 	}

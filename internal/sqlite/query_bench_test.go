@@ -9,7 +9,6 @@ import (
 
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/query"
-	"github.com/vigilhq/vigil/internal/sqlite"
 )
 
 // BenchmarkQuery measures the query runner on the search benchmarks' data
@@ -19,7 +18,7 @@ import (
 // the generator's distribution; "now" is the end of the data.
 func BenchmarkQuery(b *testing.B) {
 	db, _ := searchDB(b)
-	qr := db.Events().Querier(sqlite.QueryOptions{})
+	qr := query.NewRunner(db.Events(), query.Options{})
 	end := benchStart.Add(benchDays * 24 * time.Hour)
 	g := newGen(77)
 	ts := func(t time.Time) string { return t.Format(time.RFC3339) }

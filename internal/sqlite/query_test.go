@@ -22,7 +22,7 @@ import (
 var qNow = time.Date(2026, 5, 3, 12, 0, 0, 0, time.UTC)
 
 // fixture stores a small, hand-checkable log of two tenants.
-func fixture(t testing.TB) *sqlite.Querier {
+func fixture(t testing.TB) *query.Runner {
 	t.Helper()
 	db, err := sqlite.Open(t.Context(), sqlite.Options{Dir: t.TempDir()})
 	if err != nil {
@@ -64,10 +64,10 @@ func fixture(t testing.TB) *sqlite.Querier {
 	if err := db.Events().InsertEvents(t.Context(), evs); err != nil {
 		t.Fatal(err)
 	}
-	return db.Events().Querier(sqlite.QueryOptions{})
+	return query.NewRunner(db.Events(), query.Options{})
 }
 
-func run(t *testing.T, qr *sqlite.Querier, scope audit.QueryScope, src string) (*audit.QueryResult, error) {
+func run(t *testing.T, qr *query.Runner, scope audit.QueryScope, src string) (*audit.QueryResult, error) {
 	t.Helper()
 	q, err := query.Parse(src, qNow)
 	if err != nil {
@@ -224,7 +224,7 @@ func TestQueryLimits(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := audit.QueryScope{Tenant: "a"}
-	qr := db.Events().Querier(sqlite.QueryOptions{})
+	qr := query.NewRunner(db.Events(), query.Options{})
 	if _, err := run(t, qr, a, `| stats count() by actor.id`); audit.ErrorCode(err) != audit.EINVALID || !strings.Contains(err.Error(), "groups") {
 		t.Fatalf("too many groups: %v", err)
 	}
@@ -232,7 +232,7 @@ func TestQueryLimits(t *testing.T) {
 	if err != nil || len(res.Rows) != query.MaxRows || !res.Stats.Truncated {
 		t.Fatalf("row cap: %d rows, truncated %v, %v", len(res.Rows), res.Stats.Truncated, err)
 	}
-	small := db.Events().Querier(sqlite.QueryOptions{MaxScanned: 100, MaxDistinct: 50, MaxPartitions: 1})
+	small := query.NewRunner(db.Events(), query.Options{MaxScanned: 100, MaxDistinct: 50, MaxPartitions: 1})
 	if _, err := run(t, small, a, `actor.id:*`); audit.ErrorCode(err) != audit.EINVALID || !strings.Contains(err.Error(), "examined more than 100") {
 		t.Fatalf("scan limit: %v", err)
 	}
@@ -242,7 +242,7 @@ func TestQueryLimits(t *testing.T) {
 	if _, err := run(t, small, a, `time:>=-3d`); audit.ErrorCode(err) != audit.EINVALID || !strings.Contains(err.Error(), "partitions") {
 		t.Fatalf("partition limit: %v", err)
 	}
-	slow := db.Events().Querier(sqlite.QueryOptions{Timeout: time.Nanosecond})
+	slow := query.NewRunner(db.Events(), query.Options{Timeout: time.Nanosecond})
 	if _, err := run(t, slow, a, `actor.id:*`); audit.ErrorCode(err) != audit.EINVALID || !strings.Contains(err.Error(), "limit of 1ns") {
 		t.Fatalf("time limit: %v", err)
 	}
@@ -268,7 +268,7 @@ func TestQueryPushdownAgrees(t *testing.T) {
 	if err := db.Events().InsertEvents(t.Context(), evs); err != nil {
 		t.Fatal(err)
 	}
-	qr := db.Events().Querier(sqlite.QueryOptions{})
+	qr := query.NewRunner(db.Events(), query.Options{})
 	for _, scope := range []audit.QueryScope{{Tenant: "tenant-3"}, {AllTenants: true}} {
 		for _, src := range []string{
 			`time:>=-72h action:auth.login.failure %s | stats count() min(time) max(time) by bin(time, 1h)`,
@@ -361,7 +361,7 @@ func TestExportConstantMemory(t *testing.T) {
 			sample()
 		}
 	}}
-	st, err := db.Events().Querier(sqlite.QueryOptions{}).ExportQuery(t.Context(), audit.QueryScope{Tenant: "t"}, q, sink)
+	st, err := query.NewRunner(db.Events(), query.Options{}).ExportQuery(t.Context(), audit.QueryScope{Tenant: "t"}, q, sink)
 	if err != nil {
 		t.Fatal(err)
 	}

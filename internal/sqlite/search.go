@@ -259,7 +259,7 @@ func (p *partition) searchTenant(ctx context.Context, f *audit.EventFilter, tena
 		if err := p.decode(ev, tenant, id, ts, act, body); err != nil {
 			return nil, err
 		}
-		if !matches(f, ev) {
+		if !f.Matches(ev) {
 			out = out[:len(out)-1]
 		}
 	}
@@ -267,59 +267,4 @@ func (p *partition) searchTenant(ctx context.Context, f *audit.EventFilter, tena
 		return nil, translate(err, "search "+p.f.path)
 	}
 	return out, nil
-}
-
-// matches checks the filter exactly on a decoded event: the fields indexed
-// by hash, and those not indexed at all.
-func matches(f *audit.EventFilter, ev *audit.Event) bool {
-	switch {
-	case f.ActorID != "" && ev.Actor.ID != f.ActorID,
-		f.SessionID != "" && ev.Context.SessionID != f.SessionID,
-		f.TargetID != "" && ev.Target.ID != f.TargetID,
-		f.IP.IsValid() && !f.IP.Contains(ev.Context.IP.Unmap()),
-		f.Outcome != "" && ev.Outcome != f.Outcome:
-		return false
-	}
-	en := &ev.Enrichment
-	if f.Country != "" && (en.Geo == nil || !strings.EqualFold(en.Geo.Country, f.Country)) {
-		return false
-	}
-	if f.ASN != 0 && (en.Network == nil || en.Network.ASN != f.ASN) {
-		return false
-	}
-	if f.List != "" && (en.Network == nil || !slices.Contains(en.Network.Lists, f.List)) {
-		return false
-	}
-	if f.UAClass != "" && (en.UserAgent == nil || en.UserAgent.Class != f.UAClass) {
-		return false
-	}
-	if f.Text != "" && !metaContains(ev.Metadata, f.Text) {
-		return false
-	}
-	return true
-}
-
-// metaContains reports whether any string (or number, or boolean) value
-// within m, at any depth, contains the lowercase needle case-insensitively.
-func metaContains(v any, needle string) bool {
-	switch x := v.(type) {
-	case map[string]any:
-		for _, e := range x {
-			if metaContains(e, needle) {
-				return true
-			}
-		}
-	case []any:
-		for _, e := range x {
-			if metaContains(e, needle) {
-				return true
-			}
-		}
-	case string:
-		return strings.Contains(strings.ToLower(x), needle)
-	case nil:
-	default:
-		return strings.Contains(strings.ToLower(fmtScalar(x)), needle)
-	}
-	return false
 }

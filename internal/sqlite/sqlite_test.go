@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/query"
 	"github.com/vigilhq/vigil/internal/sqlite"
 	"github.com/vigilhq/vigil/internal/storetest"
 )
@@ -28,7 +29,7 @@ func openDB(t *testing.T, opts sqlite.Options) *sqlite.DB {
 
 func backend(db *sqlite.DB) storetest.Backend {
 	return storetest.Backend{Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, Incidents: db, State: db, Rules: db, Actions: db, Integrity: db,
-		Query: db.Events().Querier(sqlite.QueryOptions{})}
+		Query: query.NewRunner(db.Events(), query.Options{})}
 }
 
 func TestConformance(t *testing.T) {

@@ -1,18 +1,15 @@
-package sqlite
+package query
 
 import (
-	"context"
-	"fmt"
 	"slices"
 	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
-	"github.com/vigilhq/vigil/internal/query"
 )
 
 // This file holds the stats stage (groups, exact distinct counts, min/max,
-// time buckets), its SQL push-down for aggregates over indexed columns, and
-// the in-memory sort/head/fields stages.
+// time buckets, the merge of groups a store counted natively) and the
+// in-memory sort/head/fields stages.
 
 // aggState is one aggregate of one group.
 type aggState struct {
@@ -33,17 +30,17 @@ type aggregator struct {
 	aggGets []getter
 	groups  map[string]*group
 	keyBuf  []byte
-	// maxGroups is the group limit: query.MaxGroups, or the runner's
+	// maxGroups is the group limit: MaxGroups, or the runner's
 	// MaxTopGroups for a top-N (stats | sort | head).
 	maxGroups int
 }
 
 func newAggregator(r *run, st *audit.StatsStage) (*aggregator, error) {
-	a := &aggregator{r: r, st: st, groups: map[string]*group{}, maxGroups: query.MaxGroups}
+	a := &aggregator{r: r, st: st, groups: map[string]*group{}, maxGroups: MaxGroups}
 	for _, k := range st.By {
 		g, ok := getterFor(k.Field)
 		if !ok {
-			return nil, invalid("q", "unknown group key %q", k.Field)
+			return nil, audit.FieldErrorf("q", "unknown group key %q", k.Field)
 		}
 		a.keyGets = append(a.keyGets, g)
 	}
@@ -52,7 +49,7 @@ func newAggregator(r *run, st *audit.StatsStage) (*aggregator, error) {
 		if ag.Func != audit.AggCount {
 			var ok bool
 			if g, ok = getterFor(ag.Field); !ok {
-				return nil, invalid("q", "unknown field %q in %s()", ag.Field, ag.Func)
+				return nil, audit.FieldErrorf("q", "unknown field %q in %s()", ag.Field, ag.Func)
 			}
 		}
 		a.aggGets = append(a.aggGets, g)
@@ -89,7 +86,7 @@ func (a *aggregator) groupFor(keys []any) (*group, error) {
 }
 
 // add counts one event.
-func (a *aggregator) add(row *qrow) error {
+func (a *aggregator) add(row *audit.EventRow) error {
 	keys := make([]any, len(a.keyGets))
 	for i, g := range a.keyGets {
 		v := g(row)
@@ -116,7 +113,7 @@ func (a *aggregator) add(row *qrow) error {
 			}
 			k := formatValue(v)
 			if a.r.scope.AllTenants {
-				k = row.ev.Tenant + "\x00" + k // the same id in two tenants is two accounts
+				k = row.Event.Tenant + "\x00" + k // the same id in two tenants is two accounts
 			}
 			if s.set == nil {
 				s.set = map[string]struct{}{}
@@ -294,7 +291,7 @@ func newTopK(keys []audit.SortKey, k int) (*topK, error) {
 	for _, sk := range keys {
 		g, ok := getterFor(sk.Name)
 		if !ok {
-			return nil, invalid("q", "unknown sort field %q", sk.Name)
+			return nil, audit.FieldErrorf("q", "unknown sort field %q", sk.Name)
 		}
 		t.gets = append(t.gets, g)
 	}
@@ -315,7 +312,7 @@ func (t *topK) cmpKeys(a, b []any) int {
 }
 
 // offer considers one event; it reports whether an event was dropped.
-func (t *topK) offer(row *qrow) (dropped bool) {
+func (t *topK) offer(row *audit.EventRow) (dropped bool) {
 	keys := make([]any, len(t.gets))
 	for i, g := range t.gets {
 		keys[i] = g(row)
@@ -324,7 +321,7 @@ func (t *topK) offer(row *qrow) (dropped bool) {
 	if t.worst != nil && t.cmpKeys(keys, t.worst) >= 0 {
 		return true // cannot beat the kept ones (ties lose to earlier events)
 	}
-	t.items = append(t.items, topItem{ev: row.own(), keys: keys, seq: t.seq})
+	t.items = append(t.items, topItem{ev: row.Own(), keys: keys, seq: t.seq})
 	if len(t.items) >= 2*t.k {
 		t.cut()
 		return true
@@ -367,7 +364,7 @@ func sortEvents(evs []audit.Event, keys []audit.SortKey) error {
 	}
 	items := make([]item, len(evs))
 	for i := range evs {
-		row := &qrow{ev: evs[i], metaDone: true}
+		row := &audit.EventRow{Event: evs[i]}
 		k := make([]any, len(t.gets))
 		for j, g := range t.gets {
 			k[j] = g(row)
@@ -379,166 +376,4 @@ func sortEvents(evs []audit.Event, keys []audit.SortKey) error {
 		evs[i] = items[i].ev
 	}
 	return nil
-}
-
-// sqlAggregatable reports whether a stats stage can run inside SQLite: the
-// filter compiles exactly to columns, the keys are time buckets, action or
-// ip, and the aggregates are count() and min/max(time).
-func (r *run) sqlAggregatable(st *audit.StatsStage) bool {
-	if !exactInSQL(r.query.Filter) {
-		return false
-	}
-	for _, k := range st.By {
-		switch {
-		case k.Bin > 0 && k.Field == "time", k.Field == "action", k.Field == "ip":
-		default:
-			return false
-		}
-	}
-	for _, a := range st.Aggs {
-		switch {
-		case a.Func == audit.AggCount:
-		case (a.Func == audit.AggMin || a.Func == audit.AggMax) && a.Field == "time":
-		default:
-			return false
-		}
-	}
-	return true
-}
-
-// exactInSQL reports whether condCompiler compiles e exactly, whatever the
-// partition: it mirrors condCompiler's rules.
-func exactInSQL(e audit.Expr) bool {
-	switch e := e.(type) {
-	case nil:
-		return true
-	case *audit.AndExpr:
-		for _, t := range e.Terms {
-			if !exactInSQL(t) {
-				return false
-			}
-		}
-		return true
-	case *audit.OrExpr:
-		for _, t := range e.Terms {
-			if !exactInSQL(t) {
-				return false
-			}
-		}
-		return true
-	case *audit.NotExpr:
-		return exactInSQL(e.Term)
-	case *audit.CompareExpr:
-		switch e.Field {
-		case "action":
-			return true
-		case "ip":
-			return e.Op == audit.OpIn || e.Op == audit.OpExists
-		case "actor.id", "session", "target.id":
-			return e.Op == audit.OpExists
-		}
-	}
-	return false
-}
-
-// sqlAggregate runs the stats stage as GROUP BY in each partition and
-// merges the partial groups: counts add up, min/max combine.
-func (r *run) sqlAggregate(ctx context.Context, parts []int64, a *aggregator) error {
-	return r.q.s.each(ctx, parts, func(p *partition) (bool, error) {
-		tenants := r.tenantsOf(p)
-		if len(tenants) == 0 {
-			return false, nil
-		}
-		r.stats.Partitions++
-		for _, tenant := range tenants {
-			if err := r.sqlAggregateTenant(ctx, p, tenant, a); err != nil {
-				return true, err
-			}
-		}
-		if r.stats.Scanned > r.q.opts.MaxScanned {
-			return true, limitErr("the query examined more than %d stored events, its limit; narrow the time range", r.q.opts.MaxScanned)
-		}
-		return false, nil
-	})
-}
-
-func (r *run) sqlAggregateTenant(ctx context.Context, p *partition, tenant string, a *aggregator) error {
-	var sel []string
-	var selArgs []any
-	for _, k := range a.st.By {
-		switch {
-		case k.Bin > 0:
-			sel = append(sel, "(ts + ?) / ?")
-			selArgs = append(selArgs, p.start, int64(k.Bin))
-		case k.Field == "action":
-			sel = append(sel, "act")
-		default:
-			sel = append(sel, "ip")
-		}
-	}
-	nk := len(sel)
-	sel = append(sel, "count(*)", "min(ts)", "max(ts)")
-	cols := ""
-	for i, s := range sel {
-		if i > 0 {
-			cols += ", "
-		}
-		cols += s
-	}
-	stmt, args, _, ok := r.rowStmt(p, tenant, false, cols)
-	if !ok {
-		return nil
-	}
-	if nk > 0 {
-		stmt += " GROUP BY "
-		for i := range nk {
-			if i > 0 {
-				stmt += ", "
-			}
-			stmt += fmt.Sprint(i + 1)
-		}
-		stmt += fmt.Sprintf(" LIMIT %d", a.maxGroups+1)
-	}
-	rows, err := p.f.r.QueryContext(ctx, stmt, append(selArgs, args...)...)
-	if err != nil {
-		return translate(err, "aggregate "+p.f.path)
-	}
-	defer rows.Close()
-	dest := make([]any, nk+3)
-	raw := make([]any, nk+3)
-	for i := range dest {
-		dest[i] = &raw[i]
-	}
-	keys := make([]any, nk)
-	for rows.Next() {
-		if err := rows.Scan(dest...); err != nil {
-			return translate(err, "aggregate "+p.f.path)
-		}
-		n, _ := raw[nk].(int64)
-		if n == 0 {
-			continue
-		}
-		for i, k := range a.st.By {
-			switch {
-			case k.Bin > 0:
-				b, _ := raw[i].(int64)
-				keys[i] = time.Unix(0, b*int64(k.Bin)).UTC()
-			case k.Field == "action":
-				id, _ := raw[i].(int64)
-				name, _ := p.name(uint64(id))
-				keys[i] = str(name)
-			default:
-				b, _ := raw[i].([]byte)
-				keys[i] = ipFromKey(b)
-			}
-		}
-		minTs, _ := raw[nk+1].(int64)
-		maxTs, _ := raw[nk+2].(int64)
-		r.stats.Scanned += n
-		r.stats.Matched += n
-		if err := a.addPartial(keys, n, time.Unix(0, p.start+minTs).UTC(), time.Unix(0, p.start+maxTs).UTC()); err != nil {
-			return err
-		}
-	}
-	return translate(rows.Err(), "aggregate "+p.f.path)
 }

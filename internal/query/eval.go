@@ -1,4 +1,4 @@
-package sqlite
+package query
 
 import (
 	"cmp"
@@ -10,55 +10,17 @@ import (
 	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
-	"github.com/vigilhq/vigil/internal/query"
 )
 
-// This file evaluates the query language on decoded events: field access
-// with the language's "missing" semantics, the exact filter, and value
-// comparison for sort, min/max and group keys. The SQL pre-filter
-// (querysql.go) narrows the rows; this is what decides.
-
-// qrow is one decoded event under evaluation. Metadata is decoded lazily:
-// most queries never look at it, and its JSON is the costliest part of a
-// stored event.
-type qrow struct {
-	ev       audit.Event
-	rawMeta  []byte
-	metaDone bool
-}
-
-// reset prepares the row for the next decode.
-func (r *qrow) reset() {
-	r.rawMeta, r.metaDone = nil, false
-}
-
-// meta returns the event's metadata, decoding it on first use. A metadata
-// document that does not decode is treated as absent; the stored form was
-// produced by json.Marshal, so this only happens on corruption.
-func (r *qrow) meta() map[string]any {
-	if !r.metaDone {
-		r.metaDone = true
-		r.ev.Metadata = nil
-		if len(r.rawMeta) > 0 {
-			var m map[string]any
-			if json.Unmarshal(r.rawMeta, &m) == nil {
-				r.ev.Metadata = m
-			}
-		}
-	}
-	return r.ev.Metadata
-}
-
-// own materialises the row's event so that it no longer aliases the
-// driver's buffer and can be kept.
-func (r *qrow) own() audit.Event {
-	r.meta()
-	return r.ev
-}
+// This file evaluates the query language on events: field access with the
+// language's "missing" semantics, the exact filter, and value comparison
+// for sort, min/max and group keys. A store decides what it can of the
+// filter natively (audit.EventScan); this is what decides the rest, and
+// all of it when the store can decide nothing.
 
 // getter returns the value of one field of a row: nil when missing, else a
 // string, int64, time.Time, netip.Addr or []string (multi-valued fields).
-type getter func(r *qrow) any
+type getter func(r *audit.EventRow) any
 
 func str(s string) any {
 	if s == "" {
@@ -70,77 +32,77 @@ func str(s string) any {
 // getters maps canonical field names (query.Fields) and the output-only
 // columns id and tenant to their accessors.
 var getters = map[string]getter{
-	"id":          func(r *qrow) any { return str(r.ev.ID) },
-	"tenant":      func(r *qrow) any { return str(r.ev.Tenant) },
-	"time":        func(r *qrow) any { return r.ev.Time },
-	"action":      func(r *qrow) any { return str(r.ev.Action) },
-	"outcome":     func(r *qrow) any { return str(string(r.ev.Outcome)) },
-	"reason":      func(r *qrow) any { return str(r.ev.Reason) },
-	"actor.id":    func(r *qrow) any { return str(r.ev.Actor.ID) },
-	"actor.type":  func(r *qrow) any { return str(r.ev.Actor.Type) },
-	"actor.email": func(r *qrow) any { return str(r.ev.Actor.Email) },
-	"target.id":   func(r *qrow) any { return str(r.ev.Target.ID) },
-	"target.type": func(r *qrow) any { return str(r.ev.Target.Type) },
-	"ip": func(r *qrow) any {
-		if !r.ev.Context.IP.IsValid() {
+	"id":          func(r *audit.EventRow) any { return str(r.Event.ID) },
+	"tenant":      func(r *audit.EventRow) any { return str(r.Event.Tenant) },
+	"time":        func(r *audit.EventRow) any { return r.Event.Time },
+	"action":      func(r *audit.EventRow) any { return str(r.Event.Action) },
+	"outcome":     func(r *audit.EventRow) any { return str(string(r.Event.Outcome)) },
+	"reason":      func(r *audit.EventRow) any { return str(r.Event.Reason) },
+	"actor.id":    func(r *audit.EventRow) any { return str(r.Event.Actor.ID) },
+	"actor.type":  func(r *audit.EventRow) any { return str(r.Event.Actor.Type) },
+	"actor.email": func(r *audit.EventRow) any { return str(r.Event.Actor.Email) },
+	"target.id":   func(r *audit.EventRow) any { return str(r.Event.Target.ID) },
+	"target.type": func(r *audit.EventRow) any { return str(r.Event.Target.Type) },
+	"ip": func(r *audit.EventRow) any {
+		if !r.Event.Context.IP.IsValid() {
 			return nil
 		}
-		return r.ev.Context.IP.Unmap()
+		return r.Event.Context.IP.Unmap()
 	},
-	"session":     func(r *qrow) any { return str(r.ev.Context.SessionID) },
-	"user_agent":  func(r *qrow) any { return str(r.ev.Context.UserAgent) },
-	"auth_method": func(r *qrow) any { return str(r.ev.Context.AuthMethod) },
-	"device_id":   func(r *qrow) any { return str(r.ev.Context.DeviceID) },
-	"geo.country": func(r *qrow) any {
-		if g := r.ev.Enrichment.Geo; g != nil {
+	"session":     func(r *audit.EventRow) any { return str(r.Event.Context.SessionID) },
+	"user_agent":  func(r *audit.EventRow) any { return str(r.Event.Context.UserAgent) },
+	"auth_method": func(r *audit.EventRow) any { return str(r.Event.Context.AuthMethod) },
+	"device_id":   func(r *audit.EventRow) any { return str(r.Event.Context.DeviceID) },
+	"geo.country": func(r *audit.EventRow) any {
+		if g := r.Event.Enrichment.Geo; g != nil {
 			return str(g.Country)
 		}
 		return nil
 	},
-	"geo.city": func(r *qrow) any {
-		if g := r.ev.Enrichment.Geo; g != nil {
+	"geo.city": func(r *audit.EventRow) any {
+		if g := r.Event.Enrichment.Geo; g != nil {
 			return str(g.City)
 		}
 		return nil
 	},
-	"asn": func(r *qrow) any {
-		if n := r.ev.Enrichment.Network; n != nil && n.ASN != 0 {
+	"asn": func(r *audit.EventRow) any {
+		if n := r.Event.Enrichment.Network; n != nil && n.ASN != 0 {
 			return int64(n.ASN)
 		}
 		return nil
 	},
-	"as_org": func(r *qrow) any {
-		if n := r.ev.Enrichment.Network; n != nil {
+	"as_org": func(r *audit.EventRow) any {
+		if n := r.Event.Enrichment.Network; n != nil {
 			return str(n.ASOrg)
 		}
 		return nil
 	},
-	"list": func(r *qrow) any {
-		if n := r.ev.Enrichment.Network; n != nil && len(n.Lists) > 0 {
+	"list": func(r *audit.EventRow) any {
+		if n := r.Event.Enrichment.Network; n != nil && len(n.Lists) > 0 {
 			return n.Lists
 		}
 		return nil
 	},
-	"ua.class": func(r *qrow) any {
-		if u := r.ev.Enrichment.UserAgent; u != nil {
+	"ua.class": func(r *audit.EventRow) any {
+		if u := r.Event.Enrichment.UserAgent; u != nil {
 			return str(u.Class)
 		}
 		return nil
 	},
-	"ua.browser": func(r *qrow) any {
-		if u := r.ev.Enrichment.UserAgent; u != nil {
+	"ua.browser": func(r *audit.EventRow) any {
+		if u := r.Event.Enrichment.UserAgent; u != nil {
 			return str(u.Browser)
 		}
 		return nil
 	},
-	"risk.reason": func(r *qrow) any {
-		if k := r.ev.Risk; k != nil && len(k.Reasons) > 0 {
+	"risk.reason": func(r *audit.EventRow) any {
+		if k := r.Event.Risk; k != nil && len(k.Reasons) > 0 {
 			return k.Reasons
 		}
 		return nil
 	},
-	"risk.score": func(r *qrow) any {
-		if k := r.ev.Risk; k != nil {
+	"risk.score": func(r *audit.EventRow) any {
+		if k := r.Event.Risk; k != nil {
 			return int64(k.Score)
 		}
 		return nil
@@ -154,12 +116,12 @@ func getterFor(name string) (getter, bool) {
 	if g, ok := getters[name]; ok {
 		return g, true
 	}
-	key, ok := strings.CutPrefix(name, query.MetadataPrefix)
+	key, ok := strings.CutPrefix(name, MetadataPrefix)
 	if !ok || key == "" {
 		return nil, false
 	}
 	path := strings.Split(key, ".")
-	return func(r *qrow) any { return metaValue(r.meta(), key, path) }, true
+	return func(r *audit.EventRow) any { return metaValue(r.Metadata(), key, path) }, true
 }
 
 // metaValue finds metadata.<key>: the literal key first ("a.b" as one
@@ -196,7 +158,7 @@ func metaValue(m map[string]any, key string, path []string) any {
 
 // evalExpr reports whether the row matches e exactly. A comparison on a
 // missing field is false, so NOT of it is true.
-func evalExpr(e audit.Expr, r *qrow) bool {
+func evalExpr(e audit.Expr, r *audit.EventRow) bool {
 	switch e := e.(type) {
 	case nil:
 		return true
@@ -281,15 +243,15 @@ func compareOne(e *audit.CompareExpr, v any) bool {
 // textMatch is free text: a case-insensitive substring of the metadata
 // values, actor and target ids, e-mails and names, the reason and the user
 // agent. needle is lowercase.
-func textMatch(r *qrow, needle string) bool {
-	ev := &r.ev
+func textMatch(r *audit.EventRow, needle string) bool {
+	ev := &r.Event
 	for _, s := range [...]string{ev.Actor.ID, ev.Actor.Email, ev.Actor.Name, ev.Target.ID, ev.Target.Name,
 		ev.Reason, ev.Context.UserAgent} {
 		if s != "" && containsFold(s, needle) {
 			return true
 		}
 	}
-	return metaContains(r.meta(), needle)
+	return audit.MetadataContains(r.Metadata(), needle)
 }
 
 func containsFold(s, lowerNeedle string) bool {
@@ -375,4 +337,13 @@ func appendKey(b []byte, v any) []byte {
 	}
 	b = append(b, 5)
 	return append(b, formatValue(v)...)
+}
+
+// fmtScalar renders a metadata number or boolean in its JSON form.
+func fmtScalar(v any) string {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return ""
+	}
+	return string(b)
 }
