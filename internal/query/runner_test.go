@@ -61,6 +61,9 @@ func (m *memStore) ScanEvents(ctx context.Context, s audit.EventScan, fn func(*a
 			continue
 		}
 		st.Scanned++
+		if s.MaxScanned > 0 && st.Scanned > s.MaxScanned {
+			return st, audit.FieldErrorf("q", "the query examined more than %d stored events, its limit", s.MaxScanned)
+		}
 		row := &audit.EventRow{Event: e}
 		if s.Match != nil && !s.Match(row) {
 			continue

@@ -577,6 +577,50 @@ func runQuery(t *testing.T, open func(t *testing.T) Backend) {
 		}
 	})
 
+	// The runner's cost limits hold on every backend: the scan and
+	// partition limits are enforced by the store (audit.EventScan), the
+	// others by the engine.
+	t.Run("RunnerLimits", func(t *testing.T) {
+		b := open(t)
+		sc, ok := b.Events.(audit.EventScanner)
+		if !ok {
+			t.Skip("backend's event store is not an audit.EventScanner")
+		}
+		var evs []audit.Event
+		for i := range 200 {
+			evs = append(evs, audit.Event{ID: fmt.Sprint("e", i), Tenant: "a", Time: queryNow.Add(-time.Duration(i*10+1) * time.Minute),
+				Action: audit.ActionLoginFailure, Actor: audit.Actor{ID: fmt.Sprint("u", i)}})
+		}
+		noErr(t, b.Events.InsertEvents(t.Context(), evs))
+		a := audit.QueryScope{Tenant: "a"}
+		small := query.NewRunner(sc, query.Options{MaxScanned: 100, MaxDistinct: 50})
+		wantLimit := func(r audit.QueryRunner, src, msg string) {
+			t.Helper()
+			_, err := r.RunQuery(t.Context(), a, parse(t, src))
+			wantCode(t, err, audit.EINVALID)
+			if !strings.Contains(err.Error(), msg) {
+				t.Fatalf("%s: %v, want a message with %q", src, err, msg)
+			}
+		}
+		wantLimit(small, `actor.id:*`, "examined more than 100")
+		wantLimit(small, `| stats count() by bin(time, 1h)`, "examined more than 100")
+		wantLimit(small, `| head 60 | stats dc(actor.id)`, "distinct")
+		wantLimit(query.NewRunner(sc, query.Options{Timeout: time.Nanosecond}), `actor.id:*`, "limit of 1ns")
+		var c collect
+		st, err := small.ExportQuery(t.Context(), a, parse(t, `actor.id:*`), &c)
+		noErr(t, err)
+		if len(c.rows) != 144 || st.Scanned < 144 {
+			t.Fatalf("an export is not bounded by MaxScanned: %d rows, stats %+v", len(c.rows), st)
+		}
+		res := runQ(t, query.NewRunner(sc, query.Options{}), a, `time:>=-3d | stats count()`)
+		if got := rowsOf(res); !slices.Equal(got, []string{"count=200"}) {
+			t.Fatalf("count over three days: %v", got)
+		}
+		if res.Stats.Partitions > 1 {
+			wantLimit(query.NewRunner(sc, query.Options{MaxPartitions: 1}), `time:>=-3d | stats count()`, "partitions")
+		}
+	})
+
 	t.Run("Limits", func(t *testing.T) {
 		b := open(t)
 		if b.Query == nil || b.Events == nil {
