@@ -31,3 +31,17 @@ func BenchmarkDecodeNDJSON(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)*1000/b.Elapsed().Seconds(), "events/s")
 }
+
+// BenchmarkDecodeSingle measures the decoder on a one-event body, the
+// shape of single-event ingest, where per-body costs are not amortised.
+func BenchmarkDecodeSingle(b *testing.B) {
+	body := benchBody(1)
+	b.SetBytes(int64(len(body)))
+	b.ReportAllocs()
+	for b.Loop() {
+		items, err := ingest.Decode(body, ingest.FormatNDJSON)
+		if err != nil || len(items) != 1 {
+			b.Fatal(err)
+		}
+	}
+}

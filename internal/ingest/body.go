@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/vigilhq/vigil/internal/audit"
 )
@@ -27,8 +28,26 @@ type bodyReader struct {
 	admit    func() error
 }
 
+// bodyReaders keeps the buffers of finished bodies for the next ones: a
+// fresh 32 KiB buffer per request was most of what a single-event request
+// allocated (and cleared). Only buffers go back, never anything a decoded
+// event refers to: the decoder copies every value out of the raw bytes.
+// The pool holds at most one reader per request in flight, which
+// httpapi bounds, and the GC empties it when idle.
+var bodyReaders = sync.Pool{New: func() any { return &bodyReader{buf: make([]byte, bodyBufSize)} }}
+
+// newBodyReader returns a reader of r; give it back with release once no
+// raw bytes it returned are in use.
 func newBodyReader(r io.Reader) *bodyReader {
-	return &bodyReader{r: r, buf: make([]byte, bodyBufSize), lastNL: -1}
+	s := bodyReaders.Get().(*bodyReader)
+	s.r, s.lastNL = r, -1
+	return s
+}
+
+// release resets s and returns it to the pool.
+func (s *bodyReader) release() {
+	*s = bodyReader{buf: s.buf, elem: s.elem[:0], stack: s.stack[:0]}
+	bodyReaders.Put(s)
 }
 
 // fill reads more of the body once the buffer is used up; false at the end

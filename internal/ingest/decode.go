@@ -61,6 +61,7 @@ func Decode(body []byte, f Format) ([]Item, error) {
 // returned as it is.
 func DecodeReader(r io.Reader, f Format, admit func() error) ([]Item, error) {
 	s := newBodyReader(r)
+	defer s.release()
 	s.admit = admit
 	if f == FormatNDJSON {
 		return s.ndjson()
