@@ -46,8 +46,32 @@ func chainedNode(t *testing.T) (*node, string, [2]time.Time) {
 	}
 	waitForEvents(t, n.op.ForTenant("acme"), client.SearchParams{Actor: "alice"}, 6)
 	waitForEvents(t, n.op.ForTenant("other"), client.SearchParams{Actor: "bob"}, 1)
+	// An event is searchable a moment before the recorder chains it (the
+	// store's insert comes first): the checkpoint must see the links.
+	waitChained(t, n, "acme", days[0], 3)
+	waitChained(t, n, "acme", days[1], 3)
+	waitChained(t, n, "other", days[0], 1)
 	checkpoint(t, n)
 	return n, dir, days
+}
+
+// waitChained waits until tenant's chain of day holds want links.
+func waitChained(t *testing.T, n *node, tenant string, day time.Time, want int64) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		h, err := n.app.Integrity().Store().ChainHead(t.Context(), tenant, integrity.Day(day))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if h.Count >= want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s's chain of %s holds %d links, want %d", tenant, integrity.Day(day), h.Count, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
 
 func checkpoint(t *testing.T, n *node) {
@@ -213,6 +237,7 @@ func TestVerifySignedStatements(t *testing.T) {
 			t.Fatal(err)
 		}
 		waitForEvents(t, n.op.ForTenant("acme"), client.SearchParams{Actor: "alice"}, 7)
+		waitChained(t, n, "acme", days[1], 4)
 		rep := verify(t, n, "", "")
 		if len(rep.Unsigned) != 1 || rep.Unsigned[0].Signed != 3 || rep.Unsigned[0].Links != 4 {
 			t.Fatalf("unsigned tail: %+v", rep.Unsigned)
