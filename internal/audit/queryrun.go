@@ -92,7 +92,9 @@ type QuerySink interface {
 //     narrow the query.
 //   - ExportQuery streams rows to the sink in the same order as RunQuery
 //     would, without the MaxRows cap on event rows (a head stage still
-//     applies), in memory independent of the number of rows.
+//     applies), in memory independent of the number of rows; except that
+//     an all-tenant export of events with no head may come tenant by
+//     tenant within each storage partition (EventScan.Ordered).
 //   - Both stop promptly when ctx is cancelled and return its error.
 //   - Safe for concurrent use.
 type QueryRunner interface {
