@@ -54,11 +54,13 @@ func (e *Engine) load(ctx context.Context) error {
 			if err := json.Unmarshal(value, &ks); err != nil {
 				return fmt.Errorf("decode detection state %q: %w", key, err)
 			}
-			r := e.byID[ks.Rule]
-			if r == nil {
+			// Tenant ids and rule ids have no '|': the group is the rest.
+			parts := strings.SplitN(key[2:], "|", 3)
+			if len(parts) != 3 || e.byID[parts[1]] == nil {
 				e.deadKeys[key[2:]] = true // the rule is gone
 				return nil
 			}
+			ks.Tenant, ks.Rule, ks.Group = parts[0], parts[1], parts[2]
 			ks.rebuild()
 			ks.sk, ks.live = key[2:], true
 			e.keys[ks.sk] = &ks

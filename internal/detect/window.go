@@ -12,11 +12,16 @@ import (
 // keyState is everything the engine keeps for one (tenant, rule, group
 // key): the sliding window or sequence hits, the baseline, and the open
 // finding that absorbs further hits while suppression lasts. Exported
-// fields are persisted (JSON); the rest is derived and rebuilt on load.
+// fields but the key's parts are persisted (JSON); the rest is derived and
+// rebuilt on load.
 type keyState struct {
-	Tenant string `json:"t"`
-	Rule   string `json:"r"`
-	Group  string `json:"g"`
+	// Tenant, Rule and Group are the state's key (tenant|rule|group), which
+	// a checkpoint stores beside the value: they are left out of the value
+	// (state written before carries them as "t", "r" and "g", ignored on
+	// load), a third of a typical key's bytes.
+	Tenant string `json:"-"`
+	Rule   string `json:"-"`
+	Group  string `json:"-"`
 	// Entries are the window's events, sorted by time.
 	Entries []entry `json:"e,omitempty"`
 	// Newest is the newest event time of the key (ms).

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -233,7 +234,10 @@ func (db *DB) GetState(ctx context.Context, ns, key string) ([]byte, error) {
 	return v, translate(err, "get state")
 }
 
-// SaveState applies every put and delete of ns in one transaction.
+// SaveState applies every put and delete of ns in one transaction, in key
+// order: a checkpoint's keys are spread over the whole table, and writing
+// them in order visits each b-tree page once, in sequence (a third less
+// CPU for the detection checkpoints of BenchmarkDrain than in map order).
 func (db *DB) SaveState(ctx context.Context, ns string, puts map[string][]byte, deletes []string) error {
 	tx, err := db.meta.w.BeginTx(ctx, nil)
 	if err != nil {
@@ -249,6 +253,9 @@ func (db *DB) SaveState(ctx context.Context, ns string, puts map[string][]byte, 
 			return translate(err, "delete state")
 		}
 		defer del.Close()
+		if !slices.IsSorted(deletes) {
+			deletes = slices.Sorted(slices.Values(deletes))
+		}
 		for _, k := range deletes {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -265,7 +272,8 @@ func (db *DB) SaveState(ctx context.Context, ns string, puts map[string][]byte, 
 			return translate(err, "put state")
 		}
 		defer put.Close()
-		for k, v := range puts {
+		for _, k := range slices.Sorted(maps.Keys(puts)) {
+			v := puts[k]
 			if v == nil {
 				v = []byte{}
 			}
