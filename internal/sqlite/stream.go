@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,6 +42,7 @@ type Stream struct {
 	reqs chan *appendReq
 	quit chan struct{}
 	done chan struct{}
+	cw   chunkWriter // the committer's, reused by every group commit
 
 	mu        sync.Mutex
 	closed    bool
@@ -423,7 +425,8 @@ const appendChunk = 256
 // full, read-only, I/O).
 func (s *Stream) write(live []*appendReq, seq uint64) (uint64, error) {
 	ctx := context.Background() // callers' contexts must not abort a shared commit
-	w := &chunkWriter{day: s.now().UTC().Unix() / 86400, legacy: s.legacy.Load()}
+	w := s.cw.reset(s.now().UTC().Unix()/86400, s.legacy.Load())
+	defer w.done()
 	seen := make(map[[16]byte]struct{})
 	for _, r := range live {
 		r.res = make([]audit.AppendResult, len(r.events))
@@ -462,7 +465,9 @@ type evRef struct {
 }
 
 // chunkWriter appends the events of one group commit with multi-row
-// statements.
+// statements. The committer keeps one and reuses its buffers from group to
+// group (reset, done): growing fresh ones for every group was most of what
+// the committer allocated.
 type chunkWriter struct {
 	tx     *sql.Tx
 	day    int64
@@ -472,6 +477,42 @@ type chunkWriter struct {
 	args   []any
 	buf    []byte // the records row being built
 	sb     []byte
+}
+
+// A chunkWriter keeps its buffers between groups up to these sizes (1 MiB
+// of encoded events, 4,096 events' references); larger ones, grown by a
+// group of big batches, are dropped rather than pinned.
+const (
+	maxKeptBytes  = 1 << 20
+	maxKeptEvents = 4096
+)
+
+// reset prepares w for a group commit on day.
+func (w *chunkWriter) reset(day int64, legacy bool) *chunkWriter {
+	w.day, w.legacy = day, legacy
+	w.enc, w.refs, w.args, w.buf, w.sb = w.enc[:0], w.refs[:0], w.args[:0], w.buf[:0], w.sb[:0]
+	return w
+}
+
+// done ends a group commit: it lets go of the group's transaction and
+// requests (which the reused slices would otherwise keep reachable) and
+// drops buffers over maxKeptBuffer.
+func (w *chunkWriter) done() {
+	w.tx = nil
+	clear(w.refs[:cap(w.refs)])
+	clear(w.args[:cap(w.args)])
+	if cap(w.enc) > maxKeptBytes {
+		w.enc = nil
+	}
+	if cap(w.buf) > maxKeptBytes {
+		w.buf = nil
+	}
+	if cap(w.refs) > maxKeptEvents {
+		w.refs = nil
+	}
+	if cap(w.args) > 3*maxKeptEvents {
+		w.args = nil
+	}
 }
 
 // encodeReq encodes the events of r that are not repeats of an earlier
@@ -553,7 +594,11 @@ func (w *chunkWriter) appendChunk(ctx context.Context, refs []evRef, seq uint64)
 	}
 	// The fresh events of the chunk have consecutive seqs and go into one
 	// row keyed by the last of them (stream schema version 3).
-	w.buf = w.buf[:0]
+	size := 0
+	for _, ref := range refs {
+		size += binary.MaxVarintLen64 + ref.end - ref.off
+	}
+	w.buf = slices.Grow(w.buf[:0], size)
 	fresh0 := seq
 	var one []byte
 	for _, ref := range refs {

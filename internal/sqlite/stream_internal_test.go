@@ -389,3 +389,64 @@ func TestStreamGivesBackTrimmedPages(t *testing.T) {
 		t.Fatalf("append after reclaim = %+v, %v; want seq %d", res, err, last+1)
 	}
 }
+
+// TestCommitterReusesBuffers appends groups of different sizes and
+// contents one after another through the committer's reused chunkWriter
+// and reads every event back unchanged; between groups the writer holds
+// no request and no buffer over its bounds.
+func TestCommitterReusesBuffers(t *testing.T) {
+	ctx := context.Background()
+	db, err := Open(ctx, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := db.Stream()
+	at := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	var want []*audit.Event // by seq-1
+	group := func(name string, n, pad int) {
+		t.Helper()
+		var evs []*audit.Event
+		for i := range n {
+			evs = append(evs, &audit.Event{Tenant: "acme", ID: fmt.Sprintf("%s-%d", name, i), Time: at, Action: "custom." + name,
+				Metadata: map[string]any{"pad": strings.Repeat(name[:1], pad+i%7)}})
+		}
+		res, err := s.Append(ctx, evs)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		for i, r := range res {
+			if r.Duplicate || r.Seq != uint64(len(want)+1) {
+				t.Fatalf("%s: event %d = %+v, want seq %d", name, i, r, len(want)+1)
+			}
+			want = append(want, evs[i])
+		}
+		for i, ref := range s.cw.refs[:cap(s.cw.refs)] {
+			if ref.r != nil {
+				t.Fatalf("after %s: the writer still refers to a request at %d", name, i)
+			}
+		}
+		if s.cw.tx != nil || cap(s.cw.enc) > maxKeptBytes || cap(s.cw.buf) > maxKeptBytes || cap(s.cw.refs) > maxKeptEvents || cap(s.cw.args) > 3*maxKeptEvents {
+			t.Fatalf("after %s: the writer keeps tx %v, enc %d, buf %d, refs %d, args %d", name, s.cw.tx != nil,
+				cap(s.cw.enc), cap(s.cw.buf), cap(s.cw.refs), cap(s.cw.args))
+		}
+	}
+	group("large", 300, 200) // fills the buffers
+	group("small", 1, 3)     // reuses them: shorter events over longer ones
+	group("medium", 257, 40) // two chunks
+	group("xl", 5000, 400)   // over the bounds: dropped afterwards
+	group("tiny", 2, 0)      // after the drop
+	recs, err := s.Read(ctx, 0, 50_000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != len(want) {
+		t.Fatalf("read %d records, want %d", len(recs), len(want))
+	}
+	for i, rec := range recs {
+		w := want[i]
+		if rec.Seq != uint64(i+1) || rec.Event.ID != w.ID || rec.Event.Action != w.Action || rec.Event.Metadata["pad"] != w.Metadata["pad"] {
+			t.Fatalf("record %d = seq %d %s %s %v, want %s %s %v", i, rec.Seq, rec.Event.ID, rec.Event.Action, rec.Event.Metadata, w.ID, w.Action, w.Metadata)
+		}
+	}
+}
