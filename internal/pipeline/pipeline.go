@@ -157,7 +157,11 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	storeDone := make(chan uint64, 1) // the last Seq stored when the store stage ends
 	go func() { storeDone <- p.storeLoop(ctx, toStore, off) }()
 
-	lastCheckpoint := p.now()
+	// Checkpoints are paced by the machine's clock (p.now may be an event
+	// clock in tests): at most one per CheckpointEvery while events flow
+	// or held ones are released, and one within CheckpointEvery of going
+	// idle (the idle wait below is that long).
+	lastCheckpoint := time.Now()
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
 		b, err := p.detect(ctx)
@@ -196,13 +200,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				}
 			}
 		}
-		if (p.processed > p.committed || p.advanced) && (b == nil || p.now().Sub(lastCheckpoint) >= p.opts.CheckpointEvery) {
+		if (p.processed > p.committed || p.advanced) && time.Since(lastCheckpoint) >= p.opts.CheckpointEvery {
 			if err := p.barrier(ctx, toStore); err == nil {
 				if err := p.checkpoint(ctx); err != nil {
 					p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline checkpoint failed", slog.String("error", err.Error()))
 				}
 			}
-			lastCheckpoint = p.now()
+			lastCheckpoint = time.Now()
 		}
 		if flushed != nil {
 			flushed <- p.barrier(ctx, toStore)
