@@ -110,7 +110,7 @@ func TestRunEvaluatesHeldEventsOnceCaughtUp(t *testing.T) {
 			}
 			// Every event was received at `at` and every finding stored at
 			// `stored` by the pipeline's clock.
-			updates := metricValue(t, reg, "vigil_pipeline_findings_total")
+			updates := counter(t, reg, "vigil_pipeline_findings_total")
 			count, sum := histogram(t, reg, "vigil_finding_latency_seconds")
 			if updates == 0 || float64(count) != updates {
 				t.Fatalf("finding latency observed %d times for %v finding updates", count, updates)
@@ -149,37 +149,23 @@ func netipAddr(t *testing.T, s string) netip.Addr {
 	return a
 }
 
-func metricValue(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// counter sums a counter over its labels.
+func counter(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	v := 0.0
+	for _, m := range family(t, reg, name).GetMetric() {
+		v += m.GetCounter().GetValue()
 	}
-	for _, mf := range mfs {
-		if mf.GetName() == name {
-			v := 0.0
-			for _, m := range mf.GetMetric() {
-				v += m.GetCounter().GetValue()
-			}
-			return v
-		}
-	}
-	t.Fatalf("no metric %s", name)
-	return 0
+	return v
 }
 
+// histogram reads an unlabelled histogram's count and sum.
 func histogram(t *testing.T, reg *prometheus.Registry, name string) (uint64, float64) {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
+	ms := family(t, reg, name).GetMetric()
+	if len(ms) != 1 {
+		t.Fatalf("histogram %s has %d series, want 1", name, len(ms))
 	}
-	for _, mf := range mfs {
-		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
-			h := mf.GetMetric()[0].GetHistogram()
-			return h.GetSampleCount(), h.GetSampleSum()
-		}
-	}
-	t.Fatalf("no histogram %s", name)
-	return 0, 0
+	h := ms[0].GetHistogram()
+	return h.GetSampleCount(), h.GetSampleSum()
 }

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/memstream"
@@ -13,8 +14,9 @@ import (
 	"github.com/vigilhq/vigil/internal/sqlite"
 )
 
-// gauge reads one unlabelled gauge from the registry, as a scrape would.
-func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+// family gathers the registry, as a scrape would, and returns the metric
+// family name.
+func family(t *testing.T, reg *prometheus.Registry, name string) *dto.MetricFamily {
 	t.Helper()
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -22,11 +24,17 @@ func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
 	}
 	for _, mf := range mfs {
 		if mf.GetName() == name {
-			return mf.GetMetric()[0].GetGauge().GetValue()
+			return mf
 		}
 	}
 	t.Fatalf("metric %s is not registered", name)
-	return 0
+	return nil
+}
+
+// gauge reads one unlabelled gauge.
+func gauge(t *testing.T, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	return family(t, reg, name).GetMetric()[0].GetGauge().GetValue()
 }
 
 // TestLagIsRightFromTheFirstScrapeAfterRestart: a backlog left by the
