@@ -48,42 +48,10 @@ const Erased = "[erased]"
 // their JSON (object keys sorted), received_at its UTC Unix nanoseconds; an
 // absent value is empty.
 func Value(ev *audit.Event, field string) []byte {
+	if v, ok := appendText([]byte{}, ev, field); ok {
+		return v
+	}
 	switch field {
-	case "action":
-		return []byte(ev.Action)
-	case "outcome":
-		return []byte(ev.Outcome)
-	case "reason":
-		return []byte(ev.Reason)
-	case "actor.id":
-		return []byte(ev.Actor.ID)
-	case "actor.type":
-		return []byte(ev.Actor.Type)
-	case "actor.email":
-		return []byte(ev.Actor.Email)
-	case "actor.name":
-		return []byte(ev.Actor.Name)
-	case "target.type":
-		return []byte(ev.Target.Type)
-	case "target.id":
-		return []byte(ev.Target.ID)
-	case "target.name":
-		return []byte(ev.Target.Name)
-	case "context.ip":
-		if !ev.Context.IP.IsValid() {
-			return []byte{}
-		}
-		return []byte(ev.Context.IP.String())
-	case "context.user_agent":
-		return []byte(ev.Context.UserAgent)
-	case "context.session_id":
-		return []byte(ev.Context.SessionID)
-	case "context.request_id":
-		return []byte(ev.Context.RequestID)
-	case "context.auth_method":
-		return []byte(ev.Context.AuthMethod)
-	case "context.device_id":
-		return []byte(ev.Context.DeviceID)
 	case "context.geo":
 		if ev.Context.Geo == nil {
 			return []byte{}
@@ -105,11 +73,6 @@ func Value(ev *audit.Event, field string) []byte {
 			return []byte{}
 		}
 		return jsonValue(ev.Risk)
-	case "received_at":
-		if ev.ReceivedAt.IsZero() {
-			return []byte{}
-		}
-		return strconv.AppendInt(nil, ev.ReceivedAt.UnixNano(), 10)
 	}
 	return nil
 }
@@ -216,8 +179,8 @@ func Leaf(ev *audit.Event, erased map[string][]byte) []byte {
 			buf = appendLP(buf, orig)
 			continue
 		}
-		v := textValue(valArr[:0], ev, i)
-		if v == nil {
+		v, ok := appendText(valArr[:0], ev, f)
+		if !ok {
 			v = Value(ev, f)
 		}
 		h := emptyHash
@@ -230,13 +193,14 @@ func Leaf(ev *audit.Event, erased map[string][]byte) []byte {
 	return sum[:]
 }
 
-// textValue appends the canonical value of Fields[i] to dst when it is a
-// text, an address or a time (what Value returns for it, without an
-// allocation for values up to dst's capacity); nil for the structured
-// fields, whose JSON Value builds.
-func textValue(dst []byte, ev *audit.Event, i int) []byte {
+// appendText appends the canonical value of field to dst when the field is
+// a text, an address or a time, and says whether it was (false for the
+// structured fields, whose JSON Value builds, and for unknown ones). Leaf
+// passes a stack buffer, so it allocates nothing for values up to its
+// capacity.
+func appendText(dst []byte, ev *audit.Event, field string) ([]byte, bool) {
 	var s string
-	switch Fields[i] {
+	switch field {
 	case "action":
 		s = ev.Action
 	case "outcome":
@@ -259,9 +223,9 @@ func textValue(dst []byte, ev *audit.Event, i int) []byte {
 		s = ev.Target.Name
 	case "context.ip":
 		if !ev.Context.IP.IsValid() {
-			return dst
+			return dst, true
 		}
-		return ev.Context.IP.AppendTo(dst)
+		return ev.Context.IP.AppendTo(dst), true
 	case "context.user_agent":
 		s = ev.Context.UserAgent
 	case "context.session_id":
@@ -274,13 +238,13 @@ func textValue(dst []byte, ev *audit.Event, i int) []byte {
 		s = ev.Context.DeviceID
 	case "received_at":
 		if ev.ReceivedAt.IsZero() {
-			return dst
+			return dst, true
 		}
-		return strconv.AppendInt(dst, ev.ReceivedAt.UnixNano(), 10)
+		return strconv.AppendInt(dst, ev.ReceivedAt.UnixNano(), 10), true
 	default:
-		return nil
+		return dst, false
 	}
-	return append(dst, s...)
+	return append(dst, s...), true
 }
 
 // Genesis is h_0 of a (tenant, day) chain: bound to both, so a chain
