@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
@@ -204,15 +203,7 @@ func (r *scan) scanPartition(ctx context.Context, p *partition, ordered bool, wa
 			return true, err
 		}
 	}
-	slices.SortFunc(buf, func(a, b audit.Event) int {
-		if c := b.Time.Compare(a.Time); c != 0 {
-			return c
-		}
-		if c := strings.Compare(b.ID, a.ID); c != 0 {
-			return c
-		}
-		return strings.Compare(b.Tenant, a.Tenant)
-	})
+	slices.SortFunc(buf, newestFirst)
 	for i := range buf {
 		mrow := &audit.EventRow{Event: buf[i]}
 		if stop, err := fn(mrow); stop || err != nil {

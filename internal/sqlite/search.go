@@ -121,15 +121,7 @@ func (p *partition) search(ctx context.Context, f *audit.EventFilter, cur *curso
 			return nil, err
 		}
 	}
-	slices.SortFunc(all, func(a, b audit.Event) int {
-		if c := b.Time.Compare(a.Time); c != 0 {
-			return c
-		}
-		if c := strings.Compare(b.ID, a.ID); c != 0 {
-			return c
-		}
-		return strings.Compare(b.Tenant, a.Tenant)
-	})
+	slices.SortFunc(all, newestFirst)
 	return append(out, all[:min(len(all), want-len(out))]...), nil
 }
 
@@ -267,4 +259,16 @@ func (p *partition) searchTenant(ctx context.Context, f *audit.EventFilter, tena
 		return nil, translate(err, "search "+p.f.path)
 	}
 	return out, nil
+}
+
+// newestFirst orders events of several tenants as an all-tenant result
+// lists them: time, then id, then tenant, all descending.
+func newestFirst(a, b audit.Event) int {
+	if c := b.Time.Compare(a.Time); c != 0 {
+		return c
+	}
+	if c := strings.Compare(b.ID, a.ID); c != 0 {
+		return c
+	}
+	return strings.Compare(b.Tenant, a.Tenant)
 }
