@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/vigilhq/vigil/internal/detect"
+	"github.com/vigilhq/vigil/internal/detect/rulelang"
 	"github.com/vigilhq/vigil/internal/rules"
 )
 
@@ -39,32 +40,7 @@ func TestFixtures(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	results, err := detect.FixtureResults(t.Context(), rs, "testdata")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cover := map[string][2]int{}
-	for _, r := range results {
-		c := cover[r.Rule]
-		if strings.HasPrefix(r.Case, "positive") {
-			c[0]++
-		} else {
-			c[1]++
-		}
-		cover[r.Rule] = c
-		t.Run(r.Rule+"/"+r.Case, func(t *testing.T) {
-			if *update && strings.HasPrefix(r.Case, "positive") {
-				b, _ := json.MarshalIndent(r.Got, "", "  ")
-				if err := os.WriteFile(filepath.Join("testdata", r.Rule, r.Case, "want.json"), append(b, '\n'), 0o644); err != nil {
-					t.Fatal(err)
-				}
-				return
-			}
-			if r.Err != nil {
-				t.Error(r.Err)
-			}
-		})
-	}
+	cover := runFixtures(t, rs, "testdata", false)
 	for _, r := range rs {
 		c := cover[r.ID]
 		if c[0] < 1 || c[1] < 1 {
@@ -91,36 +67,7 @@ func TestPackFixtures(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			dir := filepath.Join("packs", name, "testdata")
-			results, err := detect.FixtureResults(t.Context(), rs, dir)
-			if err != nil {
-				t.Fatal(err)
-			}
-			cover := map[string][2]int{}
-			for _, r := range results {
-				c := cover[r.Rule]
-				if strings.HasPrefix(r.Case, "positive") {
-					c[0]++
-				} else {
-					c[1]++
-				}
-				cover[r.Rule] = c
-				t.Run(r.Rule+"/"+r.Case, func(t *testing.T) {
-					if *update && strings.HasPrefix(r.Case, "positive") {
-						b, _ := json.MarshalIndent(r.Got, "", "  ")
-						if err := os.WriteFile(filepath.Join(dir, r.Rule, r.Case, "want.json"), append(b, '\n'), 0o644); err != nil {
-							t.Fatal(err)
-						}
-						return
-					}
-					if r.Err != nil {
-						t.Error(r.Err)
-					}
-					if strings.HasPrefix(r.Case, "positive") && len(r.Got) == 0 {
-						t.Error("a positive case raises no finding")
-					}
-				})
-			}
+			cover := runFixtures(t, rs, filepath.Join("packs", name, "testdata"), true)
 			for _, r := range rs {
 				if builtin[r.ID] {
 					continue
@@ -134,6 +81,45 @@ func TestPackFixtures(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runFixtures runs the fixture cases under dir against rs, one subtest a
+// case (with -update, positive cases rewrite their want.json), and returns
+// per rule how many positive and near-miss cases it has. positiveFires
+// also fails a positive case that raises no finding.
+func runFixtures(t *testing.T, rs []*rulelang.Rule, dir string, positiveFires bool) map[string][2]int {
+	t.Helper()
+	results, err := detect.FixtureResults(t.Context(), rs, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cover := map[string][2]int{}
+	for _, r := range results {
+		positive := strings.HasPrefix(r.Case, "positive")
+		c := cover[r.Rule]
+		if positive {
+			c[0]++
+		} else {
+			c[1]++
+		}
+		cover[r.Rule] = c
+		t.Run(r.Rule+"/"+r.Case, func(t *testing.T) {
+			if *update && positive {
+				b, _ := json.MarshalIndent(r.Got, "", "  ")
+				if err := os.WriteFile(filepath.Join(dir, r.Rule, r.Case, "want.json"), append(b, '\n'), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if r.Err != nil {
+				t.Error(r.Err)
+			}
+			if positiveFires && positive && len(r.Got) == 0 {
+				t.Error("a positive case raises no finding")
+			}
+		})
+	}
+	return cover
 }
 
 // TestLoad checks that packs are off by default and that an unknown pack
