@@ -180,7 +180,6 @@ type Engine struct {
 	out      []audit.Finding
 	outIdx   map[string]int
 	outRecv  []time.Time // Event.ReceivedAt of the evidence that last changed out[i]
-	lastRecv []time.Time // outRecv of the last output, for EvidenceReceived
 	prof     Profile     // scratch
 	scoreBuf Profile     // scratch of Score, guarded by profMu
 	profMu   sync.Mutex
@@ -404,10 +403,8 @@ func (e *Engine) Process(ctx context.Context, recs []*audit.Record) ([]audit.Fin
 // output copies the findings queued by emit for the caller.
 func (e *Engine) output() []audit.Finding {
 	if len(e.out) == 0 {
-		e.lastRecv = e.lastRecv[:0]
 		return nil
 	}
-	e.lastRecv = append(e.lastRecv[:0], e.outRecv...)
 	out := make([]audit.Finding, len(e.out))
 	copy(out, e.out)
 	for i := range out {
@@ -423,7 +420,7 @@ func (e *Engine) output() []audit.Finding {
 func (e *Engine) EvidenceReceived() []time.Time {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
-	return slices.Clone(e.lastRecv)
+	return slices.Clone(e.outRecv)
 }
 
 // ProfileCount returns the number of actor profiles held in memory.
