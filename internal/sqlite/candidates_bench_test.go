@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"io/fs"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -46,7 +45,10 @@ func BenchmarkStorageCandidates(b *testing.B) {
 			if err := db.Close(); err != nil {
 				b.Fatal(err)
 			}
-			size := dirSize(b, dir+"/events")
+			size, err := sqlite.DirBytes(filepath.Join(dir, "events"))
+			if err != nil {
+				b.Fatal(err)
+			}
 			b.ReportMetric(float64(size)/n, "B/event")
 		}
 	})
@@ -145,23 +147,4 @@ func BenchmarkStorageCandidates(b *testing.B) {
 		return bytes.Join(cols[:], nil)
 	}
 	b.Run("layout=columns-zstd/block=4096", func(b *testing.B) { measure(b, 4096, columns) })
-}
-
-// dirSize is the bytes of the files under dir.
-func dirSize(b *testing.B, dir string) int64 {
-	var size int64
-	err := filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		info, err := d.Info()
-		if err == nil {
-			size += info.Size()
-		}
-		return err
-	})
-	if err != nil {
-		b.Fatal(err)
-	}
-	return size
 }
