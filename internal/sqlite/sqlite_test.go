@@ -28,7 +28,7 @@ func openDB(t *testing.T, opts sqlite.Options) *sqlite.DB {
 }
 
 func backend(db *sqlite.DB) storetest.Backend {
-	return storetest.Backend{Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, Incidents: db, State: db, Rules: db, Actions: db, Integrity: db,
+	return storetest.Backend{Stream: db.Stream(), Events: db.Events(), Tenants: db, Keys: db, Findings: db, Incidents: db, State: db, Rules: db, Actions: db, Integrity: db, Viewers: db, Searches: db, Alerts: db, SIEM: db,
 		Query: query.NewRunner(db.Events(), query.Options{})}
 }
 

@@ -37,6 +37,15 @@ type Backend struct {
 	Actions audit.ActionStore
 	// Integrity keeps hash chains and signed statements; nil skips them.
 	Integrity audit.IntegrityStore
+	// Viewers keeps viewer-token records and Searches the saved
+	// searches; nil skips their tests.
+	Viewers  audit.ViewerTokenStore
+	Searches audit.SavedSearchStore
+	// Alerts keeps webhook subscriptions and their outbox; SIEM the SIEM
+	// sinks' cursors over the same change log. Both need Findings to make
+	// changes; nil skips their tests.
+	Alerts audit.AlertStore
+	SIEM   audit.SIEMStore
 	// Query runs investigation queries over Events; nil skips the
 	// query-language suite.
 	Query audit.QueryRunner
@@ -62,6 +71,10 @@ func Run(t *testing.T, open func(t *testing.T) Backend) {
 	t.Run("Actions", func(t *testing.T) { runActions(t, open) })
 	t.Run("Integrity", func(t *testing.T) { runIntegrity(t, open) })
 	t.Run("Query", func(t *testing.T) { runQuery(t, open) })
+	t.Run("Viewers", func(t *testing.T) { runViewers(t, open) })
+	t.Run("Searches", func(t *testing.T) { runSearches(t, open) })
+	t.Run("Alerts", func(t *testing.T) { runAlerts(t, open) })
+	t.Run("SIEM", func(t *testing.T) { runSIEM(t, open) })
 }
 
 func wantCode(t *testing.T, err error, code string) {
