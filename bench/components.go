@@ -82,7 +82,7 @@ func actorMemory() *Component {
 }
 
 // benchMetric returns the value of unit in the result line of the
-// benchmark named name (e.g. "BenchmarkRiskUnderIngest/ingest=20000/s"),
+// benchmark named name (e.g. "BenchmarkRiskUnderIngest/ingest=10000/s"),
 // and whether it was found.
 func (c *Component) benchMetric(name, unit string) (float64, bool) {
 	for _, l := range c.Lines {
