@@ -24,7 +24,7 @@ CREATE TABLE findings (
 );
 CREATE INDEX findings_seen ON findings (tenant, last_seen_ns DESC, id DESC);
 CREATE INDEX findings_all_seen ON findings (last_seen_ns DESC, id DESC, tenant DESC);
-CREATE INDEX findings_incident ON findings (tenant, incident_id);
+CREATE INDEX findings_incident ON findings (tenant, incident_id, last_seen_ns DESC, id DESC);
 CREATE INDEX findings_actor ON findings (tenant, actor_id) WHERE actor_id <> '';
 CREATE INDEX findings_ip ON findings (ip) WHERE ip <> '';
 CREATE INDEX findings_subnet ON findings (subnet) WHERE subnet <> '';
