@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"fmt"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -12,9 +11,14 @@ import (
 
 var _ audit.FindingRetention = (*Store)(nil)
 
+// purgeChunk is how many findings or incidents one purge transaction
+// deletes at most.
+const purgeChunk = 5000
+
 // PurgeFindings deletes tenant's findings and incidents last seen before
-// the cutoff, whatever their status, with their alert marks (or, with
-// dryRun, counts them), in one transaction. An empty tenant is EINVALID.
+// the cutoff, whatever their status, with their alert marks, and returns
+// how many of each went (with what went before an error); with dryRun it
+// only counts them. An empty tenant is EINVALID.
 func (s *Store) PurgeFindings(ctx context.Context, tenant string, before time.Time, dryRun bool) (findings, incidents int64, err error) {
 	if tenant == "" {
 		return 0, 0, invalid("tenant", "a findings purge needs a tenant")
@@ -30,26 +34,36 @@ func (s *Store) PurgeFindings(ctx context.Context, tenant string, before time.Ti
 		}
 		return findings, incidents, nil
 	}
-	err = s.inTx(ctx, "purge findings", func(tx pgx.Tx) error {
-		// The marks go with what they mark: a finding stored again later
-		// is a new alert. Every statement of a WITH runs, read or not.
-		for _, p := range []struct {
-			table, kind string
-			n           *int64
-		}{{"findings", audit.KindFinding, &findings}, {"incidents", audit.KindIncident, &incidents}} {
-			// p.table is one of two constants, never input.
-			if err := tx.QueryRow(ctx, `WITH gone AS (
-					DELETE FROM `+p.table+` WHERE tenant = $1 AND last_seen_ns < $2 RETURNING id),
-				marks AS (
-					DELETE FROM alert_marks WHERE tenant = $1 AND kind = $3 AND id IN (SELECT id FROM gone))
-				SELECT count(*) FROM gone`, tenant, cut, p.kind).Scan(p.n); err != nil {
-				return fmt.Errorf("purge %s: %w", p.table, err)
+	// Chunk by chunk, each its own transaction, so that a first purge of
+	// years of findings holds no locks for long; a purge cut short is
+	// finished by the next one.
+	for _, p := range []struct {
+		table, kind string
+		n           *int64
+	}{{"findings", audit.KindFinding, &findings}, {"incidents", audit.KindIncident, &incidents}} {
+		for {
+			var n int64
+			// The marks go with what they mark: a finding stored again
+			// later is a new alert. Every statement of a WITH runs, read
+			// or not; the outer last_seen test is checked again on rows a
+			// concurrent write updated. p.table is one of two constants.
+			err := s.inTx(ctx, "purge "+p.table, func(tx pgx.Tx) error {
+				return tx.QueryRow(ctx, `WITH gone AS (
+						DELETE FROM `+p.table+` WHERE tenant = $1 AND last_seen_ns < $2 AND id IN (
+							SELECT id FROM `+p.table+` WHERE tenant = $1 AND last_seen_ns < $2 LIMIT $4)
+						RETURNING id),
+					marks AS (
+						DELETE FROM alert_marks WHERE tenant = $1 AND kind = $3 AND id IN (SELECT id FROM gone))
+					SELECT count(*) FROM gone`, tenant, cut, p.kind, purgeChunk).Scan(&n)
+			})
+			if err != nil {
+				return findings, incidents, err
+			}
+			*p.n += n
+			if n < purgeChunk {
+				break
 			}
 		}
-		return nil
-	})
-	if err != nil {
-		return 0, 0, err
 	}
 	return findings, incidents, nil
 }

@@ -281,3 +281,37 @@ func mustF(t *testing.T, err error) {
 		t.Fatal(err)
 	}
 }
+
+// A purge larger than one chunk deletes everything before the cutoff,
+// counts it all, and leaves the rest.
+func TestPurgeFindingsInChunks(t *testing.T) {
+	s, conn := openFindings(t)
+	ctx := t.Context()
+	const n = 5001
+	fs := make([]audit.Finding, 0, n+1)
+	for i := range n {
+		fs = append(fs, testFinding("a", fmt.Sprintf("f%05d", i), findingsBase))
+	}
+	fs = append(fs, testFinding("a", "recent", findingsBase.Add(48*time.Hour)), testFinding("b", "f00000", findingsBase))
+	mustF(t, s.UpsertFindings(ctx, fs))
+	cut := findingsBase.Add(24 * time.Hour)
+	nf, _, err := s.PurgeFindings(ctx, "a", cut, true)
+	mustF(t, err)
+	if nf != n {
+		t.Fatalf("dry run counted %d, want %d", nf, n)
+	}
+	nf, _, err = s.PurgeFindings(ctx, "a", cut, false)
+	mustF(t, err)
+	if nf != n {
+		t.Fatalf("purged %d, want %d", nf, n)
+	}
+	var rows, marks int
+	mustF(t, conn.QueryRow(ctx, `SELECT count(*) FROM findings`).Scan(&rows))
+	mustF(t, conn.QueryRow(ctx, `SELECT count(*) FROM alert_marks`).Scan(&marks))
+	if rows != 2 || marks != 2 {
+		t.Fatalf("left %d findings and %d marks, want 2 and 2", rows, marks)
+	}
+	if nf, ni, err := s.PurgeFindings(ctx, "a", cut, false); err != nil || nf != 0 || ni != 0 {
+		t.Fatalf("second purge: %d, %d, %v", nf, ni, err)
+	}
+}
