@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"cmp"
 	"context"
 	"encoding/base64"
 	"encoding/binary"
@@ -8,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -40,8 +42,7 @@ type triage struct {
 func (t *triage) humanOwned() bool { return t.status != string(audit.StatusOpen) && t.status != "" }
 
 // loadTriage reads, and locks for the transaction, the triage of the
-// stored rows of table among keys. Rows are locked in key order, so that
-// two batches over the same keys wait for each other rather than deadlock.
+// stored rows of table among keys (sorted, see distinctKeys).
 func loadTriage(ctx context.Context, tx pgx.Tx, table string, keys []entityKey) (map[entityKey]*triage, error) {
 	out := make(map[entityKey]*triage, len(keys))
 	for start := 0; start < len(keys); start += findingChunk {
@@ -79,7 +80,10 @@ func loadTriage(ctx context.Context, tx pgx.Tx, table string, keys []entityKey) 
 	return out, nil
 }
 
-// distinctKeys lists the keys in order of first appearance, each once.
+// distinctKeys lists the keys, each once, sorted bytewise (the tables'
+// order): every writer locks and inserts rows in that order, so that
+// concurrent batches over the same rows wait for each other instead of
+// deadlocking.
 func distinctKeys(n int, key func(i int) entityKey) []entityKey {
 	seen := make(map[entityKey]bool, n)
 	var keys []entityKey
@@ -90,6 +94,9 @@ func distinctKeys(n int, key func(i int) entityKey) []entityKey {
 			keys = append(keys, k)
 		}
 	}
+	slices.SortFunc(keys, func(a, b entityKey) int {
+		return cmp.Or(strings.Compare(a.tenant, b.tenant), strings.Compare(a.id, b.id))
+	})
 	return keys
 }
 
@@ -127,7 +134,6 @@ func (s *Store) upsertFindings(ctx context.Context, tx pgx.Tx, fs []audit.Findin
 	// Merge in order, so that a finding given twice takes the first
 	// version's triage and creation time as a stored one would.
 	latest := make(map[entityKey]*findingRow, len(keys))
-	incoming := make([][]byte, len(fs))
 	for i := range fs {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -137,10 +143,6 @@ func (s *Store) upsertFindings(ctx context.Context, tx pgx.Tx, fs []audit.Findin
 			f.Status = audit.StatusOpen
 		}
 		k := entityKey{f.Tenant, f.ID}
-		// The change carries the version detection made, as SQLite's does.
-		if incoming[i], err = json.Marshal(&f); err != nil {
-			return fmt.Errorf("encode finding %s: %w", f.ID, err)
-		}
 		if tr := stored[k]; tr != nil {
 			f.CreatedAt = tr.CreatedAt
 			if tr.humanOwned() {
@@ -170,18 +172,22 @@ func (s *Store) upsertFindings(ctx context.Context, tx pgx.Tx, fs []audit.Findin
 		return fmt.Errorf("read alert marks: %w", err)
 	}
 	for i := range fs {
-		f := &fs[i]
+		f := fs[i]
 		k := entityKey{f.Tenant, f.ID}
 		rank := f.Severity.Rank()
 		if m, ok := marks[k]; ok && rank <= m {
 			continue
 		}
-		status := f.Status
-		if status == "" {
-			status = audit.StatusOpen
+		if f.Status == "" {
+			f.Status = audit.StatusOpen
+		}
+		// The change carries the version detection made, as SQLite's does.
+		incoming, err := json.Marshal(&f)
+		if err != nil {
+			return fmt.Errorf("encode finding %s: %w", f.ID, err)
 		}
 		if err := s.recordChange(ctx, tx, entityChange{kind: audit.KindFinding, tenant: f.Tenant, id: f.ID,
-			severity: f.Severity, status: status, rule: f.RuleID, doc: incoming[i]}); err != nil {
+			severity: f.Severity, status: f.Status, rule: f.RuleID, doc: incoming}); err != nil {
 			return fmt.Errorf("record change of finding %s: %w", f.ID, err)
 		}
 		marks[k] = max(marks[k], rank)

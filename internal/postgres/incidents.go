@@ -39,6 +39,15 @@ func (s *Store) upsertIncidents(ctx context.Context, tx pgx.Tx, is []audit.Incid
 	if err != nil {
 		return fmt.Errorf("read stored incidents: %w", err)
 	}
+	// Rows first, changes after: recordChange takes the change log's lock
+	// until commit, and a writer holding it must not then wait for
+	// findings (the moves) that a batch of findings, waiting for that
+	// lock, holds.
+	type pending struct {
+		inc audit.Incident
+		doc []byte
+	}
+	var changes []pending
 	for i := range is {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -48,10 +57,14 @@ func (s *Store) upsertIncidents(ctx context.Context, tx pgx.Tx, is []audit.Incid
 			inc.Status = audit.StatusOpen
 		}
 		k := entityKey{inc.Tenant, inc.ID}
-		// The change carries the version detection made, as SQLite's does.
+		// The change carries the version detection made, with the status
+		// given (which only seeds a new alert mark), as SQLite's does.
 		incoming, err := json.Marshal(&inc)
 		if err != nil {
 			return fmt.Errorf("encode incident %s: %w", inc.ID, err)
+		}
+		if inc.MergedInto == "" {
+			changes = append(changes, pending{inc, incoming})
 		}
 		doc := incoming
 		if tr := stored[k]; tr != nil {
@@ -79,16 +92,12 @@ func (s *Store) upsertIncidents(ctx context.Context, tx pgx.Tx, is []audit.Incid
 			if err := moveFindings(ctx, tx, inc.Tenant, inc.ID, inc.MergedInto); err != nil {
 				return fmt.Errorf("move findings of incident %s: %w", inc.ID, err)
 			}
-			continue
 		}
-		// Status as given, not as kept: as in SQLite, it only seeds a
-		// new alert mark.
-		status := is[i].Status
-		if status == "" {
-			status = audit.StatusOpen
-		}
+	}
+	for _, c := range changes {
+		inc := &c.inc
 		if err := s.recordChange(ctx, tx, entityChange{kind: audit.KindIncident, tenant: inc.Tenant, id: inc.ID,
-			severity: inc.Severity, status: status, rule: inc.HeadlineRule, family: inc.Family, doc: incoming}); err != nil {
+			severity: inc.Severity, status: inc.Status, rule: inc.HeadlineRule, family: inc.Family, doc: c.doc}); err != nil {
 			return fmt.Errorf("record change of incident %s: %w", inc.ID, err)
 		}
 	}
@@ -242,10 +251,7 @@ func (s *Store) UpdateIncident(ctx context.Context, tenant, id string, u audit.I
 			string(inc.Status), doc, tenant, inc.ID); err != nil {
 			return fmt.Errorf("write incident %s: %w", inc.ID, err)
 		}
-		if err := s.recordChange(ctx, tx, entityChange{kind: audit.KindIncident, tenant: inc.Tenant, id: inc.ID,
-			severity: inc.Severity, status: inc.Status, rule: inc.HeadlineRule, family: inc.Family, doc: doc, human: true}); err != nil {
-			return fmt.Errorf("record change of incident %s: %w", inc.ID, err)
-		}
+		// The findings before the change: see upsertIncidents.
 		if u.Cascade && u.Status != audit.StatusOpen {
 			fields := map[string]any{"status": u.Status, "note": u.Note}
 			if !u.At.IsZero() {
@@ -255,6 +261,10 @@ func (s *Store) UpdateIncident(ctx context.Context, tenant, id string, u audit.I
 				fields, `status = $4`, []any{string(u.Status)}); err != nil {
 				return fmt.Errorf("update findings of incident %s: %w", inc.ID, err)
 			}
+		}
+		if err := s.recordChange(ctx, tx, entityChange{kind: audit.KindIncident, tenant: inc.Tenant, id: inc.ID,
+			severity: inc.Severity, status: inc.Status, rule: inc.HeadlineRule, family: inc.Family, doc: doc, human: true}); err != nil {
+			return fmt.Errorf("record change of incident %s: %w", inc.ID, err)
 		}
 		out = inc
 		return nil
