@@ -315,3 +315,59 @@ func TestPurgeFindingsInChunks(t *testing.T) {
 		t.Fatalf("second purge: %d, %d, %v", nf, ni, err)
 	}
 }
+
+// Detection's batches of findings and incidents and a person's cascading
+// triage of the same incident run together without a failed write.
+func TestConcurrentIncidentTriage(t *testing.T) {
+	s, _ := openFindings(t)
+	ctx := t.Context()
+	var fs []audit.Finding
+	for i := range 300 {
+		f := testFinding("a", fmt.Sprintf("f%03d", i), findingsBase)
+		f.IncidentID = "i1"
+		fs = append(fs, f)
+	}
+	inc := audit.Incident{ID: "i1", Tenant: "a", Severity: audit.SeverityHigh, LastSeen: findingsBase}
+	other := audit.Incident{ID: "i0", Tenant: "a", Severity: audit.SeverityHigh, LastSeen: findingsBase}
+	mustF(t, s.UpsertFindings(ctx, fs))
+	mustF(t, s.UpsertIncidents(ctx, []audit.Incident{other, inc}))
+	var wg sync.WaitGroup
+	errs := make(chan error, 64)
+	for w := range 3 {
+		wg.Go(func() {
+			r := rand.New(rand.NewPCG(uint64(w), 2))
+			for j := range 5 {
+				batch := slices.Clone(fs)
+				r.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
+				for k := range batch {
+					batch[k].Severity = []audit.Severity{audit.SeverityMedium, audit.SeverityHigh, audit.SeverityCritical}[(j+k)%3]
+				}
+				if err := s.UpsertFindings(ctx, batch); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for j := range 10 {
+			i := inc
+			i.Severity = []audit.Severity{audit.SeverityHigh, audit.SeverityCritical}[j%2]
+			if err := s.UpsertIncidents(ctx, []audit.Incident{i, other}); err != nil {
+				errs <- err
+			}
+		}
+	})
+	wg.Go(func() {
+		for j := range 10 {
+			st := []audit.FindingStatus{audit.StatusAcknowledged, audit.StatusOpen}[j%2]
+			if _, err := s.UpdateIncident(ctx, "a", "i1", audit.IncidentUpdate{Status: st, Cascade: true}); err != nil {
+				errs <- err
+			}
+		}
+	})
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
