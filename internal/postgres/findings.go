@@ -102,7 +102,6 @@ func distinctKeys(n int, key func(i int) entityKey) []entityKey {
 
 // findingRow is a finding's columns.
 type findingRow struct {
-	key      entityKey
 	f        *audit.Finding
 	doc      []byte
 	severity int16
@@ -154,7 +153,7 @@ func (s *Store) upsertFindings(ctx context.Context, tx pgx.Tx, fs []audit.Findin
 		if err != nil {
 			return fmt.Errorf("encode finding %s: %w", f.ID, err)
 		}
-		latest[k] = &findingRow{key: k, f: &f, doc: doc, severity: int16(f.Severity.Rank())}
+		latest[k] = &findingRow{f: &f, doc: doc, severity: int16(f.Severity.Rank())}
 	}
 	rows := make([]*findingRow, len(keys))
 	for i, k := range keys {
