@@ -52,8 +52,8 @@ func testFinding(tenant, id string, lastSeen time.Time) audit.Finding {
 	}
 }
 
-// changes lists the recorded alert changes as "kind/id change severity".
-func changes(t *testing.T, conn *pgx.Conn) []string {
+// alertChangeLog lists the recorded alert changes as "kind/id change severity".
+func alertChangeLog(t *testing.T, conn *pgx.Conn) []string {
 	t.Helper()
 	rows, err := conn.Query(t.Context(), `SELECT kind || '/' || entity_id || ' ' || change || ' ' || severity FROM alert_changes ORDER BY seq`)
 	if err != nil {
@@ -87,7 +87,7 @@ func TestFindingAlertChanges(t *testing.T) {
 	mustF(t, err)
 	want := []string{"finding/f1 opened 2", "finding/f1 escalated 3", "finding/f1 acknowledged 1",
 		"incident/i1 opened 3", "incident/i1 resolved 3"}
-	if got := changes(t, conn); !slices.Equal(got, want) {
+	if got := alertChangeLog(t, conn); !slices.Equal(got, want) {
 		t.Fatalf("changes:\n got %q\nwant %q", got, want)
 	}
 	// The purge takes the marks: the same finding stored again is new.
@@ -102,7 +102,7 @@ func TestFindingAlertChanges(t *testing.T) {
 		t.Fatalf("%d alert marks left after the purge", marks)
 	}
 	mustF(t, s.UpsertFindings(ctx, []audit.Finding{f}))
-	if got := changes(t, conn); got[len(got)-1] != "finding/f1 opened 1" {
+	if got := alertChangeLog(t, conn); got[len(got)-1] != "finding/f1 opened 1" {
 		t.Fatalf("after purge and upsert: %q", got)
 	}
 }
@@ -133,14 +133,14 @@ func TestUpsertFindingsLargeBatch(t *testing.T) {
 	if rows != n {
 		t.Fatalf("%d rows, want %d", rows, n)
 	}
-	if c := changes(t, conn); len(c) != n {
+	if c := alertChangeLog(t, conn); len(c) != n {
 		t.Fatalf("%d changes, want %d (one opened each)", len(c), n)
 	}
 	// The whole batch again: one statement's worth of replays, no change.
 	start = time.Now()
 	mustF(t, s.UpsertFindings(ctx, fs))
 	t.Logf("replayed %d findings in %v", len(fs), time.Since(start))
-	if c := changes(t, conn); len(c) != n {
+	if c := alertChangeLog(t, conn); len(c) != n {
 		t.Fatalf("%d changes after a replay, want %d", len(c), n)
 	}
 }
