@@ -83,8 +83,13 @@ func (s *Store) ScanState(ctx context.Context, ns string, fn func(key string, va
 	after, first := "", true
 	page := make([]kv, 0, stateBatch)
 	for {
-		rows, err := tx.Query(ctx, `SELECT key, value FROM state WHERE ns = $1 AND ($2 OR key > $3) ORDER BY key LIMIT $4`,
-			ns, first, after, stateBatch)
+		// Two statements rather than one with an OR, so that every page
+		// is a range scan of the primary key.
+		q := `SELECT key, value FROM state WHERE ns = $1 AND key > $2 ORDER BY key LIMIT $3`
+		if first {
+			q = `SELECT key, value FROM state WHERE ns = $1 AND key >= $2 ORDER BY key LIMIT $3`
+		}
+		rows, err := tx.Query(ctx, q, ns, after, stateBatch)
 		if err != nil {
 			return translate(err, "scan state")
 		}
