@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -221,7 +222,11 @@ func (s *Store) Enqueue(ctx context.Context, upTo int64, items []audit.OutboxIte
 					return fmt.Errorf("open delivery: %w", err)
 				}
 			}
-			itemDelivery, itemSeq, itemDoc = append(itemDelivery, o.id), append(itemSeq, it.Seq), append(itemDoc, it.Doc)
+			doc := it.Doc
+			if doc == nil {
+				doc = []byte{} // a NULL element would break the column's NOT NULL
+			}
+			itemDelivery, itemSeq, itemDoc = append(itemDelivery, o.id), append(itemSeq, it.Seq), append(itemDoc, doc)
 			added[o.id]++
 			o.n++
 		}
@@ -367,7 +372,7 @@ func (s *Store) RecordAttempt(ctx context.Context, id string, r audit.AttemptRes
 	}
 	tag, err := s.pool.Exec(ctx, `UPDATE alert_deliveries SET status = $1, attempts = attempts + 1, next_ns = $2,
 		delivered_ns = $3, last_status = $4, last_error = $5 WHERE id = $6 AND status = 'pending'`,
-		string(status), nanos(r.NextAt), delivered, r.StatusCode, truncateUTF8(r.Error, maxAlertErrorBytes), id)
+		string(status), nanos(r.NextAt), delivered, r.StatusCode, cleanAlertError(r.Error, maxAlertErrorBytes), id)
 	if err != nil {
 		return translate(err, "record attempt of "+id)
 	}
@@ -384,13 +389,16 @@ func (s *Store) Postpone(ctx context.Context, id string, next time.Time) error {
 	return translate(err, "postpone delivery "+id)
 }
 
-// truncateUTF8 cuts s to at most n bytes without splitting a character
-// (PostgreSQL refuses invalid UTF-8 in text).
-func truncateUTF8(s string, n int) string {
+// cleanAlertError makes a receiver's error text storable: PostgreSQL text
+// refuses NUL and invalid UTF-8, which would leave the delivery wedged in
+// pending. It drops NULs, replaces invalid bytes and cuts to at most n
+// bytes without splitting a character.
+func cleanAlertError(s string, n int) string {
+	s = strings.ToValidUTF8(strings.ReplaceAll(s, "\x00", ""), "\uFFFD")
 	if len(s) <= n {
 		return s
 	}
-	for n > 0 && n < len(s) && s[n]&0xC0 == 0x80 {
+	for n > 0 && s[n]&0xC0 == 0x80 {
 		n--
 	}
 	return s[:n]

@@ -145,8 +145,17 @@ func (s *Store) PruneChanges(ctx context.Context, webhooks bool, maxRows int, be
 			sink string
 			seq  int64
 		}
-		lag, err := pgx.CollectRows(rows, pgx.RowToStructByPos[lagging])
-		if err != nil {
+		var lag []lagging
+		for rows.Next() {
+			var l lagging
+			if err := rows.Scan(&l.sink, &l.seq); err != nil {
+				rows.Close()
+				return fmt.Errorf("read lagging sinks: %w", err)
+			}
+			lag = append(lag, l)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
 			return fmt.Errorf("read lagging sinks: %w", err)
 		}
 		for _, l := range lag {

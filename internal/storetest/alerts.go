@@ -460,7 +460,7 @@ func runSIEM(t *testing.T, open func(t *testing.T) Backend) {
 		if res.Deleted != 0 {
 			t.Fatalf("prune holding for webhooks: %+v", res)
 		}
-		// The bound: only the newest change stays; early skips two, webhooks three.
+		// The bound: only the newest change stays; early and the webhooks each skip two.
 		res, err = s.PruneChanges(ctx, true, 1, time.Time{})
 		noErr(t, err)
 		if res.Deleted != 2 || res.Skipped["early"] != 2 || res.Skipped[webhookHolder] != 2 {
