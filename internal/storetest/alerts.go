@@ -372,6 +372,44 @@ func runAlerts(t *testing.T, open func(t *testing.T) Backend) {
 			t.Fatalf("changes left after enqueue: %+v", left)
 		}
 	})
+
+	t.Run("ActionChanges", func(t *testing.T) {
+		b, s := fresh(t)
+		if b.Actions == nil {
+			t.Skip("backend has no action store")
+		}
+		last, err := s.AlertCursor(ctx)
+		noErr(t, err)
+		a := audit.ResponseAction{ID: "act_c", Tenant: "a", Type: audit.RespRequireMFA, ActorID: "carol", RuleID: "stuffing",
+			RequestedBy: "rule:stuffing", Severity: audit.SeverityCritical, CreatedAt: baseTime, UpdatedAt: baseTime}
+		created, err := b.Actions.CreateAction(ctx, a)
+		noErr(t, err)
+		if !created {
+			t.Fatal("action not created")
+		}
+		// Creating it again records no second change.
+		_, err = b.Actions.CreateAction(ctx, a)
+		noErr(t, err)
+		cs, err := s.ChangesAfter(ctx, last, 100)
+		noErr(t, err)
+		if len(cs) != 1 || cs[0].Kind != audit.KindAction || cs[0].EntityID != "act_c" || cs[0].Tenant != "a" ||
+			cs[0].Change != audit.ChangeOpened || cs[0].Severity != audit.SeverityCritical || cs[0].RuleID != "stuffing" || len(cs[0].Doc) == 0 {
+			t.Fatalf("the action's change: %+v", cs)
+		}
+		// Enqueue records the cursor and deletes the change.
+		_, err = s.Enqueue(ctx, cs[0].Seq, nil, 10, 0, baseTime)
+		noErr(t, err)
+		cur, err := s.AlertCursor(ctx)
+		noErr(t, err)
+		if cur != cs[0].Seq {
+			t.Fatalf("cursor = %d, want %d", cur, cs[0].Seq)
+		}
+		cs, err = s.ChangesAfter(ctx, 0, 100)
+		noErr(t, err)
+		if len(cs) != 0 {
+			t.Fatalf("changes left after enqueue: %+v", cs)
+		}
+	})
 }
 
 // runSIEM tests the SIEMStore contract.
