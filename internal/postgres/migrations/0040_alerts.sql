@@ -30,8 +30,8 @@ CREATE TABLE alert_deliveries (
 	body          bytea
 );
 CREATE INDEX alert_deliveries_sub ON alert_deliveries (sub_id, status, created_ns);
-CREATE INDEX alert_deliveries_due ON alert_deliveries (next_ns) WHERE status = 'pending';
-CREATE INDEX alert_deliveries_open ON alert_deliveries (created_ns) WHERE status = 'open';
+CREATE INDEX alert_deliveries_due ON alert_deliveries (next_ns, id) WHERE status = 'pending';
+CREATE INDEX alert_deliveries_open ON alert_deliveries (created_ns, id) WHERE status = 'open';
 
 -- Items of open deliveries (moved into the body when sealed).
 CREATE TABLE alert_items (
