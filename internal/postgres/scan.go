@@ -46,8 +46,18 @@ var (
 )
 
 // compileExpr compiles a filter to the events columns, binding every value
-// in a.
+// in a. The values of a part that compiles to no SQL are unbound again, so
+// the placeholders stay numbered as the text uses them.
 func compileExpr(e audit.Expr, a *evArgs) evCond {
+	n := len(a.args)
+	c := compileNode(e, a)
+	if c.sql == "" {
+		a.args = a.args[:n]
+	}
+	return c
+}
+
+func compileNode(e audit.Expr, a *evArgs) evCond {
 	switch e := e.(type) {
 	case nil:
 		return evTrue

@@ -52,7 +52,9 @@ func (s *Store) streamPart(ctx context.Context, stmt string, args []any, first i
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		rows, err := tx.Query(ctx, `FETCH `+strconv.Itoa(n)+` FROM evcur`)
+		// The statement's columns differ from cursor to cursor: describe it
+		// every time instead of caching it.
+		rows, err := tx.Query(ctx, `FETCH `+strconv.Itoa(n)+` FROM evcur`, pgx.QueryExecModeDescribeExec)
 		if err != nil {
 			return translate(err, "read events")
 		}
