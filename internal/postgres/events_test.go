@@ -189,3 +189,70 @@ func TestEventNULInClientStrings(t *testing.T) {
 		t.Fatalf("search by an actor id with NUL: %+v, %v", page, err)
 	}
 }
+
+func TestEventConcurrentPartitionCreators(t *testing.T) {
+	url, schema := pgtest.Schema(t)
+	opts := postgres.Options{URL: url, Schema: schema, Migrate: true}
+	s1, err := postgres.Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s1.Close()
+	s2, err := postgres.Open(t.Context(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	at := time.Date(2024, 6, 1, 0, 0, 0, 0, time.UTC)
+	errs := make(chan error, 8)
+	for i := range 8 {
+		s := s1
+		if i%2 == 1 {
+			s = s2
+		}
+		go func() {
+			var evs []audit.Event
+			for d := range 5 {
+				evs = append(evs, ev("a", fmt.Sprintf("w%d-%d", i, d), at.Add(time.Duration(d)*24*time.Hour)))
+			}
+			errs <- s.InsertEvents(t.Context(), evs)
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent insert creating the same partitions: %v", err)
+		}
+	}
+	// Each store sees what the other created.
+	for _, s := range []*postgres.Store{s1, s2} {
+		page, err := s.SearchEvents(t.Context(), audit.EventFilter{Tenant: "a", Limit: 100})
+		if err != nil || len(page.Events) != 40 {
+			t.Fatalf("search: %d events, %v", len(page.Events), err)
+		}
+	}
+}
+
+func TestEventLargeBatch(t *testing.T) {
+	if testing.Short() {
+		t.Skip("large batch")
+	}
+	s, _ := openAt(t, time.Now())
+	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+	evs := make([]audit.Event, 20000)
+	for i := range evs {
+		evs[i] = ev("a", fmt.Sprintf("b%05d", i), at.Add(time.Duration(i)*time.Second))
+	}
+	start := time.Now()
+	if err := s.InsertEvents(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("20000 events in %v", time.Since(start))
+	start = time.Now()
+	if err := s.InsertEvents(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("20000 repeated events in %v", time.Since(start))
+	if n, err := s.CountBefore(t.Context(), "a", at.Add(48*time.Hour)); err != nil || n != 20000 {
+		t.Fatalf("count: %d, %v", n, err)
+	}
+}
