@@ -256,3 +256,35 @@ func TestEventLargeBatch(t *testing.T) {
 		t.Fatalf("count: %d, %v", n, err)
 	}
 }
+
+func TestReplaceEventsRewritesColumns(t *testing.T) {
+	s, _ := openAt(t, time.Now())
+	ctx := t.Context()
+	at := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
+	e := ev("a", "r1", at)
+	e.Metadata = map[string]any{"email": "alice@example.com"}
+	if err := s.InsertEvents(ctx, []audit.Event{e}); err != nil {
+		t.Fatal(err)
+	}
+	erased := e
+	erased.Actor.ID = "erased-1"
+	erased.Metadata = nil
+	missing := ev("a", "nope", at)
+	n, err := s.ReplaceEvents(ctx, []audit.Event{erased, missing, ev("a", "r1", at.Add(time.Hour))})
+	if err != nil || n != 1 {
+		t.Fatalf("replace: %d, %v; want 1 (others not stored)", n, err)
+	}
+	got, err := s.GetEvent(ctx, "a", "r1")
+	if err != nil || got.Actor.ID != "erased-1" || got.Metadata != nil {
+		t.Fatalf("after replace: %+v, %v", got, err)
+	}
+	for actor, want := range map[string]int{"alice": 0, "erased-1": 1} {
+		page, err := s.SearchEvents(ctx, audit.EventFilter{Tenant: "a", ActorID: actor})
+		if err != nil || len(page.Events) != want {
+			t.Fatalf("search actor %s: %d events, %v; want %d", actor, len(page.Events), err, want)
+		}
+	}
+	if _, err := s.ReplaceEvents(ctx, []audit.Event{{ID: "x"}}); audit.ErrorCode(err) != audit.EINVALID {
+		t.Fatalf("replace without tenant: %v", err)
+	}
+}
