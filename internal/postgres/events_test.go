@@ -15,7 +15,7 @@ import (
 
 // openAt opens a store on a fresh schema whose clock reads now, and a
 // direct connection to inspect the schema.
-func openAt(t *testing.T, now time.Time) (*postgres.Store, *pgx.Conn) {
+func openEventsAt(t *testing.T, now time.Time) (*postgres.Store, *pgx.Conn) {
 	t.Helper()
 	url, schema := pgtest.Schema(t)
 	s, err := postgres.Open(t.Context(), postgres.Options{URL: url, Schema: schema, Migrate: true,
@@ -36,7 +36,7 @@ func openAt(t *testing.T, now time.Time) (*postgres.Store, *pgx.Conn) {
 }
 
 // partitionNames lists the schema's events partitions, ascending.
-func partitionNames(t *testing.T, conn *pgx.Conn) []string {
+func eventPartitionNames(t *testing.T, conn *pgx.Conn) []string {
 	t.Helper()
 	rows, err := conn.Query(t.Context(), `SELECT c.relname::text FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = 'events'::regclass ORDER BY 1`)
@@ -50,22 +50,22 @@ func partitionNames(t *testing.T, conn *pgx.Conn) []string {
 	return names
 }
 
-func ev(tenant, id string, at time.Time) audit.Event {
+func newLoginEvent(tenant, id string, at time.Time) audit.Event {
 	return audit.Event{ID: id, Tenant: tenant, Time: at, Action: "auth.login.success", Actor: audit.Actor{ID: "alice"}}
 }
 
 func TestEventPartitionsAheadAndOnDemand(t *testing.T) {
 	now := time.Date(2026, 7, 1, 23, 30, 0, 0, time.UTC)
-	s, conn := openAt(t, now)
-	if got := fmt.Sprint(partitionNames(t, conn)); got != "[events_20260701 events_20260702]" {
+	s, conn := openEventsAt(t, now)
+	if got := fmt.Sprint(eventPartitionNames(t, conn)); got != "[events_20260701 events_20260702]" {
 		t.Fatalf("partitions at open: %s, want today and tomorrow", got)
 	}
 	ctx := t.Context()
 	old := time.Date(2025, 1, 5, 0, 0, 0, 1, time.UTC)
-	if err := s.InsertEvents(ctx, []audit.Event{ev("a", "1", old), ev("a", "2", old.Add(-2))}); err != nil {
+	if err := s.InsertEvents(ctx, []audit.Event{newLoginEvent("a", "1", old), newLoginEvent("a", "2", old.Add(-2))}); err != nil {
 		t.Fatal(err)
 	}
-	if got := fmt.Sprint(partitionNames(t, conn)); got != "[events_20250104 events_20250105 events_20260701 events_20260702]" {
+	if got := fmt.Sprint(eventPartitionNames(t, conn)); got != "[events_20250104 events_20250105 events_20260701 events_20260702]" {
 		t.Fatalf("partitions after inserting into two old days: %s", got)
 	}
 	var n int
@@ -79,18 +79,18 @@ func TestEventPartitionsAheadAndOnDemand(t *testing.T) {
 }
 
 func TestEventDuplicateIDAcrossDays(t *testing.T) {
-	s, conn := openAt(t, time.Now())
+	s, conn := openEventsAt(t, time.Now())
 	ctx := t.Context()
 	day1 := time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 	day2 := day1.Add(48 * time.Hour)
-	first := ev("a", "dup", day1)
-	again := ev("a", "dup", day2)
+	first := newLoginEvent("a", "dup", day1)
+	again := newLoginEvent("a", "dup", day2)
 	again.Action = "auth.logout"
 	// Within one batch and across batches, the first (tenant, id) wins.
 	if err := s.InsertEvents(ctx, []audit.Event{first, again}); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.InsertEvents(ctx, []audit.Event{again, ev("b", "dup", day2)}); err != nil {
+	if err := s.InsertEvents(ctx, []audit.Event{again, newLoginEvent("b", "dup", day2)}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := s.GetEvent(ctx, "a", "dup")
@@ -107,11 +107,11 @@ func TestEventDuplicateIDAcrossDays(t *testing.T) {
 }
 
 func TestEventPurgeDropsEmptiedPartition(t *testing.T) {
-	s, conn := openAt(t, time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC))
+	s, conn := openEventsAt(t, time.Date(2026, 7, 1, 0, 0, 0, 0, time.UTC))
 	ctx := t.Context()
 	d1 := time.Date(2026, 2, 1, 5, 0, 0, 0, time.UTC)
 	d2 := d1.Add(24 * time.Hour)
-	if err := s.InsertEvents(ctx, []audit.Event{ev("a", "1", d1), ev("b", "2", d1), ev("a", "3", d2)}); err != nil {
+	if err := s.InsertEvents(ctx, []audit.Event{newLoginEvent("a", "1", d1), newLoginEvent("b", "2", d1), newLoginEvent("a", "3", d2)}); err != nil {
 		t.Fatal(err)
 	}
 	cut := d2.Add(time.Hour)
@@ -123,13 +123,13 @@ func TestEventPurgeDropsEmptiedPartition(t *testing.T) {
 	}
 	// events_20260201 still holds b's event; events_20260202 is not
 	// wholly before the cut.
-	if got := fmt.Sprint(partitionNames(t, conn)); got != "[events_20260201 events_20260202 events_20260701 events_20260702]" {
+	if got := fmt.Sprint(eventPartitionNames(t, conn)); got != "[events_20260201 events_20260202 events_20260701 events_20260702]" {
 		t.Fatalf("after purging a: %s", got)
 	}
 	if n, err := s.Purge(ctx, "b", cut); err != nil || n != 1 {
 		t.Fatalf("purge b: %d, %v", n, err)
 	}
-	if got := fmt.Sprint(partitionNames(t, conn)); got != "[events_20260202 events_20260701 events_20260702]" {
+	if got := fmt.Sprint(eventPartitionNames(t, conn)); got != "[events_20260202 events_20260701 events_20260702]" {
 		t.Fatalf("after purging b: %s, want the emptied old day dropped", got)
 	}
 	var ids int
@@ -137,7 +137,7 @@ func TestEventPurgeDropsEmptiedPartition(t *testing.T) {
 		t.Fatalf("event_ids keeps %d rows (%v), want 0", ids, err)
 	}
 	// The day can be written again: its partition is made anew.
-	if err := s.InsertEvents(ctx, []audit.Event{ev("a", "1", d1)}); err != nil {
+	if err := s.InsertEvents(ctx, []audit.Event{newLoginEvent("a", "1", d1)}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.GetEvent(ctx, "a", "1"); err != nil {
@@ -146,12 +146,12 @@ func TestEventPurgeDropsEmptiedPartition(t *testing.T) {
 }
 
 func TestGetEventManyPartitions(t *testing.T) {
-	s, _ := openAt(t, time.Now())
+	s, _ := openEventsAt(t, time.Now())
 	ctx := t.Context()
 	start := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
 	var evs []audit.Event
 	for i := range 120 {
-		evs = append(evs, ev("a", fmt.Sprintf("e%03d", i), start.Add(time.Duration(i)*24*time.Hour)))
+		evs = append(evs, newLoginEvent("a", fmt.Sprintf("e%03d", i), start.Add(time.Duration(i)*24*time.Hour)))
 	}
 	if err := s.InsertEvents(ctx, evs); err != nil {
 		t.Fatal(err)
@@ -176,9 +176,9 @@ func TestGetEventManyPartitions(t *testing.T) {
 }
 
 func TestEventNULInClientStrings(t *testing.T) {
-	s, _ := openAt(t, time.Now())
+	s, _ := openEventsAt(t, time.Now())
 	ctx := t.Context()
-	e := ev("a", "nul", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
+	e := newLoginEvent("a", "nul", time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC))
 	e.Actor.ID = "al\x00ice"
 	e.Metadata = map[string]any{"k": "v\x00w"}
 	if err := s.InsertEvents(ctx, []audit.Event{e}); err != nil {
@@ -213,7 +213,7 @@ func TestEventConcurrentPartitionCreators(t *testing.T) {
 		go func() {
 			var evs []audit.Event
 			for d := range 5 {
-				evs = append(evs, ev("a", fmt.Sprintf("w%d-%d", i, d), at.Add(time.Duration(d)*24*time.Hour)))
+				evs = append(evs, newLoginEvent("a", fmt.Sprintf("w%d-%d", i, d), at.Add(time.Duration(d)*24*time.Hour)))
 			}
 			errs <- s.InsertEvents(t.Context(), evs)
 		}()
@@ -236,11 +236,11 @@ func TestEventLargeBatch(t *testing.T) {
 	if testing.Short() {
 		t.Skip("large batch")
 	}
-	s, _ := openAt(t, time.Now())
+	s, _ := openEventsAt(t, time.Now())
 	at := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
 	evs := make([]audit.Event, 20000)
 	for i := range evs {
-		evs[i] = ev("a", fmt.Sprintf("b%05d", i), at.Add(time.Duration(i)*time.Second))
+		evs[i] = newLoginEvent("a", fmt.Sprintf("b%05d", i), at.Add(time.Duration(i)*time.Second))
 	}
 	start := time.Now()
 	if err := s.InsertEvents(t.Context(), evs); err != nil {
@@ -258,10 +258,10 @@ func TestEventLargeBatch(t *testing.T) {
 }
 
 func TestReplaceEventsRewritesColumns(t *testing.T) {
-	s, _ := openAt(t, time.Now())
+	s, _ := openEventsAt(t, time.Now())
 	ctx := t.Context()
 	at := time.Date(2026, 3, 1, 8, 0, 0, 0, time.UTC)
-	e := ev("a", "r1", at)
+	e := newLoginEvent("a", "r1", at)
 	e.Metadata = map[string]any{"email": "alice@example.com"}
 	if err := s.InsertEvents(ctx, []audit.Event{e}); err != nil {
 		t.Fatal(err)
@@ -269,8 +269,8 @@ func TestReplaceEventsRewritesColumns(t *testing.T) {
 	erased := e
 	erased.Actor.ID = "erased-1"
 	erased.Metadata = nil
-	missing := ev("a", "nope", at)
-	n, err := s.ReplaceEvents(ctx, []audit.Event{erased, missing, ev("a", "r1", at.Add(time.Hour))})
+	missing := newLoginEvent("a", "nope", at)
+	n, err := s.ReplaceEvents(ctx, []audit.Event{erased, missing, newLoginEvent("a", "r1", at.Add(time.Hour))})
 	if err != nil || n != 1 {
 		t.Fatalf("replace: %d, %v; want 1 (others not stored)", n, err)
 	}
