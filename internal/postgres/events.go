@@ -465,9 +465,9 @@ func (s *Store) GetEvent(ctx context.Context, tenant, id string) (*audit.Event, 
 	return ev, nil
 }
 
-// purgeChunk is how many rows one purge statement deletes, so that no
+// eventPurgeChunk is how many rows one purge statement deletes, so that no
 // purge holds one long transaction over a large partition.
-const purgeChunk = 5000
+const eventPurgeChunk = 5000
 
 // Purge deletes tenant's events dated before the cutoff, and their
 // event_ids rows, partition by partition in chunks; a partition wholly
@@ -516,7 +516,7 @@ func (s *Store) purgePartition(ctx context.Context, day int64, tenant string, cu
 		}
 		var n int64
 		err := s.inTx(ctx, "purge "+partName(day), func(tx pgx.Tx) error {
-			return tx.QueryRow(ctx, stmt, tenant, cut, purgeChunk).Scan(&n)
+			return tx.QueryRow(ctx, stmt, tenant, cut, eventPurgeChunk).Scan(&n)
 		})
 		if sqlState(err) == "42P01" {
 			return total, nil // dropped meanwhile
@@ -525,7 +525,7 @@ func (s *Store) purgePartition(ctx context.Context, day int64, tenant string, cu
 			return total, err
 		}
 		total += n
-		if n < purgeChunk {
+		if n < eventPurgeChunk {
 			return total, nil
 		}
 	}
