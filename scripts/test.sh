@@ -7,6 +7,14 @@ cd "$(dirname "$0")/.."
 
 export CGO_ENABLED=1 # the embedded SQLite store is cgo
 
+# The PostgreSQL store's tests need a server: start the local one. Under CI
+# (CI set) it must come up, and the tests fail rather than skip without it.
+if [ -n "${CI:-}" ]; then
+  ./scripts/postgres.sh
+else
+  ./scripts/postgres.sh --try
+fi
+
 echo "== go vet"
 go vet ./...
 

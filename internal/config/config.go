@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"os"
 	"reflect"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -182,20 +183,47 @@ type Server struct {
 
 // Storage selects and configures the store.
 type Storage struct {
-	// Driver is the backend; "sqlite" (embedded) is the only one in this build.
-	Driver string `yaml:"driver"`
-	SQLite SQLite `yaml:"sqlite"`
+	// Driver is the backend: "sqlite" (embedded, the default) or
+	// "postgres" (events, findings, keys and settings in PostgreSQL; the
+	// ingest stream and node-local files stay in storage.sqlite.dir).
+	Driver   string   `yaml:"driver"`
+	SQLite   SQLite   `yaml:"sqlite"`
+	Postgres Postgres `yaml:"postgres"`
+}
+
+// Postgres is the PostgreSQL store.
+type Postgres struct {
+	// URL is the connection string (postgres://user:pass@host:5432/db or
+	// key=value form). It carries the password: set it through
+	// VIGIL_STORAGE_POSTGRES_URL or VIGIL_STORAGE_POSTGRES_URL_FILE rather
+	// than the file.
+	URL string `yaml:"url" secret:"true"`
+	// Schema holds Vigil's tables; a lower-case identifier.
+	Schema string `yaml:"schema"`
+	// MaxConns caps the connection pool.
+	MaxConns int `yaml:"max_conns"`
+	// AutoMigrate applies pending schema migrations when a node starts;
+	// without it a node refuses a schema that is behind and `vigil migrate`
+	// applies them (the production procedure).
+	AutoMigrate bool `yaml:"auto_migrate"`
 }
 
 // SQLite is the embedded store.
 type SQLite struct {
-	// Dir holds every file of the embedded store.
+	// Dir holds every file of the embedded store. With storage.driver
+	// postgres it still holds the node's own files: the ingest stream
+	// (accepted events not yet stored), the webhook and integrity signing
+	// keys and the bootstrap key file.
 	Dir string `yaml:"dir"`
 	// MaxOpenPartitions is how many event partition files (one per day of
 	// event time) are kept open; the least recently used idle one is
 	// closed beyond it.
 	MaxOpenPartitions int `yaml:"max_open_partitions"`
 }
+
+// pgSchemaName is what storage.postgres.schema must look like: an unquoted
+// lower-case identifier, the same in search_path, SQL and the catalog.
+var pgSchemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
 
 // Ingest is the ingestion path.
 type Ingest struct {
@@ -334,9 +362,10 @@ func Default() Config {
 			WriteTimeout: 120 * time.Second, IdleTimeout: 120 * time.Second, ShutdownTimeout: 20 * time.Second,
 			MaxBodySize: 16 << 20, MaxInflightIngest: 512, MaxInflightIngestBytes: 128 << 20, ReadyInterval: 2 * time.Second,
 		},
-		Storage: Storage{Driver: "sqlite", SQLite: SQLite{Dir: "./vigil-data", MaxOpenPartitions: 64}},
-		Ingest:  Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second, MaxEventAge: 90 * 24 * time.Hour},
-		Enrich:  Enrich{ReloadInterval: 30 * time.Second, CacheSize: 65536, Budget: 5 * time.Millisecond},
+		Storage: Storage{Driver: "sqlite", SQLite: SQLite{Dir: "./vigil-data", MaxOpenPartitions: 64},
+			Postgres: Postgres{Schema: "vigil", MaxConns: 16}},
+		Ingest: Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second, MaxEventAge: 90 * 24 * time.Hour},
+		Enrich: Enrich{ReloadInterval: 30 * time.Second, CacheSize: 65536, Budget: 5 * time.Millisecond},
 		Detect: Detect{Enabled: true, MaxKeys: 1_000_000, MaxTenantKeys: 250_000, AllowedLateness: 2 * time.Minute,
 			Egress: DetectEgress{Learn: true, MinActors: 5}},
 		Limits:    defaultLimits(),
@@ -536,9 +565,21 @@ func (c *Config) Validate() error {
 			bad("storage.sqlite.max_open_partitions", "must be between 2 and 10000, not %d", n)
 		}
 	case "postgres":
-		bad("storage.driver", "postgres is not available in this build yet; use sqlite")
+		pg := c.Storage.Postgres
+		if pg.URL == "" {
+			bad("storage.postgres.url", "is required with storage.driver postgres (set VIGIL_STORAGE_POSTGRES_URL)")
+		}
+		if !pgSchemaName.MatchString(pg.Schema) {
+			bad("storage.postgres.schema", "must be a lower-case identifier (a-z, 0-9, _; at most 63 characters, not starting with a digit), not %q", pg.Schema)
+		}
+		if pg.MaxConns < 2 || pg.MaxConns > 1000 {
+			bad("storage.postgres.max_conns", "must be between 2 and 1000, not %d", pg.MaxConns)
+		}
+		if c.Storage.SQLite.Dir == "" {
+			bad("storage.sqlite.dir", "is required: it holds the node's ingest stream and keys even with storage.driver postgres")
+		}
 	default:
-		bad("storage.driver", "must be sqlite, not %q", c.Storage.Driver)
+		bad("storage.driver", "must be sqlite or postgres, not %q", c.Storage.Driver)
 	}
 	c.Limits.validate(bad)
 	if c.Integrity.CheckpointInterval < time.Second {

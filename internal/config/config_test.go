@@ -129,3 +129,36 @@ func TestParseSize(t *testing.T) {
 		}
 	}
 }
+
+func TestPostgresStorage(t *testing.T) {
+	env := map[string]string{
+		"VIGIL_STORAGE_DRIVER":       "postgres",
+		"VIGIL_STORAGE_POSTGRES_URL": "postgres://vigil:hunter2@db.internal:5432/vigil",
+	}
+	c, err := config.Load("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if c.Storage.Postgres.Schema != "vigil" || c.Storage.Postgres.MaxConns != 16 || c.Storage.Postgres.AutoMigrate {
+		t.Fatalf("postgres defaults = %+v", c.Storage.Postgres)
+	}
+	out, err := c.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "hunter2") {
+		t.Fatalf("the redacted configuration shows the database password:\n%s", out)
+	}
+
+	bad := c
+	bad.Storage.Postgres = config.Postgres{Schema: "Vigil", MaxConns: 1}
+	err = bad.Validate()
+	for _, want := range []string{"storage.postgres.url", "storage.postgres.schema", "storage.postgres.max_conns"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validate = %v, want it to name %s", err, want)
+		}
+	}
+}
