@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigilhq/vigil/client"
 	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/config"
 )
 
 // TestResponseActions: an analyst asks the SaaS to revoke an account's
@@ -16,8 +17,16 @@ import (
 // delivered once as a signed webhook item of kind action, the SaaS reports
 // its acknowledgement and the outcome, and every step is in the tenant's
 // audit log.
-func TestResponseActions(t *testing.T) {
+func TestResponseActions(t *testing.T) { testResponseActions(t) }
+
+// TestResponseActionsPostgres is TestResponseActions on the PostgreSQL store.
+func TestResponseActionsPostgres(t *testing.T) { testResponseActions(t, onPostgres(t)) }
+
+func testResponseActions(t *testing.T, edit ...func(*config.Config)) {
 	cfg := alertConfig(t, t.TempDir())
+	for _, e := range edit {
+		e(&cfg)
+	}
 	rcv := newReceiver(t)
 	a, base, _ := runApp(t, cfg)
 	op := a.BootstrapKey

@@ -160,8 +160,13 @@ func login(actor, ip string, at time.Time) client.Event {
 	}
 }
 
-func TestEndToEndIngestAndSearch(t *testing.T) {
-	n := startNode(t)
+func TestEndToEndIngestAndSearch(t *testing.T) { testEndToEndIngestAndSearch(t) }
+
+// TestEndToEndIngestAndSearchPostgres is TestEndToEndIngestAndSearch on the PostgreSQL store.
+func TestEndToEndIngestAndSearchPostgres(t *testing.T) { testEndToEndIngestAndSearch(t, onPostgres(t)) }
+
+func testEndToEndIngestAndSearch(t *testing.T, edit ...func(*config.Config)) {
+	n := startNode(t, edit...)
 	c, _ := n.tenantClient(t, "acme")
 	ctx := t.Context()
 	base := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)

@@ -12,14 +12,20 @@ import (
 
 	"github.com/vigilhq/vigil/client"
 	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/config"
 )
 
 // TestTenantIsolationMatrix drives every route of the API with tenant A's
 // full-scope key while trying to reach tenant B, and checks that A can
 // neither read, infer nor change anything of B's. A route added without a
 // case here fails the test.
-func TestTenantIsolationMatrix(t *testing.T) {
-	n := startNode(t)
+func TestTenantIsolationMatrix(t *testing.T) { testTenantIsolationMatrix(t) }
+
+// TestTenantIsolationMatrixPostgres is TestTenantIsolationMatrix on the PostgreSQL store.
+func TestTenantIsolationMatrixPostgres(t *testing.T) { testTenantIsolationMatrix(t, onPostgres(t)) }
+
+func testTenantIsolationMatrix(t *testing.T, edit ...func(*config.Config)) {
+	n := startNode(t, edit...)
 	ctx := t.Context()
 	a, keyA := n.tenantClient(t, "tenant-a")
 	b, keyB := n.tenantClient(t, "tenant-b")

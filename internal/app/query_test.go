@@ -12,15 +12,16 @@ import (
 	"unicode/utf8"
 
 	"github.com/vigilhq/vigil/client"
+	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/query"
 )
 
 // seedInvestigation sends a small attack story to tenant "inv": a source
 // failing on five accounts, one of which then logs in and changes its
 // e-mail, and waits until the pipeline has stored it.
-func seedInvestigation(t *testing.T) (*node, *client.Client, string) {
+func seedInvestigation(t *testing.T, edit ...func(*config.Config)) (*node, *client.Client, string) {
 	t.Helper()
-	n := startNode(t)
+	n := startNode(t, edit...)
 	c, key := n.tenantClient(t, "inv")
 	base := time.Now().Add(-30 * time.Minute).UTC().Truncate(time.Second)
 	var evs []client.Event
@@ -38,8 +39,15 @@ func seedInvestigation(t *testing.T) (*node, *client.Client, string) {
 	return n, c, key
 }
 
-func TestQueryExportAndViewsOverHTTP(t *testing.T) {
-	n, c, key := seedInvestigation(t)
+func TestQueryExportAndViewsOverHTTP(t *testing.T) { testQueryExportAndViewsOverHTTP(t) }
+
+// TestQueryExportAndViewsOverHTTPPostgres is TestQueryExportAndViewsOverHTTP on the PostgreSQL store.
+func TestQueryExportAndViewsOverHTTPPostgres(t *testing.T) {
+	testQueryExportAndViewsOverHTTP(t, onPostgres(t))
+}
+
+func testQueryExportAndViewsOverHTTP(t *testing.T, edit ...func(*config.Config)) {
+	n, c, key := seedInvestigation(t, edit...)
 	ctx := t.Context()
 
 	res, err := c.Query(ctx, `time:>=-1h action:auth.login.failure | stats count() as failures dc(actor.id) as accounts by ip | sort -accounts`)

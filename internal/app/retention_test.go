@@ -51,9 +51,14 @@ func countFailures(t *testing.T, c *client.Client, tenant string) int {
 // tenant with the default keeps everything, a dry run deletes nothing, the
 // purge is recorded in the tenant's own log, and a tenant admin key may
 // run it and set its own retention only within the installation's bounds.
-func TestRetentionRunsOverHTTP(t *testing.T) {
+func TestRetentionRunsOverHTTP(t *testing.T) { testRetentionRunsOverHTTP(t) }
+
+// TestRetentionRunsOverHTTPPostgres is TestRetentionRunsOverHTTP on the PostgreSQL store.
+func TestRetentionRunsOverHTTPPostgres(t *testing.T) { testRetentionRunsOverHTTP(t, onPostgres(t)) }
+
+func testRetentionRunsOverHTTP(t *testing.T, edit ...func(*config.Config)) {
 	// Detection is off so that the only findings are the ones planted below.
-	n := startNode(t, func(c *config.Config) { c.Retention.Interval, c.Detect.Enabled = 0, false })
+	n := startNode(t, append(edit, func(c *config.Config) { c.Retention.Interval, c.Detect.Enabled = 0, false })...)
 	ctx := t.Context()
 	for _, r := range []client.CreateTenantRequest{
 		{ID: "short", RetentionDays: 30, MaxEventAgeDays: 200},

@@ -11,6 +11,7 @@ import (
 	"github.com/vigilhq/vigil/client"
 	"github.com/vigilhq/vigil/internal/access"
 	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/config"
 )
 
 // keyKind is who holds a key: an operator (every tenant) or a tenant.
@@ -42,8 +43,13 @@ type routeSpec struct {
 // A key holding the route's scope (or admin) gets the route's success
 // status; any other key gets 403 and changes nothing. A route missing from
 // the specs below fails the test, so a new route cannot ship unclassified.
-func TestScopeMatrix(t *testing.T) {
-	n := startNode(t)
+func TestScopeMatrix(t *testing.T) { testScopeMatrix(t) }
+
+// TestScopeMatrixPostgres is TestScopeMatrix on the PostgreSQL store.
+func TestScopeMatrixPostgres(t *testing.T) { testScopeMatrix(t, onPostgres(t)) }
+
+func testScopeMatrix(t *testing.T, edit ...func(*config.Config)) {
+	n := startNode(t, edit...)
 	ctx := t.Context()
 	a, _ := n.tenantClient(t, "tenant-a")
 	n.tenantClient(t, "tenant-b")

@@ -48,9 +48,19 @@ type Stores struct {
 	Close    func() error
 }
 
-// OpenStores opens the configured backend.
+// OpenStores opens the configured backend for a serving node.
 func OpenStores(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time) (*Stores, error) {
+	return openStores(ctx, cfg, log, now, true, false)
+}
+
+// openStores opens the configured backend. serving is false for one-shot
+// commands, which need no ingest stream and may run beside a serving node;
+// migrate applies pending PostgreSQL migrations whatever auto_migrate says
+// (the embedded store always migrates at open).
+func openStores(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time, serving, migrate bool) (*Stores, error) {
 	switch cfg.Storage.Driver {
+	case "postgres":
+		return openPostgres(ctx, cfg, log, now, serving, migrate)
 	case "sqlite":
 		db, err := sqlite.Open(ctx, sqlite.Options{
 			Dir: cfg.Storage.SQLite.Dir, Logger: log, Now: now,
@@ -73,10 +83,14 @@ func OpenStores(ctx context.Context, cfg config.Config, log *slog.Logger, now fu
 // WithStores opens the stores, runs fn and closes them: for one-shot
 // administrative commands.
 func WithStores(ctx context.Context, cfg config.Config, fn func(*Stores) error) error {
+	return withStores(ctx, cfg, false, fn)
+}
+
+func withStores(ctx context.Context, cfg config.Config, migrate bool, fn func(*Stores) error) error {
 	if err := cfg.Validate(); err != nil {
 		return fmt.Errorf("invalid configuration:\n%w", err)
 	}
-	s, err := OpenStores(ctx, cfg, slog.New(slog.DiscardHandler), time.Now)
+	s, err := openStores(ctx, cfg, slog.New(slog.DiscardHandler), time.Now, false, migrate)
 	if err != nil {
 		return err
 	}
@@ -87,7 +101,13 @@ func WithStores(ctx context.Context, cfg config.Config, fn func(*Stores) error) 
 	return err
 }
 
-// Migrate applies pending migrations.
-func Migrate(ctx context.Context, cfg config.Config) error {
-	return WithStores(ctx, cfg, func(*Stores) error { return nil })
+// Migrate applies pending migrations and says where.
+func Migrate(ctx context.Context, cfg config.Config) (string, error) {
+	if err := withStores(ctx, cfg, true, func(*Stores) error { return nil }); err != nil {
+		return "", err
+	}
+	if cfg.Storage.Driver == "postgres" {
+		return fmt.Sprintf("PostgreSQL schema %s is migrated to the latest schema", cfg.Storage.Postgres.Schema), nil
+	}
+	return fmt.Sprintf("storage in %s is migrated to the latest schema", cfg.Storage.SQLite.Dir), nil
 }

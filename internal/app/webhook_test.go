@@ -209,9 +209,19 @@ func createWebhook(t *testing.T, base, key, body string) (id, secret string) {
 // refuses deliveries for a while, both the server and the receiver restart,
 // and every finding change still arrives exactly once by delivery id, in a
 // few batched requests, signed.
-func TestWebhookExactlyOnceAcrossRestarts(t *testing.T) {
+func TestWebhookExactlyOnceAcrossRestarts(t *testing.T) { testWebhookExactlyOnceAcrossRestarts(t) }
+
+// TestWebhookExactlyOnceAcrossRestartsPostgres is TestWebhookExactlyOnceAcrossRestarts on the PostgreSQL store.
+func TestWebhookExactlyOnceAcrossRestartsPostgres(t *testing.T) {
+	testWebhookExactlyOnceAcrossRestarts(t, onPostgres(t))
+}
+
+func testWebhookExactlyOnceAcrossRestarts(t *testing.T, edit ...func(*config.Config)) {
 	dir := t.TempDir()
 	cfg := alertConfig(t, dir)
+	for _, e := range edit {
+		e(&cfg)
+	}
 	rcv := newReceiver(t)
 	rcv.setRefuse(true)
 

@@ -87,10 +87,11 @@ func migrateCommand() *Command {
 				if err := cfg.Validate(); err != nil {
 					return fmt.Errorf("invalid configuration:\n%w", err)
 				}
-				if err := app.Migrate(ctx, cfg); err != nil {
+				done, err := app.Migrate(ctx, cfg)
+				if err != nil {
 					return err
 				}
-				fmt.Fprintf(env.Stdout, "storage in %s is migrated to the latest schema\n", cfg.Storage.SQLite.Dir)
+				fmt.Fprintln(env.Stdout, done)
 				return nil
 			}
 		},

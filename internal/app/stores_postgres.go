@@ -1,0 +1,99 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/postgres"
+	"github.com/vigilhq/vigil/internal/query"
+	"github.com/vigilhq/vigil/internal/sqlite"
+)
+
+// openPostgres opens the PostgreSQL store. A serving node also takes the
+// schema's node lock and opens its ingest stream in storage.sqlite.dir;
+// a one-shot command (serving false) needs neither.
+func openPostgres(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time, serving, migrate bool) (*Stores, error) {
+	pc := cfg.Storage.Postgres
+	var lock *postgres.NodeLock
+	if serving {
+		var err error
+		if lock, err = postgres.AcquireNodeLock(ctx, pc.URL, pc.Schema); err != nil {
+			return nil, err
+		}
+	}
+	pg, err := postgres.Open(ctx, postgres.Options{
+		URL: pc.URL, Schema: pc.Schema, MaxConns: pc.MaxConns,
+		Migrate: migrate || pc.AutoMigrate, Logger: log.With("component", "postgres"), Now: now,
+	})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open PostgreSQL store (schema %s): %w", pc.Schema, err), releaseLock(lock))
+	}
+	st := &Stores{
+		Events: pg, Tenants: pg, Keys: pg, Findings: pg, Incidents: pg, State: pg, Rules: pg,
+		Viewers: pg, Saved: pg, Alerts: pg, Actions: pg, Integrity: pg,
+		Query:     query.NewRunner(pg, query.Options{}),
+		Retention: pg, RetentionPlanner: pg, FindingRetention: pg,
+		Ping: pg.Ping, Ready: pg.Ready, DiskSize: pg.DiskBytes,
+		Close: func() error { return errors.Join(pg.Close(), releaseLock(lock)) },
+	}
+	if !serving {
+		return st, nil
+	}
+	local, err := sqlite.OpenLocal(ctx, sqlite.Options{
+		Dir: cfg.Storage.SQLite.Dir, Logger: log, Now: now, MaxBacklog: int64(cfg.Ingest.MaxBacklog) * 2,
+	})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open the node's ingest stream in %s: %w", cfg.Storage.SQLite.Dir, err), pg.Close(), releaseLock(lock))
+	}
+	st.Stream = local.Stream()
+	st.Retention = retentionPair{pg, local.Stream()}
+	st.Ping = func(ctx context.Context) error { return errors.Join(pg.Ping(ctx), local.Ping(ctx)) }
+	st.Ready = func(ctx context.Context) error {
+		if err := local.Ready(ctx); err != nil {
+			return err
+		}
+		if err := lock.Check(ctx); err != nil {
+			return err
+		}
+		return pg.Ready(ctx)
+	}
+	st.DiskSize = func() (int64, error) {
+		a, err := pg.DiskBytes()
+		if err != nil {
+			return 0, err
+		}
+		b, err := local.DiskBytes()
+		return a + b, err
+	}
+	st.Close = func() error { return errors.Join(local.Close(), pg.Close(), releaseLock(lock)) }
+	return st, nil
+}
+
+func releaseLock(l *postgres.NodeLock) error {
+	if l == nil {
+		return nil
+	}
+	return l.Release()
+}
+
+// retentionPair purges events from the store and then the stream's
+// idempotency keys of the same days, as the embedded store does in one.
+type retentionPair struct {
+	events, stream audit.Retention
+}
+
+func (r retentionPair) Purge(ctx context.Context, tenant string, before time.Time) (int64, error) {
+	n, err := r.events.Purge(ctx, tenant, before)
+	if err != nil {
+		return n, err
+	}
+	if _, err := r.stream.Purge(ctx, tenant, before); err != nil {
+		return n, err
+	}
+	return n, nil
+}
