@@ -189,7 +189,6 @@ func (s *Store) Enqueue(ctx context.Context, upTo int64, items []audit.OutboxIte
 	err := s.inTx(ctx, "enqueue", func(tx pgx.Tx) error {
 		res = audit.EnqueueResult{}
 		// Ids are made inside: a retried transaction makes new ones.
-		var ids audit.IDGenerator
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, s.enqueueLock()); err != nil {
 			return err
 		}
@@ -216,7 +215,7 @@ func (s *Store) Enqueue(ctx context.Context, upTo int64, items []audit.OutboxIte
 				subs = append(subs, it.SubscriptionID)
 			}
 			if o.id == "" || o.n >= maxItems {
-				o.id, o.n = ids.New(now), 0
+				o.id, o.n = s.alertIDs.New(now), 0
 				if _, err := tx.Exec(ctx, `INSERT INTO alert_deliveries (id, sub_id, tenant, status, items, created_ns)
 					VALUES ($1, $2, $3, 'open', 0, $4)`, o.id, it.SubscriptionID, it.Tenant, nanos(now)); err != nil {
 					return fmt.Errorf("open delivery: %w", err)

@@ -62,6 +62,9 @@ type Store struct {
 	opts   Options
 	log    *slog.Logger
 	parts  *partitions
+	// alertIDs names webhook deliveries: ULIDs increasing across calls, as
+	// the embedded store's.
+	alertIDs audit.IDGenerator
 }
 
 // Open connects, checks (or, with Options.Migrate, applies) the schema's

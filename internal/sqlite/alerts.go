@@ -244,7 +244,8 @@ func severityOfRank(r int) audit.Severity {
 }
 
 // Enqueue adds items to their subscriptions' open deliveries, bounds each
-// subscription's outbox, advances the cursor to upTo and deletes the
+// subscription's outbox, advances the cursor to upTo (never back: a
+// stale caller's upTo leaves it where it is) and deletes the
 // changes up to it that no SIEM sink still needs, in one transaction.
 func (db *DB) Enqueue(ctx context.Context, upTo int64, items []audit.OutboxItem, maxItems, maxQueued int, now time.Time) (audit.EnqueueResult, error) {
 	var res audit.EnqueueResult
@@ -296,7 +297,7 @@ func (db *DB) Enqueue(ctx context.Context, upTo int64, items []audit.OutboxItem,
 		res.Dropped += n
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO alert_state (name, value) VALUES ('cursor', ?)
-		ON CONFLICT (name) DO UPDATE SET value = excluded.value`, upTo); err != nil {
+		ON CONFLICT (name) DO UPDATE SET value = max(value, excluded.value)`, upTo); err != nil {
 		return res, translate(err, "advance alert cursor")
 	}
 	// A change a SIEM sink has not passed yet stays for it.

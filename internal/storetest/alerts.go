@@ -165,9 +165,13 @@ func runAlerts(t *testing.T, open func(t *testing.T) Backend) {
 		}
 		second := open[1].ID
 
-		// A stale caller's items are still enqueued.
+		// A stale caller's items are still enqueued, and the cursor does
+		// not move back.
 		_, err = s.Enqueue(ctx, 2, outboxItems("o1", "a", 5), 2, 0, t0.Add(2*time.Minute))
 		noErr(t, err)
+		if cur, err := s.AlertCursor(ctx); err != nil || cur != 4 {
+			t.Fatalf("cursor after a stale enqueue = %d, %v; want 4 (it must not move back)", cur, err)
+		}
 		ds, err := s.ListDeliveries(ctx, audit.DeliveryFilter{SubscriptionID: "o1"})
 		noErr(t, err)
 		if len(ds) != 3 || ds[0].Items != 1 || ds[2].ID != full || ds[0].Body != nil {
