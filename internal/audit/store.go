@@ -69,6 +69,18 @@ type EventStore interface {
 	SearchEvents(ctx context.Context, f EventFilter) (*EventPage, error)
 }
 
+// EventKey names one event: ids are unique per tenant.
+type EventKey struct{ Tenant, ID string }
+
+// StoredReceipts is an optional capability of event stores: for those of
+// keys whose events are stored, the ReceivedAt of the stored copy. A
+// pipeline reading a WindowedDedupe stream uses it to tell a replay of
+// the record it stored (same receipt) from a late duplicate the client
+// sent again (another receipt), which it drops.
+type StoredReceipts interface {
+	StoredReceipts(ctx context.Context, keys []EventKey) (map[EventKey]time.Time, error)
+}
+
 // Pinger is an optional capability of stores: a cheap readiness check.
 type Pinger interface {
 	Ping(ctx context.Context) error

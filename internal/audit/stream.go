@@ -3,6 +3,7 @@ package audit
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // ErrStreamClosed is returned by EventStream methods after Close.
@@ -31,13 +32,19 @@ type Record struct {
 //   - Append returns only once the appended events are durable: a crash
 //     (kill -9, power loss on a sane disk) right after it returns loses none.
 //     Concurrent Appends may share one commit (group commit).
-//   - Append is atomic per call: on error nothing of the call is appended.
+//   - Append either succeeds for every event of the call or returns an
+//     error. After an error, some events of the call may have been
+//     appended (a stream that is WindowedDedupe) or none were (every
+//     other stream); either way the caller may retry the whole call,
+//     because of the idempotency below.
 //   - Idempotency: an event whose (Tenant, ID) was appended before is not
 //     appended again and is reported as Duplicate, for at least as long as
-//     the original event is retained. Within one call, a repeated
-//     (Tenant, ID) is a duplicate of its first occurrence.
+//     the original event is retained; a WindowedDedupe stream guarantees
+//     this only within its window, and the store's unique (Tenant, ID),
+//     which the pipeline consults, is the permanent guarantee. Within one
+//     call, a repeated (Tenant, ID) is a duplicate of its first occurrence.
 //   - Seq values are assigned in append order, strictly increasing, never
-//     reused, starting at 1.
+//     reused, starting at 1. Consumers must not assume they are dense.
 //   - Read is non-blocking and returns records in Seq order; Wait blocks until
 //     a record beyond a position exists.
 //   - Consumers are named; each keeps its own committed position. Records
@@ -62,4 +69,14 @@ type StreamStats interface {
 	// Backlog returns the last appended Seq and the lowest committed offset
 	// among consumers.
 	Backlog(ctx context.Context) (last, committed uint64, err error)
+}
+
+// WindowedDedupe is an optional capability of an EventStream whose
+// idempotency holds only for a window of time (NATS JetStream's duplicate
+// window): a (Tenant, ID) appended again after the window is appended as a
+// new record. A consumer of such a stream drops a record whose event the
+// store already holds from an earlier receipt (StoredReceipts), so each
+// event is evaluated and stored once.
+type WindowedDedupe interface {
+	DedupeWindow() time.Duration
 }
