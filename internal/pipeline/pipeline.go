@@ -10,6 +10,13 @@
 // uncommitted tail, which re-stores nothing twice and, because detection is
 // deterministic and resumes from the matching checkpoint, raises the same
 // findings.
+//
+// On a stream whose dedupe holds only within a window (NATS JetStream,
+// audit.WindowedDedupe), a client that sends an event again after the
+// window gets it appended as a new record. The pipeline drops such late
+// duplicates before enrichment, using the store's receipts
+// (audit.StoredReceipts) as the permanent dedupe, so that each event is
+// evaluated and stored once.
 package pipeline
 
 import (
@@ -30,8 +37,11 @@ const Consumer = "pipeline"
 
 // Options configures a Pipeline.
 type Options struct {
-	Stream   audit.EventStream // required
-	Events   audit.EventStore  // required
+	Stream audit.EventStream // required
+	// Events stores the events; required. With a Stream that is
+	// audit.WindowedDedupe it must also be audit.StoredReceipts, the
+	// permanent dedupe the stream lacks.
+	Events   audit.EventStore
 	Findings audit.FindingStore
 	// Incidents stores the incidents of a detector that groups findings
 	// (audit.IncidentSource); nil leaves them unstored.
@@ -71,6 +81,16 @@ type Pipeline struct {
 	finds   prometheus.Counter
 	latency prometheus.Histogram
 	errs    prometheus.Counter
+	dups    prometheus.Counter
+	// lookup is the store's receipts when the stream dedupes only within a
+	// window, nil otherwise (no record is looked up or dropped).
+	lookup audit.StoredReceipts
+	// recent holds the keys of the records of the last batches handed to
+	// the store stage, which may not be stored yet, so a lookup cannot
+	// tell that they repeat; next is the slot the next batch's keys take.
+	// Only the detect stage touches them.
+	recent [recentBatches]map[audit.EventKey]struct{}
+	next   int
 	// processed is the last Seq handled in memory; committed is durable.
 	processed, committed uint64
 	// detected and stored mirror, for the lag gauges read at scrape time,
@@ -87,10 +107,28 @@ type Pipeline struct {
 	flushReq chan chan error
 }
 
+// storeQueue is how many batches wait for the store stage beside the one
+// it is storing.
+const storeQueue = 1
+
+// recentBatches is how many batches detection runs ahead of storage: when
+// a batch is read, the store stage may still be storing one earlier batch
+// and have storeQueue more waiting (a batch is handed over only once the
+// queue has room, that is once the store stage took the one before it,
+// having stored the one before that).
+const recentBatches = storeQueue + 1
+
 // New returns a Pipeline.
 func New(opts Options) (*Pipeline, error) {
 	if opts.Stream == nil || opts.Events == nil {
 		return nil, errors.New("pipeline: Stream and Events are required")
+	}
+	var lookup audit.StoredReceipts
+	if w, ok := opts.Stream.(audit.WindowedDedupe); ok {
+		if lookup, ok = opts.Events.(audit.StoredReceipts); !ok {
+			return nil, fmt.Errorf("pipeline: the stream dedupes events only within %s, so Events must look up stored receipts (audit.StoredReceipts) to drop late duplicates; %T does not",
+				w.DedupeWindow(), opts.Events)
+		}
 	}
 	if opts.Detector != nil && opts.Findings == nil {
 		return nil, errors.New("pipeline: Findings is required with a Detector")
@@ -101,7 +139,7 @@ func New(opts Options) (*Pipeline, error) {
 	if opts.CheckpointEvery <= 0 {
 		opts.CheckpointEvery = time.Second
 	}
-	p := &Pipeline{opts: opts, log: opts.Logger, now: opts.Now, flushReq: make(chan chan error)}
+	p := &Pipeline{opts: opts, log: opts.Logger, now: opts.Now, lookup: lookup, flushReq: make(chan chan error)}
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
@@ -123,8 +161,9 @@ func New(opts Options) (*Pipeline, error) {
 	p.finds = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_findings_total", Help: "Finding updates stored."})
 	p.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_finding_latency_seconds", Help: "Per stored finding update: from the receipt of the event that changed it (acknowledged within the ingest commit that follows) to the finding's storage; events held for event-time order (detect.allowed_lateness) count their wait.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 19)})
 	p.errs = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_errors_total", Help: "Batches that failed and were retried."})
+	p.dups = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_duplicates_dropped_total", Help: "Records of a stream whose dedupe holds only within a window (NATS JetStream) dropped before enrichment, detection and storage: events a client sent again after the window, already stored from an earlier receipt or already on their way to the store."})
 	if opts.Registerer != nil {
-		for _, c := range append([]prometheus.Collector{p.batches, p.storedN, p.finds, p.latency, p.errs}, p.lags...) {
+		for _, c := range append([]prometheus.Collector{p.batches, p.storedN, p.finds, p.latency, p.errs, p.dups}, p.lags...) {
 			if err := opts.Registerer.Register(c); err != nil {
 				return nil, fmt.Errorf("register pipeline metrics: %w", err)
 			}
@@ -153,7 +192,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	p.processed, p.committed = off, off
 	p.setStart(off)
-	toStore := make(chan *batch, 1)
+	toStore := make(chan *batch, storeQueue)
 	storeDone := make(chan uint64, 1) // the last Seq stored when the store stage ends
 	go func() { storeDone <- p.storeLoop(ctx, toStore, off) }()
 
@@ -244,8 +283,12 @@ type batch struct {
 	received  []time.Time // per finding: receipt of the evidence that changed it (audit.EvidenceReceipts)
 	incidents []audit.Incident
 	last      uint64
-	start     time.Time
-	done      chan struct{}
+	// dropped counts the records of the read dropped as duplicates; a
+	// read of nothing else leaves recs empty but still moves the stored
+	// position to last.
+	dropped int
+	start   time.Time
+	done    chan struct{}
 }
 
 // barrier waits until the store stage has stored every batch sent so far.
@@ -357,7 +400,8 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 // detect reads the next batch after p.processed, enriches it and runs
 // detection; nil when the stream has nothing new. It advances p.processed:
 // from here on the detector has seen the batch, so it must be stored
-// (with its findings) before the next checkpoint.
+// (with its findings) before the next checkpoint. On a WindowedDedupe
+// stream it first drops the batch's late duplicates (dropDuplicates).
 func (p *Pipeline) detect(ctx context.Context) (*batch, error) {
 	recs, err := p.opts.Stream.Read(ctx, p.processed, p.opts.BatchSize)
 	if err != nil {
@@ -367,6 +411,14 @@ func (p *Pipeline) detect(ctx context.Context) (*batch, error) {
 		return nil, nil
 	}
 	start := time.Now()
+	last := recs[len(recs)-1].Seq
+	read := len(recs)
+	var keys map[audit.EventKey]struct{}
+	if p.lookup != nil {
+		if recs, keys, err = p.dropDuplicates(ctx, recs); err != nil {
+			return nil, err
+		}
+	}
 	// Vigil's own read-audit records (vigil.search, vigil.export) are stored
 	// but not evaluated: they are not user activity, and, stamped with the
 	// reader's wall clock, they would advance the tenant's event-time
@@ -382,7 +434,7 @@ func (p *Pipeline) detect(ctx context.Context) (*batch, error) {
 			_ = p.opts.Enricher.Enrich(ctx, &recs[i].Event)
 		}
 	}
-	b := &batch{recs: recs, last: recs[len(recs)-1].Seq, start: start}
+	b := &batch{recs: recs, last: last, dropped: read - len(recs), start: start}
 	if p.opts.Detector != nil && len(ptrs) > 0 {
 		if b.findings, err = p.opts.Detector.Process(ctx, ptrs); err != nil {
 			return nil, fmt.Errorf("detect: %w", err)
@@ -390,9 +442,75 @@ func (p *Pipeline) detect(ctx context.Context) (*batch, error) {
 		b.received = p.receipts(len(b.findings))
 		b.incidents = p.takeIncidents()
 	}
+	if p.lookup != nil {
+		// Only a batch that got this far goes on to the store stage: one
+		// that failed above is read again, and its records must not then
+		// look like repeats of themselves.
+		p.recent[p.next] = keys
+		p.next = (p.next + 1) % len(p.recent)
+		p.dups.Add(float64(b.dropped))
+	}
 	p.processed = b.last
 	p.detected.Store(b.last)
 	return b, nil
+}
+
+// dropDuplicates returns the records of recs that are not late
+// duplicates, in order and in recs' array, and their keys. A record is a
+// late duplicate when its (Tenant, ID) repeats an earlier record of the
+// batch or of a batch that may not be stored yet (p.recent), or is stored
+// with another ReceivedAt: the client sent it again after the stream's
+// dedupe window. A record stored with its own ReceivedAt is kept: it is a
+// replay, after a crash, of one stored but not committed, and the
+// detector, resumed from the checkpoint before it, must see it again. One
+// lookup covers the batch.
+func (p *Pipeline) dropDuplicates(ctx context.Context, recs []audit.Record) ([]audit.Record, map[audit.EventKey]struct{}, error) {
+	lookup := make([]audit.EventKey, 0, len(recs))
+	for i := range recs {
+		if k := recordKey(&recs[i]); !p.isRecent(k) {
+			lookup = append(lookup, k)
+		}
+	}
+	var stored map[audit.EventKey]time.Time
+	if len(lookup) > 0 {
+		var err error
+		if stored, err = p.lookup.StoredReceipts(ctx, lookup); err != nil {
+			return nil, nil, fmt.Errorf("look up the receipts of %d stored events: %w", len(lookup), err)
+		}
+	}
+	keys := make(map[audit.EventKey]struct{}, len(recs))
+	kept := recs[:0]
+	for i := range recs {
+		r := &recs[i]
+		k := recordKey(r)
+		_, again := keys[k]
+		at, isStored := stored[k]
+		if again || p.isRecent(k) || (isStored && !at.Equal(r.Event.ReceivedAt)) {
+			if p.log.Enabled(ctx, slog.LevelDebug) {
+				p.log.LogAttrs(ctx, slog.LevelDebug, "dropped a late duplicate", slog.String("tenant_id", k.Tenant),
+					slog.String("event_id", k.ID), slog.Uint64("seq", r.Seq))
+			}
+			continue
+		}
+		keys[k] = struct{}{}
+		kept = append(kept, *r)
+	}
+	return kept, keys, nil
+}
+
+// isRecent reports whether k is the key of a record in a batch that may
+// not be stored yet.
+func (p *Pipeline) isRecent(k audit.EventKey) bool {
+	for _, m := range p.recent {
+		if _, ok := m[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+func recordKey(r *audit.Record) audit.EventKey {
+	return audit.EventKey{Tenant: r.Event.Tenant, ID: r.Event.ID}
 }
 
 // advance lets an audit.Advancer detector evaluate held events: those older
@@ -488,6 +606,12 @@ func (p *Pipeline) store(ctx context.Context, b *batch) error {
 	events := make([]audit.Event, len(b.recs))
 	for i := range b.recs {
 		events[i] = b.recs[i].Event
+	}
+	if len(events) == 0 && b.dropped > 0 {
+		// Every record read was a duplicate: nothing to store, but the
+		// stored position moves past them.
+		p.stored.Store(b.last)
+		return nil
 	}
 	if len(events) == 0 {
 		// Findings of held events released while idle (advance).
