@@ -9,6 +9,12 @@ import (
 // ErrStreamClosed is returned by EventStream methods after Close.
 var ErrStreamClosed = errors.New("event stream closed")
 
+// ErrFenced is wrapped by the errors of writes refused because another
+// node has taken over the work this node was doing (it became the active
+// node after this one lost its lock): the node must stop that work, as its
+// in-memory state is stale.
+var ErrFenced = errors.New("another node took over")
+
 // AppendResult is the outcome of appending one event.
 type AppendResult struct {
 	// Seq is the event's position in the stream; for a duplicate it is 0.

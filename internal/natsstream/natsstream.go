@@ -152,6 +152,12 @@ type Stream struct {
 	closed  chan struct{}
 	once    sync.Once
 
+	// revs holds, per consumer key, the revision of its position this
+	// stream last read or wrote (0: read as absent): Commit moves a
+	// position only from there, so a node that lost the pipeline to
+	// another cannot write its stale position over the new one.
+	revs map[string]uint64
+
 	// rmu serialises Read: one consumer reads the stream onward from next.
 	rmu  sync.Mutex
 	cons jetstream.Consumer
@@ -229,7 +235,7 @@ func open(ctx context.Context, nc *nats.Conn, opts Options) (*Stream, error) {
 		return nil, unavailable(fmt.Sprintf("create key-value bucket %s_offsets", opts.Name), err)
 	}
 	s := &Stream{opts: opts, nc: nc, js: js, stream: st, offsets: kv, log: opts.Logger,
-		changed: make(chan struct{}), closed: make(chan struct{})}
+		changed: make(chan struct{}), closed: make(chan struct{}), revs: map[string]uint64{}}
 	// Appends, this node's or another's, are announced on a core subject
 	// outside the stream's, so Wait wakes without polling.
 	s.notify, err = nc.Subscribe(s.notifySubject(), func(*nats.Msg) { s.wake() })
@@ -500,14 +506,27 @@ func (s *Stream) Offset(ctx context.Context, consumer string) (uint64, error) {
 	if s.isClosed() {
 		return 0, audit.ErrStreamClosed
 	}
-	e, err := s.offsets.Get(ctx, offsetKey(consumer))
+	key := offsetKey(consumer)
+	e, err := s.offsets.Get(ctx, key)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		s.setRev(key, 0)
 		return 0, nil
 	}
 	if err != nil {
 		return 0, unavailable(fmt.Sprintf("read consumer %q's position", consumer), err)
 	}
-	return parseOffset(consumer, e.Value())
+	n, err := parseOffset(consumer, e.Value())
+	if err != nil {
+		return 0, err
+	}
+	s.setRev(key, e.Revision())
+	return n, nil
+}
+
+func (s *Stream) setRev(key string, rev uint64) {
+	s.mu.Lock()
+	s.revs[key] = rev
+	s.mu.Unlock()
 }
 
 func parseOffset(consumer string, v []byte) (uint64, error) {
@@ -519,14 +538,35 @@ func parseOffset(consumer string, v []byte) (uint64, error) {
 }
 
 // Commit implements audit.EventStream: it stores the position, then purges
-// the records every consumer has committed.
+// the records every consumer has committed. A position this stream has
+// read (Offset) or written moves only from that revision: if another
+// stream (another node) moved it since, Commit writes nothing and returns
+// an error wrapping audit.ErrFenced.
 func (s *Stream) Commit(ctx context.Context, consumer string, seq uint64) error {
 	if s.isClosed() {
 		return audit.ErrStreamClosed
 	}
-	if _, err := s.offsets.Put(ctx, offsetKey(consumer), []byte(strconv.FormatUint(seq, 10))); err != nil {
+	key := offsetKey(consumer)
+	val := []byte(strconv.FormatUint(seq, 10))
+	s.mu.Lock()
+	rev, known := s.revs[key]
+	s.mu.Unlock()
+	var err error
+	switch {
+	case !known:
+		rev, err = s.offsets.Put(ctx, key, val)
+	case rev == 0:
+		rev, err = s.offsets.Create(ctx, key, val)
+	default:
+		rev, err = s.offsets.Update(ctx, key, val, rev)
+	}
+	if err != nil {
+		if known && isRevisionConflict(err) {
+			return fmt.Errorf("%w: consumer %q's position was moved by another node since this one read it", audit.ErrFenced, consumer)
+		}
 		return unavailable(fmt.Sprintf("store consumer %q's position", consumer), err)
 	}
+	s.setRev(key, rev)
 	low, err := s.committed(ctx)
 	if err != nil {
 		return err
@@ -538,6 +578,16 @@ func (s *Stream) Commit(ctx context.Context, consumer string, seq uint64) error 
 		}
 	}
 	return nil
+}
+
+// isRevisionConflict reports a compare-and-set write refused because the
+// key is not at the expected revision.
+func isRevisionConflict(err error) bool {
+	if errors.Is(err, jetstream.ErrKeyExists) {
+		return true
+	}
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == 10164)
 }
 
 // committed is the lowest position among the consumers with one.

@@ -340,3 +340,48 @@ func readAll(t *testing.T, s *natsstream.Stream) []audit.Record {
 		all = append(all, recs...)
 	}
 }
+
+// TestCommitIsFenced: a node that read the pipeline's position and then
+// lost the pipeline to another node cannot write its stale position over
+// the new one.
+func TestCommitIsFenced(t *testing.T) {
+	srv := natstest.Server(t)
+	opts, old := openFresh(t, srv.URL(), nil)
+	ctx := t.Context()
+	if _, err := old.Append(ctx, []*audit.Event{ev("a", "1"), ev("a", "2"), ev("a", "3")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := old.Offset(ctx, "pipeline"); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Commit(ctx, "pipeline", 1); err != nil {
+		t.Fatal(err)
+	}
+	// Another node takes over: it reads the position and moves it.
+	taker := reopen(t, opts)
+	if off, err := taker.Offset(ctx, "pipeline"); err != nil || off != 1 {
+		t.Fatalf("the new node reads %d, %v; want 1", off, err)
+	}
+	if err := taker.Commit(ctx, "pipeline", 3); err != nil {
+		t.Fatal(err)
+	}
+	err := old.Commit(ctx, "pipeline", 2)
+	if !errors.Is(err, audit.ErrFenced) {
+		t.Fatalf("the old node's commit = %v, want ErrFenced", err)
+	}
+	if off, _ := taker.Offset(ctx, "pipeline"); off != 3 {
+		t.Fatalf("position = %d after the fenced commit, want 3", off)
+	}
+	// A position nobody had when this node read it cannot be created
+	// behind another node's back either.
+	other := reopen(t, opts)
+	if _, err := other.Offset(ctx, "fresh"); err != nil {
+		t.Fatal(err)
+	}
+	if err := taker.Commit(ctx, "fresh", 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Commit(ctx, "fresh", 2); !errors.Is(err, audit.ErrFenced) {
+		t.Fatalf("creating a position another node created meanwhile = %v, want ErrFenced", err)
+	}
+}
