@@ -38,12 +38,24 @@ func (s *Store) GetState(ctx context.Context, ns, key string) ([]byte, error) {
 // unnest INSERT … ON CONFLICT DO UPDATE), so a checkpoint of thousands of
 // keys takes a few round trips.
 func (s *Store) SaveState(ctx context.Context, ns string, puts map[string][]byte, deletes []string) error {
+	return s.saveState(ctx, ns, puts, deletes, nil)
+}
+
+// saveState is SaveState with a guard: when not nil, it runs first in the
+// transaction, and an error from it is returned with nothing written. A
+// retried transaction runs the guard again.
+func (s *Store) saveState(ctx context.Context, ns string, puts map[string][]byte, deletes []string, guard func(pgx.Tx) error) error {
 	if len(puts) == 0 && len(deletes) == 0 {
 		return ctx.Err()
 	}
 	dels := slices.Sorted(slices.Values(deletes))
 	keys := slices.Sorted(maps.Keys(puts))
 	return s.inTx(ctx, "save state", func(tx pgx.Tx) error {
+		if guard != nil {
+			if err := guard(tx); err != nil {
+				return err
+			}
+		}
 		for chunk := range slices.Chunk(dels, stateBatch) {
 			if _, err := tx.Exec(ctx, `DELETE FROM state WHERE ns = $1 AND key = ANY($2::text[])`, ns, chunk); err != nil {
 				return err
