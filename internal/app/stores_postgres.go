@@ -9,6 +9,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/natsstream"
 	"github.com/vigilhq/vigil/internal/postgres"
 	"github.com/vigilhq/vigil/internal/query"
 	"github.com/vigilhq/vigil/internal/sqlite"
@@ -44,6 +45,9 @@ func openPostgres(ctx context.Context, cfg config.Config, log *slog.Logger, now 
 	if !serving {
 		return st, nil
 	}
+	if cfg.Stream.Driver == "nats" {
+		return withNATSStream(ctx, cfg, log, st, pg, lock)
+	}
 	local, err := sqlite.OpenLocal(ctx, sqlite.Options{
 		Dir: cfg.Storage.SQLite.Dir, Logger: log, Now: now, MaxBacklog: int64(cfg.Ingest.MaxBacklog) * 2,
 	})
@@ -71,6 +75,33 @@ func openPostgres(ctx context.Context, cfg config.Config, log *slog.Logger, now 
 		return a + b, err
 	}
 	st.Close = func() error { return errors.Join(local.Close(), pg.Close(), releaseLock(lock)) }
+	return st, nil
+}
+
+// withNATSStream gives a serving node on PostgreSQL its ingest stream on
+// NATS JetStream: the accepted events then live outside the node.
+func withNATSStream(ctx context.Context, cfg config.Config, log *slog.Logger, st *Stores, pg *postgres.Store, lock *postgres.NodeLock) (*Stores, error) {
+	nc := cfg.Stream.NATS
+	ns, err := natsstream.Open(ctx, natsstream.Options{
+		URL: nc.URL, CredsFile: nc.CredsFile, Name: nc.Name, Subject: nc.Subject, Partitions: nc.Partitions,
+		Replicas: nc.Replicas, DuplicateWindow: nc.DuplicateWindow, Timeout: nc.Timeout,
+		MaxBacklog: int64(cfg.Ingest.MaxBacklog) * 2, ClientName: "vigil", Logger: log.With("component", "nats"),
+	})
+	if err != nil {
+		return nil, errors.Join(fmt.Errorf("open the ingest stream on NATS JetStream (stream %s): %w", nc.Name, err), pg.Close(), releaseLock(lock))
+	}
+	st.Stream = ns
+	st.Ping = func(ctx context.Context) error { return errors.Join(pg.Ping(ctx), ns.Ready(ctx)) }
+	st.Ready = func(ctx context.Context) error {
+		if err := ns.Ready(ctx); err != nil {
+			return err
+		}
+		if err := lock.Check(ctx); err != nil {
+			return err
+		}
+		return pg.Ready(ctx)
+	}
+	st.Close = func() error { return errors.Join(ns.Close(), pg.Close(), releaseLock(lock)) }
 	return st, nil
 }
 

@@ -26,6 +26,7 @@ import (
 type Config struct {
 	Server    Server    `yaml:"server"`
 	Storage   Storage   `yaml:"storage"`
+	Stream    Stream    `yaml:"stream"`
 	Ingest    Ingest    `yaml:"ingest"`
 	Enrich    Enrich    `yaml:"enrich"`
 	Detect    Detect    `yaml:"detect"`
@@ -221,9 +222,85 @@ type SQLite struct {
 	MaxOpenPartitions int `yaml:"max_open_partitions"`
 }
 
+// Stream selects the ingest stream: the durable log of accepted events
+// between the ingest API and the pipeline.
+type Stream struct {
+	// Driver is "embedded" (a file in storage.sqlite.dir, the default) or
+	// "nats" (a NATS JetStream stream, which outlives the node; it needs
+	// storage.driver postgres).
+	Driver string     `yaml:"driver"`
+	NATS   StreamNATS `yaml:"nats"`
+}
+
+// StreamNATS is the ingest stream on NATS JetStream.
+type StreamNATS struct {
+	// URL is the server URL, or a comma-separated list of a cluster's
+	// servers. It may carry credentials: set it through
+	// VIGIL_STREAM_NATS_URL rather than the file.
+	URL string `yaml:"url" secret:"true"`
+	// CredsFile is a NATS credentials file (JWT and NKey seed), optional.
+	CredsFile string `yaml:"creds_file"`
+	// Name is the JetStream stream; its consumer positions live in the
+	// key-value bucket NAME_offsets.
+	Name string `yaml:"name"`
+	// Subject is the prefix of the stream's subjects (PREFIX.0 …).
+	Subject string `yaml:"subject"`
+	// Partitions is how many tenant-hash subjects the stream has. Keep it
+	// fixed for a stream: it decides where each tenant's events go.
+	Partitions int `yaml:"partitions"`
+	// Replicas is the stream's replication: 1, or 3 (or 5) on a cluster.
+	Replicas int `yaml:"replicas"`
+	// DuplicateWindow is how long JetStream answers a retried event as a
+	// duplicate; later copies are dropped by the pipeline against the
+	// store.
+	DuplicateWindow time.Duration `yaml:"duplicate_window"`
+	// Timeout bounds each JetStream request, append acknowledgements
+	// included.
+	Timeout time.Duration `yaml:"timeout"`
+}
+
 // pgSchemaName is what storage.postgres.schema must look like: an unquoted
 // lower-case identifier, the same in search_path, SQL and the catalog.
 var pgSchemaName = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,62}$`)
+
+var (
+	natsStreamName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	natsSubject    = regexp.MustCompile(`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`)
+)
+
+func (s Stream) validate(storage string, bad func(field, format string, args ...any)) {
+	switch s.Driver {
+	case "embedded":
+	case "nats":
+		n := s.NATS
+		if storage != "postgres" {
+			bad("stream.driver", "nats needs storage.driver postgres: the pipeline drops late duplicates against PostgreSQL's record of stored events")
+		}
+		if n.URL == "" {
+			bad("stream.nats.url", "is required with stream.driver nats (set VIGIL_STREAM_NATS_URL)")
+		}
+		if !natsStreamName.MatchString(n.Name) {
+			bad("stream.nats.name", "must be 1-64 letters, digits, _ or -, not %q", n.Name)
+		}
+		if !natsSubject.MatchString(n.Subject) || len(n.Subject) > 200 {
+			bad("stream.nats.subject", "must be dot-separated tokens of letters, digits, _ or - (no wildcards), not %q", n.Subject)
+		}
+		if n.Partitions < 1 || n.Partitions > 1024 {
+			bad("stream.nats.partitions", "must be between 1 and 1024, not %d", n.Partitions)
+		}
+		if n.Replicas < 1 || n.Replicas > 5 {
+			bad("stream.nats.replicas", "must be between 1 and 5, not %d", n.Replicas)
+		}
+		if n.DuplicateWindow < time.Second {
+			bad("stream.nats.duplicate_window", "must be at least 1s")
+		}
+		if n.Timeout < 100*time.Millisecond {
+			bad("stream.nats.timeout", "must be at least 100ms")
+		}
+	default:
+		bad("stream.driver", "must be embedded or nats, not %q", s.Driver)
+	}
+}
 
 // Ingest is the ingestion path.
 type Ingest struct {
@@ -364,6 +441,8 @@ func Default() Config {
 		},
 		Storage: Storage{Driver: "sqlite", SQLite: SQLite{Dir: "./vigil-data", MaxOpenPartitions: 64},
 			Postgres: Postgres{Schema: "vigil", MaxConns: 16}},
+		Stream: Stream{Driver: "embedded", NATS: StreamNATS{Name: "VIGIL_EVENTS", Subject: "vigil.events", Partitions: 16,
+			Replicas: 1, DuplicateWindow: 2 * time.Minute, Timeout: 10 * time.Second}},
 		Ingest: Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second, MaxEventAge: 90 * 24 * time.Hour},
 		Enrich: Enrich{ReloadInterval: 30 * time.Second, CacheSize: 65536, Budget: 5 * time.Millisecond},
 		Detect: Detect{Enabled: true, MaxKeys: 1_000_000, MaxTenantKeys: 250_000, AllowedLateness: 2 * time.Minute,
@@ -581,6 +660,7 @@ func (c *Config) Validate() error {
 	default:
 		bad("storage.driver", "must be sqlite or postgres, not %q", c.Storage.Driver)
 	}
+	c.Stream.validate(c.Storage.Driver, bad)
 	c.Limits.validate(bad)
 	if c.Integrity.CheckpointInterval < time.Second {
 		bad("integrity.checkpoint_interval", "must be at least 1s")

@@ -162,3 +162,46 @@ func TestPostgresStorage(t *testing.T) {
 		}
 	}
 }
+
+func TestNATSStream(t *testing.T) {
+	env := map[string]string{
+		"VIGIL_STORAGE_DRIVER":       "postgres",
+		"VIGIL_STORAGE_POSTGRES_URL": "postgres://vigil:hunter2@db.internal:5432/vigil",
+		"VIGIL_STREAM_DRIVER":        "nats",
+		"VIGIL_STREAM_NATS_URL":      "nats://vigil:natspass@n1:4222,nats://vigil:natspass@n2:4222",
+	}
+	c, err := config.Load("", func(k string) string { return env[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	n := c.Stream.NATS
+	if n.Name != "VIGIL_EVENTS" || n.Subject != "vigil.events" || n.Partitions != 16 || n.Replicas != 1 || n.DuplicateWindow != 2*time.Minute {
+		t.Fatalf("nats stream defaults = %+v", n)
+	}
+	out, err := c.Redacted()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(out), "natspass") {
+		t.Fatalf("the redacted configuration shows the NATS password:\n%s", out)
+	}
+
+	bad := c
+	bad.Storage.Driver = "sqlite"
+	bad.Stream.NATS = config.StreamNATS{Name: "a.b", Subject: "vigil.*", Partitions: 0, Replicas: 7, DuplicateWindow: time.Millisecond}
+	err = bad.Validate()
+	for _, want := range []string{"stream.driver", "stream.nats.url", "stream.nats.name", "stream.nats.subject",
+		"stream.nats.partitions", "stream.nats.replicas", "stream.nats.duplicate_window", "stream.nats.timeout"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("validate = %v, want it to name %s", err, want)
+		}
+	}
+	bad = c
+	bad.Stream.Driver = "kafka"
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "stream.driver") {
+		t.Errorf("an unknown stream driver: %v", err)
+	}
+}
