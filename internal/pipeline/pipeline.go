@@ -242,6 +242,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if (p.processed > p.committed || p.advanced) && time.Since(lastCheckpoint) >= p.opts.CheckpointEvery {
 			if err := p.barrier(ctx, toStore); err == nil {
 				if err := p.checkpoint(ctx); err != nil {
+					if errors.Is(err, audit.ErrFenced) {
+						// Another node runs this pipeline now: this one's
+						// state is stale, and it must stop, not retry.
+						close(toStore)
+						<-storeDone
+						return fmt.Errorf("stopped: %w", err)
+					}
 					p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline checkpoint failed", slog.String("error", err.Error()))
 				}
 			}

@@ -12,8 +12,9 @@ import (
 
 // ErrFenced is returned (inside an EUNAVAILABLE *audit.Error) when another
 // node became active after this one: the schema's node epoch is no longer
-// the one this node was given.
-var ErrFenced = errors.New("postgres: fenced by a newer node epoch")
+// the one this node was given. It wraps audit.ErrFenced, which the
+// pipeline and the app check for.
+var ErrFenced = fmt.Errorf("postgres: fenced by a newer node epoch: %w", audit.ErrFenced)
 
 // epochQuery reads the node epoch. FOR SHARE makes a transaction that read
 // it conflict with BeginEpoch's update: whichever comes second waits for

@@ -192,6 +192,10 @@ func (l *NodeLock) SetEpoch(epoch int64) {
 // returns an EUNAVAILABLE error that errors.Is ErrFenced (and does so on
 // every later call). Readiness calls it.
 //
+// lockPingTimeout bounds Check's ping of the lock connection: a connection
+// that cannot answer in that long is taken for lost.
+const lockPingTimeout = 10 * time.Second
+
 // Check does not ping with a context that has already ended (it returns
 // the context's error), since a ping cancelled midway closes the
 // connection, and the lock with it.
@@ -202,7 +206,13 @@ func (l *NodeLock) Check(ctx context.Context) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.conn != nil {
-		if err := l.conn.Ping(ctx); err == nil {
+		// The ping has its own deadline, detached from the caller's: a
+		// ping cancelled midway closes the connection, and the lock with
+		// it, so a slow readiness probe must not give the lock away.
+		pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lockPingTimeout)
+		err := l.conn.Ping(pctx)
+		cancel()
+		if err == nil {
 			return nil
 		}
 		_ = l.conn.Close(context.WithoutCancel(ctx))
