@@ -385,3 +385,29 @@ func TestCommitIsFenced(t *testing.T) {
 		t.Fatalf("creating a position another node created meanwhile = %v, want ErrFenced", err)
 	}
 }
+
+func TestInspect(t *testing.T) {
+	c := natstest.NewCluster(t, 3)
+	opts, s := openFresh(t, c.URL(), func(o *natsstream.Options) { o.Replicas = 3 })
+	ctx := t.Context()
+	if _, err := s.Append(ctx, []*audit.Event{ev("a", "1"), ev("a", "2")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Offset(ctx, "pipeline"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, "pipeline", 1); err != nil {
+		t.Fatal(err)
+	}
+	st, err := natsstream.Inspect(ctx, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Replicas != 3 || st.Leader == "" || len(st.Peers) != 2 || st.Last != 2 || st.Msgs != 1 || st.Positions["pipeline"] != 1 {
+		t.Fatalf("Inspect = %+v", st)
+	}
+	opts.Name = "NO_SUCH_STREAM"
+	if _, err := natsstream.Inspect(ctx, opts); audit.ErrorCode(err) != audit.ENOTFOUND {
+		t.Fatalf("Inspect of a missing stream = %v, want ENOTFOUND", err)
+	}
+}
