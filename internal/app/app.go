@@ -62,6 +62,12 @@ type App struct {
 	registry *prometheus.Registry
 	ln       net.Listener
 	srv      *http.Server
+	// handler is the server's handler: the standby answers of an
+	// active/standby node until it becomes active, then the API.
+	handler *switchHandler
+	// serveErr, when set, receives the result of a Serve started early
+	// (an active/standby node serves while it waits).
+	serveErr chan error
 	pipe     *pipeline.Pipeline
 	api      *httpapi.API
 	console  http.Handler
@@ -111,6 +117,32 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		return nil, err
 	}
 	a.closers = append(a.closers, a.stores.Close)
+	a.handler = &switchHandler{}
+	a.srv = &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
+		ReadTimeout:       cfg.Server.ReadTimeout,
+		WriteTimeout:      cfg.Server.WriteTimeout,
+		IdleTimeout:       cfg.Server.IdleTimeout,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	if n := a.stores.node; n != nil {
+		// Active/standby: listen now and answer as a standby until this
+		// node holds the schema's node lock.
+		if a.ln, err = net.Listen("tcp", cfg.Server.Addr); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", cfg.Server.Addr, err)
+		}
+		n.addr = a.ln.Addr().String()
+		n.name = nodeName(cfg.Server.NodeName, n.addr)
+		n.register(a.registry)
+		a.handler.set(n.standbyHandler(a.registry))
+		srv, ln, served := a.srv, a.ln, make(chan error, 1)
+		a.serveErr = served
+		go func() { served <- srv.Serve(ln) }()
+		if err := a.awaitActive(ctx); err != nil {
+			return nil, err
+		}
+	}
 	if !opts.NoBootstrapKey {
 		if a.BootstrapKey, err = bootstrapOperatorKey(ctx, a.stores.Keys, a.now); err != nil {
 			return nil, err
@@ -223,16 +255,16 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if err != nil {
 		return nil, err
 	}
-	a.srv = &http.Server{
-		Handler:           handler,
-		ReadHeaderTimeout: cfg.Server.ReadHeaderTimeout,
-		ReadTimeout:       cfg.Server.ReadTimeout,
-		WriteTimeout:      cfg.Server.WriteTimeout,
-		IdleTimeout:       cfg.Server.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	if a.stores.node != nil {
+		if err := a.checkSharedKeys(ctx); err != nil {
+			return nil, err
+		}
 	}
-	if a.ln, err = net.Listen("tcp", cfg.Server.Addr); err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", cfg.Server.Addr, err)
+	a.handler.set(handler)
+	if a.ln == nil {
+		if a.ln, err = net.Listen("tcp", cfg.Server.Addr); err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", cfg.Server.Addr, err)
+		}
 	}
 	return a, nil
 }
@@ -262,11 +294,24 @@ func (a *App) Run(ctx context.Context) error {
 	defer stopPipe()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		if err := a.srv.Serve(a.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		var err error
+		if a.serveErr != nil {
+			err = <-a.serveErr
+		} else {
+			err = a.srv.Serve(a.ln)
+		}
+		if err != nil && !errors.Is(err, http.ErrServerClosed) {
 			return fmt.Errorf("serve http: %w", err)
 		}
 		return nil
 	})
+	if n := a.stores.node; n != nil {
+		g.Go(func() error {
+			n.heartbeats(gctx, n.backlog)
+			return nil
+		})
+		g.Go(func() error { return n.watchLock(gctx, a.cfg.Server.ReadyInterval) })
+	}
 	g.Go(func() error {
 		a.api.RunReadiness(gctx)
 		return nil

@@ -27,6 +27,24 @@ type node struct {
 	op       *client.Client
 	// stopOnce stops the node (Run returns); cleanup calls it too.
 	stopOnce func(t *testing.T)
+	// runDone is closed when Run has returned runErr; stoppedItself says a
+	// test saw Run stop on its own (done) and checked why.
+	runDone       chan struct{}
+	runErr        error
+	stoppedItself bool
+}
+
+// done returns a channel that yields Run's error once Run has returned on
+// its own (a node that lost its active role); the test checks it.
+func (n *node) done() <-chan error {
+	out := make(chan error, 1)
+	select {
+	case <-n.runDone:
+		n.stoppedItself = true
+		out <- n.runErr
+	default:
+	}
+	return out
 }
 
 // stop shuts the node down before the test ends.
@@ -47,19 +65,23 @@ func startNode(t *testing.T, edit ...func(*config.Config)) *node {
 		cancel()
 		t.Fatal(err)
 	}
-	done := make(chan error, 1)
-	go func() { done <- a.Run(ctx) }()
+	n := &node{runDone: make(chan struct{})}
+	go func() {
+		n.runErr = a.Run(ctx)
+		close(n.runDone)
+	}()
 	var once sync.Once
 	stop := func(t *testing.T) {
 		once.Do(func() {
 			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("app.Run: %v", err)
+			<-n.runDone
+			if n.runErr != nil && !n.stoppedItself {
+				t.Errorf("app.Run: %v", n.runErr)
 			}
 		})
 	}
 	t.Cleanup(func() { stop(t) })
-	n := &node{app: a, url: "http://" + a.Addr(), operator: a.BootstrapKey, stopOnce: stop}
+	n.app, n.url, n.operator, n.stopOnce = a, "http://"+a.Addr(), a.BootstrapKey, stop
 	if n.operator == "" {
 		t.Fatal("no bootstrap operator key on first start")
 	}

@@ -103,6 +103,15 @@ func BenchmarkIngestHTTPBatch1000Postgres(b *testing.B) {
 	benchIngest(b, 1000, 4, onPostgres(b))
 }
 
+// BenchmarkIngestHTTPBatch1000PostgresNATS is the same load with the
+// ingest stream on NATS JetStream (a server in process, one replica, file
+// storage in a temporary directory): acknowledgement waits for JetStream
+// instead of the node's own fsync. The NATS server's CPU is in the
+// process's figure, the database server's is not.
+func BenchmarkIngestHTTPBatch1000PostgresNATS(b *testing.B) {
+	benchIngest(b, 1000, 4, onNATS(b))
+}
+
 // BenchmarkIngestHTTPSingle64 measures single-event requests from 64
 // concurrent clients (concurrent requests share group commits).
 func BenchmarkIngestHTTPSingle64(b *testing.B) {

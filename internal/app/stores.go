@@ -46,6 +46,9 @@ type Stores struct {
 	Ready    func(ctx context.Context) error
 	DiskSize func() (int64, error)
 	Close    func() error
+	// node is set for a serving node that runs active/standby (the
+	// PostgreSQL store with the stream on NATS).
+	node *clusterNode
 }
 
 // OpenStores opens the configured backend for a serving node.

@@ -21,7 +21,9 @@ import (
 func openPostgres(ctx context.Context, cfg config.Config, log *slog.Logger, now func() time.Time, serving, migrate bool) (*Stores, error) {
 	pc := cfg.Storage.Postgres
 	var lock *postgres.NodeLock
-	if serving {
+	// With the stream on NATS, nodes run active/standby: the app takes the
+	// lock once the stores are open (awaitActive), waiting for it.
+	if serving && cfg.Stream.Driver != "nats" {
 		var err error
 		if lock, err = postgres.AcquireNodeLock(ctx, pc.URL, pc.Schema); err != nil {
 			return nil, err
@@ -46,7 +48,7 @@ func openPostgres(ctx context.Context, cfg config.Config, log *slog.Logger, now 
 		return st, nil
 	}
 	if cfg.Stream.Driver == "nats" {
-		return withNATSStream(ctx, cfg, log, st, pg, lock)
+		return withNATSStream(ctx, cfg, log, st, pg)
 	}
 	local, err := sqlite.OpenLocal(ctx, sqlite.Options{
 		Dir: cfg.Storage.SQLite.Dir, Logger: log, Now: now, MaxBacklog: int64(cfg.Ingest.MaxBacklog) * 2,
@@ -79,8 +81,9 @@ func openPostgres(ctx context.Context, cfg config.Config, log *slog.Logger, now 
 }
 
 // withNATSStream gives a serving node on PostgreSQL its ingest stream on
-// NATS JetStream: the accepted events then live outside the node.
-func withNATSStream(ctx context.Context, cfg config.Config, log *slog.Logger, st *Stores, pg *postgres.Store, lock *postgres.NodeLock) (*Stores, error) {
+// NATS JetStream: the accepted events then live outside the node, and the
+// node runs active/standby (clusterNode).
+func withNATSStream(ctx context.Context, cfg config.Config, log *slog.Logger, st *Stores, pg *postgres.Store) (*Stores, error) {
 	nc := cfg.Stream.NATS
 	ns, err := natsstream.Open(ctx, natsstream.Options{
 		URL: nc.URL, CredsFile: nc.CredsFile, Name: nc.Name, Subject: nc.Subject, Partitions: nc.Partitions,
@@ -88,20 +91,34 @@ func withNATSStream(ctx context.Context, cfg config.Config, log *slog.Logger, st
 		MaxBacklog: int64(cfg.Ingest.MaxBacklog) * 2, ClientName: "vigil", Logger: log.With("component", "nats"),
 	})
 	if err != nil {
-		return nil, errors.Join(fmt.Errorf("open the ingest stream on NATS JetStream (stream %s): %w", nc.Name, err), pg.Close(), releaseLock(lock))
+		return nil, errors.Join(fmt.Errorf("open the ingest stream on NATS JetStream (stream %s): %w", nc.Name, err), pg.Close())
 	}
+	node := &clusterNode{pg: pg, stream: ns, url: cfg.Storage.Postgres.URL, schema: cfg.Storage.Postgres.Schema,
+		version: buildVersion(), started: time.Now(), log: log.With("component", "cluster")}
+	st.node = node
 	st.Stream = ns
 	st.Ping = func(ctx context.Context) error { return errors.Join(pg.Ping(ctx), ns.Ready(ctx)) }
 	st.Ready = func(ctx context.Context) error {
 		if err := ns.Ready(ctx); err != nil {
 			return err
 		}
+		node.mu.Lock()
+		lock := node.lock
+		node.mu.Unlock()
+		if lock == nil {
+			return audit.Errorf(audit.EUNAVAILABLE, "this node is a standby")
+		}
 		if err := lock.Check(ctx); err != nil {
 			return err
 		}
 		return pg.Ready(ctx)
 	}
-	st.Close = func() error { return errors.Join(ns.Close(), pg.Close(), releaseLock(lock)) }
+	st.Close = func() error {
+		node.mu.Lock()
+		lock := node.lock
+		node.mu.Unlock()
+		return errors.Join(ns.Close(), pg.Close(), releaseLock(lock))
+	}
 	return st, nil
 }
 

@@ -50,7 +50,7 @@ func usagef(format string, args ...any) error {
 
 func commands() []*Command {
 	return []*Command{
-		serveCommand(), demoCommand(), migrateCommand(), configCheckCommand(),
+		serveCommand(), demoCommand(), migrateCommand(), configCheckCommand(), clusterStatusCommand(),
 		tenantsCreateCommand(), tenantsListCommand(),
 		keysCreateCommand(), keysListCommand(), keysRevokeCommand(),
 		eventsSendCommand(), importCommand(), eventsQueryCommand(), queryCommand(), exportCommand(),

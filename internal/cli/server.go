@@ -66,6 +66,9 @@ data directory, and printed on stderr when it is a terminal; the log names the f
 				}
 				a, err := app.New(ctx, cfg, app.Options{Stderr: env.Stderr})
 				if err != nil {
+					if ctx.Err() != nil {
+						return nil // stopped while it waited as a standby
+					}
 					return err
 				}
 				return a.Run(ctx)

@@ -180,6 +180,10 @@ type Server struct {
 	// ReadyInterval is how often the readiness checks run in the
 	// background; /readyz answers from the last result.
 	ReadyInterval time.Duration `yaml:"ready_interval"`
+	// NodeName names this node in `vigil cluster status` (nodes on
+	// PostgreSQL with stream.driver nats); default the host name and the
+	// listen address.
+	NodeName string `yaml:"node_name"`
 }
 
 // Storage selects and configures the store.

@@ -93,6 +93,16 @@ func (r *Recorder) GetEvent(ctx context.Context, tenant, id string) (*audit.Even
 	return r.opts.Events.GetEvent(ctx, tenant, id)
 }
 
+// StoredReceipts reads through to the store, when it has the capability
+// (the pipeline asks it only on a stream whose deduplication is windowed).
+func (r *Recorder) StoredReceipts(ctx context.Context, keys []audit.EventKey) (map[audit.EventKey]time.Time, error) {
+	sr, ok := r.opts.Events.(audit.StoredReceipts)
+	if !ok {
+		return nil, fmt.Errorf("integrity: the event store (%T) cannot report stored receipts", r.opts.Events)
+	}
+	return sr.StoredReceipts(ctx, keys)
+}
+
 // SearchEvents reads through to the store.
 func (r *Recorder) SearchEvents(ctx context.Context, f audit.EventFilter) (*audit.EventPage, error) {
 	return r.opts.Events.SearchEvents(ctx, f)

@@ -1,0 +1,357 @@
+package app
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/httpx"
+	"github.com/vigilhq/vigil/internal/natsstream"
+	"github.com/vigilhq/vigil/internal/postgres"
+)
+
+// clusterNode is a node of an active/standby cluster: the PostgreSQL store
+// with the ingest stream on NATS JetStream (stream.driver nats). Every node
+// of the schema opens the stores, but only the node holding the schema's
+// node lock is active — it serves the API and runs the pipeline, detection,
+// alerts and the other background work; the others wait as standbys and
+// the first to take the lock when it frees becomes active, resuming from
+// the last detection checkpoint and the pipeline's committed position.
+//
+// Fencing: becoming active bumps the schema's epoch; detection checkpoints
+// are written only under the epoch the node took (postgres FencedState),
+// and the pipeline's stream position moves only from the revision the
+// node read (natsstream), so a paused node that lost its lock cannot write
+// stale state over its successor's. It stops when it finds out.
+type clusterNode struct {
+	pg      *postgres.Store
+	stream  *natsstream.Stream
+	url     string
+	schema  string
+	name    string
+	addr    string
+	version string
+	started time.Time
+	log     *slog.Logger
+
+	active atomic.Bool
+	mu     sync.Mutex
+	lock   *postgres.NodeLock
+	epoch  int64
+	holder string // while standby: who is active, as far as it can tell
+}
+
+// nodeMetrics registers the node's role gauges.
+func (n *clusterNode) register(r prometheus.Registerer) {
+	r.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_node_active",
+			Help: "1 when this node is the active node of its PostgreSQL schema (runs the pipeline and background work), 0 while it is a standby."},
+			func() float64 {
+				if n.active.Load() {
+					return 1
+				}
+				return 0
+			}),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "vigil_node_epoch",
+			Help: "The epoch this node took when it became active (0 while standby); each takeover increases it."},
+			func() float64 {
+				n.mu.Lock()
+				defer n.mu.Unlock()
+				return float64(n.epoch)
+			}),
+	)
+}
+
+// nodeName is server.node_name, or the host name and the listen address.
+func nodeName(configured, addr string) string {
+	if configured != "" {
+		return configured
+	}
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "vigil"
+	}
+	return host + "/" + addr
+}
+
+func buildVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "(devel)"
+}
+
+// standbyHandler answers while the node waits: alive, not ready, and every
+// other request refused with who is active, so a load balancer sends
+// traffic to the active node and a client retries there.
+func (n *clusterNode) standbyHandler(reg *prometheus.Registry) http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]bool{"ready": false})
+	})
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		n.mu.Lock()
+		holder := n.holder
+		n.mu.Unlock()
+		if holder == "" {
+			holder = "another node"
+		}
+		w.Header().Set("Retry-After", "5")
+		httpx.WriteError(w, r, n.log, audit.Errorf(audit.EUNAVAILABLE,
+			"this node is a standby: %s is active; send requests there (this node takes over when it stops)", holder))
+	})
+	return mux
+}
+
+// awaitActive waits, as a standby, until this node holds the schema's node
+// lock, then takes a new epoch and fences the detection state with it.
+func (a *App) awaitActive(ctx context.Context) error {
+	n := a.stores.node
+	hbCtx, stopHB := context.WithCancel(ctx)
+	defer stopHB()
+	go n.heartbeats(hbCtx, nil)
+	logged := ""
+	lock, err := postgres.WaitNodeLock(ctx, n.url, n.schema, time.Second, func(holder string, err error) {
+		if err != nil {
+			holder = "unknown (" + err.Error() + ")"
+		} else if named := n.activeNode(ctx); named != "" {
+			holder = named
+		}
+		n.mu.Lock()
+		n.holder = holder
+		n.mu.Unlock()
+		if holder != logged {
+			logged = holder
+			a.log.LogAttrs(ctx, slog.LevelInfo, "standby: waiting to become the active node", slog.String("active", holder), slog.String("node", n.name))
+		}
+	})
+	if err != nil {
+		return err
+	}
+	epoch, err := n.pg.BeginEpoch(ctx)
+	if err != nil {
+		return errors.Join(fmt.Errorf("take a new node epoch: %w", err), lock.Release())
+	}
+	lock.SetEpoch(epoch)
+	n.mu.Lock()
+	n.lock, n.epoch, n.holder = lock, epoch, ""
+	n.mu.Unlock()
+	a.stores.State = n.pg.FencedState(epoch)
+	n.active.Store(true)
+	a.log.LogAttrs(ctx, slog.LevelInfo, "this node is now the active node", slog.String("node", n.name), slog.Int64("epoch", epoch))
+	return nil
+}
+
+// activeNode names the active node from the heartbeats, with its address
+// ("" when none is known): the lock's holder as PostgreSQL sees it is only
+// a client address.
+func (n *clusterNode) activeNode(ctx context.Context) string {
+	nodes, err := n.pg.Nodes(ctx)
+	if err != nil {
+		return ""
+	}
+	name, epoch := "", int64(0)
+	for _, o := range nodes {
+		if o.Role == postgres.RoleActive && o.Name != n.name && time.Since(o.Seen) <= StaleAfter && o.Epoch > epoch {
+			name, epoch = fmt.Sprintf("node %s (%s)", o.Name, o.Address), o.Epoch
+		}
+	}
+	return name
+}
+
+// heartbeats records the node in the schema's node table every two
+// seconds until ctx ends, for `vigil cluster status`; lag, when given,
+// is the pipeline's backlog.
+func (n *clusterNode) heartbeats(ctx context.Context, lag func(context.Context) int64) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		role, epoch := "standby", int64(0)
+		if n.active.Load() {
+			n.mu.Lock()
+			role, epoch = "active", n.epoch
+			n.mu.Unlock()
+		}
+		l := int64(-1)
+		if lag != nil {
+			l = lag(ctx)
+		}
+		err := n.pg.Heartbeat(ctx, postgres.Node{Name: n.name, Address: n.addr, Role: role, Version: n.version,
+			Epoch: epoch, Started: n.started, Seen: time.Now(), Lag: l})
+		if err != nil && ctx.Err() == nil {
+			n.log.LogAttrs(ctx, slog.LevelWarn, "could not record this node's heartbeat", slog.String("error", err.Error()))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// watchLock checks, every interval, that this node still holds its lock
+// under its epoch; it returns an error once it does not (wrapping
+// audit.ErrFenced when another node has become active), which stops this
+// node.
+func (n *clusterNode) watchLock(ctx context.Context, every time.Duration) error {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+		n.mu.Lock()
+		lock := n.lock
+		n.mu.Unlock()
+		// Any failure means the lock connection was lost and could not be
+		// taken back (a ping that fails alone is retaken at once): another
+		// node may be active already, so this one stops.
+		if err := lock.Check(ctx); err != nil && ctx.Err() == nil {
+			n.active.Store(false)
+			return fmt.Errorf("this node is no longer the active node: %w", err)
+		}
+	}
+}
+
+// backlog is the pipeline's backlog on the stream, -1 when unknown.
+func (n *clusterNode) backlog(ctx context.Context) int64 {
+	last, committed, err := n.stream.Backlog(ctx)
+	if err != nil || committed > last {
+		return -1
+	}
+	return int64(last - committed)
+}
+
+// switchHandler serves the standby handler, then the real one.
+type switchHandler struct{ h atomic.Pointer[http.Handler] }
+
+func (s *switchHandler) set(h http.Handler) { s.h.Store(&h) }
+
+func (s *switchHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	(*s.h.Load()).ServeHTTP(w, r)
+}
+
+// ClusterStatus is what `vigil cluster status` reports: the nodes of the
+// PostgreSQL schema, from their heartbeats, and the NATS stream.
+type ClusterStatus struct {
+	Schema string          `json:"schema"`
+	Nodes  []postgres.Node `json:"nodes"`
+	// Active names the active node, "" when no node has said it is
+	// active within StaleAfter.
+	Active string             `json:"active"`
+	Stream *natsstream.Status `json:"stream,omitempty"`
+	// StreamError says why the stream could not be read.
+	StreamError string `json:"stream_error,omitempty"`
+}
+
+// StaleAfter is how old a heartbeat may be for its node to count as up:
+// nodes beat every two seconds.
+const StaleAfter = 10 * time.Second
+
+// Cluster reads the cluster's state for `vigil cluster status`.
+func Cluster(ctx context.Context, cfg config.Config, now time.Time) (*ClusterStatus, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if cfg.Storage.Driver != "postgres" {
+		return nil, audit.Errorf(audit.EINVALID, "cluster status needs storage.driver postgres: the embedded store serves one node")
+	}
+	pc := cfg.Storage.Postgres
+	pg, err := postgres.Open(ctx, postgres.Options{URL: pc.URL, Schema: pc.Schema, MaxConns: 2, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, fmt.Errorf("open PostgreSQL store (schema %s): %w", pc.Schema, err)
+	}
+	defer pg.Close()
+	nodes, err := pg.Nodes(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := &ClusterStatus{Schema: pc.Schema, Nodes: nodes}
+	// A node that stopped or lost its lock keeps its last "active" row
+	// until it expires: the active node is the one with the newest epoch.
+	var epoch int64
+	for _, n := range nodes {
+		if n.Role == postgres.RoleActive && now.Sub(n.Seen) <= StaleAfter && n.Epoch > epoch {
+			st.Active, epoch = n.Name, n.Epoch
+		}
+	}
+	if cfg.Stream.Driver == "nats" {
+		nc := cfg.Stream.NATS
+		st.Stream, err = natsstream.Inspect(ctx, natsstream.Options{URL: nc.URL, CredsFile: nc.CredsFile, Name: nc.Name,
+			Subject: nc.Subject, Partitions: nc.Partitions, Replicas: nc.Replicas, DuplicateWindow: nc.DuplicateWindow, Timeout: nc.Timeout})
+		if err != nil {
+			st.StreamError = err.Error()
+		}
+	}
+	return st, nil
+}
+
+// clusterStateNS holds what the nodes of a schema must agree on.
+const clusterStateNS = "cluster"
+
+// checkSharedKeys makes the nodes of a schema use the same node-local
+// keys: the webhook key (webhook signing secrets are derived from it) and
+// the integrity signing key (checkpoints must verify on every node). The
+// first node to become active records their fingerprints; a node whose
+// files differ refuses to become active, naming the file to copy.
+func (a *App) checkSharedKeys(ctx context.Context) error {
+	type shared struct{ name, file, fingerprint string }
+	var keys []shared
+	dir := a.cfg.Storage.SQLite.Dir
+	if a.cfg.Alerts.Enabled {
+		b, err := os.ReadFile(filepath.Join(dir, WebhookKeyFile))
+		if err != nil {
+			return fmt.Errorf("read the webhook key: %w", err)
+		}
+		sum := sha256.Sum256(bytes.TrimSpace(b))
+		keys = append(keys, shared{"webhook-key", filepath.Join(dir, WebhookKeyFile), hex.EncodeToString(sum[:8])})
+	}
+	signer, _, err := LoadIntegrityKeys(filepath.Join(dir, IntegrityDir))
+	if err != nil {
+		return err
+	}
+	keys = append(keys, shared{"integrity-signing-key", filepath.Join(dir, IntegrityDir), signer.KeyID()})
+	puts := map[string][]byte{}
+	for _, k := range keys {
+		got, err := a.stores.State.GetState(ctx, clusterStateNS, k.name)
+		if err != nil && audit.ErrorCode(err) != audit.ENOTFOUND {
+			return fmt.Errorf("read the cluster's %s fingerprint: %w", k.name, err)
+		}
+		switch {
+		case got == nil:
+			puts[k.name] = []byte(k.fingerprint)
+		case string(got) != k.fingerprint:
+			return audit.Errorf(audit.EINVALID,
+				"this node's %s (%s, fingerprint %s) differs from the one the other nodes of schema %s use (%s): copy it from a node that has served this schema before starting this one (docs/cluster.md)",
+				k.name, k.file, k.fingerprint, a.cfg.Storage.Postgres.Schema, got)
+		}
+	}
+	if len(puts) > 0 {
+		if err := a.stores.State.SaveState(ctx, clusterStateNS, puts, nil); err != nil {
+			return fmt.Errorf("record the cluster's key fingerprints: %w", err)
+		}
+	}
+	return nil
+}
