@@ -401,7 +401,30 @@ func (s *Stream) read(ctx context.Context, after uint64, max int) ([]audit.Recor
 		}
 		s.cons, s.next = cons, after+1
 	}
-	batch, err := s.cons.FetchNoWait(max)
+	recs, err := s.fetch(ctx, after, max, 0)
+	if err != nil || len(recs) > 0 {
+		return recs, err
+	}
+	// A consumer just created, or one whose stream changed leader, can
+	// answer "no messages" before it has caught up with the stream: when
+	// the stream holds records past after, wait for them briefly.
+	last, err := s.last(ctx)
+	if err != nil || last <= after {
+		return nil, err
+	}
+	return s.fetch(ctx, after, max, 500*time.Millisecond)
+}
+
+// fetch reads up to max records from the reading consumer; with wait 0 it
+// does not wait for records to arrive.
+func (s *Stream) fetch(ctx context.Context, after uint64, max int, wait time.Duration) ([]audit.Record, error) {
+	var batch jetstream.MessageBatch
+	var err error
+	if wait == 0 {
+		batch, err = s.cons.FetchNoWait(max)
+	} else {
+		batch, err = s.cons.Fetch(max, jetstream.FetchMaxWait(wait))
+	}
 	if err != nil {
 		return nil, unavailable("read the JetStream stream", err)
 	}
