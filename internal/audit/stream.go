@@ -86,3 +86,12 @@ type StreamStats interface {
 type WindowedDedupe interface {
 	DedupeWindow() time.Duration
 }
+
+// PositionClaimer is an optional capability of an EventStream that several
+// nodes share: Claim returns the consumer's committed position, as Offset
+// does, and makes this stream its only writer from then on — a Commit
+// through a stream that claimed it earlier fails with an error wrapping
+// ErrFenced. The pipeline claims its position when it starts.
+type PositionClaimer interface {
+	Claim(ctx context.Context, consumer string) (uint64, error)
+}

@@ -46,9 +46,10 @@ import (
 )
 
 var (
-	_ audit.EventStream    = (*Stream)(nil)
-	_ audit.StreamStats    = (*Stream)(nil)
-	_ audit.WindowedDedupe = (*Stream)(nil)
+	_ audit.EventStream     = (*Stream)(nil)
+	_ audit.StreamStats     = (*Stream)(nil)
+	_ audit.WindowedDedupe  = (*Stream)(nil)
+	_ audit.PositionClaimer = (*Stream)(nil)
 )
 
 // Options configures a Stream. Only URL is required.
@@ -76,6 +77,9 @@ type Options struct {
 	// MaxBacklog is the most records the stream keeps; past it Append
 	// answers EUNAVAILABLE. Default 2,000,000.
 	MaxBacklog int64
+	// MaxBytes is the most bytes the stream keeps; past it Append answers
+	// EUNAVAILABLE. JetStream reserves it on the servers. Default 8 GiB.
+	MaxBytes int64
 	// Timeout bounds each JetStream request, an append's acknowledgement
 	// included; default 10s.
 	Timeout time.Duration
@@ -127,6 +131,12 @@ func (o *Options) defaults() error {
 	if o.MaxBacklog < 1 {
 		return fmt.Errorf("natsstream: max backlog %d: must be positive", o.MaxBacklog)
 	}
+	if o.MaxBytes == 0 {
+		o.MaxBytes = 8 << 30
+	}
+	if o.MaxBytes < 1<<20 {
+		return fmt.Errorf("natsstream: max bytes %d: must be at least 1 MiB", o.MaxBytes)
+	}
 	if o.Timeout == 0 {
 		o.Timeout = 10 * time.Second
 	}
@@ -152,11 +162,21 @@ type Stream struct {
 	closed  chan struct{}
 	once    sync.Once
 
-	// revs holds, per consumer key, the revision of its position this
-	// stream last read or wrote (0: read as absent): Commit moves a
-	// position only from there, so a node that lost the pipeline to
-	// another cannot write its stale position over the new one.
+	// revs holds, per claimed consumer key, the revision of its position
+	// this stream last wrote: Commit moves a claimed position only from
+	// there, so a node that lost the pipeline to another cannot write its
+	// stale position over the new one.
 	revs map[string]uint64
+	// backlog caches Backlog for backlogTTL: the ingest path asks it per
+	// request, and each answer costs several JetStream requests.
+	backlogAt              time.Time
+	backlogLast, backlogLo uint64
+
+	// cseq is the consumer sequence of the last record the reading
+	// consumer delivered to this stream: a jump means records were
+	// delivered and lost on the way (a fetch cut short), so the consumer
+	// is started again from the position.
+	cseq uint64
 
 	// rmu serialises Read: one consumer reads the stream onward from next.
 	rmu  sync.Mutex
@@ -219,6 +239,7 @@ func open(ctx context.Context, nc *nats.Conn, opts Options) (*Stream, error) {
 		Replicas:    opts.Replicas,
 		Duplicates:  opts.DuplicateWindow,
 		MaxMsgs:     opts.MaxBacklog,
+		MaxBytes:    opts.MaxBytes,
 		Discard:     jetstream.DiscardNew,
 	})
 	if err != nil {
@@ -385,34 +406,51 @@ func (s *Stream) Read(ctx context.Context, after uint64, max int) ([]audit.Recor
 }
 
 func (s *Stream) read(ctx context.Context, after uint64, max int) ([]audit.Record, error) {
-	if s.cons == nil || s.next != after+1 {
-		s.dropConsumer()
-		cons, err := s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
-			Description:       "Vigil pipeline reader",
-			DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-			OptStartSeq:       after + 1,
-			AckPolicy:         jetstream.AckNonePolicy,
-			InactiveThreshold: time.Minute,
-			MemoryStorage:     true,
-			Replicas:          1,
-		})
-		if err != nil {
-			return nil, unavailable("start reading the JetStream stream", err)
+	// The second try waits briefly: a consumer just created, or one whose
+	// stream changed leader, can answer "no messages" before it has
+	// caught up with the stream, and one that lost records on the way is
+	// started again.
+	for try := 0; try < 2; try++ {
+		if err := s.ensureConsumer(ctx, after); err != nil {
+			return nil, err
 		}
-		s.cons, s.next = cons, after+1
+		wait := time.Duration(0)
+		if try > 0 {
+			wait = 500 * time.Millisecond
+		}
+		recs, err := s.fetch(ctx, after, max, wait)
+		if err != nil || len(recs) > 0 || try > 0 {
+			return recs, err
+		}
+		last, err := s.last(ctx)
+		if err != nil || last <= after {
+			return nil, err
+		}
 	}
-	recs, err := s.fetch(ctx, after, max, 0)
-	if err != nil || len(recs) > 0 {
-		return recs, err
+	return nil, nil
+}
+
+// ensureConsumer starts a reading consumer at after+1 unless the current
+// one is there.
+func (s *Stream) ensureConsumer(ctx context.Context, after uint64) error {
+	if s.cons != nil && s.next == after+1 {
+		return nil
 	}
-	// A consumer just created, or one whose stream changed leader, can
-	// answer "no messages" before it has caught up with the stream: when
-	// the stream holds records past after, wait for them briefly.
-	last, err := s.last(ctx)
-	if err != nil || last <= after {
-		return nil, err
+	s.dropConsumer()
+	cons, err := s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
+		Description:       "Vigil pipeline reader",
+		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
+		OptStartSeq:       after + 1,
+		AckPolicy:         jetstream.AckNonePolicy,
+		InactiveThreshold: time.Minute,
+		MemoryStorage:     true,
+		Replicas:          1,
+	})
+	if err != nil {
+		return unavailable("start reading the JetStream stream", err)
 	}
-	return s.fetch(ctx, after, max, 500*time.Millisecond)
+	s.cons, s.next, s.cseq = cons, after+1, 0
+	return nil
 }
 
 // fetch reads up to max records from the reading consumer; with wait 0 it
@@ -429,11 +467,26 @@ func (s *Stream) fetch(ctx context.Context, after uint64, max int, wait time.Dur
 		return nil, unavailable("read the JetStream stream", err)
 	}
 	var recs []audit.Record
+	gap := false
 	for msg := range batch.Messages() {
+		if gap {
+			continue // let the batch finish; these are read again
+		}
 		md, err := msg.Metadata()
 		if err != nil {
 			return nil, fmt.Errorf("read the JetStream stream: %w", err)
 		}
+		if md.Sequence.Consumer != s.cseq+1 {
+			// The consumer delivered records this stream never received (a
+			// fetch cut short): with no acknowledgements the server will not
+			// send them again, so read on from the last record received
+			// with a new consumer.
+			s.log.Warn("records delivered by the stream were not received; reading them again",
+				"after", after, "consumer_seq", md.Sequence.Consumer, "expected", s.cseq+1)
+			gap = true
+			continue
+		}
+		s.cseq = md.Sequence.Consumer
 		var rec audit.Record
 		rec.Seq = md.Sequence.Stream
 		if err := json.Unmarshal(msg.Data(), &rec.Event); err != nil {
@@ -452,6 +505,9 @@ func (s *Stream) fetch(ctx context.Context, after uint64, max int, wait time.Dur
 	}
 	if n := len(recs); n > 0 {
 		s.next = recs[n-1].Seq + 1
+	}
+	if gap {
+		s.dropConsumer() // the next Read starts a new one at its position
 	}
 	return recs, nil
 }
@@ -524,26 +580,63 @@ func offsetKey(consumer string) string {
 	return string(b)
 }
 
-// Offset implements audit.EventStream.
+// Offset implements audit.EventStream. It only reads: the pipeline's
+// owner uses Claim.
 func (s *Stream) Offset(ctx context.Context, consumer string) (uint64, error) {
 	if s.isClosed() {
 		return 0, audit.ErrStreamClosed
 	}
-	key := offsetKey(consumer)
-	e, err := s.offsets.Get(ctx, key)
+	n, _, err := s.getOffset(ctx, consumer)
+	return n, err
+}
+
+// getOffset reads a consumer's position and its revision (0 when absent).
+func (s *Stream) getOffset(ctx context.Context, consumer string) (uint64, uint64, error) {
+	e, err := s.offsets.Get(ctx, offsetKey(consumer))
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		s.setRev(key, 0)
-		return 0, nil
+		return 0, 0, nil
 	}
 	if err != nil {
-		return 0, unavailable(fmt.Sprintf("read consumer %q's position", consumer), err)
+		return 0, 0, unavailable(fmt.Sprintf("read consumer %q's position", consumer), err)
 	}
 	n, err := parseOffset(consumer, e.Value())
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
-	s.setRev(key, e.Revision())
-	return n, nil
+	return n, e.Revision(), nil
+}
+
+// Claim implements audit.PositionClaimer: it reads the position and writes
+// it back with a compare-and-set on the revision it read, so that a Commit
+// of a stream that read or wrote the position before — a node that lost
+// the pipeline, even one paused between its checkpoint and its commit —
+// now fails.
+func (s *Stream) Claim(ctx context.Context, consumer string) (uint64, error) {
+	if s.isClosed() {
+		return 0, audit.ErrStreamClosed
+	}
+	key := offsetKey(consumer)
+	for attempt := 0; ; attempt++ {
+		n, rev, err := s.getOffset(ctx, consumer)
+		if err != nil {
+			return 0, err
+		}
+		val := []byte(strconv.FormatUint(n, 10))
+		var newRev uint64
+		if rev == 0 {
+			newRev, err = s.offsets.Create(ctx, key, val)
+		} else {
+			newRev, err = s.offsets.Update(ctx, key, val, rev)
+		}
+		if err == nil {
+			s.setRev(key, newRev)
+			return n, nil
+		}
+		if !isRevisionConflict(err) || attempt == 4 {
+			return 0, unavailable(fmt.Sprintf("claim consumer %q's position", consumer), err)
+		}
+		// Another node wrote it between the read and the write: read again.
+	}
 }
 
 func (s *Stream) setRev(key string, rev uint64) {
@@ -561,10 +654,10 @@ func parseOffset(consumer string, v []byte) (uint64, error) {
 }
 
 // Commit implements audit.EventStream: it stores the position, then purges
-// the records every consumer has committed. A position this stream has
-// read (Offset) or written moves only from that revision: if another
-// stream (another node) moved it since, Commit writes nothing and returns
-// an error wrapping audit.ErrFenced.
+// the records every consumer has committed. A position this stream claimed
+// (Claim) moves only from the revision it last wrote: if another stream
+// (another node) claimed or moved it since, Commit writes nothing and
+// returns an error wrapping audit.ErrFenced.
 func (s *Stream) Commit(ctx context.Context, consumer string, seq uint64) error {
 	if s.isClosed() {
 		return audit.ErrStreamClosed
@@ -572,24 +665,26 @@ func (s *Stream) Commit(ctx context.Context, consumer string, seq uint64) error 
 	key := offsetKey(consumer)
 	val := []byte(strconv.FormatUint(seq, 10))
 	s.mu.Lock()
-	rev, known := s.revs[key]
+	rev, claimed := s.revs[key]
 	s.mu.Unlock()
 	var err error
-	switch {
-	case !known:
-		rev, err = s.offsets.Put(ctx, key, val)
-	case rev == 0:
-		rev, err = s.offsets.Create(ctx, key, val)
-	default:
+	if claimed {
 		rev, err = s.offsets.Update(ctx, key, val, rev)
+	} else {
+		rev, err = s.offsets.Put(ctx, key, val)
 	}
 	if err != nil {
-		if known && isRevisionConflict(err) {
-			return fmt.Errorf("%w: consumer %q's position was moved by another node since this one read it", audit.ErrFenced, consumer)
+		if claimed && isRevisionConflict(err) {
+			return fmt.Errorf("%w: consumer %q's position was claimed by another node", audit.ErrFenced, consumer)
 		}
 		return unavailable(fmt.Sprintf("store consumer %q's position", consumer), err)
 	}
-	s.setRev(key, rev)
+	if claimed {
+		s.setRev(key, rev)
+	}
+	s.mu.Lock()
+	s.backlogAt = time.Time{}
+	s.mu.Unlock()
 	low, err := s.committed(ctx)
 	if err != nil {
 		return err
@@ -644,13 +739,29 @@ func (s *Stream) committed(ctx context.Context) (uint64, error) {
 	return low, nil
 }
 
-// Backlog implements audit.StreamStats.
+// backlogTTL is how long a Backlog answer is reused.
+const backlogTTL = 250 * time.Millisecond
+
+// Backlog implements audit.StreamStats. Answers are reused for a quarter
+// of a second: the ingest path asks for every request.
 func (s *Stream) Backlog(ctx context.Context) (last, committed uint64, err error) {
+	s.mu.Lock()
+	if time.Since(s.backlogAt) < backlogTTL {
+		last, committed = s.backlogLast, s.backlogLo
+		s.mu.Unlock()
+		return last, committed, nil
+	}
+	s.mu.Unlock()
 	if last, err = s.last(ctx); err != nil {
 		return 0, 0, err
 	}
-	committed, err = s.committed(ctx)
-	return last, committed, err
+	if committed, err = s.committed(ctx); err != nil {
+		return 0, 0, err
+	}
+	s.mu.Lock()
+	s.backlogAt, s.backlogLast, s.backlogLo = time.Now(), last, committed
+	s.mu.Unlock()
+	return last, committed, nil
 }
 
 // DedupeWindow implements audit.WindowedDedupe.

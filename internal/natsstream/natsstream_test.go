@@ -349,9 +349,12 @@ func readAll(t *testing.T, s *natsstream.Stream) []audit.Record {
 	}
 }
 
-// TestCommitIsFenced: a node that read the pipeline's position and then
+// TestCommitIsFenced: a node that claimed the pipeline's position and then
 // lost the pipeline to another node cannot write its stale position over
-// the new one.
+// the new one — whether it commits after the new node's first commit or
+// before it (paused between its checkpoint and its commit) — and reading
+// the position (Offset, as the ingest limiter does) does not lift the
+// fence.
 func TestCommitIsFenced(t *testing.T) {
 	srv := natstest.Server(t)
 	opts, old := openFresh(t, srv.URL(), nil)
@@ -359,38 +362,47 @@ func TestCommitIsFenced(t *testing.T) {
 	if _, err := old.Append(ctx, []*audit.Event{ev("a", "1"), ev("a", "2"), ev("a", "3")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := old.Offset(ctx, "pipeline"); err != nil {
-		t.Fatal(err)
+	if off, err := old.Claim(ctx, "pipeline"); err != nil || off != 0 {
+		t.Fatalf("first claim = %d, %v", off, err)
 	}
 	if err := old.Commit(ctx, "pipeline", 1); err != nil {
 		t.Fatal(err)
 	}
-	// Another node takes over: it reads the position and moves it.
+	// Another node takes over and claims the position; the old one,
+	// paused until now, commits before the new one has.
 	taker := reopen(t, opts)
-	if off, err := taker.Offset(ctx, "pipeline"); err != nil || off != 1 {
-		t.Fatalf("the new node reads %d, %v; want 1", off, err)
+	if off, err := taker.Claim(ctx, "pipeline"); err != nil || off != 1 {
+		t.Fatalf("the new node claims %d, %v; want 1", off, err)
+	}
+	if _, err := old.Offset(ctx, "pipeline"); err != nil {
+		t.Fatal(err)
+	}
+	if err := old.Commit(ctx, "pipeline", 2); !errors.Is(err, audit.ErrFenced) {
+		t.Fatalf("the old node's commit after the takeover = %v, want ErrFenced", err)
 	}
 	if err := taker.Commit(ctx, "pipeline", 3); err != nil {
-		t.Fatal(err)
+		t.Fatalf("the new node's commit: %v", err)
 	}
-	err := old.Commit(ctx, "pipeline", 2)
-	if !errors.Is(err, audit.ErrFenced) {
-		t.Fatalf("the old node's commit = %v, want ErrFenced", err)
+	if err := old.Commit(ctx, "pipeline", 2); !errors.Is(err, audit.ErrFenced) {
+		t.Fatalf("the old node's commit after the new node's = %v, want ErrFenced", err)
 	}
 	if off, _ := taker.Offset(ctx, "pipeline"); off != 3 {
-		t.Fatalf("position = %d after the fenced commit, want 3", off)
+		t.Fatalf("position = %d after the fenced commits, want 3", off)
 	}
-	// A position nobody had when this node read it cannot be created
-	// behind another node's back either.
-	other := reopen(t, opts)
-	if _, err := other.Offset(ctx, "fresh"); err != nil {
+	// Claims race cleanly: of two streams claiming a new position, the
+	// later one owns it.
+	a, b := reopen(t, opts), reopen(t, opts)
+	if _, err := a.Claim(ctx, "fresh"); err != nil {
 		t.Fatal(err)
 	}
-	if err := taker.Commit(ctx, "fresh", 1); err != nil {
+	if _, err := b.Claim(ctx, "fresh"); err != nil {
 		t.Fatal(err)
 	}
-	if err := other.Commit(ctx, "fresh", 2); !errors.Is(err, audit.ErrFenced) {
-		t.Fatalf("creating a position another node created meanwhile = %v, want ErrFenced", err)
+	if err := a.Commit(ctx, "fresh", 1); !errors.Is(err, audit.ErrFenced) {
+		t.Fatalf("the earlier claimer's commit = %v, want ErrFenced", err)
+	}
+	if err := b.Commit(ctx, "fresh", 1); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -183,7 +183,7 @@ func New(opts Options) (*Pipeline, error) {
 // stored every batch it was handed, so the detector state made durable
 // always matches the stream position committed with it.
 func (p *Pipeline) Run(ctx context.Context) error {
-	off, err := p.opts.Stream.Offset(ctx, Consumer)
+	off, err := p.startOffset(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil // stopped before it started: a shutdown, not a failure
@@ -378,7 +378,7 @@ func (p *Pipeline) Flush(ctx context.Context) error {
 // goroutine.
 func (p *Pipeline) Drain(ctx context.Context) error {
 	if p.processed == 0 && p.committed == 0 {
-		off, err := p.opts.Stream.Offset(ctx, Consumer)
+		off, err := p.startOffset(ctx)
 		if err != nil {
 			return err
 		}
@@ -402,6 +402,17 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// startOffset is the committed position the pipeline resumes from. On a
+// stream that several nodes share (audit.PositionClaimer) it claims the
+// position, so that a node that ran the pipeline before cannot commit
+// over this one's.
+func (p *Pipeline) startOffset(ctx context.Context) (uint64, error) {
+	if c, ok := p.opts.Stream.(audit.PositionClaimer); ok {
+		return c.Claim(ctx, Consumer)
+	}
+	return p.opts.Stream.Offset(ctx, Consumer)
 }
 
 // detect reads the next batch after p.processed, enriches it and runs

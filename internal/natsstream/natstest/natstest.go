@@ -77,7 +77,7 @@ func newNode(t testing.TB, name, dir string) *Node {
 		JetStream:          true,
 		StoreDir:           dir,
 		JetStreamMaxMemory: 256 << 20,
-		JetStreamMaxStore:  4 << 30,
+		JetStreamMaxStore:  1 << 40, // an accounting limit: each stream reserves its max_bytes
 		NoLog:              true,
 		NoSigs:             true,
 	}}
