@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +31,8 @@ type NodeLock struct {
 	schema string
 	conn   *pgx.Conn
 	epoch  int64
+	// pid is the server process of the lock's connection (0 unknown).
+	pid int32
 }
 
 // lockAppName is the application_name of the lock's connection, by which
@@ -127,14 +131,48 @@ func (l *NodeLock) take(ctx context.Context) (holder string, err error) {
 	cfg.RuntimeParams["application_name"] = lockAppName
 	// For the node epoch (Check) in the schema's counters table.
 	cfg.RuntimeParams["search_path"] = l.schema
+	// The lock lives as long as the server sees this connection: after a
+	// crash of the machine or a network partition, keepalives end it in
+	// about 15s (5s idle, then 3 probes 2s apart; tcp_user_timeout for
+	// unacknowledged data) instead of the kernel default of two hours,
+	// and then a standby can take over. Over a unix socket they do not
+	// apply, and none are needed.
+	if cfg.Host != "" && !strings.HasPrefix(cfg.Host, "/") {
+		cfg.RuntimeParams["tcp_keepalives_idle"] = "5"
+		cfg.RuntimeParams["tcp_keepalives_interval"] = "2"
+		cfg.RuntimeParams["tcp_keepalives_count"] = "3"
+		cfg.RuntimeParams["tcp_user_timeout"] = "15000"
+		dialer := &net.Dialer{KeepAlive: 5 * time.Second, Timeout: 10 * time.Second}
+		cfg.DialFunc = dialer.DialContext
+	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return "", translate(err, "connect for the node lock")
 	}
+	// A lock connection this node lost may still be alive on the server
+	// (it has not noticed yet): end it, so that this node can take the
+	// lock back rather than wait behind its own ghost. Only a backend
+	// that holds this schema's lock under the lock's application name is
+	// ended.
+	tries := 1
+	if l.pid != 0 {
+		var ended int
+		if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(k.pid, 2000)) FROM pg_locks k JOIN pg_stat_activity a ON a.pid = k.pid
+			WHERE k.pid = $1 AND k.locktype = 'advisory' AND k.granted AND k.objsubid = 1
+				AND ((k.classid::int8 << 32) | k.objid::int8) = hashtextextended($2, 0)
+				AND a.application_name = $3`, l.pid, nodeLockKey(l.schema), lockAppName).Scan(&ended); err == nil && ended > 0 {
+			tries = 10 // its lock goes as the backend exits
+		}
+	}
 	var ok bool
-	if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, nodeLockKey(l.schema)).Scan(&ok); err != nil {
-		_ = conn.Close(context.WithoutCancel(ctx))
-		return "", translate(err, "take the node lock")
+	for try := 0; try < tries && !ok; try++ {
+		if try > 0 {
+			time.Sleep(100 * time.Millisecond)
+		}
+		if err := conn.QueryRow(ctx, `SELECT pg_try_advisory_lock(hashtextextended($1, 0))`, nodeLockKey(l.schema)).Scan(&ok); err != nil {
+			_ = conn.Close(context.WithoutCancel(ctx))
+			return "", translate(err, "take the node lock")
+		}
 	}
 	if !ok {
 		holder := lockHolder(ctx, conn, l.schema)
@@ -142,6 +180,9 @@ func (l *NodeLock) take(ctx context.Context) (holder string, err error) {
 		return holder, nil
 	}
 	l.conn = conn
+	if err := conn.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&l.pid); err != nil {
+		l.pid = 0
+	}
 	return "", nil
 }
 
