@@ -139,6 +139,13 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		srv, ln, served := a.srv, a.ln, make(chan error, 1)
 		a.serveErr = served
 		go func() { served <- srv.Serve(ln) }()
+		a.closers = append(a.closers, func() error { _ = srv.Close(); return nil })
+		// Heartbeats from now until the node closes: as a standby, while
+		// it restores detection, and while it is active.
+		hbCtx, stopHB := context.WithCancel(context.WithoutCancel(ctx))
+		hbDone := make(chan struct{})
+		go func() { defer close(hbDone); n.heartbeats(hbCtx, n.backlog) }()
+		a.closers = append(a.closers, func() error { stopHB(); <-hbDone; return nil })
 		if err := a.awaitActive(ctx); err != nil {
 			return nil, err
 		}
@@ -306,10 +313,6 @@ func (a *App) Run(ctx context.Context) error {
 		return nil
 	})
 	if n := a.stores.node; n != nil {
-		g.Go(func() error {
-			n.heartbeats(gctx, n.backlog)
-			return nil
-		})
 		g.Go(func() error { return n.watchLock(gctx, a.cfg.Server.ReadyInterval) })
 	}
 	g.Go(func() error {

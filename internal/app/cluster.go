@@ -127,9 +127,6 @@ func (n *clusterNode) standbyHandler(reg *prometheus.Registry) http.Handler {
 // lock, then takes a new epoch and fences the detection state with it.
 func (a *App) awaitActive(ctx context.Context) error {
 	n := a.stores.node
-	hbCtx, stopHB := context.WithCancel(ctx)
-	defer stopHB()
-	go n.heartbeats(hbCtx, nil)
 	logged := ""
 	lock, err := postgres.WaitNodeLock(ctx, n.url, n.schema, time.Second, func(holder string, err error) {
 		if err != nil {
@@ -193,11 +190,13 @@ func (n *clusterNode) heartbeats(ctx context.Context, lag func(context.Context) 
 			n.mu.Unlock()
 		}
 		l := int64(-1)
-		if lag != nil {
+		if lag != nil && role == "active" {
 			l = lag(ctx)
 		}
-		err := n.pg.Heartbeat(ctx, postgres.Node{Name: n.name, Address: n.addr, Role: role, Version: n.version,
+		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := n.pg.Heartbeat(hctx, postgres.Node{Name: n.name, Address: n.addr, Role: role, Version: n.version,
 			Epoch: epoch, Started: n.started, Seen: time.Now(), Lag: l})
+		cancel()
 		if err != nil && ctx.Err() == nil {
 			n.log.LogAttrs(ctx, slog.LevelWarn, "could not record this node's heartbeat", slog.String("error", err.Error()))
 		}
@@ -237,6 +236,8 @@ func (n *clusterNode) watchLock(ctx context.Context, every time.Duration) error 
 
 // backlog is the pipeline's backlog on the stream, -1 when unknown.
 func (n *clusterNode) backlog(ctx context.Context) int64 {
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
 	last, committed, err := n.stream.Backlog(ctx)
 	if err != nil || committed > last {
 		return -1
@@ -300,7 +301,8 @@ func Cluster(ctx context.Context, cfg config.Config, now time.Time) (*ClusterSta
 	if cfg.Stream.Driver == "nats" {
 		nc := cfg.Stream.NATS
 		st.Stream, err = natsstream.Inspect(ctx, natsstream.Options{URL: nc.URL, CredsFile: nc.CredsFile, Name: nc.Name,
-			Subject: nc.Subject, Partitions: nc.Partitions, Replicas: nc.Replicas, DuplicateWindow: nc.DuplicateWindow, Timeout: nc.Timeout})
+			Subject: nc.Subject, Partitions: nc.Partitions, Replicas: nc.Replicas, DuplicateWindow: nc.DuplicateWindow, Timeout: nc.Timeout,
+			MaxBytes: int64(nc.MaxBytes)})
 		if err != nil {
 			st.StreamError = err.Error()
 		}

@@ -88,7 +88,7 @@ func withNATSStream(ctx context.Context, cfg config.Config, log *slog.Logger, st
 	ns, err := natsstream.Open(ctx, natsstream.Options{
 		URL: nc.URL, CredsFile: nc.CredsFile, Name: nc.Name, Subject: nc.Subject, Partitions: nc.Partitions,
 		Replicas: nc.Replicas, DuplicateWindow: nc.DuplicateWindow, Timeout: nc.Timeout,
-		MaxBacklog: int64(cfg.Ingest.MaxBacklog) * 2, ClientName: "vigil", Logger: log.With("component", "nats"),
+		MaxBacklog: int64(cfg.Ingest.MaxBacklog) * 2, MaxBytes: int64(nc.MaxBytes), ClientName: "vigil", Logger: log.With("component", "nats"),
 	})
 	if err != nil {
 		return nil, errors.Join(fmt.Errorf("open the ingest stream on NATS JetStream (stream %s): %w", nc.Name, err), pg.Close())

@@ -261,6 +261,10 @@ type StreamNATS struct {
 	// Timeout bounds each JetStream request, append acknowledgements
 	// included.
 	Timeout time.Duration `yaml:"timeout"`
+	// MaxBytes caps the stream's size (JetStream reserves it on the
+	// servers); past it, and past 2 × ingest.max_backlog records, ingest
+	// answers 503.
+	MaxBytes Size `yaml:"max_bytes"`
 }
 
 // pgSchemaName is what storage.postgres.schema must look like: an unquoted
@@ -300,6 +304,9 @@ func (s Stream) validate(storage string, bad func(field, format string, args ...
 		}
 		if n.Timeout < 100*time.Millisecond {
 			bad("stream.nats.timeout", "must be at least 100ms")
+		}
+		if n.MaxBytes < 1<<20 {
+			bad("stream.nats.max_bytes", "must be at least 1MiB")
 		}
 	default:
 		bad("stream.driver", "must be embedded or nats, not %q", s.Driver)
@@ -446,7 +453,7 @@ func Default() Config {
 		Storage: Storage{Driver: "sqlite", SQLite: SQLite{Dir: "./vigil-data", MaxOpenPartitions: 64},
 			Postgres: Postgres{Schema: "vigil", MaxConns: 16}},
 		Stream: Stream{Driver: "embedded", NATS: StreamNATS{Name: "VIGIL_EVENTS", Subject: "vigil.events", Partitions: 16,
-			Replicas: 1, DuplicateWindow: 2 * time.Minute, Timeout: 10 * time.Second}},
+			Replicas: 1, DuplicateWindow: 2 * time.Minute, Timeout: 10 * time.Second, MaxBytes: 8 << 30}},
 		Ingest: Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second, MaxEventAge: 90 * 24 * time.Hour},
 		Enrich: Enrich{ReloadInterval: 30 * time.Second, CacheSize: 65536, Budget: 5 * time.Millisecond},
 		Detect: Detect{Enabled: true, MaxKeys: 1_000_000, MaxTenantKeys: 250_000, AllowedLateness: 2 * time.Minute,

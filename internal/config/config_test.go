@@ -194,7 +194,7 @@ func TestNATSStream(t *testing.T) {
 	bad.Stream.NATS = config.StreamNATS{Name: "a.b", Subject: "vigil.*", Partitions: 0, Replicas: 7, DuplicateWindow: time.Millisecond}
 	err = bad.Validate()
 	for _, want := range []string{"stream.driver", "stream.nats.url", "stream.nats.name", "stream.nats.subject",
-		"stream.nats.partitions", "stream.nats.replicas", "stream.nats.duplicate_window", "stream.nats.timeout"} {
+		"stream.nats.partitions", "stream.nats.replicas", "stream.nats.duplicate_window", "stream.nats.timeout", "stream.nats.max_bytes"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("validate = %v, want it to name %s", err, want)
 		}
