@@ -80,28 +80,8 @@ func Inspect(ctx context.Context, opts Options) (*Status, error) {
 	if err != nil {
 		return nil, unavailable("read the consumer positions", err)
 	}
-	lister, err := kv.ListKeys(ctx)
-	if err != nil {
-		return nil, unavailable("list consumer positions", err)
-	}
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
-	}
-	_ = lister.Stop()
-	for _, k := range keys {
-		e, err := kv.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, unavailable("read consumer positions", err)
-		}
-		n, err := parseOffset(k, e.Value())
-		if err != nil {
-			return nil, err
-		}
-		out.Positions[k] = n
+	if out.Positions, err = positions(ctx, kv); err != nil {
+		return nil, err
 	}
 	return out, nil
 }

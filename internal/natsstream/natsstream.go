@@ -710,33 +710,46 @@ func isRevisionConflict(err error) bool {
 
 // committed is the lowest position among the consumers with one.
 func (s *Stream) committed(ctx context.Context) (uint64, error) {
-	lister, err := s.offsets.ListKeys(ctx)
+	pos, err := positions(ctx, s.offsets)
 	if err != nil {
-		return 0, unavailable("list consumer positions", err)
+		return 0, err
+	}
+	low, any := uint64(0), false
+	for _, n := range pos {
+		if !any || n < low {
+			low, any = n, true
+		}
+	}
+	return low, nil
+}
+
+// positions reads every consumer position in the offsets bucket, by key.
+func positions(ctx context.Context, kv jetstream.KeyValue) (map[string]uint64, error) {
+	lister, err := kv.ListKeys(ctx)
+	if err != nil {
+		return nil, unavailable("list consumer positions", err)
 	}
 	var keys []string
 	for k := range lister.Keys() {
 		keys = append(keys, k)
 	}
 	_ = lister.Stop()
-	low, any := uint64(0), false
+	out := make(map[string]uint64, len(keys))
 	for _, k := range keys {
-		e, err := s.offsets.Get(ctx, k)
+		e, err := kv.Get(ctx, k)
 		if errors.Is(err, jetstream.ErrKeyNotFound) {
 			continue
 		}
 		if err != nil {
-			return 0, unavailable("read consumer positions", err)
+			return nil, unavailable("read consumer positions", err)
 		}
 		n, err := parseOffset(k, e.Value())
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		if !any || n < low {
-			low, any = n, true
-		}
+		out[k] = n
 	}
-	return low, nil
+	return out, nil
 }
 
 // backlogTTL is how long a Backlog answer is reused.
