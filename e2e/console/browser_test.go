@@ -239,16 +239,18 @@ func seed(ctx context.Context, t *testing.T, a *app.App, base string) scenario {
 	}
 	sc.Other.Tenant, sc.Other.Finding, sc.Other.Event, sc.Other.Actor = "globex", f.ID, ev.ID, f.ActorID
 	sc.Other.IP, sc.Other.Session = ev.Context.IP.String(), ev.Context.SessionID
-	if sc.Other.Session == "" {
-		evs, err := a.Stores().Events.SearchEvents(ctx, audit.EventFilter{Tenant: "globex", ActorID: f.ActorID, Limit: 200})
+	// The finding's actor may have no session (a stuffing target whose
+	// every login failed): any of the actor's, then any of globex's, does.
+	for _, actor := range []string{f.ActorID, ""} {
+		if sc.Other.Session != "" {
+			break
+		}
+		evs, err := a.Stores().Events.SearchEvents(ctx, audit.EventFilter{Tenant: "globex", ActorID: actor, Limit: audit.MaxPageSize})
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, e := range evs.Events {
-			if e.Context.SessionID != "" {
-				sc.Other.Session = e.Context.SessionID
-				break
-			}
+		if i := slices.IndexFunc(evs.Events, func(e audit.Event) bool { return e.Context.SessionID != "" }); i >= 0 {
+			sc.Other.Session = evs.Events[i].Context.SessionID
 		}
 	}
 	if sc.Other.Session == "" {
