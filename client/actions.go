@@ -2,6 +2,8 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -42,16 +44,31 @@ type ActionRequest struct {
 	FindingID  string `json:"finding_id,omitempty"`
 	IncidentID string `json:"incident_id,omitempty"`
 	Reason     string `json:"reason,omitempty"`
+	// IdempotencyKey makes the request safe to repeat: every request with
+	// the same key (in the tenant) names one action, and a repeat is
+	// answered with it. Empty: RequestAction makes a key for this call.
+	IdempotencyKey string `json:"-"`
 }
 
 // RequestAction asks the SaaS to act on an account (POST /v1/actions,
 // scope findings:write); the tenant's webhooks with kind "action" deliver
-// it. Not retried after a lost answer: a repeat would be a second request.
+// it. The request carries an Idempotency-Key (r.IdempotencyKey, or one
+// made for this call), so it is retried like a read: a lost answer never
+// makes a second action. Reusing a key for a different request is
+// ErrConflict.
 func (c *Client) RequestAction(ctx context.Context, r ActionRequest) (*ResponseAction, error) {
 	var out struct {
 		Action ResponseAction `json:"action"`
 	}
-	if err := c.sendJSON(ctx, call{method: http.MethodPost, path: "/v1/actions", query: c.scope(nil)}, r, &out); err != nil {
+	key := r.IdempotencyKey
+	if key == "" {
+		var b [16]byte
+		_, _ = rand.Read(b[:])
+		key = hex.EncodeToString(b[:])
+	}
+	k := call{method: http.MethodPost, path: "/v1/actions", query: c.scope(nil), idempotent: true,
+		header: http.Header{"Idempotency-Key": {key}}}
+	if err := c.sendJSON(ctx, k, r, &out); err != nil {
 		return nil, err
 	}
 	return &out.Action, nil

@@ -33,6 +33,7 @@ type call struct {
 	// 429 and 503, which the server answers before doing anything.
 	idempotent bool
 	noRetry    bool
+	header     http.Header // extra request headers
 }
 
 // response is a complete HTTP response with its body read.
@@ -153,6 +154,9 @@ func (c *Client) once(ctx context.Context, k call) (*response, error) {
 			ct = "application/json"
 		}
 		req.Header.Set("Content-Type", ct)
+	}
+	for k, vs := range k.header {
+		req.Header[k] = vs
 	}
 	req.Header.Set("Accept", "application/json")
 	req.Header.Set("User-Agent", c.userAgent)

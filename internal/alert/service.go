@@ -747,6 +747,14 @@ func actionID(tenant, finding, typ string) string {
 // NewActionID is the id of an action an analyst requests.
 func NewActionID() string { return "act_" + newID()[3:] }
 
+// ActionIDFor is the id of the response action a tenant requested with an
+// idempotency key: the same (tenant, key) always names the same action, in
+// the form NewActionID gives.
+func ActionIDFor(tenant, key string) string {
+	h := sha256.Sum256([]byte(tenant + "\x00" + key))
+	return "act_" + hex.EncodeToString(h[:10])
+}
+
 // matches applies the filters a change carries.
 func (s *Service) matches(sub *audit.Subscription, c audit.Change) bool {
 	if sub.Disabled || (sub.Tenant != "" && sub.Tenant != c.Tenant) {

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -65,6 +66,54 @@ func testResponseActions(t *testing.T, edit ...func(*config.Config)) {
 	}
 	id := created.Action.ID
 
+	// With an Idempotency-Key a retry is answered with the first request's
+	// action, and the action is delivered and recorded once.
+	keyed := func(key, body string) (int, http.Header, audit.ResponseAction) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), "POST", base+"/v1/actions", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+analyst)
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out struct {
+			Action audit.ResponseAction `json:"action"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, resp.Header, out.Action
+	}
+	mfa := `{"type":"require_mfa","actor":"carol","reason":"new device from a hosting provider"}`
+	s1, h1, first := keyed("ticket-4411", mfa)
+	s2, h2, again := keyed("ticket-4411", mfa)
+	if s1 != http.StatusCreated || h1.Get("Idempotent-Replayed") != "" || s2 != http.StatusOK || h2.Get("Idempotent-Replayed") != "true" ||
+		first.ID == "" || first.ID == id || again.ID != first.ID || !again.CreatedAt.Equal(first.CreatedAt) {
+		t.Fatalf("keyed request and its retry: %d %+v, then %d %+v", s1, first, s2, again)
+	}
+	if s, _, _ := keyed("ticket-4411", `{"type":"lock_account","actor":"carol"}`); s != http.StatusConflict {
+		t.Fatalf("a key reused for another request: %d, want 409", s)
+	}
+	if s, _, _ := keyed("ticket 4411", mfa); s != http.StatusBadRequest {
+		t.Fatalf("a key with a space: %d, want 400", s)
+	}
+	// The SDK sends a key of its own, or the one given.
+	analystClient, err := client.New(base, client.WithAPIKey(analyst))
+	if err != nil {
+		t.Fatal(err)
+	}
+	viaSDK, err := analystClient.RequestAction(ctx, client.ActionRequest{Type: "require_mfa", Actor: "carol",
+		Reason: "new device from a hosting provider", IdempotencyKey: "ticket-4411"})
+	if err != nil || viaSDK.ID != first.ID {
+		t.Fatalf("the SDK with the same key: %+v %v, want %s", viaSDK, err, first.ID)
+	}
+	if _, err := analystClient.RequestAction(ctx, client.ActionRequest{Type: "lock_account", Actor: "carol", IdempotencyKey: "ticket-4411"}); !errors.Is(err, client.ErrConflict) {
+		t.Fatalf("the SDK reusing a key: %v, want ErrConflict", err)
+	}
+
 	// The rule setting: brute-force findings lock the account.
 	if status, b := raw(t, "PUT", base+"/v1/rules/brute-force/settings", analyst, `{"actions":["lock_account","lock_account"]}`); status != http.StatusOK || !strings.Contains(string(b), `"actions":["lock_account"]`) {
 		t.Fatalf("rule actions: %d %s", status, b)
@@ -80,11 +129,11 @@ func testResponseActions(t *testing.T, edit ...func(*config.Config)) {
 		}
 	}
 
-	waitFor(t, "both actions delivered", func() bool { return len(rcv.items(t)) >= 2 })
+	waitFor(t, "the three actions delivered", func() bool { return len(rcv.items(t)) >= 3 })
 	time.Sleep(300 * time.Millisecond) // nothing more may arrive
 	items := rcv.items(t)
-	if len(items) != 2 {
-		t.Fatalf("%d items, want the two actions once each: %v", len(items), items)
+	if len(items) != 3 {
+		t.Fatalf("%d items, want the three actions once each: %v", len(items), items)
 	}
 	byType := map[string]map[string]any{}
 	for _, it := range items {
@@ -129,7 +178,7 @@ func testResponseActions(t *testing.T, edit ...func(*config.Config)) {
 		t.Fatalf("after the outcome (a late acknowledgement keeps it): %d %s", status, b)
 	}
 	status, b = raw(t, "GET", base+"/v1/actions", analyst, "")
-	if status != http.StatusOK || strings.Count(string(b), `"id":"act_`) != 2 {
+	if status != http.StatusOK || strings.Count(string(b), `"id":"act_`) != 3 {
 		t.Fatalf("list: %d %s", status, b)
 	}
 
@@ -138,7 +187,7 @@ func testResponseActions(t *testing.T, edit ...func(*config.Config)) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]int{"vigil.response.requested revoke_sessions": 1, "vigil.response.requested lock_account": 1,
+	want := map[string]int{"vigil.response.requested revoke_sessions": 1, "vigil.response.requested lock_account": 1, "vigil.response.requested require_mfa": 1,
 		"vigil.response.acknowledged revoke_sessions": 2, "vigil.response.completed revoke_sessions": 1}
 	var got map[string]int
 	waitFor(t, "the audit records", func() bool {

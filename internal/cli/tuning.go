@@ -183,11 +183,16 @@ force_password_reset, require_mfa or lock_account. The request is written
 to the tenant's audit log and delivered, signed, to the tenant's webhooks
 whose kinds include "action"; the SaaS reports back what it did.
 
+With --idempotency-key, running the command again with the same key asks
+once and prints the action the first run made (a script that may run
+twice should pass one, e.g. the finding id and the action type).
+
   vigil actions request revoke_sessions alice@example.com --finding fnd_0a1b… --reason "session cookie replayed"`,
 		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
 			newClient := clientFlags(env, fs)
 			finding := fs.String("finding", "", "the finding that prompted it")
 			reason := fs.String("reason", "", "why (sent to the SaaS and kept in the audit log)")
+			key := fs.String("idempotency-key", "", "a key naming this request, so that running the command again asks once (default: a new key)")
 			return func(args []string) error {
 				if len(args) != 2 {
 					return usagef("actions request takes an action type and an account id")
@@ -196,7 +201,8 @@ whose kinds include "action"; the SaaS reports back what it did.
 				if err != nil {
 					return err
 				}
-				a, err := c.RequestAction(ctx, client.ActionRequest{Type: args[0], Actor: args[1], FindingID: *finding, Reason: *reason})
+				a, err := c.RequestAction(ctx, client.ActionRequest{Type: args[0], Actor: args[1], FindingID: *finding, Reason: *reason,
+					IdempotencyKey: *key})
 				if err != nil {
 					return err
 				}

@@ -41,8 +41,16 @@ func (a *API) postAction(w http.ResponseWriter, r *http.Request, p audit.Princip
 	if err := httpx.DecodeJSON(w, r, maxAdminBody, &req); err != nil {
 		return err
 	}
+	id := alert.NewActionID()
+	key, keyed := r.Header["Idempotency-Key"]
+	if keyed {
+		if err := checkIdempotencyKey(key); err != nil {
+			return err
+		}
+		id = alert.ActionIDFor(tenant, key[0])
+	}
 	now := a.now().UTC()
-	act := audit.ResponseAction{ID: alert.NewActionID(), Tenant: tenant, Type: req.Type, ActorID: req.Actor,
+	act := audit.ResponseAction{ID: id, Tenant: tenant, Type: req.Type, ActorID: req.Actor,
 		FindingID: req.FindingID, IncidentID: req.IncidentID, Reason: strings.TrimSpace(req.Reason),
 		RequestedBy: "key:" + p.KeyID, Severity: audit.SeverityHigh, Status: audit.ActionRequested, CreatedAt: now, UpdatedAt: now}
 	if err := act.Validate(); err != nil {
@@ -65,14 +73,62 @@ func (a *API) postAction(w http.ResponseWriter, r *http.Request, p audit.Princip
 			act.IncidentID = f.IncidentID
 		}
 	}
-	if _, err := st.CreateAction(r.Context(), act); err != nil {
+	created, err := st.CreateAction(r.Context(), act)
+	if err != nil {
 		return err
 	}
+	status := http.StatusCreated
+	if !created {
+		// Only a keyed request can name an existing action: it is a
+		// retry, answered with what the first one stored, or a key
+		// reused for another request.
+		prev, err := st.GetAction(r.Context(), tenant, act.ID)
+		if err != nil {
+			return err
+		}
+		if !sameActionRequest(prev, act, req) {
+			return audit.Errorf(audit.ECONFLICT, "the Idempotency-Key was already used for another action request (%s for %q): use a new key for a new request",
+				prev.Type, prev.ActorID)
+		}
+		act, status = *prev, http.StatusOK
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	// Recorded again on a retry: the record's id makes the repeat harmless,
+	// and a first request that failed here is completed.
 	if err := a.recordAction(r, p, act, audit.ActionResponseRequested, nil); err != nil {
 		return err
 	}
-	httpx.WriteJSON(w, http.StatusCreated, map[string]any{"action": act})
+	httpx.WriteJSON(w, status, map[string]any{"action": act})
 	return nil
+}
+
+// maxIdempotencyKey is the longest Idempotency-Key accepted.
+const maxIdempotencyKey = 255
+
+// checkIdempotencyKey accepts one header value of 1 to 255 visible ASCII
+// characters (a UUID, say).
+func checkIdempotencyKey(vals []string) error {
+	if len(vals) != 1 {
+		return audit.FieldErrorf("Idempotency-Key", "send one Idempotency-Key header, not %d", len(vals))
+	}
+	k := vals[0]
+	if k == "" || len(k) > maxIdempotencyKey {
+		return audit.FieldErrorf("Idempotency-Key", "Idempotency-Key must be 1 to %d characters", maxIdempotencyKey)
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return audit.FieldErrorf("Idempotency-Key", "Idempotency-Key may hold only visible ASCII characters (byte %d is not)", i)
+		}
+	}
+	return nil
+}
+
+// sameActionRequest reports whether a stored action answers the request
+// that would have made next: the same type, account, finding and reason,
+// and the same incident when the request named one.
+func sameActionRequest(prev *audit.ResponseAction, next audit.ResponseAction, req actionRequest) bool {
+	return prev.Type == next.Type && prev.ActorID == next.ActorID && prev.FindingID == next.FindingID &&
+		prev.Reason == next.Reason && (req.IncidentID == "" || prev.IncidentID == req.IncidentID)
 }
 
 // recordAction writes an action's step to its tenant's audit log, with an
