@@ -43,7 +43,7 @@ func (s *Store) CreateAction(ctx context.Context, a audit.ResponseAction) (bool,
 			return nil
 		}
 		// The same seq protocol as recordChange: seq order is commit order.
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, changesLock); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, s.changesLock()); err != nil {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `WITH next AS (UPDATE counters SET value = value + 1 WHERE name = 'changes' RETURNING value)

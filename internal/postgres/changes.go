@@ -24,8 +24,9 @@ type entityChange struct {
 
 // changesLock is the advisory lock recordChange holds until its
 // transaction ends: taking the next seq and committing happen in that
-// order for every writer, so change seqs become visible in order.
-const changesLock = "vigil.alert_changes"
+// order for every writer, so change seqs become visible in order. It is
+// the schema's own: installations sharing a database do not contend.
+func (s *Store) changesLock() string { return "vigil.alert_changes." + s.schema }
 
 // recordChange records, inside the transaction that writes the entity, the
 // lifecycle change the write makes, if any (see audit.Change): opened once,
@@ -73,7 +74,7 @@ func (s *Store) recordChange(ctx context.Context, tx pgx.Tx, e entityChange) err
 	if change == "" {
 		return nil
 	}
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, changesLock); err != nil {
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, s.changesLock()); err != nil {
 		return err
 	}
 	_, err = tx.Exec(ctx, `WITH next AS (UPDATE counters SET value = value + 1 WHERE name = 'changes' RETURNING value)

@@ -78,8 +78,17 @@ func parsePartName(name string) (int64, bool) {
 // have created a partition since), and added to as InsertEvents creates
 // partitions, so an insert into a known day costs no DDL.
 type partitions struct {
-	mu   sync.Mutex
-	days []int64
+	mu     sync.Mutex
+	days   []int64
+	loaded time.Time // when days was last read from the catalog
+}
+
+// stale reports whether the list was read from the catalog more than ttl
+// ago (or never).
+func (p *partitions) stale(now time.Time, ttl time.Duration) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.loaded.IsZero() || now.Sub(p.loaded) >= ttl
 }
 
 func (p *partitions) has(day int64) bool {
@@ -105,11 +114,11 @@ func (p *partitions) remove(day int64) {
 	}
 }
 
-func (p *partitions) set(days []int64) {
+func (p *partitions) set(days []int64, at time.Time) {
 	slices.Sort(days)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.days = slices.Compact(days)
+	p.days, p.loaded = slices.Compact(days), at
 }
 
 // newestFirst returns the days overlapping [from, to) (Unix ns; 0 means
@@ -164,6 +173,7 @@ func (s *Store) openEvents(ctx context.Context) error {
 
 // loadPartitions reads the partitions of events from the catalog.
 func (s *Store) loadPartitions(ctx context.Context) error {
+	at := time.Now()
 	rows, err := s.pool.Query(ctx, `SELECT c.relname::text FROM pg_inherits i
 		JOIN pg_class c ON c.oid = i.inhrelid
 		WHERE i.inhparent = to_regclass($1)
@@ -181,7 +191,7 @@ func (s *Store) loadPartitions(ctx context.Context) error {
 			days = append(days, day)
 		}
 	}
-	s.parts.set(days)
+	s.parts.set(days, at)
 	return nil
 }
 
@@ -219,11 +229,20 @@ func (s *Store) ensurePartition(ctx context.Context, day int64) error {
 	return nil
 }
 
-// eventParts refreshes the partition list from the catalog and returns
-// the days overlapping [from, to) newest first.
+// partitionListTTL is how long a read uses the partition list before it
+// reads the catalog again. This store adds the partitions it creates at
+// once, and a partition dropped meanwhile reads as empty (every read
+// tolerates undefined_table), so only a partition another process created
+// can be missed, for at most this long.
+const partitionListTTL = time.Second
+
+// eventParts returns the days overlapping [from, to) newest first, from a
+// partition list at most partitionListTTL old.
 func (s *Store) eventParts(ctx context.Context, from, to int64) ([]int64, error) {
-	if err := s.loadPartitions(ctx); err != nil {
-		return nil, err
+	if s.parts.stale(time.Now(), partitionListTTL) {
+		if err := s.loadPartitions(ctx); err != nil {
+			return nil, err
+		}
 	}
 	return s.parts.newestFirst(from, to), nil
 }

@@ -96,9 +96,11 @@ func (s *Store) PurgeViewerTokens(ctx context.Context, before time.Time) (int64,
 	return tag.RowsAffected(), nil
 }
 
-// savedSearchLock serialises a tenant's SaveSearch calls, so that two
-// concurrent saves cannot both pass the MaxSavedSearches check.
-const savedSearchLock = "vigil.saved_searches."
+// savedSearchLock serialises a tenant's SaveSearch calls in the schema, so
+// that two concurrent saves cannot both pass the MaxSavedSearches check.
+func (s *Store) savedSearchLock(tenant string) string {
+	return "vigil.saved_searches." + s.schema + "." + tenant
+}
 
 // SaveSearch inserts or replaces (name and query; CreatedBy and CreatedAt
 // are kept) a saved search; ETOOLARGE when the tenant already holds
@@ -108,7 +110,7 @@ func (s *Store) SaveSearch(ctx context.Context, ss audit.SavedSearch) error {
 		return invalid("id", "saved search id and tenant are required")
 	}
 	return s.inTx(ctx, "save search", func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, savedSearchLock+ss.Tenant); err != nil {
+		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtextextended($1, 0))`, s.savedSearchLock(ss.Tenant)); err != nil {
 			return err
 		}
 		var n int
