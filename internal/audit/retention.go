@@ -32,14 +32,22 @@ type RetentionPlanner interface {
 }
 
 // FindingRetention is an optional capability of finding stores: findings
-// and incidents expire with their evidence.
+// and incidents expire with their evidence, and response actions with
+// them.
 //
 // Contract:
 //   - PurgeFindings deletes tenant's findings whose LastSeen is before the
 //     cutoff, whatever their status, and the incidents whose LastSeen is
 //     before it; it returns how many of each it deleted. Other tenants'
 //     and later records are untouched; a second call deletes nothing.
-//   - With dryRun it deletes nothing and returns what it would delete.
+//   - It also deletes tenant's response actions whose CreatedAt is before
+//     the cutoff, whatever their status. They are not counted in what it
+//     returns.
+//   - The alert mark of each finding, incident or response action it
+//     deletes goes with it, so a finding or incident stored again later is
+//     alerted as opened again, like a new one.
+//   - With dryRun it deletes nothing and returns the findings and
+//     incidents it would delete.
 //   - An empty tenant is EINVALID (installation-wide findings, which have
 //     no tenant, are never purged by a tenant's retention).
 type FindingRetention interface {

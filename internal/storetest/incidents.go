@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -160,8 +161,9 @@ func runIncidents(t *testing.T, open func(t *testing.T) Backend) {
 }
 
 // runFindingRetention checks audit.FindingRetention: findings and
-// incidents expire with their last evidence, per tenant, whatever their
-// status, and a dry run deletes nothing.
+// incidents expire with their last evidence, response actions with their
+// creation, per tenant, whatever their status, each with its alert mark;
+// a dry run deletes nothing.
 func runFindingRetention(t *testing.T, open func(t *testing.T) Backend) {
 	b := open(t)
 	r, ok := b.Findings.(audit.FindingRetention)
@@ -181,6 +183,36 @@ func runFindingRetention(t *testing.T, open func(t *testing.T) Backend) {
 			incident(tenant, "i-old", old, "old-open", "old-resolved"), incident(tenant, "i-new", recent, "recent")}))
 		_, err := b.Findings.UpdateFinding(ctx, tenant, "old-resolved", audit.FindingUpdate{Status: audit.StatusResolved, Note: "benign"})
 		noErr(t, err)
+		if b.Actions != nil {
+			for _, a := range []audit.ResponseAction{
+				{ID: "act-old", CreatedAt: old}, {ID: "act-old-done", CreatedAt: old}, {ID: "act-recent", CreatedAt: recent}} {
+				a.Tenant, a.Type, a.ActorID, a.RequestedBy, a.Severity = tenant, audit.RespRevokeSessions, "alice", "rule:stuffing", audit.SeverityHigh
+				a.Status, a.UpdatedAt = audit.ActionRequested, a.CreatedAt
+				created, err := b.Actions.CreateAction(ctx, a)
+				noErr(t, err)
+				if !created {
+					t.Fatalf("action %s/%s not created", tenant, a.ID)
+				}
+			}
+			// Whatever its status, an old action goes.
+			_, err = b.Actions.UpdateAction(ctx, tenant, "act-old-done", audit.ActionSucceeded, "", old.Add(time.Minute))
+			noErr(t, err)
+		}
+	}
+	// actionsLeft reports which of the test's actions tenant still has.
+	allActions := []string{"act-old", "act-old-done", "act-recent"}
+	actionsLeft := func(tenant string) []string {
+		t.Helper()
+		var left []string
+		for _, id := range allActions {
+			_, err := b.Actions.GetAction(ctx, tenant, id)
+			if err == nil {
+				left = append(left, id)
+				continue
+			}
+			wantCode(t, err, audit.ENOTFOUND)
+		}
+		return left
 	}
 	_, _, err := r.PurgeFindings(ctx, "", cut, false)
 	wantCode(t, err, audit.EINVALID)
@@ -193,8 +225,14 @@ func runFindingRetention(t *testing.T, open func(t *testing.T) Backend) {
 	if _, err := b.Findings.GetFinding(ctx, "a", "old-open"); err != nil {
 		t.Fatalf("the dry run deleted: %v", err)
 	}
+	if b.Actions != nil {
+		if left := actionsLeft("a"); !slices.Equal(left, allActions) {
+			t.Fatalf("after the dry run tenant a has actions %v, want %v", left, allActions)
+		}
+	}
 	nf, ni, err = r.PurgeFindings(ctx, "a", cut, false)
 	noErr(t, err)
+	// Response actions go too, but are not counted.
 	if nf != 2 || ni != 1 {
 		t.Fatalf("purged %d findings and %d incidents, want 2 and 1", nf, ni)
 	}
@@ -215,7 +253,45 @@ func runFindingRetention(t *testing.T, open func(t *testing.T) Backend) {
 			t.Fatalf("tenant b lost finding %s: %v", id, err)
 		}
 	}
+	if b.Actions != nil {
+		if left := actionsLeft("a"); !slices.Equal(left, []string{"act-recent"}) {
+			t.Fatalf("after the purge tenant a has actions %v, want [act-recent]", left)
+		}
+		if left := actionsLeft("b"); !slices.Equal(left, allActions) {
+			t.Fatalf("after tenant a's purge tenant b has actions %v, want %v", left, allActions)
+		}
+	}
 	if nf, ni, err := r.PurgeFindings(ctx, "a", cut, false); err != nil || nf != 0 || ni != 0 {
 		t.Fatalf("second purge: %d findings, %d incidents, %v", nf, ni, err)
+	}
+
+	// The alert marks went with what they marked: the same findings and
+	// incident stored again are alerted as opened, like new ones, while
+	// those still stored (tenant a's recent ones, all of tenant b's) alert
+	// nothing.
+	if b.Alerts == nil {
+		return
+	}
+	logged, err := b.Alerts.ChangesAfter(ctx, 0, 1000)
+	noErr(t, err)
+	var last int64
+	if len(logged) > 0 {
+		last = logged[len(logged)-1].Seq
+	}
+	noErr(t, b.Findings.UpsertFindings(ctx, fs))
+	for _, tenant := range []string{"a", "b"} {
+		noErr(t, b.Incidents.UpsertIncidents(ctx, []audit.Incident{
+			incident(tenant, "i-old", old, "old-open", "old-resolved"), incident(tenant, "i-new", recent, "recent")}))
+	}
+	cs, err := b.Alerts.ChangesAfter(ctx, last, 1000)
+	noErr(t, err)
+	var got []string
+	for _, c := range cs {
+		got = append(got, fmt.Sprintf("%s %s/%s %s", c.Kind, c.Tenant, c.EntityID, c.Change))
+	}
+	slices.Sort(got)
+	want := []string{"finding a/old-open opened", "finding a/old-resolved opened", "incident a/i-old opened"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("changes of the records stored again after the purge:\n got %q\nwant %q", got, want)
 	}
 }
