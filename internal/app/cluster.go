@@ -8,10 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"net/url"
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -40,21 +45,29 @@ import (
 // node read (natsstream), so a paused node that lost its lock cannot write
 // stale state over its successor's. It stops when it finds out.
 type clusterNode struct {
-	pg      *postgres.Store
-	stream  *natsstream.Stream
-	url     string
-	schema  string
-	name    string
-	addr    string
-	version string
-	started time.Time
-	log     *slog.Logger
+	pg     *postgres.Store
+	stream *natsstream.Stream
+	url    string
+	schema string
+	name   string
+	addr   string
+	// advertise is how other nodes reach this one (an http(s) URL), ""
+	// when it cannot be known (an unspecified listen host and no
+	// server.advertise_url).
+	advertise string
+	version   string
+	started   time.Time
+	log       *slog.Logger
 
 	active atomic.Bool
 	mu     sync.Mutex
 	lock   *postgres.NodeLock
 	epoch  int64
 	holder string // while standby: who is active, as far as it can tell
+	// target is where a standby forwards requests: the active node's
+	// advertised URL, nil when unknown.
+	target *url.URL
+	proxy  *httputil.ReverseProxy
 }
 
 // nodeMetrics registers the node's role gauges.
@@ -97,9 +110,67 @@ func buildVersion() string {
 	return "(devel)"
 }
 
+// advertiseURL is how other nodes reach a node listening on addr: the
+// configured URL, or http:// and the listen address when that names one
+// host; "" when neither says.
+func advertiseURL(configured, addr string) string {
+	if configured != "" {
+		return strings.TrimSuffix(configured, "/")
+	}
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return ""
+	}
+	if ip, err := netip.ParseAddr(host); host == "" || (err == nil && ip.IsUnspecified()) {
+		return ""
+	}
+	return "http://" + addr
+}
+
+// forwardedBy is the header a standby adds to the requests it forwards,
+// naming itself: a node that is not active answers a forwarded request
+// itself instead of forwarding it again, so two standbys that each think
+// the other active cannot pass a request back and forth.
+const forwardedBy = "Vigil-Forwarded-By"
+
+// newProxy makes the reverse proxy a standby forwards requests through, to
+// the target of the moment.
+func (n *clusterNode) newProxy() *httputil.ReverseProxy {
+	return &httputil.ReverseProxy{
+		Rewrite: func(pr *httputil.ProxyRequest) {
+			n.mu.Lock()
+			target := n.target
+			n.mu.Unlock()
+			pr.SetURL(target)
+			pr.Out.Host = pr.In.Host // the name the client used, for the active node's links
+			pr.SetXForwarded()
+			pr.Out.Header.Set(forwardedBy, n.name)
+		},
+		Transport: &http.Transport{
+			Proxy:                 nil,
+			DialContext:           (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConnsPerHost:   64,
+			IdleConnTimeout:       90 * time.Second,
+			ExpectContinueTimeout: time.Second,
+		},
+		// Exports and other streamed answers pass through as they come.
+		FlushInterval: -1,
+		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
+			if r.Context().Err() != nil {
+				return // the client went away
+			}
+			w.Header().Set("Retry-After", "1")
+			httpx.WriteError(w, r, n.log, audit.Errorf(audit.EUNAVAILABLE,
+				"this node is a standby and could not reach the active node to forward the request (%v); retry", err))
+		},
+		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
+	}
+}
+
 // standbyHandler answers while the node waits: alive, not ready, and every
-// other request refused with who is active, so a load balancer sends
-// traffic to the active node and a client retries there.
+// other request forwarded to the active node when its address is known,
+// else refused with who is active, so that a client or load balancer that
+// reaches a standby is still served, or retries elsewhere.
 func (n *clusterNode) standbyHandler(reg *prometheus.Registry) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -109,10 +180,15 @@ func (n *clusterNode) standbyHandler(reg *prometheus.Registry) http.Handler {
 		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]bool{"ready": false})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	n.proxy = n.newProxy()
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		n.mu.Lock()
-		holder := n.holder
+		holder, target := n.holder, n.target
 		n.mu.Unlock()
+		if target != nil && r.Header.Get(forwardedBy) == "" {
+			n.proxy.ServeHTTP(w, r)
+			return
+		}
 		if holder == "" {
 			holder = "another node"
 		}
@@ -129,13 +205,14 @@ func (a *App) awaitActive(ctx context.Context) error {
 	n := a.stores.node
 	logged := ""
 	lock, err := postgres.WaitNodeLock(ctx, n.url, n.schema, time.Second, func(holder string, err error) {
+		var target *url.URL
 		if err != nil {
 			holder = "unknown (" + err.Error() + ")"
-		} else if named := n.activeNode(ctx); named != "" {
-			holder = named
+		} else if named, at := n.activeNode(ctx); named != "" {
+			holder, target = named, at
 		}
 		n.mu.Lock()
-		n.holder = holder
+		n.holder, n.target = holder, target
 		n.mu.Unlock()
 		if holder != logged {
 			logged = holder
@@ -151,7 +228,7 @@ func (a *App) awaitActive(ctx context.Context) error {
 	}
 	lock.SetEpoch(epoch)
 	n.mu.Lock()
-	n.lock, n.epoch, n.holder = lock, epoch, ""
+	n.lock, n.epoch, n.holder, n.target = lock, epoch, "", nil
 	n.mu.Unlock()
 	a.stores.State = n.pg.FencedState(epoch)
 	n.active.Store(true)
@@ -160,20 +237,28 @@ func (a *App) awaitActive(ctx context.Context) error {
 }
 
 // activeNode names the active node from the heartbeats, with its address
-// ("" when none is known): the lock's holder as PostgreSQL sees it is only
-// a client address.
-func (n *clusterNode) activeNode(ctx context.Context) string {
+// ("" when none is known: the lock's holder as PostgreSQL sees it is only
+// a client address), and the URL to forward requests to (nil when its
+// address is not one).
+func (n *clusterNode) activeNode(ctx context.Context) (string, *url.URL) {
 	nodes, err := n.pg.Nodes(ctx)
 	if err != nil {
-		return ""
+		return "", nil
 	}
-	name, epoch := "", int64(0)
-	for _, o := range nodes {
-		if o.Role == postgres.RoleActive && o.Name != n.name && time.Since(o.Seen) <= StaleAfter && o.Epoch > epoch {
-			name, epoch = fmt.Sprintf("node %s (%s)", o.Name, o.Address), o.Epoch
+	var active *postgres.Node
+	for i, o := range nodes {
+		if o.Role == postgres.RoleActive && o.Name != n.name && time.Since(o.Seen) <= StaleAfter && (active == nil || o.Epoch > active.Epoch) {
+			active = &nodes[i]
 		}
 	}
-	return name
+	if active == nil {
+		return "", nil
+	}
+	var target *url.URL
+	if u, err := url.Parse(active.Address); err == nil && (u.Scheme == "http" || u.Scheme == "https") && u.Host != "" {
+		target = u
+	}
+	return fmt.Sprintf("node %s (%s)", active.Name, active.Address), target
 }
 
 // heartbeats records the node in the schema's node table every two
@@ -194,7 +279,11 @@ func (n *clusterNode) heartbeats(ctx context.Context, lag func(context.Context) 
 			l = lag(ctx)
 		}
 		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		err := n.pg.Heartbeat(hctx, postgres.Node{Name: n.name, Address: n.addr, Role: role, Version: n.version,
+		addr := n.advertise
+		if addr == "" {
+			addr = n.addr
+		}
+		err := n.pg.Heartbeat(hctx, postgres.Node{Name: n.name, Address: addr, Role: role, Version: n.version,
 			Epoch: epoch, Started: n.started, Seen: time.Now(), Lag: l})
 		cancel()
 		if err != nil && ctx.Err() == nil {

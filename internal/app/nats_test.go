@@ -180,9 +180,26 @@ func TestActiveStandbyFailover(t *testing.T) {
 	if status, _ := raw(t, "GET", bURL+"/readyz", "", ""); status != http.StatusServiceUnavailable {
 		t.Fatalf("standby /readyz = %d, want 503", status)
 	}
-	status, body := raw(t, "POST", bURL+"/v1/events", key, `{"id":"x","action":"auth.password.changed","actor":{"id":"u1"}}`)
-	if status != http.StatusServiceUnavailable || !strings.Contains(string(body), "standby") {
-		t.Fatalf("ingest on the standby = %d %s, want 503 naming the standby", status, body)
+	// The standby forwards requests to the active node once its heartbeat
+	// names it; one already forwarded is not passed on again.
+	waitFor(t, "the standby to forward to the active node", func() bool {
+		status, _ := raw(t, "POST", bURL+"/v1/events", key, `{"id":"via-standby","action":"auth.password.changed","actor":{"id":"u1"},"time":"`+at.Format(time.RFC3339)+`"}`)
+		return status == http.StatusAccepted
+	})
+	if got := waitForEvents(t, ca, client.SearchParams{Actor: "u1"}, 1); got[0].ID != "via-standby" {
+		t.Fatalf("the event sent to the standby: %+v", got)
+	}
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", bURL+"/v1/events", nil)
+	req.Header.Set("Authorization", "Bearer "+key)
+	req.Header.Set("Vigil-Forwarded-By", "node-c")
+	if resp, err := http.DefaultClient.Do(req); err != nil {
+		t.Fatal(err)
+	} else {
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(b), "node node-a") {
+			t.Fatalf("a forwarded request on the standby = %d %s, want 503 naming node-a", resp.StatusCode, b)
+		}
 	}
 	select {
 	case s := <-bNew:

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/mail"
 	"net/netip"
+	"net/url"
 	"os"
 	"reflect"
 	"regexp"
@@ -184,6 +185,12 @@ type Server struct {
 	// PostgreSQL with stream.driver nats); default the host name and the
 	// listen address.
 	NodeName string `yaml:"node_name"`
+	// AdvertiseURL is how the other nodes of a cluster reach this one
+	// (http://10.0.0.5:8080): a standby forwards the requests it gets to
+	// the active node there. Default: http:// and the listen address when
+	// it names one host; with an unspecified host (":8080", "0.0.0.0")
+	// and no advertise_url, standbys refuse requests instead.
+	AdvertiseURL string `yaml:"advertise_url"`
 }
 
 // Storage selects and configures the store.
@@ -625,6 +632,13 @@ func (c *Config) Validate() error {
 	}
 	if c.Server.Addr == "" {
 		bad("server.addr", "is required")
+	}
+	if u := c.Server.AdvertiseURL; u != "" {
+		pu, err := url.Parse(u)
+		if err != nil || (pu.Scheme != "http" && pu.Scheme != "https") || pu.Host == "" || (pu.Path != "" && pu.Path != "/") ||
+			pu.RawQuery != "" || pu.User != nil {
+			bad("server.advertise_url", "must be an http or https URL of a host and port, without a path (http://10.0.0.5:8080)")
+		}
 	}
 	for path, d := range map[string]time.Duration{
 		"server.read_header_timeout": c.Server.ReadHeaderTimeout, "server.read_timeout": c.Server.ReadTimeout,

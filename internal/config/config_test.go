@@ -48,7 +48,8 @@ func TestBadFiles(t *testing.T) {
 		"bad-duration.bad.yaml": {"soon"},
 		"bad-size.bad.yaml":     {"lots"},
 		"invalid-values.bad.yaml": {"storage.driver", "log.level", "enrich.lists[0].kind", "enrich.lists[0].path",
-			`detect.packs[0]: unknown rule pack "vendor-signal"; the packs are vendor-alerts`, `detect.packs[2]: pack "vendor-alerts" is named twice`},
+			`detect.packs[0]: unknown rule pack "vendor-signal"; the packs are vendor-alerts`, `detect.packs[2]: pack "vendor-alerts" is named twice`,
+			"server.advertise_url"},
 		"limits.bad.yaml": {"limits.tenant.event_burst", "limits.tenant.backlog_share_percent", "limits.concurrent_queries",
 			"limits.export_write_timeout", "limits.tenants[0].request_burst", "limits.tenants[1].id", "limits.tenants[2].id"},
 	}
