@@ -64,7 +64,7 @@ func TestClusterStatus(t *testing.T) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	row := regexp.MustCompile(`(?m)^\s+node-one\s+127\.0\.0\.1:\d+\s+active\s+\d+\s+\d+\s+\d+s ago`)
+	row := regexp.MustCompile(`(?m)^\s+node-one\s+http://127\.0\.0\.1:\d+\s+active\s+\d+\s+\d+\s+\d+s ago`)
 	if r.code != 0 || !row.MatchString(r.stdout) || !strings.Contains(r.stdout, "Ingest stream CLI_STATUS on NATS JetStream: 1 replica(s)") {
 		t.Fatalf("cluster status with an active node: %+v", r)
 	}
