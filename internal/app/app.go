@@ -84,6 +84,8 @@ type App struct {
 	knownTenants sync.Map
 	// BootstrapKey is the operator key created on first start, "" otherwise.
 	BootstrapKey string
+	// lag is the pipeline's backlog as the last readiness run found it.
+	lag pipelineLag
 }
 
 // New opens the stores, builds every component and binds the listener; Run
@@ -116,6 +118,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if a.stores, err = OpenStores(ctx, cfg, a.log, a.now); err != nil {
 		return nil, err
 	}
+	a.lag.events = -1
+	a.lag.stream, _ = a.stores.Stream.(audit.StreamStats)
 	a.closers = append(a.closers, a.stores.Close)
 	a.handler = &switchHandler{}
 	a.srv = &http.Server{
@@ -209,7 +213,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		MaxBacklog: uint64(cfg.Ingest.MaxBacklog), KeyCacheTTL: cfg.Ingest.KeyCacheTTL,
 		Limits: limits, ExportWriteTimeout: cfg.Limits.ExportWriteTimeout, MaxExportDuration: cfg.Limits.MaxExportDuration,
 		MaxInflightIngestBytes: int64(cfg.Server.MaxInflightIngestBytes),
-		Ready:                  append([]httpapi.ReadyCheck{{Name: "storage", Check: a.stores.Ready}}, enrichReady...),
+		Ready:                  append([]httpapi.ReadyCheck{{Name: "storage", Check: a.stores.Ready}, a.lag.check()}, enrichReady...),
+		ReadyPublic:            a.readyPublic,
 		ReadyInterval:          cfg.Server.ReadyInterval,
 		TenantRetentionDays:    [2]int{cfg.Retention.TenantMinDays, cfg.Retention.TenantMaxDays},
 		Importers:              Importers(),

@@ -177,7 +177,7 @@ func (n *clusterNode) standbyHandler(reg *prometheus.Registry) http.Handler {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]bool{"ready": false})
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "role": "standby"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	n.proxy = n.newProxy()

@@ -177,8 +177,8 @@ func TestActiveStandbyFailover(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	if status, _ := raw(t, "GET", bURL+"/readyz", "", ""); status != http.StatusServiceUnavailable {
-		t.Fatalf("standby /readyz = %d, want 503", status)
+	if status, body := raw(t, "GET", bURL+"/readyz", "", ""); status != http.StatusServiceUnavailable || string(body) != "{\"ready\":false,\"role\":\"standby\"}\n" {
+		t.Fatalf("standby /readyz = %d %s, want 503 saying standby", status, body)
 	}
 	// The standby forwards requests to the active node once its heartbeat
 	// names it; one already forwarded is not passed on again.
@@ -230,6 +230,10 @@ func TestActiveStandbyFailover(t *testing.T) {
 			t.Errorf("node b: %v", err)
 		}
 	}()
+	waitFor(t, "the new active node ready, saying so", func() bool {
+		status, body := raw(t, "GET", bURL+"/readyz", "", "")
+		return status == http.StatusOK && strings.Contains(string(body), `"role":"active"`) && strings.Contains(string(body), `"lag_events":`)
+	})
 	cb, err := client.New(bURL, client.WithAPIKey(key))
 	if err != nil {
 		t.Fatal(err)

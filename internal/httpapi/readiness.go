@@ -137,15 +137,23 @@ func (rd *readiness) check(fn func(ctx context.Context) error) error {
 // the checks run only when /readyz or /v1/status is asked.
 func (a *API) RunReadiness(ctx context.Context) { a.ready.Run(ctx) }
 
-// readyz is the unauthenticated readiness probe: 200 or 503 and nothing
-// else, no error texts or file paths (GET /v1/status has them).
+// readyz is the unauthenticated readiness probe: 200 or 503, the public
+// figures of ReadyPublic, and nothing else: no error texts or file paths
+// (GET /v1/status has them).
 func (a *API) readyz(w http.ResponseWriter, r *http.Request) error {
 	res := a.ready.result(r.Context())
 	status := http.StatusOK
 	if !res.Ready {
 		status = http.StatusServiceUnavailable
 	}
-	httpx.WriteJSON(w, status, map[string]bool{"ready": res.Ready})
+	out := map[string]any{}
+	if a.opts.ReadyPublic != nil {
+		for k, v := range a.opts.ReadyPublic() {
+			out[k] = v
+		}
+	}
+	out["ready"] = res.Ready
+	httpx.WriteJSON(w, status, out)
 	return nil
 }
 

@@ -133,6 +133,10 @@ type Options struct {
 	// ReadyTimeout bounds one run of a Ready check; one that takes longer
 	// counts as failed. Default 5s.
 	ReadyTimeout time.Duration
+	// ReadyPublic, when set, adds its fields to the /readyz answer, which
+	// needs no key: only figures that are safe to show anyone (the
+	// pipeline's lag, the node's role), and it must do no I/O.
+	ReadyPublic func() map[string]any
 	// CursorSecret keys the seal on page cursors (next_cursor), so a cursor
 	// works only unaltered, on the listing and tenant that gave it. Give
 	// every node of one store the same secret; without one a random secret

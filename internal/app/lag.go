@@ -1,0 +1,69 @@
+package app
+
+import (
+	"context"
+	"sync"
+
+	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/httpapi"
+)
+
+// pipelineLag keeps the pipeline's backlog as the background readiness
+// run last measured it, so that /readyz can show it without I/O.
+type pipelineLag struct {
+	mu     sync.Mutex
+	stream audit.StreamStats // nil: the stream cannot tell
+	events int64             // -1 until measured, or when the stream could not answer
+	err    string
+}
+
+// check is the readiness check that measures the lag. A lagging pipeline
+// does not make the node unready (sending it less traffic would not help
+// it catch up; ingest refuses with 429 once the backlog is full), and a
+// stream that cannot answer is the storage check's to report.
+func (l *pipelineLag) check() httpapi.ReadyCheck {
+	return httpapi.ReadyCheck{Name: "pipeline",
+		Check: func(ctx context.Context) error {
+			events, msg := int64(-1), ""
+			if l.stream != nil {
+				last, committed, err := l.stream.Backlog(ctx)
+				switch {
+				case err != nil:
+					msg = err.Error()
+				case last >= committed:
+					events = int64(last - committed)
+				}
+			}
+			l.mu.Lock()
+			l.events, l.err = events, msg
+			l.mu.Unlock()
+			return nil
+		},
+		Info: func() any {
+			l.mu.Lock()
+			defer l.mu.Unlock()
+			info := map[string]any{"lag_events": l.events}
+			if l.err != "" {
+				info["error"] = l.err
+			}
+			return info
+		},
+	}
+}
+
+// value is the last measured backlog, -1 when unknown.
+func (l *pipelineLag) value() int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.events
+}
+
+// readyPublic is what /readyz shows beside "ready": the pipeline's lag in
+// events (-1 when unknown) and, on a node of a cluster, its role.
+func (a *App) readyPublic() map[string]any {
+	out := map[string]any{"lag_events": a.lag.value()}
+	if a.stores.node != nil {
+		out["role"] = "active"
+	}
+	return out
+}
