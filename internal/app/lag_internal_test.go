@@ -11,7 +11,9 @@ type fakeBacklog struct {
 	err             error
 }
 
-func (f *fakeBacklog) Backlog(context.Context) (uint64, uint64, error) { return f.last, f.committed, f.err }
+func (f *fakeBacklog) Backlog(context.Context) (uint64, uint64, error) {
+	return f.last, f.committed, f.err
+}
 
 func TestPipelineLag(t *testing.T) {
 	f := &fakeBacklog{last: 1500, committed: 1200}
