@@ -234,6 +234,10 @@ func (db *DB) GetState(ctx context.Context, ns, key string) ([]byte, error) {
 	return v, translate(err, "get state")
 }
 
+// stateRowsPerStatement is how many keys one SaveState statement writes
+// or deletes (3 parameters a row, well under SQLite's limit of 32,766).
+const stateRowsPerStatement = 256
+
 // SaveState applies every put and delete of ns in one transaction, in key
 // order: a checkpoint's keys are spread over the whole table, and writing
 // them in order visits each b-tree page once, in sequence (a third less
@@ -245,44 +249,42 @@ func (db *DB) SaveState(ctx context.Context, ns string, puts map[string][]byte, 
 	}
 	defer func() { _ = tx.Rollback() }()
 	rctx := rowContext(ctx)
-	// A checkpoint writes thousands of keys: each statement is prepared
-	// once, not once per key.
+	// A checkpoint writes thousands of keys: many rows per statement, since
+	// each statement's cgo and database/sql overhead costs more than a row.
 	if len(deletes) > 0 {
-		del, err := tx.PrepareContext(ctx, `DELETE FROM state WHERE ns = ? AND key = ?`)
-		if err != nil {
-			return translate(err, "delete state")
-		}
-		defer del.Close()
 		if !slices.IsSorted(deletes) {
 			deletes = slices.Sorted(slices.Values(deletes))
 		}
-		for _, k := range deletes {
+		for chunk := range slices.Chunk(deletes, stateRowsPerStatement) {
 			if err := ctx.Err(); err != nil {
 				return err
 			}
-			if _, err := del.ExecContext(rctx, ns, k); err != nil {
+			args := make([]any, 0, 1+len(chunk))
+			args = append(args, ns)
+			for _, k := range chunk {
+				args = append(args, k)
+			}
+			if _, err := tx.ExecContext(rctx, `DELETE FROM state WHERE ns = ? AND key IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...); err != nil {
 				return translate(err, "delete state")
 			}
 		}
 	}
-	if len(puts) > 0 {
-		put, err := tx.PrepareContext(ctx, `INSERT INTO state (ns, key, value) VALUES (?, ?, ?)
-			ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value`)
-		if err != nil {
-			return translate(err, "put state")
+	keys := slices.Sorted(maps.Keys(puts))
+	for chunk := range slices.Chunk(keys, stateRowsPerStatement) {
+		if err := ctx.Err(); err != nil {
+			return err
 		}
-		defer put.Close()
-		for _, k := range slices.Sorted(maps.Keys(puts)) {
+		args := make([]any, 0, 3*len(chunk))
+		for _, k := range chunk {
 			v := puts[k]
 			if v == nil {
 				v = []byte{}
 			}
-			if err := ctx.Err(); err != nil {
-				return err
-			}
-			if _, err := put.ExecContext(rctx, ns, k, v); err != nil {
-				return translate(err, "put state")
-			}
+			args = append(args, ns, k, v)
+		}
+		if _, err := tx.ExecContext(rctx, `INSERT INTO state (ns, key, value) VALUES (?, ?, ?)`+strings.Repeat(", (?, ?, ?)", len(chunk)-1)+`
+			ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value`, args...); err != nil {
+			return translate(err, "put state")
 		}
 	}
 	return translate(tx.Commit(), "save state")

@@ -339,6 +339,30 @@ func runState(t *testing.T, open func(t *testing.T) Backend) {
 	}
 	_, err = s.GetState(ctx, "profiles", "e")
 	wantCode(t, err, audit.ENOTFOUND)
+
+	// A checkpoint's size: thousands of keys, more than one statement of
+	// any backend writes, with deletes and a key both deleted and put.
+	big := map[string][]byte{}
+	for i := range 2600 {
+		big[fmt.Sprintf("k%05d", i)] = []byte(fmt.Sprint(i))
+	}
+	noErr(t, s.SaveState(ctx, "big", big, nil))
+	puts := map[string][]byte{"k00007": []byte("again"), "k09999": []byte("new")}
+	var dels []string
+	for i := 0; i < 2600; i += 2 {
+		dels = append(dels, fmt.Sprintf("k%05d", i))
+	}
+	dels = append(dels, "k00007", "absent")
+	noErr(t, s.SaveState(ctx, "big", puts, dels))
+	got := map[string]string{}
+	noErr(t, s.ScanState(ctx, "big", func(k string, v []byte) error { got[k] = string(v); return nil }))
+	if len(got) != 1300+1 || got["k00007"] != "again" || got["k09999"] != "new" || got["k02599"] != "2599" || got["k00000"] != "" {
+		t.Fatalf("after a checkpoint of 2,600 keys and 1,300 deletes: %d keys, k00007=%q k09999=%q k02599=%q",
+			len(got), got["k00007"], got["k09999"], got["k02599"])
+	}
+	if _, ok := got["k00002"]; ok {
+		t.Fatal("a deleted key is still there")
+	}
 }
 
 func runRules(t *testing.T, open func(t *testing.T) Backend) {
