@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -17,6 +18,7 @@ import (
 	"github.com/vigilhq/vigil/internal/app"
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/natsstream/natstest"
 )
 
 // benchEvent is a realistic ~400-byte login failure.
@@ -112,6 +114,82 @@ func BenchmarkIngestHTTPBatch1000PostgresNATS(b *testing.B) {
 	benchIngest(b, 1000, 4, onNATS(b))
 }
 
+// BenchmarkIngestHTTPBatch1000ThreeReplicas is
+// BenchmarkIngestHTTPBatch1000PostgresNATS on a three-server JetStream
+// cluster (in process) with three replicas: acknowledgement waits for a
+// majority of the servers.
+func BenchmarkIngestHTTPBatch1000ThreeReplicas(b *testing.B) {
+	benchIngest(b, 1000, 4, onNATSCluster(b))
+}
+
+// BenchmarkIngestHTTPBatch1000ThreeNodes is the same load on a cluster: the
+// three-server JetStream cluster, PostgreSQL, and three Vigil nodes in this
+// process — the active one and two standbys, which forward what they
+// receive to it. The clients are spread over the three nodes as a load
+// balancer would spread them.
+func BenchmarkIngestHTTPBatch1000ThreeNodes(b *testing.B) {
+	edit := onNATSCluster(b)
+	active, key := benchNode(b, edit)
+	urls := []string{active.url, benchStandby(b, key, edit), benchStandby(b, key, edit)}
+	benchIngestOn(b, active, key, urls, 1000, 4)
+}
+
+// onNATSCluster is onNATS with a three-server JetStream cluster and three
+// replicas.
+func onNATSCluster(b *testing.B) func(*config.Config) {
+	nc := natstest.NewCluster(b, 3)
+	pg := onPostgres(b)
+	n := natsStreams.Add(1)
+	return func(c *config.Config) {
+		pg(c)
+		c.Stream.Driver = "nats"
+		c.Stream.NATS.URL, c.Stream.NATS.Replicas = nc.URL(), 3
+		c.Stream.NATS.Name = fmt.Sprintf("APPBENCH_%d", n)
+		c.Stream.NATS.Subject = fmt.Sprintf("appbench%d.events", n)
+	}
+}
+
+// benchStandby starts a standby node and returns its URL once it forwards
+// requests to the active node.
+func benchStandby(b *testing.B, key string, edit func(*config.Config)) string {
+	b.Helper()
+	cfg := config.Default()
+	edit(&cfg)
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfg.Server.Addr = l.Addr().String()
+	l.Close()
+	cfg.Storage.SQLite.Dir = b.TempDir()
+	cfg.Log.Level = "error"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := app.New(ctx, cfg, app.Options{Stderr: io.Discard})
+		done <- err // nil only if it became active, which it must not here
+	}()
+	b.Cleanup(func() { cancel(); <-done })
+	url := "http://" + cfg.Server.Addr
+	for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			b.Fatal("the standby did not start forwarding within a minute")
+		}
+		// An events:write key may not search: a 403 comes from the
+		// active node, through the standby.
+		req, _ := http.NewRequest("GET", url+"/v1/events?limit=1", nil)
+		req.Header.Set("Authorization", "Bearer "+key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			continue
+		}
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusForbidden {
+			return url
+		}
+	}
+}
+
 // BenchmarkIngestHTTPSingle64 measures single-event requests from 64
 // concurrent clients (concurrent requests share group commits).
 func BenchmarkIngestHTTPSingle64(b *testing.B) {
@@ -120,7 +198,12 @@ func BenchmarkIngestHTTPSingle64(b *testing.B) {
 
 func benchIngest(b *testing.B, batch, clients int, edit ...func(*config.Config)) {
 	n, key := benchNode(b, edit...)
-	url := n.url + "/v1/events"
+	benchIngestOn(b, n, key, []string{n.url}, batch, clients)
+}
+
+// benchIngestOn sends the load through urls (client i to urls[i%len]) and
+// measures it on n, the node that stores it.
+func benchIngestOn(b *testing.B, n *node, key string, urls []string, batch, clients int) {
 	at := time.Now().Add(-time.Hour)
 	// Pre-encode bodies so the client side costs little.
 	const bodies = 64
@@ -141,7 +224,8 @@ func benchIngest(b *testing.B, batch, clients int, edit ...func(*config.Config))
 	start := time.Now()
 	cpu0 := cpuTime()
 	var wg sync.WaitGroup
-	for range clients {
+	for c := range clients {
+		url := urls[c%len(urls)] + "/v1/events"
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
