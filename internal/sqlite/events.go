@@ -519,6 +519,44 @@ func (s *EventStore) InsertEvents(ctx context.Context, events []audit.Event) err
 	return nil
 }
 
+// insertRowsPerStatement is how many events one insert statement writes
+// (insertColumns parameters each, well under SQLite's limit of 32,766).
+const (
+	insertRowsPerStatement = 256
+	insertColumns          = 10
+)
+
+// insertStatement is the statement that inserts rows events.
+func insertStatement(rows int) string {
+	return `INSERT INTO events (t, ts, id, idh, act, ah, ip, sh, gh, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)` +
+		strings.Repeat(", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows-1)
+}
+
+// partKey is an event of a partition: its tenant's number and its id.
+type partKey struct {
+	t  int64
+	id string
+}
+
+// storedIDs returns the events of the partition that have one of the id
+// hashes.
+func (p *partition) storedIDs(ctx context.Context, tx *sql.Tx, idhs []any) (map[partKey]bool, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT t, id FROM events INDEXED BY ev_id WHERE idh IN (?`+strings.Repeat(", ?", len(idhs)-1)+`)`, idhs...)
+	if err != nil {
+		return nil, translate(err, "look up stored events")
+	}
+	defer rows.Close()
+	out := map[partKey]bool{}
+	for rows.Next() {
+		var k partKey
+		if err := rows.Scan(&k.t, &k.id); err != nil {
+			return nil, translate(err, "look up stored events")
+		}
+		out[k] = true
+	}
+	return out, translate(rows.Err(), "look up stored events")
+}
+
 func (p *partition) insert(ctx context.Context, evs []*audit.Event) (err error) {
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
@@ -533,59 +571,75 @@ func (p *partition) insert(ctx context.Context, evs []*audit.Event) (err error) 
 		return translate(err, "begin insert")
 	}
 	defer func() { _ = tx.Rollback() }()
-	// A repeat is found through the id-hash index: one b-tree probe, near
-	// the right edge for Vigil's time-ordered ids. (Probing (t, ts) instead
-	// scanned every event of the tenant sharing the timestamp — quadratic
-	// for clients that stamp events to the second or share one time.)
-	exists, err := tx.PrepareContext(ctx, `SELECT count(*) FROM events INDEXED BY ev_id WHERE idh = ? AND t = ? AND id = ?`)
-	if err != nil {
-		return translate(err, "prepare insert")
+	// Rows go in chunks, each chunk one probe statement and one insert
+	// statement: per-statement cgo and database/sql overhead costs more
+	// than a row. A repeat is found through the id-hash index: one b-tree
+	// probe per id, near the right edge for Vigil's time-ordered ids.
+	// (Probing (t, ts) instead scanned every event of the tenant sharing
+	// the timestamp — quadratic for clients that stamp events to the
+	// second or share one time.)
+	type cand struct {
+		ev  *audit.Event
+		t   int64
+		idh int64
 	}
-	defer exists.Close()
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO events (t, ts, id, idh, act, ah, ip, sh, gh, body)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return translate(err, "prepare insert")
-	}
-	defer ins.Close()
-
-	type key struct{ tenant, id string }
-	seen := make(map[key]bool, len(evs))
+	seen := make(map[partKey]bool, len(evs))
 	var buf []byte
 	rctx := rowContext(ctx)
-	for _, ev := range evs {
-		if err := ctx.Err(); err != nil {
-			return err
+	cands := make([]cand, 0, insertRowsPerStatement)
+	probe := make([]any, 0, insertRowsPerStatement)
+	args := make([]any, 0, insertColumns*insertRowsPerStatement)
+	for chunk := range slices.Chunk(evs, insertRowsPerStatement) {
+		cands, probe = cands[:0], probe[:0]
+		for _, ev := range chunk {
+			if err := ctx.Err(); err != nil { // per row, as rowContext asks
+				return err
+			}
+			t := w.add(ev.Tenant)
+			w.tenant(t)
+			k := partKey{t, ev.ID}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			idh := idKey(ev.Tenant, ev.ID)
+			cands = append(cands, cand{ev, t, idh})
+			probe = append(probe, idh)
 		}
-		k := key{ev.Tenant, ev.ID}
-		if seen[k] {
+		if len(cands) == 0 {
 			continue
 		}
-		seen[k] = true
-		t := w.add(ev.Tenant)
-		w.tenant(t)
-		ts := ev.Time.UnixNano() - p.start
-		var n int
-		idh := idKey(ev.Tenant, ev.ID)
-		if err := exists.QueryRowContext(rctx, idh, t, ev.ID).Scan(&n); err != nil {
-			return translate(err, "check event "+ev.ID)
-		}
-		if n > 0 {
-			continue
-		}
-		buf, err = encodeEvent(buf[:0], ev, encodeOpts{omitKey: true, dict: w})
+		stored, err := p.storedIDs(rctx, tx, probe)
 		if err != nil {
 			return err
 		}
-		var ip any
-		if b := ipKey(ev.Context.IP); b != nil {
-			ip = b
+		args = args[:0]
+		rows := 0
+		for _, c := range cands {
+			if stored[partKey{c.t, c.ev.ID}] {
+				continue
+			}
+			ev := c.ev
+			start := len(buf)
+			buf, err = encodeEvent(buf, ev, encodeOpts{omitKey: true, dict: w})
+			if err != nil {
+				return err
+			}
+			var ip any
+			if b := ipKey(ev.Context.IP); b != nil {
+				ip = b
+			}
+			args = append(args, c.t, ev.Time.UnixNano()-p.start, ev.ID, c.idh, w.add(ev.Action),
+				key32(ev.Tenant, ev.Actor.ID), ip, key32(ev.Tenant, ev.Context.SessionID),
+				key32(ev.Tenant, ev.Target.ID), buf[start:len(buf):len(buf)])
+			rows++
 		}
-		if _, err := ins.ExecContext(rctx, t, ts, ev.ID, idh, w.add(ev.Action),
-			key32(ev.Tenant, ev.Actor.ID), ip, key32(ev.Tenant, ev.Context.SessionID),
-			key32(ev.Tenant, ev.Target.ID), buf); err != nil {
-			return translate(err, "insert event "+ev.ID)
+		if rows > 0 {
+			if _, err := tx.ExecContext(rctx, insertStatement(rows), args...); err != nil {
+				return translate(err, fmt.Sprintf("insert %d events", rows))
+			}
 		}
+		buf = buf[:0]
 	}
 	if err := w.flush(ctx, tx); err != nil {
 		return err

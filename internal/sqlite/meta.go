@@ -256,12 +256,12 @@ func (db *DB) SaveState(ctx context.Context, ns string, puts map[string][]byte, 
 			deletes = slices.Sorted(slices.Values(deletes))
 		}
 		for chunk := range slices.Chunk(deletes, stateRowsPerStatement) {
-			if err := ctx.Err(); err != nil {
-				return err
-			}
 			args := make([]any, 0, 1+len(chunk))
 			args = append(args, ns)
 			for _, k := range chunk {
+				if err := ctx.Err(); err != nil { // per row, as rowContext asks
+					return err
+				}
 				args = append(args, k)
 			}
 			if _, err := tx.ExecContext(rctx, `DELETE FROM state WHERE ns = ? AND key IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...); err != nil {
@@ -271,11 +271,11 @@ func (db *DB) SaveState(ctx context.Context, ns string, puts map[string][]byte, 
 	}
 	keys := slices.Sorted(maps.Keys(puts))
 	for chunk := range slices.Chunk(keys, stateRowsPerStatement) {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
 		args := make([]any, 0, 3*len(chunk))
 		for _, k := range chunk {
+			if err := ctx.Err(); err != nil { // per row, as rowContext asks
+				return err
+			}
 			v := puts[k]
 			if v == nil {
 				v = []byte{}

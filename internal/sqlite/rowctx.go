@@ -2,9 +2,9 @@ package sqlite
 
 import "context"
 
-// rowContext returns the context for the single-row statements of a write
-// transaction begun with ctx; the row loop checks ctx itself before each
-// row.
+// rowContext returns the context for the statements of a write
+// transaction begun with ctx (one row each, or a chunk of rows); the loop
+// that builds them checks ctx itself before each row.
 //
 // go-sqlite3 runs a statement whose context can be cancelled on a
 // goroutine of its own, so that it can interrupt it when the context ends.
