@@ -15,6 +15,10 @@ var _ audit.IntegrityStore = (*DB)(nil)
 // maxChainPage caps one ChainEntries page.
 const maxChainPage = 10_000
 
+// chainRowsPerStatement is how many entries one AppendChain statement
+// inserts.
+const chainRowsPerStatement = 256
+
 // AppendChain stores chain entries in one transaction, checking that each
 // continues its day's head, and moves the heads.
 func (db *DB) AppendChain(ctx context.Context, entries []audit.ChainEntry) error {
@@ -29,12 +33,20 @@ func (db *DB) AppendChain(ctx context.Context, entries []audit.ChainEntry) error
 	type day struct{ tenant, day string }
 	heads := map[day]int64{}
 	last := map[day][]byte{}
-	ins, err := tx.PrepareContext(ctx, `INSERT INTO chain_entries (tenant, day, seq, event_id, leaf, hash) VALUES (?, ?, ?, ?, ?, ?)`)
-	if err != nil {
-		return translate(err, "append chain")
-	}
-	defer ins.Close()
+	// Many entries per statement: per-statement cgo and database/sql
+	// overhead costs more than a row.
 	rctx := rowContext(ctx)
+	args := make([]any, 0, 6*chainRowsPerStatement)
+	flush := func() error {
+		rows := len(args) / 6
+		if rows == 0 {
+			return nil
+		}
+		_, err := tx.ExecContext(rctx, `INSERT INTO chain_entries (tenant, day, seq, event_id, leaf, hash) VALUES (?, ?, ?, ?, ?, ?)`+
+			strings.Repeat(", (?, ?, ?, ?, ?, ?)", rows-1), args...)
+		args = args[:0]
+		return translate(err, fmt.Sprintf("append %d chain entries", rows))
+	}
 	for _, e := range entries {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -54,10 +66,16 @@ func (db *DB) AppendChain(ctx context.Context, entries []audit.ChainEntry) error
 			return &audit.Error{Code: audit.ECONFLICT, Field: "seq",
 				Message: fmt.Sprintf("chain %s/%s is at %d, entry of event %s has seq %d", e.Tenant, e.Day, n, e.EventID, e.Seq)}
 		}
-		if _, err := ins.ExecContext(rctx, e.Tenant, e.Day, e.Seq, e.EventID, e.Leaf, e.Hash); err != nil {
-			return translate(err, "append chain entry of event "+e.EventID)
+		args = append(args, e.Tenant, e.Day, e.Seq, e.EventID, e.Leaf, e.Hash)
+		if len(args) == cap(args) {
+			if err := flush(); err != nil {
+				return err
+			}
 		}
 		heads[k], last[k] = e.Seq, e.Hash
+	}
+	if err := flush(); err != nil {
+		return err
 	}
 	// Each day's head moves once per call, to its last entry.
 	for k, n := range heads {

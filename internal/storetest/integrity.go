@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"bytes"
+	"fmt"
 	"testing"
 	"time"
 
@@ -66,6 +67,27 @@ func runIntegrity(t *testing.T, open func(t *testing.T) Backend) {
 			t.Fatalf("tenants: %v", tenants)
 		}
 		wantCode(t, s.AppendChain(ctx, []audit.ChainEntry{entry("", d1, 1, "x")}), audit.EINVALID)
+
+		// A pipeline batch: hundreds of entries over two days in one call,
+		// more than one statement of any backend; one repeated event in a
+		// second such call refuses all of it.
+		var many []audit.ChainEntry
+		for i := range 700 {
+			many = append(many, entry("c", d1, int64(i+1), fmt.Sprintf("m%03d", i)), entry("c", d2, int64(i+1), fmt.Sprintf("n%03d", i)))
+		}
+		noErr(t, s.AppendChain(ctx, many))
+		if h, err := s.ChainHead(ctx, "c", d2); err != nil || h.Count != 700 || !bytes.Equal(h.Head, many[len(many)-1].Hash) {
+			t.Fatalf("head after 1,400 entries in one call: %+v %v", h, err)
+		}
+		more := []audit.ChainEntry{}
+		for i := range 600 {
+			more = append(more, entry("c", d1, int64(701+i), fmt.Sprintf("x%03d", i)))
+		}
+		more[550].EventID = "m004" // already chained
+		wantCode(t, s.AppendChain(ctx, more), audit.ECONFLICT)
+		if h, _ := s.ChainHead(ctx, "c", d1); h.Count != 700 {
+			t.Fatalf("a refused call of 600 entries moved the head: %+v", h)
+		}
 		_, err = s.ChainHead(ctx, "", d1)
 		wantCode(t, err, audit.EINVALID)
 	})
