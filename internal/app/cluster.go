@@ -68,6 +68,9 @@ type clusterNode struct {
 	// advertised URL, nil when unknown.
 	target *url.URL
 	proxy  *httputil.ReverseProxy
+	// writeTimeout bounds each write of a forwarded answer
+	// (limits.export_write_timeout).
+	writeTimeout time.Duration
 }
 
 // nodeMetrics registers the node's role gauges.
@@ -186,7 +189,10 @@ func (n *clusterNode) standbyHandler(reg *prometheus.Registry) http.Handler {
 		holder, target := n.holder, n.target
 		n.mu.Unlock()
 		if target != nil && r.Header.Get(forwardedBy) == "" {
-			n.proxy.ServeHTTP(w, r)
+			// Each write of the forwarded answer gets its own deadline, as
+			// the active node gives its exports: the server's write timeout,
+			// counted from the request, would cut a long export short.
+			n.proxy.ServeHTTP(httpx.NewDeadlineWriter(w, n.writeTimeout), r)
 			return
 		}
 		if holder == "" {

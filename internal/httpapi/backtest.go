@@ -62,7 +62,7 @@ func (a *API) postBacktest(w http.ResponseWriter, r *http.Request, p audit.Princ
 		return err
 	}
 
-	dw := newDeadlineWriter(w, a.opts.ExportWriteTimeout)
+	dw := httpx.NewDeadlineWriter(w, a.opts.ExportWriteTimeout)
 	enc := json.NewEncoder(dw)
 	var (
 		mu      sync.Mutex

@@ -431,37 +431,3 @@ func (a *API) limited(pattern string, h func(w http.ResponseWriter, r *http.Requ
 		return h(w, r, p)
 	}
 }
-
-// deadlineWriter gives every write of a streamed answer its own deadline,
-// instead of the server's write timeout counted from the request: an
-// export may run as long as it keeps writing (up to the export duration
-// limit), while a client that stops reading is still dropped.
-type deadlineWriter struct {
-	http.ResponseWriter
-	rc *http.ResponseController
-	d  time.Duration
-}
-
-func newDeadlineWriter(w http.ResponseWriter, d time.Duration) *deadlineWriter {
-	dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: d}
-	dw.extend()
-	return dw
-}
-
-func (d *deadlineWriter) extend() { _ = d.rc.SetWriteDeadline(time.Now().Add(d.d)) }
-
-// Write implements http.ResponseWriter.
-func (d *deadlineWriter) Write(b []byte) (int, error) {
-	d.extend()
-	return d.ResponseWriter.Write(b)
-}
-
-// FlushError sends what is buffered, under a fresh deadline (found by
-// http.ResponseController).
-func (d *deadlineWriter) FlushError() error {
-	d.extend()
-	return d.rc.Flush()
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (d *deadlineWriter) Unwrap() http.ResponseWriter { return d.ResponseWriter }

@@ -93,7 +93,7 @@ func flush(w http.ResponseWriter) { _ = http.NewResponseController(w).Flush() }
 // they end the stream early; the CSV/NDJSON then lacks the final
 // X-Vigil-Rows trailer, which is how a client tells a complete export.
 func (a *API) postExport(w http.ResponseWriter, r *http.Request, p audit.Principal) error {
-	w = newDeadlineWriter(w, a.opts.ExportWriteTimeout)
+	w = httpx.NewDeadlineWriter(w, a.opts.ExportWriteTimeout)
 	if a.opts.MaxExportDuration > 0 {
 		ctx, cancel := context.WithTimeout(r.Context(), a.opts.MaxExportDuration)
 		defer cancel()
