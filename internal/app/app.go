@@ -139,7 +139,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		n.addr = a.ln.Addr().String()
 		n.name = nodeName(cfg.Server.NodeName, n.addr)
 		n.advertise = advertiseURL(cfg.Server.AdvertiseURL, n.addr)
-		n.writeTimeout = cfg.Limits.ExportWriteTimeout
+		n.writeTimeout, n.headerTimeout = cfg.Limits.ExportWriteTimeout, cfg.Server.WriteTimeout
 		n.register(a.registry)
 		a.handler.set(n.standbyHandler(a.registry))
 		srv, ln, served := a.srv, a.ln, make(chan error, 1)

@@ -69,8 +69,9 @@ type clusterNode struct {
 	target *url.URL
 	proxy  *httputil.ReverseProxy
 	// writeTimeout bounds each write of a forwarded answer
-	// (limits.export_write_timeout).
-	writeTimeout time.Duration
+	// (limits.export_write_timeout), headerTimeout the wait for its start
+	// (server.write_timeout).
+	writeTimeout, headerTimeout time.Duration
 }
 
 // nodeMetrics registers the node's role gauges.
@@ -136,15 +137,19 @@ func advertiseURL(configured, addr string) string {
 // the other active cannot pass a request back and forth.
 const forwardedBy = "Vigil-Forwarded-By"
 
+// proxyTarget is the request context key of the URL a standby forwards the
+// request to: read once, under the lock, by the handler that decided to
+// forward it, since the target may change (or go) meanwhile.
+type proxyTarget struct{}
+
 // newProxy makes the reverse proxy a standby forwards requests through, to
-// the target of the moment.
-func (n *clusterNode) newProxy() *httputil.ReverseProxy {
+// the target the handler put in the request's context. headerTimeout
+// bounds the wait for the active node's answer to begin (its own write
+// timeout bounds how late that can be).
+func (n *clusterNode) newProxy(headerTimeout time.Duration) *httputil.ReverseProxy {
 	return &httputil.ReverseProxy{
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			n.mu.Lock()
-			target := n.target
-			n.mu.Unlock()
-			pr.SetURL(target)
+			pr.SetURL(pr.In.Context().Value(proxyTarget{}).(*url.URL))
 			pr.Out.Host = pr.In.Host // the name the client used, for the active node's links
 			pr.SetXForwarded()
 			pr.Out.Header.Set(forwardedBy, n.name)
@@ -155,6 +160,7 @@ func (n *clusterNode) newProxy() *httputil.ReverseProxy {
 			MaxIdleConnsPerHost:   64,
 			IdleConnTimeout:       90 * time.Second,
 			ExpectContinueTimeout: time.Second,
+			ResponseHeaderTimeout: headerTimeout,
 		},
 		// Exports and other streamed answers pass through as they come.
 		FlushInterval: -1,
@@ -162,9 +168,19 @@ func (n *clusterNode) newProxy() *httputil.ReverseProxy {
 			if r.Context().Err() != nil {
 				return // the client went away
 			}
-			w.Header().Set("Retry-After", "1")
-			httpx.WriteError(w, r, n.log, audit.Errorf(audit.EUNAVAILABLE,
-				"this node is a standby and could not reach the active node to forward the request (%v); retry", err))
+			if opErr, ok := errors.AsType[*net.OpError](err); ok && opErr.Op == "dial" {
+				// Never sent: safe for any client to retry.
+				w.Header().Set("Retry-After", "1")
+				httpx.WriteError(w, r, n.log, audit.Errorf(audit.EUNAVAILABLE,
+					"this node is a standby and could not reach the active node to forward the request (%v); retry", err))
+				return
+			}
+			// Sent, and no answer came back: the active node may have done
+			// it. 502, which clients retry only when the request is safe
+			// to repeat (503 promises that nothing was done).
+			httpx.WriteJSON(w, http.StatusBadGateway, map[string]any{"error": httpx.Body(audit.Errorf(audit.EUNAVAILABLE,
+				"this node is a standby and lost the active node's answer to the forwarded request (%v): it may have been carried out", err),
+				httpx.RequestID(r.Context()))})
 		},
 		ErrorLog: slog.NewLogLogger(n.log.Handler(), slog.LevelDebug),
 	}
@@ -183,16 +199,16 @@ func (n *clusterNode) standbyHandler(reg *prometheus.Registry) http.Handler {
 		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "role": "standby"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
-	n.proxy = n.newProxy()
+	n.proxy = n.newProxy(n.headerTimeout)
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		n.mu.Lock()
 		holder, target := n.holder, n.target
 		n.mu.Unlock()
-		if target != nil && r.Header.Get(forwardedBy) == "" {
-			// Each write of the forwarded answer gets its own deadline, as
+		if target != nil && r.Header.Get(forwardedBy) == "" && target.Host != n.addr {
+			// Once the answer starts, each write gets its own deadline, as
 			// the active node gives its exports: the server's write timeout,
 			// counted from the request, would cut a long export short.
-			n.proxy.ServeHTTP(httpx.NewDeadlineWriter(w, n.writeTimeout), r)
+			n.proxy.ServeHTTP(httpx.NewLazyDeadlineWriter(w, n.writeTimeout), r.WithContext(context.WithValue(r.Context(), proxyTarget{}, target)))
 			return
 		}
 		if holder == "" {

@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/httpapi"
@@ -26,7 +27,11 @@ func (l *pipelineLag) check() httpapi.ReadyCheck {
 		Check: func(ctx context.Context) error {
 			events, msg := int64(-1), ""
 			if l.stream != nil {
-				last, committed, err := l.stream.Backlog(ctx)
+				// Well within the readiness check's own timeout, so that a
+				// slow stream is reported here and never fails readiness.
+				bctx, cancel := context.WithTimeout(ctx, time.Second)
+				last, committed, err := l.stream.Backlog(bctx)
+				cancel()
 				switch {
 				case err != nil:
 					msg = err.Error()
@@ -62,8 +67,11 @@ func (l *pipelineLag) value() int64 {
 // events (-1 when unknown) and, on a node of a cluster, its role.
 func (a *App) readyPublic() map[string]any {
 	out := map[string]any{"lag_events": a.lag.value()}
-	if a.stores.node != nil {
-		out["role"] = "active"
+	if n := a.stores.node; n != nil {
+		out["role"] = "standby" // it lost its lock and is stopping
+		if n.active.Load() {
+			out["role"] = "active"
+		}
 	}
 	return out
 }

@@ -33,10 +33,10 @@ func TestStandbyForwards(t *testing.T) {
 	}))
 	defer active.Close()
 	target, _ := url.Parse(active.URL)
-	n := &clusterNode{name: "node-b", log: slog.New(slog.DiscardHandler), writeTimeout: 5 * time.Second}
+	n := &clusterNode{name: "node-b", log: slog.New(slog.DiscardHandler), writeTimeout: 5 * time.Second, headerTimeout: 10 * time.Second}
 	n.holder, n.target = "node node-a ("+active.URL+")", target
 	standby := httptest.NewUnstartedServer(n.standbyHandler(prometheus.NewRegistry()))
-	standby.Config.WriteTimeout = time.Second
+	standby.Config.WriteTimeout = time.Second // the export below runs longer
 	standby.Start()
 	defer standby.Close()
 
@@ -66,7 +66,84 @@ func TestStandbyForwards(t *testing.T) {
 		t.Fatalf("a forwarded request: %d %s", resp.StatusCode, body)
 	}
 
+	// An answer without a body that starts later than the per-write
+	// deadline is still delivered: the deadline starts with the answer.
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(1500 * time.Millisecond)
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	defer slow.Close()
+	slowURL, _ := url.Parse(slow.URL)
+	n.mu.Lock()
+	n.target, n.writeTimeout = slowURL, time.Second
+	n.mu.Unlock()
+	if resp, err := http.Post(standby.URL+"/v1/findings/f1/notes", "application/json", strings.NewReader("{}")); err != nil || resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("a slow answer without a body: %v %v", resp, err)
+	}
+
+	// The active node takes the request and dies before answering: 502,
+	// not 503 (which says nothing was done, and clients retry anything).
+	dying := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.ReadAll(r.Body)
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	}))
+	defer dying.Close()
+	dyingURL, _ := url.Parse(dying.URL)
+	n.mu.Lock()
+	n.target = dyingURL
+	n.mu.Unlock()
+	resp, err = http.Post(standby.URL+"/v1/keys", "application/json", strings.NewReader(`{"tenant":"acme"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || resp.Header.Get("Retry-After") != "" || !strings.Contains(string(body), "may have been carried out") {
+		t.Fatalf("an answer lost after the request was sent: %d %v %s", resp.StatusCode, resp.Header, body)
+	}
+
+	// The target changing under requests (heartbeats are read every
+	// second, and a takeover clears it): every request is answered.
+	n.mu.Lock()
+	n.target = target
+	n.mu.Unlock()
+	stop := make(chan struct{})
+	flipped := make(chan struct{})
+	go func() {
+		defer close(flipped)
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			n.mu.Lock()
+			if i%2 == 0 {
+				n.target = nil
+			} else {
+				n.target = target
+			}
+			n.mu.Unlock()
+		}
+	}()
+	for range 200 {
+		resp, err := http.Get(standby.URL + "/healthz-of-active")
+		if err != nil {
+			close(stop)
+			t.Fatalf("a request while the target changes: %v", err)
+		}
+		resp.Body.Close()
+	}
+	close(stop)
+	<-flipped
+
 	// The active node is gone: 503 with Retry-After, the client retries.
+	n.mu.Lock()
+	n.target = target
+	n.mu.Unlock()
 	active.Close()
 	resp, err = http.Get(standby.URL + "/v1/events")
 	if err != nil {

@@ -22,7 +22,23 @@ func NewDeadlineWriter(w http.ResponseWriter, d time.Duration) *DeadlineWriter {
 	return dw
 }
 
+// NewLazyDeadlineWriter is NewDeadlineWriter whose first deadline is set
+// when the answer starts (WriteHeader or the first Write), so that an
+// answer that starts late (a forwarded request the active node worked on
+// for a while) still has d for its first write; the caller bounds how
+// long it waits for that start.
+func NewLazyDeadlineWriter(w http.ResponseWriter, d time.Duration) *DeadlineWriter {
+	return &DeadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), d: d}
+}
+
 func (d *DeadlineWriter) extend() { _ = d.rc.SetWriteDeadline(time.Now().Add(d.d)) }
+
+// WriteHeader implements http.ResponseWriter, under a fresh deadline: an
+// answer without a body is written when the handler returns.
+func (d *DeadlineWriter) WriteHeader(status int) {
+	d.extend()
+	d.ResponseWriter.WriteHeader(status)
+}
 
 // Write implements http.ResponseWriter.
 func (d *DeadlineWriter) Write(b []byte) (int, error) {
