@@ -81,6 +81,9 @@ type partitions struct {
 	mu     sync.Mutex
 	days   []int64
 	loaded time.Time // when days was last read from the catalog
+	// added holds the days this store created, with when: a catalog read
+	// that began before a creation may not show it, and must not drop it.
+	added map[int64]time.Time
 }
 
 // stale reports whether the list was read from the catalog more than ttl
@@ -101,6 +104,10 @@ func (p *partitions) has(day int64) bool {
 func (p *partitions) add(day int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if p.added == nil {
+		p.added = map[int64]time.Time{}
+	}
+	p.added[day] = time.Now()
 	if i, found := slices.BinarySearch(p.days, day); !found {
 		p.days = slices.Insert(p.days, i, day)
 	}
@@ -109,15 +116,25 @@ func (p *partitions) add(day int64) {
 func (p *partitions) remove(day int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	delete(p.added, day)
 	if i, found := slices.BinarySearch(p.days, day); found {
 		p.days = slices.Delete(p.days, i, i+1)
 	}
 }
 
+// set replaces the list with a catalog read that began at at, keeping the
+// days this store created since (the read may have missed them).
 func (p *partitions) set(days []int64, at time.Time) {
-	slices.Sort(days)
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	for day, when := range p.added {
+		if !when.Before(at) {
+			days = append(days, day)
+		} else {
+			delete(p.added, day) // the catalog has it, or it was dropped since
+		}
+	}
+	slices.Sort(days)
 	p.days, p.loaded = slices.Compact(days), at
 }
 
