@@ -79,6 +79,11 @@ func (s *Store) AppendChain(ctx context.Context, entries []audit.ChainEntry) err
 		if _, err := tx.Exec(ctx, `INSERT INTO chain_entries (tenant, day, seq, event_id, leaf, hash)
 			SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::bytea[], $6::bytea[])`,
 			cols.tenant, cols.day, cols.seq, cols.event, cols.leaf, cols.hash); err != nil {
+			// The seqs were checked above: a conflict is an event chained
+			// already, which the server's detail names.
+			if pe, ok := errors.AsType[*pgconn.PgError](err); ok && pe.Code == "23505" && pe.Detail != "" {
+				return &audit.Error{Code: audit.ECONFLICT, Field: "event_id", Message: "an event is chained already: " + pe.Detail, Err: err}
+			}
 			return err
 		}
 		// Each day's head moves once per call, to its last entry.

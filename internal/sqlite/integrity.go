@@ -44,6 +44,16 @@ func (db *DB) AppendChain(ctx context.Context, entries []audit.ChainEntry) error
 		}
 		_, err := tx.ExecContext(rctx, `INSERT INTO chain_entries (tenant, day, seq, event_id, leaf, hash) VALUES (?, ?, ?, ?, ?, ?)`+
 			strings.Repeat(", (?, ?, ?, ?, ?, ?)", rows-1), args...)
+		if err != nil {
+			// The seqs were checked above: a conflict is an event chained
+			// already. Name it, as one statement per entry did.
+			for i := 0; i < len(args); i += 6 {
+				var one int
+				if tx.QueryRowContext(rctx, `SELECT 1 FROM chain_entries WHERE tenant = ? AND event_id = ?`, args[i], args[i+3]).Scan(&one) == nil {
+					return translate(err, fmt.Sprintf("append chain entry of event %s", args[i+3]))
+				}
+			}
+		}
 		args = args[:0]
 		return translate(err, fmt.Sprintf("append %d chain entries", rows))
 	}

@@ -3,6 +3,7 @@ package storetest
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -84,7 +85,11 @@ func runIntegrity(t *testing.T, open func(t *testing.T) Backend) {
 			more = append(more, entry("c", d1, int64(701+i), fmt.Sprintf("x%03d", i)))
 		}
 		more[550].EventID = "m004" // already chained
-		wantCode(t, s.AppendChain(ctx, more), audit.ECONFLICT)
+		err = s.AppendChain(ctx, more)
+		wantCode(t, err, audit.ECONFLICT)
+		if !strings.Contains(err.Error(), "m004") {
+			t.Errorf("the refusal does not name the event chained already: %v", err)
+		}
 		if h, _ := s.ChainHead(ctx, "c", d1); h.Count != 700 {
 			t.Fatalf("a refused call of 600 entries moved the head: %+v", h)
 		}
