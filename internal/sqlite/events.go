@@ -528,8 +528,7 @@ const (
 
 // insertStatement is the statement that inserts rows events.
 func insertStatement(rows int) string {
-	return `INSERT INTO events (t, ts, id, idh, act, ah, ip, sh, gh, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)` +
-		strings.Repeat(", (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows-1)
+	return `INSERT INTO events (t, ts, id, idh, act, ah, ip, sh, gh, body) VALUES ` + placeholders(rows, insertColumns)
 }
 
 // partKey is an event of a partition: its tenant's number and its id.
@@ -541,7 +540,7 @@ type partKey struct {
 // storedIDs returns the events of the partition that have one of the id
 // hashes.
 func (p *partition) storedIDs(ctx context.Context, tx *sql.Tx, idhs []any) (map[partKey]bool, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT t, id FROM events INDEXED BY ev_id WHERE idh IN (?`+strings.Repeat(", ?", len(idhs)-1)+`)`, idhs...)
+	rows, err := tx.QueryContext(ctx, `SELECT t, id FROM events INDEXED BY ev_id WHERE idh IN `+placeholders(1, len(idhs)), idhs...)
 	if err != nil {
 		return nil, translate(err, "look up stored events")
 	}

@@ -42,8 +42,7 @@ func (db *DB) AppendChain(ctx context.Context, entries []audit.ChainEntry) error
 		if rows == 0 {
 			return nil
 		}
-		_, err := tx.ExecContext(rctx, `INSERT INTO chain_entries (tenant, day, seq, event_id, leaf, hash) VALUES (?, ?, ?, ?, ?, ?)`+
-			strings.Repeat(", (?, ?, ?, ?, ?, ?)", rows-1), args...)
+		_, err := tx.ExecContext(rctx, `INSERT INTO chain_entries (tenant, day, seq, event_id, leaf, hash) VALUES `+placeholders(rows, 6), args...)
 		if err != nil {
 			// The seqs were checked above: a conflict is an event chained
 			// already. Name it, as one statement per entry did.

@@ -264,7 +264,7 @@ func (db *DB) SaveState(ctx context.Context, ns string, puts map[string][]byte, 
 				}
 				args = append(args, k)
 			}
-			if _, err := tx.ExecContext(rctx, `DELETE FROM state WHERE ns = ? AND key IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...); err != nil {
+			if _, err := tx.ExecContext(rctx, `DELETE FROM state WHERE ns = ? AND key IN `+placeholders(1, len(chunk)), args...); err != nil {
 				return translate(err, "delete state")
 			}
 		}
@@ -282,7 +282,7 @@ func (db *DB) SaveState(ctx context.Context, ns string, puts map[string][]byte, 
 			}
 			args = append(args, ns, k, v)
 		}
-		if _, err := tx.ExecContext(rctx, `INSERT INTO state (ns, key, value) VALUES (?, ?, ?)`+strings.Repeat(", (?, ?, ?)", len(chunk)-1)+`
+		if _, err := tx.ExecContext(rctx, `INSERT INTO state (ns, key, value) VALUES `+placeholders(len(chunk), 3)+`
 			ON CONFLICT (ns, key) DO UPDATE SET value = excluded.value`, args...); err != nil {
 			return translate(err, "put state")
 		}

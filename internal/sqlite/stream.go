@@ -543,22 +543,27 @@ func (w *chunkWriter) encodeReq(r *appendReq, seen map[[16]byte]struct{}) error 
 	return nil
 }
 
-func (w *chunkWriter) values(n, cols int) string {
-	w.sb = w.sb[:0]
+func (w *chunkWriter) values(n, cols int) string { return placeholders(n, cols) }
+
+// placeholders is the parameter list of a multi-row statement: n rows of
+// cols parameters, "(?,?),(?,?)"; placeholders(1, n) is an IN list.
+func placeholders(n, cols int) string {
+	var b strings.Builder
+	b.Grow(n * (2*cols + 2))
 	for i := range n {
 		if i > 0 {
-			w.sb = append(w.sb, ',')
+			b.WriteByte(',')
 		}
-		w.sb = append(w.sb, '(')
+		b.WriteByte('(')
 		for c := range cols {
 			if c > 0 {
-				w.sb = append(w.sb, ',')
+				b.WriteByte(',')
 			}
-			w.sb = append(w.sb, '?')
+			b.WriteByte('?')
 		}
-		w.sb = append(w.sb, ')')
+		b.WriteByte(')')
 	}
-	return string(w.sb)
+	return b.String()
 }
 
 // appendChunk inserts the idempotency keys of refs in one statement, learns
