@@ -69,6 +69,7 @@ func openStores(ctx context.Context, cfg config.Config, log *slog.Logger, now fu
 			Dir: cfg.Storage.SQLite.Dir, Logger: log, Now: now,
 			MaxBacklog:        int64(cfg.Ingest.MaxBacklog) * 2,
 			MaxOpenPartitions: cfg.Storage.SQLite.MaxOpenPartitions,
+			SealAfter:         sealAfter(cfg, serving),
 		})
 		if err != nil {
 			return nil, fmt.Errorf("open embedded store in %s: %w", cfg.Storage.SQLite.Dir, err)
@@ -113,4 +114,13 @@ func Migrate(ctx context.Context, cfg config.Config) (string, error) {
 		return fmt.Sprintf("PostgreSQL schema %s is migrated to the latest schema", cfg.Storage.Postgres.Schema), nil
 	}
 	return fmt.Sprintf("storage in %s is migrated to the latest schema", cfg.Storage.SQLite.Dir), nil
+}
+
+// sealAfter is the embedded store's SealAfter: a serving node seals old
+// partitions in the background; a one-off command never starts to.
+func sealAfter(cfg config.Config, serving bool) time.Duration {
+	if !serving {
+		return -1
+	}
+	return cfg.Storage.SQLite.SealAfter
 }

@@ -231,6 +231,10 @@ type SQLite struct {
 	// event time) are kept open; the least recently used idle one is
 	// closed beyond it.
 	MaxOpenPartitions int `yaml:"max_open_partitions"`
+	// SealAfter is how long after a day partition's day ends its events
+	// are sealed (their bodies compressed together); 0 means 6h, a
+	// negative value never.
+	SealAfter time.Duration `yaml:"seal_after"`
 }
 
 // Stream selects the ingest stream: the durable log of accepted events

@@ -69,7 +69,23 @@ type Options struct {
 	// each event instead of interned; tenants and actions, which are
 	// columns, are always interned.
 	DictionaryCap int
+	// SealAfter is how long after a partition's period ends its events are
+	// sealed: their bodies compressed together in blocks (seal.go),
+	// DefaultSealAfter when 0, never when negative. A partition is sealed
+	// once it has also had no new events for SealQuiet; events that
+	// arrive later are sealed by the next pass.
+	SealAfter time.Duration
+	// SealQuiet is how long a partition must go without new events before
+	// it is sealed, DefaultSealQuiet when 0.
+	SealQuiet time.Duration
 }
+
+const (
+	// DefaultSealAfter seals a day partition six hours after its day ends.
+	DefaultSealAfter = 6 * time.Hour
+	// DefaultSealQuiet waits for a minute without new events.
+	DefaultSealQuiet = time.Minute
+)
 
 // DB is the embedded single-node store. One DB implements every storage
 // contract of internal/audit:
@@ -89,6 +105,9 @@ type DB struct {
 	stream *Stream
 	events *EventStore
 	lock   *dirLock // nil on a read-only directory without a lock file
+	// stopSeal ends the sealing goroutine; sealDone is closed when it has.
+	stopSeal context.CancelFunc
+	sealDone chan struct{}
 	// alertIDs names webhook deliveries.
 	alertIDs audit.IDGenerator
 }
@@ -139,6 +158,12 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if opts.DictionaryCap <= 0 {
 		opts.DictionaryCap = DefaultDictionaryCap
 	}
+	if opts.SealAfter == 0 {
+		opts.SealAfter = DefaultSealAfter
+	}
+	if opts.SealQuiet <= 0 {
+		opts.SealQuiet = DefaultSealQuiet
+	}
 	if err := os.MkdirAll(filepath.Join(opts.Dir, "events"), 0o750); err != nil {
 		return nil, fmt.Errorf("sqlite: create data directory: %w", err)
 	}
@@ -157,6 +182,18 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		return nil, errors.Join(err, db.stream.Close(), db.meta.close(), db.lock.release())
 	}
 	db.log.LogAttrs(ctx, slog.LevelInfo, "store open", slog.String("dir", opts.Dir))
+	db.sealDone = make(chan struct{})
+	if opts.SealAfter > 0 {
+		var sctx context.Context
+		sctx, db.stopSeal = context.WithCancel(context.WithoutCancel(ctx))
+		go func() {
+			defer close(db.sealDone)
+			db.events.runSeal(sctx, opts.SealAfter, opts.SealQuiet, opts.Now)
+		}()
+	} else {
+		db.stopSeal = func() {}
+		close(db.sealDone)
+	}
 	return db, nil
 }
 
@@ -180,6 +217,8 @@ func (db *DB) Migrate(ctx context.Context) error {
 
 // Close closes the stream, the event partitions and the metadata file.
 func (db *DB) Close() error {
+	db.stopSeal()
+	<-db.sealDone
 	err := errors.Join(db.stream.Close(), db.events.close(), db.meta.close())
 	return errors.Join(err, db.lock.release())
 }

@@ -53,6 +53,15 @@ type EventStore struct {
 	open   map[int64]*partition
 	tick   uint64 // use counter, for least-recently-used
 	closed bool
+	// clean holds the partitions a seal found nothing to do in since the
+	// store opened; inserts counts each partition's inserts, so a seal
+	// that raced with one does not mark it clean (seal.go).
+	clean      map[int64]bool
+	inserts    map[int64]uint64
+	lastInsert map[int64]time.Time // wall clock
+	// sealOnInsert seals a partition after every insert (tests: every
+	// read then goes through blocks).
+	sealOnInsert bool
 }
 
 var (
@@ -85,6 +94,7 @@ type partition struct {
 	ids     map[string]int64
 	names   []string // names[id]; id 0 unused
 	tenants map[int64]bool
+	blocks  bool // the partition has sealed blocks (seal.go)
 }
 
 func hash32(parts ...string) uint32 {
@@ -121,7 +131,8 @@ func key32(tenant, v string) any {
 func openEventStore(opts Options, log *slog.Logger) (*EventStore, error) {
 	s := &EventStore{dir: filepath.Join(opts.Dir, "events"), period: opts.PartitionPeriod,
 		log: log.With("backend", "sqlite-events"), maxOpen: opts.MaxOpenPartitions,
-		dictCap: opts.DictionaryCap, open: map[int64]*partition{}}
+		dictCap: opts.DictionaryCap, open: map[int64]*partition{},
+		clean: map[int64]bool{}, inserts: map[int64]uint64{}, lastInsert: map[int64]time.Time{}}
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list partitions: %w", err)
@@ -209,7 +220,11 @@ func (s *EventStore) acquire(ctx context.Context, idx int64, create bool) (*part
 	if err == nil {
 		p.f = f
 		p.ids, p.names, p.tenants = map[string]int64{}, []string{""}, map[int64]bool{}
-		if err = p.load(context.WithoutCancel(ctx)); err != nil {
+		err = p.load(context.WithoutCancel(ctx))
+		if err == nil {
+			err = p.loadSeal(context.WithoutCancel(ctx))
+		}
+		if err != nil {
 			err = errors.Join(err, f.close())
 		}
 	}
@@ -511,7 +526,11 @@ func (s *EventStore) InsertEvents(ctx context.Context, events []audit.Event) err
 			return err
 		}
 		err = p.insert(ctx, groups[idx])
+		if err == nil && s.sealOnInsert {
+			_, err = p.seal(ctx)
+		}
 		s.release(p)
+		s.inserted(idx)
 		if err != nil {
 			return err
 		}
@@ -674,13 +693,22 @@ func (s *EventStore) GetEvent(ctx context.Context, tenant, id string) (*audit.Ev
 		}
 		var ts, act int64
 		var body []byte
-		err := p.f.r.QueryRowContext(ctx, `SELECT ts, act, body FROM events INDEXED BY ev_id WHERE idh = ? AND t = ? AND id = ?`,
+		q, done, err := p.readTx(ctx)
+		if err != nil {
+			return false, err
+		}
+		defer done()
+		err = q.QueryRowContext(ctx, `SELECT ts, act, body FROM events INDEXED BY ev_id WHERE idh = ? AND t = ? AND id = ?`,
 			idh, t, id).Scan(&ts, &act, &body)
 		if errors.Is(err, sql.ErrNoRows) {
 			return false, nil
 		}
 		if err != nil {
 			return false, translate(err, "get event "+id)
+		}
+		bs := bodies{q: q, path: p.f.path}
+		if body, err = bs.get(ctx, body); err != nil {
+			return false, fmt.Errorf("get event %s: %w", id, err)
 		}
 		ev := &audit.Event{}
 		if err := p.decode(ev, tenant, id, ts, act, body); err != nil {
@@ -775,6 +803,11 @@ func (p *partition) purge(ctx context.Context, t, cut int64) (n int64, empty boo
 	}
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
+	if p.hasBlocks() {
+		if err := p.pruneAfterPurge(ctx, t, cut); err != nil {
+			return n, false, err
+		}
+	}
 	var any int
 	if err := p.f.w.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM events LIMIT 1)`).Scan(&any); err != nil {
 		return n, false, translate(err, "purge "+p.f.path)
@@ -976,15 +1009,28 @@ func (p *partition) replace(ctx context.Context, evs []*audit.Event) (n int, err
 		if b := ipKey(ev.Context.IP); b != nil {
 			ip = b
 		}
-		res, err := tx.ExecContext(ctx, `UPDATE events SET act = ?, ah = ?, ip = ?, sh = ?, gh = ?, body = ?
-			WHERE idh = ? AND t = ? AND id = ? AND ts = ?`,
-			w.add(ev.Action), key32(ev.Tenant, ev.Actor.ID), ip, key32(ev.Tenant, ev.Context.SessionID),
-			key32(ev.Tenant, ev.Target.ID), buf, idKey(ev.Tenant, ev.ID), t, ev.ID, ev.Time.UnixNano()-p.start)
+		var rid int64
+		var old []byte
+		err = tx.QueryRowContext(ctx, `SELECT rid, body FROM events INDEXED BY ev_id WHERE idh = ? AND t = ? AND id = ? AND ts = ?`,
+			idKey(ev.Tenant, ev.ID), t, ev.ID, ev.Time.UnixNano()-p.start).Scan(&rid, &old)
+		if errors.Is(err, sql.ErrNoRows) {
+			continue
+		}
 		if err != nil {
 			return 0, translate(err, "replace event "+ev.ID)
 		}
-		m, _ := res.RowsAffected()
-		n += int(m)
+		if _, err := tx.ExecContext(ctx, `UPDATE events SET act = ?, ah = ?, ip = ?, sh = ?, gh = ?, body = ? WHERE rid = ?`,
+			w.add(ev.Action), key32(ev.Tenant, ev.Actor.ID), ip, key32(ev.Tenant, ev.Context.SessionID),
+			key32(ev.Tenant, ev.Target.ID), buf, rid); err != nil {
+			return 0, translate(err, "replace event "+ev.ID)
+		}
+		n++
+		// The replaced body must not live on in its sealed block.
+		if bid, _, ref, _ := parseRef(old); ref {
+			if err := pruneBlock(ctx, tx, bid); err != nil {
+				return 0, err
+			}
+		}
 	}
 	if err := w.flush(ctx, tx); err != nil {
 		return 0, err

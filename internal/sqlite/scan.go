@@ -125,11 +125,17 @@ func (r *scan) scanTenant(ctx context.Context, p *partition, tenant string, orde
 	if !ok {
 		return false, nil
 	}
-	rows, err := p.f.r.QueryContext(ctx, stmt, args...)
+	q, done, err := p.readTx(ctx)
+	if err != nil {
+		return false, err
+	}
+	defer done()
+	rows, err := q.QueryContext(ctx, stmt, args...)
 	if err != nil {
 		return false, translate(err, "query "+p.f.path)
 	}
 	defer rows.Close()
+	bs := bodies{q: q, path: p.f.path}
 	var (
 		ts, act int64
 		id      string
@@ -145,6 +151,10 @@ func (r *scan) scanTenant(ctx context.Context, p *partition, tenant string, orde
 			return false, limitErr("the query examined more than %d stored events, its limit; narrow the time range or add an indexed filter (action, actor.id, ip, session, target.id)", r.maxScanned)
 		}
 		row.RawMetadata = nil
+		body, err := bs.get(ctx, body)
+		if err != nil {
+			return false, fmt.Errorf("decode event %s in %s: %w", id, p.f.path, err)
+		}
 		if r.lean {
 			if err := decodePrefix(body, &row.Event, dictAdapter{p}); err != nil {
 				return false, fmt.Errorf("decode event %s in %s: %w", id, p.f.path, err)

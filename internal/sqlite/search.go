@@ -3,6 +3,7 @@ package sqlite
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/netip"
 	"slices"
 	"strings"
@@ -232,11 +233,17 @@ func (p *partition) searchTenant(ctx context.Context, f *audit.EventFilter, tena
 	if !ok {
 		return out, nil
 	}
-	rows, err := p.f.r.QueryContext(ctx, pl.sql(), pl.args...)
+	q, done, err := p.readTx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer done()
+	rows, err := q.QueryContext(ctx, pl.sql(), pl.args...)
 	if err != nil {
 		return nil, translate(err, "search "+p.f.path)
 	}
 	defer rows.Close()
+	bs := bodies{q: q, path: p.f.path}
 	var (
 		ts, act int64
 		id      string
@@ -245,6 +252,9 @@ func (p *partition) searchTenant(ctx context.Context, f *audit.EventFilter, tena
 	for len(out) < want && rows.Next() {
 		if err := rows.Scan(&ts, &id, &act, &body); err != nil {
 			return nil, translate(err, "search "+p.f.path)
+		}
+		if body, err = bs.get(ctx, body); err != nil {
+			return nil, fmt.Errorf("search %s: event %s: %w", p.f.path, id, err)
 		}
 		out = append(out, audit.Event{})
 		ev := &out[len(out)-1]

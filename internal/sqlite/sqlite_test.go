@@ -47,6 +47,29 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformanceSealed runs the whole suite with every partition sealed
+// after each insert, so every read, search, query, erasure and purge meets
+// compressed blocks (and the rows stored since a seal, inline).
+func TestConformanceSealed(t *testing.T) {
+	open := func(t *testing.T, dir string) *sqlite.DB {
+		db := openDB(t, sqlite.Options{Dir: dir})
+		sqlite.SealOnInsert(db.Events())
+		return db
+	}
+	storetest.Run(t, func(t *testing.T) storetest.Backend {
+		dir := t.TempDir()
+		db := open(t, dir)
+		b := backend(db)
+		b.Reopen = func(t *testing.T) storetest.Backend {
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return backend(open(t, dir))
+		}
+		return b
+	})
+}
+
 func TestBackpressure(t *testing.T) {
 	db := openDB(t, sqlite.Options{MaxBacklog: 3})
 	ctx := t.Context()

@@ -1,0 +1,558 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Sealed partitions.
+//
+// A partition whose period ended a while ago (Options.SealAfter) receives
+// few or no new events, so its event bodies are compressed together: the
+// bodies of up to sealBlock consecutive events of one tenant, in time
+// order, become one zstd block in the partition's blocks table, and each
+// row's body is replaced by a short reference (bodyRef, the block's id, the
+// slot). Compressing neighbours together is what pays: per-event
+// compression cannot share a session id or an actor's repeated strings
+// between events (see docs/perf/storage.md). The rows, their columns and
+// every index stay as they are, so every search plan is unchanged; only
+// decoding a body resolves the reference first.
+//
+// Rows stored after a seal (late events) keep inline bodies until the next
+// seal. A purge deletes the blocks whose events are all gone and rewrites
+// a block it cuts through; an erasure rewrites the block of the event it
+// replaces. Either way, a block never keeps the body of an event whose row
+// is gone or replaced: such a slot is emptied.
+
+// bodyRef is the first byte of a body that refers to a block slot; the
+// codec's bodies start with codecVersion, which never equals it.
+const bodyRef = 0xB5
+
+// sealBlock is how many events one block holds. Small blocks keep a point
+// read (one event: decompress one block) cheap; larger ones compress
+// little better (docs/perf/storage.md).
+const sealBlock = 64
+
+// sealBatch is how many rows one seal transaction rewrites: the partition's
+// writer lock is released between batches.
+const sealBatch = 4096
+
+var zstdCodec = sync.OnceValues(func() (*zstd.Encoder, *zstd.Decoder) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderConcurrency(1), zstd.WithEncoderCRC(false))
+	if err != nil {
+		panic(err) // only invalid options fail
+	}
+	// Blocks are small and trusted only as far as the file is: bound what
+	// one can expand to anyway.
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(64<<20))
+	if err != nil {
+		panic(err)
+	}
+	return enc, dec
+})
+
+// appendRef appends the reference to slot of block bid.
+func appendRef(b []byte, bid int64, slot int) []byte {
+	b = append(b, bodyRef)
+	b = binary.AppendUvarint(b, uint64(bid))
+	return binary.AppendUvarint(b, uint64(slot))
+}
+
+// parseRef reads a reference; ok is false when b is an inline body.
+func parseRef(b []byte) (bid int64, slot int, ok bool, err error) {
+	if len(b) == 0 || b[0] != bodyRef {
+		return 0, 0, false, nil
+	}
+	v, n := binary.Uvarint(b[1:])
+	if n <= 0 {
+		return 0, 0, true, errors.New("bad block reference")
+	}
+	s, m := binary.Uvarint(b[1+n:])
+	if m <= 0 || 1+n+m != len(b) || s >= sealBlock {
+		return 0, 0, true, errors.New("bad block reference")
+	}
+	return int64(v), int(s), true, nil
+}
+
+// encodeBlock compresses bodies (an empty body is an emptied slot).
+func encodeBlock(bodies [][]byte) []byte {
+	var raw []byte
+	for _, b := range bodies {
+		raw = binary.AppendUvarint(raw, uint64(len(b)))
+		raw = append(raw, b...)
+	}
+	enc, _ := zstdCodec()
+	return enc.EncodeAll(raw, nil)
+}
+
+// decodeBlock returns the slots of a block.
+func decodeBlock(z []byte) ([][]byte, error) {
+	_, dec := zstdCodec()
+	raw, err := dec.DecodeAll(z, nil)
+	if err != nil {
+		return nil, fmt.Errorf("decompress block: %w", err)
+	}
+	var slots [][]byte
+	for len(raw) > 0 {
+		n, k := binary.Uvarint(raw)
+		if k <= 0 || n > uint64(len(raw)-k) || len(slots) == sealBlock {
+			return nil, errors.New("corrupt block")
+		}
+		slots = append(slots, raw[k:k+int(n)])
+		raw = raw[k+int(n):]
+	}
+	return slots, nil
+}
+
+// queryRower is what reads a block: the connection or transaction the
+// row came from, so both come from one snapshot.
+type queryRower interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}
+
+// bodies resolves block references for one read, keeping the last block
+// decompressed: a time-ordered scan reads its neighbours next.
+type bodies struct {
+	q     queryRower
+	path  string
+	bid   int64
+	slots [][]byte
+}
+
+// get returns the codec body of a row: body itself when inline, else the
+// slot it refers to.
+func (b *bodies) get(ctx context.Context, body []byte) ([]byte, error) {
+	bid, slot, ok, err := parseRef(body)
+	if !ok {
+		return body, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if b.slots == nil || b.bid != bid {
+		var z []byte
+		if err := b.q.QueryRowContext(ctx, `SELECT z FROM blocks WHERE bid = ?`, bid).Scan(&z); err != nil {
+			return nil, translate(err, fmt.Sprintf("read block %d of %s", bid, b.path))
+		}
+		slots, err := decodeBlock(z)
+		if err != nil {
+			return nil, fmt.Errorf("block %d of %s: %w", bid, b.path, err)
+		}
+		b.bid, b.slots = bid, slots
+	}
+	if slot >= len(b.slots) || len(b.slots[slot]) == 0 {
+		return nil, fmt.Errorf("block %d of %s has no event in slot %d", bid, b.path, slot)
+	}
+	return b.slots[slot], nil
+}
+
+// readTx returns what a read of p should query: on a partition with
+// blocks, a read-only transaction, so that a row and the block it refers
+// to come from one snapshot even while an erasure rewrites the block;
+// otherwise the reader pool. done ends it.
+func (p *partition) readTx(ctx context.Context) (q interface {
+	queryRower
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
+}, done func(), err error) {
+	if !p.hasBlocks() {
+		return p.f.r, func() {}, nil
+	}
+	tx, err := p.f.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	if err != nil {
+		return nil, nil, translate(err, "begin read "+p.f.path)
+	}
+	return tx, func() { _ = tx.Rollback() }, nil
+}
+
+func (p *partition) hasBlocks() bool {
+	p.dmu.RLock()
+	defer p.dmu.RUnlock()
+	return p.blocks
+}
+
+// loadSeal reads whether the partition has blocks and its seal mark.
+func (p *partition) loadSeal(ctx context.Context) error {
+	var blocks int
+	if err := p.f.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM blocks LIMIT 1)`).Scan(&blocks); err != nil {
+		return translate(err, "load blocks")
+	}
+	p.blocks = blocks > 0
+	return nil
+}
+
+// sealCandidate is an inline row to seal.
+type sealCandidate struct {
+	rid, t, ts int64
+	body       []byte
+}
+
+// needsSeal reports whether rows were stored after the last seal.
+func (p *partition) needsSeal(ctx context.Context) (bool, error) {
+	var mark int64
+	if err := p.f.r.QueryRowContext(ctx, `SELECT coalesce(max(rid), 0) FROM seal_mark`).Scan(&mark); err != nil {
+		return false, translate(err, "read seal mark")
+	}
+	var more int
+	if err := p.f.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM events WHERE rid > ? LIMIT 1)`, mark).Scan(&more); err != nil {
+		return false, translate(err, "read seal mark")
+	}
+	return more > 0, nil
+}
+
+// seal compresses the bodies of the rows stored since the last seal into
+// blocks, then rewrites the file so the space is given back. It returns
+// how many events it sealed.
+func (p *partition) seal(ctx context.Context) (int64, error) {
+	var mark, top int64
+	if err := p.f.r.QueryRowContext(ctx, `SELECT coalesce(max(rid), 0) FROM seal_mark`).Scan(&mark); err != nil {
+		return 0, translate(err, "read seal mark")
+	}
+	if err := p.f.r.QueryRowContext(ctx, `SELECT coalesce(max(rid), 0) FROM events`).Scan(&top); err != nil {
+		return 0, translate(err, "read seal mark")
+	}
+	if top <= mark {
+		return 0, nil
+	}
+	var (
+		sealed  int64
+		pending []sealCandidate // a tenant's tail, fewer than sealBlock rows
+		after   = [3]int64{-1 << 62, -1 << 62, -1 << 62}
+	)
+	for {
+		batch, last, err := p.sealCandidates(ctx, mark, top, after)
+		if err != nil {
+			return sealed, err
+		}
+		full := len(batch) == sealBatch
+		batch = append(pending, batch...)
+		n, rest, err := p.sealBatch(ctx, batch, full)
+		sealed += n
+		if err != nil {
+			return sealed, err
+		}
+		pending = rest
+		if !full {
+			break
+		}
+		after = last
+	}
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	if _, err := p.f.w.ExecContext(ctx, `INSERT INTO seal_mark (rid) VALUES (?)`, top); err != nil {
+		return sealed, translate(err, "write seal mark")
+	}
+	if _, err := p.f.w.ExecContext(ctx, `DELETE FROM seal_mark WHERE rid < ?`, top); err != nil {
+		return sealed, translate(err, "write seal mark")
+	}
+	if sealed > 0 {
+		// The rows shrank in place; VACUUM rewrites the file compactly
+		// (readers keep reading their snapshot meanwhile), and the
+		// checkpoint moves the rewritten pages out of the WAL.
+		if _, err := p.f.w.ExecContext(ctx, `VACUUM`); err != nil {
+			return sealed, translate(err, "vacuum "+p.f.path)
+		}
+		if _, err := p.f.w.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			return sealed, translate(err, "checkpoint "+p.f.path)
+		}
+	}
+	return sealed, nil
+}
+
+// sealCandidates reads up to sealBatch rows with mark < rid <= top after
+// the position (t, ts, rid), in (t, ts, rid) order, and the position of the
+// last row read.
+func (p *partition) sealCandidates(ctx context.Context, mark, top int64, after [3]int64) ([]sealCandidate, [3]int64, error) {
+	rows, err := p.f.r.QueryContext(ctx, `SELECT rid, t, ts, body FROM events INDEXED BY ev_time
+		WHERE (t, ts, rid) > (?, ?, ?) AND rid > ? AND rid <= ? ORDER BY t, ts, rid LIMIT ?`,
+		after[0], after[1], after[2], mark, top, sealBatch)
+	if err != nil {
+		return nil, after, translate(err, "read rows to seal")
+	}
+	defer rows.Close()
+	var out []sealCandidate
+	for rows.Next() {
+		var c sealCandidate
+		if err := rows.Scan(&c.rid, &c.t, &c.ts, &c.body); err != nil {
+			return nil, after, translate(err, "read rows to seal")
+		}
+		after = [3]int64{c.t, c.ts, c.rid}
+		out = append(out, c)
+	}
+	return out, after, translate(rows.Err(), "read rows to seal")
+}
+
+// sealBatch writes the blocks of batch (rows already sealed are skipped)
+// in one transaction. Unless final, the last tenant's rows that do not
+// fill a block are returned to be sealed with the next batch.
+func (p *partition) sealBatch(ctx context.Context, batch []sealCandidate, more bool) (int64, []sealCandidate, error) {
+	inline := batch[:0:0]
+	for _, c := range batch {
+		if _, _, ref, _ := parseRef(c.body); !ref {
+			inline = append(inline, c)
+		}
+	}
+	var rest []sealCandidate
+	if more {
+		// Keep back the last tenant's incomplete block.
+		i := len(inline)
+		for i > 0 && inline[i-1].t == inline[len(inline)-1].t {
+			i--
+		}
+		keep := (len(inline) - i) % sealBlock
+		rest = append(rest, inline[len(inline)-keep:]...)
+		inline = inline[:len(inline)-keep]
+	}
+	if len(inline) == 0 {
+		return 0, rest, nil
+	}
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	tx, err := p.f.w.BeginTx(ctx, nil)
+	if err != nil {
+		return 0, nil, translate(err, "begin seal")
+	}
+	defer func() { _ = tx.Rollback() }()
+	var n int64
+	for len(inline) > 0 {
+		k := 1
+		for k < len(inline) && k < sealBlock && inline[k].t == inline[0].t {
+			k++
+		}
+		block := inline[:k]
+		inline = inline[k:]
+		slots := make([][]byte, len(block))
+		for i := range block {
+			slots[i] = block[i].body
+		}
+		var bid int64
+		if err := tx.QueryRowContext(ctx, `INSERT INTO blocks (t, lo, hi, z) VALUES (?, ?, ?, ?) RETURNING bid`,
+			block[0].t, block[0].ts, block[len(block)-1].ts, encodeBlock(slots)).Scan(&bid); err != nil {
+			return 0, nil, translate(err, "write block")
+		}
+		var ref []byte
+		kept := 0
+		for i := range block {
+			ref = appendRef(ref[:0], bid, i)
+			// The body must still be the one compressed: an erasure
+			// between the read and this transaction changed it.
+			res, err := tx.ExecContext(ctx, `UPDATE events SET body = ? WHERE rid = ? AND body = ?`, ref, block[i].rid, block[i].body)
+			if err != nil {
+				return 0, nil, translate(err, "seal row")
+			}
+			if m, _ := res.RowsAffected(); m == 1 {
+				kept++
+			}
+		}
+		n += int64(kept)
+		if kept < len(block) {
+			if err := pruneBlock(ctx, tx, bid); err != nil {
+				return 0, nil, err
+			}
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		return 0, nil, translate(err, "commit seal")
+	}
+	p.dmu.Lock()
+	p.blocks = true
+	p.dmu.Unlock()
+	return n, rest, nil
+}
+
+// pruneBlock empties the slots of block bid that no row refers to any more
+// (their events were purged or replaced), and deletes the block when none
+// is left.
+func pruneBlock(ctx context.Context, tx *sql.Tx, bid int64) error {
+	var t, lo, hi int64
+	var z []byte
+	err := tx.QueryRowContext(ctx, `SELECT t, lo, hi, z FROM blocks WHERE bid = ?`, bid).Scan(&t, &lo, &hi, &z)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return translate(err, "read block")
+	}
+	// The rows of a block are the tenant's rows in [lo, hi] that refer to it.
+	rows, err := tx.QueryContext(ctx, `SELECT body FROM events INDEXED BY ev_time WHERE t = ? AND ts >= ? AND ts <= ?`, t, lo, hi)
+	if err != nil {
+		return translate(err, "read block rows")
+	}
+	live := map[int]bool{}
+	for rows.Next() {
+		var body []byte
+		if err := rows.Scan(&body); err != nil {
+			rows.Close()
+			return translate(err, "read block rows")
+		}
+		if b, slot, ok, err := parseRef(body); ok && err == nil && b == bid {
+			live[slot] = true
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return translate(err, "read block rows")
+	}
+	if len(live) == 0 {
+		_, err := tx.ExecContext(ctx, `DELETE FROM blocks WHERE bid = ?`, bid)
+		return translate(err, "delete block")
+	}
+	slots, err := decodeBlock(z)
+	if err != nil {
+		return fmt.Errorf("block %d: %w", bid, err)
+	}
+	changed := false
+	for i := range slots {
+		if !live[i] && len(slots[i]) > 0 {
+			slots[i], changed = nil, true
+		}
+	}
+	if !changed {
+		return nil
+	}
+	_, err = tx.ExecContext(ctx, `UPDATE blocks SET z = ? WHERE bid = ?`, encodeBlock(slots), bid)
+	return translate(err, "rewrite block")
+}
+
+// pruneBlocksBefore drops tenant t's blocks wholly before cut (partition
+// time) and prunes the one the cut goes through, after a purge.
+func pruneBlocksBefore(ctx context.Context, tx *sql.Tx, t, cut int64) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM blocks WHERE t = ? AND hi < ?`, t, cut); err != nil {
+		return translate(err, "delete purged blocks")
+	}
+	rows, err := tx.QueryContext(ctx, `SELECT bid FROM blocks WHERE t = ? AND lo < ?`, t, cut)
+	if err != nil {
+		return translate(err, "find purged blocks")
+	}
+	var bids []int64
+	for rows.Next() {
+		var bid int64
+		if err := rows.Scan(&bid); err != nil {
+			rows.Close()
+			return translate(err, "find purged blocks")
+		}
+		bids = append(bids, bid)
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return translate(err, "find purged blocks")
+	}
+	for _, bid := range bids {
+		if err := pruneBlock(ctx, tx, bid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Seal seals every partition whose period ended before the cutoff, that
+// holds events stored since its last seal and that took none since quiet,
+// oldest first, and returns how many events it sealed. It runs on its own
+// (Options.SealAfter); tests and tools call it directly.
+func (s *EventStore) Seal(ctx context.Context, before, quiet time.Time) (int64, error) {
+	cut := before.UnixNano()
+	s.mu.Lock()
+	var idxs []int64
+	for _, idx := range s.known {
+		if (idx+1)*int64(s.period) <= cut && !s.clean[idx] && !s.lastInsert[idx].After(quiet) {
+			idxs = append(idxs, idx)
+		}
+	}
+	s.mu.Unlock()
+	var total int64
+	for _, idx := range idxs {
+		if err := ctx.Err(); err != nil {
+			return total, err
+		}
+		p, err := s.acquire(ctx, idx, false)
+		if err != nil {
+			return total, err
+		}
+		if p == nil {
+			continue
+		}
+		gen := s.generation(idx)
+		need, err := p.needsSeal(ctx)
+		var n int64
+		if err == nil && need {
+			t0 := time.Now()
+			n, err = p.seal(ctx)
+			if n > 0 {
+				s.log.LogAttrs(ctx, slog.LevelInfo, "sealed partition", slog.String("path", p.path),
+					slog.Int64("events", n), slog.Duration("took", time.Since(t0)))
+			}
+		}
+		s.release(p)
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("seal %s: %w", p.path, err)
+		}
+		s.markClean(idx, gen)
+	}
+	return total, nil
+}
+
+// generation is how many inserts partition idx has had since the store
+// opened; markClean records idx as sealed unless an insert came after gen.
+func (s *EventStore) generation(idx int64) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inserts[idx]
+}
+
+func (s *EventStore) markClean(idx int64, gen uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inserts[idx] == gen {
+		s.clean[idx] = true
+	}
+}
+
+// inserted records that partition idx took new rows: it needs sealing
+// again once its period is over.
+func (s *EventStore) inserted(idx int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inserts[idx]++
+	s.lastInsert[idx] = time.Now()
+	delete(s.clean, idx)
+}
+
+// runSeal seals the partitions that ended more than after ago and took no
+// events for quiet, every quiet, until ctx ends.
+func (s *EventStore) runSeal(ctx context.Context, after, quiet time.Duration, now func() time.Time) {
+	t := time.NewTicker(quiet)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n := now()
+		if _, err := s.Seal(ctx, n.Add(-after), time.Now().Add(-quiet)); err != nil && ctx.Err() == nil {
+			s.log.Warn("seal partitions", slog.Any("error", err))
+		}
+	}
+}
+
+// pruneAfterPurge drops the blocks a purge of tenant t before cut emptied
+// (the caller holds wmu).
+func (p *partition) pruneAfterPurge(ctx context.Context, t, cut int64) error {
+	tx, err := p.f.w.BeginTx(ctx, nil)
+	if err != nil {
+		return translate(err, "begin purge blocks")
+	}
+	defer func() { _ = tx.Rollback() }()
+	if err := pruneBlocksBefore(ctx, tx, t, cut); err != nil {
+		return err
+	}
+	return translate(tx.Commit(), "commit purge blocks")
+}
