@@ -53,6 +53,31 @@ func BenchmarkStorageCandidates(b *testing.B) {
 		}
 	})
 
+	b.Run("layout=rows-sqlite-sealed", func(b *testing.B) {
+		for range b.N {
+			dir := b.TempDir()
+			db := benchOpen(b, dir, sqlite.Options{SealAfter: -1})
+			for s := 0; s < n; s += 5000 {
+				if err := db.Events().InsertEvents(context.Background(), evs[s:s+5000]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			t0 := time.Now()
+			if _, err := sqlite.SealNow(context.Background(), db.Events()); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(time.Since(t0).Nanoseconds())/1000/n, "encode-µs/event")
+			if err := db.Close(); err != nil {
+				b.Fatal(err)
+			}
+			size, err := sqlite.DirBytes(filepath.Join(dir, "events"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.ReportMetric(float64(size)/n, "B/event")
+		}
+	})
+
 	bodies := make([][]byte, n)
 	for i := range evs {
 		body, err := sqlite.EncodeEvent(&evs[i])

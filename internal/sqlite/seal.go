@@ -41,8 +41,7 @@ const bodyRef = 0xB5
 // little better (docs/perf/storage.md).
 const sealBlock = 64
 
-// sealBatch is how many rows one seal transaction rewrites: the partition's
-// writer lock is released between batches.
+// sealBatch is how many rows a seal reads per query.
 const sealBatch = 4096
 
 var zstdCodec = sync.OnceValues(func() (*zstd.Encoder, *zstd.Decoder) {
@@ -210,6 +209,14 @@ func (p *partition) needsSeal(ctx context.Context) (bool, error) {
 // seal compresses the bodies of the rows stored since the last seal into
 // blocks, then rewrites the file so the space is given back. It returns
 // how many events it sealed.
+//
+// It runs as one transaction under the writer lock, so an erasure or a
+// purge cannot change a row between its read and its seal: the rows are
+// read tenant by tenant in time order and compressed, their references
+// collected in a temporary table keyed by rid, and one UPDATE then
+// rewrites the rows in rid order, which visits each table page once (an
+// UPDATE per row, in time order, rewrote each page once per tenant and
+// cost three times as much).
 func (p *partition) seal(ctx context.Context) (int64, error) {
 	var mark, top int64
 	if err := p.f.r.QueryRowContext(ctx, `SELECT coalesce(max(rid), 0) FROM seal_mark`).Scan(&mark); err != nil {
@@ -221,38 +228,16 @@ func (p *partition) seal(ctx context.Context) (int64, error) {
 	if top <= mark {
 		return 0, nil
 	}
-	var (
-		sealed  int64
-		pending []sealCandidate // a tenant's tail, fewer than sealBlock rows
-		after   = [3]int64{-1 << 62, -1 << 62, -1 << 62}
-	)
-	for {
-		batch, last, err := p.sealCandidates(ctx, mark, top, after)
-		if err != nil {
-			return sealed, err
-		}
-		full := len(batch) == sealBatch
-		batch = append(pending, batch...)
-		n, rest, err := p.sealBatch(ctx, batch, full)
-		sealed += n
-		if err != nil {
-			return sealed, err
-		}
-		pending = rest
-		if !full {
-			break
-		}
-		after = last
-	}
 	p.wmu.Lock()
 	defer p.wmu.Unlock()
-	if _, err := p.f.w.ExecContext(ctx, `INSERT INTO seal_mark (rid) VALUES (?)`, top); err != nil {
-		return sealed, translate(err, "write seal mark")
-	}
-	if _, err := p.f.w.ExecContext(ctx, `DELETE FROM seal_mark WHERE rid < ?`, top); err != nil {
-		return sealed, translate(err, "write seal mark")
+	sealed, err := p.sealRows(ctx, mark, top)
+	if err != nil {
+		return 0, err
 	}
 	if sealed > 0 {
+		p.dmu.Lock()
+		p.blocks = true
+		p.dmu.Unlock()
 		// The rows shrank in place; VACUUM rewrites the file compactly
 		// (readers keep reading their snapshot meanwhile), and the
 		// checkpoint moves the rewritten pages out of the WAL.
@@ -266,68 +251,37 @@ func (p *partition) seal(ctx context.Context) (int64, error) {
 	return sealed, nil
 }
 
-// sealCandidates reads up to sealBatch rows with mark < rid <= top after
-// the position (t, ts, rid), in (t, ts, rid) order, and the position of the
-// last row read.
-func (p *partition) sealCandidates(ctx context.Context, mark, top int64, after [3]int64) ([]sealCandidate, [3]int64, error) {
-	rows, err := p.f.r.QueryContext(ctx, `SELECT rid, t, ts, body FROM events INDEXED BY ev_time
-		WHERE (t, ts, rid) > (?, ?, ?) AND rid > ? AND rid <= ? ORDER BY t, ts, rid LIMIT ?`,
-		after[0], after[1], after[2], mark, top, sealBatch)
-	if err != nil {
-		return nil, after, translate(err, "read rows to seal")
-	}
-	defer rows.Close()
-	var out []sealCandidate
-	for rows.Next() {
-		var c sealCandidate
-		if err := rows.Scan(&c.rid, &c.t, &c.ts, &c.body); err != nil {
-			return nil, after, translate(err, "read rows to seal")
-		}
-		after = [3]int64{c.t, c.ts, c.rid}
-		out = append(out, c)
-	}
-	return out, after, translate(rows.Err(), "read rows to seal")
-}
-
-// sealBatch writes the blocks of batch (rows already sealed are skipped)
-// in one transaction. Unless final, the last tenant's rows that do not
-// fill a block are returned to be sealed with the next batch.
-func (p *partition) sealBatch(ctx context.Context, batch []sealCandidate, more bool) (int64, []sealCandidate, error) {
-	inline := batch[:0:0]
-	for _, c := range batch {
-		if _, _, ref, _ := parseRef(c.body); !ref {
-			inline = append(inline, c)
-		}
-	}
-	var rest []sealCandidate
-	if more {
-		// Keep back the last tenant's incomplete block.
-		i := len(inline)
-		for i > 0 && inline[i-1].t == inline[len(inline)-1].t {
-			i--
-		}
-		keep := (len(inline) - i) % sealBlock
-		rest = append(rest, inline[len(inline)-keep:]...)
-		inline = inline[:len(inline)-keep]
-	}
-	if len(inline) == 0 {
-		return 0, rest, nil
-	}
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
+// sealRows is seal's transaction (the caller holds wmu).
+func (p *partition) sealRows(ctx context.Context, mark, top int64) (int64, error) {
 	tx, err := p.f.w.BeginTx(ctx, nil)
 	if err != nil {
-		return 0, nil, translate(err, "begin seal")
+		return 0, translate(err, "begin seal")
 	}
 	defer func() { _ = tx.Rollback() }()
-	var n int64
-	for len(inline) > 0 {
-		k := 1
-		for k < len(inline) && k < sealBlock && inline[k].t == inline[0].t {
-			k++
+	if _, err := tx.ExecContext(ctx, `CREATE TEMP TABLE IF NOT EXISTS seal_refs (rid INTEGER PRIMARY KEY, ref BLOB NOT NULL)`); err != nil {
+		return 0, translate(err, "seal")
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM temp.seal_refs`); err != nil {
+		return 0, translate(err, "seal")
+	}
+	var (
+		sealed int64
+		after  = [3]int64{-1 << 62, -1 << 62, -1 << 62}
+		block  []sealCandidate // one tenant's rows, fewer than sealBlock
+		refs   []any
+	)
+	flushRefs := func() error {
+		if len(refs) == 0 {
+			return nil
 		}
-		block := inline[:k]
-		inline = inline[k:]
+		_, err := tx.ExecContext(ctx, `INSERT INTO temp.seal_refs (rid, ref) VALUES `+placeholders(len(refs)/2, 2), refs...)
+		refs = refs[:0]
+		return translate(err, "seal")
+	}
+	writeBlock := func() error {
+		if len(block) == 0 {
+			return nil
+		}
 		slots := make([][]byte, len(block))
 		for i := range block {
 			slots[i] = block[i].body
@@ -335,36 +289,76 @@ func (p *partition) sealBatch(ctx context.Context, batch []sealCandidate, more b
 		var bid int64
 		if err := tx.QueryRowContext(ctx, `INSERT INTO blocks (t, lo, hi, z) VALUES (?, ?, ?, ?) RETURNING bid`,
 			block[0].t, block[0].ts, block[len(block)-1].ts, encodeBlock(slots)).Scan(&bid); err != nil {
-			return 0, nil, translate(err, "write block")
+			return translate(err, "write block")
 		}
-		var ref []byte
-		kept := 0
 		for i := range block {
-			ref = appendRef(ref[:0], bid, i)
-			// The body must still be the one compressed: an erasure
-			// between the read and this transaction changed it.
-			res, err := tx.ExecContext(ctx, `UPDATE events SET body = ? WHERE rid = ? AND body = ?`, ref, block[i].rid, block[i].body)
-			if err != nil {
-				return 0, nil, translate(err, "seal row")
-			}
-			if m, _ := res.RowsAffected(); m == 1 {
-				kept++
-			}
+			refs = append(refs, block[i].rid, appendRef(nil, bid, i))
 		}
-		n += int64(kept)
-		if kept < len(block) {
-			if err := pruneBlock(ctx, tx, bid); err != nil {
-				return 0, nil, err
+		sealed += int64(len(block))
+		block = block[:0]
+		if len(refs) >= 2*insertRowsPerStatement {
+			return flushRefs()
+		}
+		return nil
+	}
+	for {
+		if err := ctx.Err(); err != nil {
+			return 0, err
+		}
+		rows, err := tx.QueryContext(ctx, `SELECT rid, t, ts, body FROM events INDEXED BY ev_time
+			WHERE (t, ts, rid) > (?, ?, ?) AND rid > ? AND rid <= ? ORDER BY t, ts, rid LIMIT ?`,
+			after[0], after[1], after[2], mark, top, sealBatch)
+		if err != nil {
+			return 0, translate(err, "read rows to seal")
+		}
+		var batch []sealCandidate
+		for rows.Next() {
+			var c sealCandidate
+			if err := rows.Scan(&c.rid, &c.t, &c.ts, &c.body); err != nil {
+				rows.Close()
+				return 0, translate(err, "read rows to seal")
 			}
+			batch = append(batch, c)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return 0, translate(err, "read rows to seal")
+		}
+		for _, c := range batch {
+			after = [3]int64{c.t, c.ts, c.rid}
+			if _, _, ref, _ := parseRef(c.body); ref {
+				continue
+			}
+			if len(block) == sealBlock || (len(block) > 0 && block[0].t != c.t) {
+				if err := writeBlock(); err != nil {
+					return 0, err
+				}
+			}
+			block = append(block, c)
+		}
+		if len(batch) < sealBatch {
+			break
 		}
 	}
-	if err := tx.Commit(); err != nil {
-		return 0, nil, translate(err, "commit seal")
+	if err := writeBlock(); err != nil {
+		return 0, err
 	}
-	p.dmu.Lock()
-	p.blocks = true
-	p.dmu.Unlock()
-	return n, rest, nil
+	if err := flushRefs(); err != nil {
+		return 0, err
+	}
+	if _, err := tx.ExecContext(ctx, `UPDATE events SET body = r.ref FROM temp.seal_refs AS r WHERE events.rid = r.rid`); err != nil {
+		return 0, translate(err, "seal rows")
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM temp.seal_refs`); err != nil {
+		return 0, translate(err, "seal")
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO seal_mark (rid) VALUES (?)`, top); err != nil {
+		return 0, translate(err, "write seal mark")
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM seal_mark WHERE rid < ?`, top); err != nil {
+		return 0, translate(err, "write seal mark")
+	}
+	return sealed, translate(tx.Commit(), "commit seal")
 }
 
 // pruneBlock empties the slots of block bid that no row refers to any more
@@ -457,7 +451,7 @@ func pruneBlocksBefore(ctx context.Context, tx *sql.Tx, t, cut int64) error {
 // oldest first, and returns how many events it sealed. It runs on its own
 // (Options.SealAfter); tests and tools call it directly.
 func (s *EventStore) Seal(ctx context.Context, before, quiet time.Time) (int64, error) {
-	cut := before.UnixNano()
+	cut := clampNanos(before)
 	s.mu.Lock()
 	var idxs []int64
 	for _, idx := range s.known {
