@@ -123,6 +123,25 @@ func freePages(dir string) map[string]int64 {
 	return out
 }
 
+// sealedDays counts the day partitions of a data directory and those
+// sealed (with compressed blocks).
+func sealedDays(dir string) (sealed, days int) {
+	files, _ := filepath.Glob(filepath.Join(dir, "events", "*.db"))
+	for _, path := range files {
+		days++
+		db, err := sql.Open("sqlite3", "file:"+path+"?mode=ro")
+		if err != nil {
+			continue
+		}
+		var n int
+		if db.QueryRow(`SELECT count(*) FROM (SELECT 1 FROM blocks LIMIT 1)`).Scan(&n) == nil && n > 0 {
+			sealed++
+		}
+		_ = db.Close()
+	}
+	return sealed, days
+}
+
 func breakdownKey(rel string) string {
 	switch {
 	case strings.HasPrefix(rel, "events"+string(filepath.Separator)):

@@ -61,6 +61,7 @@ type Perf struct {
 	DiskRunning               int64
 	DiskClosed                int64
 	DiskParts                 map[string]int64
+	SealedDays, Days          int // day partitions sealed (compressed) at the end, and in all
 	FreeBytes                 map[string]int64 // free SQLite pages per DiskParts key
 	MemPerActor               float64
 	MemCmd                    string
@@ -321,6 +322,7 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	}
 	p.DiskClosed = dirSize(dir)
 	p.DiskParts = dataBreakdown(dir)
+	p.SealedDays, p.Days = sealedDays(dir)
 	p.FreeBytes = freePages(dir)
 	p.liveGen = g
 	return nil

@@ -252,6 +252,9 @@ func (p *Perf) Report() string {
 				free += " but not returned to the filesystem"
 			}
 		}
+		if strings.HasPrefix(k, "events/") {
+			free += fmt.Sprintf("; %d of %d day files sealed: those whose day ended over `storage.sqlite.seal_after` (6 h) ago and that had a minute without new events", p.SealedDays, p.Days)
+		}
 		w("| … of which %s | %.0f B (%s%s) | |\n", k, float64(p.DiskParts[k])/stored, mib(p.DiskParts[k]), free)
 	}
 	w("| peak RSS of the server | %s (`VmHWM` of `/proc/PID/status` at the end of the run) | (server processes not measured) |\n", mib(p.PeakRSS))
