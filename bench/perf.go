@@ -61,7 +61,7 @@ type Perf struct {
 	DiskRunning               int64
 	DiskClosed                int64
 	DiskParts                 map[string]int64
-	SealedDays, Days          int // day partitions sealed (compressed) at the end, and in all
+	SealedDays, Days          int              // day partitions sealed (compressed) at the end, and in all
 	FreeBytes                 map[string]int64 // free SQLite pages per DiskParts key
 	MemPerActor               float64
 	MemCmd                    string
