@@ -21,10 +21,10 @@ func DirBytes(dir string) (int64, error) { return dirBytes(dir) }
 func SealOnInsert(s *EventStore) { s.sealOnInsert = true }
 
 // SealNow seals every partition with events stored since its last seal,
-// whatever its age.
+// whatever its age and however few.
 func SealNow(ctx context.Context, s *EventStore) (int64, error) {
 	far := time.Date(2250, 1, 1, 0, 0, 0, 0, time.UTC)
-	return s.Seal(ctx, far, far)
+	return s.sealOlder(ctx, far, far, 1)
 }
 
 // BlockSlots returns the slots of every block of partition file path, by

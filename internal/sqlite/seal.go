@@ -193,17 +193,18 @@ type sealCandidate struct {
 	body       []byte
 }
 
-// needsSeal reports whether rows were stored after the last seal.
-func (p *partition) needsSeal(ctx context.Context) (bool, error) {
+// needsSeal reports whether at least min rows were stored after the last
+// seal.
+func (p *partition) needsSeal(ctx context.Context, min int) (bool, error) {
 	var mark int64
 	if err := p.f.r.QueryRowContext(ctx, `SELECT coalesce(max(rid), 0) FROM seal_mark`).Scan(&mark); err != nil {
 		return false, translate(err, "read seal mark")
 	}
 	var more int
-	if err := p.f.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM events WHERE rid > ? LIMIT 1)`, mark).Scan(&more); err != nil {
+	if err := p.f.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM events WHERE rid > ? LIMIT ?)`, mark, min).Scan(&more); err != nil {
 		return false, translate(err, "read seal mark")
 	}
-	return more > 0, nil
+	return more >= min, nil
 }
 
 // seal compresses the bodies of the rows stored since the last seal into
@@ -447,15 +448,25 @@ func pruneBlocksBefore(ctx context.Context, tx *sql.Tx, t, cut int64) error {
 }
 
 // Seal seals every partition whose period ended before the cutoff, that
-// holds events stored since its last seal and that took none since quiet,
-// oldest first, and returns how many events it sealed. It runs on its own
-// (Options.SealAfter); tests and tools call it directly.
+// holds at least a block's worth of events (sealBlock) stored since its
+// last seal and that took none since quiet, oldest first, and returns how
+// many events it sealed. Fewer new events wait: a day with a handful of
+// events, or a trickle of late ones, would pay a rewrite of the file to
+// save next to nothing. It runs on its own (Options.SealAfter); tests and
+// tools call it directly.
 func (s *EventStore) Seal(ctx context.Context, before, quiet time.Time) (int64, error) {
+	return s.sealOlder(ctx, before, quiet, sealBlock)
+}
+
+// sealOlder is Seal with the least number of new events worth a seal.
+func (s *EventStore) sealOlder(ctx context.Context, before, quiet time.Time, min int) (int64, error) {
 	cut := clampNanos(before)
 	s.mu.Lock()
 	var idxs []int64
 	for _, idx := range s.known {
-		if (idx+1)*int64(s.period) <= cut && !s.clean[idx] && !s.lastInsert[idx].After(quiet) {
+		// clean means "fewer than a block's worth of new events", which
+		// only an insert changes; a forced seal (min < sealBlock) looks anyway.
+		if (idx+1)*int64(s.period) <= cut && (!s.clean[idx] || min < sealBlock) && !s.lastInsert[idx].After(quiet) {
 			idxs = append(idxs, idx)
 		}
 	}
@@ -473,7 +484,7 @@ func (s *EventStore) Seal(ctx context.Context, before, quiet time.Time) (int64, 
 			continue
 		}
 		gen := s.generation(idx)
-		need, err := p.needsSeal(ctx)
+		need, err := p.needsSeal(ctx, min)
 		var n int64
 		if err == nil && need {
 			t0 := time.Now()

@@ -2,12 +2,14 @@ package sqlite_test
 
 import (
 	"bytes"
+	"crypto/ed25519"
 	"path/filepath"
 	"reflect"
 	"testing"
 	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/integrity"
 	"github.com/vigilhq/vigil/internal/sqlite"
 )
 
@@ -118,6 +120,12 @@ func TestSealedLateEventsAreSealedNext(t *testing.T) {
 	if got, err := db.Events().GetEvent(t.Context(), late.Tenant, late.ID); err != nil || got.Actor != late.Actor {
 		t.Fatalf("late event = %+v, %v", got, err)
 	}
+	// One late event is not worth rewriting the file for: the background
+	// seal waits for a block's worth.
+	far := time.Date(2250, 1, 1, 0, 0, 0, 0, time.UTC)
+	if n, err := db.Events().Seal(t.Context(), far, far); err != nil || n != 0 {
+		t.Fatalf("background seal after one late event = %d, %v; want 0", n, err)
+	}
 	if n, err := sqlite.SealNow(t.Context(), db.Events()); err != nil || n != 1 {
 		t.Fatalf("seal after a late event = %d, %v; want 1", n, err)
 	}
@@ -225,4 +233,61 @@ func TestSealedErasureAndPurgeLeaveNoOriginal(t *testing.T) {
 			t.Fatalf("kept event %s: %v", ev.ID, err)
 		}
 	}
+}
+
+// TestSealedEventsVerify checks that tamper evidence holds across a seal:
+// the events read back from blocks hash to the leaves chained when they
+// were stored, before and after an erasure-free seal, and a purge of part
+// of a sealed day still verifies by its tombstone.
+func TestSealedEventsVerify(t *testing.T) {
+	db := openDB(t, sqlite.Options{SealAfter: -1})
+	ctx := t.Context()
+	_, priv, err := ed25519.GenerateKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := integrity.New(integrity.Options{Events: db.Events(), Store: db, Retention: db.Events(), Signer: integrity.NewSigner(priv)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newGen(5)
+	day := time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC)
+	evs := make([]audit.Event, 3000)
+	for i := range evs {
+		evs[i] = g.event(day.Add(time.Duration(i) * 48 * time.Second))
+	}
+	for s := 0; s < len(evs); s += 500 {
+		if err := rec.InsertEvents(ctx, evs[s:s+500]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := rec.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	verify := func(when string) {
+		t.Helper()
+		tenants, err := db.ChainTenants(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := rec.Verifier().Verify(ctx, tenants, "", "")
+		if err != nil {
+			t.Fatalf("%s: %v", when, err)
+		}
+		if !rep.OK || rep.Broken != nil {
+			t.Fatalf("%s: report %+v, broken %+v", when, rep, rep.Broken)
+		}
+		if when == "before the seal" && rep.Events != int64(len(evs)) {
+			t.Fatalf("%s: verified %d events, want %d", when, rep.Events, len(evs))
+		}
+	}
+	verify("before the seal")
+	if n, err := sqlite.SealNow(ctx, db.Events()); err != nil || n != int64(len(evs)) {
+		t.Fatalf("seal = %d, %v", n, err)
+	}
+	verify("after the seal")
+	if _, err := rec.Purge(ctx, evs[0].Tenant, time.Date(2026, 10, 2, 0, 0, 0, 0, time.UTC)); err != nil {
+		t.Fatal(err)
+	}
+	verify("after purging a sealed day")
 }
