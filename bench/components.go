@@ -33,6 +33,7 @@ func cheapComponents() []*Component {
 		{Area: "query", Doc: "perf/query.md", Args: []string{"test", "-run", "^$", "-bench", ".", "-benchtime", "20000x", "./internal/query/"}},
 		{Area: "client", Doc: "perf/client.md", Args: []string{"test", "-run", "XXX", "-bench", "Send|Batcher", "-benchtime", "2s", "./client/"}},
 		{Area: "postgres", Doc: "perf/postgres.md", Args: []string{"test", "-run", "^$", "-bench", "IngestHTTPBatch1000", "-benchtime", "200000x", "./internal/app/"}},
+		{Area: "postgres", Doc: "perf/postgres.md", Args: []string{"test", "-run", "^$", "-bench", "QueryHTTP", "-benchtime", "200x", "./internal/app/"}},
 		{Area: "risk", Doc: "perf/risk.md", Args: []string{"test", "-run", "^$", "-bench", "RiskUnderIngest", "-benchtime", "20000x", "./internal/app/"}},
 	}
 }
