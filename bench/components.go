@@ -15,6 +15,8 @@ type Component struct {
 	Area string // storage, detect, …
 	Doc  string // docs/perf/<area>.md
 	Args []string
+	// Timeout bounds the run, compilation included; 0 means 5 minutes.
+	Timeout time.Duration
 	// Lines are the benchmark result lines ("BenchmarkX-2  N  ns/op …").
 	Lines   []string
 	Elapsed time.Duration
@@ -33,7 +35,8 @@ func cheapComponents() []*Component {
 		{Area: "query", Doc: "perf/query.md", Args: []string{"test", "-run", "^$", "-bench", ".", "-benchtime", "20000x", "./internal/query/"}},
 		{Area: "client", Doc: "perf/client.md", Args: []string{"test", "-run", "XXX", "-bench", "Send|Batcher", "-benchtime", "2s", "./client/"}},
 		{Area: "postgres", Doc: "perf/postgres.md", Args: []string{"test", "-run", "^$", "-bench", "IngestHTTPBatch1000", "-benchtime", "200000x", "./internal/app/"}},
-		{Area: "postgres", Doc: "perf/postgres.md", Args: []string{"test", "-run", "^$", "-bench", "QueryHTTP", "-benchtime", "200x", "./internal/app/"}},
+		// Loads 200k events into each of three deployments first: 3–5 minutes here.
+		{Area: "postgres", Doc: "perf/postgres.md", Args: []string{"test", "-run", "^$", "-bench", "QueryHTTP", "-benchtime", "200x", "./internal/app/"}, Timeout: 10 * time.Minute},
 		{Area: "risk", Doc: "perf/risk.md", Args: []string{"test", "-run", "^$", "-bench", "RiskUnderIngest", "-benchtime", "20000x", "./internal/app/"}},
 	}
 }

@@ -177,7 +177,11 @@ func runPerf(ctx context.Context, args []string) error {
 	if o.Components {
 		for _, c := range cheapComponents() {
 			logf("component benchmark: %s", c.Command())
-			runComponent(ctx, root, c, 5*time.Minute)
+			timeout := c.Timeout
+			if timeout == 0 {
+				timeout = 5 * time.Minute
+			}
+			runComponent(ctx, root, c, timeout)
 			p.Components = append(p.Components, c)
 		}
 	}
