@@ -173,8 +173,12 @@ func TestVerifyCatchesTampering(t *testing.T) {
 		}
 		defer meta.Close()
 		day := days[0].Format("2006-01-02")
-		exec(t, meta, `UPDATE chain_entries SET seq = -seq WHERE tenant = 'acme' AND day = ? AND seq IN (1, 2)`, day)
-		exec(t, meta, `UPDATE chain_entries SET seq = CASE seq WHEN -1 THEN 2 ELSE 1 END WHERE tenant = 'acme' AND day = ? AND seq < 0`, day)
+		// Links 1 and 2 trade places in the day's block: each id, 5
+		// characters, is stored as 7 bytes (tag, length, text), the leaves
+		// as a form byte and 32 bytes each.
+		exec(t, meta, `UPDATE chain_blocks SET ids = CAST(substr(ids, 8, 7) || substr(ids, 1, 7) || substr(ids, 15) AS BLOB),
+			leaves = CAST(substr(leaves, 1, 1) || substr(leaves, 34, 32) || substr(leaves, 2, 32) || substr(leaves, 66) AS BLOB)
+			WHERE chain = (SELECT id FROM chains WHERE tenant = 'acme' AND day = ?) AND first_seq = 1`, day)
 		verify(t, n, integrity.ReasonBrokenLink, "d0-e1")
 	})
 	t.Run("inserted row", func(t *testing.T) {
@@ -220,11 +224,18 @@ func TestVerifySignedStatements(t *testing.T) {
 		day := days[1].Format("2006-01-02")
 		// The last event and its link go, and the head is rewound: only
 		// the signed checkpoint still knows there were three.
+		second, err := n.app.Integrity().Store().ChainEntries(t.Context(), "acme", day, 1, 1)
+		if err != nil || len(second) != 1 {
+			t.Fatalf("link 2: %+v %v", second, err)
+		}
 		exec(t, partition(t, dir, days[1]), `DELETE FROM events WHERE id = 'd1-e2'`)
 		meta := metaDB(t, dir)
-		exec(t, meta, `DELETE FROM chain_entries WHERE tenant = 'acme' AND day = ? AND seq = 3`, day)
-		exec(t, meta, `UPDATE chain_heads SET count = 2, head = (SELECT hash FROM chain_entries WHERE tenant = 'acme' AND day = ? AND seq = 2)
-			WHERE tenant = 'acme' AND day = ?`, day, day)
+		// The day's block keeps its first two links (ids of 7 bytes,
+		// leaves of 32 after a form byte).
+		exec(t, meta, `UPDATE chain_blocks SET n = 2, ids = substr(ids, 1, 14), leaves = substr(leaves, 1, 65)
+			WHERE chain = (SELECT id FROM chains WHERE tenant = 'acme' AND day = ?) AND first_seq = 1`, day)
+		exec(t, meta, `DELETE FROM chain_ids WHERE chain = (SELECT id FROM chains WHERE tenant = 'acme' AND day = ?) AND seq = 3`, day)
+		exec(t, meta, `UPDATE chain_heads SET count = 2, head = ? WHERE tenant = 'acme' AND day = ?`, second[0].Hash, day)
 		rep := verify(t, n, integrity.ReasonCheckpoint, "")
 		if rep.Broken.Day != day || rep.Broken.Seq != 3 {
 			t.Fatalf("broken: %+v", rep.Broken)
@@ -263,7 +274,7 @@ func TestPurgedDayVerifiesByTombstone(t *testing.T) {
 		t.Fatalf("retention: %+v %v", reports, err)
 	}
 	var links int
-	if err := metaDB(t, dir).QueryRow(`SELECT count(*) FROM chain_entries WHERE tenant = 'acme' AND day = ?`,
+	if err := metaDB(t, dir).QueryRow(`SELECT coalesce(sum(n), 0) FROM chain_blocks WHERE chain = (SELECT id FROM chains WHERE tenant = 'acme' AND day = ?)`,
 		days[0].Format("2006-01-02")).Scan(&links); err != nil || links != 0 {
 		t.Fatalf("links of the purged day: %d %v", links, err)
 	}
@@ -353,7 +364,7 @@ func TestUpgradeChainsStoredEvents(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, q := range []string{`DELETE FROM chain_entries`, `DELETE FROM chain_heads`, `DELETE FROM integrity_statements`} {
+	for _, q := range []string{`DELETE FROM chain_blocks`, `DELETE FROM chain_ids`, `DELETE FROM chain_heads`, `DELETE FROM integrity_statements`} {
 		if _, err := tx.Exec(q); err != nil {
 			t.Fatal(err)
 		}

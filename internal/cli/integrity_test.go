@@ -129,8 +129,11 @@ func TestVerifyCommands(t *testing.T) {
 	meta := sqliteFile(t, filepath.Join(dir, "meta.db"))
 	mustExec(t, part(1), `UPDATE events SET ts = ts + 1 WHERE id = 'd1-e1'`)
 	mustExec(t, part(2), `DELETE FROM events WHERE id = 'd2-e2'`)
-	mustExec(t, meta, `UPDATE chain_entries SET seq = -seq WHERE tenant = 'acme' AND day = ? AND seq IN (1, 2)`, day(3))
-	mustExec(t, meta, `UPDATE chain_entries SET seq = CASE seq WHEN -1 THEN 2 ELSE 1 END WHERE tenant = 'acme' AND day = ? AND seq < 0`, day(3))
+	// Links 1 and 2 of day 3 trade places in its block (ids of 7 bytes:
+	// tag, length, text; leaves of 32 after a form byte).
+	mustExec(t, meta, `UPDATE chain_blocks SET ids = CAST(substr(ids, 8, 7) || substr(ids, 1, 7) || substr(ids, 15) AS BLOB),
+		leaves = CAST(substr(leaves, 1, 1) || substr(leaves, 34, 32) || substr(leaves, 2, 32) || substr(leaves, 66) AS BLOB)
+		WHERE chain = (SELECT id FROM chains WHERE tenant = 'acme' AND day = ?) AND first_seq = 1`, day(3))
 	mustExec(t, part(4), `INSERT INTO events (t, ts, id, idh, act, ah, ip, sh, gh, body)
 		SELECT t, ts + 1000, 'forged', idh + 1, act, ah, ip, sh, gh, body FROM events WHERE id = 'd4-e0'`)
 	mustExec(t, meta, `UPDATE integrity_statements SET sig = zeroblob(64) WHERE tenant = 'acme' AND kind = 'checkpoint' AND key = ?`, day(5))

@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/vigilhq/vigil/internal/audit"
 )
@@ -15,58 +14,46 @@ var _ audit.IntegrityStore = (*DB)(nil)
 // maxChainPage caps one ChainEntries page.
 const maxChainPage = 10_000
 
-// chainRowsPerStatement is how many entries one AppendChain statement
-// inserts.
-const chainRowsPerStatement = 256
-
 // AppendChain stores chain entries in one transaction, checking that each
-// continues its day's head, and moves the heads.
+// continues its day's head and that no event is chained twice, and moves
+// the heads. The entries of a chain fill its last block up to
+// chainBlockSize links (the block is rewritten), then new blocks.
 func (db *DB) AppendChain(ctx context.Context, entries []audit.ChainEntry) error {
 	if len(entries) == 0 {
 		return nil
+	}
+	for _, e := range entries {
+		if e.Tenant == "" {
+			return invalid("tenant", "chain entry of event %s has no tenant", e.EventID)
+		}
 	}
 	tx, err := db.meta.w.BeginTx(ctx, nil)
 	if err != nil {
 		return translate(err, "append chain")
 	}
 	defer func() { _ = tx.Rollback() }()
-	type day struct{ tenant, day string }
-	heads := map[day]int64{}
-	last := map[day][]byte{}
-	// Many entries per statement: per-statement cgo and database/sql
-	// overhead costs more than a row.
 	rctx := rowContext(ctx)
-	args := make([]any, 0, 6*chainRowsPerStatement)
-	flush := func() error {
-		rows := len(args) / 6
-		if rows == 0 {
-			return nil
-		}
-		_, err := tx.ExecContext(rctx, `INSERT INTO chain_entries (tenant, day, seq, event_id, leaf, hash) VALUES `+placeholders(rows, 6), args...)
-		if err != nil {
-			// The seqs were checked above: a conflict is an event chained
-			// already. Name it, as one statement per entry did.
-			for i := 0; i < len(args); i += 6 {
-				var one int
-				if tx.QueryRowContext(rctx, `SELECT 1 FROM chain_entries WHERE tenant = ? AND event_id = ?`, args[i], args[i+3]).Scan(&one) == nil {
-					return translate(err, fmt.Sprintf("append chain entry of event %s", args[i+3]))
-				}
-			}
-		}
-		args = args[:0]
-		return translate(err, fmt.Sprintf("append %d chain entries", rows))
+
+	// Each entry continues its day's head.
+	type day struct{ tenant, day string }
+	type chainState struct {
+		k       day
+		entries []*audit.ChainEntry
 	}
-	for _, e := range entries {
+	var chains []*chainState
+	byDay := map[day]*chainState{}
+	heads := map[day]int64{}
+	byTenant := map[string][]string{}
+	seen := map[[2]string]bool{}
+	for i := range entries {
+		e := &entries[i]
 		if err := ctx.Err(); err != nil {
 			return err
-		}
-		if e.Tenant == "" {
-			return invalid("tenant", "chain entry of event %s has no tenant", e.EventID)
 		}
 		k := day{e.Tenant, e.Day}
 		n, ok := heads[k]
 		if !ok {
-			err := tx.QueryRowContext(ctx, `SELECT count FROM chain_heads WHERE tenant = ? AND day = ?`, e.Tenant, e.Day).Scan(&n)
+			err := tx.QueryRowContext(rctx, `SELECT count FROM chain_heads WHERE tenant = ? AND day = ?`, e.Tenant, e.Day).Scan(&n)
 			if err != nil && !errors.Is(err, sql.ErrNoRows) {
 				return translate(err, "read chain head")
 			}
@@ -75,26 +62,107 @@ func (db *DB) AppendChain(ctx context.Context, entries []audit.ChainEntry) error
 			return &audit.Error{Code: audit.ECONFLICT, Field: "seq",
 				Message: fmt.Sprintf("chain %s/%s is at %d, entry of event %s has seq %d", e.Tenant, e.Day, n, e.EventID, e.Seq)}
 		}
-		args = append(args, e.Tenant, e.Day, e.Seq, e.EventID, e.Leaf, e.Hash)
-		if len(args) == cap(args) {
-			if err := flush(); err != nil {
+		heads[k] = e.Seq
+		if seen[[2]string{e.Tenant, e.EventID}] {
+			return chainedAlready(e, e.Day, 0)
+		}
+		seen[[2]string{e.Tenant, e.EventID}] = true
+		byTenant[e.Tenant] = append(byTenant[e.Tenant], e.EventID)
+		c := byDay[k]
+		if c == nil {
+			c = &chainState{k: k}
+			byDay[k] = c
+			chains = append(chains, c)
+		}
+		c.entries = append(c.entries, e)
+	}
+
+	// No event is chained already.
+	look := &chainLookup{q: tx}
+	for tenant, ids := range byTenant {
+		found, err := look.find(ctx, tenant, ids)
+		if err != nil {
+			return err
+		}
+		if len(found) == 0 {
+			continue
+		}
+		for i := range entries {
+			if e := &entries[i]; e.Tenant == tenant {
+				if at, ok := found[e.EventID]; ok {
+					return chainedAlready(e, at.day, at.seq)
+				}
+			}
+		}
+	}
+
+	// The links: each chain's last block filled up, then new blocks.
+	idw := &chainIDWriter{q: tx}
+	for _, c := range chains {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var chain int64
+		err := tx.QueryRowContext(rctx, `SELECT id FROM chains WHERE tenant = ? AND day = ?`, c.k.tenant, c.k.day).Scan(&chain)
+		if errors.Is(err, sql.ErrNoRows) {
+			err = tx.QueryRowContext(rctx, `INSERT INTO chains (tenant, day) VALUES (?, ?) RETURNING id`, c.k.tenant, c.k.day).Scan(&chain)
+		}
+		if err != nil {
+			return translate(err, "number chain")
+		}
+		first := c.entries[0].Seq
+		b, err := scanBlock(tx.QueryRowContext(rctx, `SELECT `+blockColumns+` FROM chain_blocks
+			WHERE chain = ? ORDER BY first_seq DESC LIMIT 1`, chain))
+		if err != nil && !errors.Is(err, sql.ErrNoRows) {
+			return translate(err, "read chain block")
+		}
+		var last []byte
+		if b != nil && b.n < chainBlockSize && b.end() == first-1 {
+			last = b.hashList()[b.n-1]
+		} else {
+			b = &chainBlock{first: first}
+		}
+		for _, e := range c.entries {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			if b.n == chainBlockSize {
+				if err := putBlock(rctx, tx, chain, b); err != nil {
+					return err
+				}
+				b = &chainBlock{first: e.Seq}
+			}
+			b.add(e.EventID, e.Leaf, e.Hash, last)
+			last = e.Hash
+			if err := idw.add(rctx, e.Tenant, e.EventID, chain, e.Seq); err != nil {
 				return err
 			}
 		}
-		heads[k], last[k] = e.Seq, e.Hash
-	}
-	if err := flush(); err != nil {
-		return err
-	}
-	// Each day's head moves once per call, to its last entry.
-	for k, n := range heads {
-		if _, err := tx.ExecContext(ctx, `INSERT INTO chain_heads (tenant, day, count, head) VALUES (?, ?, ?, ?)
+		if err := putBlock(rctx, tx, chain, b); err != nil {
+			return err
+		}
+		// The day's head moves once per call, to its last entry.
+		if _, err := tx.ExecContext(rctx, `INSERT INTO chain_heads (tenant, day, count, head) VALUES (?, ?, ?, ?)
 			ON CONFLICT (tenant, day) DO UPDATE SET count = excluded.count, head = excluded.head`,
-			k.tenant, k.day, n, last[k]); err != nil {
+			c.k.tenant, c.k.day, heads[c.k], last); err != nil {
 			return translate(err, "move chain head")
 		}
 	}
+	if err := idw.flush(rctx); err != nil {
+		return err
+	}
 	return translate(tx.Commit(), "append chain")
+}
+
+// chainedAlready is the refusal of an entry whose event a chain links
+// already (seq 0: an earlier entry of the same call).
+func chainedAlready(e *audit.ChainEntry, day string, seq int64) error {
+	where := "an earlier entry of the same call"
+	if seq > 0 {
+		where = fmt.Sprintf("link %d of %s/%s", seq, e.Tenant, day)
+	}
+	return &audit.Error{Code: audit.ECONFLICT, Field: "event_id", Message: "already exists",
+		Err: fmt.Errorf("append chain entry of event %s: the event is chained already, at %s", e.EventID, where)}
 }
 
 // ChainHead returns the end of a day's chain (Count 0 when it has none).
@@ -115,39 +183,20 @@ func (db *DB) Chained(ctx context.Context, tenant string, ids []string) (map[str
 	if tenant == "" {
 		return nil, invalid("tenant", "a chain lookup needs a tenant")
 	}
-	out := map[string]bool{}
-	for len(ids) > 0 {
-		n := min(len(ids), 500)
-		chunk := ids[:n]
-		ids = ids[n:]
-		args := make([]any, 0, n+1)
-		args = append(args, tenant)
-		for _, id := range chunk {
-			args = append(args, id)
-		}
-		rows, err := db.meta.r.QueryContext(ctx, `SELECT event_id FROM chain_entries WHERE tenant = ? AND event_id IN (?`+
-			strings.Repeat(",?", n-1)+`)`, args...)
-		if err != nil {
-			return nil, translate(err, "look up chain entries")
-		}
-		for rows.Next() {
-			var id string
-			if err := rows.Scan(&id); err != nil {
-				rows.Close()
-				return nil, translate(err, "look up chain entries")
-			}
-			out[id] = true
-		}
-		err = rows.Err()
-		rows.Close()
-		if err != nil {
-			return nil, translate(err, "look up chain entries")
-		}
+	found, err := (&chainLookup{q: db.meta.r}).find(ctx, tenant, ids)
+	if err != nil {
+		return nil, err
+	}
+	out := make(map[string]bool, len(found))
+	for id := range found {
+		out[id] = true
 	}
 	return out, nil
 }
 
-// ChainEntries returns a page of a day's entries after seq after.
+// ChainEntries returns a page of a day's entries after seq after: the
+// blocks that hold them, decoded, their hashes recomputed from each
+// block's first.
 func (db *DB) ChainEntries(ctx context.Context, tenant, day string, after int64, limit int) ([]audit.ChainEntry, error) {
 	if tenant == "" {
 		return nil, invalid("tenant", "chain entries need a tenant")
@@ -155,19 +204,39 @@ func (db *DB) ChainEntries(ctx context.Context, tenant, day string, after int64,
 	if limit <= 0 || limit > maxChainPage {
 		limit = maxChainPage
 	}
-	rows, err := db.meta.r.QueryContext(ctx, `SELECT seq, event_id, leaf, hash FROM chain_entries
-		WHERE tenant = ? AND day = ? AND seq > ? ORDER BY seq LIMIT ?`, tenant, day, after, limit)
+	// A block holds at most chainBlockSize links: the one that holds
+	// link after+1 starts after after-chainBlockSize.
+	rows, err := db.meta.r.QueryContext(ctx, `SELECT `+blockColumns+` FROM chain_blocks
+		WHERE chain = (SELECT id FROM chains WHERE tenant = ? AND day = ?) AND first_seq > ? ORDER BY first_seq`,
+		tenant, day, after-chainBlockSize)
 	if err != nil {
 		return nil, translate(err, "read chain entries")
 	}
 	defer rows.Close()
 	var out []audit.ChainEntry
-	for rows.Next() {
-		e := audit.ChainEntry{Tenant: tenant, Day: day}
-		if err := rows.Scan(&e.Seq, &e.EventID, &e.Leaf, &e.Hash); err != nil {
+	for len(out) < limit && rows.Next() {
+		b, err := scanBlock(rows)
+		if err != nil {
 			return nil, translate(err, "read chain entries")
 		}
-		out = append(out, e)
+		if b.end() <= after {
+			continue
+		}
+		ids, err := b.idList()
+		if err != nil {
+			return nil, err
+		}
+		hashes := b.hashList()
+		for i := range b.n {
+			seq := b.first + int64(i)
+			if seq <= after {
+				continue
+			}
+			if len(out) == limit {
+				break
+			}
+			out = append(out, audit.ChainEntry{Tenant: tenant, Day: day, Seq: seq, EventID: ids[i], Leaf: b.leaves[i], Hash: hashes[i]})
+		}
 	}
 	return out, translate(rows.Err(), "read chain entries")
 }
@@ -212,7 +281,9 @@ func scanStrings(rows *sql.Rows, what string) ([]string, error) {
 }
 
 // TrimChain deletes a day's entries up to seq through (and erased-field
-// hashes of the day, whose events are gone with them).
+// hashes of the day, whose events are gone with them): the blocks that
+// end at or before through, and the links up to through of a block that
+// goes on after it, which is rewritten to start at through+1.
 func (db *DB) TrimChain(ctx context.Context, tenant, day string, through int64) error {
 	if tenant == "" {
 		return invalid("tenant", "a chain trim needs a tenant")
@@ -222,19 +293,79 @@ func (db *DB) TrimChain(ctx context.Context, tenant, day string, through int64) 
 		return translate(err, "trim chain")
 	}
 	defer func() { _ = tx.Rollback() }()
-	if _, err := tx.ExecContext(ctx, `DELETE FROM erased_fields WHERE tenant = ? AND day = ? AND event_id IN
-		(SELECT event_id FROM chain_entries WHERE tenant = ? AND day = ? AND seq <= ?)`, tenant, day, tenant, day, through); err != nil {
-		return translate(err, "trim erased fields")
+	rctx := rowContext(ctx)
+	// Erased fields are few: the day's erased events, to match against
+	// the trimmed links.
+	rows, err := tx.QueryContext(rctx, `SELECT DISTINCT event_id FROM erased_fields WHERE tenant = ? AND day = ?`, tenant, day)
+	if err != nil {
+		return translate(err, "read erased fields")
+	}
+	erased, err := scanStrings(rows, "read erased fields")
+	if err != nil {
+		return err
+	}
+	isErased := make(map[string]bool, len(erased))
+	for _, id := range erased {
+		isErased[id] = true
+	}
+	var chain int64
+	err = tx.QueryRowContext(rctx, `SELECT id FROM chains WHERE tenant = ? AND day = ?`, tenant, day).Scan(&chain)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return translate(err, "trim chain")
+	}
+	for done := false; chain != 0 && !done; {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		b, err := scanBlock(tx.QueryRowContext(rctx, `SELECT `+blockColumns+` FROM chain_blocks
+			WHERE chain = ? AND first_seq <= ? ORDER BY first_seq LIMIT 1`, chain, through))
+		if errors.Is(err, sql.ErrNoRows) {
+			break
+		}
+		if err != nil {
+			return translate(err, "read chain block")
+		}
+		ids, err := b.idList()
+		if err != nil {
+			return err
+		}
+		cut := b.n // links of the block trimmed
+		if b.end() > through {
+			cut, done = int(through-b.first+1), true
+		}
+		args := make([]any, 0, 3+cut)
+		args = append(args, chain, through)
+		for _, id := range ids[:cut] {
+			k := dedupeKey(tenant, id)
+			args = append(args, k[:])
+			if isErased[id] {
+				if _, err := tx.ExecContext(rctx, `DELETE FROM erased_fields WHERE tenant = ? AND day = ? AND event_id = ?`, tenant, day, id); err != nil {
+					return translate(err, "trim erased fields")
+				}
+			}
+		}
+		if _, err := tx.ExecContext(rctx, `DELETE FROM chain_ids WHERE chain = ? AND seq <= ? AND k IN `+placeholders(1, cut), args...); err != nil {
+			return translate(err, "trim chained event keys")
+		}
+		if _, err := tx.ExecContext(rctx, `DELETE FROM chain_blocks WHERE chain = ? AND first_seq = ?`, chain, b.first); err != nil {
+			return translate(err, "trim chain")
+		}
+		if cut < b.n {
+			rest, err := b.from(cut)
+			if err != nil {
+				return err
+			}
+			if err := putBlock(rctx, tx, chain, rest); err != nil {
+				return err
+			}
+		}
 	}
 	// Erasure statements are per day ("<erasure id>/<day>"); they go once
 	// no erased field of theirs is left.
-	if _, err := tx.ExecContext(ctx, `DELETE FROM integrity_statements WHERE tenant = ? AND kind = ? AND key LIKE ?
+	if _, err := tx.ExecContext(rctx, `DELETE FROM integrity_statements WHERE tenant = ? AND kind = ? AND key LIKE ?
 		AND key NOT IN (SELECT erasure FROM erased_fields WHERE tenant = ?)`,
 		tenant, audit.StatementErasure, "%/"+day, tenant); err != nil {
 		return translate(err, "trim erasure statements")
-	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM chain_entries WHERE tenant = ? AND day = ? AND seq <= ?`, tenant, day, through); err != nil {
-		return translate(err, "trim chain")
 	}
 	return translate(tx.Commit(), "trim chain")
 }

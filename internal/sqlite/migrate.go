@@ -49,9 +49,16 @@ func migrations(kind string) ([]migration, error) {
 	return ms, nil
 }
 
+// goSteps are the migrations whose SQL is followed by a step in Go, in the
+// same transaction: work SQL alone cannot do, such as re-encoding rows.
+// They are keyed by file kind and version.
+var goSteps = map[string]map[int]func(ctx context.Context, tx *sql.Tx) error{
+	"meta": {150: convertChainEntries},
+}
+
 // migrate applies the pending migrations of kind to db, each in its own
-// transaction together with its row in schema_migrations, so a crash leaves
-// the file at a whole version.
+// transaction together with its Go step (goSteps) and its row in
+// schema_migrations, so a crash leaves the file at a whole version.
 func migrate(ctx context.Context, db *sql.DB, kind string) error {
 	ms, err := migrations(kind)
 	if err != nil {
@@ -62,14 +69,14 @@ func migrate(ctx context.Context, db *sql.DB, kind string) error {
 		return translate(err, "create schema_migrations")
 	}
 	for _, m := range ms {
-		if err := applyMigration(ctx, db, m); err != nil {
+		if err := applyMigration(ctx, db, m, goSteps[kind][m.version]); err != nil {
 			return fmt.Errorf("migration %s/%s: %w", kind, m.name, err)
 		}
 	}
 	return nil
 }
 
-func applyMigration(ctx context.Context, db *sql.DB, m migration) error {
+func applyMigration(ctx context.Context, db *sql.DB, m migration, step func(context.Context, *sql.Tx) error) error {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return translate(err, "begin")
@@ -84,6 +91,11 @@ func applyMigration(ctx context.Context, db *sql.DB, m migration) error {
 	}
 	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 		return translate(err, "apply")
+	}
+	if step != nil {
+		if err := step(ctx, tx); err != nil {
+			return err
+		}
 	}
 	if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`,
 		m.version, m.name, time.Now().UnixNano()); err != nil {
