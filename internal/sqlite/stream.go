@@ -855,23 +855,8 @@ func (s *Stream) reclaim(ctx context.Context) error {
 		return nil
 	}
 	s.reclaimAt = now
-	var free int64
-	if err := s.f.w.QueryRowContext(ctx, `PRAGMA freelist_count`).Scan(&free); err != nil {
-		return translate(err, "read stream free pages")
-	}
-	if free <= reclaimSlack {
-		return nil
-	}
-	n := min(free-reclaimSlack, reclaimStep)
-	// SQLite frees one page per step of incremental_vacuum; Exec would
-	// step it once, so the rows (none are returned) are drained instead.
-	rows, err := s.f.w.QueryContext(ctx, fmt.Sprintf(`PRAGMA incremental_vacuum(%d)`, n))
-	if err != nil {
-		return translate(err, "reclaim stream free pages")
-	}
-	for rows.Next() {
-	}
-	return translate(errors.Join(rows.Err(), rows.Close()), "reclaim stream free pages")
+	_, err := s.f.giveBack(ctx, reclaimSlack, reclaimStep)
+	return err
 }
 
 // ensureAutoVacuum converts a stream.db created before incremental
@@ -879,24 +864,7 @@ func (s *Stream) reclaim(ctx context.Context) error {
 // The stream holds only the backlog the pipeline has not consumed, so this
 // is normally quick; it is logged because a large backlog makes it slow.
 func (s *Stream) ensureAutoVacuum(ctx context.Context) error {
-	var mode int
-	if err := s.f.w.QueryRowContext(ctx, `PRAGMA auto_vacuum`).Scan(&mode); err != nil {
-		return translate(err, "read stream auto_vacuum")
-	}
-	const incremental = 2
-	if mode == incremental {
-		return nil
-	}
-	start := time.Now()
-	s.log.Info("converting stream.db to incremental auto-vacuum (one VACUUM)", "path", s.f.path)
-	if _, err := s.f.w.ExecContext(ctx, `PRAGMA auto_vacuum = INCREMENTAL`); err != nil {
-		return translate(err, "set stream auto_vacuum")
-	}
-	if _, err := s.f.w.ExecContext(ctx, `VACUUM`); err != nil {
-		return translate(err, "vacuum stream")
-	}
-	s.log.Info("stream.db converted", "took", time.Since(start).Round(time.Millisecond))
-	return nil
+	return s.f.ensureIncrementalVacuum(ctx, s.log)
 }
 
 // minCommittedLocked is the lowest committed offset among consumers, 0 when
