@@ -6,8 +6,11 @@ import (
 	"crypto/ed25519"
 	"database/sql"
 	"fmt"
+	"log/slog"
+	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -391,43 +394,12 @@ func TestMetaUpgradeConvertsChainEntries(t *testing.T) {
 	}
 	heads[key{"odd", "2026-03-01"}] = audit.ChainHead{Count: 400, Head: old[len(old)-1].Hash}
 
-	// The meta.db of version 0140, written with its own SQL.
-	raw, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "meta.db")+"?_journal_mode=WAL")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms, err := migrations("meta")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := raw.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
-		t.Fatal(err)
-	}
-	for _, m := range ms {
-		if m.version > 140 {
-			break
-		}
-		if _, err := raw.Exec(m.sql); err != nil {
-			t.Fatalf("%s: %v", m.name, err)
-		}
-		if _, err := raw.Exec(`INSERT INTO schema_migrations VALUES (?, ?, 0)`, m.version, m.name); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, e := range old {
-		if _, err := raw.Exec(`INSERT INTO chain_entries (tenant, day, seq, event_id, leaf, hash) VALUES (?, ?, ?, ?, ?, ?)`,
-			e.Tenant, e.Day, e.Seq, e.EventID, e.Leaf, e.Hash); err != nil {
-			t.Fatal(err)
-		}
-	}
+	var hs []audit.ChainHead
 	for k, h := range heads {
-		if _, err := raw.Exec(`INSERT INTO chain_heads (tenant, day, count, head) VALUES (?, ?, ?, ?)`, k.tenant, k.day, h.Count, h.Head); err != nil {
-			t.Fatal(err)
-		}
+		h.Tenant, h.Day = k.tenant, k.day
+		hs = append(hs, h)
 	}
-	if err := raw.Close(); err != nil {
-		t.Fatal(err)
-	}
+	writeMeta0140(t, dir, old, hs)
 
 	db := openTestDB(t, dir)
 	var tables int
@@ -498,4 +470,142 @@ func TestMetaUpgradeConvertsChainEntries(t *testing.T) {
 	}
 	db = openTestDB(t, dir)
 	sameEntries(t, allEntries(t, db, "odd", "2026-03-01"), byDay[key{"odd", "2026-03-01"}])
+}
+
+// writeMeta0140 writes dir/meta.db as version 0140 left it, with its own
+// SQL: migrations up to 0140, then the links as chain_entries rows and
+// the heads.
+func writeMeta0140(t testing.TB, dir string, entries []audit.ChainEntry, heads []audit.ChainHead) {
+	t.Helper()
+	raw, err := sql.Open("sqlite3", "file:"+filepath.Join(dir, "meta.db")+"?_journal_mode=WAL")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	ms, err := migrations("meta")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := raw.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback() }()
+	if _, err := tx.Exec(`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range ms {
+		if m.version > 140 {
+			break
+		}
+		if _, err := tx.Exec(m.sql); err != nil {
+			t.Fatalf("%s: %v", m.name, err)
+		}
+		if _, err := tx.Exec(`INSERT INTO schema_migrations VALUES (?, ?, 0)`, m.version, m.name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ins, err := tx.Prepare(`INSERT INTO chain_entries (tenant, day, seq, event_id, leaf, hash) VALUES (?, ?, ?, ?, ?, ?)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ins.Close()
+	for _, e := range entries {
+		if _, err := ins.Exec(e.Tenant, e.Day, e.Seq, e.EventID, e.Leaf, e.Hash); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, h := range heads {
+		if _, err := tx.Exec(`INSERT INTO chain_heads (tenant, day, count, head) VALUES (?, ?, ?, ?)`, h.Tenant, h.Day, h.Count, h.Head); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// BenchmarkMetaUpgrade measures the first open of a meta.db of version
+// 0140 holding the links of 366,000 events (CHAIN_EVENTS overrides) of 4
+// tenants over 10 days: the conversion of chain_entries into blocks, and
+// the VACUUM that turns on incremental auto-vacuum. It reports both
+// times and meta.db's size before and after.
+//
+//	go test ./internal/sqlite -run '^$' -bench MetaUpgrade -benchtime 1x
+func BenchmarkMetaUpgrade(b *testing.B) {
+	n := 366_000
+	if s := os.Getenv("CHAIN_EVENTS"); s != "" {
+		var err error
+		if n, err = strconv.Atoi(s); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range b.N {
+		b.StopTimer()
+		dir := b.TempDir()
+		var gen audit.IDGenerator
+		start := time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)
+		step := 10 * 24 * time.Hour / time.Duration(n)
+		type key struct{ tenant, day string }
+		heads := map[key]audit.ChainHead{}
+		entries := make([]audit.ChainEntry, 0, n)
+		for i := range n {
+			at := start.Add(time.Duration(i) * step)
+			k := key{fmt.Sprint("t", i%4), integrity.Day(at)}
+			h, ok := heads[k]
+			if !ok {
+				h = audit.ChainHead{Tenant: k.tenant, Day: k.day, Head: integrity.Genesis(k.tenant, k.day)}
+			}
+			leaf := integrity.Link([]byte(k.tenant), []byte(strconv.Itoa(i)))
+			h.Count++
+			h.Head = integrity.Link(h.Head, leaf)
+			heads[k] = h
+			entries = append(entries, audit.ChainEntry{Tenant: k.tenant, Day: k.day, Seq: h.Count, EventID: gen.New(at), Leaf: leaf, Hash: h.Head})
+		}
+		var hs []audit.ChainHead
+		for _, h := range heads {
+			hs = append(hs, h)
+		}
+		writeMeta0140(b, dir, entries, hs)
+		path := filepath.Join(dir, "meta.db")
+		size := func() int64 {
+			var total int64
+			for _, suffix := range []string{"", "-wal"} {
+				if st, err := os.Stat(path + suffix); err == nil {
+					total += st.Size()
+				}
+			}
+			return total
+		}
+		before := size()
+		ctx := context.Background()
+		b.StartTimer()
+		t0 := time.Now()
+		w, err := sql.Open("sqlite3", "file:"+path+"?_journal_mode=WAL&_synchronous=FULL")
+		if err != nil {
+			b.Fatal(err)
+		}
+		w.SetMaxOpenConns(1)
+		if err := migrate(ctx, w, "meta"); err != nil {
+			b.Fatal(err)
+		}
+		converted := time.Since(t0)
+		f := &file{path: path, w: w, r: w}
+		t1 := time.Now()
+		if err := f.ensureIncrementalVacuum(ctx, slog.New(slog.DiscardHandler)); err != nil {
+			b.Fatal(err)
+		}
+		vacuumed := time.Since(t1)
+		if _, err := w.Exec(`PRAGMA wal_checkpoint(TRUNCATE)`); err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		if err := w.Close(); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(converted.Seconds(), "convert-s")
+		b.ReportMetric(vacuumed.Seconds(), "vacuum-s")
+		b.ReportMetric(float64(before)/float64(n), "before-B/event")
+		b.ReportMetric(float64(size())/float64(n), "after-B/event")
+	}
 }
