@@ -330,7 +330,10 @@ type chainedAt struct {
 type chainLookup struct {
 	q      chainQuerier
 	blocks map[int64][]idBlock // by chain
+	chains map[int64]chainName
 }
+
+type chainName struct{ tenant, day string }
 
 type idBlock struct {
 	first int64
@@ -355,8 +358,7 @@ func (l *chainLookup) find(ctx context.Context, tenant string, ids []string) (ma
 		}
 		// Two ids may share a key: each is checked against the link.
 		byKey := make(map[[16]byte][]string, n)
-		args := make([]any, 0, n+1)
-		args = append(args, tenant)
+		args := make([]any, 0, n)
 		for _, id := range part {
 			k := dedupeKey(tenant, id)
 			if _, seen := byKey[k]; !seen {
@@ -364,8 +366,7 @@ func (l *chainLookup) find(ctx context.Context, tenant string, ids []string) (ma
 			}
 			byKey[k] = append(byKey[k], id)
 		}
-		rows, err := l.q.QueryContext(ctx, `SELECT i.k, i.chain, i.seq, c.day FROM chain_ids i JOIN chains c ON c.id = i.chain
-			WHERE c.tenant = ? AND i.k IN `+placeholders(1, len(args)-1), args...)
+		rows, err := l.q.QueryContext(ctx, `SELECT k, chain, seq FROM chain_ids WHERE k IN `+placeholders(1, len(args)), args...)
 		if err != nil {
 			return nil, translate(err, "look up chained events")
 		}
@@ -374,7 +375,7 @@ func (l *chainLookup) find(ctx context.Context, tenant string, ids []string) (ma
 		for rows.Next() {
 			var k []byte
 			var r ref
-			if err := rows.Scan(&k, &r.chain, &r.seq, &r.day); err != nil {
+			if err := rows.Scan(&k, &r.chain, &r.seq); err != nil {
 				rows.Close()
 				return nil, translate(err, "look up chained events")
 			}
@@ -389,8 +390,17 @@ func (l *chainLookup) find(ctx context.Context, tenant string, ids []string) (ma
 		if err != nil {
 			return nil, translate(err, "look up chained events")
 		}
-		// A key is a hash: the link it names must hold the id itself.
+		// A key is a hash: the link it names must be of the tenant's
+		// chains and hold the id itself.
 		for i, r := range hits {
+			c, err := l.chain(ctx, r.chain)
+			if err != nil {
+				return nil, err
+			}
+			if c.tenant != tenant {
+				continue
+			}
+			r.day = c.day
 			stored, err := l.idAt(ctx, r.chain, r.seq)
 			if err != nil {
 				return nil, err
@@ -403,6 +413,23 @@ func (l *chainLookup) find(ctx context.Context, tenant string, ids []string) (ma
 		}
 	}
 	return out, nil
+}
+
+// chain returns the tenant and day of a chain.
+func (l *chainLookup) chain(ctx context.Context, id int64) (chainName, error) {
+	if c, ok := l.chains[id]; ok {
+		return c, nil
+	}
+	var c chainName
+	err := l.q.QueryRowContext(ctx, `SELECT tenant, day FROM chains WHERE id = ?`, id).Scan(&c.tenant, &c.day)
+	if err != nil && !errors.Is(err, sql.ErrNoRows) {
+		return c, translate(err, "read chain")
+	}
+	if l.chains == nil {
+		l.chains = map[int64]chainName{}
+	}
+	l.chains[id] = c
+	return c, nil
 }
 
 // idAt returns the event id of link seq of chain ("" when no block holds

@@ -609,3 +609,18 @@ func BenchmarkMetaUpgrade(b *testing.B) {
 		b.ReportMetric(float64(size())/float64(n), "after-B/event")
 	}
 }
+
+// TestCrockfordValues: the table gives every byte the value the digit
+// search gave (either case; I, L, O and U are not digits).
+func TestCrockfordValues(t *testing.T) {
+	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+	for c := range 256 {
+		want := strings.IndexByte(alphabet, byte(c))
+		if c >= 'a' && c <= 'z' {
+			want = strings.IndexByte(alphabet, byte(c)-'a'+'A')
+		}
+		if got := crockfordValue(byte(c)); got != want {
+			t.Errorf("crockfordValue(%q) = %d, want %d", rune(c), got, want)
+		}
+	}
+}

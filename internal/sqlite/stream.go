@@ -250,21 +250,25 @@ func idMillis(id string) uint64 {
 	return 0
 }
 
-func crockfordValue(c byte) int {
-	switch {
-	case c >= '0' && c <= '9':
-		return int(c - '0')
-	case c >= 'a' && c <= 'z':
-		c -= 'a' - 'A'
+// crockfordValue is the value of a Crockford base32 digit (either case),
+// -1 for any other byte.
+func crockfordValue(c byte) int { return int(crockfordValues[c]) }
+
+// crockfordValues maps each byte to its digit value or -1: a table,
+// since every key of a ULID id decodes 36 digits (ulidLow32, idMillis).
+var crockfordValues = func() (t [256]int8) {
+	for i := range t {
+		t[i] = -1
 	}
 	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-	for i := 10; i < len(alphabet); i++ {
-		if alphabet[i] == c {
-			return i
+	for i := range len(alphabet) {
+		t[alphabet[i]] = int8(i)
+		if c := alphabet[i]; c >= 'A' && c <= 'Z' {
+			t[c+'a'-'A'] = int8(i)
 		}
 	}
-	return -1
-}
+	return t
+}()
 
 func hexValue(c byte) int {
 	switch {
