@@ -246,9 +246,12 @@ func (p *Perf) Report() string {
 		free := ""
 		if f := p.FreeBytes[k]; f > 0 {
 			free = fmt.Sprintf("; %s of it free SQLite pages (`PRAGMA freelist_count`), reusable", mib(f))
-			if strings.HasPrefix(k, "stream.db") {
+			switch {
+			case strings.HasPrefix(k, "stream.db"):
 				free += "; the stream returns free pages beyond 16 MiB of slack once its backlog is consumed, 8 MiB per second"
-			} else {
+			case strings.HasPrefix(k, "meta.db"):
+				free += "; meta.db returns free pages beyond 16 MiB of slack, at most 8 MiB every 10 s"
+			default:
 				free += " but not returned to the filesystem"
 			}
 		}
@@ -367,8 +370,10 @@ func (p *Perf) Report() string {
 			"JSON encoding of up to 100 full events), which the PostgreSQL column has no equivalent of, and a search fans out over the day partitions "+
 			"newest first.\n", lo, hi)
 	}
-	w("- **Bytes per event**: in the day partitions, per-row storage of high-entropy strings and SQLite's per-row overhead; closing the gap needs compression " +
-		"across events (blocks) rather than rows ([storage](perf/storage.md)). `stream.db` keeps the idempotency key of every event (16 B + row overhead) " +
+	w("- **Bytes per event**: in the day partitions, per-row storage (ids, hashed keys, addresses, times) and seven index entries per event; sealing " +
+		"compresses the bodies of days over `storage.sqlite.seal_after` old in blocks, and closing the rest of the gap needs block-level indexes instead of " +
+		"per-event rows for those days ([storage](perf/storage.md)). In `meta.db`, the tamper-evidence chain keeps a 32-byte leaf and a 16-byte key per event, " +
+		"and detection state grows with active actors and addresses, not with events. `stream.db` keeps the idempotency key of every event (16 B + row overhead) " +
 		"for the retention period; after a backlog has been consumed it gives its free pages back at 8 MiB per second beyond 16 MiB of slack, so right " +
 		"after a bulk load (when this figure is taken) part of the backlog's peak may still be allocated.\n\n")
 	w("Reproduce: `make bench` (this document), `make bench-full` (10M events), and the commands shown above for each component.\n")
