@@ -107,7 +107,14 @@ func sendJSON(ctx context.Context, s *Server, events [][]byte) (Response, error)
 // countEvents pages through a tenant's events matching q and counts them.
 // Every search is itself recorded in the tenant's log (a vigil.search
 // event), so q should name the action it counts.
-func countEvents(ctx context.Context, s *Server, q url.Values) (int, error) {
+func countEvents(ctx context.Context, s *Server, query url.Values) (int, error) {
+	// A copy: the caller polls with the same values, and a cursor left in
+	// them would start the next count at the previous count's second page.
+	q := url.Values{}
+	for k, v := range query {
+		q[k] = v
+	}
+	q.Del("cursor")
 	n, cursor := 0, ""
 	q.Set("limit", "1000")
 	for {
