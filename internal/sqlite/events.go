@@ -53,12 +53,9 @@ type EventStore struct {
 	open   map[int64]*partition
 	tick   uint64 // use counter, for least-recently-used
 	closed bool
-	// clean holds the partitions a seal found nothing to do in since the
-	// store opened; inserts counts each partition's inserts, so a seal
-	// that raced with one does not mark it clean (seal.go).
-	clean      map[int64]bool
-	inserts    map[int64]uint64
-	lastInsert map[int64]time.Time // wall clock
+	// sealTrack follows each partition's writes for the background seal
+	// (seal.go).
+	sealTrack map[int64]*sealTrack
 	// sealOnInsert seals a partition after every insert (tests: every
 	// read then goes through blocks).
 	sealOnInsert bool
@@ -132,7 +129,7 @@ func openEventStore(opts Options, log *slog.Logger) (*EventStore, error) {
 	s := &EventStore{dir: filepath.Join(opts.Dir, "events"), period: opts.PartitionPeriod,
 		log: log.With("backend", "sqlite-events"), maxOpen: opts.MaxOpenPartitions,
 		dictCap: opts.DictionaryCap, open: map[int64]*partition{},
-		clean: map[int64]bool{}, inserts: map[int64]uint64{}, lastInsert: map[int64]time.Time{}}
+		sealTrack: map[int64]*sealTrack{}}
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: list partitions: %w", err)
@@ -527,7 +524,7 @@ func (s *EventStore) InsertEvents(ctx context.Context, events []audit.Event) err
 		}
 		err = p.insert(ctx, groups[idx])
 		if err == nil && s.sealOnInsert {
-			_, err = p.seal(ctx)
+			_, err = p.seal(ctx, 1)
 		}
 		s.release(p)
 		s.inserted(idx)

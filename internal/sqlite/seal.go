@@ -193,23 +193,9 @@ type sealCandidate struct {
 	body       []byte
 }
 
-// needsSeal reports whether at least min rows were stored after the last
-// seal.
-func (p *partition) needsSeal(ctx context.Context, min int) (bool, error) {
-	var mark int64
-	if err := p.f.r.QueryRowContext(ctx, `SELECT coalesce(max(rid), 0) FROM seal_mark`).Scan(&mark); err != nil {
-		return false, translate(err, "read seal mark")
-	}
-	var more int
-	if err := p.f.r.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM events WHERE rid > ? LIMIT ?)`, mark, min).Scan(&more); err != nil {
-		return false, translate(err, "read seal mark")
-	}
-	return more >= min, nil
-}
-
 // seal compresses the bodies of the rows stored since the last seal into
-// blocks, then rewrites the file so the space is given back. It returns
-// how many events it sealed.
+// blocks, then rewrites the file so the space is given back, when there
+// are at least min of them. It returns how many events it sealed.
 //
 // It runs as one transaction under the writer lock, so an erasure or a
 // purge cannot change a row between its read and its seal: the rows are
@@ -218,15 +204,15 @@ func (p *partition) needsSeal(ctx context.Context, min int) (bool, error) {
 // rewrites the rows in rid order, which visits each table page once (an
 // UPDATE per row, in time order, rewrote each page once per tenant and
 // cost three times as much).
-func (p *partition) seal(ctx context.Context) (int64, error) {
+func (p *partition) seal(ctx context.Context, min int) (int64, error) {
 	var mark, top int64
-	if err := p.f.r.QueryRowContext(ctx, `SELECT coalesce(max(rid), 0) FROM seal_mark`).Scan(&mark); err != nil {
+	var fresh int
+	if err := p.f.r.QueryRowContext(ctx, `SELECT m.rid, (SELECT coalesce(max(rid), 0) FROM events),
+		(SELECT count(*) FROM (SELECT 1 FROM events WHERE rid > m.rid LIMIT ?))
+		FROM (SELECT coalesce(max(rid), 0) AS rid FROM seal_mark) AS m`, min).Scan(&mark, &top, &fresh); err != nil {
 		return 0, translate(err, "read seal mark")
 	}
-	if err := p.f.r.QueryRowContext(ctx, `SELECT coalesce(max(rid), 0) FROM events`).Scan(&top); err != nil {
-		return 0, translate(err, "read seal mark")
-	}
-	if top <= mark {
+	if fresh < min || top <= mark {
 		return 0, nil
 	}
 	p.wmu.Lock()
@@ -466,7 +452,8 @@ func (s *EventStore) sealOlder(ctx context.Context, before, quiet time.Time, min
 	for _, idx := range s.known {
 		// clean means "fewer than a block's worth of new events", which
 		// only an insert changes; a forced seal (min < sealBlock) looks anyway.
-		if (idx+1)*int64(s.period) <= cut && (!s.clean[idx] || min < sealBlock) && !s.lastInsert[idx].After(quiet) {
+		tr := s.sealTrack[idx]
+		if (idx+1)*int64(s.period) <= cut && (tr == nil || !tr.clean || min < sealBlock) && (tr == nil || !tr.last.After(quiet)) {
 			idxs = append(idxs, idx)
 		}
 	}
@@ -484,15 +471,11 @@ func (s *EventStore) sealOlder(ctx context.Context, before, quiet time.Time, min
 			continue
 		}
 		gen := s.generation(idx)
-		need, err := p.needsSeal(ctx, min)
-		var n int64
-		if err == nil && need {
-			t0 := time.Now()
-			n, err = p.seal(ctx)
-			if n > 0 {
-				s.log.LogAttrs(ctx, slog.LevelInfo, "sealed partition", slog.String("path", p.path),
-					slog.Int64("events", n), slog.Duration("took", time.Since(t0)))
-			}
+		t0 := time.Now()
+		n, err := p.seal(ctx, min)
+		if n > 0 {
+			s.log.LogAttrs(ctx, slog.LevelInfo, "sealed partition", slog.String("path", p.path),
+				slog.Int64("events", n), slog.Duration("took", time.Since(t0)))
 		}
 		s.release(p)
 		total += n
@@ -504,20 +487,44 @@ func (s *EventStore) sealOlder(ctx context.Context, before, quiet time.Time, min
 	return total, nil
 }
 
+// sealTrack is what the store knows of a partition's writes since it
+// opened, for the background seal (guarded by EventStore.mu).
+type sealTrack struct {
+	inserts uint64    // InsertEvents calls that touched it
+	last    time.Time // wall clock of the last one
+	// clean: a seal found fewer than a block's worth of new events, and
+	// no insert came since.
+	clean bool
+}
+
 // generation is how many inserts partition idx has had since the store
 // opened; markClean records idx as sealed unless an insert came after gen.
 func (s *EventStore) generation(idx int64) uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.inserts[idx]
+	if tr := s.sealTrack[idx]; tr != nil {
+		return tr.inserts
+	}
+	return 0
 }
 
 func (s *EventStore) markClean(idx int64, gen uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.inserts[idx] == gen {
-		s.clean[idx] = true
+	tr := s.trackLocked(idx)
+	if tr.inserts == gen {
+		tr.clean = true
 	}
+}
+
+// trackLocked returns the sealTrack of idx, adding it (s.mu held).
+func (s *EventStore) trackLocked(idx int64) *sealTrack {
+	tr := s.sealTrack[idx]
+	if tr == nil {
+		tr = &sealTrack{}
+		s.sealTrack[idx] = tr
+	}
+	return tr
 }
 
 // inserted records that partition idx took new rows: it needs sealing
@@ -525,9 +532,10 @@ func (s *EventStore) markClean(idx int64, gen uint64) {
 func (s *EventStore) inserted(idx int64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.inserts[idx]++
-	s.lastInsert[idx] = time.Now()
-	delete(s.clean, idx)
+	tr := s.trackLocked(idx)
+	tr.inserts++
+	tr.last = time.Now()
+	tr.clean = false
 }
 
 // runSeal seals the partitions that ended more than after ago and took no
