@@ -295,10 +295,10 @@ func (e *Event) validate(now time.Time, own bool) error {
 		}
 	}
 	if g := e.Context.Geo; g != nil {
-		if g.Latitude != nil && (*g.Latitude < -90 || *g.Latitude > 90) {
+		if g.Latitude != nil && !(*g.Latitude >= -90 && *g.Latitude <= 90) { // NaN too
 			add("context.geo.latitude", "context.geo.latitude must be within [-90, 90]")
 		}
-		if g.Longitude != nil && (*g.Longitude < -180 || *g.Longitude > 180) {
+		if g.Longitude != nil && !(*g.Longitude >= -180 && *g.Longitude <= 180) {
 			add("context.geo.longitude", "context.geo.longitude must be within [-180, 180]")
 		}
 		if (g.Latitude == nil) != (g.Longitude == nil) {

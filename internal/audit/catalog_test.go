@@ -1,6 +1,7 @@
 package audit_test
 
 import (
+	"math"
 	"net/netip"
 	"strings"
 	"testing"
@@ -126,6 +127,10 @@ func TestValidateRules(t *testing.T) {
 			lat, lon := 91.0, 0.0
 			e.Context.Geo = &audit.ClientGeo{Latitude: &lat, Longitude: &lon}
 		}, "context.geo.latitude"},
+		{"longitude not a number", func(e *audit.Event) {
+			lat, lon := 1.0, math.NaN()
+			e.Context.Geo = &audit.ClientGeo{Latitude: &lat, Longitude: &lon}
+		}, "context.geo.longitude"},
 		{"half a location", func(e *audit.Event) {
 			lat := 1.0
 			e.Context.Geo = &audit.ClientGeo{Latitude: &lat}

@@ -187,6 +187,16 @@ func IP(s string) netip.Addr {
 	return ip.Unmap().WithZone("")
 }
 
+// Coordinates returns lat and lon when both are given and lie on the
+// globe, and nil, nil otherwise. A vendor's coordinates outside it are
+// dropped, not passed on to have the whole record refused.
+func Coordinates(lat, lon *float64) (*float64, *float64) {
+	if lat == nil || lon == nil || !(*lat >= -90 && *lat <= 90) || !(*lon >= -180 && *lon <= 180) {
+		return nil, nil
+	}
+	return lat, lon
+}
+
 // Text cuts s to at most max bytes on a rune boundary and replaces
 // control characters with spaces, so a vendor value always fits a field.
 func Text(s string, max int) string {

@@ -124,9 +124,7 @@ func Decode(raw []byte) (*audit.Event, error) {
 		if len(l.CountryCode) == 2 {
 			g.Country = strings.ToUpper(l.CountryCode)
 		}
-		if l.Latitude != nil && l.Longitude != nil {
-			g.Latitude, g.Longitude = l.Latitude, l.Longitude
-		}
+		g.Latitude, g.Longitude = importer.Coordinates(l.Latitude, l.Longitude)
 		ev.Context.Geo = g
 	}
 	custom := importer.Action(Format, r.Type)

@@ -121,11 +121,8 @@ func Decode(raw []byte) (*audit.Event, error) {
 		// Okta names the country ("United States"); context.geo
 		// holds its ISO code.
 		cg := &audit.ClientGeo{City: g.City, Region: g.State, Country: importer.CountryCode(g.Country)}
-		// Coordinates outside the globe are dropped, not passed on to be
-		// refused with the whole record.
-		if g.Geo != nil && g.Geo.Lat != nil && g.Geo.Lon != nil && *g.Geo.Lat >= -90 && *g.Geo.Lat <= 90 &&
-			*g.Geo.Lon >= -180 && *g.Geo.Lon <= 180 {
-			cg.Latitude, cg.Longitude = g.Geo.Lat, g.Geo.Lon
+		if g.Geo != nil {
+			cg.Latitude, cg.Longitude = importer.Coordinates(g.Geo.Lat, g.Geo.Lon)
 		}
 		ev.Context.Geo = cg
 	}
