@@ -146,7 +146,14 @@ type Engine struct {
 	// held are the reorder buffers per tenant; nHeld their total.
 	held     map[string]*heldQueue
 	nHeld    int
-	deadHeld map[string]bool // released held events persisted earlier
+	deadHeld map[string]bool // released held events persisted in rows of their own
+	// heldRows counts, per persisted row of held events, those still held;
+	// deadRows are the rows all of whose events were released; newRows the
+	// rows the running checkpoint writes; nextRow the last row id taken.
+	heldRows map[uint64]int
+	deadRows map[uint64]bool
+	newRows  []heldRow
+	nextRow  uint64
 
 	// Incidents (incident.go): open incidents by id, link key → incident
 	// (tenant|key), finding → incident (tenant|finding), and the changes
@@ -200,8 +207,11 @@ type tenantStats struct {
 	RecentAt int     `json:"recent_at,omitempty"`
 	Front    int64   `json:"front,omitempty"`
 	// Done is the newest event time evaluated: an arriving event older
-	// than it is late.
-	Done int64 `json:"done,omitempty"`
+	// than it is late. DoneID and DoneSeq are the id and stream sequence
+	// of the last event released from the reorder buffer, at time Done.
+	Done    int64  `json:"done,omitempty"`
+	DoneID  string `json:"done_id,omitempty"`
+	DoneSeq uint64 `json:"done_seq,omitempty"`
 	// Degradations: late events, evicted keys, events evaluated early
 	// because the reorder buffer was full; DegradedAt is the event time of
 	// the latest.
@@ -276,6 +286,7 @@ func New(opts Options) (*Engine, error) {
 		deadKeys: map[string]bool{}, deadProfs: map[string]bool{},
 		outIdx: map[string]int{}, risk: defaultRiskParams(), queue: map[int64][]*keyState{},
 		tkeys: map[string]int{}, held: map[string]*heldQueue{}, deadHeld: map[string]bool{},
+		heldRows: map[uint64]int{}, deadRows: map[uint64]bool{},
 		incs: map[string]*incState{}, incIdx: map[string]string{}, findInc: map[string]string{},
 		deadIncs: map[string]string{}, incOut: map[string]bool{},
 	}

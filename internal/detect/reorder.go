@@ -9,6 +9,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
@@ -53,11 +54,17 @@ const degradedFor = 24 * time.Hour
 
 // heldEvent is one event in its tenant's reorder buffer.
 type heldEvent struct {
-	ev    audit.Event
-	t     int64
-	seq   uint64
-	saved bool // persisted by a checkpoint (must be deleted on release)
+	ev  audit.Event
+	t   int64
+	seq uint64
+	// batch is the persisted row (hb/<batch>) that holds the event, 0 while
+	// no checkpoint has persisted it, or legacyBatch for an event restored
+	// from a row of its own (h/...), written by versions before batches.
+	batch uint64
 }
+
+// legacyBatch marks a held event persisted in a row of its own.
+const legacyBatch = math.MaxUint64
 
 // heldQueue is a min-heap of held events by (time, id, seq).
 type heldQueue []*heldEvent
@@ -272,10 +279,25 @@ func (hs *tenantHeads) Pop() any {
 func (e *Engine) releaseOne(tenant string, q *heldQueue, ts *tenantStats) {
 	h := heap.Pop(q).(*heldEvent)
 	e.nHeld--
-	if h.saved {
+	switch h.batch {
+	case 0:
+	case legacyBatch:
 		e.deadHeld[heldKey(tenant, h.seq, h.ev.ID)] = true
+	default:
+		if n := e.heldRows[h.batch] - 1; n > 0 {
+			e.heldRows[h.batch] = n
+		} else {
+			delete(e.heldRows, h.batch)
+			e.deadRows[h.batch] = true
+		}
 	}
-	ts.Done = max(ts.Done, h.t)
+	// Releases of a tenant come in (time, id, seq) order, and a new event
+	// is held only when it is later than Done: so the last released event
+	// is below every event still held, and a restore knows by it which
+	// events of a persisted row were evaluated already.
+	if h.t >= ts.Done {
+		ts.Done, ts.DoneID, ts.DoneSeq = h.t, h.ev.ID, h.seq
+	}
 	e.maxT = max(e.maxT, ts.Done)
 	e.processEvent(&h.ev)
 }
@@ -321,43 +343,104 @@ func (e *Engine) Held() int {
 	return e.nHeld
 }
 
-// heldKey is the StateStore key of a held event (without the "h/" prefix).
+// heldKey is the StateStore key of a held event persisted in a row of its
+// own (without the "h/" prefix), as versions before batches wrote it.
 func heldKey(tenant string, seq uint64, id string) string {
 	return fmt.Sprintf("%s|%020d|%s", tenant, seq, id)
 }
 
-// saveHeld adds the held events not yet persisted to puts and the released
-// persisted ones to dels.
+// Held events are persisted in rows of up to heldRowEvents events each
+// (hb/<row id>), the events a checkpoint found not yet persisted: a row
+// write per checkpoint and a row delete once all of its events have been
+// released, instead of a write and a delete per event. Which of a row's
+// events were released already is told on restore by their tenant's
+// release cursor (tenantStats.Done, DoneID, DoneSeq), persisted with it.
+const heldRowEvents = 256
+
+// heldRowKey is the StateStore key of a row of held events.
+func heldRowKey(id uint64) string { return fmt.Sprintf("hb/%020d", id) }
+
+// heldEntry is one event in a persisted row of held events.
+type heldEntry struct {
+	Seq   uint64       `json:"seq"`
+	Event *audit.Event `json:"event"`
+}
+
+// heldRow is a row of held events a checkpoint is writing.
+type heldRow struct {
+	id     uint64
+	events []*heldEvent
+}
+
+// saveHeld adds a row for the held events not yet persisted to puts and
+// the rows whose events have all been released to dels. The new rows take
+// effect in heldSaved, after the checkpoint's write succeeded.
 func (e *Engine) saveHeld(puts map[string][]byte, dels []string) ([]string, error) {
-	for tenant, q := range e.held {
-		for _, h := range *q {
-			if h.saved {
+	e.newRows = e.newRows[:0]
+	tenants := make([]string, 0, len(e.held))
+	for t := range e.held {
+		tenants = append(tenants, t)
+	}
+	sort.Strings(tenants)
+	var cur []*heldEvent
+	flush := func() error {
+		if len(cur) == 0 {
+			return nil
+		}
+		e.nextRow++
+		entries := make([]heldEntry, len(cur))
+		for i, h := range cur {
+			entries[i] = heldEntry{Seq: h.seq, Event: &h.ev}
+		}
+		b, err := json.Marshal(entries)
+		if err != nil {
+			return fmt.Errorf("encode held events: %w", err)
+		}
+		puts[heldRowKey(e.nextRow)] = b
+		e.newRows = append(e.newRows, heldRow{id: e.nextRow, events: cur})
+		cur = nil
+		return nil
+	}
+	for _, tenant := range tenants {
+		for _, h := range *e.held[tenant] {
+			if h.batch != 0 {
 				continue
 			}
-			b, err := json.Marshal(&h.ev)
-			if err != nil {
-				return nil, fmt.Errorf("encode held event %s: %w", h.ev.ID, err)
+			cur = append(cur, h)
+			if len(cur) == heldRowEvents {
+				if err := flush(); err != nil {
+					return nil, err
+				}
 			}
-			puts["h/"+heldKey(tenant, h.seq, h.ev.ID)] = b
 		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
 	}
 	for k := range e.deadHeld {
 		dels = append(dels, "h/"+k)
 	}
+	for id := range e.deadRows {
+		dels = append(dels, heldRowKey(id))
+	}
 	return dels, nil
 }
 
-// heldSaved marks every held event persisted after a successful save.
+// heldSaved records the rows a successful checkpoint wrote and forgets the
+// ones it deleted.
 func (e *Engine) heldSaved() {
-	for _, q := range e.held {
-		for _, h := range *q {
-			h.saved = true
+	for _, r := range e.newRows {
+		for _, h := range r.events {
+			h.batch = r.id
 		}
+		e.heldRows[r.id] = len(r.events)
 	}
+	e.newRows = e.newRows[:0]
 	clear(e.deadHeld)
+	clear(e.deadRows)
 }
 
-// loadHeld restores one persisted held event.
+// loadHeld restores one held event persisted in a row of its own.
 func (e *Engine) loadHeld(key string, value []byte) error {
 	var ev audit.Event
 	if err := json.Unmarshal(value, &ev); err != nil {
@@ -368,12 +451,71 @@ func (e *Engine) loadHeld(key string, value []byte) error {
 	if i := len(key) - len(ev.ID) - 22; i >= 0 && i+21 <= len(key) {
 		seq, _ = strconv.ParseUint(key[i+1:i+21], 10, 64)
 	}
-	q := e.held[ev.Tenant]
+	e.pushHeld(&heldEvent{ev: ev, t: ev.Time.UnixMilli(), seq: seq, batch: legacyBatch})
+	return nil
+}
+
+// loadHeldRow decodes one persisted row of held events (hb/<id>); its
+// events are restored by restoreHeldRows once the tenants' release cursors
+// are loaded.
+func (e *Engine) loadHeldRow(key string, value []byte, rows map[uint64][]heldEntry) error {
+	id, err := strconv.ParseUint(strings.TrimPrefix(key, "hb/"), 10, 64)
+	if err != nil || id == 0 || id == legacyBatch {
+		return fmt.Errorf("decode held events %q: not a row id", key)
+	}
+	var entries []heldEntry
+	if err := json.Unmarshal(value, &entries); err != nil {
+		return fmt.Errorf("decode held events %q: %w", key, err)
+	}
+	rows[id] = entries
+	e.nextRow = max(e.nextRow, id)
+	return nil
+}
+
+// restoreHeldRows holds again the events of the persisted rows that their
+// tenant had not released at the checkpoint; a row with none left is
+// deleted by the next checkpoint.
+func (e *Engine) restoreHeldRows(rows map[uint64][]heldEntry) {
+	for id, entries := range rows {
+		live := 0
+		for _, en := range entries {
+			if en.Event == nil {
+				continue
+			}
+			h := &heldEvent{ev: *en.Event, t: en.Event.Time.UnixMilli(), seq: en.Seq, batch: id}
+			if ts := e.tstats[h.ev.Tenant]; ts != nil && !ts.after(h) {
+				continue // released before the checkpoint
+			}
+			e.pushHeld(h)
+			live++
+		}
+		if live > 0 {
+			e.heldRows[id] = live
+		} else {
+			e.deadRows[id] = true
+		}
+	}
+}
+
+// after reports whether h comes after the tenant's last released
+// event in release order (time, id, seq): whether it was still held.
+func (ts *tenantStats) after(h *heldEvent) bool {
+	if h.t != ts.Done {
+		return h.t > ts.Done
+	}
+	if h.ev.ID != ts.DoneID {
+		return h.ev.ID > ts.DoneID
+	}
+	return h.seq > ts.DoneSeq
+}
+
+// pushHeld adds a restored event to its tenant's reorder buffer.
+func (e *Engine) pushHeld(h *heldEvent) {
+	q := e.held[h.ev.Tenant]
 	if q == nil {
 		q = &heldQueue{}
-		e.held[ev.Tenant] = q
+		e.held[h.ev.Tenant] = q
 	}
-	heap.Push(q, &heldEvent{ev: ev, t: ev.Time.UnixMilli(), seq: seq, saved: true})
+	heap.Push(q, h)
 	e.nHeld++
-	return nil
 }

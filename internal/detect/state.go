@@ -20,7 +20,8 @@ import (
 //	m/meta                 position, tenant statistics, flags (JSON)
 //	k/<tenant>|<rule>|<group>  one keyed state (JSON)
 //	p/<tenant>|<actor>     one actor profile (binary, see Profile.encode)
-//	h/<tenant>|<seq>|<id>  one event held in its tenant's reorder buffer (JSON)
+//	h/<tenant>|<seq>|<id>  one held event (JSON; read only, older versions wrote it)
+//	hb/<row id>            up to 256 events held in reorder buffers (JSON list)
 //	i/<incident id>        one open incident and its link keys (JSON)
 const metaKey = "m/meta"
 
@@ -35,6 +36,7 @@ type meta struct {
 
 // load restores state saved by Checkpoint.
 func (e *Engine) load(ctx context.Context) error {
+	rows := map[uint64][]heldEntry{}
 	err := e.opts.StateStore.ScanState(ctx, stateNS, func(key string, value []byte) error {
 		switch {
 		case key == metaKey:
@@ -66,6 +68,8 @@ func (e *Engine) load(ctx context.Context) error {
 			e.keys[ks.sk] = &ks
 		case strings.HasPrefix(key, "h/"):
 			return e.loadHeld(key[2:], value)
+		case strings.HasPrefix(key, "hb/"):
+			return e.loadHeldRow(key, value, rows)
 		case strings.HasPrefix(key, "i/"):
 			return e.loadIncident(value)
 		case strings.HasPrefix(key, "p/"):
@@ -80,6 +84,7 @@ func (e *Engine) load(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("restore detection state: %w", err)
 	}
+	e.restoreHeldRows(rows)
 	return nil
 }
 
