@@ -53,7 +53,7 @@ func (e *Engine) load(ctx context.Context) error {
 			}
 		case strings.HasPrefix(key, "k/"):
 			var ks keyState
-			if err := json.Unmarshal(value, &ks); err != nil {
+			if err := decodeKeyState(value, &ks); err != nil {
 				return fmt.Errorf("decode detection state %q: %w", key, err)
 			}
 			// Tenant ids and rule ids have no '|': the group is the rest.
@@ -138,7 +138,7 @@ func (e *Engine) prepareCheckpoint() (map[string][]byte, []string, error) {
 		if !ks.live {
 			continue // expired since
 		}
-		b, err := json.Marshal(ks)
+		b, err := ks.encode(make([]byte, 0, 16+40*len(ks.Entries)))
 		if err != nil {
 			return nil, nil, fmt.Errorf("encode detection state %q: %w", ks.sk, err)
 		}
