@@ -37,7 +37,7 @@ func (s *EventStore) DistinctActorsByIP(ctx context.Context, tenant, action stri
 	if until.IsZero() {
 		to = maxEventTime.UnixNano()
 	}
-	idxs := s.partitionsNewestFirst(from, to)
+	idxs := s.holding(s.partitionsNewestFirst(from, to), tenant)
 	if len(idxs) <= maxAttached {
 		parts := make([]*partition, 0, len(idxs))
 		defer func() {

@@ -52,6 +52,15 @@ type EventStore struct {
 	// exceeds the bound until they are released.
 	open   map[int64]*partition
 	tick   uint64 // use counter, for least-recently-used
+	opens  uint64 // partition files opened, for tests
+	// tenantsIn holds, for each partition opened since the store opened,
+	// the names of the tenants it holds, kept when the partition closes: a
+	// tenant's search, scan, aggregation or retention pass skips the
+	// partitions known not to hold the tenant without opening them. A
+	// partition not opened since start is not in it and is opened to find
+	// out. Inserts add to it; a purge may leave a name whose events are
+	// gone, which costs an open, never a missed event.
+	tenantsIn map[int64]map[string]struct{}
 	closed bool
 	// sealTrack follows each partition's writes for the background seal
 	// (seal.go).
@@ -128,7 +137,7 @@ func key32(tenant, v string) any {
 func openEventStore(opts Options, log *slog.Logger) (*EventStore, error) {
 	s := &EventStore{dir: filepath.Join(opts.Dir, "events"), period: opts.PartitionPeriod,
 		log: log.With("backend", "sqlite-events"), maxOpen: opts.MaxOpenPartitions,
-		dictCap: opts.DictionaryCap, open: map[int64]*partition{},
+		dictCap: opts.DictionaryCap, open: map[int64]*partition{}, tenantsIn: map[int64]map[string]struct{}{},
 		sealTrack: map[int64]*sealTrack{}}
 	entries, err := os.ReadDir(s.dir)
 	if err != nil {
@@ -233,9 +242,15 @@ func (s *EventStore) acquire(ctx context.Context, idx int64, create bool) (*part
 		}
 	} else {
 		p.done = true
+		s.opens++
 		if i, found := slices.BinarySearch(s.known, idx); !found {
 			s.known = slices.Insert(s.known, i, idx)
 		}
+		set := make(map[string]struct{}, len(p.tenants))
+		for t := range p.tenants {
+			set[p.names[t]] = struct{}{}
+		}
+		s.tenantsIn[idx] = set
 	}
 	close(p.ready)
 	closed := s.closed
@@ -351,6 +366,44 @@ func (p *partition) load(ctx context.Context) error {
 		p.tenants[t] = true
 	}
 	return translate(trows.Err(), "load tenants")
+}
+
+// noteTenants records in tenantsIn the tenants of events just stored in
+// partition idx.
+func (s *EventStore) noteTenants(idx int64, evs []*audit.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	set := s.tenantsIn[idx]
+	if set == nil {
+		return // not known: the next open reads its tenants
+	}
+	last := ""
+	for _, ev := range evs {
+		if ev.Tenant != last {
+			last = ev.Tenant
+			set[last] = struct{}{}
+		}
+	}
+}
+
+// holding returns idxs (reusing it) without the partitions known not to
+// hold tenant's events; every partition for "".
+func (s *EventStore) holding(idxs []int64, tenant string) []int64 {
+	if tenant == "" {
+		return idxs
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := idxs[:0]
+	for _, idx := range idxs {
+		if set, known := s.tenantsIn[idx]; known {
+			if _, ok := set[tenant]; !ok {
+				continue
+			}
+		}
+		out = append(out, idx)
+	}
+	return out
 }
 
 // partitionsNewestFirst returns the period numbers of the partitions
@@ -523,6 +576,9 @@ func (s *EventStore) InsertEvents(ctx context.Context, events []audit.Event) err
 			return err
 		}
 		err = p.insert(ctx, groups[idx])
+		if err == nil {
+			s.noteTenants(idx, groups[idx])
+		}
 		if err == nil && s.sealOnInsert {
 			_, err = p.seal(ctx, 1)
 		}
@@ -745,7 +801,7 @@ func (s *EventStore) Purge(ctx context.Context, tenant string, before time.Time)
 	}
 	cut := before.UnixNano()
 	var total int64
-	for _, idx := range s.partitionsNewestFirst(0, cut) {
+	for _, idx := range s.holding(s.partitionsNewestFirst(0, cut), tenant) {
 		p, err := s.acquire(ctx, idx, false)
 		if err != nil {
 			return total, err
@@ -832,7 +888,7 @@ func (s *EventStore) CountBefore(ctx context.Context, tenant string, before time
 	}
 	cut := before.UnixNano()
 	var total int64
-	for _, idx := range s.partitionsNewestFirst(0, cut) {
+	for _, idx := range s.holding(s.partitionsNewestFirst(0, cut), tenant) {
 		p, err := s.acquire(ctx, idx, false)
 		if err != nil {
 			return total, err
@@ -866,6 +922,7 @@ func (s *EventStore) drop(p *partition) error {
 		return nil
 	}
 	delete(s.open, p.idx)
+	delete(s.tenantsIn, p.idx)
 	if i, found := slices.BinarySearch(s.known, p.idx); found {
 		s.known = slices.Delete(s.known, i, i+1)
 	}

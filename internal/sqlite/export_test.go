@@ -53,3 +53,10 @@ func BlockSlots(path string) (map[int64][][]byte, error) {
 	}
 	return out, rows.Err()
 }
+
+// Opens returns how many times s has opened a partition file.
+func Opens(s *EventStore) uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.opens
+}

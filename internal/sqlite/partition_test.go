@@ -2,6 +2,7 @@ package sqlite_test
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"sync"
@@ -219,5 +220,96 @@ func TestPartitionsConcurrent(t *testing.T) {
 	}
 	if got := ev.Partitions(); got != days-10 {
 		t.Fatalf("%d partitions after purging 10 days, want %d", got, days-10)
+	}
+}
+
+// TestPartitionsOfOtherTenantsStayClosed: with more days than stay open, a
+// tenant's searches, scans, aggregations and retention passes open only
+// the days that hold its events once each day's tenants are known (from
+// its first open since start), and a day that gains the tenant later, or
+// is dropped and created again, is not missed.
+func TestPartitionsOfOtherTenantsStayClosed(t *testing.T) {
+	const days, maxOpen = 40, 4
+	dir := t.TempDir()
+	ctx := t.Context()
+	first := time.Date(2024, 1, 1, 12, 0, 0, 0, time.UTC)
+	day := func(d int) time.Time { return first.Add(time.Duration(d) * 24 * time.Hour) }
+	event := func(tenant string, d int, id string) audit.Event {
+		return audit.Event{Tenant: tenant, ID: id, Action: audit.ActionLoginFailure, Time: day(d),
+			Actor: audit.Actor{ID: "alice"}, Context: audit.Context{IP: netip.MustParseAddr("203.0.113.9")}}
+	}
+	evs := []audit.Event{event("a", 0, "a0")}
+	for d := 1; d < days; d++ {
+		evs = append(evs, event("b", d, fmt.Sprintf("b%02d", d)))
+	}
+	db := openDB(t, sqlite.Options{Dir: dir, MaxOpenPartitions: maxOpen})
+	if err := db.Events().InsertEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db = openDB(t, sqlite.Options{Dir: dir, MaxOpenPartitions: maxOpen})
+	ev := db.Events()
+	search := func(want int) {
+		t.Helper()
+		page, err := ev.SearchEvents(ctx, audit.EventFilter{Tenant: "a", Limit: 100})
+		if err != nil || len(page.Events) != want {
+			t.Fatalf("tenant a's search = %d events, %v; want %d", len(page.Events), err, want)
+		}
+	}
+	// The first search after the start opens every day to learn its
+	// tenants; the next ones open only tenant a's day.
+	search(1)
+	if n := sqlite.Opens(ev); n < days {
+		t.Fatalf("the first search opened %d partitions of %d", n, days)
+	}
+	opens := sqlite.Opens(ev)
+	for range 3 {
+		search(1)
+	}
+	if _, err := ev.DistinctActorsByIP(ctx, "a", audit.ActionLoginFailure, first, day(days), 10); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := ev.CountBefore(ctx, "a", day(days)); err != nil || n != 1 {
+		t.Fatalf("CountBefore = %d, %v", n, err)
+	}
+	q, err := query.Parse(`time:>=2023-12-01 | stats count() by actor.id`, day(days))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := query.NewRunner(ev, query.Options{}).RunQuery(ctx, audit.QueryScope{Tenant: "a"}, q)
+	if err != nil || fmt.Sprint(res.Rows) != "[[alice 1]]" {
+		t.Fatalf("tenant a's count = %v, %v", res, err)
+	}
+	if n := sqlite.Opens(ev) - opens; n > 1 {
+		t.Fatalf("tenant a's reads opened %d partitions again; only its own day may be", n)
+	}
+
+	// A day known to lack tenant a gains an event of it.
+	if err := ev.InsertEvents(ctx, []audit.Event{event("a", 20, "a20")}); err != nil {
+		t.Fatal(err)
+	}
+	search(2)
+	// Tenant b's oldest days are purged: their files go, and a new event of
+	// tenant a on one of those days creates the file again.
+	if _, err := ev.Purge(ctx, "b", day(10)); err != nil {
+		t.Fatal(err)
+	}
+	if n := ev.Partitions(); n != days-9 {
+		t.Fatalf("%d partitions after the purge, want %d", n, days-9)
+	}
+	if err := ev.InsertEvents(ctx, []audit.Event{event("a", 5, "a5")}); err != nil {
+		t.Fatal(err)
+	}
+	search(3)
+	res, err = query.NewRunner(ev, query.Options{}).RunQuery(ctx, audit.QueryScope{Tenant: "a"}, q)
+	if err != nil || fmt.Sprint(res.Rows) != "[[alice 3]]" {
+		t.Fatalf("tenant a's count after new days = %v, %v", res, err)
+	}
+	// Every tenant's search still reads every day.
+	page, err := ev.SearchEvents(ctx, audit.EventFilter{AllTenants: true, Limit: 100})
+	if err != nil || len(page.Events) != days-9+2 {
+		t.Fatalf("all tenants' search = %d events, %v", len(page.Events), err)
 	}
 }

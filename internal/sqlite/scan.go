@@ -58,6 +58,9 @@ func (s *EventStore) scanParts(scope audit.QueryScope, since, until time.Time, m
 	if maxParts > 0 && len(parts) > maxParts {
 		return nil, limitErr("the query spans %d partitions (days), more than the limit of %d; narrow the time range", len(parts), maxParts)
 	}
+	if !scope.AllTenants {
+		parts = s.holding(parts, scope.Tenant)
+	}
 	return parts, nil
 }
 

@@ -58,7 +58,7 @@ func (s *EventStore) SearchEvents(ctx context.Context, f audit.EventFilter) (*au
 		to = cur.ns + 1
 	}
 	out := make([]audit.Event, 0, limit+1)
-	err := s.each(ctx, s.partitionsNewestFirst(from, to), func(p *partition) (bool, error) {
+	err := s.each(ctx, s.holding(s.partitionsNewestFirst(from, to), f.Tenant), func(p *partition) (bool, error) {
 		var err error
 		out, err = p.search(ctx, &f, cur, limit+1, out)
 		return len(out) > limit, err
