@@ -50,9 +50,9 @@ type EventStore struct {
 	// used idle one is closed. A partition in use (refs > 0) is never
 	// closed, so while more than maxOpen are in use at once the set
 	// exceeds the bound until they are released.
-	open   map[int64]*partition
-	tick   uint64 // use counter, for least-recently-used
-	opens  uint64 // partition files opened, for tests
+	open  map[int64]*partition
+	tick  uint64 // use counter, for least-recently-used
+	opens uint64 // partition files opened, for tests
 	// tenantsIn holds, for each partition opened since the store opened,
 	// the names of the tenants it holds, kept when the partition closes: a
 	// tenant's search, scan, aggregation or retention pass skips the
@@ -61,7 +61,7 @@ type EventStore struct {
 	// out. Inserts add to it; a purge may leave a name whose events are
 	// gone, which costs an open, never a missed event.
 	tenantsIn map[int64]map[string]struct{}
-	closed bool
+	closed    bool
 	// sealTrack follows each partition's writes for the background seal
 	// (seal.go).
 	sealTrack map[int64]*sealTrack
