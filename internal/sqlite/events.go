@@ -746,7 +746,7 @@ func (s *EventStore) GetEvent(ctx context.Context, tenant, id string) (*audit.Ev
 		}
 		var ts, act int64
 		var body []byte
-		q, done, err := p.readTx(ctx)
+		q, done, err := p.readConn(ctx)
 		if err != nil {
 			return false, err
 		}

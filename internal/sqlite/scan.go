@@ -128,7 +128,7 @@ func (r *scan) scanTenant(ctx context.Context, p *partition, tenant string, orde
 	if !ok {
 		return false, nil
 	}
-	q, done, err := p.readTx(ctx)
+	q, done, err := p.readConn(ctx)
 	if err != nil {
 		return false, err
 	}

@@ -153,22 +153,23 @@ func (b *bodies) get(ctx context.Context, body []byte) ([]byte, error) {
 	return b.slots[slot], nil
 }
 
-// readTx returns what a read of p should query: on a partition with
-// blocks, a read-only transaction, so that a row and the block it refers
-// to come from one snapshot even while an erasure rewrites the block;
-// otherwise the reader pool. done ends it.
-func (p *partition) readTx(ctx context.Context) (q interface {
+// readConn returns what a read of p should query: one connection of the
+// reader pool, held until done. A row and the block it refers to then come
+// from one snapshot even while an erasure rewrites the block, because
+// SQLite keeps a connection's read transaction, and its snapshot, while
+// any statement on it is still stepping: the block is read while the row
+// query is. This holds whether or not the partition had blocks when the
+// read began (its first seal may commit during the read), and costs no
+// BEGIN and ROLLBACK.
+func (p *partition) readConn(ctx context.Context) (q interface {
 	queryRower
 	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }, done func(), err error) {
-	if !p.hasBlocks() {
-		return p.f.r, func() {}, nil
-	}
-	tx, err := p.f.r.BeginTx(ctx, &sql.TxOptions{ReadOnly: true})
+	conn, err := p.f.r.Conn(ctx)
 	if err != nil {
-		return nil, nil, translate(err, "begin read "+p.f.path)
+		return nil, nil, translate(err, "read "+p.f.path)
 	}
-	return tx, func() { _ = tx.Rollback() }, nil
+	return conn, func() { _ = conn.Close() }, nil
 }
 
 func (p *partition) hasBlocks() bool {

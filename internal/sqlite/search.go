@@ -233,7 +233,7 @@ func (p *partition) searchTenant(ctx context.Context, f *audit.EventFilter, tena
 	if !ok {
 		return out, nil
 	}
-	q, done, err := p.readTx(ctx)
+	q, done, err := p.readConn(ctx)
 	if err != nil {
 		return nil, err
 	}

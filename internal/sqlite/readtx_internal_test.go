@@ -1,0 +1,77 @@
+package sqlite
+
+import (
+	"bytes"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/vigilhq/vigil/internal/audit"
+)
+
+// TestReadSnapshotSpansAFirstSeal is the window of a read that begins
+// before its partition's first seal: the read takes its handle, the seal
+// commits, the read's row query sees the rows as references to blocks, and
+// an erasure then rewrites the block of the row being read. The block must
+// come from the row's snapshot: the original body, not an emptied slot.
+func TestReadSnapshotSpansAFirstSeal(t *testing.T) {
+	ctx := t.Context()
+	db, err := Open(ctx, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := db.Events()
+	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	evs := make([]audit.Event, 100)
+	for i := range evs {
+		evs[i] = audit.Event{Tenant: "a", ID: fmt.Sprintf("e%03d", i), Action: audit.ActionLoginSuccess,
+			Time: day.Add(time.Duration(i) * time.Minute), Actor: audit.Actor{ID: "alice"}, Context: audit.Context{RequestID: fmt.Sprintf("req-%03d", i)}}
+	}
+	if err := s.InsertEvents(ctx, evs); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.acquire(ctx, s.index(day.UnixNano()), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.release(p)
+
+	q, done, err := p.readConn(ctx) // the read begins: no blocks yet
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer done()
+	if n, err := p.seal(ctx, 1); err != nil || n != int64(len(evs)) {
+		t.Fatalf("seal = %d, %v", n, err)
+	}
+	rows, err := q.QueryContext(ctx, `SELECT id, body FROM events ORDER BY ts`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		t.Fatal("no row")
+	}
+	var id string
+	var body []byte
+	if err := rows.Scan(&id, &body); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok, _ := parseRef(body); !ok {
+		t.Fatalf("row %s is not a reference to a block after the seal", id)
+	}
+	erased := evs[0]
+	erased.Context.RequestID = ""
+	if n, err := s.ReplaceEvents(ctx, []audit.Event{erased}); err != nil || n != 1 {
+		t.Fatalf("erase = %d, %v", n, err)
+	}
+	bs := bodies{q: q, path: p.f.path}
+	got, err := bs.get(ctx, body)
+	if err != nil {
+		t.Fatalf("the block of row %s, read in the row's snapshot: %v", id, err)
+	}
+	if !bytes.Contains(got, []byte("req-000")) {
+		t.Fatalf("row %s's body from its snapshot lacks the original request id", id)
+	}
+}
