@@ -7,6 +7,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"log/slog"
+	"math"
+	"time"
 
 	"github.com/vigilhq/vigil/internal/integrity"
 )
@@ -492,6 +495,17 @@ func convertChainEntries(ctx context.Context, tx *sql.Tx) error {
 	if err != nil {
 		return translate(err, "list chains")
 	}
+	// At the first start of this version a store of millions of events
+	// converts for a minute or more: say so, and how far it has come.
+	var total int64
+	if err := tx.QueryRowContext(ctx, `SELECT count(*) FROM chain_entries`).Scan(&total); err != nil {
+		return translate(err, "count chain entries")
+	}
+	log := stepLog(ctx)
+	start, lastLog := time.Now(), time.Now()
+	var done int64
+	log.LogAttrs(ctx, slog.LevelInfo, "converting the tamper-evidence chain to blocks (once, at the first start of this version)",
+		slog.Int64("links", total), slog.Int("chains", len(days)))
 	ids := &chainIDWriter{q: tx}
 	type link struct {
 		seq        int64
@@ -532,6 +546,13 @@ func convertChainEntries(ctx context.Context, tx *sql.Tx) error {
 				break
 			}
 			after = page[len(page)-1].seq
+			done += int64(len(page))
+			if time.Since(lastLog) >= 5*time.Second {
+				lastLog = time.Now()
+				log.LogAttrs(ctx, slog.LevelInfo, "converting the tamper-evidence chain", slog.Int64("links_done", done),
+					slog.Int64("links", total), slog.Float64("percent", math.Round(1000*float64(done)/float64(max(total, 1)))/10),
+					slog.Duration("elapsed", time.Since(start).Round(time.Second)))
+			}
 			for _, l := range page {
 				if b != nil && (b.n == chainBlockSize || l.seq != b.end()+1) {
 					if err := putBlock(ctx, tx, chain, b); err != nil {
@@ -558,6 +579,10 @@ func convertChainEntries(ctx context.Context, tx *sql.Tx) error {
 	if err := ids.flush(ctx); err != nil {
 		return err
 	}
-	_, err = tx.ExecContext(ctx, `DROP TABLE chain_entries`)
-	return translate(err, "drop chain_entries")
+	if _, err = tx.ExecContext(ctx, `DROP TABLE chain_entries`); err != nil {
+		return translate(err, "drop chain_entries")
+	}
+	log.LogAttrs(ctx, slog.LevelInfo, "converted the tamper-evidence chain to blocks", slog.Int64("links", done),
+		slog.Int("chains", len(days)), slog.Duration("took", time.Since(start).Round(time.Millisecond)))
+	return nil
 }

@@ -401,7 +401,19 @@ func TestMetaUpgradeConvertsChainEntries(t *testing.T) {
 	}
 	writeMeta0140(t, dir, old, hs)
 
-	db := openTestDB(t, dir)
+	var logs bytes.Buffer
+	db, err := Open(t.Context(), Options{Dir: dir, Logger: slog.New(slog.NewJSONHandler(&logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	// The conversion says what it does, and when it is done.
+	for _, want := range []string{`"msg":"converting the tamper-evidence chain to blocks (once, at the first start of this version)","component":"sqlite","links":903,"chains":3`,
+		`"msg":"converted the tamper-evidence chain to blocks","component":"sqlite","links":903,"chains":3`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("the upgrade's log lacks %s:\n%s", want, logs.String())
+		}
+	}
 	var tables int
 	if err := db.meta.r.QueryRow(`SELECT count(*) FROM sqlite_master WHERE name IN ('chain_entries', 'chain_entries_event')`).Scan(&tables); err != nil || tables != 0 {
 		t.Fatalf("chain_entries after the upgrade: %d %v", tables, err)

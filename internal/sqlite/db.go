@@ -176,7 +176,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		return nil, err
 	}
 	start := time.Now()
-	if db.meta, err = openFile(ctx, filepath.Join(opts.Dir, "meta.db"), "meta", 4); err != nil {
+	if db.meta, err = openFile(withMigrationLog(ctx, db.log), filepath.Join(opts.Dir, "meta.db"), "meta", 4); err != nil {
 		return nil, errors.Join(err, db.lock.release())
 	}
 	if took := time.Since(start); took > time.Second {
@@ -271,7 +271,7 @@ func (db *DB) Events() *EventStore { return db.events }
 // Migrate applies pending migrations to every file of the store. Open has
 // already done so; Migrate exists for `vigil migrate` and is idempotent.
 func (db *DB) Migrate(ctx context.Context) error {
-	if err := migrate(ctx, db.meta.w, "meta"); err != nil {
+	if err := migrate(withMigrationLog(ctx, db.log), db.meta.w, "meta"); err != nil {
 		return err
 	}
 	if err := migrate(ctx, db.stream.f.w, "stream"); err != nil {

@@ -6,6 +6,7 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"path"
 	"sort"
 	"strconv"
@@ -54,6 +55,24 @@ func migrations(kind string) ([]migration, error) {
 // They are keyed by file kind and version.
 var goSteps = map[string]map[int]func(ctx context.Context, tx *sql.Tx) error{
 	"meta": {150: convertChainEntries},
+}
+
+// migrationLog is the context key of the logger the Go steps of
+// migrations report their progress to (withMigrationLog).
+type migrationLog struct{}
+
+// withMigrationLog returns ctx carrying the logger migration steps report
+// to; without one they are silent.
+func withMigrationLog(ctx context.Context, log *slog.Logger) context.Context {
+	return context.WithValue(ctx, migrationLog{}, log)
+}
+
+// stepLog returns the logger withMigrationLog put in ctx, or a silent one.
+func stepLog(ctx context.Context) *slog.Logger {
+	if l, ok := ctx.Value(migrationLog{}).(*slog.Logger); ok && l != nil {
+		return l
+	}
+	return slog.New(slog.DiscardHandler)
 }
 
 // migrate applies the pending migrations of kind to db, each in its own
