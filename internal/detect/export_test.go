@@ -1,6 +1,10 @@
 package detect
 
-import "encoding/json"
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+)
 
 // KeyStateJSON returns a persisted keyed state in the JSON form versions
 // before the binary one wrote, with the key's parts (t, r, g) inside.
@@ -52,4 +56,13 @@ type codecError struct{ key, want, got string }
 
 func (e *codecError) Error() string {
 	return "keyed state " + e.key + " changed in the binary form:\nwant " + e.want + "\n got " + e.got
+}
+
+// HeldRowJSON returns a persisted row of held events as its JSON list.
+func HeldRowJSON(value []byte) ([]byte, error) {
+	if !bytes.HasPrefix(value, zstdMagic) {
+		return nil, errors.New("a row of held events is not compressed")
+	}
+	_, dec := heldCodec()
+	return dec.DecodeAll(value, nil)
 }

@@ -126,10 +126,17 @@ func TestCrashesWhileEventsAreHeldGiveSameFindings(t *testing.T) {
 	}
 }
 
-// State written by a version that kept each held event in a row of its own
-// (h/<tenant>|<seq>|<id>) restores: those events are held again, evaluated
-// once, and their rows deleted when they are released.
-func TestHeldEventsInRowsOfTheirOwnRestore(t *testing.T) {
+// State written by older versions restores: each held event in a row of
+// its own (h/<tenant>|<seq>|<id>), or rows of held events as plain JSON.
+// Those events are held again, evaluated once, and their rows deleted when
+// they are released.
+func TestHeldEventsInOlderFormsRestore(t *testing.T) {
+	for _, form := range []string{"one row per event", "uncompressed rows"} {
+		t.Run(form, func(t *testing.T) { heldOlderFormRestores(t, form == "one row per event") })
+	}
+}
+
+func heldOlderFormRestores(t *testing.T, perEvent bool) {
 	const lateness, batch = 2 * time.Minute, 50
 	recs := arrivingStream(3000, 4, lateness)
 	opts := detect.Options{AllowedLateness: lateness}
@@ -151,16 +158,18 @@ func TestHeldEventsInRowsOfTheirOwnRestore(t *testing.T) {
 	if err := e.Checkpoint(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	// Rewrite the rows as the older version wrote them: one row per held
-	// event, and no release cursor.
+	// Rewrite the rows as the older version wrote them.
 	rows, _ := heldKeys(t, store)
 	if len(rows) == 0 {
 		t.Fatal("no held events at the checkpoint")
 	}
-	puts := map[string][]byte{}
+	puts, held := map[string][]byte{}, 0
 	for _, k := range rows {
 		v, err := store.GetState(t.Context(), "detect", k)
 		if err != nil {
+			t.Fatal(err)
+		}
+		if v, err = detect.HeldRowJSON(v); err != nil {
 			t.Fatal(err)
 		}
 		var entries []struct {
@@ -170,6 +179,11 @@ func TestHeldEventsInRowsOfTheirOwnRestore(t *testing.T) {
 		if err := json.Unmarshal(v, &entries); err != nil {
 			t.Fatal(err)
 		}
+		held += len(entries)
+		if !perEvent {
+			puts[k] = v
+			continue
+		}
 		for _, en := range entries {
 			var ev audit.Event
 			if err := json.Unmarshal(en.Event, &ev); err != nil {
@@ -178,13 +192,17 @@ func TestHeldEventsInRowsOfTheirOwnRestore(t *testing.T) {
 			puts[fmt.Sprintf("h/%s|%020d|%s", ev.Tenant, en.Seq, ev.ID)] = en.Event
 		}
 	}
-	if err := store.SaveState(t.Context(), "detect", puts, rows); err != nil {
+	var dels []string
+	if perEvent {
+		dels = rows
+	}
+	if err := store.SaveState(t.Context(), "detect", puts, dels); err != nil {
 		t.Fatal(err)
 	}
 
 	e = newEngine(t, opts)
-	if e.Held() != len(puts) {
-		t.Fatalf("%d events held after the restore, want %d", e.Held(), len(puts))
+	if e.Held() != held {
+		t.Fatalf("%d events held after the restore, want %d", e.Held(), held)
 	}
 	got = append(got, run(t, e, c[half:], batch)...)
 	if g := asJSON(t, got); g != want {

@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"container/heap"
 	"context"
 	"encoding/json"
@@ -10,7 +11,10 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/klauspost/compress/zstd"
 
 	"github.com/vigilhq/vigil/internal/audit"
 )
@@ -357,6 +361,29 @@ func heldKey(tenant string, seq uint64, id string) string {
 // release cursor (tenantStats.Done, DoneID, DoneSeq), persisted with it.
 const heldRowEvents = 256
 
+// heldCodec compresses the rows of held events. In live traffic every
+// event is held for the allowed lateness, so every event is written here
+// once: as JSON about 600 bytes, and the meta store's largest part while
+// the pipeline keeps up (two minutes of traffic). The events of a row
+// share most of their names and values, so zstd takes them to a fraction.
+var heldCodec = sync.OnceValues(func() (*zstd.Encoder, *zstd.Decoder) {
+	enc, err := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithEncoderConcurrency(1),
+		zstd.WithEncoderCRC(false))
+	if err != nil {
+		panic(err) // only invalid options fail
+	}
+	// A row holds at most heldRowEvents events of at most 64 KiB each.
+	dec, err := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderMaxMemory(heldRowEvents*(64<<10)))
+	if err != nil {
+		panic(err)
+	}
+	return enc, dec
+})
+
+// zstdMagic starts every zstd frame; a row of held events written before
+// they were compressed starts with '[' instead.
+var zstdMagic = []byte{0x28, 0xb5, 0x2f, 0xfd}
+
 // heldRowKey is the StateStore key of a row of held events.
 func heldRowKey(id uint64) string { return fmt.Sprintf("hb/%020d", id) }
 
@@ -396,7 +423,8 @@ func (e *Engine) saveHeld(puts map[string][]byte, dels []string) ([]string, erro
 		if err != nil {
 			return fmt.Errorf("encode held events: %w", err)
 		}
-		puts[heldRowKey(e.nextRow)] = b
+		enc, _ := heldCodec()
+		puts[heldRowKey(e.nextRow)] = enc.EncodeAll(b, make([]byte, 0, len(b)/4))
 		e.newRows = append(e.newRows, heldRow{id: e.nextRow, events: cur})
 		cur = nil
 		return nil
@@ -462,6 +490,12 @@ func (e *Engine) loadHeldRow(key string, value []byte, rows map[uint64][]heldEnt
 	id, err := strconv.ParseUint(strings.TrimPrefix(key, "hb/"), 10, 64)
 	if err != nil || id == 0 || id == legacyBatch {
 		return fmt.Errorf("decode held events %q: not a row id", key)
+	}
+	if bytes.HasPrefix(value, zstdMagic) {
+		_, dec := heldCodec()
+		if value, err = dec.DecodeAll(value, nil); err != nil {
+			return fmt.Errorf("decode held events %q: %w", key, err)
+		}
 	}
 	var entries []heldEntry
 	if err := json.Unmarshal(value, &entries); err != nil {
