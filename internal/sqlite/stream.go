@@ -833,8 +833,9 @@ func (s *Stream) Commit(ctx context.Context, consumer string, seq uint64) error 
 // pipeline works off, or a pipeline that was down) grows the file; once
 // trimmed, its pages sit on the free list, and without reclaim the file
 // never shrinks — after a 1M-event bulk load that was a quarter of a GiB,
-// 290 bytes per stored event. Commit gives back at most reclaimStep pages
-// per reclaimEvery, keeping reclaimSlack free pages so that the next burst
+// 290 bytes per stored event. Commit gives back reclaimStep pages per
+// reclaimEvery since it last did (up to reclaimMaxSteps steps at once: the
+// pipeline commits every few seconds), keeping reclaimSlack free pages so that the next burst
 // does not have to grow the file again straight away, and only while the
 // backlog is at most reclaimBacklog events. Each step moves at
 // most reclaimStep pages inside one short write transaction, so appends
@@ -843,12 +844,16 @@ const (
 	reclaimEvery = time.Second
 	reclaimStep  = 2048 // pages (8 MiB at 4 KiB)
 	reclaimSlack = 4096 // pages (16 MiB at 4 KiB)
+	// reclaimMaxSteps is the most steps one Commit takes, after a pause.
+	reclaimMaxSteps = 10
 	// reclaimBacklog is the most unconsumed events at which reclaim runs.
 	reclaimBacklog = 20_000
 )
 
-// reclaim returns free pages beyond reclaimSlack to the file system, at
-// most reclaimStep of them, at most once per reclaimEvery.
+// reclaim returns free pages beyond reclaimSlack to the file system:
+// reclaimStep of them for each reclaimEvery since the last reclaim (one
+// step the first time, at most reclaimMaxSteps), each step its own short
+// transaction so that appends wait for no more than one.
 func (s *Stream) reclaim(ctx context.Context) error {
 	if !s.reclaimMu.TryLock() {
 		return nil
@@ -858,9 +863,18 @@ func (s *Stream) reclaim(ctx context.Context) error {
 	if now.Sub(s.reclaimAt) < reclaimEvery {
 		return nil
 	}
+	steps := 1
+	if !s.reclaimAt.IsZero() {
+		steps = int(min(now.Sub(s.reclaimAt)/reclaimEvery, reclaimMaxSteps))
+	}
 	s.reclaimAt = now
-	_, err := s.f.giveBack(ctx, reclaimSlack, reclaimStep)
-	return err
+	for range steps {
+		n, err := s.f.giveBack(ctx, reclaimSlack, reclaimStep)
+		if err != nil || n == 0 {
+			return err
+		}
+	}
+	return nil
 }
 
 // ensureAutoVacuum converts a stream.db created before incremental

@@ -362,6 +362,15 @@ func TestStreamGivesBackTrimmedPages(t *testing.T) {
 	if got := pragma("page_count"); got != first {
 		t.Fatalf("pages after a second Commit in the same second = %d, want %d", got, first)
 	}
+	// The pipeline commits every few seconds: a Commit gives back a step
+	// for every second since the last reclaim.
+	now = now.Add(3 * reclaimEvery)
+	if err := s.Commit(ctx, "pipeline", last); err != nil {
+		t.Fatal(err)
+	}
+	if got := pragma("page_count"); got > first-3*reclaimStep || got < first-3*reclaimStep-3*reclaimStep/100 {
+		t.Fatalf("pages after a Commit 3s later = %d, want about %d (three steps)", got, first-3*reclaimStep)
+	}
 	for range 1000 {
 		if pragma("freelist_count") <= reclaimSlack {
 			break
