@@ -58,12 +58,8 @@ type Options struct {
 	// backlog a batch is whatever arrived since the last one.
 	BatchSize int
 	// CheckpointEvery is how often the detector state and the stream
-	// position are made durable while events flow; default 5s. A shorter
-	// interval replays less after a crash and costs more: each checkpoint
-	// writes every detection state changed since the last one and first
-	// waits until everything detected is stored, which stalls detection.
-	// (With 1s, BenchmarkIngestHTTPBatch1000 stored 8,955 and 9,904
-	// events/s; with 5s, 11,939 and 10,925.)
+	// position are made durable; default 1s. A shorter interval replays
+	// less after a crash and costs more writes.
 	CheckpointEvery time.Duration
 	Logger          *slog.Logger
 	Registerer      prometheus.Registerer
@@ -141,7 +137,7 @@ func New(opts Options) (*Pipeline, error) {
 		opts.BatchSize = 20_000
 	}
 	if opts.CheckpointEvery <= 0 {
-		opts.CheckpointEvery = 5 * time.Second
+		opts.CheckpointEvery = time.Second
 	}
 	p := &Pipeline{opts: opts, log: opts.Logger, now: opts.Now, lookup: lookup, flushReq: make(chan chan error)}
 	if p.log == nil {
@@ -203,8 +199,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// Checkpoints are paced by the machine's clock (p.now may be an event
 	// clock in tests): at most one per CheckpointEvery while events flow
 	// or held ones are released, and one within CheckpointEvery of going
-	// idle. Idle, the loop wakes at least every idleWake to evaluate the
-	// held events the wall clock has passed.
+	// idle (the idle wait below is that long).
 	lastCheckpoint := time.Now()
 	backoff := 50 * time.Millisecond
 	for ctx.Err() == nil {
@@ -264,7 +259,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			continue
 		}
 		if b == nil {
-			waitCtx, cancel := context.WithTimeout(ctx, min(p.opts.CheckpointEvery, idleWake))
+			waitCtx, cancel := context.WithTimeout(ctx, p.opts.CheckpointEvery)
 			err := p.opts.Stream.Wait(waitCtx, p.processed)
 			cancel()
 			if errors.Is(err, audit.ErrStreamClosed) {
@@ -285,11 +280,6 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	return p.checkpoint(context.WithoutCancel(ctx))
 }
-
-// idleWake is the longest the pipeline waits for new events before it
-// evaluates the held events the wall clock has passed (and checkpoints,
-// when one is due).
-const idleWake = time.Second
 
 // batch is one read of the stream on its way from detection to the stores,
 // or, with done set, a barrier the store stage answers once everything
