@@ -119,7 +119,6 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		return nil, err
 	}
 	a.lag.events = -1
-	a.lag.stream, _ = a.stores.Stream.(audit.StreamStats)
 	a.closers = append(a.closers, a.stores.Close)
 	a.handler = &switchHandler{}
 	a.srv = &http.Server{
@@ -202,6 +201,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if a.pipe, err = pipeline.New(popts); err != nil {
 		return nil, err
 	}
+	a.lag.measure = a.pipe.Backlog
 	a.ingest = svc
 	if a.retention, err = a.buildRetention(svc); err != nil {
 		return nil, err

@@ -5,17 +5,18 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/httpapi"
 )
 
 // pipelineLag keeps the pipeline's backlog as the background readiness
 // run last measured it, so that /readyz can show it without I/O.
 type pipelineLag struct {
-	mu     sync.Mutex
-	stream audit.StreamStats // nil: the stream cannot tell
-	events int64             // -1 until measured, or when the stream could not answer
-	err    string
+	mu sync.Mutex
+	// measure returns the backlog, -1 when the stream cannot tell: the
+	// pipeline's Backlog, events accepted but not yet searchable.
+	measure func(context.Context) (int64, error)
+	events  int64 // -1 until measured, or when the stream could not answer
+	err     string
 }
 
 // check is the readiness check that measures the lag. A lagging pipeline
@@ -26,17 +27,16 @@ func (l *pipelineLag) check() httpapi.ReadyCheck {
 	return httpapi.ReadyCheck{Name: "pipeline",
 		Check: func(ctx context.Context) error {
 			events, msg := int64(-1), ""
-			if l.stream != nil {
+			if l.measure != nil {
 				// Well within the readiness check's own timeout, so that a
 				// slow stream is reported here and never fails readiness.
 				bctx, cancel := context.WithTimeout(ctx, time.Second)
-				last, committed, err := l.stream.Backlog(bctx)
+				n, err := l.measure(bctx)
 				cancel()
-				switch {
-				case err != nil:
+				if err != nil {
 					msg = err.Error()
-				case last >= committed:
-					events = int64(last - committed)
+				} else {
+					events = n
 				}
 			}
 			l.mu.Lock()

@@ -11,13 +11,16 @@ type fakeBacklog struct {
 	err             error
 }
 
-func (f *fakeBacklog) Backlog(context.Context) (uint64, uint64, error) {
-	return f.last, f.committed, f.err
+func (f *fakeBacklog) measure(context.Context) (int64, error) {
+	if f.err != nil {
+		return -1, f.err
+	}
+	return int64(f.last - f.committed), nil
 }
 
 func TestPipelineLag(t *testing.T) {
 	f := &fakeBacklog{last: 1500, committed: 1200}
-	l := pipelineLag{stream: f, events: -1}
+	l := pipelineLag{measure: f.measure, events: -1}
 	if l.value() != -1 {
 		t.Fatalf("before a run: %d, want -1", l.value())
 	}

@@ -89,7 +89,9 @@ func (b blockedEvents) InsertEvents(ctx context.Context, evs []audit.Event) erro
 
 // TestStoreLagTracksSearchability: while storing is stuck, detection runs
 // ahead; the store lag (what is not yet searchable) keeps counting the
-// events the detect lag no longer does.
+// events the detect lag no longer does. Backlog, what readiness reports,
+// is the store lag, and reaches 0 once the events are searchable, before
+// any checkpoint commits them.
 func TestStoreLagTracksSearchability(t *testing.T) {
 	db, err := sqlite.Open(t.Context(), sqlite.Options{Dir: t.TempDir()})
 	if err != nil {
@@ -100,9 +102,12 @@ func TestStoreLagTracksSearchability(t *testing.T) {
 	appendEvents(t, st, 20, "x.plain")
 	reg := prometheus.NewRegistry()
 	ev := blockedEvents{EventStore: db.Events(), release: make(chan struct{})}
-	p, err := pipeline.New(pipeline.Options{Stream: st, Events: ev, Registerer: reg, BatchSize: 7})
+	p, err := pipeline.New(pipeline.Options{Stream: st, Events: ev, Registerer: reg, BatchSize: 7, CheckpointEvery: time.Hour})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if n, err := p.Backlog(t.Context()); err != nil || n != 20 {
+		t.Fatalf("Backlog before the run = %d, %v; want 20", n, err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
@@ -123,6 +128,12 @@ func TestStoreLagTracksSearchability(t *testing.T) {
 			t.Fatal("store lag did not reach 0 once storing resumed")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+	if n, err := p.Backlog(t.Context()); err != nil || n != 0 {
+		t.Errorf("Backlog once everything is stored = %d, %v; want 0", n, err)
+	}
+	if off, err := st.Offset(t.Context(), pipeline.Consumer); err != nil || off != 0 {
+		t.Errorf("committed offset %d, %v: a checkpoint ran, so the test does not tell the store position from the committed one", off, err)
 	}
 	cancel()
 	if err := <-done; err != nil {
