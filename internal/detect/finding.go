@@ -90,7 +90,7 @@ func (e *Engine) hit(r *crule, ks *keyState, ev *audit.Event, in *input, t int64
 		f.Severity = sev
 	}
 	f.Score = max(r.Risk, severityScore(f.Severity), f.Score)
-	all := stdFacts(ev)
+	all := stdFacts(ev, len(facts)+2)
 	for k, v := range facts {
 		all[k] = v
 	}
@@ -129,8 +129,12 @@ func (e *Engine) emit(f *audit.Finding, received time.Time) {
 }
 
 // stdFacts are the facts every finding can name in its explanation.
-func stdFacts(ev *audit.Event) map[string]any {
-	f := map[string]any{"tenant": ev.Tenant, "action": ev.Action}
+//
+// extra is how many more facts the caller will add: the map is sized for
+// them all at once, as a finding's facts are built on every hit.
+func stdFacts(ev *audit.Event, extra int) map[string]any {
+	f := make(map[string]any, 14+len(ev.Metadata)+extra)
+	f["tenant"], f["action"] = ev.Tenant, ev.Action
 	if ev.Actor.ID != "" {
 		f["actor"] = ev.Actor.ID
 	}

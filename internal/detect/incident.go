@@ -42,6 +42,19 @@ type incState struct {
 
 	dirty bool
 	ev    map[string]bool // evidence ids, for dedupe (rebuilt on load)
+	// evDone is, per finding id, how many of the finding's evidence ids
+	// have been merged into ev and Inc.Evidence, and the last of them: a
+	// finding's evidence only grows at its end, so a hit merges only the
+	// new ones instead of looking up all (up to audit.MaxEvidence) again.
+	// Kept and lost with ev; a missing entry, or one whose last id is not
+	// where it was, means "from the start", which is always correct.
+	evDone map[string]evMark
+}
+
+// evMark is how much of a finding's evidence an incident has merged.
+type evMark struct {
+	n    int
+	last string
 }
 
 // incidentID derives an incident's id from its first finding.
@@ -272,8 +285,16 @@ func (e *Engine) addFinding(is *incState, f *audit.Finding, keys []string) {
 		for _, id := range inc.Evidence {
 			is.ev[id] = true
 		}
+		is.evDone = nil
 	}
-	for _, id := range f.Evidence {
+	if is.evDone == nil {
+		is.evDone = map[string]evMark{}
+	}
+	done := 0
+	if m := is.evDone[f.ID]; m.n > 0 && m.n <= len(f.Evidence) && f.Evidence[m.n-1] == m.last {
+		done = m.n
+	}
+	for _, id := range f.Evidence[done:] {
 		if len(inc.Evidence) >= audit.MaxIncidentEvidence {
 			break
 		}
@@ -281,6 +302,9 @@ func (e *Engine) addFinding(is *incState, f *audit.Finding, keys []string) {
 			is.ev[id] = true
 			inc.Evidence = append(inc.Evidence, id)
 		}
+	}
+	if n := len(f.Evidence); n > 0 {
+		is.evDone[f.ID] = evMark{n: n, last: f.Evidence[n-1]}
 	}
 }
 

@@ -285,7 +285,8 @@ func (ks *keyState) deriveFacts() {
 // matched events, most events of one value), not just the current window;
 // the baseline is the key's current one.
 func aggFacts(r *crule, ks *keyState, a *aggVals) map[string]any {
-	f := map[string]any{"matched": int64(ks.FMatched)}
+	f := make(map[string]any, 9)
+	f["matched"] = int64(ks.FMatched)
 	if r.Distinct.Present() {
 		if !ks.fDerived {
 			ks.deriveFacts()
