@@ -182,8 +182,8 @@ func (p *Perf) Report() string {
 	// Detection.
 	w("## Detection latency\n\n")
 	w("Per finding update, from the receipt of the event that changed it (its acknowledgement follows within the ingest commit) to the stored finding: "+
-		"the server's `vigil_finding_latency_seconds` histogram, differenced between the phases, quantiles estimated from its buckets (1 ms … 262 s, doubling) "+
-		"by linear interpolation, as `histogram_quantile` does. The server runs with the default `detect.allowed_lateness` (%s): the engine holds each "+
+		"the server's `vigil_finding_latency_seconds` histogram, differenced between the phases, quantiles estimated from its buckets (1 ms … 262 s, doubling, "+
+		"and the same steps again above the allowed lateness, so the time beyond the hold is resolved to the millisecond) by linear interpolation, as `histogram_quantile` does. The server runs with the default `detect.allowed_lateness` (%s): the engine holds each "+
 		"tenant's newest events that long so that it evaluates them in event-time order whatever order they arrive in, so a finding is stored about "+
 		"that long after its evidence; a deployment that needs findings sooner trades that tolerance of out-of-order senders for latency by lowering it.\n\n",
 		config.Default().Detect.AllowedLateness)

@@ -306,6 +306,11 @@ func (e *Engine) releaseOne(tenant string, q *heldQueue, ts *tenantStats) {
 	e.processEvent(&h.ev)
 }
 
+// AllowedLateness is how long the engine holds a tenant's newest events to
+// evaluate them in event-time order (Options.AllowedLateness, its default
+// applied): the least a live finding waits for.
+func (e *Engine) AllowedLateness() time.Duration { return e.opts.AllowedLateness }
+
 // Advance evaluates every held event whose time is more than
 // AllowedLateness behind now (the wall clock of a consumer that has caught
 // up with the stream), so a tenant that went quiet still gets its findings.

@@ -2,6 +2,8 @@ package pipeline_test
 
 import (
 	"context"
+	"slices"
+	"sort"
 	"testing"
 	"time"
 
@@ -138,5 +140,57 @@ func TestStoreLagTracksSearchability(t *testing.T) {
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// heldDetector is a detector that says it holds events for event-time order.
+type heldDetector struct {
+	audit.Detector
+	hold time.Duration
+}
+
+func (h heldDetector) AllowedLateness() time.Duration { return h.hold }
+
+// TestFindingLatencyBucketsResolveTheHold: with a detector that holds
+// events for two minutes, the finding-latency histogram has its doubling
+// steps twice, from 1 ms and from the hold up, so a latency of the hold
+// plus a few hundred milliseconds falls in a bucket well under a second
+// wide instead of one of 65-131 s.
+func TestFindingLatencyBucketsResolveTheHold(t *testing.T) {
+	bounds := func(det audit.Detector) []float64 {
+		db, err := sqlite.Open(t.Context(), sqlite.Options{Dir: t.TempDir()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer db.Close()
+		reg := prometheus.NewRegistry()
+		if _, err := pipeline.New(pipeline.Options{Stream: memstream.New(memstream.Options{}), Events: db.Events(), Findings: db, Detector: det, Registerer: reg}); err != nil {
+			t.Fatal(err)
+		}
+		var out []float64
+		for _, b := range family(t, reg, "vigil_finding_latency_seconds").GetMetric()[0].GetHistogram().GetBucket() {
+			out = append(out, b.GetUpperBound())
+		}
+		return out
+	}
+	plain := bounds(nil)
+	if len(plain) != 19 || plain[0] != 0.001 || plain[18] != 0.001*(1<<18) {
+		t.Fatalf("buckets without a hold: %v", plain)
+	}
+	held := bounds(heldDetector{hold: 2 * time.Minute})
+	for i := 1; i < len(held); i++ {
+		if held[i] <= held[i-1] {
+			t.Fatalf("buckets not increasing at %d: %v", i, held)
+		}
+	}
+	// 120.3 s lies between two neighbouring bounds less than 0.3 s apart.
+	i := sort.SearchFloat64s(held, 120.3)
+	if i == 0 || i == len(held) || held[i]-held[i-1] > 0.3 || held[i-1] < 120 {
+		t.Fatalf("120.3 s falls between %v and %v: %v", held[max(i-1, 0)], held[min(i, len(held)-1)], held)
+	}
+	for _, b := range plain {
+		if !slices.Contains(held, b) || !slices.Contains(held, 120+b) {
+			t.Fatalf("bucket %v, or the hold plus it, missing: %v", b, held)
+		}
 	}
 }

@@ -24,6 +24,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -163,7 +164,7 @@ func New(opts Options) (*Pipeline, error) {
 	p.batches = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_pipeline_batch_seconds", Help: "Time to enrich, detect and store one batch.", Buckets: prometheus.ExponentialBuckets(0.0005, 2, 14)})
 	p.storedN = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_events_total", Help: "Events enriched, evaluated and stored."})
 	p.finds = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_findings_total", Help: "Finding updates stored."})
-	p.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_finding_latency_seconds", Help: "Per stored finding update: from the receipt of the event that changed it (acknowledged within the ingest commit that follows) to the finding's storage; events held for event-time order (detect.allowed_lateness) count their wait.", Buckets: prometheus.ExponentialBuckets(0.001, 2, 19)})
+	p.latency = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "vigil_finding_latency_seconds", Help: "Per stored finding update: from the receipt of the event that changed it (acknowledged within the ingest commit that follows) to the finding's storage; events held for event-time order (detect.allowed_lateness) count their wait.", Buckets: latencyBuckets(opts.Detector)})
 	p.errs = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_errors_total", Help: "Batches that failed and were retried."})
 	p.dups = prometheus.NewCounter(prometheus.CounterOpts{Name: "vigil_pipeline_duplicates_dropped_total", Help: "Records of a stream whose dedupe holds only within a window (NATS JetStream) dropped before enrichment, detection and storage: events a client sent again after the window, already stored from an earlier receipt or already on their way to the store."})
 	if opts.Registerer != nil {
@@ -592,6 +593,35 @@ func (p *Pipeline) receipts(n int) []time.Time {
 		return rc
 	}
 	return nil
+}
+
+// holder is a detector that holds events for event-time order
+// (detect.Engine): how long, at most, by the wall clock.
+type holder interface {
+	AllowedLateness() time.Duration
+}
+
+// latencyBuckets are the finding-latency histogram's buckets: 1 ms to
+// about 262 s, doubling, and, for a detector that holds events, the same
+// steps again above its hold. A live finding waits the hold (2 minutes by
+// default) before anything else, so doubling buckets alone would put
+// nearly every observation in one bucket of 65-131 s, and a quantile
+// interpolated in it would say little (a p50 of 98 s for a hold of 120 s).
+// Above the hold the buckets resolve the time the pipeline adds as finely
+// as they do without one.
+func latencyBuckets(d audit.Detector) []float64 {
+	bs := prometheus.ExponentialBuckets(0.001, 2, 19)
+	h, ok := d.(holder)
+	if !ok || h.AllowedLateness() <= 0 {
+		return bs
+	}
+	hold := h.AllowedLateness().Seconds()
+	for _, b := range prometheus.ExponentialBuckets(0.001, 2, 19) {
+		bs = append(bs, hold+b)
+	}
+	bs = append(bs, hold)
+	slices.Sort(bs)
+	return slices.Compact(bs)
 }
 
 // observeLatency records each stored finding's latency: from the receipt of
