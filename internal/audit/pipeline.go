@@ -26,6 +26,17 @@ type Detector interface {
 	Checkpoint(ctx context.Context) error
 }
 
+// StagedCheckpointer is an optional capability of a Detector: it captures
+// its state at once and makes it durable later, so a consumer can save the
+// state after the events it covers are stored without pausing detection.
+// PrepareCheckpoint returns the save; saves must run in the order they were
+// prepared, each until it succeeds (a save holds only what changed since
+// the one before), and a consumer that cannot complete one must not save
+// or commit anything after it.
+type StagedCheckpointer interface {
+	PrepareCheckpoint(ctx context.Context) (save func(context.Context) error, err error)
+}
+
 // Advancer is an optional capability of a Detector that holds events back
 // to evaluate them in event-time order (see internal/detect). Advance
 // evaluates what a consumer that has caught up with the stream at wall

@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -130,11 +131,14 @@ type Engine struct {
 	// does not (evicted, or left out at restore beyond MaxProfiles): from
 	// then on a profile missing from memory is looked up in the store.
 	profilesOut bool
-	flags       map[string]int64 // flag key → expiry (ms)
-	tstats      map[string]*tenantStats
-	lastSeq     uint64
-	maxT        int64 // newest event time seen, ms
-	sweptAt     int64
+	// unsaved counts the staged checkpoints (PrepareCheckpoint) not yet
+	// saved; while any is, no profile is evicted.
+	unsaved atomic.Int32
+	flags   map[string]int64 // flag key → expiry (ms)
+	tstats  map[string]*tenantStats
+	lastSeq uint64
+	maxT    int64 // newest event time seen, ms
+	sweptAt int64
 	// queue holds keyed states by the minute (of event time) at which they
 	// may expire; qCursor is the last minute processed. Neither is
 	// persisted: expiry never changes results, only memory.

@@ -66,3 +66,10 @@ func HeldRowJSON(value []byte) ([]byte, error) {
 	_, dec := heldCodec()
 	return dec.DecodeAll(value, nil)
 }
+
+// ProfilesInMemory is how many actor profiles the engine holds in memory.
+func ProfilesInMemory(e *Engine) int {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	return len(e.profiles)
+}

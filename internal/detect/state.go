@@ -1,6 +1,7 @@
 package detect
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/vigilhq/vigil/internal/audit"
@@ -114,6 +116,53 @@ func (e *Engine) Checkpoint(ctx context.Context) error {
 	return nil
 }
 
+// PrepareCheckpoint captures what changed since the last checkpoint and
+// returns a save that makes it durable later, without the engine's locks:
+// it implements audit.StagedCheckpointer, so the pipeline can store the
+// state from its store stage, after the events it covers, while detection
+// goes on. Saves must run in the order they were prepared, each retried
+// until it succeeds: a later save holds only what changed after the one
+// before it. Until every prepared save has succeeded the engine keeps all
+// profiles in memory, so it never reads one back from the store older than
+// what it has evaluated.
+func (e *Engine) PrepareCheckpoint(ctx context.Context) (func(context.Context) error, error) {
+	e.wmu.Lock()
+	defer e.wmu.Unlock()
+	if e.opts.StateStore == nil {
+		return func(context.Context) error { return nil }, nil
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.unsaved.Load() == 0 {
+		// Every profile not dirty is durable: those past the cap can go.
+		e.evictProfiles()
+	}
+	puts, dels, err := e.prepareCheckpoint()
+	if err != nil {
+		return nil, err
+	}
+	// A profile's bytes are rewritten in place by later events: the save
+	// must carry the bytes as they are now.
+	for k, v := range puts {
+		if strings.HasPrefix(k, "p/") {
+			puts[k] = bytes.Clone(v)
+		}
+	}
+	e.markSaved()
+	e.unsaved.Add(1)
+	var once sync.Once
+	return func(ctx context.Context) error {
+		if err := e.opts.StateStore.SaveState(ctx, stateNS, puts, dels); err != nil {
+			return fmt.Errorf("save detection state: %w", err)
+		}
+		once.Do(func() { e.unsaved.Add(-1) })
+		return nil
+	}, nil
+}
+
 // checkpoint is Checkpoint for a caller holding the write lock (Rebuild).
 func (e *Engine) checkpoint(ctx context.Context) error {
 	if e.opts.StateStore == nil {
@@ -171,8 +220,17 @@ func (e *Engine) prepareCheckpoint() (map[string][]byte, []string, error) {
 	return puts, dels, nil
 }
 
-// checkpointSaved marks what prepareCheckpoint collected as persisted.
+// checkpointSaved marks what prepareCheckpoint collected as persisted and
+// evicts profiles beyond the cap, unless a staged save is still pending.
 func (e *Engine) checkpointSaved() {
+	e.markSaved()
+	if e.unsaved.Load() == 0 {
+		e.evictProfiles()
+	}
+}
+
+// markSaved clears the changes prepareCheckpoint collected.
+func (e *Engine) markSaved() {
 	e.heldSaved()
 	e.incidentsSaved()
 	for _, ks := range e.dirtyKeys {
@@ -187,7 +245,6 @@ func (e *Engine) checkpointSaved() {
 	e.dirtyProfs = e.dirtyProfs[:0]
 	clear(e.deadKeys)
 	clear(e.deadProfs)
-	e.evictProfiles()
 }
 
 // evictProfiles drops the least recently used persisted profiles when the

@@ -61,10 +61,10 @@ type Options struct {
 	// CheckpointEvery is how often the detector state and the stream
 	// position are made durable while events flow; default 5s. A shorter
 	// interval replays less after a crash and costs more: each checkpoint
-	// writes every detection state changed since the last one and first
-	// waits until everything detected is stored, which stalls detection.
-	// (With 1s, BenchmarkIngestHTTPBatch1000 stored 8,955 and 9,904
-	// events/s; with 5s, 11,939 and 10,925.)
+	// encodes every detection state changed since the last one on the
+	// detect stage and writes it on the store stage (a detector that is
+	// not an audit.StagedCheckpointer also waits, first, until everything
+	// detected is stored, which stalls detection).
 	CheckpointEvery time.Duration
 	Logger          *slog.Logger
 	Registerer      prometheus.Registerer
@@ -184,10 +184,19 @@ func New(opts Options) (*Pipeline, error) {
 // to be stored is retried with backoff, findings included, so a store
 // outage delays events but never drops them or their findings.
 //
-// A checkpoint is a barrier: detection pauses until the store stage has
-// stored every batch it was handed, so the detector state made durable
-// always matches the stream position committed with it.
-func (p *Pipeline) Run(ctx context.Context) error {
+// The detector state made durable always matches the stream position
+// committed with it, and both follow the events they cover. A detector
+// that stages its checkpoints (audit.StagedCheckpointer) captures its state
+// on the detect stage and hands the save to the store stage, which saves
+// it and commits the position after storing the batches before it, while
+// detection goes on. For any other detector a checkpoint is a barrier:
+// detection pauses until the store stage has stored every batch it was
+// handed.
+func (p *Pipeline) Run(parent context.Context) error {
+	// The store stage cancels ctx when a checkpoint finds the pipeline
+	// fenced (another node runs it now).
+	ctx, stop := context.WithCancelCause(parent)
+	defer stop(nil)
 	off, err := p.startOffset(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -198,8 +207,16 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	p.processed, p.committed = off, off
 	p.setStart(off)
 	toStore := make(chan *batch, storeQueue)
-	storeDone := make(chan uint64, 1) // the last Seq stored when the store stage ends
-	go func() { storeDone <- p.storeLoop(ctx, toStore, off) }()
+	type storeEnd struct {
+		stored uint64 // the last Seq stored
+		failed bool   // a batch or a staged checkpoint was left unstored
+	}
+	storeDone := make(chan storeEnd, 1)
+	go func() {
+		stored, failed := p.storeLoop(ctx, stop, toStore, off)
+		storeDone <- storeEnd{stored, failed}
+	}()
+	staged, _ := p.opts.Detector.(audit.StagedCheckpointer)
 
 	// Checkpoints are paced by the machine's clock (p.now may be an event
 	// clock in tests): at most one per CheckpointEvery while events flow
@@ -208,6 +225,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	// held events the wall clock has passed.
 	lastCheckpoint := time.Now()
 	backoff := 50 * time.Millisecond
+	var pendingFlush chan error // a Flush waiting for the loop to catch up
 	for ctx.Err() == nil {
 		b, err := p.detect(ctx)
 		if err != nil {
@@ -230,9 +248,17 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		}
 		var flushed chan error
 		if b == nil {
-			select {
-			case flushed = <-p.flushReq:
-			default:
+			if pendingFlush == nil {
+				select {
+				case pendingFlush = <-p.flushReq:
+					// Read once more first: the caller appended its
+					// events before asking, and the read that just found
+					// nothing may have started before they were there.
+					continue
+				default:
+				}
+			} else {
+				flushed, pendingFlush = pendingFlush, nil
 			}
 			// Caught up: held events older than the lateness by the wall
 			// clock are evaluated now, so a quiet tenant gets its findings
@@ -245,12 +271,27 @@ func (p *Pipeline) Run(ctx context.Context) error {
 				}
 			}
 		}
-		if (p.processed > p.committed || p.advanced) && time.Since(lastCheckpoint) >= p.opts.CheckpointEvery {
+		if (p.processed > p.committed || p.advanced) && time.Since(lastCheckpoint) >= p.opts.CheckpointEvery && staged != nil {
+			if save, err := staged.PrepareCheckpoint(ctx); err == nil {
+				select {
+				case toStore <- &batch{save: save, last: p.processed}:
+					// From here the store stage owns it: it retries the
+					// save until it succeeds or the pipeline stops.
+					p.committed = p.processed
+					p.advanced = false
+				case <-ctx.Done():
+				}
+			} else if ctx.Err() == nil {
+				p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline checkpoint failed", slog.String("error", err.Error()))
+			}
+			lastCheckpoint = time.Now()
+		} else if (p.processed > p.committed || p.advanced) && time.Since(lastCheckpoint) >= p.opts.CheckpointEvery {
 			if err := p.barrier(ctx, toStore); err == nil {
 				if err := p.checkpoint(ctx); err != nil {
 					if errors.Is(err, audit.ErrFenced) {
 						// Another node runs this pipeline now: this one's
 						// state is stale, and it must stop, not retry.
+						stop(err)
 						close(toStore)
 						<-storeDone
 						return fmt.Errorf("stopped: %w", err)
@@ -273,15 +314,25 @@ func (p *Pipeline) Run(ctx context.Context) error {
 			}
 		}
 	}
+	if pendingFlush != nil {
+		err := ctx.Err()
+		if err == nil {
+			err = audit.ErrStreamClosed
+		}
+		pendingFlush <- err
+	}
 	close(toStore)
-	stored := <-storeDone
-	if stored != p.processed {
-		// A batch handed to the store stage was not stored (the stores
-		// failed as shutdown began). Nothing is checkpointed: the next
-		// start replays from the last committed position with the
-		// detector state that matches it.
+	end := <-storeDone
+	if cause := context.Cause(ctx); errors.Is(cause, audit.ErrFenced) {
+		return fmt.Errorf("stopped: %w", cause)
+	}
+	if end.failed || end.stored != p.processed {
+		// A batch or a staged checkpoint handed to the store stage was
+		// not stored (the stores failed as shutdown began). Nothing more
+		// is checkpointed: the next start replays from the last committed
+		// position with the detector state that matches it.
 		p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline stopped with unstored events; they will be processed again on restart",
-			slog.Uint64("stored", stored), slog.Uint64("processed", p.processed))
+			slog.Uint64("stored", end.stored), slog.Uint64("processed", p.processed))
 		return nil
 	}
 	return p.checkpoint(context.WithoutCancel(ctx))
@@ -292,9 +343,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 // when one is due).
 const idleWake = time.Second
 
-// batch is one read of the stream on its way from detection to the stores,
-// or, with done set, a barrier the store stage answers once everything
-// before it is stored.
+// batch is one read of the stream on its way from detection to the stores;
+// with done set, a barrier the store stage answers once everything before
+// it is stored; with save set, a staged checkpoint the store stage saves,
+// then commits at last, once everything before it is stored.
 type batch struct {
 	recs      []audit.Record
 	findings  []audit.Finding
@@ -307,6 +359,7 @@ type batch struct {
 	dropped int
 	start   time.Time
 	done    chan struct{}
+	save    func(context.Context) error
 }
 
 // barrier waits until the store stage has stored every batch sent so far.
@@ -325,11 +378,13 @@ func (p *Pipeline) barrier(ctx context.Context, toStore chan<- *batch) error {
 	}
 }
 
-// storeLoop is the store stage: it stores each batch, retrying with backoff
-// until it succeeds or ctx ends, and returns the last Seq stored. A batch
+// storeLoop is the store stage: it stores each batch and saves each staged
+// checkpoint, retrying with backoff until it succeeds or ctx ends, and
+// returns the last Seq stored and whether it left anything undone. A batch
 // already being stored when ctx ends is finished; after that it only
-// drains the channel.
-func (p *Pipeline) storeLoop(ctx context.Context, in <-chan *batch, stored uint64) uint64 {
+// drains the channel. A checkpoint that finds the pipeline fenced stops
+// it (stop).
+func (p *Pipeline) storeLoop(ctx context.Context, stop context.CancelCauseFunc, in <-chan *batch, stored uint64) (uint64, bool) {
 	failed := false
 	for b := range in {
 		if b.done != nil {
@@ -339,6 +394,15 @@ func (p *Pipeline) storeLoop(ctx context.Context, in <-chan *batch, stored uint6
 			continue
 		}
 		if failed {
+			continue
+		}
+		if b.save != nil {
+			if err := p.saveStaged(ctx, b); err != nil {
+				if errors.Is(err, audit.ErrFenced) {
+					stop(err)
+				}
+				failed = true
+			}
 			continue
 		}
 		backoff := 50 * time.Millisecond
@@ -361,7 +425,43 @@ func (p *Pipeline) storeLoop(ctx context.Context, in <-chan *batch, stored uint6
 			backoff = min(backoff*2, 5*time.Second)
 		}
 	}
-	return stored
+	return stored, failed
+}
+
+// saveStaged saves a staged checkpoint and commits its position, retrying
+// with backoff until both succeed, ctx ends or the pipeline is fenced.
+func (p *Pipeline) saveStaged(ctx context.Context, b *batch) error {
+	saved := false
+	backoff := 50 * time.Millisecond
+	for {
+		var err error
+		if !saved {
+			if err = b.save(context.WithoutCancel(ctx)); err == nil {
+				saved = true
+			} else {
+				err = fmt.Errorf("checkpoint detector: %w", err)
+			}
+		}
+		if saved {
+			if err = p.opts.Stream.Commit(context.WithoutCancel(ctx), Consumer, b.last); err == nil {
+				return nil
+			}
+			err = fmt.Errorf("commit pipeline offset %d: %w", b.last, err)
+		}
+		if errors.Is(err, audit.ErrFenced) {
+			p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline fenced: another node runs it now", slog.String("error", err.Error()))
+			return err
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		p.errs.Inc()
+		p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline checkpoint failed; retrying", slog.String("error", err.Error()), slog.Duration("backoff", backoff))
+		if sleep(ctx, backoff) != nil {
+			return err
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
 }
 
 // Flush asks the running Run loop to evaluate every event the detector
