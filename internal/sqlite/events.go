@@ -68,7 +68,24 @@ type EventStore struct {
 	// sealOnInsert seals a partition after every insert (tests: every
 	// read then goes through blocks).
 	sealOnInsert bool
+	// warm holds, most recent first, the partitions inserted into last
+	// (at most warmPartitions), whose writers keep a larger page cache.
+	warm []*partition
 }
+
+// The writer of a partition being filled keeps warmCacheKiB of page cache
+// instead of openFile's 16 MiB. Every event inserts into seven indexes, and
+// on a day of a million events most of their leaf pages no longer fit in
+// 16 MiB: inserting a batch of 20,000 into such a day cost 75 µs of CPU per
+// event with 16 MiB (12,200 events/s) and 47 µs with 64 MiB (18,500/s);
+// 256 MiB gained little more. Only the warmPartitions partitions inserted
+// into last get it, so a tenant writing across many days cannot multiply
+// it: memory stays within warmPartitions × warmCacheKiB beyond the rest.
+const (
+	warmPartitions = 2
+	warmCacheKiB   = 64 << 10
+	coldCacheKiB   = 16 << 10 // openFile's default
+)
 
 var (
 	_ audit.EventStore   = (*EventStore)(nil)
@@ -94,6 +111,10 @@ type partition struct {
 	done  bool  // ready is closed and err is nil
 
 	wmu sync.Mutex // one InsertEvents/Purge transaction at a time
+
+	warm      bool       // in EventStore.warm; guarded by EventStore.mu
+	cmu       sync.Mutex // one cache change at a time
+	cacheWarm bool       // the writer's cache is warmCacheKiB; guarded by cmu
 
 	dmu     sync.RWMutex
 	dictCap int // entries beyond which optional strings are not interned
@@ -292,6 +313,10 @@ func (s *EventStore) evictLocked() []*partition {
 			break // every partition is in use
 		}
 		delete(s.open, lru.idx)
+		if lru.warm {
+			lru.warm = false
+			s.warm = slices.DeleteFunc(s.warm, func(w *partition) bool { return w == lru })
+		}
 		victims = append(victims, lru)
 	}
 	return victims
@@ -575,6 +600,7 @@ func (s *EventStore) InsertEvents(ctx context.Context, events []audit.Event) err
 		if err != nil {
 			return err
 		}
+		s.warmUp(ctx, p)
 		err = p.insert(ctx, groups[idx])
 		if err == nil {
 			s.noteTenants(idx, groups[idx])
@@ -589,6 +615,54 @@ func (s *EventStore) InsertEvents(ctx context.Context, events []audit.Event) err
 		}
 	}
 	return nil
+}
+
+// warmUp makes p the most recently inserted partition, giving its writer
+// the larger cache, and gives the partition it displaces from the warm set
+// its ordinary cache back (in the background: its writer may be busy, with
+// a seal for instance).
+func (s *EventStore) warmUp(ctx context.Context, p *partition) {
+	s.mu.Lock()
+	if i := slices.Index(s.warm, p); i >= 0 {
+		s.warm = slices.Delete(s.warm, i, i+1)
+	}
+	s.warm = slices.Insert(s.warm, 0, p)
+	p.warm = true
+	var cold *partition
+	if len(s.warm) > warmPartitions {
+		cold = s.warm[len(s.warm)-1]
+		s.warm = s.warm[:len(s.warm)-1]
+		cold.warm = false
+	}
+	s.mu.Unlock()
+	if cold != nil {
+		go s.applyCache(context.WithoutCancel(ctx), cold)
+	}
+	s.applyCache(ctx, p)
+}
+
+// applyCache sets p's writer cache to what its place in the warm set asks
+// for now, so that changes applied out of order still end right.
+func (s *EventStore) applyCache(ctx context.Context, p *partition) {
+	p.cmu.Lock()
+	defer p.cmu.Unlock()
+	s.mu.Lock()
+	want := p.warm
+	s.mu.Unlock()
+	if want == p.cacheWarm {
+		return
+	}
+	kib := coldCacheKiB
+	if want {
+		kib = warmCacheKiB
+	}
+	if _, err := p.f.w.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", kib)); err != nil {
+		if !errors.Is(err, sql.ErrConnDone) && !strings.Contains(err.Error(), "database is closed") {
+			s.log.Warn("set partition cache", slog.String("path", p.path), slog.Any("error", err))
+		}
+		return
+	}
+	p.cacheWarm = want
 }
 
 // insertRowsPerStatement is how many events one insert statement writes

@@ -142,3 +142,73 @@ func TestDictionaryCap(t *testing.T) {
 		t.Fatalf("reloaded dictionary holds %d entries, cap %d", got, dictCap)
 	}
 }
+
+// TestWarmPartitionCacheIsBounded: the writers of the two partitions
+// inserted into last get the larger page cache; a third takes it from the
+// least recent of them, and a closed partition leaves the warm set. So a
+// tenant that writes across many days holds at most two large caches.
+func TestWarmPartitionCacheIsBounded(t *testing.T) {
+	ctx := t.Context()
+	db, err := Open(ctx, Options{Dir: t.TempDir(), MaxOpenPartitions: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := db.Events()
+	day := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	n := 0
+	insert := func(d int) {
+		t.Helper()
+		n++
+		ev := audit.Event{Tenant: "a", ID: fmt.Sprintf("e%04d", n), Action: audit.ActionLoginSuccess,
+			Time: day.Add(time.Duration(d) * 24 * time.Hour)}
+		if err := s.InsertEvents(ctx, []audit.Event{ev}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// caches returns the writer cache (KiB) of each open partition by day,
+	// once the background changes have settled.
+	caches := func(want map[int]int) {
+		t.Helper()
+		var got map[int]int
+		for range 200 {
+			got = map[int]int{}
+			s.mu.Lock()
+			open := make([]*partition, 0, len(s.open))
+			for _, p := range s.open {
+				open = append(open, p)
+			}
+			s.mu.Unlock()
+			for _, p := range open {
+				var size int
+				if err := p.f.w.QueryRowContext(ctx, `PRAGMA cache_size`).Scan(&size); err != nil {
+					t.Fatal(err)
+				}
+				got[int(p.idx-s.index(day.UnixNano()))] = -size
+			}
+			if fmt.Sprint(got) == fmt.Sprint(want) {
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		t.Fatalf("writer caches (KiB by day) %v, want %v", got, want)
+	}
+	const warm, cold = warmCacheKiB, coldCacheKiB
+	insert(0)
+	insert(1)
+	caches(map[int]int{0: warm, 1: warm})
+	insert(2)
+	caches(map[int]int{0: cold, 1: warm, 2: warm})
+	insert(0)
+	caches(map[int]int{0: warm, 1: cold, 2: warm})
+	// A fourth day closes the least recently used partition (day 1, the
+	// bound is 3 open) and takes the warm cache from day 2.
+	insert(3)
+	caches(map[int]int{0: warm, 2: cold, 3: warm})
+	s.mu.Lock()
+	nw := len(s.warm)
+	s.mu.Unlock()
+	if nw != warmPartitions {
+		t.Fatalf("%d partitions in the warm set, want %d", nw, warmPartitions)
+	}
+}
