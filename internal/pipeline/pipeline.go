@@ -226,6 +226,9 @@ func (p *Pipeline) Run(parent context.Context) error {
 	lastCheckpoint := time.Now()
 	backoff := 50 * time.Millisecond
 	var pendingFlush chan error // a Flush waiting for the loop to catch up
+	// dropped is a staged checkpoint prepared as the pipeline stopped and
+	// never handed to the store stage: it is saved before the last one.
+	var dropped func(context.Context) error
 	for ctx.Err() == nil {
 		b, err := p.detect(ctx)
 		if err != nil {
@@ -280,6 +283,7 @@ func (p *Pipeline) Run(parent context.Context) error {
 					p.committed = p.processed
 					p.advanced = false
 				case <-ctx.Done():
+					dropped = save
 				}
 			} else if ctx.Err() == nil {
 				p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline checkpoint failed", slog.String("error", err.Error()))
@@ -334,6 +338,14 @@ func (p *Pipeline) Run(parent context.Context) error {
 		p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline stopped with unstored events; they will be processed again on restart",
 			slog.Uint64("stored", end.stored), slog.Uint64("processed", p.processed))
 		return nil
+	}
+	if dropped != nil {
+		// The last checkpoint holds only what changed after this one.
+		if err := dropped(context.WithoutCancel(ctx)); err != nil {
+			p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline could not save its state at shutdown; the events since the last checkpoint will be processed again on restart",
+				slog.String("error", err.Error()))
+			return nil
+		}
 	}
 	return p.checkpoint(context.WithoutCancel(ctx))
 }

@@ -27,6 +27,10 @@ type stateSaves struct {
 	// err.
 	failFirst, okThen, ok, failed int
 	err                           error
+	// With gate set, the save after blockAfter successful ones waits for
+	// gate to close; entered closes when it starts waiting.
+	gate, entered chan struct{}
+	blockAfter    int
 }
 
 func (s *stateSaves) SaveState(ctx context.Context, ns string, puts map[string][]byte, dels []string) error {
@@ -38,7 +42,15 @@ func (s *stateSaves) SaveState(ctx context.Context, ns string, puts map[string][
 	if fail {
 		s.failed++
 	}
+	block := s.gate != nil && s.ok == s.blockAfter
+	if block && s.entered != nil {
+		close(s.entered)
+		s.entered = nil
+	}
 	s.mu.Unlock()
+	if block {
+		<-s.gate
+	}
 	if fail {
 		if s.err != nil {
 			return s.err
@@ -285,5 +297,57 @@ func TestFlushCoversWhatWasAppendedBeforeIt(t *testing.T) {
 		if b, err := n.p.Backlog(t.Context()); err != nil || b != 0 {
 			t.Fatalf("round %d: %d events not stored after Flush returned (%v)", i, b, err)
 		}
+	}
+}
+
+// TestCheckpointPreparedAtShutdownIsSaved: a checkpoint the detect stage
+// prepared but could not hand to the store stage before the pipeline
+// stopped (the store stage was busy saving the one before) is saved before
+// the final checkpoint, which holds only what changed after it; otherwise
+// the state saved would miss a batch's changes while the position committed
+// covers it.
+func TestCheckpointPreparedAtShutdownIsSaved(t *testing.T) {
+	chunks := chunksOf(7, 1500)
+	whole := startRunning(t, t.TempDir(), &stateSaves{})
+	whole.feed(t, chunks[:5]...)
+	whole.feed(t, chunks[5])
+	whole.feed(t, chunks[6])
+	wantF, wantI := whole.stored(t)
+	if err := whole.stop(t); err != nil {
+		t.Fatal(err)
+	}
+
+	dir := t.TempDir()
+	saves := &stateSaves{gate: make(chan struct{}), entered: make(chan struct{}), blockAfter: 3}
+	entered := saves.entered
+	first := startRunning(t, dir, saves)
+	first.add(t, chunks[:5]...)
+	select {
+	case <-entered:
+	case <-time.After(time.Minute):
+		t.Fatal("the fourth save never started")
+	}
+	// The store stage is stuck in the fourth save; detection hands it one
+	// more batch, prepares the next checkpoint and waits to hand it over.
+	time.Sleep(300 * time.Millisecond)
+	first.cancel()
+	time.Sleep(100 * time.Millisecond)
+	close(saves.gate)
+	if err := first.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	second := startRunning(t, dir, &stateSaves{})
+	second.flush(t) // the release after the fifth chunk
+	second.feed(t, chunks[5])
+	second.feed(t, chunks[6])
+	gotF, gotI := second.stored(t)
+	if err := second.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(wantF, gotF); d != "" {
+		t.Errorf("findings differ (-uninterrupted +restarted):\n%s", d)
+	}
+	if d := cmp.Diff(wantI, gotI); d != "" {
+		t.Errorf("incidents differ (-uninterrupted +restarted):\n%s", d)
 	}
 }
