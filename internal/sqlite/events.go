@@ -113,6 +113,7 @@ type partition struct {
 	wmu sync.Mutex // one InsertEvents/Purge transaction at a time
 
 	warm      bool       // in EventStore.warm; guarded by EventStore.mu
+	cooling   bool       // a background applyCache is pending; guarded by EventStore.mu
 	cmu       sync.Mutex // one cache change at a time
 	cacheWarm bool       // the writer's cache is warmCacheKiB; guarded by cmu
 
@@ -630,23 +631,32 @@ func (s *EventStore) warmUp(ctx context.Context, p *partition) {
 	p.warm = true
 	var cold *partition
 	if len(s.warm) > warmPartitions {
-		cold = s.warm[len(s.warm)-1]
+		last := s.warm[len(s.warm)-1]
 		s.warm = s.warm[:len(s.warm)-1]
-		cold.warm = false
+		last.warm = false
+		if !last.cooling {
+			// One pending change per partition at most: it reads
+			// the wanted size when it runs.
+			last.cooling, cold = true, last
+		}
 	}
 	s.mu.Unlock()
 	if cold != nil {
-		go s.applyCache(context.WithoutCancel(ctx), cold)
+		go s.applyCache(context.WithoutCancel(ctx), cold, true)
 	}
-	s.applyCache(ctx, p)
+	s.applyCache(ctx, p, false)
 }
 
 // applyCache sets p's writer cache to what its place in the warm set asks
-// for now, so that changes applied out of order still end right.
-func (s *EventStore) applyCache(ctx context.Context, p *partition) {
+// for now, so that changes applied out of order still end right; cooling
+// says it is the partition's pending background change.
+func (s *EventStore) applyCache(ctx context.Context, p *partition, cooling bool) {
 	p.cmu.Lock()
 	defer p.cmu.Unlock()
 	s.mu.Lock()
+	if cooling {
+		p.cooling = false // a change from here on starts another
+	}
 	want := p.warm
 	s.mu.Unlock()
 	if want == p.cacheWarm {
