@@ -274,32 +274,30 @@ func (p *Pipeline) Run(parent context.Context) error {
 				}
 			}
 		}
-		if (p.processed > p.committed || p.advanced) && time.Since(lastCheckpoint) >= p.opts.CheckpointEvery && staged != nil {
-			if save, err := staged.PrepareCheckpoint(ctx); err == nil {
-				select {
-				case toStore <- &batch{save: save, last: p.processed}:
-					// From here the store stage owns it: it retries the
-					// save until it succeeds or the pipeline stops.
-					p.committed = p.processed
-					p.advanced = false
-				case <-ctx.Done():
-					dropped = save
-				}
-			} else if ctx.Err() == nil {
-				p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline checkpoint failed", slog.String("error", err.Error()))
-			}
-			lastCheckpoint = time.Now()
-		} else if (p.processed > p.committed || p.advanced) && time.Since(lastCheckpoint) >= p.opts.CheckpointEvery {
-			if err := p.barrier(ctx, toStore); err == nil {
-				if err := p.checkpoint(ctx); err != nil {
-					if errors.Is(err, audit.ErrFenced) {
-						// Another node runs this pipeline now: this one's
-						// state is stale, and it must stop, not retry.
-						stop(err)
-						close(toStore)
-						<-storeDone
-						return fmt.Errorf("stopped: %w", err)
+		if (p.processed > p.committed || p.advanced) && time.Since(lastCheckpoint) >= p.opts.CheckpointEvery {
+			if staged != nil {
+				if save, err := staged.PrepareCheckpoint(ctx); err != nil {
+					if ctx.Err() == nil {
+						p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline checkpoint failed", slog.String("error", err.Error()))
 					}
+				} else {
+					select {
+					case toStore <- &batch{save: save, last: p.processed}:
+						// From here the store stage owns it: it retries
+						// the save until it succeeds or the pipeline stops.
+						p.committed = p.processed
+						p.advanced = false
+					case <-ctx.Done():
+						dropped = save
+					}
+				}
+			} else if err := p.barrier(ctx, toStore); err == nil {
+				if err := p.checkpoint(ctx); errors.Is(err, audit.ErrFenced) {
+					// Another node runs this pipeline now: this one's
+					// state is stale, and it must stop, not retry.
+					stop(err)
+					break
+				} else if err != nil {
 					p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline checkpoint failed", slog.String("error", err.Error()))
 				}
 			}
@@ -408,71 +406,62 @@ func (p *Pipeline) storeLoop(ctx context.Context, stop context.CancelCauseFunc, 
 		if failed {
 			continue
 		}
+		var err error
 		if b.save != nil {
-			if err := p.saveStaged(ctx, b); err != nil {
-				if errors.Is(err, audit.ErrFenced) {
-					stop(err)
-				}
-				failed = true
+			err = p.retry(ctx, "pipeline checkpoint failed; retrying", p.saveStaged(b))
+		} else {
+			err = p.retry(ctx, "pipeline could not store a batch; retrying", func(ctx context.Context) error { return p.store(ctx, b) })
+		}
+		if err != nil {
+			if errors.Is(err, audit.ErrFenced) {
+				p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline fenced: another node runs it now", slog.String("error", err.Error()))
+				stop(err)
 			}
+			failed = true
 			continue
 		}
-		backoff := 50 * time.Millisecond
-		for {
-			err := p.store(context.WithoutCancel(ctx), b)
-			if err == nil {
-				stored = b.last
-				break
-			}
-			if ctx.Err() != nil {
-				failed = true
-				break
-			}
-			p.errs.Inc()
-			p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline could not store a batch; retrying", slog.String("error", err.Error()), slog.Duration("backoff", backoff))
-			if sleep(ctx, backoff) != nil {
-				failed = true
-				break
-			}
-			backoff = min(backoff*2, 5*time.Second)
+		if b.save == nil {
+			stored = b.last
 		}
 	}
 	return stored, failed
 }
 
-// saveStaged saves a staged checkpoint and commits its position, retrying
-// with backoff until both succeed, ctx ends or the pipeline is fenced.
-func (p *Pipeline) saveStaged(ctx context.Context, b *batch) error {
-	saved := false
+// retry runs fn (with a context that shutdown does not cancel, so a write
+// under way finishes) until it succeeds, with backoff, and returns nil; or
+// the last error once ctx ends or the error says the pipeline is fenced,
+// which no retry mends.
+func (p *Pipeline) retry(ctx context.Context, msg string, fn func(context.Context) error) error {
 	backoff := 50 * time.Millisecond
 	for {
-		var err error
-		if !saved {
-			if err = b.save(context.WithoutCancel(ctx)); err == nil {
-				saved = true
-			} else {
-				err = fmt.Errorf("checkpoint detector: %w", err)
-			}
-		}
-		if saved {
-			if err = p.opts.Stream.Commit(context.WithoutCancel(ctx), Consumer, b.last); err == nil {
-				return nil
-			}
-			err = fmt.Errorf("commit pipeline offset %d: %w", b.last, err)
-		}
-		if errors.Is(err, audit.ErrFenced) {
-			p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline fenced: another node runs it now", slog.String("error", err.Error()))
-			return err
-		}
-		if ctx.Err() != nil {
+		err := fn(context.WithoutCancel(ctx))
+		if err == nil || errors.Is(err, audit.ErrFenced) || ctx.Err() != nil {
 			return err
 		}
 		p.errs.Inc()
-		p.log.LogAttrs(ctx, slog.LevelWarn, "pipeline checkpoint failed; retrying", slog.String("error", err.Error()), slog.Duration("backoff", backoff))
+		p.log.LogAttrs(ctx, slog.LevelWarn, msg, slog.String("error", err.Error()), slog.Duration("backoff", backoff))
 		if sleep(ctx, backoff) != nil {
 			return err
 		}
 		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// saveStaged returns the attempt that saves a staged checkpoint, then
+// commits its position; a retry after a failed commit does not save again.
+func (p *Pipeline) saveStaged(b *batch) func(context.Context) error {
+	saved := false
+	return func(ctx context.Context) error {
+		if !saved {
+			if err := b.save(ctx); err != nil {
+				return fmt.Errorf("checkpoint detector: %w", err)
+			}
+			saved = true
+		}
+		if err := p.opts.Stream.Commit(ctx, Consumer, b.last); err != nil {
+			return fmt.Errorf("commit pipeline offset %d: %w", b.last, err)
+		}
+		return nil
 	}
 }
 
