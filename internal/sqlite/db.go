@@ -380,6 +380,10 @@ type file struct {
 	w, r *sql.DB
 }
 
+// pageCacheKiB is the page cache of each connection openFile opens (the
+// writers of the day partitions being filled get more: warmCacheKiB).
+const pageCacheKiB = 16 << 10
+
 // openFile opens path in WAL mode with synchronous=FULL: a commit returns
 // after fsync, which the stream's acknowledgement and the pipeline's
 // commit-after-insert order both rely on.
@@ -389,7 +393,7 @@ func openFile(ctx context.Context, path, kind string, readers int) (*file, error
 	q.Set("_synchronous", "FULL")
 	q.Set("_busy_timeout", "10000")
 	q.Set("_txlock", "immediate")
-	q.Set("_cache_size", "-16384") // KiB
+	q.Set("_cache_size", fmt.Sprint(-pageCacheKiB))
 	// Keep each connection's most recent prepared statements: the
 	// pipeline's per-row writes (findings, incidents, the alert marks and
 	// change log) pass their SQL text to ExecContext, and without the

@@ -74,17 +74,16 @@ type EventStore struct {
 }
 
 // The writer of a partition being filled keeps warmCacheKiB of page cache
-// instead of openFile's 16 MiB. Every event inserts into seven indexes, and
-// on a day of a million events most of their leaf pages no longer fit in
-// 16 MiB: inserting a batch of 20,000 into such a day cost 75 µs of CPU per
-// event with 16 MiB (12,200 events/s) and 47 µs with 64 MiB (18,500/s);
-// 256 MiB gained little more. Only the warmPartitions partitions inserted
+// instead of openFile's pageCacheKiB. Every event inserts into seven
+// indexes, and on a day of a million events most of their leaf pages no
+// longer fit in 16 MiB: inserting batches of 20,000 into such a day cost
+// 71–88 µs of CPU per event with 16 MiB and 56 µs with 64 MiB
+// (docs/perf/storage.md); 256 MiB gained little more. Only the warmPartitions partitions inserted
 // into last get it, so a tenant writing across many days cannot multiply
 // it: memory stays within warmPartitions × warmCacheKiB beyond the rest.
 const (
 	warmPartitions = 2
 	warmCacheKiB   = 64 << 10
-	coldCacheKiB   = 16 << 10 // openFile's default
 )
 
 var (
@@ -662,12 +661,15 @@ func (s *EventStore) applyCache(ctx context.Context, p *partition, cooling bool)
 	if want == p.cacheWarm {
 		return
 	}
-	kib := coldCacheKiB
+	kib := pageCacheKiB
 	if want {
 		kib = warmCacheKiB
 	}
 	if _, err := p.f.w.ExecContext(ctx, fmt.Sprintf("PRAGMA cache_size = -%d", kib)); err != nil {
-		if !errors.Is(err, sql.ErrConnDone) && !strings.Contains(err.Error(), "database is closed") {
+		s.mu.Lock()
+		closed := s.closed || s.open[p.idx] != p // closed meanwhile: nothing to change
+		s.mu.Unlock()
+		if !closed {
 			s.log.Warn("set partition cache", slog.String("path", p.path), slog.Any("error", err))
 		}
 		return

@@ -193,7 +193,7 @@ func TestWarmPartitionCacheIsBounded(t *testing.T) {
 		}
 		t.Fatalf("writer caches (KiB by day) %v, want %v", got, want)
 	}
-	const warm, cold = warmCacheKiB, coldCacheKiB
+	const warm, cold = warmCacheKiB, pageCacheKiB
 	insert(0)
 	insert(1)
 	caches(map[int]int{0: warm, 1: warm})
