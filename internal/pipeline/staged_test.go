@@ -162,6 +162,51 @@ func chunksOf(n, size int) [][]*audit.Event {
 	return chunks
 }
 
+// The restart tests below release held events at the same points in every
+// run: after the fifth of seven chunks, the sixth and the seventh.
+
+// uninterrupted returns the findings and incidents of a pipeline that runs
+// through the chunks without stopping.
+func uninterrupted(t *testing.T, chunks [][]*audit.Event) (findings, incidents map[string]string) {
+	t.Helper()
+	n := startRunning(t, t.TempDir(), &stateSaves{})
+	n.feed(t, chunks[:5]...)
+	n.feed(t, chunks[5])
+	n.feed(t, chunks[6])
+	findings, incidents = n.stored(t)
+	if err := n.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if len(findings) == 0 || len(incidents) == 0 {
+		t.Fatalf("the stream raised %d findings and %d incidents; the test needs both", len(findings), len(incidents))
+	}
+	return findings, incidents
+}
+
+// resume starts a pipeline again on dir, where one stopped once the first
+// five chunks were appended (before releasing the events held after them
+// when release is set), feeds the last two, and checks that everything
+// stored equals what an uninterrupted run stored.
+func resume(t *testing.T, dir string, chunks [][]*audit.Event, release bool, wantF, wantI map[string]string) {
+	t.Helper()
+	n := startRunning(t, dir, &stateSaves{})
+	if release {
+		n.flush(t)
+	}
+	n.feed(t, chunks[5])
+	n.feed(t, chunks[6])
+	gotF, gotI := n.stored(t)
+	if err := n.stop(t); err != nil {
+		t.Fatal(err)
+	}
+	if d := cmp.Diff(wantF, gotF); d != "" {
+		t.Errorf("findings differ (-uninterrupted +restarted):\n%s", d)
+	}
+	if d := cmp.Diff(wantI, gotI); d != "" {
+		t.Errorf("incidents differ (-uninterrupted +restarted):\n%s", d)
+	}
+}
+
 // TestStagedCheckpointsMatchAnUninterruptedRun: a running pipeline stages
 // its checkpoints (the detector state is captured on the detect stage and
 // saved by the store stage after the events it covers). Stopped mid-stream
@@ -171,19 +216,7 @@ func chunksOf(n, size int) [][]*audit.Event {
 // state saved always matches the position committed with it.
 func TestStagedCheckpointsMatchAnUninterruptedRun(t *testing.T) {
 	chunks := chunksOf(7, 1500)
-	// Held events are released at the same points in every run: after
-	// the fifth chunk, the sixth and the seventh.
-	whole := startRunning(t, t.TempDir(), &stateSaves{})
-	whole.feed(t, chunks[:5]...)
-	whole.feed(t, chunks[5])
-	whole.feed(t, chunks[6])
-	wantF, wantI := whole.stored(t)
-	if err := whole.stop(t); err != nil {
-		t.Fatal(err)
-	}
-	if len(wantF) == 0 || len(wantI) == 0 {
-		t.Fatalf("the stream raised %d findings and %d incidents; the test needs both", len(wantF), len(wantI))
-	}
+	wantF, wantI := uninterrupted(t, chunks)
 	for _, tc := range []struct {
 		name  string
 		saves *stateSaves
@@ -232,22 +265,7 @@ func TestStagedCheckpointsMatchAnUninterruptedRun(t *testing.T) {
 				}
 				t.Logf("the restart replays from %d", off)
 			}
-			second := startRunning(t, dir, &stateSaves{})
-			if tc.saves.okThen > 0 {
-				second.flush(t) // the release after the fifth chunk
-			}
-			second.feed(t, chunks[5])
-			second.feed(t, chunks[6])
-			gotF, gotI := second.stored(t)
-			if err := second.stop(t); err != nil {
-				t.Fatal(err)
-			}
-			if d := cmp.Diff(wantF, gotF); d != "" {
-				t.Errorf("findings differ (-uninterrupted +restarted):\n%s", d)
-			}
-			if d := cmp.Diff(wantI, gotI); d != "" {
-				t.Errorf("incidents differ (-uninterrupted +restarted):\n%s", d)
-			}
+			resume(t, dir, chunks, tc.saves.okThen > 0, wantF, wantI)
 		})
 	}
 }
@@ -308,15 +326,7 @@ func TestFlushCoversWhatWasAppendedBeforeIt(t *testing.T) {
 // covers it.
 func TestCheckpointPreparedAtShutdownIsSaved(t *testing.T) {
 	chunks := chunksOf(7, 1500)
-	whole := startRunning(t, t.TempDir(), &stateSaves{})
-	whole.feed(t, chunks[:5]...)
-	whole.feed(t, chunks[5])
-	whole.feed(t, chunks[6])
-	wantF, wantI := whole.stored(t)
-	if err := whole.stop(t); err != nil {
-		t.Fatal(err)
-	}
-
+	wantF, wantI := uninterrupted(t, chunks)
 	dir := t.TempDir()
 	saves := &stateSaves{gate: make(chan struct{}), entered: make(chan struct{}), blockAfter: 3}
 	entered := saves.entered
@@ -336,18 +346,5 @@ func TestCheckpointPreparedAtShutdownIsSaved(t *testing.T) {
 	if err := first.stop(t); err != nil {
 		t.Fatal(err)
 	}
-	second := startRunning(t, dir, &stateSaves{})
-	second.flush(t) // the release after the fifth chunk
-	second.feed(t, chunks[5])
-	second.feed(t, chunks[6])
-	gotF, gotI := second.stored(t)
-	if err := second.stop(t); err != nil {
-		t.Fatal(err)
-	}
-	if d := cmp.Diff(wantF, gotF); d != "" {
-		t.Errorf("findings differ (-uninterrupted +restarted):\n%s", d)
-	}
-	if d := cmp.Diff(wantI, gotI); d != "" {
-		t.Errorf("incidents differ (-uninterrupted +restarted):\n%s", d)
-	}
+	resume(t, dir, chunks, true, wantF, wantI)
 }
