@@ -194,6 +194,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	popts := pipeline.Options{
 		Stream: a.stores.Stream, Events: a.integrity, Findings: a.stores.Findings, Incidents: a.stores.Incidents,
 		Enricher: enricher, Logger: a.log.With("component", "pipeline"), Registerer: a.registry, Now: a.now,
+		Linger: cfg.Ingest.BatchLinger,
 	}
 	if det != nil {
 		popts.Detector = det.detector

@@ -336,6 +336,12 @@ type Ingest struct {
 	// dated; older events are rejected. A tenant's max_event_age_days
 	// overrides it (for a deliberate backfill).
 	MaxEventAge time.Duration `yaml:"max_event_age"`
+	// BatchLinger is how long the pipeline, once it has caught up, lets
+	// accepted events gather before it enriches, evaluates and indexes them
+	// as one batch: events become searchable up to this much later, and a
+	// trickle of small requests costs far less CPU. 0 handles each arrival
+	// at once. Default 50ms.
+	BatchLinger time.Duration `yaml:"batch_linger"`
 }
 
 // Enrich configures enrichment databases and lists.
@@ -465,7 +471,7 @@ func Default() Config {
 			Postgres: Postgres{Schema: "vigil", MaxConns: 16}},
 		Stream: Stream{Driver: "embedded", NATS: StreamNATS{Name: "VIGIL_EVENTS", Subject: "vigil.events", Partitions: 16,
 			Replicas: 1, DuplicateWindow: 2 * time.Minute, Timeout: 10 * time.Second, MaxBytes: 8 << 30}},
-		Ingest: Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second, MaxEventAge: 90 * 24 * time.Hour},
+		Ingest: Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second, MaxEventAge: 90 * 24 * time.Hour, BatchLinger: 50 * time.Millisecond},
 		Enrich: Enrich{ReloadInterval: 30 * time.Second, CacheSize: 65536, Budget: 5 * time.Millisecond},
 		Detect: Detect{Enabled: true, MaxKeys: 1_000_000, MaxTenantKeys: 250_000, AllowedLateness: 2 * time.Minute,
 			Egress: DetectEgress{Learn: true, MinActors: 5}},
@@ -654,6 +660,9 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			bad(path, "must be a positive duration")
 		}
+	}
+	if c.Ingest.BatchLinger < 0 || c.Ingest.BatchLinger > 10*time.Second {
+		bad("ingest.batch_linger", "must be between 0 and 10s")
 	}
 	if c.Server.MaxBodySize < 64<<10 || c.Server.MaxBodySize > 1<<30 {
 		bad("server.max_body_size", "must be between 64KiB and 1GiB")

@@ -206,3 +206,22 @@ func TestNATSStream(t *testing.T) {
 		t.Errorf("an unknown stream driver: %v", err)
 	}
 }
+
+func TestBatchLinger(t *testing.T) {
+	if d := config.Default().Ingest.BatchLinger; d != 50*time.Millisecond {
+		t.Fatalf("default batch_linger %v, want 50ms", d)
+	}
+	c, err := config.Load("", func(k string) string { return map[string]string{"VIGIL_INGEST_BATCH_LINGER": "0s"}[k] })
+	if err != nil || c.Ingest.BatchLinger != 0 {
+		t.Fatalf("VIGIL_INGEST_BATCH_LINGER=0s gave %v, %v", c.Ingest.BatchLinger, err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("a batch_linger of 0 (off) is refused: %v", err)
+	}
+	for _, d := range []time.Duration{-time.Millisecond, 11 * time.Second} {
+		c.Ingest.BatchLinger = d
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ingest.batch_linger") {
+			t.Errorf("batch_linger %v: validate = %v, want it refused by name", d, err)
+		}
+	}
+}

@@ -169,3 +169,63 @@ func histogram(t *testing.T, reg *prometheus.Registry, name string) (uint64, flo
 	h := ms[0].GetHistogram()
 	return h.GetSampleCount(), h.GetSampleSum()
 }
+
+// TestQuietTenantIsEvaluatedWhileAnotherTrickles: a pipeline that has
+// caught up but never reads nothing — another tenant sends all the time,
+// and the linger gathers its events into small batches — still evaluates a
+// quiet tenant's held events once the wall clock is the allowed lateness
+// past them.
+func TestQuietTenantIsEvaluatedWhileAnotherTrickles(t *testing.T) {
+	db, err := sqlite.Open(t.Context(), sqlite.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	eng, err := detect.New(detect.Options{Rules: rules.MustBuiltin(), StateStore: db, AllowedLateness: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
+	wall := &clock{t: at.Add(time.Minute)}
+	st := memstream.New(memstream.Options{})
+	p, err := pipeline.New(pipeline.Options{Stream: st, Events: db.Events(), Findings: db, Detector: eng,
+		Enricher: uaEnricher{}, Now: wall.now, Linger: 20 * time.Millisecond, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var evs []*audit.Event
+	for i := range 20 {
+		ev := &audit.Event{ID: fmt.Sprintf("bf%02d", i), Tenant: "acme", Action: audit.ActionLoginFailure, Reason: "invalid_password",
+			Time: at.Add(time.Duration(i) * time.Second), ReceivedAt: at, Actor: audit.Actor{ID: "victim@example.com"}}
+		ev.Context.IP = netipAddr(t, "198.51.100.9")
+		ev.Normalize(ev.Time)
+		evs = append(evs, ev)
+	}
+	if _, err := st.Append(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	trickle := make(chan struct{})
+	go func() {
+		defer close(trickle)
+		for i := 0; ctx.Err() == nil; i++ {
+			ev := &audit.Event{ID: fmt.Sprintf("o%06d", i), Tenant: "other", Action: "document.viewed",
+				Time: wall.now(), ReceivedAt: wall.now(), Actor: audit.Actor{ID: "reader@example.com"}}
+			ev.Normalize(ev.Time)
+			if _, err := st.Append(ctx, []*audit.Event{ev}); err != nil {
+				return
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	defer func() { cancel(); <-done; <-trickle }()
+
+	waitStored(t, db, 20)
+	if n := eng.Held(); n == 0 {
+		t.Fatal("the quiet tenant's events were evaluated before the lateness passed")
+	}
+	wall.set(at.Add(3 * time.Minute))
+	waitFindings(t, db, "brute-force", 1)
+}

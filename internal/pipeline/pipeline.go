@@ -58,6 +58,17 @@ type Options struct {
 	// batches of 20,000 than of 5,000 (BenchmarkInsertEvents). Without a
 	// backlog a batch is whatever arrived since the last one.
 	BatchSize int
+	// Linger is how long, once the pipeline has caught up with the stream,
+	// it lets new records gather before it reads them: after a read that
+	// found fewer than BatchSize records, the next waits until Linger has
+	// passed since it. Each batch's store writes cost much the same for ten
+	// events as for a thousand (every transaction rewrites the index pages
+	// it touches), so under a steady trickle of small requests a short
+	// linger saves most of the pipeline's CPU, at the price of records
+	// becoming searchable up to Linger later. A backlog (full batches) is
+	// never delayed, nor is the first record after an idle spell; Flush
+	// and shutdown cut a linger short. 0 (the default) reads at once.
+	Linger time.Duration
 	// CheckpointEvery is how often the detector state and the stream
 	// position are made durable while events flow; default 5s. A shorter
 	// interval replays less after a crash and costs more: each checkpoint
@@ -111,6 +122,13 @@ type Pipeline struct {
 	// flushReq carries requests of Flush to the running Run loop.
 	flushReq chan chan error
 }
+
+// advanceEvery is how often, at most, held events are evaluated by the
+// wall clock after reads that found something (a read of nothing always
+// does it). Each evaluation that releases events writes the findings they
+// change, so doing it after every small batch would cost a finding update
+// per batch; the allowed lateness is minutes, so a second is soon enough.
+const advanceEvery = time.Second
 
 // storeQueue is how many batches wait for the store stage beside the one
 // it is storing.
@@ -229,7 +247,25 @@ func (p *Pipeline) Run(parent context.Context) error {
 	// dropped is a staged checkpoint prepared as the pipeline stopped and
 	// never handed to the store stage: it is saved before the last one.
 	var dropped func(context.Context) error
+	// lingerUntil is when the next read may start after a read that found
+	// fewer records than a batch (Options.Linger); zero: at once.
+	var lingerUntil time.Time
+	var lastAdvance time.Time // the last turn that evaluated held events
 	for ctx.Err() == nil {
+		if wait := time.Until(lingerUntil); wait > 0 && pendingFlush == nil {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case pendingFlush = <-p.flushReq:
+				// Read now: the caller appended its events before asking.
+			case <-ctx.Done():
+			}
+			t.Stop()
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		lingerUntil = time.Time{}
 		b, err := p.detect(ctx)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -242,6 +278,12 @@ func (p *Pipeline) Run(parent context.Context) error {
 			continue
 		}
 		backoff = 50 * time.Millisecond
+		// A read of less than a batch took everything the stream held: the
+		// pipeline has caught up, as after a read of nothing.
+		partial := b != nil && len(b.recs)+b.dropped < p.opts.BatchSize
+		if partial && p.opts.Linger > 0 {
+			lingerUntil = b.start.Add(p.opts.Linger)
+		}
 		if b != nil {
 			select {
 			case toStore <- b:
@@ -263,9 +305,12 @@ func (p *Pipeline) Run(parent context.Context) error {
 			} else {
 				flushed, pendingFlush = pendingFlush, nil
 			}
+		}
+		if b == nil || (partial && time.Since(lastAdvance) >= advanceEvery) {
 			// Caught up: held events older than the lateness by the wall
 			// clock are evaluated now, so a quiet tenant gets its findings
-			// (all of them when Flush asked).
+			// while others keep sending (all of them when Flush asked).
+			lastAdvance = time.Now()
 			if ab := p.advance(ctx, flushed != nil); ab != nil {
 				select {
 				case toStore <- ab:
