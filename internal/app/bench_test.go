@@ -196,6 +196,67 @@ func BenchmarkIngestHTTPSingle64(b *testing.B) {
 	benchIngest(b, 1, 64)
 }
 
+// BenchmarkIngestHTTPSingleSteady measures the CPU a node spends per event
+// when single-event requests arrive at a steady 1,000 per second (16
+// clients, each paced), far below what it can take: the load of a typical
+// SaaS sending each audit event as it happens. It runs with the pipeline's
+// default ingest.batch_linger and with none, and reports the process's CPU
+// (server, pipeline and the clients) per event, from the first request
+// until every event is stored.
+func BenchmarkIngestHTTPSingleSteady(b *testing.B) {
+	for _, linger := range []time.Duration{0, config.Default().Ingest.BatchLinger} {
+		b.Run(fmt.Sprint("linger=", linger), func(b *testing.B) {
+			n, key := benchNode(b, func(c *config.Config) { c.Ingest.BatchLinger = linger })
+			const clients, rate = 16, 1000
+			at := time.Now().Add(-time.Hour)
+			bodies := make([][]byte, b.N)
+			for i := range bodies {
+				var buf bytes.Buffer
+				benchEvent(&buf, i, at.Add(time.Duration(i)*time.Millisecond))
+				bodies[i] = buf.Bytes()
+			}
+			hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+			var next, failed atomic.Int64
+			b.ResetTimer()
+			start, cpu0 := time.Now(), cpuTime()
+			var wg sync.WaitGroup
+			for range clients {
+				wg.Go(func() {
+					tick := time.NewTicker(time.Second * clients / rate)
+					defer tick.Stop()
+					for range tick.C {
+						i := next.Add(1) - 1
+						if i >= int64(b.N) {
+							return
+						}
+						if err := postBody(hc, n.url+"/v1/events", key, bodies[i], true); err != nil {
+							failed.Add(1)
+						}
+					}
+				})
+			}
+			wg.Wait()
+			st := n.app.Stores().Stream.(audit.StreamStats)
+			for {
+				last, committed, err := st.Backlog(context.Background())
+				if err != nil {
+					b.Fatal(err)
+				}
+				if committed >= last {
+					break
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+			b.StopTimer()
+			if f := failed.Load(); f > 0 {
+				b.Fatalf("%d requests failed", f)
+			}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "events/s")
+			b.ReportMetric(float64((cpuTime()-cpu0).Nanoseconds())/1000/float64(b.N), "cpu-µs/event")
+		})
+	}
+}
+
 func benchIngest(b *testing.B, batch, clients int, edit ...func(*config.Config)) {
 	n, key := benchNode(b, edit...)
 	benchIngestOn(b, n, key, []string{n.url}, batch, clients)
