@@ -172,6 +172,10 @@ type Stream struct {
 	backlogAt              time.Time
 	backlogLast, backlogLo uint64
 
+	// fetchMax caps the records of one fetch (0: as many as Read asks
+	// for). Tests set it to see a Read assembled from several fetches.
+	fetchMax int
+
 	// cseq is the consumer sequence of the last record the reading
 	// consumer delivered to this stream: a jump means records were
 	// delivered and lost on the way (a fetch cut short), so the consumer
@@ -384,6 +388,12 @@ func unavailable(what string, err error) error {
 // Read implements audit.EventStream. One JetStream consumer reads onward
 // from where the last Read stopped; a Read from elsewhere (a restart, a
 // retry after a failure) starts a new one there.
+//
+// A Read returns max records whenever the stream holds that many after
+// `after`: one fetch can come back with fewer while more are stored (the
+// server hands over what it has ready; a fetch cut short ends at the
+// gap), so Read fetches again until it has max or a fetch finds nothing.
+// The pipeline takes a shorter read to mean it has caught up.
 func (s *Stream) Read(ctx context.Context, after uint64, max int) ([]audit.Record, error) {
 	if s.isClosed() {
 		return nil, audit.ErrStreamClosed
@@ -393,6 +403,32 @@ func (s *Stream) Read(ctx context.Context, after uint64, max int) ([]audit.Recor
 	}
 	s.rmu.Lock()
 	defer s.rmu.Unlock()
+	var out []audit.Record
+	for len(out) < max {
+		recs, err := s.readRetrying(ctx, after, max-len(out))
+		if err != nil {
+			if len(out) > 0 {
+				// Hand back what was read: the next Read starts after it.
+				return out, nil
+			}
+			return nil, err
+		}
+		if len(recs) == 0 {
+			break
+		}
+		if out == nil {
+			out = recs
+		} else {
+			out = append(out, recs...)
+		}
+		after = recs[len(recs)-1].Seq
+	}
+	return out, nil
+}
+
+// readRetrying is read with one more try, on a new consumer, after a
+// failure.
+func (s *Stream) readRetrying(ctx context.Context, after uint64, max int) ([]audit.Record, error) {
 	for attempt := 0; ; attempt++ {
 		recs, err := s.read(ctx, after, max)
 		if err == nil {
@@ -458,6 +494,9 @@ func (s *Stream) ensureConsumer(ctx context.Context, after uint64) error {
 func (s *Stream) fetch(ctx context.Context, after uint64, max int, wait time.Duration) ([]audit.Record, error) {
 	var batch jetstream.MessageBatch
 	var err error
+	if s.fetchMax > 0 {
+		max = min(max, s.fetchMax)
+	}
 	if wait == 0 {
 		batch, err = s.cons.FetchNoWait(max)
 	} else {
