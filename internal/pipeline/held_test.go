@@ -57,35 +57,9 @@ func waitFindings(t *testing.T, db *sqlite.DB, rule string, want int) {
 func TestRunEvaluatesHeldEventsOnceCaughtUp(t *testing.T) {
 	for _, flush := range []bool{false, true} {
 		t.Run(fmt.Sprint("flush=", flush), func(t *testing.T) {
-			db, err := sqlite.Open(t.Context(), sqlite.Options{Dir: t.TempDir()})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
-			eng, err := detect.New(detect.Options{Rules: rules.MustBuiltin(), StateStore: db, AllowedLateness: 2 * time.Minute})
-			if err != nil {
-				t.Fatal(err)
-			}
-			at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-			wall := &clock{t: at.Add(time.Minute)}
-			st := memstream.New(memstream.Options{})
 			reg := prometheus.NewRegistry()
-			p, err := pipeline.New(pipeline.Options{Stream: st, Events: db.Events(), Findings: db, Detector: eng,
-				Enricher: uaEnricher{}, Now: wall.now, CheckpointEvery: 10 * time.Millisecond, Registerer: reg})
-			if err != nil {
-				t.Fatal(err)
-			}
-			var evs []*audit.Event
-			for i := range 20 {
-				ev := &audit.Event{ID: fmt.Sprintf("bf%02d", i), Tenant: "acme", Action: audit.ActionLoginFailure, Reason: "invalid_password",
-					Time: at.Add(time.Duration(i) * time.Second), ReceivedAt: at, Actor: audit.Actor{ID: "victim@example.com"}}
-				ev.Context.IP = netipAddr(t, "198.51.100.9")
-				ev.Normalize(ev.Time)
-				evs = append(evs, ev)
-			}
-			if _, err := st.Append(t.Context(), evs); err != nil {
-				t.Fatal(err)
-			}
+			h := heldSetup(t, pipeline.Options{CheckpointEvery: 10 * time.Millisecond, Registerer: reg})
+			db, eng, p, wall, at := h.db, h.eng, h.p, h.wall, h.at
 			ctx, cancel := context.WithCancel(t.Context())
 			done := make(chan error, 1)
 			go func() { done <- p.Run(ctx) }()
@@ -120,6 +94,52 @@ func TestRunEvaluatesHeldEventsOnceCaughtUp(t *testing.T) {
 			}
 		})
 	}
+}
+
+// held is a pipeline with the built-in rules on a real store, the
+// allowed lateness at 2 minutes and a settable wall clock a minute past
+// at, whose stream holds 20 failed logins on one account from at on: a
+// brute force that stays held until the clock is the lateness past it.
+type held struct {
+	db   *sqlite.DB
+	eng  *detect.Engine
+	st   *memstream.Stream
+	p    *pipeline.Pipeline
+	wall *clock
+	at   time.Time
+}
+
+// heldSetup builds a held pipeline; opts adds to the options it sets.
+func heldSetup(t *testing.T, opts pipeline.Options) held {
+	t.Helper()
+	db, err := sqlite.Open(t.Context(), sqlite.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	eng, err := detect.New(detect.Options{Rules: rules.MustBuiltin(), StateStore: db, AllowedLateness: 2 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := held{db: db, eng: eng, st: memstream.New(memstream.Options{}), at: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
+	h.wall = &clock{t: h.at.Add(time.Minute)}
+	opts.Stream, opts.Events, opts.Findings, opts.Detector = h.st, db.Events(), db, eng
+	opts.Enricher, opts.Now = uaEnricher{}, h.wall.now
+	if h.p, err = pipeline.New(opts); err != nil {
+		t.Fatal(err)
+	}
+	var evs []*audit.Event
+	for i := range 20 {
+		ev := &audit.Event{ID: fmt.Sprintf("bf%02d", i), Tenant: "acme", Action: audit.ActionLoginFailure, Reason: "invalid_password",
+			Time: h.at.Add(time.Duration(i) * time.Second), ReceivedAt: h.at, Actor: audit.Actor{ID: "victim@example.com"}}
+		ev.Context.IP = netipAddr(t, "198.51.100.9")
+		ev.Normalize(ev.Time)
+		evs = append(evs, ev)
+	}
+	if _, err := h.st.Append(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	return h
 }
 
 func waitStored(t *testing.T, db *sqlite.DB, want int) {
@@ -176,34 +196,8 @@ func histogram(t *testing.T, reg *prometheus.Registry, name string) (uint64, flo
 // quiet tenant's held events once the wall clock is the allowed lateness
 // past them.
 func TestQuietTenantIsEvaluatedWhileAnotherTrickles(t *testing.T) {
-	db, err := sqlite.Open(t.Context(), sqlite.Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	eng, err := detect.New(detect.Options{Rules: rules.MustBuiltin(), StateStore: db, AllowedLateness: 2 * time.Minute})
-	if err != nil {
-		t.Fatal(err)
-	}
-	at := time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)
-	wall := &clock{t: at.Add(time.Minute)}
-	st := memstream.New(memstream.Options{})
-	p, err := pipeline.New(pipeline.Options{Stream: st, Events: db.Events(), Findings: db, Detector: eng,
-		Enricher: uaEnricher{}, Now: wall.now, Linger: 20 * time.Millisecond, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var evs []*audit.Event
-	for i := range 20 {
-		ev := &audit.Event{ID: fmt.Sprintf("bf%02d", i), Tenant: "acme", Action: audit.ActionLoginFailure, Reason: "invalid_password",
-			Time: at.Add(time.Duration(i) * time.Second), ReceivedAt: at, Actor: audit.Actor{ID: "victim@example.com"}}
-		ev.Context.IP = netipAddr(t, "198.51.100.9")
-		ev.Normalize(ev.Time)
-		evs = append(evs, ev)
-	}
-	if _, err := st.Append(t.Context(), evs); err != nil {
-		t.Fatal(err)
-	}
+	h := heldSetup(t, pipeline.Options{Linger: 20 * time.Millisecond, Registerer: prometheus.NewRegistry()})
+	db, eng, st, p, wall, at := h.db, h.eng, h.st, h.p, h.wall, h.at
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()

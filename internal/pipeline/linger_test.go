@@ -118,15 +118,7 @@ func TestLingerGathersATrickleIntoOneBatch(t *testing.T) {
 func TestLingerNeverDelaysABacklog(t *testing.T) {
 	_, st, det, stop := lingering(t, 7)
 	defer stop()
-	at := time.Now().UTC().Add(-time.Hour)
-	var evs []*audit.Event
-	for i := range 30 {
-		evs = append(evs, &audit.Event{ID: fmt.Sprintf("b-%d", i), Tenant: "acme", Action: "x.plain",
-			Time: at.Add(time.Duration(i) * time.Second), ReceivedAt: at, Actor: audit.Actor{ID: "u"}})
-	}
-	if _, err := st.Append(t.Context(), evs); err != nil {
-		t.Fatal(err)
-	}
+	appendEvents(t, st, 30, "x.plain")
 	waitSeen(t, det, 30)
 	if _, processed := det.batches(); processed != 5 {
 		t.Fatalf("30 records in batches of 7 took %d reads, want 5", processed)
