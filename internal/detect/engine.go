@@ -80,10 +80,52 @@ type Options struct {
 	// RelayASNs are networks whose location is unreliable (nil:
 	// DefaultRelayASNs).
 	RelayASNs []uint32
+	// Namespace is the engine's StateStore namespace (DefaultNamespace
+	// when empty). Engines sharing one StateStore each need their own.
+	Namespace string
+	// Scope selects the rules evaluated (default ScopeAll). Every rule is
+	// still known (Rules, tuning and its validation); only evaluation is
+	// limited. An installation-wide rule that sets a flag is refused in
+	// any other scope than ScopeAll: tenants' rules read flags, and an
+	// engine of ScopeTenants could not see it.
+	Scope Scope
 }
 
-// stateNS is the StateStore namespace of the engine.
-const stateNS = "detect"
+// DefaultNamespace is the StateStore namespace of an engine whose
+// Options.Namespace is empty.
+const DefaultNamespace = "detect"
+
+// Scope says which rules an engine evaluates. Partitioned detection runs
+// one engine per partition of the tenants (ScopeTenants) and one over the
+// whole stream for the installation-wide rules (ScopeInstallation); each
+// evaluates the events it is given exactly as an engine of ScopeAll would,
+// so together they find what one engine over everything finds.
+type Scope int
+
+const (
+	// ScopeAll evaluates every rule (one engine for the installation).
+	ScopeAll Scope = iota
+	// ScopeTenants evaluates the rules grouped within a tenant, not the
+	// installation-wide ones.
+	ScopeTenants
+	// ScopeInstallation evaluates only the installation-wide rules
+	// (group_by: [installation]). It still learns profiles and scores
+	// logins, but without the tenants' brute-force windows, so the risk
+	// it sets counts no recent failures: installation-wide rules should
+	// not read event.risk.
+	ScopeInstallation
+)
+
+// String names the scope as configuration and logs do.
+func (s Scope) String() string {
+	switch s {
+	case ScopeTenants:
+		return "tenants"
+	case ScopeInstallation:
+		return "installation"
+	}
+	return "all"
+}
 
 // crule is a rule with engine bookkeeping.
 type crule struct {
@@ -98,6 +140,9 @@ type crule struct {
 	// broad is set for tenant- and installation-wide keys, whose windows
 	// mix an attack with everyday traffic.
 	broad bool
+	// installation is set for installation-wide rules (group_by:
+	// [installation]).
+	installation bool
 }
 
 // Engine is the streaming detection engine. It implements audit.Detector.
@@ -113,6 +158,7 @@ type Engine struct {
 	wmu     sync.Mutex
 	mu      sync.RWMutex
 	opts    Options
+	ns      string // StateStore namespace
 	log     *slog.Logger
 	rules   []*crule
 	byID    map[string]*crule
@@ -282,8 +328,14 @@ func New(opts Options) (*Engine, error) {
 			rules = append(rules, r)
 		}
 	}
+	if opts.Scope < ScopeAll || opts.Scope > ScopeInstallation {
+		return nil, audit.FieldErrorf("scope", "unknown detection scope %d", opts.Scope)
+	}
+	if opts.Namespace == "" {
+		opts.Namespace = DefaultNamespace
+	}
 	e := &Engine{
-		opts: opts, log: log.With("component", "detect"),
+		opts: opts, ns: opts.Namespace, log: log.With("component", "detect"),
 		byID: map[string]*crule{}, byAct: map[string][]*crule{}, relay: map[uint32]bool{},
 		tenants: map[string]*tenantConf{}, keys: map[string]*keyState{}, profiles: map[string]*profEntry{},
 		flags: map[string]int64{}, tstats: map[string]*tenantStats{},
@@ -306,6 +358,10 @@ func New(opts Options) (*Engine, error) {
 			return nil, audit.FieldErrorf("rules", "duplicate rule id %s", r.ID)
 		}
 		cr := &crule{Rule: r, idx: i, defaults: r.Defaults()}
+		cr.installation = len(r.GroupBy) > 0 && r.GroupBy[0] == rulelang.KeyInstallation
+		if cr.installation && r.Flag != nil && opts.Scope != ScopeAll {
+			return nil, audit.FieldErrorf("rules", "rule %s is installation-wide and sets flag %s, which the engines of partitioned detection cannot share: remove the flag or run detection unpartitioned", r.ID, r.Flag.Name)
+		}
 		cr.broad = !slices.ContainsFunc(r.GroupBy, func(k string) bool {
 			return k != rulelang.KeyTenant && k != rulelang.KeyInstallation
 		})
@@ -355,13 +411,17 @@ func (e *Engine) Rules() []*rulelang.Rule {
 	return out
 }
 
-// rulesFor returns the rules that look at action, cached per action.
+// rulesFor returns the rules of the engine's scope that look at action,
+// cached per action.
 func (e *Engine) rulesFor(action string) []*crule {
 	if rs, ok := e.byAct[action]; ok {
 		return rs
 	}
 	var rs []*crule
 	for _, r := range e.rules {
+		if e.opts.Scope != ScopeAll && r.installation != (e.opts.Scope == ScopeInstallation) {
+			continue
+		}
 		if r.Matches(action) {
 			rs = append(rs, r)
 		}
@@ -598,7 +658,7 @@ func (e *Engine) observe(ev *audit.Event, pe *profEntry, prof *Profile, ts *tena
 func (e *Engine) loadProfile(pe *profEntry, key []byte, dst *Profile) *Profile {
 	if pe == nil && e.opts.StateStore != nil && e.profilesOut {
 		// Perhaps evicted earlier: reload from the store.
-		data, err := e.opts.StateStore.GetState(context.Background(), stateNS, "p/"+string(key))
+		data, err := e.opts.StateStore.GetState(context.Background(), e.ns, "p/"+string(key))
 		if err == nil && data != nil {
 			pe = &profEntry{data: data}
 			e.profiles[string(key)] = pe

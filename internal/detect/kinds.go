@@ -49,7 +49,7 @@ func riskByte(in *input) uint8 {
 // key allocates nothing.
 func (e *Engine) key(r *crule, in *input) *keyState {
 	tenant := in.ev.Tenant
-	if r.GroupBy[0] == rulelang.KeyInstallation {
+	if r.installation {
 		tenant = ""
 	}
 	b := append(e.sbuf[:0], tenant...)
@@ -696,7 +696,7 @@ func fmtDur(d time.Duration) string {
 // of their own (event ids are unique only within a tenant; neither ids nor
 // tenant names may contain '/').
 func evidenceRef(r *crule, ev *audit.Event) string {
-	if r.GroupBy[0] == rulelang.KeyInstallation {
+	if r.installation {
 		return ev.Tenant + "/" + ev.ID
 	}
 	return ev.ID

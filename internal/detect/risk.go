@@ -272,7 +272,7 @@ func (e *Engine) ScoreContext(ctx context.Context, ev *audit.Event) audit.Risk {
 		if pe := e.profiles[key]; pe != nil {
 			data = pe.data
 		} else if e.opts.StateStore != nil && e.profilesOut {
-			data, _ = e.opts.StateStore.GetState(ctx, stateNS, "p/"+key)
+			data, _ = e.opts.StateStore.GetState(ctx, e.ns, "p/"+key)
 		}
 		if data != nil {
 			p = &Profile{}

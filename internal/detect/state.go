@@ -39,7 +39,7 @@ type meta struct {
 // load restores state saved by Checkpoint.
 func (e *Engine) load(ctx context.Context) error {
 	rows := map[uint64][]heldEntry{}
-	err := e.opts.StateStore.ScanState(ctx, stateNS, func(key string, value []byte) error {
+	err := e.opts.StateStore.ScanState(ctx, e.ns, func(key string, value []byte) error {
 		switch {
 		case key == metaKey:
 			var m meta
@@ -107,7 +107,7 @@ func (e *Engine) Checkpoint(ctx context.Context) error {
 	}
 	// The store write runs without the engine lock: wmu keeps every other
 	// change out meanwhile, and risk scores only read.
-	if err := e.opts.StateStore.SaveState(ctx, stateNS, puts, dels); err != nil {
+	if err := e.opts.StateStore.SaveState(ctx, e.ns, puts, dels); err != nil {
 		return fmt.Errorf("save detection state: %w", err)
 	}
 	e.mu.Lock()
@@ -155,7 +155,7 @@ func (e *Engine) PrepareCheckpoint(ctx context.Context) (func(context.Context) e
 	e.unsaved.Add(1)
 	var once sync.Once
 	return func(ctx context.Context) error {
-		if err := e.opts.StateStore.SaveState(ctx, stateNS, puts, dels); err != nil {
+		if err := e.opts.StateStore.SaveState(ctx, e.ns, puts, dels); err != nil {
 			return fmt.Errorf("save detection state: %w", err)
 		}
 		once.Do(func() { e.unsaved.Add(-1) })
@@ -172,7 +172,7 @@ func (e *Engine) checkpoint(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := e.opts.StateStore.SaveState(ctx, stateNS, puts, dels); err != nil {
+	if err := e.opts.StateStore.SaveState(ctx, e.ns, puts, dels); err != nil {
 		return fmt.Errorf("save detection state: %w", err)
 	}
 	e.checkpointSaved()
@@ -523,7 +523,7 @@ func (e *Engine) Rebuild(ctx context.Context, next func() (*audit.Event, error))
 	}
 	if e.opts.StateStore != nil {
 		// Profiles evicted from memory are in the store only.
-		err := e.opts.StateStore.ScanState(ctx, stateNS, func(key string, _ []byte) error {
+		err := e.opts.StateStore.ScanState(ctx, e.ns, func(key string, _ []byte) error {
 			if k, ok := strings.CutPrefix(key, "p/"); ok {
 				e.deadProfs[k] = true
 			}
@@ -593,12 +593,12 @@ func (e *Engine) ForgetProfile(ctx context.Context, tenant, actor string) (bool,
 	e.mu.RUnlock()
 	if e.opts.StateStore != nil {
 		// Evicted profiles are in the store only.
-		data, err := e.opts.StateStore.GetState(ctx, stateNS, "p/"+key)
+		data, err := e.opts.StateStore.GetState(ctx, e.ns, "p/"+key)
 		if err != nil && audit.ErrorCode(err) != audit.ENOTFOUND {
 			return false, fmt.Errorf("read the profile of %s: %w", actor, err)
 		}
 		found = found || data != nil
-		if err := e.opts.StateStore.SaveState(ctx, stateNS, nil, []string{"p/" + key}); err != nil {
+		if err := e.opts.StateStore.SaveState(ctx, e.ns, nil, []string{"p/" + key}); err != nil {
 			return false, fmt.Errorf("delete the profile of %s: %w", actor, err)
 		}
 	}
