@@ -77,6 +77,15 @@ type StreamStats interface {
 	Backlog(ctx context.Context) (last, committed uint64, err error)
 }
 
+// StreamHeld is an optional capability of an EventStream that shares its
+// sequence with other readers (a partition of a stream), so that the
+// distance between two of its Seqs overstates how many records lie
+// between them: Held counts the records it holds that its consumers have
+// not all committed.
+type StreamHeld interface {
+	Held(ctx context.Context) (int64, error)
+}
+
 // WindowedDedupe is an optional capability of an EventStream whose
 // idempotency holds only for a window of time (NATS JetStream's duplicate
 // window): a (Tenant, ID) appended again after the window is appended as a

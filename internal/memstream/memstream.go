@@ -128,10 +128,12 @@ func (s *Stream) Offset(_ context.Context, consumer string) (uint64, error) {
 func (s *Stream) Commit(_ context.Context, consumer string, seq uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if seq > s.offsets[consumer] {
+	// A first commit registers the consumer, at 0 too: from then on the
+	// stream keeps what it has not committed.
+	if old, ok := s.offsets[consumer]; !ok || seq > old {
 		s.offsets[consumer] = seq
 	}
-	low := seq
+	low := s.offsets[consumer]
 	for _, o := range s.offsets {
 		low = min(low, o)
 	}

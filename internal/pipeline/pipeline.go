@@ -33,12 +33,23 @@ import (
 	"github.com/vigilhq/vigil/internal/audit"
 )
 
-// Consumer is the pipeline's name on the stream.
+// Consumer is the pipeline's name on the stream unless Options.Consumer
+// names another.
 const Consumer = "pipeline"
 
 // Options configures a Pipeline.
 type Options struct {
 	Stream audit.EventStream // required
+	// Consumer is the pipeline's consumer name on the stream, under which
+	// its position is kept; default Consumer. Pipelines reading one stream
+	// side by side need names of their own.
+	Consumer string
+	// FindingsOnly stores findings and incidents but not the events, which
+	// other pipelines store: partitioned detection's installation-wide
+	// pipeline reads every partition's events, which the partitions'
+	// pipelines store. Events is still required for the receipts of a
+	// WindowedDedupe stream.
+	FindingsOnly bool
 	// Events stores the events; required. With a Stream that is
 	// audit.WindowedDedupe it must also be audit.StoredReceipts, the
 	// permanent dedupe the stream lacks.
@@ -161,6 +172,9 @@ func New(opts Options) (*Pipeline, error) {
 	}
 	if opts.CheckpointEvery <= 0 {
 		opts.CheckpointEvery = 5 * time.Second
+	}
+	if opts.Consumer == "" {
+		opts.Consumer = Consumer
 	}
 	p := &Pipeline{opts: opts, log: opts.Logger, now: opts.Now, lookup: lookup, flushReq: make(chan chan error)}
 	if p.log == nil {
@@ -503,7 +517,7 @@ func (p *Pipeline) saveStaged(b *batch) func(context.Context) error {
 			}
 			saved = true
 		}
-		if err := p.opts.Stream.Commit(ctx, Consumer, b.last); err != nil {
+		if err := p.opts.Stream.Commit(ctx, p.opts.Consumer, b.last); err != nil {
 			return fmt.Errorf("commit pipeline offset %d: %w", b.last, err)
 		}
 		return nil
@@ -567,9 +581,9 @@ func (p *Pipeline) Drain(ctx context.Context) error {
 // over this one's.
 func (p *Pipeline) startOffset(ctx context.Context) (uint64, error) {
 	if c, ok := p.opts.Stream.(audit.PositionClaimer); ok {
-		return c.Claim(ctx, Consumer)
+		return c.Claim(ctx, p.opts.Consumer)
 	}
-	return p.opts.Stream.Offset(ctx, Consumer)
+	return p.opts.Stream.Offset(ctx, p.opts.Consumer)
 }
 
 // detect reads the next batch after p.processed, enriches it and runs
@@ -826,8 +840,10 @@ func (p *Pipeline) store(ctx context.Context, b *batch) error {
 		p.observeLatency(b)
 		return p.storeIncidents(ctx, b)
 	}
-	if err := p.opts.Events.InsertEvents(ctx, events); err != nil {
-		return fmt.Errorf("store %d events: %w", len(events), err)
+	if !p.opts.FindingsOnly {
+		if err := p.opts.Events.InsertEvents(ctx, events); err != nil {
+			return fmt.Errorf("store %d events: %w", len(events), err)
+		}
 	}
 	if len(b.findings) > 0 {
 		if err := p.opts.Findings.UpsertFindings(ctx, b.findings); err != nil {
@@ -854,7 +870,7 @@ func (p *Pipeline) checkpoint(ctx context.Context) error {
 			return fmt.Errorf("checkpoint detector: %w", err)
 		}
 	}
-	if err := p.opts.Stream.Commit(ctx, Consumer, p.processed); err != nil {
+	if err := p.opts.Stream.Commit(ctx, p.opts.Consumer, p.processed); err != nil {
 		return fmt.Errorf("commit pipeline offset %d: %w", p.processed, err)
 	}
 	p.committed = p.processed
@@ -904,14 +920,23 @@ func (p *Pipeline) backlog(ctx context.Context, pos *atomic.Uint64) (int64, erro
 	}
 	at := pos.Load()
 	if !p.started.Load() {
-		if at, err = p.opts.Stream.Offset(ctx, Consumer); err != nil {
+		if at, err = p.opts.Stream.Offset(ctx, p.opts.Consumer); err != nil {
 			return -1, err
 		}
 	}
 	if last <= at {
 		return 0, nil
 	}
-	return int64(last - at), nil
+	n := int64(last - at)
+	if h, ok := p.opts.Stream.(audit.StreamHeld); ok {
+		// Sequences are sparse on a partition of a stream: last − at also
+		// counts other partitions' records. What the partition holds is
+		// another bound (from the committed position), tighter under load.
+		if held, err := h.Held(ctx); err == nil && held < n {
+			n = held
+		}
+	}
+	return n, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -237,3 +237,53 @@ func TestRunRetriesAFailedStoreWithItsFindings(t *testing.T) {
 		t.Fatalf("detector saw %d events, want each of the 6 once", len(det.seen))
 	}
 }
+
+// TestFindingsOnlyUnderItsOwnConsumer: a pipeline named as a consumer of
+// its own, storing findings only (partitioned detection's installation
+// pipeline), keeps its position apart from the main pipeline's and stores
+// no event, while the main pipeline over the same stream stores them all.
+func TestFindingsOnlyUnderItsOwnConsumer(t *testing.T) {
+	db, err := sqlite.Open(t.Context(), sqlite.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	st := memstream.New(memstream.Options{})
+	appendEvents(t, st, 5, "x.plain")
+	appendEvents(t, st, 2, "x.finding")
+	// The main pipeline's position exists, so the stream keeps what it
+	// has not read.
+	if err := st.Commit(t.Context(), pipeline.Consumer, 0); err != nil {
+		t.Fatal(err)
+	}
+	side, err := pipeline.New(pipeline.Options{Stream: st, Consumer: "installation", FindingsOnly: true,
+		Events: db.Events(), Findings: db, Detector: &recorder{}, Enricher: uaEnricher{}, BatchSize: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := side.Drain(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if page, err := db.Events().SearchEvents(t.Context(), audit.EventFilter{Tenant: "acme", Limit: 100}); err != nil || len(page.Events) != 0 {
+		t.Fatalf("a findings-only pipeline stored %d events (%v)", len(page.Events), err)
+	}
+	if fs, err := db.SearchFindings(t.Context(), audit.FindingFilter{Tenant: "acme"}); err != nil || len(fs.Findings) != 2 {
+		t.Fatalf("a findings-only pipeline stored %d findings (%v), want 2", len(fs.Findings), err)
+	}
+	if off, _ := st.Offset(t.Context(), "installation"); off != 7 {
+		t.Errorf("its consumer's position is %d, want 7", off)
+	}
+	if off, _ := st.Offset(t.Context(), pipeline.Consumer); off != 0 {
+		t.Errorf("it moved the main pipeline's position to %d", off)
+	}
+	main, err := pipeline.New(pipeline.Options{Stream: st, Events: db.Events(), Findings: db, Detector: &recorder{}, Enricher: uaEnricher{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := main.Drain(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if page, err := db.Events().SearchEvents(t.Context(), audit.EventFilter{Tenant: "acme", Limit: 100}); err != nil || len(page.Events) != 7 {
+		t.Fatalf("the main pipeline stored %d events (%v), want 7", len(page.Events), err)
+	}
+}
