@@ -19,6 +19,16 @@
 // (Store.BeginEpoch, epoch.go); its detection checkpoints go through
 // Store.FencedState, which refuses them (ErrFenced) once another node has
 // begun a later epoch, and its lock refuses to be taken back after one.
+//
+// Partitioned detection fences per unit instead (units.go, unitstate.go):
+// each detection unit (a stream partition "p0", "p1", …, or
+// "installation") is processed by the node holding the unit's advisory
+// lock (UnitLocks, one connection per node for all its units). Taking a
+// unit increments its epoch in the units table, and the node's checkpoints
+// for it go through Store.UnitState, which refuses them (ErrFenced) once
+// another node has taken the unit since. Lock keys hash
+// "vigil.node.<schema>", "vigil.unit.<schema>.<unit>" and
+// "vigil.migrate.<schema>", so they never meet across schemas.
 // Every node records a heartbeat in the nodes table (nodes.go) for `vigil
 // cluster status`.
 package postgres

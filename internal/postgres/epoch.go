@@ -11,10 +11,12 @@ import (
 )
 
 // ErrFenced is returned (inside an EUNAVAILABLE *audit.Error) when another
-// node became active after this one: the schema's node epoch is no longer
-// the one this node was given. It wraps audit.ErrFenced, which the
+// node took over work this one was doing: it became active after this one
+// (the schema's node epoch is no longer the one this node was given;
+// FencedState, NodeLock.Check), or took a detection unit this node held
+// (the unit's epoch moved; UnitState). It wraps audit.ErrFenced, which the
 // pipeline and the app check for.
-var ErrFenced = fmt.Errorf("postgres: fenced by a newer node epoch: %w", audit.ErrFenced)
+var ErrFenced = fmt.Errorf("postgres: fenced by a newer epoch: %w", audit.ErrFenced)
 
 // epochQuery reads the node epoch. FOR SHARE makes a transaction that read
 // it conflict with BeginEpoch's update: whichever comes second waits for

@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
-	"strings"
 	"sync"
 	"time"
 
@@ -124,26 +122,9 @@ func newNodeLock(url, schema string) (*NodeLock, error) {
 // success. When another node holds the lock, it returns a description of
 // that node (holder) and a nil error; err is any other failure.
 func (l *NodeLock) take(ctx context.Context) (holder string, err error) {
-	cfg, err := pgx.ParseConfig(l.url)
+	cfg, err := lockConnConfig(l.url, l.schema, lockAppName)
 	if err != nil {
-		return "", invalid("url", "postgres: the connection URL cannot be parsed")
-	}
-	cfg.RuntimeParams["application_name"] = lockAppName
-	// For the node epoch (Check) in the schema's counters table.
-	cfg.RuntimeParams["search_path"] = l.schema
-	// The lock lives as long as the server sees this connection: after a
-	// crash of the machine or a network partition, keepalives end it in
-	// about 15s (5s idle, then 3 probes 2s apart; tcp_user_timeout for
-	// unacknowledged data) instead of the kernel default of two hours,
-	// and then a standby can take over. Over a unix socket they do not
-	// apply, and none are needed.
-	if cfg.Host != "" && !strings.HasPrefix(cfg.Host, "/") {
-		cfg.RuntimeParams["tcp_keepalives_idle"] = "5"
-		cfg.RuntimeParams["tcp_keepalives_interval"] = "2"
-		cfg.RuntimeParams["tcp_keepalives_count"] = "3"
-		cfg.RuntimeParams["tcp_user_timeout"] = "15000"
-		dialer := &net.Dialer{KeepAlive: 5 * time.Second, Timeout: 10 * time.Second}
-		cfg.DialFunc = dialer.DialContext
+		return "", err
 	}
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
@@ -155,14 +136,8 @@ func (l *NodeLock) take(ctx context.Context) (holder string, err error) {
 	// that holds this schema's lock under the lock's application name is
 	// ended.
 	tries := 1
-	if l.pid != 0 {
-		var ended int
-		if err := conn.QueryRow(ctx, `SELECT count(pg_terminate_backend(k.pid, 2000)) FROM pg_locks k JOIN pg_stat_activity a ON a.pid = k.pid
-			WHERE k.pid = $1 AND k.locktype = 'advisory' AND k.granted AND k.objsubid = 1
-				AND ((k.classid::int8 << 32) | k.objid::int8) = hashtextextended($2, 0)
-				AND a.application_name = $3`, l.pid, nodeLockKey(l.schema), lockAppName).Scan(&ended); err == nil && ended > 0 {
-			tries = 10 // its lock goes as the backend exits
-		}
+	if endGhost(ctx, conn, l.pid, lockAppName, []string{nodeLockKey(l.schema)}) {
+		tries = 10 // its lock goes as the backend exits
 	}
 	var ok bool
 	for try := 0; try < tries && !ok; try++ {
@@ -180,9 +155,7 @@ func (l *NodeLock) take(ctx context.Context) (holder string, err error) {
 		return holder, nil
 	}
 	l.conn = conn
-	if err := conn.QueryRow(ctx, `SELECT pg_backend_pid()`).Scan(&l.pid); err != nil {
-		l.pid = 0
-	}
+	l.pid = backendPID(ctx, conn)
 	return "", nil
 }
 
@@ -194,7 +167,7 @@ func lockHolder(ctx context.Context, conn *pgx.Conn, schema string) string {
 	var addr *string
 	err := conn.QueryRow(ctx, `SELECT a.client_addr::text FROM pg_locks k JOIN pg_stat_activity a ON a.pid = k.pid
 		WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 1
-			AND ((k.classid::int8 << 32) | k.objid::int8) = hashtextextended($1, 0)
+			AND `+advisoryKeyExpr+` = hashtextextended($1, 0)
 			AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())
 			AND a.application_name = $2 AND a.pid <> pg_backend_pid()
 		LIMIT 1`, nodeLockKey(schema), lockAppName).Scan(&addr)
