@@ -109,10 +109,9 @@ const (
 	// installation-wide ones.
 	ScopeTenants
 	// ScopeInstallation evaluates only the installation-wide rules
-	// (group_by: [installation]). It still learns profiles and scores
-	// logins, but without the tenants' brute-force windows, so the risk
-	// it sets counts no recent failures: installation-wide rules should
-	// not read event.risk.
+	// (group_by: [installation]). It learns no profiles and scores no
+	// logins (the tenants' engines do): the installation-wide rules it
+	// runs may read neither, nor the tenants' flags (partitionable).
 	ScopeInstallation
 )
 
@@ -359,8 +358,10 @@ func New(opts Options) (*Engine, error) {
 		}
 		cr := &crule{Rule: r, idx: i, defaults: r.Defaults()}
 		cr.installation = len(r.GroupBy) > 0 && r.GroupBy[0] == rulelang.KeyInstallation
-		if cr.installation && r.Flag != nil && opts.Scope != ScopeAll {
-			return nil, audit.FieldErrorf("rules", "rule %s is installation-wide and sets flag %s, which the engines of partitioned detection cannot share: remove the flag or run detection unpartitioned", r.ID, r.Flag.Name)
+		if cr.installation && opts.Scope != ScopeAll {
+			if err := partitionable(r); err != nil {
+				return nil, err
+			}
 		}
 		cr.broad = !slices.ContainsFunc(r.GroupBy, func(k string) bool {
 			return k != rulelang.KeyTenant && k != rulelang.KeyInstallation
@@ -546,6 +547,15 @@ func (e *Engine) processEvent(ev *audit.Event) {
 	in := &e.in
 	*in = input{ev: ev, t: t, e: e, tstats: ts, allowlisted: tc.allows(ev), flags: in.flags[:0], fbuf: in.fbuf}
 
+	if e.opts.Scope == ScopeInstallation {
+		// Only installation-wide rules, which read no profile, risk or
+		// tenant statistics (partitionable): nothing to learn here.
+		for _, r := range e.rulesFor(ev.Action) {
+			e.evalRule(r, in, ev, t, tc, nil)
+		}
+		e.expire()
+		return
+	}
 	var prof *Profile
 	var pe *profEntry
 	if ev.Actor.ID != "" {
@@ -559,33 +569,73 @@ func (e *Engine) processEvent(ev *audit.Event) {
 		in.risk = ev.Risk
 	}
 	for _, r := range e.rulesFor(ev.Action) {
-		if tc.disabled[r.ID] {
-			continue
-		}
-		in.params = tc.paramsFor(r)
-		in.agg = nil
-		ok, err := r.When.Bool(in)
-		if err != nil {
-			e.m.evalErrors.Inc()
-		}
-		if !ok {
-			continue
-		}
-		switch r.Kind {
-		case rulelang.KindMatch:
-			e.evalMatch(r, in, ev, t)
-		case rulelang.KindThreshold, rulelang.KindDistinct:
-			e.evalAggregate(r, in, ev, t)
-		case rulelang.KindSequence:
-			e.evalSequence(r, in, ev, t)
-		case rulelang.KindNewValue, rulelang.KindTravel, rulelang.KindRareTime:
-			if prof != nil {
-				e.evalProfile(r, in, ev, t, prof)
-			}
-		}
+		e.evalRule(r, in, ev, t, tc, prof)
 	}
 	e.observe(ev, pe, prof, ts, tc)
 	e.expire()
+}
+
+// evalRule evaluates one rule on the event (prof: the actor's profile, nil
+// when it has none).
+func (e *Engine) evalRule(r *crule, in *input, ev *audit.Event, t int64, tc *tenantConf, prof *Profile) {
+	if tc.disabled[r.ID] {
+		return
+	}
+	in.params = tc.paramsFor(r)
+	in.agg = nil
+	ok, err := r.When.Bool(in)
+	if err != nil {
+		e.m.evalErrors.Inc()
+	}
+	if !ok {
+		return
+	}
+	switch r.Kind {
+	case rulelang.KindMatch:
+		e.evalMatch(r, in, ev, t)
+	case rulelang.KindThreshold, rulelang.KindDistinct:
+		e.evalAggregate(r, in, ev, t)
+	case rulelang.KindSequence:
+		e.evalSequence(r, in, ev, t)
+	case rulelang.KindNewValue, rulelang.KindTravel, rulelang.KindRareTime:
+		if prof != nil {
+			e.evalProfile(r, in, ev, t, prof)
+		}
+	}
+}
+
+// partitionable refuses an installation-wide rule that partitioned
+// detection could not evaluate as one engine does: the engine of
+// ScopeInstallation learns no profiles, scores no logins and runs none of
+// the tenants' rules, so such a rule may not set or read flags (the
+// tenants' rules read and set them), read risk or the tenant's statistics,
+// or be of a kind that needs profiles.
+func partitionable(r *rulelang.Rule) error {
+	refuse := func(why string) error {
+		return audit.FieldErrorf("rules", "rule %s is installation-wide and %s, which partitioned detection cannot evaluate as one engine does: change the rule or run detection unpartitioned (detect.partitioned: false)", r.ID, why)
+	}
+	if r.Flag != nil {
+		return refuse("sets flag " + r.Flag.Name)
+	}
+	switch r.Kind {
+	case rulelang.KindNewValue, rulelang.KindTravel, rulelang.KindRareTime:
+		return refuse("is of kind " + string(r.Kind) + ", which learns actor profiles")
+	}
+	exprs := []*rulelang.Expr{r.When, r.Condition, r.Distinct, r.CountIf}
+	for _, esc := range r.Escalate {
+		exprs = append(exprs, esc.When)
+	}
+	for _, x := range exprs {
+		if x == nil {
+			continue
+		}
+		for _, v := range []string{"risk", "flags", "tenant.logins", "tenant.device_ratio"} {
+			if strings.Contains(x.Source, v) {
+				return refuse("reads " + v)
+			}
+		}
+	}
+	return nil
 }
 
 // actorKey appends the profile key of the event's actor: tenant|actor.

@@ -167,31 +167,42 @@ func TestScopedEnginesKeepTheirStateApart(t *testing.T) {
 	}
 }
 
-func TestInstallationRuleWithAFlagIsRefusedWhenPartitioned(t *testing.T) {
-	src := `id: install-flag
-name: Installation-wide flag
+// TestUnpartitionableInstallationRulesAreRefused: an installation-wide rule
+// that sets or reads what only one engine over everything has (flags, risk
+// scores, tenant statistics, profiles) is refused by the engines of
+// partitioned detection, naming the rule and the reason, and accepted by
+// one engine.
+func TestUnpartitionableInstallationRulesAreRefused(t *testing.T) {
+	const head = `name: Installation-wide test
 description: test
-kind: distinct
 severity: high
 on: [auth.login.failure]
 group_by: [installation]
-window: 10m
-distinct: event.ctx.ip
-condition: distinct >= 20
-explain: "{distinct} addresses"
-flag: {name: wide_wave, ttl: 1h, values: distinct}
+explain: "{count} events"
 `
-	rs, err := rulelang.Parse("install-flag.yaml", []byte(src))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := detect.New(detect.Options{Rules: rs}); err != nil {
-		t.Fatalf("unpartitioned engine refused the rule: %v", err)
-	}
-	for _, s := range []detect.Scope{detect.ScopeTenants, detect.ScopeInstallation} {
-		_, err := detect.New(detect.Options{Rules: rs, Scope: s})
-		if err == nil || !strings.Contains(err.Error(), "install-flag") || !strings.Contains(err.Error(), "wide_wave") {
-			t.Errorf("scope %s: error %v, want a refusal naming the rule and its flag", s, err)
+	agg := "kind: threshold\nwindow: 10m\n"
+	for _, c := range []struct{ id, body, why string }{
+		{"sets-flag", agg + "condition: count >= 20\nflag: {name: wide_wave, ttl: 1h}\n", "wide_wave"},
+		{"reads-risk", agg + "condition: count >= 20 && max_risk > 50\n", "risk"},
+		{"reads-flags", "kind: match\nwhen: '\"stuffing_source\" in flags'\n", "flags"},
+		{"reads-tenant", agg + "condition: count >= 20 && tenant.logins > 100\n", "tenant.logins"},
+	} {
+		rs, err := rulelang.Parse(c.id+".yaml", []byte("id: "+c.id+"\n"+head+c.body))
+		if err != nil {
+			t.Fatalf("%s: %v", c.id, err)
 		}
+		if _, err := detect.New(detect.Options{Rules: rs}); err != nil {
+			t.Fatalf("%s: one engine refused the rule: %v", c.id, err)
+		}
+		for _, s := range []detect.Scope{detect.ScopeTenants, detect.ScopeInstallation} {
+			_, err := detect.New(detect.Options{Rules: rs, Scope: s})
+			if err == nil || !strings.Contains(err.Error(), c.id) || !strings.Contains(err.Error(), c.why) {
+				t.Errorf("%s, scope %s: error %v, want a refusal naming the rule and %q", c.id, s, err, c.why)
+			}
+		}
+	}
+	// The built-in installation-wide rule is partitionable.
+	if _, err := detect.New(detect.Options{Rules: builtin(t), Scope: detect.ScopeInstallation}); err != nil {
+		t.Fatalf("the built-in rules are refused when partitioned: %v", err)
 	}
 }
