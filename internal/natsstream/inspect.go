@@ -24,7 +24,9 @@ type Status struct {
 	Last   uint64 `json:"last_seq"`
 	Msgs   uint64 `json:"records"`
 	Bytes  uint64 `json:"bytes"`
-	// Positions are the consumers' committed positions (the pipeline's).
+	// Positions are the consumers' committed positions (the pipeline's),
+	// by key in the offsets bucket: a consumer's whole-stream position
+	// under its name, its position in partition P under NAME.pP.
 	Positions map[string]uint64 `json:"positions"`
 }
 

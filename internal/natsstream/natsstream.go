@@ -1,28 +1,3 @@
-// Package natsstream is the ingest stream on NATS JetStream: an
-// audit.EventStream that several Vigil nodes can append to and that
-// outlives any one of them.
-//
-// Events are JetStream messages on one stream, on subjects partitioned by
-// a hash of the tenant (PREFIX.0 … PREFIX.N-1), so a tenant's events stay
-// in one partition, in order. A record's Seq is its stream sequence: one
-// increasing sequence across partitions. Consumer positions live in a
-// JetStream key-value bucket beside the stream, and records every known
-// consumer has committed are purged.
-//
-// How it meets the audit.EventStream contract, and where it differs from
-// the embedded stream:
-//   - Durability: Append returns once JetStream has acknowledged every
-//     event, which it does once the stream's replicas (a quorum of them)
-//     have stored it. With one replica an acknowledged event survives the
-//     NATS server's crash but, unless the server syncs every write
-//     (sync_interval: always), not the machine's power loss.
-//   - Idempotency: each event carries its (tenant, id) as the JetStream
-//     message id, so a retry within the stream's duplicate window is
-//     reported as a duplicate. After the window the event is appended
-//     again; the stream says so (audit.WindowedDedupe) and the pipeline
-//     drops it against the store's record of the event.
-//   - Atomicity: an Append that fails may have appended part of its
-//     events. Retrying the call appends none of them twice.
 package natsstream
 
 import (
@@ -162,30 +137,17 @@ type Stream struct {
 	closed  chan struct{}
 	once    sync.Once
 
-	// revs holds, per claimed consumer key, the revision of its position
-	// this stream last wrote: Commit moves a claimed position only from
-	// there, so a node that lost the pipeline to another cannot write its
-	// stale position over the new one.
-	revs map[string]uint64
+	// claims are the whole-stream positions this stream claimed.
+	claims claims
 	// backlog caches Backlog for backlogTTL: the ingest path asks it per
 	// request, and each answer costs several JetStream requests.
-	backlogAt              time.Time
-	backlogLast, backlogLo uint64
+	backlog backlogCache
 
-	// fetchMax caps the records of one fetch (0: as many as Read asks
-	// for). Tests set it to see a Read assembled from several fetches.
-	fetchMax int
-
-	// cseq is the consumer sequence of the last record the reading
-	// consumer delivered to this stream: a jump means records were
-	// delivered and lost on the way (a fetch cut short), so the consumer
-	// is started again from the position.
-	cseq uint64
-
-	// rmu serialises Read: one consumer reads the stream onward from next.
-	rmu  sync.Mutex
-	cons jetstream.Consumer
-	next uint64
+	// rd reads every partition.
+	rd *reader
+	// parts are the partition views handed out by Part, by partition
+	// (nil until asked for); guarded by mu.
+	parts []*Part
 }
 
 // Open connects to NATS and creates or updates the stream and its offsets
@@ -260,7 +222,8 @@ func open(ctx context.Context, nc *nats.Conn, opts Options) (*Stream, error) {
 		return nil, unavailable(fmt.Sprintf("create key-value bucket %s_offsets", opts.Name), err)
 	}
 	s := &Stream{opts: opts, nc: nc, js: js, stream: st, offsets: kv, log: opts.Logger,
-		changed: make(chan struct{}), closed: make(chan struct{}), revs: map[string]uint64{}}
+		changed: make(chan struct{}), closed: make(chan struct{}), parts: make([]*Part, opts.Partitions)}
+	s.rd = &reader{s: s, what: "the JetStream stream", last: s.last}
 	// Appends, this node's or another's, are announced on a core subject
 	// outside the stream's, so Wait wakes without polling.
 	s.notify, err = nc.Subscribe(s.notifySubject(), func(*nats.Msg) { s.wake() })
@@ -296,6 +259,13 @@ func Partition(tenant string, partitions int) int {
 	return int(h.Sum32() % uint32(partitions))
 }
 
+// subject is partition p's subject.
+func (s *Stream) subject(p int) string { return s.opts.Subject + "." + strconv.Itoa(p) }
+
+// Partitions returns the number of partition subjects of the stream
+// (Options.Partitions).
+func (s *Stream) Partitions() int { return s.opts.Partitions }
+
 // msgID is the JetStream message id of an event: a digest of its
 // (tenant, id), since ids may hold bytes a header cannot.
 func msgID(tenant, id string) string {
@@ -328,7 +298,7 @@ func (s *Stream) Append(ctx context.Context, events []*audit.Event) ([]audit.App
 		if err != nil {
 			return nil, fmt.Errorf("encode event %d: %w", i, err)
 		}
-		msg := nats.NewMsg(s.opts.Subject + "." + strconv.Itoa(Partition(ev.Tenant, s.opts.Partitions)))
+		msg := nats.NewMsg(s.subject(Partition(ev.Tenant, s.opts.Partitions)))
 		msg.Data = data
 		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID(ev.Tenant, ev.ID)), jetstream.WithStallWait(s.opts.Timeout))
 		if err != nil {
@@ -398,184 +368,28 @@ func (s *Stream) Read(ctx context.Context, after uint64, max int) ([]audit.Recor
 	if s.isClosed() {
 		return nil, audit.ErrStreamClosed
 	}
-	if max <= 0 {
-		return nil, nil
-	}
-	s.rmu.Lock()
-	defer s.rmu.Unlock()
-	var out []audit.Record
-	for len(out) < max {
-		recs, err := s.readRetrying(ctx, after, max-len(out))
-		if err != nil {
-			if len(out) > 0 {
-				// Hand back what was read: the next Read starts after it.
-				return out, nil
-			}
-			return nil, err
-		}
-		if len(recs) == 0 {
-			break
-		}
-		if out == nil {
-			out = recs
-		} else {
-			out = append(out, recs...)
-		}
-		after = recs[len(recs)-1].Seq
-	}
-	return out, nil
-}
-
-// readRetrying is read with one more try, on a new consumer, after a
-// failure.
-func (s *Stream) readRetrying(ctx context.Context, after uint64, max int) ([]audit.Record, error) {
-	for attempt := 0; ; attempt++ {
-		recs, err := s.read(ctx, after, max)
-		if err == nil {
-			return recs, nil
-		}
-		s.dropConsumer()
-		if attempt == 1 || ctx.Err() != nil {
-			return nil, err
-		}
-	}
-}
-
-func (s *Stream) read(ctx context.Context, after uint64, max int) ([]audit.Record, error) {
-	// The second try waits briefly: a consumer just created, or one whose
-	// stream changed leader, can answer "no messages" before it has
-	// caught up with the stream, and one that lost records on the way is
-	// started again.
-	for try := 0; try < 2; try++ {
-		if err := s.ensureConsumer(ctx, after); err != nil {
-			return nil, err
-		}
-		wait := time.Duration(0)
-		if try > 0 {
-			wait = 500 * time.Millisecond
-		}
-		recs, err := s.fetch(ctx, after, max, wait)
-		if err != nil || len(recs) > 0 || try > 0 {
-			return recs, err
-		}
-		last, err := s.last(ctx)
-		if err != nil || last <= after {
-			return nil, err
-		}
-	}
-	return nil, nil
-}
-
-// ensureConsumer starts a reading consumer at after+1 unless the current
-// one is there.
-func (s *Stream) ensureConsumer(ctx context.Context, after uint64) error {
-	if s.cons != nil && s.next == after+1 {
-		return nil
-	}
-	s.dropConsumer()
-	cons, err := s.stream.CreateConsumer(ctx, jetstream.ConsumerConfig{
-		Description:       "Vigil pipeline reader",
-		DeliverPolicy:     jetstream.DeliverByStartSequencePolicy,
-		OptStartSeq:       after + 1,
-		AckPolicy:         jetstream.AckNonePolicy,
-		InactiveThreshold: time.Minute,
-		MemoryStorage:     true,
-		Replicas:          1,
-	})
-	if err != nil {
-		return unavailable("start reading the JetStream stream", err)
-	}
-	s.cons, s.next, s.cseq = cons, after+1, 0
-	return nil
-}
-
-// fetch reads up to max records from the reading consumer; with wait 0 it
-// does not wait for records to arrive.
-func (s *Stream) fetch(ctx context.Context, after uint64, max int, wait time.Duration) ([]audit.Record, error) {
-	var batch jetstream.MessageBatch
-	var err error
-	if s.fetchMax > 0 {
-		max = min(max, s.fetchMax)
-	}
-	if wait == 0 {
-		batch, err = s.cons.FetchNoWait(max)
-	} else {
-		batch, err = s.cons.Fetch(max, jetstream.FetchMaxWait(wait))
-	}
-	if err != nil {
-		return nil, unavailable("read the JetStream stream", err)
-	}
-	var recs []audit.Record
-	gap := false
-	for msg := range batch.Messages() {
-		if gap {
-			continue // let the batch finish; these are read again
-		}
-		md, err := msg.Metadata()
-		if err != nil {
-			return nil, fmt.Errorf("read the JetStream stream: %w", err)
-		}
-		if md.Sequence.Consumer != s.cseq+1 {
-			// The consumer delivered records this stream never received (a
-			// fetch cut short): with no acknowledgements the server will not
-			// send them again, so read on from the last record received
-			// with a new consumer.
-			s.log.Warn("records delivered by the stream were not received; reading them again",
-				"after", after, "consumer_seq", md.Sequence.Consumer, "expected", s.cseq+1)
-			gap = true
-			continue
-		}
-		s.cseq = md.Sequence.Consumer
-		var rec audit.Record
-		rec.Seq = md.Sequence.Stream
-		if err := json.Unmarshal(msg.Data(), &rec.Event); err != nil {
-			return nil, fmt.Errorf("decode stream record %d: %w", rec.Seq, err)
-		}
-		if rec.Seq <= after {
-			continue // cannot happen with a fresh consumer; never hand back old records
-		}
-		recs = append(recs, rec)
-	}
-	if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
-		return nil, unavailable("read the JetStream stream", err)
-	}
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if n := len(recs); n > 0 {
-		s.next = recs[n-1].Seq + 1
-	}
-	if gap {
-		s.dropConsumer() // the next Read starts a new one at its position
-	}
-	return recs, nil
-}
-
-// dropConsumer forgets the reading consumer (JetStream removes it once
-// inactive).
-func (s *Stream) dropConsumer() {
-	if s.cons == nil {
-		return
-	}
-	name := s.cons.CachedInfo().Name
-	s.cons = nil
-	ctx, cancel := context.WithTimeout(context.Background(), s.opts.Timeout)
-	defer cancel()
-	_ = s.stream.DeleteConsumer(ctx, name)
+	return s.rd.read(ctx, after, max)
 }
 
 // Wait implements audit.EventStream.
 func (s *Stream) Wait(ctx context.Context, after uint64) error {
+	return s.wait(ctx, after, s.last, nil)
+}
+
+// wait blocks until last answers beyond after, checking again on every
+// append announcement and every second; it returns ErrStreamClosed once
+// the stream or viewClosed (nil for none) closes.
+func (s *Stream) wait(ctx context.Context, after uint64, last func(context.Context) (uint64, error), viewClosed <-chan struct{}) error {
 	poll := time.NewTicker(time.Second)
 	defer poll.Stop()
 	for {
 		s.mu.Lock()
 		changed := s.changed
 		s.mu.Unlock()
-		if s.isClosed() {
+		if s.isClosed() || isDone(viewClosed) {
 			return audit.ErrStreamClosed
 		}
-		last, err := s.last(ctx)
+		last, err := last(ctx)
 		if err == nil && last > after {
 			return nil
 		}
@@ -589,146 +403,122 @@ func (s *Stream) Wait(ctx context.Context, after uint64) error {
 			return ctx.Err()
 		case <-s.closed:
 			return audit.ErrStreamClosed
+		case <-viewClosed:
+			return audit.ErrStreamClosed
 		}
 	}
 }
 
+// isDone reports whether ch is closed; a nil ch never is.
+func isDone(ch <-chan struct{}) bool {
+	select {
+	case <-ch:
+		return true
+	default:
+		return false
+	}
+}
+
+// last is the stream's last sequence.
 func (s *Stream) last(ctx context.Context) (uint64, error) {
+	st, err := s.state(ctx)
+	return st.LastSeq, err
+}
+
+func (s *Stream) state(ctx context.Context) (jetstream.StreamState, error) {
 	info, err := s.stream.Info(ctx)
 	if err != nil {
-		return 0, unavailable("read the JetStream stream's state", err)
+		return jetstream.StreamState{}, unavailable("read the JetStream stream's state", err)
 	}
-	return info.State.LastSeq, nil
+	return info.State, nil
 }
 
-// offsetKey is a consumer's key in the offsets bucket: consumer names are
-// Vigil's own ("pipeline"), but a key allows few characters, so any other
-// byte is escaped.
-func offsetKey(consumer string) string {
-	b := make([]byte, 0, len(consumer))
-	for i := 0; i < len(consumer); i++ {
-		c := consumer[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '-':
-			b = append(b, c)
-		default:
-			b = append(b, '_')
-			b = append(b, hex.EncodeToString([]byte{c})...)
-		}
+// partLast is the last sequence of partition p's subject, 0 when the
+// stream holds none of its records.
+func (s *Stream) partLast(ctx context.Context, p int) (uint64, error) {
+	m, err := s.stream.GetLastMsgForSubject(ctx, s.subject(p))
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
 	}
-	return string(b)
+	if err != nil {
+		return 0, unavailable(fmt.Sprintf("read the last record of partition %d (%s)", p, s.subject(p)), err)
+	}
+	return m.Sequence, nil
 }
 
 // Offset implements audit.EventStream. It only reads: the pipeline's
-// owner uses Claim.
+// owner uses Claim. For a consumer that has only partition positions
+// (partitioned detection, Part) it is where Claim would resume the whole
+// stream: the lowest of them, a partition without one counting as 0.
 func (s *Stream) Offset(ctx context.Context, consumer string) (uint64, error) {
 	if s.isClosed() {
 		return 0, audit.ErrStreamClosed
 	}
-	n, _, err := s.getOffset(ctx, consumer)
+	n, rev, err := s.getKey(ctx, offsetKey(consumer), positionName(consumer))
+	if err != nil || rev != 0 {
+		return n, err
+	}
+	n, _, _, err = s.fromPartitions(ctx, consumer)
 	return n, err
 }
 
-// getOffset reads a consumer's position and its revision (0 when absent).
-func (s *Stream) getOffset(ctx context.Context, consumer string) (uint64, uint64, error) {
-	e, err := s.offsets.Get(ctx, offsetKey(consumer))
-	if errors.Is(err, jetstream.ErrKeyNotFound) {
-		return 0, 0, nil
-	}
-	if err != nil {
-		return 0, 0, unavailable(fmt.Sprintf("read consumer %q's position", consumer), err)
-	}
-	n, err := parseOffset(consumer, e.Value())
-	if err != nil {
-		return 0, 0, err
-	}
-	return n, e.Revision(), nil
-}
+// positionName names a consumer's whole-stream position in errors.
+func positionName(consumer string) string { return fmt.Sprintf("consumer %q's position", consumer) }
 
 // Claim implements audit.PositionClaimer: it reads the position and writes
 // it back with a compare-and-set on the revision it read, so that a Commit
 // of a stream that read or wrote the position before — a node that lost
 // the pipeline, even one paused between its checkpoint and its commit —
 // now fails.
+//
+// A consumer that has no whole-stream position but has partition
+// positions (it ran partitioned, through Part views) resumes at the
+// lowest of them, a partition without one counting as 0, so that no
+// partition skips a record; its partition positions are then deleted,
+// which fences the views that claimed them.
 func (s *Stream) Claim(ctx context.Context, consumer string) (uint64, error) {
 	if s.isClosed() {
 		return 0, audit.ErrStreamClosed
 	}
-	key := offsetKey(consumer)
-	for attempt := 0; ; attempt++ {
-		n, rev, err := s.getOffset(ctx, consumer)
-		if err != nil {
-			return 0, err
-		}
-		val := []byte(strconv.FormatUint(n, 10))
-		var newRev uint64
-		if rev == 0 {
-			newRev, err = s.offsets.Create(ctx, key, val)
-		} else {
-			newRev, err = s.offsets.Update(ctx, key, val, rev)
-		}
-		if err == nil {
-			s.setRev(key, newRev)
-			return n, nil
-		}
-		if !isRevisionConflict(err) || attempt == 4 {
-			return 0, unavailable(fmt.Sprintf("claim consumer %q's position", consumer), err)
-		}
-		// Another node wrote it between the read and the write: read again.
-	}
-}
-
-func (s *Stream) setRev(key string, rev uint64) {
-	s.mu.Lock()
-	s.revs[key] = rev
-	s.mu.Unlock()
-}
-
-func parseOffset(consumer string, v []byte) (uint64, error) {
-	n, err := strconv.ParseUint(string(v), 10, 64)
+	var parts map[int]uint64
+	n, created, err := s.claimKey(ctx, &s.claims, offsetKey(consumer), positionName(consumer),
+		func(ctx context.Context) (uint64, error) {
+			n, ps, _, err := s.fromPartitions(ctx, consumer)
+			parts = ps
+			return n, err
+		})
 	if err != nil {
-		return 0, fmt.Errorf("consumer %q's stored position %q is not a sequence: %w", consumer, v, err)
+		return 0, err
+	}
+	if created {
+		for p := range parts {
+			if err := s.offsets.Delete(ctx, partKey(consumer, p)); err != nil {
+				return 0, unavailable(fmt.Sprintf("delete consumer %q's position in partition %d, now that it reads the whole stream", consumer, p), err)
+			}
+		}
 	}
 	return n, nil
 }
 
 // Commit implements audit.EventStream: it stores the position, then purges
-// the records every consumer has committed. A position this stream claimed
-// (Claim) moves only from the revision it last wrote: if another stream
-// (another node) claimed or moved it since, Commit writes nothing and
-// returns an error wrapping audit.ErrFenced.
+// the records every consumer has committed (the lowest of every position,
+// partition positions included). A position this stream claimed (Claim)
+// moves only from the revision it last wrote: if another stream (another
+// node) claimed or moved it since, Commit writes nothing and returns an
+// error wrapping audit.ErrFenced.
 func (s *Stream) Commit(ctx context.Context, consumer string, seq uint64) error {
 	if s.isClosed() {
 		return audit.ErrStreamClosed
 	}
-	key := offsetKey(consumer)
-	val := []byte(strconv.FormatUint(seq, 10))
-	s.mu.Lock()
-	rev, claimed := s.revs[key]
-	s.mu.Unlock()
-	var err error
-	if claimed {
-		rev, err = s.offsets.Update(ctx, key, val, rev)
-	} else {
-		rev, err = s.offsets.Put(ctx, key, val)
+	if err := s.commitKey(ctx, &s.claims, offsetKey(consumer), positionName(consumer), seq); err != nil {
+		return err
 	}
-	if err != nil {
-		if claimed && isRevisionConflict(err) {
-			return fmt.Errorf("%w: consumer %q's position was claimed by another node", audit.ErrFenced, consumer)
-		}
-		return unavailable(fmt.Sprintf("store consumer %q's position", consumer), err)
-	}
-	if claimed {
-		s.setRev(key, rev)
-	}
-	s.mu.Lock()
-	s.backlogAt = time.Time{}
-	s.mu.Unlock()
-	low, err := s.committed(ctx)
+	s.backlog.reset(&s.mu)
+	pos, err := positions(ctx, s.offsets)
 	if err != nil {
 		return err
 	}
-	if low > 0 {
+	if low, ok := lowest(pos, allPartitions); ok && low > 0 {
 		// Purge keeps the records from low+1 on.
 		if err := s.stream.Purge(ctx, jetstream.WithPurgeSequence(low+1)); err != nil {
 			return unavailable("purge committed records", err)
@@ -737,82 +527,73 @@ func (s *Stream) Commit(ctx context.Context, consumer string, seq uint64) error 
 	return nil
 }
 
-// isRevisionConflict reports a compare-and-set write refused because the
-// key is not at the expected revision.
-func isRevisionConflict(err error) bool {
-	if errors.Is(err, jetstream.ErrKeyExists) {
-		return true
-	}
-	var apiErr *jetstream.APIError
-	return errors.As(err, &apiErr) && (apiErr.ErrorCode == jetstream.JSErrCodeStreamWrongLastSequence || apiErr.ErrorCode == 10164)
-}
-
-// committed is the lowest position among the consumers with one.
-func (s *Stream) committed(ctx context.Context) (uint64, error) {
-	pos, err := positions(ctx, s.offsets)
-	if err != nil {
-		return 0, err
-	}
-	low, any := uint64(0), false
-	for _, n := range pos {
-		if !any || n < low {
-			low, any = n, true
-		}
-	}
-	return low, nil
-}
-
-// positions reads every consumer position in the offsets bucket, by key.
-func positions(ctx context.Context, kv jetstream.KeyValue) (map[string]uint64, error) {
-	lister, err := kv.ListKeys(ctx)
-	if err != nil {
-		return nil, unavailable("list consumer positions", err)
-	}
-	var keys []string
-	for k := range lister.Keys() {
-		keys = append(keys, k)
-	}
-	_ = lister.Stop()
-	out := make(map[string]uint64, len(keys))
-	for _, k := range keys {
-		e, err := kv.Get(ctx, k)
-		if errors.Is(err, jetstream.ErrKeyNotFound) {
-			continue
-		}
-		if err != nil {
-			return nil, unavailable("read consumer positions", err)
-		}
-		n, err := parseOffset(k, e.Value())
-		if err != nil {
-			return nil, err
-		}
-		out[k] = n
-	}
-	return out, nil
-}
-
 // backlogTTL is how long a Backlog answer is reused.
 const backlogTTL = 250 * time.Millisecond
 
-// Backlog implements audit.StreamStats. Answers are reused for a quarter
-// of a second: the ingest path asks for every request.
+// backlogCache is a Backlog answer and when it was read, guarded by its
+// owner's mutex.
+type backlogCache struct {
+	at              time.Time
+	last, committed uint64
+}
+
+func (c *backlogCache) get(mu *sync.Mutex) (last, committed uint64, ok bool) {
+	mu.Lock()
+	defer mu.Unlock()
+	if time.Since(c.at) >= backlogTTL {
+		return 0, 0, false
+	}
+	return c.last, c.committed, true
+}
+
+func (c *backlogCache) set(mu *sync.Mutex, last, committed uint64) {
+	mu.Lock()
+	c.at, c.last, c.committed = time.Now(), last, committed
+	mu.Unlock()
+}
+
+func (c *backlogCache) reset(mu *sync.Mutex) {
+	mu.Lock()
+	c.at = time.Time{}
+	mu.Unlock()
+}
+
+// Backlog implements audit.StreamStats: last is the stream's last
+// sequence and committed the lowest position of any consumer, so that
+// last − committed counts the records some consumer has still to process.
+//
+// Once any consumer keeps partition positions (Part), that difference
+// would also count other partitions' records and quiet partitions'
+// positions; records are purged as soon as every position concerning them
+// has passed them, so the records the stream holds are the backlog, and
+// committed is last minus their number (at least 0).
+//
+// Answers are reused for a quarter of a second: the ingest path asks for
+// every request.
 func (s *Stream) Backlog(ctx context.Context) (last, committed uint64, err error) {
-	s.mu.Lock()
-	if time.Since(s.backlogAt) < backlogTTL {
-		last, committed = s.backlogLast, s.backlogLo
-		s.mu.Unlock()
+	if last, committed, ok := s.backlog.get(&s.mu); ok {
 		return last, committed, nil
 	}
-	s.mu.Unlock()
-	if last, err = s.last(ctx); err != nil {
+	st, err := s.state(ctx)
+	if err != nil {
 		return 0, 0, err
 	}
-	if committed, err = s.committed(ctx); err != nil {
+	pos, err := positions(ctx, s.offsets)
+	if err != nil {
 		return 0, 0, err
 	}
-	s.mu.Lock()
-	s.backlogAt, s.backlogLast, s.backlogLo = time.Now(), last, committed
-	s.mu.Unlock()
+	last = st.LastSeq
+	committed, _ = lowest(pos, allPartitions)
+	for k := range pos {
+		if keyPartition(k) >= 0 {
+			committed = 0
+			if st.Msgs < last {
+				committed = last - st.Msgs
+			}
+			break
+		}
+	}
+	s.backlog.set(&s.mu, last, committed)
 	return last, committed, nil
 }
 
@@ -833,13 +614,19 @@ func (s *Stream) Ready(ctx context.Context) error {
 }
 
 // Close implements audit.EventStream. Waiters and appends in flight return
-// ErrStreamClosed.
+// ErrStreamClosed, and so do the partition views' methods from then on.
 func (s *Stream) Close() error {
 	s.once.Do(func() {
 		close(s.closed)
-		s.rmu.Lock()
-		s.dropConsumer()
-		s.rmu.Unlock()
+		s.rd.close()
+		s.mu.Lock()
+		parts := append([]*Part(nil), s.parts...)
+		s.mu.Unlock()
+		for _, v := range parts {
+			if v != nil {
+				v.rd.close()
+			}
+		}
 		_ = s.notify.Unsubscribe()
 		s.nc.Close()
 	})
