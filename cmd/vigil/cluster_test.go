@@ -17,6 +17,7 @@ import (
 
 	"github.com/vigilhq/vigil/client"
 	"github.com/vigilhq/vigil/internal/app"
+	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/natsstream/natstest"
 	"github.com/vigilhq/vigil/internal/postgres/pgtest"
 )
@@ -41,7 +42,7 @@ func freeLoopback(t *testing.T) string {
 
 // startClusterNode runs `vigil serve` on PostgreSQL schema and the NATS
 // stream; it does not wait (a standby answers only /healthz).
-func startClusterNode(t *testing.T, bin, name, pgURL, schema, natsURL string, replicas int, dir string) *clusterNode {
+func startClusterNode(t *testing.T, bin, name, pgURL, schema, natsURL string, replicas int, dir string, env ...string) *clusterNode {
 	t.Helper()
 	addr := freeLoopback(t)
 	logs, err := os.Create(filepath.Join(t.TempDir(), name+".log"))
@@ -55,6 +56,7 @@ func startClusterNode(t *testing.T, bin, name, pgURL, schema, natsURL string, re
 		"VIGIL_STREAM_DRIVER=nats", "VIGIL_STREAM_NATS_URL="+natsURL, fmt.Sprintf("VIGIL_STREAM_NATS_REPLICAS=%d", replicas),
 		"VIGIL_STREAM_NATS_NAME=VIGIL_"+strings.ToUpper(schema), "VIGIL_STREAM_NATS_SUBJECT="+schema+".events",
 		"VIGIL_SERVER_NODE_NAME="+name, "VIGIL_STREAM_NATS_MAX_BYTES=64MiB")
+	cmd.Env = append(cmd.Env, env...)
 	cmd.Stdout, cmd.Stderr = logs, logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -214,125 +216,226 @@ func sendAll(t *testing.T, key string, urls []string, events []client.Event, hoo
 	}
 }
 
+// clusterTenants are the tenants of the cluster test: their events fall
+// in four different partitions of the stream's sixteen.
+var clusterTenants = []string{"acme", "globex", "initech", "umbrella"}
+
 // TestClusterKillMatchesSingleNode is the scale-out acceptance on real
-// processes: two `vigil serve` nodes on one PostgreSQL schema and a
-// three-server JetStream cluster (three replicas). Mid-stream the active
-// node is killed with SIGKILL and the NATS server leading the stream is
-// stopped; the standby takes over, clients move to it, and the server
-// comes back later. Every acknowledged event is stored, none twice, and
-// the findings equal those of one uninterrupted node on the same events.
+// processes: three `vigil serve` nodes on one PostgreSQL schema and a
+// three-server JetStream cluster (three replicas), detection partitioned
+// over the nodes. Four tenants send an account-takeover scenario each.
+// Mid-stream the active node, which also runs its share of the detection
+// units, is killed with SIGKILL and one NATS server is stopped; the other
+// nodes take its units over from their checkpoints, clients move to them,
+// and the server comes back later. Every acknowledged event is stored,
+// none twice, and every tenant's findings equal those of one uninterrupted
+// node running all of detection (detect.partitioned off) on the same
+// events.
 func TestClusterKillMatchesSingleNode(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs three NATS servers and three vigil processes")
+		t.Skip("runs three NATS servers and four vigil processes")
 	}
 	bin := buildVigil(t)
 	base := time.Now().Add(-2 * time.Hour).UTC().Truncate(time.Second)
-	events := attackTraffic("acme", base)
+	// The tenants' scenarios interleaved, as one client stream.
+	var events []client.Event
+	per := [][]client.Event{}
+	for _, tn := range clusterTenants {
+		per = append(per, attackTraffic(tn, base))
+	}
+	for i := 0; len(events) < len(per)*len(per[0]); i++ {
+		for _, evs := range per {
+			if i < len(evs) {
+				events = append(events, evs[i])
+			}
+		}
+	}
 
-	run := func(name, natsURL string, replicas int, hook func(nodes []*clusterNode) func(int)) ([]string, int) {
+	type result struct {
+		findings map[string][]string
+		stored   int
+		status   *app.ClusterStatus
+	}
+	run := func(name, natsURL string, replicas, nodes int, env []string, hook func(nodes []*clusterNode) func(int)) result {
 		pgURL, schema := pgtest.Schema(t)
-		first := startClusterNode(t, bin, name+"-a", pgURL, schema, natsURL, replicas, t.TempDir())
+		first := startClusterNode(t, bin, name+"-1", pgURL, schema, natsURL, replicas, t.TempDir(), env...)
 		waitStatus(t, first.url+"/readyz", 200, 60*time.Second)
 		op, err := os.ReadFile(filepath.Join(first.dir, app.BootstrapKeyFile))
 		if err != nil {
 			t.Fatal(err)
 		}
-		opc, err := client.New(first.url, client.WithAPIKey(strings.TrimSpace(string(op))))
+		opKey := strings.TrimSpace(string(op))
+		opc, err := client.New(first.url, client.WithAPIKey(opKey))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := opc.CreateTenant(t.Context(), client.CreateTenantRequest{ID: "acme"}); err != nil {
-			t.Fatal(err)
+		keys := map[string]string{}
+		for _, tn := range clusterTenants {
+			if _, err := opc.CreateTenant(t.Context(), client.CreateTenantRequest{ID: tn}); err != nil {
+				t.Fatal(err)
+			}
+			ck, err := opc.CreateKey(t.Context(), client.CreateKeyRequest{Tenant: tn, Name: "test", Scopes: []string{"admin"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			keys[tn] = string(ck.Secret)
 		}
-		ck, err := opc.CreateKey(t.Context(), client.CreateKeyRequest{Tenant: "acme", Name: "test", Scopes: []string{"admin"}})
-		if err != nil {
-			t.Fatal(err)
-		}
-		key := string(ck.Secret)
-		nodes := []*clusterNode{first}
+		all := []*clusterNode{first}
 		urls := []string{first.url}
-		if hook != nil {
+		for i := 2; i <= nodes; i++ {
 			dir := t.TempDir()
 			copyKeys(t, first.dir, dir)
-			second := startClusterNode(t, bin, name+"-b", pgURL, schema, natsURL, replicas, dir)
-			waitStatus(t, second.url+"/healthz", 200, 60*time.Second)
-			nodes = append(nodes, second)
-			urls = append(urls, second.url)
+			n := startClusterNode(t, bin, fmt.Sprintf("%s-%d", name, i), pgURL, schema, natsURL, replicas, dir, env...)
+			waitStatus(t, n.url+"/healthz", 200, 60*time.Second)
+			all = append(all, n)
+			urls = append(urls, n.url)
+		}
+		cfg := clusterConfig(pgURL, schema, natsURL)
+		if nodes > 1 {
+			// Before the traffic, every node runs a share of the units.
+			waitCluster(t, cfg, "the detection units spread over the nodes", func(st *app.ClusterStatus) bool {
+				return len(unitsByNode(st)) == nodes
+			})
 		}
 		var h func(int)
 		if hook != nil {
-			h = hook(nodes)
+			h = hook(all)
 		}
-		sendAll(t, key, urls, events, h)
-		// Read from whichever node is active now.
-		var c *client.Client
-		active := -1
-		for i, n := range nodes {
+		sendAll(t, opKey, urls, events, h)
+		// Read through whichever node is active now.
+		var active *clusterNode
+		for _, n := range all {
 			if st, _, err := get(n.url + "/readyz"); err == nil && st == 200 {
-				c, _ = client.New(n.url, client.WithAPIKey(key))
-				active = i
+				active = n
 			}
 		}
-		if active != len(nodes)-1 {
-			t.Fatalf("%s: node %d is active after the traffic, want node %d", name, active, len(nodes)-1)
+		if active == nil {
+			t.Fatalf("%s: no node is active after the traffic", name)
 		}
-		stored := 0
-		deadline := time.Now().Add(90 * time.Second)
-		for {
-			seen := map[string]bool{}
-			stored = 0
-			for e, err := range c.Events(t.Context(), client.SearchParams{Limit: 500}) {
-				if err != nil {
-					break
-				}
-				if strings.HasPrefix(e.Action, "vigil.") {
-					continue
-				}
-				if seen[e.ID] {
-					t.Fatalf("%s: event %s stored twice", name, e.ID)
-				}
-				seen[e.ID] = true
-				stored++
+		res := result{findings: map[string][]string{}}
+		for _, tn := range clusterTenants {
+			c, err := client.New(active.url, client.WithAPIKey(keys[tn]))
+			if err != nil {
+				t.Fatal(err)
 			}
-			if stored == len(events) || time.Now().After(deadline) {
-				break
-			}
-			time.Sleep(500 * time.Millisecond)
+			res.stored += storedOnce(t, name, c, len(per[0]))
+			res.findings[tn] = findingsOf(t, c)
 		}
-		return findingsOf(t, c), stored
+		if nodes > 1 {
+			st, err := app.Cluster(t.Context(), cfg, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.status = st
+		}
+		return res
 	}
 
 	single := natstest.Server(t)
-	want, n := run("single", single.URL(), 1, nil)
-	if n != len(events) {
-		t.Fatalf("the single node stored %d of %d events", n, len(events))
+	want := run("single", single.URL(), 1, 1, []string{"VIGIL_DETECT_PARTITIONED=false"}, nil)
+	if want.stored != len(events) {
+		t.Fatalf("the single node stored %d of %d events", want.stored, len(events))
 	}
-	if len(want) == 0 {
-		t.Fatal("the single node raised no finding: the scenario tests nothing")
+	for _, tn := range clusterTenants {
+		if len(want.findings[tn]) == 0 {
+			t.Fatalf("the single node raised no finding for %s: the scenario tests nothing", tn)
+		}
 	}
 
 	cluster := natstest.NewCluster(t, 3)
 	var stoppedNATS *natstest.Node
-	got, n := run("cluster", cluster.URL(), 3, func(nodes []*clusterNode) func(int) {
+	got := run("cluster", cluster.URL(), 3, 3, nil, func(nodes []*clusterNode) func(int) {
 		return func(b int) {
 			switch b {
-			case 4:
-				nodes[0].kill() // the active node, mid-stream
-			case 6:
+			case 8:
+				nodes[0].kill() // the active node, with its share of the units, mid-stream
+			case 12:
 				stoppedNATS = cluster.Nodes[0]
 				stoppedNATS.Stop() // one of the three NATS servers
-			case 12:
+			case 20:
 				stoppedNATS.Start()
 			}
 		}
 	})
-	if n != len(events) {
-		t.Fatalf("the cluster stored %d of %d acknowledged events", n, len(events))
+	if got.stored != len(events) {
+		t.Fatalf("the cluster stored %d of %d acknowledged events", got.stored, len(events))
 	}
-	if !slices.Equal(got, want) {
-		t.Fatalf("findings differ from the single node's:\nsingle:\n%s\ncluster:\n%s", strings.Join(want, "\n"), strings.Join(got, "\n"))
+	for _, tn := range clusterTenants {
+		if !slices.Equal(got.findings[tn], want.findings[tn]) {
+			t.Errorf("%s: findings differ from the single node's:\nsingle:\n%s\ncluster:\n%s", tn,
+				strings.Join(want.findings[tn], "\n"), strings.Join(got.findings[tn], "\n"))
+		}
 	}
-	t.Logf("%d events, %d findings, equal to the single node's", len(events), len(got))
+	// The killed node's units run on the two others now.
+	by := unitsByNode(got.status)
+	if _, ok := by["cluster-1"]; ok || len(by) != 2 {
+		t.Errorf("after the kill the units run on %v, want on cluster-2 and cluster-3 only", by)
+	}
+	t.Logf("%d events of %d tenants, findings equal to the single node's; units now: %v", len(events), len(clusterTenants), by)
+}
+
+// clusterConfig is the configuration `vigil cluster status` needs.
+func clusterConfig(pgURL, schema, natsURL string) config.Config {
+	cfg := config.Default()
+	cfg.Storage.Driver, cfg.Storage.Postgres.URL, cfg.Storage.Postgres.Schema = "postgres", pgURL, schema
+	cfg.Stream.Driver, cfg.Stream.NATS.URL = "nats", natsURL
+	cfg.Stream.NATS.Name, cfg.Stream.NATS.Subject = "VIGIL_"+strings.ToUpper(schema), schema+".events"
+	return cfg
+}
+
+// waitCluster polls the cluster's status until ok says so.
+func waitCluster(t *testing.T, cfg config.Config, what string, ok func(*app.ClusterStatus) bool) {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		st, err := app.Cluster(t.Context(), cfg, time.Now())
+		if err == nil && ok(st) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 90s for %s: %+v, %v", what, st, err)
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+}
+
+// unitsByNode lists the detection units each node runs.
+func unitsByNode(st *app.ClusterStatus) map[string][]string {
+	out := map[string][]string{}
+	for _, u := range st.Units {
+		if u.Held {
+			out[u.Holder] = append(out[u.Holder], u.Name)
+		}
+	}
+	return out
+}
+
+// storedOnce waits until the tenant's n events are stored and fails on
+// one stored twice; it returns how many are.
+func storedOnce(t *testing.T, name string, c *client.Client, n int) int {
+	t.Helper()
+	deadline := time.Now().Add(90 * time.Second)
+	for {
+		seen := map[string]bool{}
+		stored := 0
+		for e, err := range c.Events(t.Context(), client.SearchParams{Limit: 500}) {
+			if err != nil {
+				break
+			}
+			if strings.HasPrefix(e.Action, "vigil.") {
+				continue
+			}
+			if seen[e.ID] {
+				t.Fatalf("%s: event %s stored twice", name, e.ID)
+			}
+			seen[e.ID] = true
+			stored++
+		}
+		if stored == n || time.Now().After(deadline) {
+			return stored
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }
 
 // copyKeys copies the keys the nodes of a schema share (docs/cluster.md).

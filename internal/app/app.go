@@ -21,6 +21,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,11 +33,13 @@ import (
 	"github.com/vigilhq/vigil/internal/archive"
 	"github.com/vigilhq/vigil/internal/audit"
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/detect"
 	"github.com/vigilhq/vigil/internal/fsutil"
 	"github.com/vigilhq/vigil/internal/httpapi"
 	"github.com/vigilhq/vigil/internal/ingest"
 	"github.com/vigilhq/vigil/internal/integrity"
 	"github.com/vigilhq/vigil/internal/pipeline"
+	"github.com/vigilhq/vigil/internal/postgres"
 	"github.com/vigilhq/vigil/internal/retention"
 	"github.com/vigilhq/vigil/internal/siem"
 )
@@ -86,6 +89,66 @@ type App struct {
 	BootstrapKey string
 	// lag is the pipeline's backlog as the last readiness run found it.
 	lag pipelineLag
+	// units runs this node's share of partitioned detection (units.go);
+	// nil when detection is not partitioned, and then pipe runs it all.
+	// enricher and enrichReady are built early for it.
+	units       *unitManager
+	enricher    audit.Enricher
+	enrichReady []httpapi.ReadyCheck
+}
+
+// gatherer is what /metrics serves: the node's registry, and the metrics
+// of the detection units it runs.
+func (a *App) gatherer() prometheus.Gatherer {
+	if a.units == nil {
+		return a.registry
+	}
+	return prometheus.Gatherers{a.registry, a.units}
+}
+
+// startUnits starts this node's share of partitioned detection.
+func (a *App) startUnits(ctx context.Context) error {
+	n := a.stores.node
+	var err error
+	if a.enricher, a.enrichReady, err = a.buildEnrichment(a.cfg.Enrich); err != nil {
+		return err
+	}
+	signer, keys, err := LoadIntegrityKeys(filepath.Join(a.cfg.Storage.SQLite.Dir, IntegrityDir))
+	if err != nil {
+		return err
+	}
+	locks, err := postgres.OpenUnitLocks(ctx, n.url, n.schema, n.name)
+	if err != nil {
+		return fmt.Errorf("open the detection unit locks: %w", err)
+	}
+	deps := &unitDeps{app: a, enricher: a.enricher, signer: signer, keys: keys}
+	m := &unitManager{n: n, locks: locks, units: detectionUnits(n.stream.Partitions()),
+		build: deps.newUnitWorker, log: a.log.With("component", "units"), every: time.Second, workers: map[string]*unitWorker{}}
+	m.rpc = &unitRPC{m: m, app: a, client: &http.Client{Timeout: 30 * time.Second}, log: m.log}
+	a.units = m
+	// Calls between nodes for the units are answered whatever the node's
+	// role: the server is not serving yet.
+	a.srv.Handler = unitRoute{rpc: m.rpc, next: a.handler}
+	mctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan struct{})
+	go func() { defer close(done); m.run(mctx) }()
+	a.closers = append(a.closers, func() error { stop(); <-done; return nil })
+	return nil
+}
+
+// unitRoute sends the calls between nodes for detection units to rpc and
+// everything else to next.
+type unitRoute struct {
+	rpc  *unitRPC
+	next http.Handler
+}
+
+func (u unitRoute) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, unitRPCPrefix) {
+		u.rpc.ServeHTTP(w, r)
+		return
+	}
+	u.next.ServeHTTP(w, r)
 }
 
 // New opens the stores, builds every component and binds the listener; Run
@@ -140,7 +203,14 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		n.advertise = advertiseURL(cfg.Server.AdvertiseURL, n.addr)
 		n.writeTimeout, n.headerTimeout = cfg.Limits.ExportWriteTimeout, cfg.Server.WriteTimeout
 		n.register(a.registry)
-		a.handler.set(n.standbyHandler(a.registry))
+		if cfg.Detect.Partitioned {
+			// Detection is partitioned: this node runs its share of the
+			// detection units from now on, standby or active.
+			if err := a.startUnits(ctx); err != nil {
+				return nil, err
+			}
+		}
+		a.handler.set(n.standbyHandler(a.gatherer()))
 		srv, ln, served := a.srv, a.ln, make(chan error, 1)
 		a.serveErr = served
 		go func() { served <- srv.Serve(ln) }()
@@ -166,13 +236,26 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		}
 	}
 
-	enricher, enrichReady, err := a.buildEnrichment(cfg.Enrich)
-	if err != nil {
-		return nil, err
+	enricher, enrichReady := a.enricher, a.enrichReady
+	if a.units == nil {
+		if enricher, enrichReady, err = a.buildEnrichment(cfg.Enrich); err != nil {
+			return nil, err
+		}
 	}
-	det, err := a.buildDetection(ctx, cfg.Detect)
-	if err != nil {
-		return nil, err
+	var det *detection
+	switch {
+	case a.units != nil && cfg.Detect.Enabled:
+		// The API reaches the engines of the units, wherever they run;
+		// this engine only knows the rules (catalog, setting checks).
+		catalog, err := newEngine(cfg.Detect, detect.Options{MaxKeys: cfg.Detect.MaxKeys})
+		if err != nil {
+			return nil, err
+		}
+		det = a.units.rpc.detection(catalog)
+	case a.units == nil:
+		if det, err = a.buildDetection(ctx, cfg.Detect); err != nil {
+			return nil, err
+		}
 	}
 
 	limits, err := a.buildLimiter(cfg)
@@ -191,18 +274,24 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if err := a.buildIntegrity(ctx); err != nil {
 		return nil, err
 	}
-	popts := pipeline.Options{
-		Stream: a.stores.Stream, Events: a.integrity, Findings: a.stores.Findings, Incidents: a.stores.Incidents,
-		Enricher: enricher, Logger: a.log.With("component", "pipeline"), Registerer: a.registry, Now: a.now,
-		Linger: cfg.Ingest.BatchLinger,
+	if a.units == nil {
+		popts := pipeline.Options{
+			Stream: a.stores.Stream, Events: a.integrity, Findings: a.stores.Findings, Incidents: a.stores.Incidents,
+			Enricher: enricher, Logger: a.log.With("component", "pipeline"), Registerer: a.registry, Now: a.now,
+			Linger: cfg.Ingest.BatchLinger,
+		}
+		if det != nil {
+			popts.Detector = det.detector
+		}
+		if a.pipe, err = pipeline.New(popts); err != nil {
+			return nil, err
+		}
+		a.lag.measure = a.pipe.Backlog
+	} else {
+		// The units' pipelines, on every node, share the stream: its
+		// backlog is what they have not committed.
+		a.lag.measure = func(ctx context.Context) (int64, error) { return a.stores.node.backlog(ctx), nil }
 	}
-	if det != nil {
-		popts.Detector = det.detector
-	}
-	if a.pipe, err = pipeline.New(popts); err != nil {
-		return nil, err
-	}
-	a.lag.measure = a.pipe.Backlog
 	a.ingest = svc
 	if a.retention, err = a.buildRetention(svc); err != nil {
 		return nil, err
@@ -210,7 +299,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	apiOpts := httpapi.Options{
 		Ingest: svc, Events: a.stores.Events, Stream: a.stores.Stream, Tenants: a.stores.Tenants,
 		Keys: a.stores.Keys, Findings: a.stores.Findings, Incidents: a.stores.Incidents, Rules: a.stores.Rules, Enricher: enricher, Query: a.stores.Query,
-		Logger: a.log.With("component", "http"), Registry: a.registry, Now: a.now,
+		Logger: a.log.With("component", "http"), Registry: a.registry, Gatherer: a.gatherer(), Now: a.now,
 		MaxBodyBytes: int64(cfg.Server.MaxBodySize), MaxInflightIngest: cfg.Server.MaxInflightIngest,
 		MaxBacklog: uint64(cfg.Ingest.MaxBacklog), KeyCacheTTL: cfg.Ingest.KeyCacheTTL,
 		Limits: limits, ExportWriteTimeout: cfg.Limits.ExportWriteTimeout, MaxExportDuration: cfg.Limits.MaxExportDuration,
@@ -249,10 +338,10 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	apiOpts.Viewers = viewers
 	if det != nil {
 		apiOpts.Scorer = det.scorer
-		apiOpts.Egresses = det.engine.Egresses
+		apiOpts.Egresses = det.egresses
 		apiOpts.TuningChanged = det.tuningChanged
 		apiOpts.ValidateSetting = det.validateSetting
-		apiOpts.RuleCatalog = ruleCatalog(det.engine.Rules())
+		apiOpts.RuleCatalog = ruleCatalog(det.rules)
 		bt, err := a.buildBacktester(cfg.Detect)
 		if err != nil {
 			return nil, err
@@ -292,12 +381,24 @@ func (a *App) Stores() *Stores { return a.stores }
 
 // Drain runs the pipeline over everything appended so far. Only for use
 // when Run is not running (tests, tools).
-func (a *App) Drain(ctx context.Context) error { return a.pipe.Drain(ctx) }
+func (a *App) Drain(ctx context.Context) error {
+	if a.pipe == nil {
+		return audit.Errorf(audit.EUNAVAILABLE, "detection is partitioned over the cluster's nodes: there is no one pipeline to drain")
+	}
+	return a.pipe.Drain(ctx)
+}
 
 // FlushDetection makes the running pipeline evaluate every event the
 // detector holds for event-time order and waits until their findings are
 // stored (the demo, at the end of its simulated traffic).
-func (a *App) FlushDetection(ctx context.Context) error { return a.pipe.Flush(ctx) }
+//
+// With partitioned detection it flushes the units this node runs.
+func (a *App) FlushDetection(ctx context.Context) error {
+	if a.pipe == nil {
+		return a.units.Flush(ctx)
+	}
+	return a.pipe.Flush(ctx)
+}
 
 // Run serves until ctx is cancelled, then shuts down gracefully: in-flight
 // requests finish (their events are already durable when they are
@@ -337,13 +438,15 @@ func (a *App) Run(ctx context.Context) error {
 		a.integrity.Run(gctx, a.cfg.Integrity.CheckpointInterval)
 		return nil
 	})
-	g.Go(func() error {
-		err := a.pipe.Run(pipeCtx)
-		if err != nil {
-			return fmt.Errorf("pipeline: %w", err)
-		}
-		return nil
-	})
+	if a.pipe != nil {
+		g.Go(func() error {
+			err := a.pipe.Run(pipeCtx)
+			if err != nil {
+				return fmt.Errorf("pipeline: %w", err)
+			}
+			return nil
+		})
+	}
 	if a.alerts != nil {
 		g.Go(func() error {
 			a.alerts.Run(gctx)

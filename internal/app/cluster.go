@@ -190,7 +190,7 @@ func (n *clusterNode) newProxy(headerTimeout time.Duration) *httputil.ReversePro
 // other request forwarded to the active node when its address is known,
 // else refused with who is active, so that a client or load balancer that
 // reaches a standby is still served, or retries elsewhere.
-func (n *clusterNode) standbyHandler(reg *prometheus.Registry) http.Handler {
+func (n *clusterNode) standbyHandler(reg prometheus.Gatherer) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -374,6 +374,10 @@ type ClusterStatus struct {
 	// active within StaleAfter.
 	Active string             `json:"active"`
 	Stream *natsstream.Status `json:"stream,omitempty"`
+	// Units are partitioned detection's units (docs/cluster.md) and the
+	// node running each; empty when detection has never run partitioned
+	// on the schema.
+	Units []postgres.Unit `json:"units,omitempty"`
 	// StreamError says why the stream could not be read.
 	StreamError string `json:"stream_error,omitempty"`
 }
@@ -400,7 +404,11 @@ func Cluster(ctx context.Context, cfg config.Config, now time.Time) (*ClusterSta
 	if err != nil {
 		return nil, err
 	}
-	st := &ClusterStatus{Schema: pc.Schema, Nodes: nodes}
+	units, err := pg.Units(ctx)
+	if err != nil {
+		return nil, err
+	}
+	st := &ClusterStatus{Schema: pc.Schema, Nodes: nodes, Units: units}
 	// A node that stopped or lost its lock keeps its last "active" row
 	// until it expires: the active node is the one with the newest epoch.
 	var epoch int64

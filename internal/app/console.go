@@ -73,8 +73,8 @@ func (a *App) buildConsole(c config.Console, det *detection, viewers *access.Vie
 	}
 	if det != nil {
 		opts.TuningChanged, opts.ValidateSetting = det.tuningChanged, det.validateSetting
-		opts.Egresses = det.engine.Egresses
-		for _, r := range det.engine.Rules() {
+		opts.Egresses = det.egresses
+		for _, r := range det.rules {
 			ri := console.RuleInfo{ID: r.ID, Name: r.Name, Description: r.Description, Severity: r.Severity}
 			for _, p := range r.Params {
 				ri.Params = append(ri.Params, console.RuleParam{Name: p.Name, Type: p.Type, Default: p.Default, Doc: p.Doc})

@@ -153,7 +153,9 @@ func (a *App) integrityAPI(opts *httpapi.Options, svc *ingest.Service, det *dete
 		if det != nil && len(values) > 0 {
 			// Open incidents detection holds first, so a later change
 			// does not write the values back to the store.
-			det.engine.RewriteOpenIncidents(req.Tenant, integrity.NewScrubber(values).Incident)
+			if err := det.scrubIncidents(ctx, req.Tenant, values); err != nil {
+				return nil, fmt.Errorf("remove the erased values from open incidents: %w", err)
+			}
 		}
 		derived, err := integrity.EraseDerived(ctx, req.Tenant, req.Actor, values, a.stores.Findings, a.stores.Incidents, drw)
 		if err != nil {
@@ -161,7 +163,7 @@ func (a *App) integrityAPI(opts *httpapi.Options, svc *ingest.Service, det *dete
 		}
 		forgot := false
 		if det != nil && slices.ContainsFunc(req.Fields, func(f string) bool { return slices.Contains(profileFields, f) }) {
-			if forgot, err = det.engine.ForgetProfile(ctx, req.Tenant, req.Actor); err != nil {
+			if forgot, err = det.forgetProfile(ctx, req.Tenant, req.Actor); err != nil {
 				return nil, err
 			}
 		}

@@ -135,6 +135,9 @@ func TestActiveStandbyFailover(t *testing.T) {
 		// during the test, as a paused process would not; it finds out
 		// at its next checkpoint.
 		c.Server.NodeName, c.Server.ReadyInterval, c.Storage.SQLite.Dir = "node-a", time.Hour, aDir
+		// The active node runs all of detection (partitioned detection has
+		// its own test): its pipeline is what finds out it was replaced.
+		c.Detect.Partitioned = false
 	})
 	ca, key := a.tenantClient(t, "acme")
 	at := time.Now().Add(-time.Hour).UTC().Truncate(time.Second)
@@ -156,6 +159,7 @@ func TestActiveStandbyFailover(t *testing.T) {
 	copyNodeKeys(t, aDir, bcfg.Storage.SQLite.Dir)
 	bcfg.Server.Addr = freeAddr(t)
 	bcfg.Server.NodeName = "node-b"
+	bcfg.Detect.Partitioned = false
 	bcfg.Log.Level = "error"
 	type started struct {
 		app *app.App

@@ -6,6 +6,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -86,6 +89,9 @@ func printCluster(env *Env, st *app.ClusterStatus, now time.Time) {
 		}
 		_ = tw.Flush()
 	}
+	if len(st.Units) > 0 {
+		printUnits(env, st)
+	}
 	if st.Stream == nil && st.StreamError == "" {
 		fmt.Fprintln(env.Stdout, "\nIngest stream: embedded in the active node's data directory (stream.driver embedded).")
 		return
@@ -113,7 +119,28 @@ func printCluster(env *Env, st *app.ClusterStatus, now time.Time) {
 	fmt.Fprintf(env.Stdout, "  %d records held (%d bytes), last sequence %d\n", s.Msgs, s.Bytes, s.Last)
 	if pos, ok := s.Positions["pipeline"]; ok {
 		fmt.Fprintf(env.Stdout, "  pipeline committed through %d: %d waiting\n", pos, s.Last-min(pos, s.Last))
-	} else {
+	} else if len(st.Units) == 0 {
 		fmt.Fprintln(env.Stdout, "  the pipeline has committed no position yet")
+	}
+}
+
+// printUnits lists partitioned detection's units by node.
+func printUnits(env *Env, st *app.ClusterStatus) {
+	byNode := map[string][]string{}
+	var free []string
+	for _, u := range st.Units {
+		if !u.Held {
+			free = append(free, u.Name)
+			continue
+		}
+		byNode[u.Holder] = append(byNode[u.Holder], fmt.Sprintf("%s (epoch %d)", u.Name, u.Epoch))
+	}
+	fmt.Fprintln(env.Stdout, "\nDetection units (partitioned detection):")
+	names := slices.Sorted(maps.Keys(byNode))
+	for _, n := range names {
+		fmt.Fprintf(env.Stdout, "  %s: %s\n", n, strings.Join(byNode[n], ", "))
+	}
+	if len(free) > 0 {
+		fmt.Fprintf(env.Stdout, "  not running anywhere: %s\n", strings.Join(free, ", "))
 	}
 }

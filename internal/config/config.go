@@ -431,6 +431,12 @@ type Detect struct {
 	// Egress tunes the learning of shared egresses (corporate VPN or SASE
 	// gateways that detection then treats as relays).
 	Egress DetectEgress `yaml:"egress"`
+	// Partitioned spreads detection over the nodes of a cluster
+	// (stream.driver nats): each partition of the stream, and the
+	// installation-wide rules, is processed by one node at a time, each
+	// node taking its share. Off, the active node processes everything.
+	// A node with the embedded stream ignores it.
+	Partitioned bool `yaml:"partitioned"`
 }
 
 // RulePacks names the opt-in rule packs the binary embeds
@@ -473,7 +479,7 @@ func Default() Config {
 			Replicas: 1, DuplicateWindow: 2 * time.Minute, Timeout: 10 * time.Second, MaxBytes: 8 << 30}},
 		Ingest: Ingest{MaxBacklog: 2_000_000, KeyCacheTTL: 5 * time.Second, MaxEventAge: 90 * 24 * time.Hour, BatchLinger: 50 * time.Millisecond},
 		Enrich: Enrich{ReloadInterval: 30 * time.Second, CacheSize: 65536, Budget: 5 * time.Millisecond},
-		Detect: Detect{Enabled: true, MaxKeys: 1_000_000, MaxTenantKeys: 250_000, AllowedLateness: 2 * time.Minute,
+		Detect: Detect{Enabled: true, Partitioned: true, MaxKeys: 1_000_000, MaxTenantKeys: 250_000, AllowedLateness: 2 * time.Minute,
 			Egress: DetectEgress{Learn: true, MinActors: 5}},
 		Limits:    defaultLimits(),
 		Console:   Console{Enabled: true, SessionTTL: 12 * time.Hour},

@@ -357,7 +357,14 @@ func (a *API) postRisk(w http.ResponseWriter, r *http.Request, p audit.Principal
 	if a.opts.Enricher != nil {
 		_ = a.opts.Enricher.Enrich(ctx, ev)
 	}
-	risk := a.opts.Scorer.ScoreContext(ctx, ev)
+	var risk audit.Risk
+	if cs, ok := a.opts.Scorer.(CheckedScorer); ok {
+		if risk, err = cs.ScoreChecked(ctx, ev); err != nil {
+			return err
+		}
+	} else {
+		risk = a.opts.Scorer.ScoreContext(ctx, ev)
+	}
 	if err := ctx.Err(); err != nil {
 		// The caller gave up (its deadline passed): nobody reads the answer.
 		return audit.Errorf(audit.EUNAVAILABLE, "the risk score was not ready before the request ended")

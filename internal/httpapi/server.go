@@ -27,6 +27,13 @@ type Scorer interface {
 	ScoreContext(ctx context.Context, ev *audit.Event) audit.Risk
 }
 
+// CheckedScorer is a Scorer that can fail to score: the engine holding the
+// tenant runs on another node of a cluster, which could not answer. The
+// risk route answers its error rather than a score.
+type CheckedScorer interface {
+	ScoreChecked(ctx context.Context, ev *audit.Event) (audit.Risk, error)
+}
+
 // ReadyCheck is one named readiness probe; a nil error is ready.
 type ReadyCheck struct {
 	Name  string
@@ -98,6 +105,8 @@ type Options struct {
 
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
+	// Gatherer is what GET /metrics serves; Registry when nil.
+	Gatherer prometheus.Gatherer
 	Ready    []ReadyCheck
 	Now      func() time.Time
 
@@ -259,6 +268,9 @@ func (a *API) authed(scope audit.Scope, h func(w http.ResponseWriter, r *http.Re
 }
 
 func (a *API) metricsHandler() http.Handler {
+	if a.opts.Gatherer != nil {
+		return promhttp.HandlerFor(a.opts.Gatherer, promhttp.HandlerOpts{})
+	}
 	return promhttp.HandlerFor(a.opts.Registry, promhttp.HandlerOpts{})
 }
 

@@ -16,6 +16,7 @@ var (
 	_ audit.StreamStats     = (*Part)(nil)
 	_ audit.WindowedDedupe  = (*Part)(nil)
 	_ audit.PositionClaimer = (*Part)(nil)
+	_ audit.StreamHeld      = (*Part)(nil)
 )
 
 // Part is the view of one partition of a Stream: an audit.EventStream
@@ -219,6 +220,21 @@ func (v *Part) Backlog(ctx context.Context) (last, committed uint64, err error) 
 	committed, _ = lowest(pos, v.p)
 	v.backlog.set(&v.mu, last, committed)
 	return last, committed, nil
+}
+
+// Held implements audit.StreamHeld: how many of the partition's records
+// the stream holds. Committed records are purged, so these are the
+// records not yet committed by every consumer concerning the partition
+// (and any committed since the last purge).
+func (v *Part) Held(ctx context.Context) (int64, error) {
+	if v.isClosed() {
+		return 0, audit.ErrStreamClosed
+	}
+	info, err := v.s.stream.Info(ctx, jetstream.WithSubjectFilter(v.subject))
+	if err != nil {
+		return 0, unavailable(fmt.Sprintf("count the records of partition %d (%s)", v.p, v.subject), err)
+	}
+	return int64(info.State.Subjects[v.subject]), nil
 }
 
 // DedupeWindow implements audit.WindowedDedupe: the stream's.

@@ -450,6 +450,12 @@ func TestBacklogWithPartitionPositions(t *testing.T) {
 	if last != 0 || committed != seqsA[9] {
 		t.Fatalf("committed partition 0's Backlog = %d, %d; want 0 (no record held), %d", last, committed, seqsA[9])
 	}
+	// What each partition holds: none of 0's (committed, purged), all of 1's.
+	for p, want := range []int64{0, 10} {
+		if held, err := s.Part(p).Held(ctx); err != nil || held != want {
+			t.Errorf("partition %d holds %d records (%v), want %d", p, held, err, want)
+		}
+	}
 }
 
 // TestPartClosed: closing a view closes only it; closing the stream
