@@ -406,7 +406,18 @@ func (d *unitDeps) newUnitWorker(ctx context.Context, unit string, epoch int64) 
 		popts.Events = rec
 	}
 	if c := a.cfg.Detect; c.Enabled {
-		e, err := newScopedEngine(c, n.pg.UnitState(unit, epoch), scope, "detect."+unit, units, log, wreg)
+		state, ns := n.pg.UnitState(unit, epoch), "detect."+unit
+		// The first time a unit runs, it starts from what the one engine
+		// of unpartitioned detection had learned, if it ran before.
+		owns := func(tenant string) bool {
+			return unit != installationUnit && tenantUnit(tenant, n.stream.Partitions()) == unit
+		}
+		if seeded, err := detect.SeedState(ctx, state, detect.DefaultNamespace, ns, owns, unit == installationUnit); err != nil {
+			return nil, fmt.Errorf("start unit %s from the unpartitioned detection state: %w", unit, err)
+		} else if seeded {
+			log.LogAttrs(ctx, slog.LevelInfo, "detection unit starts from the unpartitioned engine's state")
+		}
+		e, err := newScopedEngine(c, state, scope, ns, units, log, wreg)
 		if err != nil {
 			return nil, err
 		}

@@ -206,3 +206,92 @@ explain: "{count} events"
 		t.Fatalf("the built-in rules are refused when partitioned: %v", err)
 	}
 }
+
+// TestSeededUnitsGoOnWhereOneEngineStopped: one engine over everything
+// checkpoints halfway; the units' engines, seeded from its state
+// (SeedState), take the second half; together the findings and incidents
+// are those of one engine over the whole stream, so switching to
+// partitioned detection loses nothing learned.
+func TestSeededUnitsGoOnWhereOneEngineStopped(t *testing.T) {
+	recs := crossTenantStream(23)
+	wantF, wantI := runIncidents(t, newEngine(t, detect.Options{}), clone(recs), 500)
+	want := asJSON(t, wantF)
+
+	store := mock.NewStateStore()
+	all := clone(recs)
+	half := len(all) / 2 / 500 * 500 // on a batch boundary of the reference run
+	one := newEngine(t, detect.Options{StateStore: store})
+	var gotF []audit.Finding
+	var gotI []audit.Incident
+	for i := 0; i < half; i += 500 {
+		fs, err := one.Process(t.Context(), all[i:i+500])
+		if err != nil {
+			t.Fatal(err)
+		}
+		gotF, gotI = append(gotF, fs...), append(gotI, one.TakeIncidents()...)
+	}
+	if err := one.Checkpoint(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	heldAtSwitch, profilesAtSwitch := one.Held(), one.ProfileCount()
+	if heldAtSwitch == 0 {
+		t.Fatal("the engine holds no event at the checkpoint: the test would not see held events lost")
+	}
+	// The reference's risk scores of the second half's logins, which
+	// depend on the profiles learned in the first.
+	ref := clone(recs)
+	run(t, newEngine(t, detect.Options{}), ref, 500)
+
+	const parts = 3
+	unitsHeld, unitsProfiles := 0, 0
+	for p := range parts {
+		ns := fmt.Sprintf("detect.p%d", p)
+		owns := func(tenant string) bool { return partOf(tenant, parts) == p }
+		if ok, err := detect.SeedState(t.Context(), store, detect.DefaultNamespace, ns, owns, false); err != nil || !ok {
+			t.Fatalf("seed %s: %v, %v", ns, ok, err)
+		}
+		if ok, err := detect.SeedState(t.Context(), store, detect.DefaultNamespace, ns, owns, false); err != nil || ok {
+			t.Fatalf("seeding %s again wrote over its state: %v, %v", ns, ok, err)
+		}
+		var mine []*audit.Record
+		for _, r := range all[half:] {
+			if owns(r.Event.Tenant) {
+				mine = append(mine, r)
+			}
+		}
+		e := newEngine(t, detect.Options{Scope: detect.ScopeTenants, Namespace: ns, StateStore: store})
+		unitsHeld, unitsProfiles = unitsHeld+e.Held(), unitsProfiles+e.ProfileCount()
+		fs, is := runIncidents(t, e, mine, 171)
+		gotF, gotI = append(gotF, fs...), append(gotI, is...)
+	}
+	if unitsProfiles != profilesAtSwitch {
+		t.Errorf("the tenants' units hold %d profiles after seeding, the engine held %d", unitsProfiles, profilesAtSwitch)
+	}
+	if unitsHeld != heldAtSwitch {
+		t.Errorf("the tenants' units hold %d events after seeding, the engine held %d", unitsHeld, heldAtSwitch)
+	}
+	for i, r := range all[half:] {
+		if want := ref[half+i].Event.Risk; r.Event.Action == audit.ActionLoginSuccess && (r.Event.Risk == nil || want == nil || r.Event.Risk.Score != want.Score) {
+			t.Fatalf("event %s: risk %+v after seeding, one engine's %+v", r.Event.ID, r.Event.Risk, want)
+		}
+	}
+	none := func(string) bool { return false }
+	if ok, err := detect.SeedState(t.Context(), store, detect.DefaultNamespace, "detect.installation", none, true); err != nil || !ok {
+		t.Fatalf("seed the installation unit: %v, %v", ok, err)
+	}
+	fs, is := runIncidents(t, newEngine(t, detect.Options{Scope: detect.ScopeInstallation, Namespace: "detect.installation", StateStore: store}), clone(recs)[half:], 500)
+	gotF, gotI = append(gotF, fs...), append(gotI, is...)
+
+	if got := asJSON(t, gotF); got != want {
+		t.Errorf("findings after seeding differ from one engine's: %v, want %v", ruleSet(detect.Latest(gotF)), ruleSet(detect.Latest(wantF)))
+	}
+	w, g := incidents(wantI), incidents(gotI)
+	if len(g) != len(w) {
+		t.Fatalf("%d incidents after seeding, want %d", len(g), len(w))
+	}
+	for id, wi := range w {
+		if gi := g[id]; gi.FindingCount != wi.FindingCount || gi.IPCount != wi.IPCount || !slices.Equal(gi.Rules, wi.Rules) {
+			t.Errorf("incident %s differs after seeding: %d/%d findings, %d/%d addresses", id, gi.FindingCount, wi.FindingCount, gi.IPCount, wi.IPCount)
+		}
+	}
+}
