@@ -18,6 +18,7 @@ import (
 	"github.com/vigilhq/vigil/client"
 	"github.com/vigilhq/vigil/internal/app"
 	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/natsstream"
 	"github.com/vigilhq/vigil/internal/natsstream/natstest"
 	"github.com/vigilhq/vigil/internal/postgres/pgtest"
 )
@@ -256,7 +257,7 @@ func TestClusterKillMatchesSingleNode(t *testing.T) {
 		stored   int
 		status   *app.ClusterStatus
 	}
-	run := func(name, natsURL string, replicas, nodes int, env []string, hook func(nodes []*clusterNode) func(int)) result {
+	run := func(name, natsURL string, replicas, nodes int, env []string, hook func(cfg config.Config, nodes []*clusterNode) func(int)) result {
 		pgURL, schema := pgtest.Schema(t)
 		first := startClusterNode(t, bin, name+"-1", pgURL, schema, natsURL, replicas, t.TempDir(), env...)
 		waitStatus(t, first.url+"/readyz", 200, 60*time.Second)
@@ -299,7 +300,7 @@ func TestClusterKillMatchesSingleNode(t *testing.T) {
 		}
 		var h func(int)
 		if hook != nil {
-			h = hook(all)
+			h = hook(cfg, all)
 		}
 		sendAll(t, opKey, urls, events, h)
 		// Read through whichever node is active now.
@@ -344,14 +345,56 @@ func TestClusterKillMatchesSingleNode(t *testing.T) {
 
 	cluster := natstest.NewCluster(t, 3)
 	var stoppedNATS *natstest.Node
-	got := run("cluster", cluster.URL(), 3, 3, nil, func(nodes []*clusterNode) func(int) {
+	killed := map[string]bool{}
+	tenantUnits := map[string]bool{}
+	for _, tn := range clusterTenants {
+		tenantUnits[fmt.Sprintf("p%d", natsstream.Partition(tn, 16))] = true
+	}
+	got := run("cluster", cluster.URL(), 3, 3, nil, func(cfg config.Config, nodes []*clusterNode) func(int) {
+		byName := map[string]*clusterNode{}
+		for i, n := range nodes {
+			byName[fmt.Sprintf("cluster-%d", i+1)] = n
+		}
+		status := func() *app.ClusterStatus {
+			st, err := app.Cluster(t.Context(), cfg, time.Now())
+			if err != nil {
+				t.Fatal(err)
+			}
+			return st
+		}
 		return func(b int) {
 			switch b {
 			case 8:
-				nodes[0].kill() // the active node, with its share of the units, mid-stream
+				// The node running most of the tenants' units, mid-stream.
+				victim, most := "", -1
+				for node, units := range unitsByNode(status()) {
+					n := 0
+					for _, u := range units {
+						if tenantUnits[u] {
+							n++
+						}
+					}
+					if n > most || (n == most && node < victim) {
+						victim, most = node, n
+					}
+				}
+				t.Logf("killing %s, which runs %d of the tenants' units", victim, most)
+				if most < 1 {
+					t.Fatalf("no node runs a tenant's unit: %v", unitsByNode(status()))
+				}
+				byName[victim].kill()
+				killed[victim] = true
 			case 12:
 				stoppedNATS = cluster.Nodes[0]
 				stoppedNATS.Stop() // one of the three NATS servers
+			case 16:
+				// Then the active node, if it still runs: one node is left,
+				// with every unit.
+				if active := status().Active; active != "" && !killed[active] {
+					t.Logf("killing the active node %s", active)
+					byName[active].kill()
+					killed[active] = true
+				}
 			case 20:
 				stoppedNATS.Start()
 			}
@@ -366,10 +409,17 @@ func TestClusterKillMatchesSingleNode(t *testing.T) {
 				strings.Join(want.findings[tn], "\n"), strings.Join(got.findings[tn], "\n"))
 		}
 	}
-	// The killed node's units run on the two others now.
+	// The killed nodes' units run on the survivors now.
 	by := unitsByNode(got.status)
-	if _, ok := by["cluster-1"]; ok || len(by) != 2 {
-		t.Errorf("after the kill the units run on %v, want on cluster-2 and cluster-3 only", by)
+	n := 0
+	for node, units := range by {
+		if killed[node] {
+			t.Errorf("killed node %s still runs units %v", node, units)
+		}
+		n += len(units)
+	}
+	if n != 17 {
+		t.Errorf("%d units run after the kills, want all 17: %v", n, by)
 	}
 	t.Logf("%d events of %d tenants, findings equal to the single node's; units now: %v", len(events), len(clusterTenants), by)
 }
