@@ -5,6 +5,7 @@ import (
 
 	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/httpapi"
+	"github.com/vigilhq/vigil/internal/natsstream"
 	"github.com/vigilhq/vigil/internal/pipeline"
 )
 
@@ -29,6 +30,15 @@ func (a *App) buildLimiter(cfg config.Config) (*httpapi.Limiter, error) {
 	for _, o := range l.Tenants {
 		opts.Tenants[o.ID] = tenant(o.Apply(l.Tenant))
 	}
-	opts.Committed = func(ctx context.Context) (uint64, error) { return a.stores.Stream.Offset(ctx, pipeline.Consumer) }
+	opts.Committed = func(ctx context.Context, _ string) (uint64, error) {
+		return a.stores.Stream.Offset(ctx, pipeline.Consumer)
+	}
+	if n := a.stores.node; n != nil && cfg.Detect.Partitioned {
+		// Each tenant's events are stored by the pipeline of its partition,
+		// which commits its own position.
+		opts.Committed = func(ctx context.Context, tenant string) (uint64, error) {
+			return n.stream.PartOffset(ctx, pipeline.Consumer, natsstream.Partition(tenant, n.stream.Partitions()))
+		}
+	}
 	return httpapi.NewLimiter(opts)
 }

@@ -69,10 +69,11 @@ type LimiterOptions struct {
 	// default 10,000. Beyond it, idle entries are dropped first (losing
 	// nothing: an idle bucket is full), then arbitrary ones.
 	MaxTracked int
-	// Committed returns the stream position the pipeline has committed:
-	// a tenant's events at or below it no longer count against its backlog
-	// share. Without it backlog shares are not enforced.
-	Committed func(ctx context.Context) (uint64, error)
+	// Committed returns the stream position the pipeline processing
+	// tenant's events has committed: the tenant's events at or below it no
+	// longer count against its backlog share. Without it backlog shares
+	// are not enforced.
+	Committed func(ctx context.Context, tenant string) (uint64, error)
 	// Registerer receives vigil_limit_hits_total; nil registers none.
 	Registerer prometheus.Registerer
 	// Now is the clock; time.Now when nil.
@@ -181,14 +182,19 @@ func ServerWrite(ctx context.Context) context.Context { return serverWrite(ctx) 
 // within its event rate and its backlog share, or nothing is charged.
 func (l *Limiter) Admit(ctx context.Context, counts map[string]int) error {
 	exempt, _ := ctx.Value(serverWriteKey{}).(bool)
-	var committed uint64
-	haveCommitted := false
+	// The committed positions, read before the lock: per tenant, since
+	// with partitioned detection each tenant's events have their own
+	// pipeline (the tenants of one request are few).
+	var committed map[string]uint64
 	if !exempt && l.opts.Committed != nil {
 		for tenant := range counts {
 			if l.tenant(tenant).BacklogShare > 0 {
-				c, err := l.opts.Committed(ctx)
-				committed, haveCommitted = c, err == nil
-				break
+				if c, err := l.opts.Committed(ctx, tenant); err == nil {
+					if committed == nil {
+						committed = map[string]uint64{}
+					}
+					committed[tenant] = c
+				}
 			}
 		}
 	}
@@ -203,8 +209,8 @@ func (l *Limiter) Admit(ctx context.Context, counts map[string]int) error {
 					return l.refuse(LimitTenantEventRate, wait, "tenant %s is over its rate of %g events per second", tenant, t.EventRate)
 				}
 			}
-			if t.BacklogShare > 0 && haveCommitted {
-				if waiting := l.backlogOf(tenant, committed); waiting > 0 && waiting+n > t.BacklogShare {
+			if c, ok := committed[tenant]; t.BacklogShare > 0 && ok {
+				if waiting := l.backlogOf(tenant, c); waiting > 0 && waiting+n > t.BacklogShare {
 					return l.refuse(LimitTenantBacklogShare, time.Second,
 						"tenant %s has %d events waiting to be processed, its share of the backlog is %d", tenant, waiting, t.BacklogShare)
 				}

@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -19,7 +20,7 @@ func TestLimiterStateIsBounded(t *testing.T) {
 	l, err := NewLimiter(LimiterOptions{
 		KeyRequestRate: 1, KeyRequestBurst: 1, MaxTracked: 100,
 		Tenant:    TenantLimits{RequestRate: 1, RequestBurst: 1, BacklogShare: 1_000_000},
-		Committed: func(context.Context) (uint64, error) { return committed, nil },
+		Committed: func(context.Context, string) (uint64, error) { return committed, nil },
 		Now:       func() time.Time { return now },
 	})
 	if err != nil {
@@ -51,5 +52,44 @@ func TestLimiterStateIsBounded(t *testing.T) {
 	committed = 3000
 	if got := l.backlogOf("acme", committed); got != 0 || len(l.backlog) != 0 {
 		t.Fatalf("after everything is committed: backlog %d, %d tenants tracked", got, len(l.backlog))
+	}
+}
+
+// TestBacklogShareIsPerTenantPosition: with partitioned detection each
+// tenant's events are committed by its own partition's pipeline. A tenant
+// whose partition has committed its events is admitted again even while
+// another partition lags far behind, and a tenant whose partition lags is
+// still held to its share.
+func TestBacklogShareIsPerTenantPosition(t *testing.T) {
+	positions := map[string]uint64{}
+	var asked []string
+	l, err := NewLimiter(LimiterOptions{
+		Tenant: TenantLimits{BacklogShare: 10},
+		Committed: func(_ context.Context, tenant string) (uint64, error) {
+			asked = append(asked, tenant)
+			return positions[tenant], nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Both tenants fill their share; acme's events are seqs 1-10, globex's 11-20.
+	for i, tenant := range []string{"acme", "globex"} {
+		c := map[string]int{tenant: 10}
+		if err := l.Admit(t.Context(), c); err != nil {
+			t.Fatal(err)
+		}
+		l.Settle(c, map[string]ingest.Appended{tenant: {N: 10, Last: uint64(10*i + 10)}})
+	}
+	// acme's partition committed past its events; globex's committed nothing.
+	positions["acme"] = 10
+	if err := l.Admit(t.Context(), map[string]int{"acme": 5}); err != nil {
+		t.Errorf("acme, whose events its partition committed, is refused: %v", err)
+	}
+	if err := l.Admit(t.Context(), map[string]int{"globex": 5}); audit.ErrorCode(err) != audit.ERATELIMITED {
+		t.Errorf("globex, 10 events waiting in its partition, admitted 5 more: %v", err)
+	}
+	if !slices.Contains(asked, "acme") || !slices.Contains(asked, "globex") {
+		t.Errorf("the committed position was asked for %v, want each tenant's", asked)
 	}
 }

@@ -45,7 +45,7 @@ func startAPI(t *testing.T, s serverSetup, tenants ...string) *apiServer {
 	}
 	t.Cleanup(func() { db.Close() })
 	st := memstream.New(memstream.Options{})
-	s.limits.Committed = func(ctx context.Context) (uint64, error) { return st.Offset(ctx, "pipeline") }
+	s.limits.Committed = func(ctx context.Context, _ string) (uint64, error) { return st.Offset(ctx, "pipeline") }
 	lim, err := httpapi.NewLimiter(s.limits)
 	if err != nil {
 		t.Fatal(err)

@@ -63,6 +63,21 @@ func (s *Stream) Part(p int) *Part {
 	return v
 }
 
+// PartOffset is Part(p).Offset without a view: the consumer's committed
+// position in partition p (its whole-stream position, or 0, while it has
+// none there). It only reads, whatever the views do meanwhile.
+func (s *Stream) PartOffset(ctx context.Context, consumer string, p int) (uint64, error) {
+	if s.isClosed() {
+		return 0, audit.ErrStreamClosed
+	}
+	if p < 0 || p >= s.opts.Partitions {
+		return 0, fmt.Errorf("natsstream: partition %d of a stream of %d partitions", p, s.opts.Partitions)
+	}
+	v := &Part{s: s, p: p, subject: s.subject(p)}
+	n, _, err := v.claimFrom(ctx, consumer)
+	return n, err
+}
+
 // Partition returns the partition the view reads.
 func (v *Part) Partition() int { return v.p }
 

@@ -269,6 +269,9 @@ func TestPartClaimSwitchesModes(t *testing.T) {
 	if off, err := node.Part(0).Offset(ctx, "pipeline"); err != nil || off != x {
 		t.Fatalf("partition 0's offset before its claim = %d, %v; want the whole-stream %d", off, err, x)
 	}
+	if off, err := node.PartOffset(ctx, "pipeline", 1); err != nil || off != x {
+		t.Fatalf("PartOffset of partition 1 before its claim = %d, %v; want the whole-stream %d", off, err, x)
+	}
 	for p := range 4 {
 		off, err := node.Part(p).Claim(ctx, "pipeline")
 		if err != nil || off != x {
@@ -285,6 +288,11 @@ func TestPartClaimSwitchesModes(t *testing.T) {
 	for p, n := range []uint64{8, 6, 12, 9} {
 		if err := node.Part(p).Commit(ctx, "pipeline", n); err != nil {
 			t.Fatal(err)
+		}
+	}
+	for p, n := range []uint64{8, 6, 12, 9} {
+		if off, err := node.PartOffset(ctx, "pipeline", p); err != nil || off != n {
+			t.Fatalf("PartOffset of partition %d = %d, %v; want %d", p, off, err, n)
 		}
 	}
 
