@@ -17,6 +17,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/vigilhq/vigil/internal/audit"
+	"github.com/vigilhq/vigil/internal/config"
 	"github.com/vigilhq/vigil/internal/detect"
 	"github.com/vigilhq/vigil/internal/integrity"
 	"github.com/vigilhq/vigil/internal/natsstream"
@@ -456,4 +457,40 @@ func (d *unitDeps) loadUnitTuning(ctx context.Context, e *detect.Engine, unit st
 		}
 	}
 	return nil
+}
+
+// ProfileEngine is an engine whose actor profiles `vigil profiles rebuild`
+// recomputes, with the tenants whose events it learns from.
+type ProfileEngine struct {
+	Engine *detect.Engine
+	// Owns says whether the engine learns tenant's profiles.
+	Owns func(tenant string) bool
+	// Unit names the detection unit ("" without partitioned detection).
+	Unit string
+}
+
+// ProfileEngines are the engines that keep actor profiles in state: the
+// one engine, or, with detection partitioned over a cluster's nodes, the
+// engine of each partition's unit (in its own namespace) — the
+// installation-wide unit learns none.
+func ProfileEngines(cfg config.Config, state audit.StateStore, log *slog.Logger) ([]ProfileEngine, error) {
+	if !(cfg.Stream.Driver == "nats" && cfg.Storage.Driver == "postgres" && cfg.Detect.Partitioned) {
+		e, err := NewEngine(cfg.Detect, state, log, nil)
+		if err != nil {
+			return nil, err
+		}
+		return []ProfileEngine{{Engine: e, Owns: func(string) bool { return true }}}, nil
+	}
+	parts := cfg.Stream.NATS.Partitions
+	units := len(detectionUnits(parts))
+	var out []ProfileEngine
+	for p := range parts {
+		unit := partitionUnit(p)
+		e, err := newScopedEngine(cfg.Detect, state, detect.ScopeTenants, "detect."+unit, units, log, nil)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ProfileEngine{Engine: e, Unit: unit, Owns: func(tenant string) bool { return tenantUnit(tenant, parts) == unit }})
+	}
+	return out, nil
 }

@@ -88,30 +88,43 @@ server stopped, after restoring a backup or losing the detection state.`,
 					return err
 				}
 				return app.WithStores(ctx, cfg, func(s *app.Stores) error {
-					e, err := app.NewEngine(cfg.Detect, s.State, slog.New(slog.DiscardHandler), nil)
+					engines, err := app.ProfileEngines(cfg, s.State, slog.New(slog.DiscardHandler))
 					if err != nil {
 						return err
 					}
-					tenants, err := s.Tenants.ListTenants(ctx)
+					all, err := s.Tenants.ListTenants(ctx)
 					if err != nil {
 						return err
 					}
 					n := 0
-					next := chronological(ctx, s.Events, tenants, time.Now().UTC(), func(t string, day time.Time) {
-						fmt.Fprintf(env.Stderr, "\r  %s %s (%d events)   ", t, day.Format("2006-01-02"), n)
-					})
-					err = e.Rebuild(ctx, func() (*audit.Event, error) {
-						ev, err := next()
-						if err == nil {
-							n++
+					for _, pe := range engines {
+						// Each engine learns from its own tenants only (with
+						// partitioned detection, its unit's).
+						var tenants []audit.Tenant
+						for _, t := range all {
+							if pe.Owns(t.ID) {
+								tenants = append(tenants, t)
+							}
 						}
-						return ev, err
-					})
-					fmt.Fprintln(env.Stderr)
-					if err != nil {
-						return err
+						if pe.Unit != "" {
+							fmt.Fprintf(env.Stderr, "detection unit %s: %d tenants\n", pe.Unit, len(tenants))
+						}
+						next := chronological(ctx, s.Events, tenants, time.Now().UTC(), func(t string, day time.Time) {
+							fmt.Fprintf(env.Stderr, "\r  %s %s (%d events)   ", t, day.Format("2006-01-02"), n)
+						})
+						err = pe.Engine.Rebuild(ctx, func() (*audit.Event, error) {
+							ev, err := next()
+							if err == nil {
+								n++
+							}
+							return ev, err
+						})
+						fmt.Fprintln(env.Stderr)
+						if err != nil {
+							return err
+						}
 					}
-					fmt.Fprintf(env.Stdout, "rebuilt profiles from %d events in %d tenants\n", n, len(tenants))
+					fmt.Fprintf(env.Stdout, "rebuilt profiles from %d events in %d tenants\n", n, len(all))
 					return nil
 				})
 			}
