@@ -76,7 +76,9 @@ func profilesRebuildCommand() *Command {
 		Name: "profiles rebuild", Short: "recompute actor profiles from stored events (stop the server first)",
 		Long: `Walks every tenant's stored events in time order, oldest first, and rebuilds
 the actor profiles and tenant statistics that detection keeps. Run it with the
-server stopped, after restoring a backup or losing the detection state.`,
+server stopped, after restoring a backup or losing the detection state. With
+detection partitioned over a cluster's nodes (detect.partitioned), each
+tenant's profiles are rebuilt in the state of its partition's detection unit.`,
 		Run: func(ctx context.Context, env *Env, fs *flag.FlagSet) func([]string) error {
 			load := configFlags(env, fs)
 			return func(args []string) error {
