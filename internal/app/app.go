@@ -110,6 +110,17 @@ func (a *App) gatherer() prometheus.Gatherer {
 func (a *App) startUnits(ctx context.Context) error {
 	n := a.stores.node
 	var err error
+	if a.cfg.Detect.Enabled {
+		// A rule set the units' engines refuse (an installation-wide rule
+		// that needs what partitioned detection cannot give it) stops the
+		// node now, naming the rule, rather than every unit failing to
+		// start later.
+		for _, scope := range []detect.Scope{detect.ScopeTenants, detect.ScopeInstallation} {
+			if _, err := newEngine(a.cfg.Detect, detect.Options{Scope: scope, MaxKeys: a.cfg.Detect.MaxKeys}); err != nil {
+				return fmt.Errorf("detect.partitioned: %w", err)
+			}
+		}
+	}
 	if a.enricher, a.enrichReady, err = a.buildEnrichment(a.cfg.Enrich); err != nil {
 		return err
 	}

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -160,5 +162,36 @@ func sync1(fn func()) func() {
 			done = true
 			fn()
 		}
+	}
+}
+
+// TestPartitionedRefusesUnpartitionableRules: an operator rule that
+// partitioned detection cannot evaluate as one engine does stops the node
+// at start, naming the rule, instead of every unit failing later.
+func TestPartitionedRefusesUnpartitionableRules(t *testing.T) {
+	dir := t.TempDir()
+	rule := `id: wide-flag
+name: Installation-wide flag
+description: test
+kind: distinct
+severity: high
+on: [auth.login.failure]
+group_by: [installation]
+window: 10m
+distinct: event.ctx.ip
+condition: distinct >= 20
+explain: "{distinct} addresses"
+flag: {name: wide_wave, ttl: 1h, values: distinct}
+`
+	if err := os.WriteFile(filepath.Join(dir, "wide.yaml"), []byte(rule), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	onNATS(t)(&cfg)
+	cfg.Server.Addr, cfg.Storage.SQLite.Dir, cfg.Log.Level = "127.0.0.1:0", t.TempDir(), "error"
+	cfg.Detect.RulesDir = dir
+	_, err := app.New(t.Context(), cfg, app.Options{Stderr: io.Discard})
+	if err == nil || !strings.Contains(err.Error(), "detect.partitioned") || !strings.Contains(err.Error(), "wide-flag") {
+		t.Fatalf("app.New = %v, want a refusal naming detect.partitioned and the rule", err)
 	}
 }
