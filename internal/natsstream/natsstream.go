@@ -518,10 +518,25 @@ func (s *Stream) Commit(ctx context.Context, consumer string, seq uint64) error 
 	if err != nil {
 		return err
 	}
-	if low, ok := lowest(pos, allPartitions); ok && low > 0 {
+	low, ok := lowest(pos, allPartitions)
+	if ok && low > 0 {
 		// Purge keeps the records from low+1 on.
 		if err := s.stream.Purge(ctx, jetstream.WithPurgeSequence(low+1)); err != nil {
 			return unavailable("purge committed records", err)
+		}
+	}
+	// With partition positions, a partition committed further than low
+	// may have waited for this consumer alone: purge it to its own bound,
+	// or its committed records would stay until it commits again.
+	parted := false
+	for k := range pos {
+		parted = parted || keyPartition(k) >= 0
+	}
+	for p := 0; parted && p < s.opts.Partitions; p++ {
+		if pl, ok := lowest(pos, p); ok && pl > low {
+			if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(s.subject(p)), jetstream.WithPurgeSequence(pl+1)); err != nil {
+				return unavailable(fmt.Sprintf("purge partition %d's committed records", p), err)
+			}
 		}
 	}
 	return nil

@@ -420,6 +420,21 @@ func TestPartPurgeWaitsForWholeStreamConsumers(t *testing.T) {
 	if got := seqsOf(readAllOf(t, s.Part(2))); fmt.Sprint(got) != fmt.Sprint(wantB) {
 		t.Fatalf("partition 2 holds %v, want %v", got, wantB)
 	}
+	// The whole-stream consumer catches up: partition 1, committed to its
+	// end before, is purged without committing again; partition 2 keeps
+	// what its own consumer has not committed.
+	if err := s.Part(2).Commit(ctx, "pipeline", seqs[b][2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Commit(ctx, "archive", seqs[b][4]); err != nil {
+		t.Fatal(err)
+	}
+	if got := readAllOf(t, s.Part(1)); len(got) != 0 {
+		t.Errorf("partition 1 still holds %v after every consumer committed it", seqsOf(got))
+	}
+	if got := seqsOf(readAllOf(t, s.Part(2))); fmt.Sprint(got) != fmt.Sprint(seqs[b][3:]) {
+		t.Errorf("partition 2 holds %v, want %v (what its consumer has not committed)", got, seqs[b][3:])
+	}
 }
 
 // TestBacklogWithPartitionPositions: once partition positions exist, the
