@@ -59,6 +59,15 @@ type EvidenceReceipts interface {
 	EvidenceReceived() []time.Time
 }
 
+// ActionFilter is an optional capability of a Detector: Evaluates reports
+// whether any of its rules looks at events of action. A pipeline whose
+// events are stored elsewhere (partitioned detection's installation-wide
+// pipeline) enriches only the events its detector evaluates: the others
+// only move their tenant's clock, which enrichment does not change.
+type ActionFilter interface {
+	Evaluates(action string) bool
+}
+
 // StateStore is a durable key/value store for detection state: profiles,
 // windows, positions. Keys are namespaced.
 //

@@ -412,6 +412,17 @@ func (e *Engine) Rules() []*rulelang.Rule {
 	return out
 }
 
+// Evaluates implements audit.ActionFilter: whether a rule of the engine's
+// scope looks at events of action. Safe for concurrent use.
+func (e *Engine) Evaluates(action string) bool {
+	for _, r := range e.rules {
+		if (e.opts.Scope == ScopeAll || r.installation == (e.opts.Scope == ScopeInstallation)) && r.Matches(action) {
+			return true
+		}
+	}
+	return false
+}
+
 // rulesFor returns the rules of the engine's scope that look at action,
 // cached per action.
 func (e *Engine) rulesFor(action string) []*crule {

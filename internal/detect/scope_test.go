@@ -295,3 +295,28 @@ func TestSeededUnitsGoOnWhereOneEngineStopped(t *testing.T) {
 		}
 	}
 }
+
+// TestEvaluatesFollowsTheScope: an engine says it evaluates an action only
+// when a rule of its scope looks at it.
+func TestEvaluatesFollowsTheScope(t *testing.T) {
+	all := newEngine(t, detect.Options{})
+	tenants := newEngine(t, detect.Options{Scope: detect.ScopeTenants})
+	inst := newEngine(t, detect.Options{Scope: detect.ScopeInstallation})
+	for _, c := range []struct {
+		action             string
+		all, tenants, inst bool
+	}{
+		{audit.ActionLoginFailure, true, true, true},
+		{audit.ActionLoginSuccess, true, true, false},
+	} {
+		if got := all.Evaluates(c.action); got != c.all {
+			t.Errorf("ScopeAll evaluates %s: %v", c.action, got)
+		}
+		if got := tenants.Evaluates(c.action); got != c.tenants {
+			t.Errorf("ScopeTenants evaluates %s: %v", c.action, got)
+		}
+		if got := inst.Evaluates(c.action); got != c.inst {
+			t.Errorf("ScopeInstallation evaluates %s: %v", c.action, got)
+		}
+	}
+}

@@ -613,11 +613,17 @@ func (p *Pipeline) detect(ctx context.Context) (*batch, error) {
 	// reader's wall clock, they would advance the tenant's event-time
 	// watermark past events still on their way.
 	ptrs := make([]*audit.Record, 0, len(recs))
+	// A findings-only pipeline stores no event: what its detector does not
+	// evaluate needs no enrichment.
+	filter, _ := p.opts.Detector.(audit.ActionFilter)
+	if !p.opts.FindingsOnly {
+		filter = nil
+	}
 	for i := range recs {
 		if recs[i].Event.Namespace() != "vigil" {
 			ptrs = append(ptrs, &recs[i])
 		}
-		if p.opts.Enricher != nil {
+		if p.opts.Enricher != nil && (filter == nil || filter.Evaluates(recs[i].Event.Action)) {
 			// Enrichers never fail an event; an error is the enricher's own
 			// fault, already counted and logged by the enrichment pipeline.
 			_ = p.opts.Enricher.Enrich(ctx, &recs[i].Event)

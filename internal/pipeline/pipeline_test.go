@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -285,5 +286,56 @@ func TestFindingsOnlyUnderItsOwnConsumer(t *testing.T) {
 	}
 	if page, err := db.Events().SearchEvents(t.Context(), audit.EventFilter{Tenant: "acme", Limit: 100}); err != nil || len(page.Events) != 7 {
 		t.Fatalf("the main pipeline stored %d events (%v), want 7", len(page.Events), err)
+	}
+}
+
+// actionDetector evaluates only one action (audit.ActionFilter) and
+// records whether each event it was given had been enriched.
+type actionDetector struct {
+	action   string
+	enriched map[string]bool
+}
+
+func (d *actionDetector) Evaluates(action string) bool     { return action == d.action }
+func (d *actionDetector) Checkpoint(context.Context) error { return nil }
+func (d *actionDetector) Process(_ context.Context, recs []*audit.Record) ([]audit.Finding, error) {
+	for _, r := range recs {
+		d.enriched[r.Event.ID] = r.Event.Enrichment.UserAgent != nil
+	}
+	return nil, nil
+}
+
+// TestFindingsOnlyEnrichesWhatItsDetectorEvaluates: a findings-only
+// pipeline enriches only the events of actions its detector evaluates (the
+// others are stored by another pipeline, enriched there); a pipeline that
+// stores events enriches them all.
+func TestFindingsOnlyEnrichesWhatItsDetectorEvaluates(t *testing.T) {
+	db, err := sqlite.Open(t.Context(), sqlite.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	for _, findingsOnly := range []bool{true, false} {
+		st := memstream.New(memstream.Options{})
+		appendEvents(t, st, 3, "x.plain")
+		appendEvents(t, st, 2, "x.finding")
+		det := &actionDetector{action: "x.finding", enriched: map[string]bool{}}
+		p, err := pipeline.New(pipeline.Options{Stream: st, FindingsOnly: findingsOnly, Consumer: fmt.Sprint("c", findingsOnly),
+			Events: db.Events(), Findings: db, Detector: det, Enricher: uaEnricher{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := p.Drain(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		for id, enriched := range det.enriched {
+			want := !findingsOnly || strings.HasPrefix(id, "x.finding")
+			if enriched != want {
+				t.Errorf("findings only %v: event %s enriched %v, want %v", findingsOnly, id, enriched, want)
+			}
+		}
+		if len(det.enriched) != 5 {
+			t.Errorf("findings only %v: the detector saw %d events, want 5", findingsOnly, len(det.enriched))
+		}
 	}
 }
