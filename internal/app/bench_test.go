@@ -5,10 +5,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -124,13 +126,36 @@ func BenchmarkIngestHTTPBatch1000ThreeReplicas(b *testing.B) {
 
 // BenchmarkIngestHTTPBatch1000ThreeNodes is the same load on a cluster: the
 // three-server JetStream cluster, PostgreSQL, and three Vigil nodes in this
-// process — the active one and two standbys, which forward what they
-// receive to it. The clients are spread over the three nodes as a load
-// balancer would spread them.
+// process — the active one and two standbys, which forward the requests
+// they receive to it, each running its share of the detection units
+// (partitioned detection, the default). The clients are spread over the
+// three nodes as a load balancer would spread them. Timing starts once
+// the units have settled, each node running its share.
 func BenchmarkIngestHTTPBatch1000ThreeNodes(b *testing.B) {
 	edit := onNATSCluster(b)
 	active, key := benchNode(b, edit)
 	urls := []string{active.url, benchStandby(b, key, edit), benchStandby(b, key, edit)}
+	cfg := config.Default()
+	edit(&cfg)
+	for deadline := time.Now().Add(2 * time.Minute); cfg.Detect.Partitioned; time.Sleep(100 * time.Millisecond) {
+		st, err := app.Cluster(context.Background(), cfg, time.Now())
+		if err != nil {
+			b.Fatal(err)
+		}
+		per, held := map[string]int{}, 0
+		for _, u := range st.Units {
+			if u.Held {
+				per[u.Holder]++
+				held++
+			}
+		}
+		if len(per) == 3 && held == len(st.Units) && slices.Max(slices.Collect(maps.Values(per))) <= (held+2)/3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("the detection units did not settle on the three nodes: %v", per)
+		}
+	}
 	benchIngestOn(b, active, key, urls, 1000, 4)
 }
 
