@@ -131,8 +131,17 @@ func BenchmarkIngestHTTPBatch1000ThreeReplicas(b *testing.B) {
 // (partitioned detection, the default). The clients are spread over the
 // three nodes as a load balancer would spread them. Timing starts once
 // the units have settled, each node running its share.
-func BenchmarkIngestHTTPBatch1000ThreeNodes(b *testing.B) {
-	edit := onNATSCluster(b)
+func BenchmarkIngestHTTPBatch1000ThreeNodes(b *testing.B) { benchThreeNodes(b, onNATSCluster(b)) }
+
+// BenchmarkIngestHTTPBatch1000ThreeNodesUnpartitioned is
+// BenchmarkIngestHTTPBatch1000ThreeNodes with detect.partitioned off: the
+// active node runs all of detection and storage.
+func BenchmarkIngestHTTPBatch1000ThreeNodesUnpartitioned(b *testing.B) {
+	on := onNATSCluster(b)
+	benchThreeNodes(b, func(c *config.Config) { on(c); c.Detect.Partitioned = false })
+}
+
+func benchThreeNodes(b *testing.B, edit func(*config.Config)) {
 	active, key := benchNode(b, edit)
 	urls := []string{active.url, benchStandby(b, key, edit), benchStandby(b, key, edit)}
 	cfg := config.Default()
