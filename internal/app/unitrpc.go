@@ -90,30 +90,41 @@ func unitMAC(key []byte, t int64, path string, body []byte) []byte {
 	return mac.Sum(nil)
 }
 
-// verify checks a call's authentication header.
-func (r *unitRPC) verify(ctx context.Context, req *http.Request, body []byte) error {
-	var t int64
-	var sum []byte
+// unitAuth is a call's parsed authentication header.
+type unitAuth struct {
+	t   int64
+	sum []byte
+}
+
+// parseAuth reads a call's authentication header and checks its
+// timestamp, before the body is read.
+func parseAuth(req *http.Request) (unitAuth, error) {
+	var a unitAuth
 	for part := range strings.SplitSeq(req.Header.Get(unitAuthHeader), ",") {
 		k, v, _ := strings.Cut(strings.TrimSpace(part), "=")
 		switch k {
 		case "t":
-			t, _ = strconv.ParseInt(v, 10, 64)
+			a.t, _ = strconv.ParseInt(v, 10, 64)
 		case "mac":
-			sum, _ = hex.DecodeString(v)
+			a.sum, _ = hex.DecodeString(v)
 		}
 	}
-	if t == 0 || len(sum) == 0 {
-		return audit.Errorf(audit.EUNAUTHENTICATED, "a call between nodes needs the %s header", unitAuthHeader)
+	if a.t == 0 || len(a.sum) == 0 {
+		return a, audit.Errorf(audit.EUNAUTHENTICATED, "a call between nodes needs the %s header", unitAuthHeader)
 	}
-	if d := time.Since(time.Unix(t, 0)); d > unitAuthSkew || d < -unitAuthSkew {
-		return audit.Errorf(audit.EUNAUTHENTICATED, "the call's timestamp is %s from this node's clock (at most %s): keep the nodes' clocks synchronised", d.Round(time.Second), unitAuthSkew)
+	if d := time.Since(time.Unix(a.t, 0)); d > unitAuthSkew || d < -unitAuthSkew {
+		return a, audit.Errorf(audit.EUNAUTHENTICATED, "the call's timestamp is %s from this node's clock (at most %s): keep the nodes' clocks synchronised", d.Round(time.Second), unitAuthSkew)
 	}
+	return a, nil
+}
+
+// verify checks a call's signature over its timestamp, path and body.
+func (r *unitRPC) verify(ctx context.Context, a unitAuth, path string, body []byte) error {
 	key, err := r.authKey(ctx)
 	if err != nil {
 		return err
 	}
-	if !hmac.Equal(sum, unitMAC(key, t, req.URL.Path, body)) {
+	if !hmac.Equal(a.sum, unitMAC(key, a.t, path, body)) {
 		return audit.Errorf(audit.EUNAUTHENTICATED, "the call's signature does not verify")
 	}
 	return nil
@@ -134,11 +145,15 @@ func (r *unitRPC) serve(w http.ResponseWriter, req *http.Request) error {
 	if !ok || unit == "" || op == "" {
 		return audit.Errorf(audit.ENOTFOUND, "no such call between nodes")
 	}
+	auth, err := parseAuth(req)
+	if err != nil {
+		return err
+	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, req.Body, unitRPCMaxBody))
 	if err != nil {
 		return audit.Errorf(audit.ETOOLARGE, "a call between nodes is at most %d bytes", unitRPCMaxBody)
 	}
-	if err := r.verify(req.Context(), req, body); err != nil {
+	if err := r.verify(req.Context(), auth, req.URL.Path, body); err != nil {
 		return err
 	}
 	wk := r.m.worker(unit)

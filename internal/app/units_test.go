@@ -108,8 +108,8 @@ func TestPartitionedDetectionAcrossNodes(t *testing.T) {
 		return status == http.StatusOK && strings.Contains(string(got), "recent_failures")
 	})
 
-	// Calls between nodes must be signed.
-	for _, h := range []string{"", "t=" + fmt.Sprint(time.Now().Unix()) + ",mac=00ff"} {
+	// Calls between nodes must be signed, and recent.
+	for _, h := range []string{"", "t=" + fmt.Sprint(time.Now().Unix()) + ",mac=00ff", "t=" + fmt.Sprint(time.Now().Add(-2*time.Hour).Unix()) + ",mac=00ff"} {
 		req, _ := http.NewRequestWithContext(t.Context(), "POST", bURL+"/internal/v1/units/"+unit+"/score", strings.NewReader(`{"tenant":"`+tenant+`"}`))
 		if h != "" {
 			req.Header.Set("Vigil-Unit-Auth", h)
