@@ -136,7 +136,7 @@ func (a *App) startUnits(ctx context.Context) error {
 	m := &unitManager{n: n, locks: locks, units: detectionUnits(n.stream.Partitions()),
 		build: deps.newUnitWorker, log: a.log.With("component", "units"), every: time.Second, workers: map[string]*unitWorker{}}
 	m.rpc = &unitRPC{m: m, app: a, client: &http.Client{Timeout: 30 * time.Second}, log: m.log}
-	a.units = m
+	a.units, n.units = m, m
 	// Calls between nodes for the units are answered whatever the node's
 	// role: the server is not serving yet.
 	a.srv.Handler = unitRoute{rpc: m.rpc, next: a.handler}

@@ -68,6 +68,8 @@ type clusterNode struct {
 	// advertised URL, nil when unknown.
 	target *url.URL
 	proxy  *httputil.ReverseProxy
+	// units runs this node's share of partitioned detection; nil without.
+	units *unitManager
 	// writeTimeout bounds each write of a forwarded answer
 	// (limits.export_write_timeout), headerTimeout the wait for its start
 	// (server.write_timeout).
@@ -195,8 +197,15 @@ func (n *clusterNode) standbyHandler(reg prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		httpx.WriteJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		httpx.WriteJSON(w, http.StatusServiceUnavailable, map[string]any{"ready": false, "role": "standby"})
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		body := map[string]any{"ready": false, "role": "standby"}
+		if m := n.units; m != nil {
+			// A standby with partitioned detection works: say on what.
+			ctx, cancel := context.WithTimeout(r.Context(), time.Second)
+			defer cancel()
+			body["units"], body["lag_events"] = m.held(), m.backlog(ctx)
+		}
+		httpx.WriteJSON(w, http.StatusServiceUnavailable, body)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 	n.proxy = n.newProxy(n.headerTimeout)
@@ -297,7 +306,11 @@ func (n *clusterNode) heartbeats(ctx context.Context, lag func(context.Context) 
 			n.mu.Unlock()
 		}
 		l := int64(-1)
-		if lag != nil && role == "active" {
+		switch {
+		case n.units != nil:
+			// Each node reports the backlog of the units it runs.
+			l = n.units.backlog(ctx)
+		case lag != nil && role == "active":
 			l = lag(ctx)
 		}
 		hctx, cancel := context.WithTimeout(ctx, 2*time.Second)

@@ -363,6 +363,32 @@ func (m *unitManager) Flush(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// held lists the units this node runs, sorted.
+func (m *unitManager) held() []string {
+	units := []string{}
+	m.each(func(w *unitWorker) { units = append(units, w.unit) })
+	return units
+}
+
+// backlog is how many events the units this node runs have not stored
+// yet, -1 when the stream cannot tell.
+func (m *unitManager) backlog(ctx context.Context) int64 {
+	var sum int64
+	ok := true
+	m.each(func(w *unitWorker) {
+		n, err := w.pipe.Backlog(ctx)
+		if err != nil || n < 0 {
+			ok = false
+			return
+		}
+		sum += n
+	})
+	if !ok {
+		return -1
+	}
+	return sum
+}
+
 // Gather implements prometheus.Gatherer over the workers' metrics.
 func (m *unitManager) Gather() ([]*dto.MetricFamily, error) {
 	var gs prometheus.Gatherers

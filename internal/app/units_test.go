@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -125,6 +126,19 @@ func TestPartitionedDetectionAcrossNodes(t *testing.T) {
 	}
 	if status, m := raw(t, "GET", bURL+"/metrics", "", ""); status != 200 || !strings.Contains(string(m), `vigil_pipeline_events_total{unit="`+unit+`"}`) {
 		t.Errorf("the standby's /metrics = %d, without its unit %s's pipeline metrics", status, unit)
+	}
+	// Its /readyz (503: not the node to route the API to) names its units
+	// and their backlog.
+	var ready struct {
+		Ready bool     `json:"ready"`
+		Role  string   `json:"role"`
+		Units []string `json:"units"`
+		Lag   *int64   `json:"lag_events"`
+	}
+	status, rb := raw(t, "GET", bURL+"/readyz", "", "")
+	if err := json.Unmarshal(rb, &ready); err != nil || status != http.StatusServiceUnavailable || ready.Role != "standby" ||
+		!slices.Contains(ready.Units, unit) || ready.Lag == nil || *ready.Lag < 0 {
+		t.Errorf("the standby's /readyz = %d %s, want 503 naming its units (%s among them) and their backlog", status, rb, unit)
 	}
 
 	// The standby stops: its units are given back, and node-a takes them.

@@ -81,7 +81,7 @@ func printCluster(env *Env, st *app.ClusterStatus, now time.Time) {
 			if n.Epoch > 0 {
 				epoch = fmt.Sprint(n.Epoch)
 			}
-			if n.Lag >= 0 && n.Role == "active" {
+			if n.Lag >= 0 {
 				lag = fmt.Sprint(n.Lag)
 			}
 			fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\t%s\t%s ago\t%s\t%s\n", n.Name, n.Address, role, epoch, lag,

@@ -10,7 +10,9 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"regexp"
+	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -134,8 +136,11 @@ type Stream struct {
 
 	mu      sync.Mutex
 	changed chan struct{} // closed and replaced when an append is announced
-	closed  chan struct{}
-	once    sync.Once
+	// partChanged[p] is closed and replaced when an append to partition p
+	// is announced (nil until a view waits on it).
+	partChanged []chan struct{}
+	closed      chan struct{}
+	once        sync.Once
 
 	// claims are the whole-stream positions this stream claimed.
 	claims claims
@@ -222,11 +227,12 @@ func open(ctx context.Context, nc *nats.Conn, opts Options) (*Stream, error) {
 		return nil, unavailable(fmt.Sprintf("create key-value bucket %s_offsets", opts.Name), err)
 	}
 	s := &Stream{opts: opts, nc: nc, js: js, stream: st, offsets: kv, log: opts.Logger,
-		changed: make(chan struct{}), closed: make(chan struct{}), parts: make([]*Part, opts.Partitions)}
+		changed: make(chan struct{}), closed: make(chan struct{}), parts: make([]*Part, opts.Partitions),
+		partChanged: make([]chan struct{}, opts.Partitions)}
 	s.rd = &reader{s: s, what: "the JetStream stream", last: s.last}
 	// Appends, this node's or another's, are announced on a core subject
 	// outside the stream's, so Wait wakes without polling.
-	s.notify, err = nc.Subscribe(s.notifySubject(), func(*nats.Msg) { s.wake() })
+	s.notify, err = nc.Subscribe(s.notifySubject(), func(m *nats.Msg) { s.wake(m.Data) })
 	if err != nil {
 		return nil, unavailable("subscribe to append announcements", err)
 	}
@@ -235,11 +241,50 @@ func open(ctx context.Context, nc *nats.Conn, opts Options) (*Stream, error) {
 
 func (s *Stream) notifySubject() string { return s.opts.Subject + "-appended" }
 
-func (s *Stream) wake() {
+// wake wakes the waiters an announcement concerns: those on the whole
+// stream, and those on the partitions it names (a comma-separated list;
+// an announcement naming none, as earlier versions send, concerns every
+// partition). Views wait on their own partition only, so an append to
+// one partition does not send every view of every node to the server.
+func (s *Stream) wake(parts []byte) {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	close(s.changed)
 	s.changed = make(chan struct{})
-	s.mu.Unlock()
+	all := len(parts) == 0
+	touch := func(p int) {
+		if p >= 0 && p < len(s.partChanged) && s.partChanged[p] != nil {
+			close(s.partChanged[p])
+			s.partChanged[p] = nil
+		}
+	}
+	for field := range strings.SplitSeq(string(parts), ",") {
+		p, err := strconv.Atoi(field)
+		if err != nil {
+			all = true
+			break
+		}
+		touch(p)
+	}
+	if all {
+		for p := range s.partChanged {
+			touch(p)
+		}
+	}
+}
+
+// changedChan is the channel closed at the next announcement concerning
+// partition p, or the whole stream when p < 0.
+func (s *Stream) changedChan(p int) <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p < 0 {
+		return s.changed
+	}
+	if s.partChanged[p] == nil {
+		s.partChanged[p] = make(chan struct{})
+	}
+	return s.partChanged[p]
 }
 
 func (s *Stream) isClosed() bool {
@@ -287,6 +332,7 @@ func (s *Stream) Append(ctx context.Context, events []*audit.Event) ([]audit.App
 	out := make([]audit.AppendResult, len(events))
 	first := make(map[audit.EventKey]bool, len(events))
 	futures := make([]jetstream.PubAckFuture, len(events))
+	var touched []int // partitions appended to
 	for i, ev := range events {
 		k := audit.EventKey{Tenant: ev.Tenant, ID: ev.ID}
 		if first[k] {
@@ -298,7 +344,11 @@ func (s *Stream) Append(ctx context.Context, events []*audit.Event) ([]audit.App
 		if err != nil {
 			return nil, fmt.Errorf("encode event %d: %w", i, err)
 		}
-		msg := nats.NewMsg(s.subject(Partition(ev.Tenant, s.opts.Partitions)))
+		part := Partition(ev.Tenant, s.opts.Partitions)
+		if !slices.Contains(touched, part) {
+			touched = append(touched, part)
+		}
+		msg := nats.NewMsg(s.subject(part))
 		msg.Data = data
 		f, err := s.js.PublishMsgAsync(msg, jetstream.WithMsgID(msgID(ev.Tenant, ev.ID)), jetstream.WithStallWait(s.opts.Timeout))
 		if err != nil {
@@ -326,8 +376,15 @@ func (s *Stream) Append(ctx context.Context, events []*audit.Event) ([]audit.App
 		}
 	}
 	// Best effort: a lost announcement delays a waiting reader by at most
-	// the poll interval of Wait.
-	_ = s.nc.Publish(s.notifySubject(), nil)
+	// the poll interval of Wait. It names the partitions appended to.
+	var ann []byte
+	for i, p := range touched {
+		if i > 0 {
+			ann = append(ann, ',')
+		}
+		ann = strconv.AppendInt(ann, int64(p), 10)
+	}
+	_ = s.nc.Publish(s.notifySubject(), ann)
 	return out, nil
 }
 
@@ -373,19 +430,17 @@ func (s *Stream) Read(ctx context.Context, after uint64, max int) ([]audit.Recor
 
 // Wait implements audit.EventStream.
 func (s *Stream) Wait(ctx context.Context, after uint64) error {
-	return s.wait(ctx, after, s.last, nil)
+	return s.wait(ctx, after, -1, s.last, nil)
 }
 
 // wait blocks until last answers beyond after, checking again on every
 // append announcement and every second; it returns ErrStreamClosed once
 // the stream or viewClosed (nil for none) closes.
-func (s *Stream) wait(ctx context.Context, after uint64, last func(context.Context) (uint64, error), viewClosed <-chan struct{}) error {
+func (s *Stream) wait(ctx context.Context, after uint64, part int, last func(context.Context) (uint64, error), viewClosed <-chan struct{}) error {
 	poll := time.NewTicker(time.Second)
 	defer poll.Stop()
 	for {
-		s.mu.Lock()
-		changed := s.changed
-		s.mu.Unlock()
+		changed := s.changedChan(part)
 		if s.isClosed() || isDone(viewClosed) {
 			return audit.ErrStreamClosed
 		}

@@ -115,7 +115,7 @@ func (v *Part) Read(ctx context.Context, after uint64, max int) ([]audit.Record,
 // a record beyond after. Appends to other partitions wake it only to check
 // again.
 func (v *Part) Wait(ctx context.Context, after uint64) error {
-	return v.s.wait(ctx, after, v.last, v.closed)
+	return v.s.wait(ctx, after, v.p, v.last, v.closed)
 }
 
 // Offset implements audit.EventStream: the consumer's position in the
