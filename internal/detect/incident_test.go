@@ -192,17 +192,23 @@ func TestIncidentsAreDeterministicAcrossBatchingAndRestart(t *testing.T) {
 	}
 	e2 := newEngine(t, detect.Options{StateStore: store})
 	_, rest := runIncidents(t, e2, c[half:], 31)
-	got := incidents(append(is, rest...))
+	sameIncidents(t, "after batching and a restart", want, incidents(append(is, rest...)))
+}
+
+// sameIncidents fails unless got holds the incidents of want, each with
+// the same findings, addresses, headline rule and rules.
+func sameIncidents(t *testing.T, when string, want, got map[string]audit.Incident) {
+	t.Helper()
 	if len(got) != len(want) {
-		t.Fatalf("%d incidents after batching and a restart, want %d", len(got), len(want))
+		t.Fatalf("%d incidents %s, want %d", len(got), when, len(want))
 	}
 	for id, w := range want {
 		g, ok := got[id]
 		if !ok {
-			t.Fatalf("incident %s missing after a restart", id)
+			t.Fatalf("incident %s missing %s", id, when)
 		}
 		if g.FindingCount != w.FindingCount || g.IPCount != w.IPCount || g.HeadlineRule != w.HeadlineRule || !slices.Equal(g.Rules, w.Rules) {
-			t.Errorf("incident %s differs: %d/%d findings, %d/%d addresses, %s/%s", id, g.FindingCount, w.FindingCount, g.IPCount, w.IPCount, g.HeadlineRule, w.HeadlineRule)
+			t.Errorf("incident %s differs %s: %d/%d findings, %d/%d addresses, %s/%s", id, when, g.FindingCount, w.FindingCount, g.IPCount, w.IPCount, g.HeadlineRule, w.HeadlineRule)
 		}
 	}
 }

@@ -131,19 +131,7 @@ func TestPartitionedEnginesFindWhatOneEngineFinds(t *testing.T) {
 	if got := asJSON(t, gotF); got != want {
 		t.Errorf("partitioned findings differ from one engine's: %v, want %v", ruleSet(detect.Latest(gotF)), rules)
 	}
-	w, g := incidents(wantI), incidents(gotI)
-	if len(g) != len(w) {
-		t.Fatalf("%d incidents partitioned, want %d", len(g), len(w))
-	}
-	for id, wi := range w {
-		gi, ok := g[id]
-		if !ok {
-			t.Fatalf("incident %s missing from the partitioned run", id)
-		}
-		if gi.FindingCount != wi.FindingCount || gi.IPCount != wi.IPCount || gi.HeadlineRule != wi.HeadlineRule || !slices.Equal(gi.Rules, wi.Rules) {
-			t.Errorf("incident %s differs: %d/%d findings, %d/%d addresses, %s/%s", id, gi.FindingCount, wi.FindingCount, gi.IPCount, wi.IPCount, gi.HeadlineRule, wi.HeadlineRule)
-		}
-	}
+	sameIncidents(t, "partitioned", incidents(wantI), incidents(gotI))
 }
 
 // TestScopedEnginesKeepTheirStateApart: two engines on one state store in
@@ -285,15 +273,7 @@ func TestSeededUnitsGoOnWhereOneEngineStopped(t *testing.T) {
 	if got := asJSON(t, gotF); got != want {
 		t.Errorf("findings after seeding differ from one engine's: %v, want %v", ruleSet(detect.Latest(gotF)), ruleSet(detect.Latest(wantF)))
 	}
-	w, g := incidents(wantI), incidents(gotI)
-	if len(g) != len(w) {
-		t.Fatalf("%d incidents after seeding, want %d", len(g), len(w))
-	}
-	for id, wi := range w {
-		if gi := g[id]; gi.FindingCount != wi.FindingCount || gi.IPCount != wi.IPCount || !slices.Equal(gi.Rules, wi.Rules) {
-			t.Errorf("incident %s differs after seeding: %d/%d findings, %d/%d addresses", id, gi.FindingCount, wi.FindingCount, gi.IPCount, wi.IPCount)
-		}
-	}
+	sameIncidents(t, "after seeding", incidents(wantI), incidents(gotI))
 }
 
 // TestEvaluatesFollowsTheScope: an engine says it evaluates an action only
