@@ -34,7 +34,7 @@ func cheapComponents() []*Component {
 		{Area: "enrich", Doc: "perf/enrich.md", Args: []string{"test", "-run", "XXX", "-bench", "Pipeline", "-benchtime", "20000x", "./internal/enrich/"}},
 		{Area: "query", Doc: "perf/query.md", Args: []string{"test", "-run", "^$", "-bench", ".", "-benchtime", "20000x", "./internal/query/"}},
 		{Area: "client", Doc: "perf/client.md", Args: []string{"test", "-run", "XXX", "-bench", "Send|Batcher", "-benchtime", "2s", "./client/"}},
-		{Area: "postgres", Doc: "perf/postgres.md", Args: []string{"test", "-run", "^$", "-bench", "IngestHTTPBatch1000", "-benchtime", "200000x", "./internal/app/"}},
+		{Area: "postgres", Doc: "perf/postgres.md", Args: []string{"test", "-run", "^$", "-bench", "IngestHTTPBatch1000", "-benchtime", "200000x", "./internal/app/"}, Timeout: 10 * time.Minute},
 		// Loads 200k events into each of three deployments first: 3–5 minutes here.
 		{Area: "postgres", Doc: "perf/postgres.md", Args: []string{"test", "-run", "^$", "-bench", "QueryHTTP", "-benchtime", "200x", "./internal/app/"}, Timeout: 10 * time.Minute},
 		{Area: "risk", Doc: "perf/risk.md", Args: []string{"test", "-run", "^$", "-bench", "RiskUnderIngest", "-benchtime", "20000x", "./internal/app/"}},
