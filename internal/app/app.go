@@ -95,6 +95,9 @@ type App struct {
 	units       *unitManager
 	enricher    audit.Enricher
 	enrichReady []httpapi.ReadyCheck
+	// catalog knows the rules of partitioned detection (the catalog and
+	// setting checks of the API); it evaluates nothing.
+	catalog *detect.Engine
 }
 
 // gatherer is what /metrics serves: the node's registry, and the metrics
@@ -111,14 +114,14 @@ func (a *App) startUnits(ctx context.Context) error {
 	n := a.stores.node
 	var err error
 	if a.cfg.Detect.Enabled {
-		// A rule set the units' engines refuse (an installation-wide rule
-		// that needs what partitioned detection cannot give it) stops the
-		// node now, naming the rule, rather than every unit failing to
-		// start later.
-		for _, scope := range []detect.Scope{detect.ScopeTenants, detect.ScopeInstallation} {
-			if _, err := newEngine(a.cfg.Detect, detect.Options{Scope: scope, MaxKeys: a.cfg.Detect.MaxKeys}); err != nil {
-				return fmt.Errorf("detect.partitioned: %w", err)
-			}
+		// The engine the API asks for the rule catalog and setting checks
+		// (it runs no events). Built in a partitioned scope, it refuses a
+		// rule set the units' engines would refuse (an installation-wide
+		// rule that needs what partitioned detection cannot give it): the
+		// node stops now, naming the rule, rather than every unit failing
+		// to start later. Both scopes refuse the same rules.
+		if a.catalog, err = newEngine(a.cfg.Detect, detect.Options{Scope: detect.ScopeTenants, MaxKeys: a.cfg.Detect.MaxKeys}); err != nil {
+			return fmt.Errorf("detect.partitioned: %w", err)
 		}
 	}
 	if a.enricher, a.enrichReady, err = a.buildEnrichment(a.cfg.Enrich); err != nil {
@@ -214,7 +217,7 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 		n.advertise = advertiseURL(cfg.Server.AdvertiseURL, n.addr)
 		n.writeTimeout, n.headerTimeout = cfg.Limits.ExportWriteTimeout, cfg.Server.WriteTimeout
 		n.register(a.registry)
-		if cfg.Detect.Partitioned {
+		if partitioned(cfg) {
 			// Detection is partitioned: this node runs its share of the
 			// detection units from now on, standby or active.
 			if err := a.startUnits(ctx); err != nil {
@@ -256,13 +259,8 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	var det *detection
 	switch {
 	case a.units != nil && cfg.Detect.Enabled:
-		// The API reaches the engines of the units, wherever they run;
-		// this engine only knows the rules (catalog, setting checks).
-		catalog, err := newEngine(cfg.Detect, detect.Options{MaxKeys: cfg.Detect.MaxKeys})
-		if err != nil {
-			return nil, err
-		}
-		det = a.units.rpc.detection(catalog)
+		// The API reaches the engines of the units, wherever they run.
+		det = a.units.rpc.detection(a.catalog)
 	case a.units == nil:
 		if det, err = a.buildDetection(ctx, cfg.Detect); err != nil {
 			return nil, err

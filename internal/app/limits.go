@@ -33,9 +33,10 @@ func (a *App) buildLimiter(cfg config.Config) (*httpapi.Limiter, error) {
 	opts.Committed = func(ctx context.Context, _ string) (uint64, error) {
 		return a.stores.Stream.Offset(ctx, pipeline.Consumer)
 	}
-	if n := a.stores.node; n != nil && cfg.Detect.Partitioned {
+	if a.units != nil {
 		// Each tenant's events are stored by the pipeline of its partition,
 		// which commits its own position.
+		n := a.stores.node
 		opts.Committed = func(ctx context.Context, tenant string) (uint64, error) {
 			return n.stream.PartOffset(ctx, pipeline.Consumer, natsstream.Partition(tenant, n.stream.Partitions()))
 		}

@@ -401,10 +401,16 @@ func (r *unitRPC) retry(ctx context.Context, what, tenant string, fn func(contex
 // routedScorer scores a login on the engine of its tenant's unit.
 type routedScorer struct{ r *unitRPC }
 
-// ScoreChecked implements httpapi.CheckedScorer.
+// ScoreChecked implements httpapi.CheckedScorer. A login path waits for
+// it: a unit this node runs scores directly, without the encoding a call
+// to another node needs.
 func (s routedScorer) ScoreChecked(ctx context.Context, ev *audit.Event) (audit.Risk, error) {
+	unit := tenantUnit(ev.Tenant, s.r.app.stores.node.stream.Partitions())
+	if wk := s.r.m.worker(unit); wk != nil && wk.engine != nil {
+		return wk.engine.ScoreContext(ctx, ev), nil
+	}
 	var risk audit.Risk
-	err := s.r.call(ctx, tenantUnit(ev.Tenant, s.r.app.stores.node.stream.Partitions()), "score", ev, &risk)
+	err := s.r.call(ctx, unit, "score", ev, &risk)
 	return risk, err
 }
 

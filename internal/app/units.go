@@ -56,6 +56,13 @@ import (
 // the unit's epoch fences its checkpoints and the stream position's
 // compare-and-set fences its commits.
 
+// partitioned reports whether a serving node of cfg runs partitioned
+// detection: a cluster (PostgreSQL store, NATS stream) with
+// detect.partitioned on.
+func partitioned(cfg config.Config) bool {
+	return cfg.Storage.Driver == "postgres" && cfg.Stream.Driver == "nats" && cfg.Detect.Partitioned
+}
+
 // installationUnit is the unit of the installation-wide rules, and
 // installationConsumer its pipeline's consumer name on the stream.
 const (
@@ -500,7 +507,7 @@ type ProfileEngine struct {
 // engine of each partition's unit (in its own namespace) — the
 // installation-wide unit learns none.
 func ProfileEngines(cfg config.Config, state audit.StateStore, log *slog.Logger) ([]ProfileEngine, error) {
-	if !(cfg.Stream.Driver == "nats" && cfg.Storage.Driver == "postgres" && cfg.Detect.Partitioned) {
+	if !partitioned(cfg) {
 		e, err := NewEngine(cfg.Detect, state, log, nil)
 		if err != nil {
 			return nil, err

@@ -588,10 +588,8 @@ func (s *Stream) Commit(ctx context.Context, consumer string, seq uint64) error 
 		parted = parted || keyPartition(k) >= 0
 	}
 	for p := 0; parted && p < s.opts.Partitions; p++ {
-		if pl, ok := lowest(pos, p); ok && pl > low {
-			if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(s.subject(p)), jetstream.WithPurgeSequence(pl+1)); err != nil {
-				return unavailable(fmt.Sprintf("purge partition %d's committed records", p), err)
-			}
+		if err := s.purgePartition(ctx, pos, p, low); err != nil {
+			return err
 		}
 	}
 	return nil

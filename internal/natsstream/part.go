@@ -202,11 +202,20 @@ func (v *Part) Commit(ctx context.Context, consumer string, seq uint64) error {
 	if err != nil {
 		return err
 	}
-	if low, ok := lowest(pos, v.p); ok && low > 0 {
-		// Purge keeps the partition's records from low+1 on.
-		if err := v.s.stream.Purge(ctx, jetstream.WithPurgeSubject(v.subject), jetstream.WithPurgeSequence(low+1)); err != nil {
-			return unavailable(fmt.Sprintf("purge committed records of partition %d", v.p), err)
-		}
+	return v.s.purgePartition(ctx, pos, v.p, 0)
+}
+
+// purgePartition purges partition p's records that every position
+// concerning it (pos, by key) has passed, when that bound is above
+// `above` (what a whole-stream purge already removed).
+func (s *Stream) purgePartition(ctx context.Context, pos map[string]uint64, p int, above uint64) error {
+	low, ok := lowest(pos, p)
+	if !ok || low <= above {
+		return nil
+	}
+	// Purge keeps the partition's records from low+1 on.
+	if err := s.stream.Purge(ctx, jetstream.WithPurgeSubject(s.subject(p)), jetstream.WithPurgeSequence(low+1)); err != nil {
+		return unavailable(fmt.Sprintf("purge committed records of partition %d", p), err)
 	}
 	return nil
 }
