@@ -467,7 +467,14 @@ func (e *Engine) Process(ctx context.Context, recs []*audit.Record) ([]audit.Fin
 	e.out, e.outRecv = e.out[:0], e.outRecv[:0]
 	clear(e.outIdx)
 	var touched []string
-	for _, rec := range recs {
+	for i, rec := range recs {
+		if i > 0 && i%yieldEvery == 0 {
+			// Let waiting risk scores in between two records, as a
+			// release does (reorder.go): a batch of 20,000 would
+			// otherwise hold the lock for its whole intake.
+			e.mu.Unlock()
+			e.mu.Lock()
+		}
 		if rec.Seq != 0 && rec.Seq <= e.lastSeq {
 			e.m.skipped.Inc()
 			continue

@@ -311,6 +311,27 @@ func (e *Engine) releaseOne(tenant string, q *heldQueue, ts *tenantStats) {
 // applied): the least a live finding waits for.
 func (e *Engine) AllowedLateness() time.Duration { return e.opts.AllowedLateness }
 
+// NextDue returns when, by the wall clock Advance is given, the oldest
+// held event becomes due: its time plus AllowedLateness, plus the
+// millisecond Advance's strict comparison needs. ok is false when nothing
+// is held. A consumer that has caught up with the stream waits until then
+// rather than polling, so a quiet tenant's last findings come as soon as
+// the lateness allows.
+func (e *Engine) NextDue() (due time.Time, ok bool) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	first := int64(math.MaxInt64)
+	for _, q := range e.held {
+		if q.Len() > 0 {
+			first = min(first, (*q)[0].t)
+		}
+	}
+	if first == math.MaxInt64 {
+		return time.Time{}, false
+	}
+	return time.UnixMilli(first + e.opts.AllowedLateness.Milliseconds() + 1), true
+}
+
 // Advance evaluates every held event whose time is more than
 // AllowedLateness behind now (the wall clock of a consumer that has caught
 // up with the stream), so a tenant that went quiet still gets its findings.

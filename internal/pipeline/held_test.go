@@ -109,8 +109,9 @@ type held struct {
 	at   time.Time
 }
 
-// heldSetup builds a held pipeline; opts adds to the options it sets.
-func heldSetup(t *testing.T, opts pipeline.Options) held {
+// heldSetup builds a held pipeline; opts adds to the options it sets, and
+// wrap, when given, wraps the stream the pipeline reads.
+func heldSetup(t *testing.T, opts pipeline.Options, wrap ...func(audit.EventStream) audit.EventStream) held {
 	t.Helper()
 	db, err := sqlite.Open(t.Context(), sqlite.Options{Dir: t.TempDir()})
 	if err != nil {
@@ -124,6 +125,9 @@ func heldSetup(t *testing.T, opts pipeline.Options) held {
 	h := held{db: db, eng: eng, st: memstream.New(memstream.Options{}), at: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
 	h.wall = &clock{t: h.at.Add(time.Minute)}
 	opts.Stream, opts.Events, opts.Findings, opts.Detector = h.st, db.Events(), db, eng
+	for _, w := range wrap {
+		opts.Stream = w(opts.Stream)
+	}
 	opts.Enricher, opts.Now = uaEnricher{}, h.wall.now
 	if h.p, err = pipeline.New(opts); err != nil {
 		t.Fatal(err)
@@ -222,4 +226,72 @@ func TestQuietTenantIsEvaluatedWhileAnotherTrickles(t *testing.T) {
 	}
 	wall.set(at.Add(3 * time.Minute))
 	waitFindings(t, db, "brute-force", 1)
+}
+
+// waitSpy records how long each Wait of the pipeline may last.
+type waitSpy struct {
+	audit.EventStream
+	mu    sync.Mutex
+	waits []time.Duration
+}
+
+func (w *waitSpy) Wait(ctx context.Context, after uint64) error {
+	if d, ok := ctx.Deadline(); ok {
+		w.mu.Lock()
+		w.waits = append(w.waits, time.Until(d))
+		w.mu.Unlock()
+	}
+	return w.EventStream.Wait(ctx, after)
+}
+
+func (w *waitSpy) last() (time.Duration, int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if len(w.waits) == 0 {
+		return 0, 0
+	}
+	return w.waits[len(w.waits)-1], len(w.waits)
+}
+
+// TestCaughtUpPipelineWakesWhenHeldEventsFallDue: a pipeline with nothing
+// to read waits for new events at most until the oldest held event falls
+// due (its time plus the allowed lateness), not a whole idle period, so a
+// quiet tenant's findings are stored as soon as the lateness allows.
+func TestCaughtUpPipelineWakesWhenHeldEventsFallDue(t *testing.T) {
+	spy := &waitSpy{}
+	h := heldSetup(t, pipeline.Options{CheckpointEvery: time.Hour, Registerer: prometheus.NewRegistry()},
+		func(s audit.EventStream) audit.EventStream { spy.EventStream = s; return spy })
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- h.p.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	waitStored(t, h.db, 20)
+
+	// The first held event (at h.at) falls due 2 minutes and a millisecond
+	// later; the wall clock stands 300 ms before that.
+	due, ok := h.eng.NextDue()
+	if want := h.at.Add(2*time.Minute + time.Millisecond); !ok || !due.Equal(want) {
+		t.Fatalf("NextDue = %v, %v; want %v", due, ok, want)
+	}
+	h.wall.set(due.Add(-300 * time.Millisecond))
+	_, n := spy.last()
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if d, m := spy.last(); m > n+1 {
+			// A wait that began after the clock moved: until the event
+			// falls due, not the idle second.
+			if d > 700*time.Millisecond {
+				t.Fatalf("the caught-up pipeline waits %v with a held event due in 300 ms", d)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the pipeline did not wait again")
+		}
+	}
+	// All twenty fall due (the last one 19 s after the first): the finding.
+	h.wall.set(h.at.Add(3 * time.Minute))
+	waitFindings(t, h.db, "brute-force", 1)
+	if due, ok := h.eng.NextDue(); ok || h.eng.Held() != 0 {
+		t.Fatalf("nothing should be held, yet NextDue = %v, %v (%d held)", due, ok, h.eng.Held())
+	}
 }

@@ -367,7 +367,7 @@ func (p *Pipeline) Run(parent context.Context) error {
 			continue
 		}
 		if b == nil {
-			waitCtx, cancel := context.WithTimeout(ctx, min(p.opts.CheckpointEvery, idleWake))
+			waitCtx, cancel := context.WithTimeout(ctx, p.idleWait(min(p.opts.CheckpointEvery, idleWake)))
 			err := p.opts.Stream.Wait(waitCtx, p.processed)
 			cancel()
 			if errors.Is(err, audit.ErrStreamClosed) {
@@ -411,6 +411,37 @@ func (p *Pipeline) Run(parent context.Context) error {
 // evaluates the held events the wall clock has passed (and checkpoints,
 // when one is due).
 const idleWake = time.Second
+
+// dueReporter is a detector that can say when its oldest held event
+// becomes due for Advance (detect.Engine).
+type dueReporter interface {
+	NextDue() (time.Time, bool)
+}
+
+// idleWait is how long a pipeline that has caught up waits for new events:
+// limit, or less when the detector's oldest held event falls due sooner,
+// so that its findings are stored when the lateness has passed rather than
+// at the next idle wake (up to a second later).
+func (p *Pipeline) idleWait(limit time.Duration) time.Duration {
+	d, ok := p.opts.Detector.(dueReporter)
+	if !ok {
+		return limit
+	}
+	due, held := d.NextDue()
+	return untilDue(limit, p.now(), due, held)
+}
+
+// minIdleWait keeps a detector whose due time has passed without Advance
+// releasing anything (a clock that does not move, in tests) from spinning.
+const minIdleWait = 5 * time.Millisecond
+
+// untilDue is the wait until due, between minIdleWait and limit.
+func untilDue(limit time.Duration, now, due time.Time, held bool) time.Duration {
+	if !held {
+		return limit
+	}
+	return min(limit, max(due.Sub(now), minIdleWait))
+}
 
 // batch is one read of the stream on its way from detection to the stores;
 // with done set, a barrier the store stage answers once everything before
