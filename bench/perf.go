@@ -54,18 +54,25 @@ type Perf struct {
 	Live                      LoadResult
 	LiveDetect                []Bucket
 	LiveFindings              float64
-	TotalEvents               float64 // stored by the pipeline
-	Queries                   []QueryRow
-	AggNote                   string
-	PeakRSS                   int64
-	DiskRunning               int64
-	DiskClosed                int64
-	DiskParts                 map[string]int64
-	SealedDays, Days          int              // day partitions sealed (compressed) at the end, and in all
-	FreeBytes                 map[string]int64 // free SQLite pages per DiskParts key
-	MemPerActor               float64
-	MemCmd                    string
-	MemErr                    error
+	// The steady phase again, on the same store after a restart with
+	// detect.allowed_lateness 0s: the latency the pipeline adds beyond the
+	// hold. UnheldErr says why it is missing.
+	Unheld           LoadResult
+	UnheldDetect     []Bucket
+	UnheldFindings   float64
+	UnheldErr        error
+	TotalEvents      float64 // stored by the pipeline
+	Queries          []QueryRow
+	AggNote          string
+	PeakRSS          int64
+	DiskRunning      int64
+	DiskClosed       int64
+	DiskParts        map[string]int64
+	SealedDays, Days int              // day partitions sealed (compressed) at the end, and in all
+	FreeBytes        map[string]int64 // free SQLite pages per DiskParts key
+	MemPerActor      float64
+	MemCmd           string
+	MemErr           error
 
 	PGErr     error
 	PGVersion string
@@ -329,6 +336,53 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	p.SealedDays, p.Days = sealedDays(dir)
 	p.FreeBytes = freePages(dir)
 	p.liveGen = g
+	if p.UnheldErr = p.measureUnheld(ctx, bin, dir, g, logf); p.UnheldErr != nil {
+		logf("  steady phase without the hold: %v", p.UnheldErr)
+	}
+	return nil
+}
+
+// measureUnheld restarts the server on the same store with
+// detect.allowed_lateness 0s and runs the steady phase again with new
+// events: each event is evaluated as it arrives, so the finding latency is
+// what the pipeline itself adds (read, enrich, detect, store), the part of
+// the default configuration's latency beyond its hold.
+func (p *Perf) measureUnheld(ctx context.Context, bin, dir string, g *Gen, logf func(string, ...any)) error {
+	o := p.Opts
+	srv, err := StartServer(bin, dir, "VIGIL_DETECT_ALLOWED_LATENESS=0s")
+	if err != nil {
+		return err
+	}
+	defer srv.Kill()
+	n := int(o.LiveRate * o.LiveDuration.Seconds())
+	logf("steady rate again, detect.allowed_lateness 0s (restarted on the same store, pid %d): %.0f events/s for %s", srv.Pid(), o.LiveRate, o.LiveDuration)
+	before, err := srv.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	g.Live = func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+	from := p.Live.To
+	p.Unheld = sendEvents(ctx, srv, g, LoadOptions{Clients: 2, Batch: 100, From: from, To: from + n, Rate: o.LiveRate})
+	want := before["vigil_pipeline_events_total"] + float64(p.Unheld.Accepted)
+	if _, err := waitDrained(ctx, srv, want, time.Now(), 10*time.Minute, nil); err != nil {
+		return err
+	}
+	// Nothing is held, but a finding is stored after its batch's events.
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(2 * time.Second):
+	}
+	after, err := srv.scrape(ctx)
+	if err != nil {
+		return err
+	}
+	p.UnheldDetect = subBuckets(after.Histogram("vigil_finding_latency_seconds"), before.Histogram("vigil_finding_latency_seconds"))
+	p.UnheldFindings = after["vigil_pipeline_findings_total"] - before["vigil_pipeline_findings_total"]
+	logf("  finding latency p50 %s p99 %s over %.0f finding updates", fmtSec(bucketQuantile(.5, p.UnheldDetect)), fmtSec(bucketQuantile(.99, p.UnheldDetect)), p.UnheldFindings)
+	if err := srv.Stop(2 * time.Minute); err != nil {
+		logf("  stop: %v", err)
+	}
 	return nil
 }
 

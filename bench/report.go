@@ -112,8 +112,12 @@ func (p *Perf) Report() string {
 		goals = append(goals, goal{what: "distinct failed accounts per IP over 24 h", target: "≤ 100 ms (at 10M)", measured: "not measurable over HTTP in this build"})
 	}
 	if v := bucketQuantile(.99, p.LiveDetect); !math.IsNaN(v) {
+		measured := fmtQ(.99, p.LiveDetect)
+		if u := bucketQuantile(.99, p.UnheldDetect); !math.IsNaN(u) {
+			measured += fmt.Sprintf(" (with `detect.allowed_lateness: 0s`, no hold: %s)", fmtQ(.99, p.UnheldDetect))
+		}
 		goals = append(goals, goal{what: fmt.Sprintf("finding latency p99 at a steady %.0f events/s, %s events stored (per finding update, default allowed lateness)", o.LiveRate, human(stored)),
-			target: "≤ 100 ms (at 10M)", measured: fmtQ(.99, p.LiveDetect), ratio: 0.1 / v, ok: v <= 0.1})
+			target: "≤ 100 ms (at 10M)", measured: measured, ratio: 0.1 / v, ok: v <= 0.1})
 	} else {
 		goals = append(goals, goal{what: fmt.Sprintf("finding latency p99 at a steady %.0f events/s", o.LiveRate), target: "≤ 100 ms (at 10M)", measured: "no finding in the steady phase"})
 	}
@@ -193,9 +197,17 @@ func (p *Perf) Report() string {
 		bulkN = p.BulkDetect[len(p.BulkDetect)-1].Count
 	}
 	w("| during the bulk load (pipeline behind by up to %.0f events) | %.0f | %s | %s |\n", p.BatchDrain.MaxLag, bulkN, fmtQ(.5, p.BulkDetect), fmtQ(.99, p.BulkDetect))
-	w("| steady %.0f events/s with stuffing waves, %s | %.0f | %s | %s |\n\n", o.LiveRate, o.LiveDuration, p.LiveFindings, fmtQ(.5, p.LiveDetect), fmtQ(.99, p.LiveDetect))
-	w("Under a bulk load the latency is the pipeline's backlog: at the end-to-end rate above, the largest backlog (%.0f events) took about %s to work off, "+
-		"on top of the hold. At a steady rate below the pipeline's capacity it is the hold plus one batch's enrich + detect + store time.\n\n",
+	w("| steady %.0f events/s with stuffing waves, %s | %.0f | %s | %s |\n", o.LiveRate, o.LiveDuration, p.LiveFindings, fmtQ(.5, p.LiveDetect), fmtQ(.99, p.LiveDetect))
+	switch {
+	case p.UnheldErr != nil:
+		w("| the same with `detect.allowed_lateness: 0s` | not measured: %s | | |\n", p.UnheldErr)
+	case p.Unheld.Accepted > 0:
+		w("| the same with `detect.allowed_lateness: 0s` (the server restarted on the same store; new events) | %.0f | %s | %s |\n",
+			p.UnheldFindings, fmtQ(.5, p.UnheldDetect), fmtQ(.99, p.UnheldDetect))
+	}
+	w("\nUnder a bulk load the latency is the pipeline's backlog: at the end-to-end rate above, the largest backlog (%.0f events) took about %s to work off, "+
+		"on top of the hold. At a steady rate below the pipeline's capacity it is the hold plus one batch's enrich + detect + store time; the last row, "+
+		"without the hold, is that time alone: what a deployment whose senders deliver their events in order can choose.\n\n",
 		p.BatchDrain.MaxLag, fmtDur(time.Duration(p.BatchDrain.MaxLag/e2e*float64(time.Second))))
 
 	// Queries.

@@ -188,9 +188,14 @@ func BenchmarkAppend64Clients(b *testing.B) {
 
 // BenchmarkInsertEvents measures the store written behind the stream in
 // batches of 1,000 (VIGIL_BENCH_BATCH overrides), events spread over benchDays days, and the bytes each
-// event costs on disk including indexes.
+// event costs on disk including indexes. VIGIL_BENCH_LEGACY_LAYOUT=1 writes
+// partitions with the indexes of versions before time buckets, for
+// comparison.
 func BenchmarkInsertEvents(b *testing.B) {
 	db := benchOpen(b, b.TempDir(), sqlite.Options{})
+	if os.Getenv("VIGIL_BENCH_LEGACY_LAYOUT") == "1" {
+		sqlite.LegacyLayout(db.Events())
+	}
 	g := newGen(2)
 	size := 1000
 	if v, err := strconv.Atoi(os.Getenv("VIGIL_BENCH_BATCH")); err == nil && v > 0 {
@@ -232,20 +237,29 @@ func benchEvents() int {
 }
 
 // searchDB returns a store holding benchEvents() events, built once per
-// size under the user cache directory (VIGIL_BENCH_DIR overrides) and reused.
+// size under the user cache directory (VIGIL_BENCH_DIR overrides) and reused
+// (VIGIL_BENCH_LEGACY_LAYOUT=1: another one, with the indexes of versions
+// before time buckets).
 func searchDB(b *testing.B) (*sqlite.DB, int64) {
 	n := benchEvents()
 	root := os.Getenv("VIGIL_BENCH_DIR")
 	if root == "" {
 		root = filepath.Join(os.TempDir(), "vigil-bench")
 	}
+	legacy := os.Getenv("VIGIL_BENCH_LEGACY_LAYOUT") == "1"
 	dir := filepath.Join(root, fmt.Sprintf("events-%d", n))
+	if legacy {
+		dir += "-legacy"
+	}
 	done := filepath.Join(dir, "COMPLETE")
 	if _, err := os.Stat(done); err != nil {
 		_ = os.RemoveAll(dir)
 		db, err := sqlite.Open(context.Background(), sqlite.Options{Dir: dir})
 		if err != nil {
 			b.Fatal(err)
+		}
+		if legacy {
+			sqlite.LegacyLayout(db.Events())
 		}
 		g := newGen(3)
 		start := time.Now()

@@ -68,6 +68,9 @@ type EventStore struct {
 	// sealOnInsert seals a partition after every insert (tests: every
 	// read then goes through blocks).
 	sealOnInsert bool
+	// legacyLayout creates partitions with the indexes of earlier
+	// versions, without time buckets (tests of such files; layout.go).
+	legacyLayout bool
 	// warm holds, most recent first, the partitions inserted into last
 	// (at most warmPartitions), whose writers keep a larger page cache.
 	warm []*partition
@@ -97,10 +100,11 @@ var (
 // reached through EventStore.acquire, which counts the reference, and given
 // back with EventStore.release.
 type partition struct {
-	idx   int64 // period number since the Unix epoch
-	start int64 // Unix nanoseconds of the period start
-	path  string
-	f     *file // set once ready is closed without err
+	idx    int64 // period number since the Unix epoch
+	start  int64 // Unix nanoseconds of the period start
+	period int64 // its length, nanoseconds
+	path   string
+	f      *file // set once ready is closed without err
 
 	// Guarded by EventStore.mu.
 	refs  int    // holders: acquire increments, release decrements
@@ -122,6 +126,10 @@ type partition struct {
 	names   []string // names[id]; id 0 unused
 	tenants map[int64]bool
 	blocks  bool // the partition has sealed blocks (seal.go)
+	// bucketNs is the width of the time buckets leading the
+	// high-cardinality indexes (layout.go); 0 in a partition written by
+	// an earlier version, whose indexes have none.
+	bucketNs int64
 }
 
 func hash32(parts ...string) uint32 {
@@ -234,7 +242,7 @@ func (s *EventStore) acquire(ctx context.Context, idx int64, create bool) (*part
 		s.mu.Unlock()
 		return nil, nil
 	}
-	p := &partition{idx: idx, start: idx * int64(s.period), path: s.path(idx), refs: 1,
+	p := &partition{idx: idx, start: idx * int64(s.period), period: int64(s.period), path: s.path(idx), refs: 1,
 		ready: make(chan struct{}), dictCap: s.dictCap}
 	s.open[idx] = p
 	victims := s.evictLocked()
@@ -247,7 +255,13 @@ func (s *EventStore) acquire(ctx context.Context, idx int64, create bool) (*part
 	if err == nil {
 		p.f = f
 		p.ids, p.names, p.tenants = map[string]int64{}, []string{""}, map[int64]bool{}
-		err = p.load(context.WithoutCancel(ctx))
+		// The layout first, on the writer: a reader connection that had
+		// read the schema before the indexes changed would explain its
+		// plans from the old one (its queries re-prepare, EXPLAIN does not).
+		err = p.loadLayout(context.WithoutCancel(ctx), s.legacyLayout)
+		if err == nil {
+			err = p.load(context.WithoutCancel(ctx))
+		}
 		if err == nil {
 			err = p.loadSeal(context.WithoutCancel(ctx))
 		}
@@ -696,9 +710,20 @@ type partKey struct {
 }
 
 // storedIDs returns the events of the partition that have one of the id
-// hashes.
-func (p *partition) storedIDs(ctx context.Context, tx *sql.Tx, idhs []any) (map[partKey]bool, error) {
-	rows, err := tx.QueryContext(ctx, `SELECT t, id FROM events INDEXED BY ev_id WHERE idh IN `+placeholders(1, len(idhs)), idhs...)
+// hashes; in a bucketed partition, among those in one of buckets (the
+// buckets of the events probed: a repeat has the same time).
+func (p *partition) storedIDs(ctx context.Context, tx *sql.Tx, idhs []any, buckets map[int64]bool) (map[partKey]bool, error) {
+	q, args := `SELECT t, id FROM events INDEXED BY ev_id WHERE idh IN `+placeholders(1, len(idhs)), idhs
+	if p.bucketNs > 0 {
+		args = make([]any, 0, len(buckets)+len(idhs))
+		for b := range buckets {
+			args = append(args, b)
+		}
+		q = `SELECT t, id FROM events INDEXED BY ev_id WHERE ` + p.bucketExpr() + ` IN ` + placeholders(1, len(args)) +
+			` AND idh IN ` + placeholders(1, len(idhs))
+		args = append(args, idhs...)
+	}
+	rows, err := tx.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, translate(err, "look up stored events")
 	}
@@ -745,9 +770,11 @@ func (p *partition) insert(ctx context.Context, evs []*audit.Event) (err error) 
 	rctx := rowContext(ctx)
 	cands := make([]cand, 0, insertRowsPerStatement)
 	probe := make([]any, 0, insertRowsPerStatement)
+	buckets := map[int64]bool{}
 	args := make([]any, 0, insertColumns*insertRowsPerStatement)
 	for chunk := range slices.Chunk(evs, insertRowsPerStatement) {
 		cands, probe = cands[:0], probe[:0]
+		clear(buckets)
 		for _, ev := range chunk {
 			if err := ctx.Err(); err != nil { // per row, as rowContext asks
 				return err
@@ -762,11 +789,14 @@ func (p *partition) insert(ctx context.Context, evs []*audit.Event) (err error) 
 			idh := idKey(ev.Tenant, ev.ID)
 			cands = append(cands, cand{ev, t, idh})
 			probe = append(probe, idh)
+			if p.bucketNs > 0 {
+				buckets[(ev.Time.UnixNano()-p.start)/p.bucketNs] = true
+			}
 		}
 		if len(cands) == 0 {
 			continue
 		}
-		stored, err := p.storedIDs(rctx, tx, probe)
+		stored, err := p.storedIDs(rctx, tx, probe, buckets)
 		if err != nil {
 			return err
 		}
@@ -837,8 +867,13 @@ func (s *EventStore) GetEvent(ctx context.Context, tenant, id string) (*audit.Ev
 			return false, err
 		}
 		defer done()
-		err = q.QueryRowContext(ctx, `SELECT ts, act, body FROM events INDEXED BY ev_id WHERE idh = ? AND t = ? AND id = ?`,
-			idh, t, id).Scan(&ts, &act, &body)
+		stmt, args := `SELECT ts, act, body FROM events INDEXED BY ev_id WHERE idh = ? AND t = ? AND id = ?`, []any{idh, t, id}
+		if p.bucketNs > 0 {
+			cond, bs := p.bucketCond(0, p.period)
+			stmt += " AND " + cond
+			args = append(args, bs...)
+		}
+		err = q.QueryRowContext(ctx, stmt, args...).Scan(&ts, &act, &body)
 		if errors.Is(err, sql.ErrNoRows) {
 			return false, nil
 		}
@@ -1151,8 +1186,13 @@ func (p *partition) replace(ctx context.Context, evs []*audit.Event) (n int, err
 		}
 		var rid int64
 		var old []byte
-		err = tx.QueryRowContext(ctx, `SELECT rid, body FROM events INDEXED BY ev_id WHERE idh = ? AND t = ? AND id = ? AND ts = ?`,
-			idKey(ev.Tenant, ev.ID), t, ev.ID, ev.Time.UnixNano()-p.start).Scan(&rid, &old)
+		ts := ev.Time.UnixNano() - p.start
+		stmt, args := `SELECT rid, body FROM events INDEXED BY ev_id WHERE idh = ? AND t = ? AND id = ? AND ts = ?`, []any{idKey(ev.Tenant, ev.ID), t, ev.ID, ts}
+		if p.bucketNs > 0 {
+			stmt += " AND " + p.bucketExpr() + " = ?"
+			args = append(args, ts/p.bucketNs)
+		}
+		err = tx.QueryRowContext(ctx, stmt, args...).Scan(&rid, &old)
 		if errors.Is(err, sql.ErrNoRows) {
 			continue
 		}

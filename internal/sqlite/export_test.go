@@ -20,6 +20,10 @@ func DirBytes(dir string) (int64, error) { return dirBytes(dir) }
 // every read and rewrite of a test goes through sealed blocks.
 func SealOnInsert(s *EventStore) { s.sealOnInsert = true }
 
+// LegacyLayout makes s create partitions with the indexes of versions
+// before time buckets (layout.go), as an upgraded data directory holds.
+func LegacyLayout(s *EventStore) { s.legacyLayout = true }
+
 // SealNow seals every partition with events stored since its last seal,
 // whatever its age and however few.
 func SealNow(ctx context.Context, s *EventStore) (int64, error) {

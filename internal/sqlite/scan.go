@@ -109,15 +109,21 @@ func (r *scan) rowStmt(p *partition, tenant string, ordered bool, cols string) (
 		return "", nil, false, false
 	}
 	index, _ := chooseIndex(r.filter)
+	from, to := clampNanos(r.since)-p.start, clampNanos(r.until)-p.start
 	where := "t = ? AND ts >= ? AND ts < ?"
-	args = []any{t, clampNanos(r.since) - p.start, clampNanos(r.until) - p.start}
+	args = []any{t, from, to}
+	if p.bucketed(index) {
+		cond, bs := p.bucketCond(from, to)
+		where += " AND " + cond
+		args = append(args, bs...)
+	}
 	if c.sql != "" {
 		where += " AND (" + c.sql + ")"
 		args = append(args, c.args...)
 	}
 	stmt = "SELECT " + cols + " FROM events INDEXED BY " + index + " WHERE " + where
 	if ordered {
-		stmt += " ORDER BY ts DESC, id DESC"
+		stmt += p.orderBy(index)
 	}
 	return stmt, args, c.exact, true
 }

@@ -17,7 +17,7 @@ type plan struct {
 	index string // the pinned index
 	where []string
 	args  []any
-	sort  bool // a CIDR range: rows come in ip order and need sorting
+	order string // ORDER BY, newest first (layout.go)
 }
 
 // SearchEvents returns events newest first, ordered by (Time, ID)
@@ -189,15 +189,25 @@ func (p *partition) compile(f *audit.EventFilter, tenant string, t int64, cur *c
 			add("ip = ?", lo)
 		} else {
 			add("ip BETWEEN ? AND ? AND length(ip) = ?", lo, hi, len(lo))
-			pl.sort = pl.index == "ev_ip"
 		}
 	}
+	from, to := int64(0), p.period
 	if !f.Since.IsZero() {
-		add("ts >= ?", clampNanos(f.Since)-p.start)
+		from = clampNanos(f.Since) - p.start
+		add("ts >= ?", from)
 	}
 	if !f.Until.IsZero() {
+		to = min(to, clampNanos(f.Until)-p.start)
 		add("ts < ?", clampNanos(f.Until)-p.start)
 	}
+	if cur != nil {
+		to = min(to, cur.ns-p.start+1)
+	}
+	if p.bucketed(pl.index) {
+		cond, args := p.bucketCond(from, to)
+		add(cond, args...)
+	}
+	pl.order = p.orderBy(pl.index)
 	if cur != nil {
 		cts := cur.ns - p.start
 		// Rows at the cursor's time come next when their id is smaller, or,
@@ -221,7 +231,7 @@ func anys[T any](xs []T) []any {
 
 func (pl plan) sql() string {
 	return `SELECT ts, id, act, body FROM events INDEXED BY ` + pl.index +
-		` WHERE ` + strings.Join(pl.where, " AND ") + ` ORDER BY ts DESC, id DESC`
+		` WHERE ` + strings.Join(pl.where, " AND ") + pl.order
 }
 
 func (p *partition) searchTenant(ctx context.Context, f *audit.EventFilter, tenant string, cur *cursor, want int, out []audit.Event) ([]audit.Event, error) {

@@ -70,6 +70,31 @@ func TestConformanceSealed(t *testing.T) {
 	})
 }
 
+// TestConformanceLegacyLayout runs the whole suite on partitions with the
+// indexes of earlier versions, without time buckets (layout.go): a data
+// directory upgraded to this version keeps them, and every search, query,
+// erasure and purge must still read them. A reopened store keeps a
+// partition's layout.
+func TestConformanceLegacyLayout(t *testing.T) {
+	open := func(t *testing.T, dir string) *sqlite.DB {
+		db := openDB(t, sqlite.Options{Dir: dir})
+		sqlite.LegacyLayout(db.Events())
+		return db
+	}
+	storetest.Run(t, func(t *testing.T) storetest.Backend {
+		dir := t.TempDir()
+		db := open(t, dir)
+		b := backend(db)
+		b.Reopen = func(t *testing.T) storetest.Backend {
+			if err := db.Close(); err != nil {
+				t.Fatal(err)
+			}
+			return backend(openDB(t, sqlite.Options{Dir: dir}))
+		}
+		return b
+	})
+}
+
 func TestBackpressure(t *testing.T) {
 	db := openDB(t, sqlite.Options{MaxBacklog: 3})
 	ctx := t.Context()
