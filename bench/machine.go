@@ -8,10 +8,14 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	_ "github.com/mattn/go-sqlite3" // reads free-page counts of the store's files
+
+	"github.com/vigilhq/vigil/internal/config"
+	"github.com/vigilhq/vigil/internal/sqlite"
 )
 
 // Machine describes where the figures were measured.
@@ -140,6 +144,33 @@ func sealedDays(dir string) (sealed, days int) {
 		_ = db.Close()
 	}
 	return sealed, days
+}
+
+// sealsDue counts the day files of dir whose day ended more than the
+// default storage.sqlite.seal_after before now: those the server seals once
+// they have had a minute without new events.
+func sealsDue(dir string, now time.Time) int {
+	after := config.Default().Storage.SQLite.SealAfter
+	if after == 0 {
+		after = sqlite.DefaultSealAfter
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "events", "*.db"))
+	n := 0
+	for _, path := range files {
+		name := filepath.Base(path)
+		start, err := time.Parse("2006010215", strings.SplitN(name, "-", 2)[0])
+		if err != nil {
+			continue
+		}
+		period := 24 * time.Hour
+		if h, err := strconv.Atoi(strings.TrimSuffix(strings.SplitN(name, "-", 2)[1], "h.db")); err == nil && h > 0 {
+			period = time.Duration(h) * time.Hour
+		}
+		if start.Add(period + after).Before(now) {
+			n++
+		}
+	}
+	return n
 }
 
 func breakdownKey(rel string) string {
