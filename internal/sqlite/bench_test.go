@@ -239,7 +239,8 @@ func benchEvents() int {
 // searchDB returns a store holding benchEvents() events, built once per
 // size under the user cache directory (VIGIL_BENCH_DIR overrides) and reused
 // (VIGIL_BENCH_LEGACY_LAYOUT=1: another one, with the indexes of versions
-// before time buckets).
+// before time buckets; VIGIL_BENCH_SEALED=1: another one, every partition
+// sealed, as a server leaves days older than storage.sqlite.seal_after).
 func searchDB(b *testing.B) (*sqlite.DB, int64) {
 	n := benchEvents()
 	root := os.Getenv("VIGIL_BENCH_DIR")
@@ -247,9 +248,13 @@ func searchDB(b *testing.B) (*sqlite.DB, int64) {
 		root = filepath.Join(os.TempDir(), "vigil-bench")
 	}
 	legacy := os.Getenv("VIGIL_BENCH_LEGACY_LAYOUT") == "1"
+	sealed := os.Getenv("VIGIL_BENCH_SEALED") == "1"
 	dir := filepath.Join(root, fmt.Sprintf("events-%d", n))
 	if legacy {
 		dir += "-legacy"
+	}
+	if sealed {
+		dir += "-sealed"
 	}
 	done := filepath.Join(dir, "COMPLETE")
 	if _, err := os.Stat(done); err != nil {
@@ -271,6 +276,11 @@ func searchDB(b *testing.B) (*sqlite.DB, int64) {
 					b.Fatal(err)
 				}
 				batch = batch[:0]
+			}
+		}
+		if sealed {
+			if _, err := sqlite.SealNow(context.Background(), db.Events()); err != nil {
+				b.Fatal(err)
 			}
 		}
 		size, _ := db.Events().DiskBytes()
