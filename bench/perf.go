@@ -305,31 +305,18 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	p.SealWait = time.Since(sealStart)
 	logf("  %d day files due for sealing sealed %s after the bulk load was stored", p.SealsDue, p.SealWait.Round(time.Second))
 
-	n := int(o.LiveRate * o.LiveDuration.Seconds())
 	logf("steady rate with attacks: %.0f events/s for %s (detection latency)", o.LiveRate, o.LiveDuration)
-	g.Live = func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
-	p.Live = sendEvents(ctx, srv, g, LoadOptions{Clients: 2, Batch: 100, From: o.Events, To: o.Events + n, Rate: o.LiveRate})
-	want = mid["vigil_pipeline_events_total"] + float64(p.Live.Accepted)
-	if _, err := waitDrained(ctx, srv, want, time.Now(), 10*time.Minute, nil); err != nil {
-		return err
-	}
 	// The engine holds each tenant's newest events for the allowed lateness
 	// (event-time order) and, once caught up, evaluates them when the wall
 	// clock is that far past them: the last findings come that long after
-	// the last event, plus an idle turn.
+	// the last event.
 	hold := config.Default().Detect.AllowedLateness + 5*time.Second
-	logf("  waiting %s for the findings of events held for event-time order (detect.allowed_lateness)", hold)
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(hold):
-	}
-	after, err := srv.scrape(ctx)
+	logf("  then waiting %s for the findings of events held for event-time order (detect.allowed_lateness)", hold)
+	live, after, err := p.steadyPhase(ctx, srv, g, o.Events, mid, hold)
 	if err != nil {
 		return err
 	}
-	p.LiveDetect = subBuckets(after.Histogram("vigil_finding_latency_seconds"), mid.Histogram("vigil_finding_latency_seconds"))
-	p.LiveFindings = after["vigil_pipeline_findings_total"] - mid["vigil_pipeline_findings_total"]
+	p.Live, p.LiveDetect, p.LiveFindings = live.Load, live.Detect, live.Findings
 	p.TotalEvents = after["vigil_pipeline_events_total"]
 	logf("  finding latency p50 %s p99 %s over %.0f finding updates", fmtSec(bucketQuantile(.5, p.LiveDetect)), fmtSec(bucketQuantile(.99, p.LiveDetect)), p.LiveFindings)
 
@@ -381,36 +368,57 @@ func (p *Perf) measureUnheld(ctx context.Context, bin, dir string, g *Gen, logf 
 		return err
 	}
 	defer srv.Kill()
-	n := int(o.LiveRate * o.LiveDuration.Seconds())
 	logf("steady rate again, detect.allowed_lateness 1ms (restarted on the same store, pid %d): %.0f events/s for %s", srv.Pid(), o.LiveRate, o.LiveDuration)
 	before, err := srv.scrape(ctx)
 	if err != nil {
 		return err
 	}
-	g.Live = func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
-	from := p.Live.To
-	p.Unheld = sendEvents(ctx, srv, g, LoadOptions{Clients: 2, Batch: 100, From: from, To: from + n, Rate: o.LiveRate})
-	want := before["vigil_pipeline_events_total"] + float64(p.Unheld.Accepted)
-	if _, err := waitDrained(ctx, srv, want, time.Now(), 10*time.Minute, nil); err != nil {
-		return err
-	}
 	// Nothing is held, but a finding is stored after its batch's events.
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-time.After(2 * time.Second):
-	}
-	after, err := srv.scrape(ctx)
+	unheld, _, err := p.steadyPhase(ctx, srv, g, p.Live.To, before, 2*time.Second)
 	if err != nil {
 		return err
 	}
-	p.UnheldDetect = subBuckets(after.Histogram("vigil_finding_latency_seconds"), before.Histogram("vigil_finding_latency_seconds"))
-	p.UnheldFindings = after["vigil_pipeline_findings_total"] - before["vigil_pipeline_findings_total"]
+	p.Unheld, p.UnheldDetect, p.UnheldFindings = unheld.Load, unheld.Detect, unheld.Findings
 	logf("  finding latency p50 %s p99 %s over %.0f finding updates", fmtSec(bucketQuantile(.5, p.UnheldDetect)), fmtSec(bucketQuantile(.99, p.UnheldDetect)), p.UnheldFindings)
 	if err := srv.Stop(2 * time.Minute); err != nil {
 		logf("  stop: %v", err)
 	}
 	return nil
+}
+
+// steady is what a steady-rate phase measured.
+type steady struct {
+	Load     LoadResult
+	Detect   []Bucket // finding latency of the phase's finding updates
+	Findings float64  // finding updates
+}
+
+// steadyPhase offers the live events from index `from` on at the phase's
+// rate, waits until they are stored and then `settle` for the findings
+// they lead to, and measures the finding updates since `before`; it also
+// returns the server's metrics at the end.
+func (p *Perf) steadyPhase(ctx context.Context, srv *Server, g *Gen, from int, before Metrics, settle time.Duration) (steady, Metrics, error) {
+	o := p.Opts
+	n := int(o.LiveRate * o.LiveDuration.Seconds())
+	g.Live = func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+	var st steady
+	st.Load = sendEvents(ctx, srv, g, LoadOptions{Clients: 2, Batch: 100, From: from, To: from + n, Rate: o.LiveRate})
+	want := before["vigil_pipeline_events_total"] + float64(st.Load.Accepted)
+	if _, err := waitDrained(ctx, srv, want, time.Now(), 10*time.Minute, nil); err != nil {
+		return st, nil, err
+	}
+	select {
+	case <-ctx.Done():
+		return st, nil, ctx.Err()
+	case <-time.After(settle):
+	}
+	after, err := srv.scrape(ctx)
+	if err != nil {
+		return st, nil, err
+	}
+	st.Detect = subBuckets(after.Histogram("vigil_finding_latency_seconds"), before.Histogram("vigil_finding_latency_seconds"))
+	st.Findings = after["vigil_pipeline_findings_total"] - before["vigil_pipeline_findings_total"]
+	return st, after, nil
 }
 
 func (p *Perf) measurePG(ctx context.Context, logf func(string, ...any)) {

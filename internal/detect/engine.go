@@ -469,11 +469,9 @@ func (e *Engine) Process(ctx context.Context, recs []*audit.Record) ([]audit.Fin
 	var touched []string
 	for i, rec := range recs {
 		if i > 0 && i%yieldEvery == 0 {
-			// Let waiting risk scores in between two records, as a
-			// release does (reorder.go): a batch of 20,000 would
-			// otherwise hold the lock for its whole intake.
-			e.mu.Unlock()
-			e.mu.Lock()
+			// A batch of 20,000 would otherwise hold the lock for its
+			// whole intake.
+			e.letReadersIn()
 		}
 		if rec.Seq != 0 && rec.Seq <= e.lastSeq {
 			e.m.skipped.Inc()

@@ -227,11 +227,7 @@ func (e *Engine) releaseTo(tenants []string, limit func(tenant string, ts *tenan
 		}
 		e.releaseOne(h.tenant, h.q, h.ts)
 		if n%yieldEvery == 0 {
-			// Let waiting risk scores in between two evaluations (the
-			// caller holds wmu, so no other change can slip in but a
-			// tenant's new tuning, which applies from the next event on).
-			e.mu.Unlock()
-			e.mu.Lock()
+			e.letReadersIn()
 		}
 		if h.q.Len() == 0 {
 			delete(e.held, h.tenant)
@@ -242,9 +238,18 @@ func (e *Engine) releaseTo(tenants []string, limit func(tenant string, ts *tenan
 	}
 }
 
-// yieldEvery is how many evaluations a release makes before it lets the
-// readers waiting for the engine lock (risk scores) in.
+// yieldEvery is how many records a batch's intake, or evaluations a
+// release, makes before it lets the readers waiting for the engine lock
+// (risk scores) in.
 const yieldEvery = 64
+
+// letReadersIn lets the readers waiting for the engine lock in between two
+// steps of a batch. The caller holds wmu as well, so no other change can
+// slip in but a tenant's new tuning, which applies from the next event on.
+func (e *Engine) letReadersIn() {
+	e.mu.Unlock()
+	e.mu.Lock()
+}
 
 // tenantHead is one tenant's reorder buffer in the release merge.
 type tenantHead struct {

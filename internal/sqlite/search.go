@@ -191,25 +191,20 @@ func (p *partition) compile(f *audit.EventFilter, tenant string, t int64, cur *c
 			add("ip BETWEEN ? AND ? AND length(ip) = ?", lo, hi, len(lo))
 		}
 	}
+	// The time range, partition-relative, for the buckets (layout.go).
 	from, to := int64(0), p.period
 	if !f.Since.IsZero() {
 		from = clampNanos(f.Since) - p.start
 		add("ts >= ?", from)
 	}
 	if !f.Until.IsZero() {
-		to = min(to, clampNanos(f.Until)-p.start)
-		add("ts < ?", clampNanos(f.Until)-p.start)
+		u := clampNanos(f.Until) - p.start
+		to = min(to, u)
+		add("ts < ?", u)
 	}
-	if cur != nil {
-		to = min(to, cur.ns-p.start+1)
-	}
-	if p.bucketed(pl.index) {
-		cond, args := p.bucketCond(from, to)
-		add(cond, args...)
-	}
-	pl.order = p.orderBy(pl.index)
 	if cur != nil {
 		cts := cur.ns - p.start
+		to = min(to, cts+1)
 		// Rows at the cursor's time come next when their id is smaller, or,
 		// for an all-tenant cursor, equal with a smaller tenant.
 		sameID := 0
@@ -218,6 +213,11 @@ func (p *partition) compile(f *audit.EventFilter, tenant string, t int64, cur *c
 		}
 		add("ts <= ? AND (ts < ? OR id < ? OR (id = ? AND ?))", cts, cts, cur.id, cur.id, sameID)
 	}
+	if p.bucketed(pl.index) {
+		cond, args := p.bucketCond(from, to)
+		add(cond, args...)
+	}
+	pl.order = p.orderBy(pl.index)
 	return pl, true
 }
 

@@ -32,16 +32,27 @@ func backend(db *sqlite.DB) storetest.Backend {
 		Query: query.NewRunner(db.Events(), query.Options{})}
 }
 
-func TestConformance(t *testing.T) {
+func TestConformance(t *testing.T) { runConformance(t, nil, nil) }
+
+// runConformance runs the storage suite on a store that first is set up
+// by first and, once reopened, by reopened (each may be nil).
+func runConformance(t *testing.T, first, reopened func(*sqlite.EventStore)) {
+	open := func(t *testing.T, dir string, set func(*sqlite.EventStore)) *sqlite.DB {
+		db := openDB(t, sqlite.Options{Dir: dir})
+		if set != nil {
+			set(db.Events())
+		}
+		return db
+	}
 	storetest.Run(t, func(t *testing.T) storetest.Backend {
 		dir := t.TempDir()
-		db := openDB(t, sqlite.Options{Dir: dir})
+		db := open(t, dir, first)
 		b := backend(db)
 		b.Reopen = func(t *testing.T) storetest.Backend {
 			if err := db.Close(); err != nil {
 				t.Fatal(err)
 			}
-			return backend(openDB(t, sqlite.Options{Dir: dir}))
+			return backend(open(t, dir, reopened))
 		}
 		return b
 	})
@@ -51,48 +62,16 @@ func TestConformance(t *testing.T) {
 // after each insert, so every read, search, query, erasure and purge meets
 // compressed blocks (and the rows stored since a seal, inline).
 func TestConformanceSealed(t *testing.T) {
-	open := func(t *testing.T, dir string) *sqlite.DB {
-		db := openDB(t, sqlite.Options{Dir: dir})
-		sqlite.SealOnInsert(db.Events())
-		return db
-	}
-	storetest.Run(t, func(t *testing.T) storetest.Backend {
-		dir := t.TempDir()
-		db := open(t, dir)
-		b := backend(db)
-		b.Reopen = func(t *testing.T) storetest.Backend {
-			if err := db.Close(); err != nil {
-				t.Fatal(err)
-			}
-			return backend(open(t, dir))
-		}
-		return b
-	})
+	runConformance(t, sqlite.SealOnInsert, sqlite.SealOnInsert)
 }
 
 // TestConformanceLegacyLayout runs the whole suite on partitions with the
 // indexes of earlier versions, without time buckets (layout.go): a data
 // directory upgraded to this version keeps them, and every search, query,
-// erasure and purge must still read them. A reopened store keeps a
-// partition's layout.
+// erasure and purge must still read them. A reopened store (of this
+// version) keeps a partition's layout.
 func TestConformanceLegacyLayout(t *testing.T) {
-	open := func(t *testing.T, dir string) *sqlite.DB {
-		db := openDB(t, sqlite.Options{Dir: dir})
-		sqlite.LegacyLayout(db.Events())
-		return db
-	}
-	storetest.Run(t, func(t *testing.T) storetest.Backend {
-		dir := t.TempDir()
-		db := open(t, dir)
-		b := backend(db)
-		b.Reopen = func(t *testing.T) storetest.Backend {
-			if err := db.Close(); err != nil {
-				t.Fatal(err)
-			}
-			return backend(openDB(t, sqlite.Options{Dir: dir}))
-		}
-		return b
-	})
+	runConformance(t, sqlite.LegacyLayout, nil)
 }
 
 func TestBackpressure(t *testing.T) {
