@@ -75,3 +75,51 @@ func TestReadSnapshotSpansAFirstSeal(t *testing.T) {
 		t.Fatalf("row %s's body from its snapshot lacks the original request id", id)
 	}
 }
+
+// TestPartitionReadersMapTheirFile checks that the day partitions' readers,
+// and only they, read through a memory map (mappedDriver): the writer
+// writes through the file, and the other files keep the plain driver.
+func TestPartitionReadersMapTheirFile(t *testing.T) {
+	ctx := t.Context()
+	db, err := Open(ctx, Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := db.Events()
+	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	if err := s.InsertEvents(ctx, []audit.Event{{Tenant: "a", ID: "e1", Action: audit.ActionLoginSuccess, Time: day,
+		Actor: audit.Actor{ID: "alice"}}}); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.acquire(ctx, s.index(day.UnixNano()), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.release(p)
+	mapped := func(q queryRower) int64 {
+		t.Helper()
+		var n int64
+		if err := q.QueryRowContext(ctx, `PRAGMA mmap_size`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := mapped(p.f.r); n != readMapBytes {
+		t.Errorf("partition reader mmap_size = %d, want %d", n, readMapBytes)
+	}
+	if n := mapped(p.f.w); n != 0 {
+		t.Errorf("partition writer mmap_size = %d, want 0", n)
+	}
+	if n := mapped(db.meta.r); n != 0 {
+		t.Errorf("meta.db reader mmap_size = %d, want 0", n)
+	}
+	// A read through the map sees the sealed and vacuumed file.
+	if n, err := p.seal(ctx, 1); err != nil || n != 1 {
+		t.Fatalf("seal = %d, %v", n, err)
+	}
+	ev, err := s.GetEvent(ctx, "a", "e1")
+	if err != nil || ev.Actor.ID != "alice" {
+		t.Fatalf("GetEvent after the seal = %+v, %v", ev, err)
+	}
+}
