@@ -65,6 +65,7 @@ type Perf struct {
 	Queries          []QueryRow
 	AggNote          string
 	PeakRSS          int64
+	Mem              []MemSample // the server's memory after each phase
 	DiskRunning      int64
 	DiskClosed       int64
 	DiskParts        map[string]int64
@@ -251,6 +252,7 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 		return err
 	}
 	p.SingleCPU, p.SingleWall = cpuSince(srv, cpu0), time.Since(wall0)
+	p.sampleMem(srv, "single-event ingest, stored")
 
 	logf("batched ingest: %d clients, NDJSON batches of 1,000, events %d..%d", o.BatchClients, p.Single.To, o.Events)
 	before, err := srv.scrape(ctx)
@@ -271,6 +273,7 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	p.BatchCPU, p.BatchWall = cpuSince(srv, cpu0), time.Since(t0)
 	logf("  pipeline stored the batched phase in %s: %.0f events/s end to end (max lag %.0f)", p.BatchDrain.Elapsed.Round(time.Millisecond),
 		float64(p.Batched.Accepted)/p.BatchDrain.Elapsed.Seconds(), p.BatchDrain.MaxLag)
+	p.sampleMem(srv, "batched ingest (bulk load), stored")
 	mid, err := srv.scrape(ctx)
 	if err != nil {
 		return err
@@ -304,6 +307,7 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	}
 	p.SealWait = time.Since(sealStart)
 	logf("  %d day files due for sealing sealed %s after the bulk load was stored", p.SealsDue, p.SealWait.Round(time.Second))
+	p.sampleMem(srv, "past days sealed")
 
 	logf("steady rate with attacks: %.0f events/s for %s (detection latency)", o.LiveRate, o.LiveDuration)
 	// The engine holds each tenant's newest events for the allowed lateness
@@ -319,6 +323,7 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	p.Live, p.LiveDetect, p.LiveFindings = live.Load, live.Detect, live.Findings
 	p.TotalEvents = after["vigil_pipeline_events_total"]
 	logf("  finding latency p50 %s p99 %s over %.0f finding updates", fmtSec(bucketQuantile(.5, p.LiveDetect)), fmtSec(bucketQuantile(.99, p.LiveDetect)), p.LiveFindings)
+	p.sampleMem(srv, "steady rate with attacks, findings stored")
 
 	logf("queries on vigil: %d runs per shape", o.Queries)
 	for k, c := range queryCases(g) {
@@ -337,6 +342,7 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	}
 	p.Queries = append(p.Queries, agg)
 
+	p.sampleMem(srv, "searches and the aggregation")
 	if p.PeakRSS, err = ProcStatus(srv.Pid(), "VmHWM"); err != nil {
 		logf("  peak RSS: %v", err)
 	}
@@ -354,6 +360,30 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 		logf("  steady phase without the hold: %v", p.UnheldErr)
 	}
 	return nil
+}
+
+// MemSample is the server's memory at the end of a phase (/proc/PID/status):
+// VmRSS, split into RssAnon (heap, stacks, SQLite's page caches: what the
+// process owns) and RssFile (the binary and the day partitions its readers
+// map: the kernel's page cache, shared and reclaimable), and VmHWM, the
+// peak VmRSS so far.
+type MemSample struct {
+	Phase                string
+	RSS, Anon, File, HWM int64
+}
+
+// sampleMem records the server's memory after phase, from one read of
+// its status; a field the kernel does not report stays 0.
+func (p *Perf) sampleMem(srv *Server, phase string) {
+	m := MemSample{Phase: phase}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", srv.Pid()))
+	if err == nil {
+		m.RSS, _ = statusField(b, "VmRSS")
+		m.Anon, _ = statusField(b, "RssAnon")
+		m.File, _ = statusField(b, "RssFile")
+		m.HWM, _ = statusField(b, "VmHWM")
+	}
+	p.Mem = append(p.Mem, m)
 }
 
 // measureUnheld restarts the server on the same store with
@@ -380,6 +410,7 @@ func (p *Perf) measureUnheld(ctx context.Context, bin, dir string, g *Gen, logf 
 	}
 	p.Unheld, p.UnheldDetect, p.UnheldFindings = unheld.Load, unheld.Detect, unheld.Findings
 	logf("  finding latency p50 %s p99 %s over %.0f finding updates", fmtSec(bucketQuantile(.5, p.UnheldDetect)), fmtSec(bucketQuantile(.99, p.UnheldDetect)), p.UnheldFindings)
+	p.sampleMem(srv, "restarted, steady rate with a 1 ms lateness")
 	if err := srv.Stop(2 * time.Minute); err != nil {
 		logf("  stop: %v", err)
 	}

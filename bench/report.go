@@ -277,12 +277,20 @@ func (p *Perf) Report() string {
 		}
 		w("| … of which %s | %.0f B (%s%s) | |\n", k, float64(p.DiskParts[k])/stored, mib(p.DiskParts[k]), free)
 	}
-	w("| peak RSS of the server | %s (`VmHWM` of `/proc/PID/status` at the end of the run) | (server processes not measured) |\n", mib(p.PeakRSS))
+	w("| peak RSS of the server | %s (`VmHWM` of `/proc/PID/status` at the end of the run, day files mapped by its readers included: see below) | (server processes not measured) |\n", mib(p.PeakRSS))
 	if p.MemErr != nil {
 		w("| detection memory per tracked actor | not measured in this run: `%s` failed (%s); the last figure in [docs/perf/detect.md](perf/detect.md), not re-measured here, is ≈ 105 B/actor | — |\n\n",
 			p.MemCmd, strings.ReplaceAll(strings.TrimSpace(p.MemErr.Error()), "\n", " "))
 	} else {
 		w("| detection memory per tracked actor | **%.0f B** (heap after GC with 1M actors; `%s`) | — |\n\n", p.MemPerActor, p.MemCmd)
+	}
+	if len(p.Mem) > 0 {
+		w("The server's memory at the end of each phase (`/proc/PID/status`). `RssAnon` is what the process owns: Go's heap, stacks and SQLite's page caches. `RssFile` is file pages it has touched: the binary and the day partition files, which the partitions' readers read through memory maps; those pages are the kernel's page cache, shared and given back under memory pressure. `VmHWM` is the peak of their sum so far.\n\n")
+		w("| after | VmRSS | RssAnon | RssFile | VmHWM |\n|---|---|---|---|---|\n")
+		for _, m := range p.Mem {
+			w("| %s | %s | %s | %s | %s |\n", m.Phase, mib(m.RSS), mib(m.Anon), mib(m.File), mib(m.HWM))
+		}
+		w("\n")
 	}
 
 	// PG comparison.

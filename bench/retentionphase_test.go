@@ -162,3 +162,28 @@ func TestPerfReportHasRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestPerfSamplesServerMemory samples a running server's memory as the
+// performance run does after each phase, and the report renders the
+// samples: resident memory split into what the process owns and the file
+// pages it maps.
+func TestPerfSamplesServerMemory(t *testing.T) {
+	e := env(t)
+	srv, err := StartServer(e.Bin, e.Work)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Kill()
+	t0 := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p := &Perf{liveGen: NewGen(1000, t0, t0.Add(time.Hour))}
+	p.sampleMem(srv, "started")
+	m := p.Mem[0]
+	if m.Anon <= 0 || m.File <= 0 || m.RSS < m.Anon+m.File || m.HWM < m.RSS {
+		t.Fatalf("memory sample %+v: want RssAnon and RssFile above 0, VmRSS at least their sum, VmHWM at least VmRSS", m)
+	}
+	rep := p.Report()
+	want := fmt.Sprintf("| started | %s | %s | %s | %s |", mib(m.RSS), mib(m.Anon), mib(m.File), mib(m.HWM))
+	if !strings.Contains(rep, "| after | VmRSS | RssAnon | RssFile | VmHWM |") || !strings.Contains(rep, want) {
+		t.Errorf("the report lacks the memory table row %q", want)
+	}
+}

@@ -196,17 +196,24 @@ func ProcStatus(pid int, field string) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(line, field+":"); ok {
-			f := strings.Fields(v)
-			if len(f) == 0 {
-				break
-			}
-			n, err := strconv.ParseInt(f[0], 10, 64)
-			return n << 10, err
-		}
+	if n, ok := statusField(b, field); ok {
+		return n, nil
 	}
 	return 0, fmt.Errorf("%s not in /proc/%d/status", field, pid)
+}
+
+// statusField returns field of a /proc/PID/status text, in bytes.
+func statusField(status []byte, field string) (int64, bool) {
+	for line := range strings.SplitSeq(string(status), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			if f := strings.Fields(v); len(f) > 0 {
+				n, err := strconv.ParseInt(f[0], 10, 64)
+				return n << 10, err == nil
+			}
+			return 0, false
+		}
+	}
+	return 0, false
 }
 
 // ProcCPU returns the user + system CPU time a process has used so far
