@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/s2"
 	"github.com/klauspost/compress/zstd"
 
 	"github.com/vigilhq/vigil/internal/audit"
@@ -72,10 +73,12 @@ func BenchmarkStorageCandidates(b *testing.B) {
 		}
 		bodies[i] = body
 	}
+	var measureWith func(b *testing.B, enc *zstd.Encoder, dec *zstd.Decoder, block int, build func(from, to int) []byte)
 	enc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1))
 	dec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1))
 	defer dec.Close()
-	measure := func(b *testing.B, block int, build func(from, to int) []byte) {
+	measure := func(b *testing.B, block int, build func(from, to int) []byte) { measureWith(b, enc, dec, block, build) }
+	measureWith = func(b *testing.B, enc *zstd.Encoder, dec *zstd.Decoder, block int, build func(from, to int) []byte) {
 		var blocks [][]byte
 		t0 := time.Now()
 		for range b.N {
@@ -109,8 +112,57 @@ func BenchmarkStorageCandidates(b *testing.B) {
 		}
 		return buf
 	}
-	for _, block := range []int{256, 1024, 4096} {
+	for _, block := range []int{16, 32, 64, 256, 1024, 4096} {
 		b.Run("layout=rows-zstd/block="+strconv.Itoa(block), func(b *testing.B) { measure(b, block, rows) })
+	}
+	// A raw dictionary: the bodies of events sampled evenly over the day,
+	// concatenated, which every block's frame may refer back to (so small
+	// blocks need not repeat what all events share).
+	for _, kib := range []int{16, 64} {
+		var dict []byte
+		for i := 0; len(dict) < kib<<10; i = (i + 997) % n {
+			dict = append(dict, bodies[i]...)
+		}
+		denc, _ := zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedDefault), zstd.WithEncoderConcurrency(1), zstd.WithEncoderDictRaw(7, dict))
+		ddec, _ := zstd.NewReader(nil, zstd.WithDecoderConcurrency(1), zstd.WithDecoderDictRaw(7, dict))
+		for _, block := range []int{1, 8, 16, 64} {
+			b.Run("layout=rows-zstd-dict"+strconv.Itoa(kib)+"k/block="+strconv.Itoa(block), func(b *testing.B) {
+				measureWith(b, denc, ddec, block, rows)
+				b.ReportMetric(float64(len(dict))/n, "dict-B/event")
+			})
+		}
+		ddec.Close()
+	}
+	// S2 (Snappy's extension): faster to decompress than zstd, larger.
+	for _, lvl := range []string{"better", "best"} {
+		b.Run("layout=rows-s2-"+lvl+"/block=64", func(b *testing.B) {
+			var blocks [][]byte
+			size := 0
+			for s := 0; s < n; s += 64 {
+				raw := rows(s, min(s+64, n))
+				var z []byte
+				if lvl == "best" {
+					z = s2.EncodeBest(nil, raw)
+				} else {
+					z = s2.EncodeBetter(nil, raw)
+				}
+				blocks = append(blocks, z)
+				size += len(z)
+			}
+			t0 := time.Now()
+			var buf []byte
+			for _, z := range blocks {
+				dn, _ := s2.DecodedLen(z)
+				if cap(buf) < dn {
+					buf = make([]byte, dn)
+				}
+				if _, err := s2.Decode(buf[:dn], z); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(size)/n, "B/event")
+			b.ReportMetric(float64(time.Since(t0).Nanoseconds())/1000/float64(len(blocks)), "decode-µs/block")
+		})
 	}
 	b.Run("layout=json-lines-zstd/block=4096", func(b *testing.B) {
 		measure(b, 4096, func(from, to int) []byte {
