@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -113,12 +114,18 @@ type held struct {
 // wrap, when given, wraps the stream the pipeline reads.
 func heldSetup(t *testing.T, opts pipeline.Options, wrap ...func(audit.EventStream) audit.EventStream) held {
 	t.Helper()
+	return heldSetupLateness(t, opts, 2*time.Minute, wrap...)
+}
+
+// heldSetupLateness is heldSetup with an engine holding events lateness.
+func heldSetupLateness(t *testing.T, opts pipeline.Options, lateness time.Duration, wrap ...func(audit.EventStream) audit.EventStream) held {
+	t.Helper()
 	db, err := sqlite.Open(t.Context(), sqlite.Options{Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	eng, err := detect.New(detect.Options{Rules: rules.MustBuiltin(), StateStore: db, AllowedLateness: 2 * time.Minute})
+	eng, err := detect.New(detect.Options{Rules: rules.MustBuiltin(), StateStore: db, AllowedLateness: lateness})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -293,5 +300,80 @@ func TestCaughtUpPipelineWakesWhenHeldEventsFallDue(t *testing.T) {
 	waitFindings(t, h.db, "brute-force", 1)
 	if due, ok := h.eng.NextDue(); ok || h.eng.Held() != 0 {
 		t.Fatalf("nothing should be held, yet NextDue = %v, %v (%d held)", due, ok, h.eng.Held())
+	}
+}
+
+// countingEngine counts the pipeline's wall-clock evaluations of held
+// events (Advance); every other method is the engine's.
+type countingEngine struct {
+	*detect.Engine
+	advances atomic.Int64
+}
+
+func (c *countingEngine) Advance(ctx context.Context, now time.Time) ([]audit.Finding, error) {
+	c.advances.Add(1)
+	return c.Engine.Advance(ctx, now)
+}
+
+// readSpy counts the pipeline's reads that found records.
+type readSpy struct {
+	audit.EventStream
+	reads atomic.Int64
+}
+
+func (r *readSpy) Read(ctx context.Context, after uint64, max int) ([]audit.Record, error) {
+	recs, err := r.EventStream.Read(ctx, after, max)
+	if len(recs) > 0 {
+		r.reads.Add(1)
+	}
+	return recs, err
+}
+
+// TestShortLatenessIsEvaluatedAtItsPace: while reads keep finding a few
+// events (caught up, never idle), held events are evaluated by the wall
+// clock at a pace set by the allowed lateness — after every read when it
+// is a millisecond — not once a second, which would make a short hold a
+// second long.
+func TestShortLatenessIsEvaluatedAtItsPace(t *testing.T) {
+	spy := &readSpy{}
+	h := heldSetupLateness(t, pipeline.Options{Linger: 10 * time.Millisecond, CheckpointEvery: time.Hour, Registerer: prometheus.NewRegistry()},
+		time.Millisecond, func(s audit.EventStream) audit.EventStream { spy.EventStream = s; return spy })
+	eng := &countingEngine{Engine: h.eng}
+	p, err := pipeline.New(pipeline.Options{Stream: spy, Events: h.db.Events(), Findings: h.db, Detector: eng, Enricher: uaEnricher{},
+		Now: h.wall.now, Linger: 10 * time.Millisecond, CheckpointEvery: time.Hour, Registerer: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- p.Run(ctx) }()
+	trickle := make(chan struct{})
+	go func() {
+		defer close(trickle)
+		for i := 0; ctx.Err() == nil; i++ {
+			// Each event is held: its tenant's front does not move past it
+			// by the lateness until the wall clock does.
+			ev := &audit.Event{ID: fmt.Sprintf("o%06d", i), Tenant: "other", Action: "document.viewed",
+				Time: h.wall.now(), ReceivedAt: h.wall.now(), Actor: audit.Actor{ID: "reader@example.com"}}
+			ev.Normalize(ev.Time)
+			if _, err := h.st.Append(ctx, []*audit.Event{ev}); err != nil {
+				return
+			}
+			h.wall.set(h.wall.now().Add(10 * time.Millisecond))
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	defer func() { cancel(); <-done; <-trickle }()
+	waitStored(t, h.db, 20)
+
+	r0, a0 := spy.reads.Load(), eng.advances.Load()
+	for spy.reads.Load() < r0+30 {
+		time.Sleep(5 * time.Millisecond)
+	}
+	reads, advances := spy.reads.Load()-r0, eng.advances.Load()-a0
+	// One evaluation per read that found events (the count may trail by
+	// the read in flight); at a second's pace it would be one or two.
+	if advances < reads*2/3 {
+		t.Fatalf("%d wall-clock evaluations over %d reads that found events, want about one per read", advances, reads)
 	}
 }

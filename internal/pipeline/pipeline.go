@@ -138,8 +138,21 @@ type Pipeline struct {
 // wall clock after reads that found something (a read of nothing always
 // does it). Each evaluation that releases events writes the findings they
 // change, so doing it after every small batch would cost a finding update
-// per batch; the allowed lateness is minutes, so a second is soon enough.
+// per batch; with an allowed lateness of minutes a second is soon enough.
+// A shorter lateness shortens the pace with it (advancePace).
 const advanceEvery = time.Second
+
+// advancePace is how often held events are evaluated by the wall clock
+// while reads keep finding events: advanceEvery, or a hundredth of the
+// detector's allowed lateness when that is shorter, so the pace never adds
+// more than a percent to the hold a deployment chose (with a lateness of a
+// millisecond, after every read).
+func (p *Pipeline) advancePace() time.Duration {
+	if h, ok := p.opts.Detector.(holder); ok {
+		return min(advanceEvery, h.AllowedLateness()/100)
+	}
+	return advanceEvery
+}
 
 // storeQueue is how many batches wait for the store stage beside the one
 // it is storing.
@@ -265,6 +278,7 @@ func (p *Pipeline) Run(parent context.Context) error {
 	// fewer records than a batch (Options.Linger); zero: at once.
 	var lingerUntil time.Time
 	var lastAdvance time.Time // the last turn that evaluated held events
+	pace := p.advancePace()
 	for ctx.Err() == nil {
 		if wait := time.Until(lingerUntil); wait > 0 && pendingFlush == nil {
 			t := time.NewTimer(wait)
@@ -320,7 +334,7 @@ func (p *Pipeline) Run(parent context.Context) error {
 				flushed, pendingFlush = pendingFlush, nil
 			}
 		}
-		if b == nil || (partial && time.Since(lastAdvance) >= advanceEvery) {
+		if b == nil || (partial && time.Since(lastAdvance) >= pace) {
 			// Caught up: held events older than the lateness by the wall
 			// clock are evaluated now, so a quiet tenant gets its findings
 			// while others keep sending (all of them when Flush asked).
