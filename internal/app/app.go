@@ -71,9 +71,11 @@ type App struct {
 	// serveErr, when set, receives the result of a Serve started early
 	// (an active/standby node serves while it waits).
 	serveErr chan error
-	pipe     *pipeline.Pipeline
-	api      *httpapi.API
-	console  http.Handler
+	// debugAddr is where the runtime profiles are served (server.debug_addr).
+	debugAddr string
+	pipe      *pipeline.Pipeline
+	api       *httpapi.API
+	console   http.Handler
 	// retention deletes each tenant's expired data; nil when the store
 	// cannot.
 	retention *retention.Job
@@ -377,6 +379,11 @@ func New(ctx context.Context, cfg config.Config, opts Options) (a *App, err erro
 	if a.ln == nil {
 		if a.ln, err = net.Listen("tcp", cfg.Server.Addr); err != nil {
 			return nil, fmt.Errorf("listen on %s: %w", cfg.Server.Addr, err)
+		}
+	}
+	if cfg.Server.DebugAddr != "" {
+		if err := a.serveDebug(cfg.Server.DebugAddr); err != nil {
+			return nil, err
 		}
 	}
 	return a, nil

@@ -358,3 +358,36 @@ func countTrue(m map[string]bool) int {
 	}
 	return n
 }
+
+// TestDebugListenerServesProfiles: with server.debug_addr set, the
+// runtime profiles answer there, and not on the API's address.
+func TestDebugListenerServesProfiles(t *testing.T) {
+	n := startNode(t, func(c *config.Config) { c.Server.DebugAddr = "127.0.0.1:0" })
+	addr := n.app.DebugAddr()
+	if addr == "" {
+		t.Fatal("no debug address")
+	}
+	get := func(url string) (int, string) {
+		t.Helper()
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	if code, body := get("http://" + addr + "/debug/pprof/"); code != http.StatusOK || !strings.Contains(body, "goroutine") {
+		t.Fatalf("GET /debug/pprof/ on %s = %d %.200q", addr, code, body)
+	}
+	if code, body := get("http://" + addr + "/debug/pprof/goroutine?debug=1"); code != http.StatusOK || !strings.Contains(body, "goroutine profile") {
+		t.Fatalf("goroutine profile = %d %.200q", code, body)
+	}
+	if code, _ := get(n.url + "/debug/pprof/"); code == http.StatusOK {
+		t.Fatal("the API's address serves the profiles too")
+	}
+	n.stop(t)
+	if _, err := http.Get("http://" + addr + "/debug/pprof/"); err == nil {
+		t.Fatal("the debug listener outlives the app")
+	}
+}

@@ -191,6 +191,11 @@ type Server struct {
 	// it names one host; with an unspecified host (":8080", "0.0.0.0")
 	// and no advertise_url, standbys refuse requests instead.
 	AdvertiseURL string `yaml:"advertise_url"`
+	// DebugAddr, when set, serves Go's runtime profiles (net/http/pprof:
+	// CPU, heap, goroutines, execution traces) on a second listener, for
+	// diagnosing a slow or growing server. The profiles are not
+	// authenticated, so it must be a loopback address (127.0.0.1:6060).
+	DebugAddr string `yaml:"debug_addr"`
 }
 
 // Storage selects and configures the store.
@@ -641,6 +646,20 @@ func setScalar(v reflect.Value, s string) error {
 }
 
 // Validate reports every problem, each naming its dotted path.
+// loopbackAddr reports whether addr is host:port with a loopback host
+// (an IP address or "localhost").
+func loopbackAddr(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
+}
+
 func (c *Config) Validate() error {
 	var errs []error
 	bad := func(path, format string, args ...any) {
@@ -655,6 +674,9 @@ func (c *Config) Validate() error {
 			pu.RawQuery != "" || pu.User != nil {
 			bad("server.advertise_url", "must be an http or https URL of a host and port, without a path (http://10.0.0.5:8080)")
 		}
+	}
+	if a := c.Server.DebugAddr; a != "" && !loopbackAddr(a) {
+		bad("server.debug_addr", "must be a loopback address and port such as 127.0.0.1:6060: the profiles it serves are not authenticated")
 	}
 	for path, d := range map[string]time.Duration{
 		"server.read_header_timeout": c.Server.ReadHeaderTimeout, "server.read_timeout": c.Server.ReadTimeout,

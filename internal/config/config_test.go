@@ -49,7 +49,7 @@ func TestBadFiles(t *testing.T) {
 		"bad-size.bad.yaml":     {"lots"},
 		"invalid-values.bad.yaml": {"storage.driver", "log.level", "enrich.lists[0].kind", "enrich.lists[0].path",
 			`detect.packs[0]: unknown rule pack "vendor-signal"; the packs are vendor-alerts`, `detect.packs[2]: pack "vendor-alerts" is named twice`,
-			"server.advertise_url"},
+			"server.advertise_url", "server.debug_addr: must be a loopback address"},
 		"limits.bad.yaml": {"limits.tenant.event_burst", "limits.tenant.backlog_share_percent", "limits.concurrent_queries",
 			"limits.export_write_timeout", "limits.tenants[0].request_burst", "limits.tenants[1].id", "limits.tenants[2].id"},
 	}
@@ -222,6 +222,22 @@ func TestBatchLinger(t *testing.T) {
 		c.Ingest.BatchLinger = d
 		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "ingest.batch_linger") {
 			t.Errorf("batch_linger %v: validate = %v, want it refused by name", d, err)
+		}
+	}
+}
+
+// TestDebugAddrIsLoopbackOnly: the unauthenticated profiles listener takes
+// a loopback address and nothing else.
+func TestDebugAddrIsLoopbackOnly(t *testing.T) {
+	for addr, ok := range map[string]bool{
+		"127.0.0.1:6060": true, "[::1]:6060": true, "localhost:6060": true, "127.0.0.1:0": true,
+		"0.0.0.0:6060": false, ":6060": false, "10.0.0.5:6060": false, "[::]:6060": false, "example.com:6060": false, "127.0.0.1": false,
+	} {
+		c := config.Default()
+		c.Server.DebugAddr = addr
+		err := c.Validate()
+		if ok != (err == nil) {
+			t.Errorf("debug_addr %q: Validate = %v, want ok=%v", addr, err, ok)
 		}
 	}
 }
