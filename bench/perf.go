@@ -342,9 +342,8 @@ func (p *Perf) measureVigil(ctx context.Context, bin, dir string, logf func(stri
 	}
 	p.Queries = append(p.Queries, agg)
 
-	p.sampleMem(srv, "searches and the aggregation")
-	if p.PeakRSS, err = ProcStatus(srv.Pid(), "VmHWM"); err != nil {
-		logf("  peak RSS: %v", err)
+	if p.PeakRSS = p.sampleMem(srv, "searches and the aggregation").HWM; p.PeakRSS == 0 {
+		logf("  peak RSS: VmHWM not read from /proc/%d/status", srv.Pid())
 	}
 	p.DiskRunning = dirSize(dir)
 	logf("stopping vigil (SIGTERM); peak RSS %s, data dir %s while running", mib(p.PeakRSS), mib(p.DiskRunning))
@@ -372,9 +371,9 @@ type MemSample struct {
 	RSS, Anon, File, HWM int64
 }
 
-// sampleMem records the server's memory after phase, from one read of
-// its status; a field the kernel does not report stays 0.
-func (p *Perf) sampleMem(srv *Server, phase string) {
+// sampleMem records and returns the server's memory after phase, from one
+// read of its status; a field the kernel does not report stays 0.
+func (p *Perf) sampleMem(srv *Server, phase string) MemSample {
 	m := MemSample{Phase: phase}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", srv.Pid()))
 	if err == nil {
@@ -384,6 +383,7 @@ func (p *Perf) sampleMem(srv *Server, phase string) {
 		m.HWM, _ = statusField(b, "VmHWM")
 	}
 	p.Mem = append(p.Mem, m)
+	return m
 }
 
 // measureUnheld restarts the server on the same store with

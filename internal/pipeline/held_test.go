@@ -114,11 +114,13 @@ type held struct {
 // wrap, when given, wraps the stream the pipeline reads.
 func heldSetup(t *testing.T, opts pipeline.Options, wrap ...func(audit.EventStream) audit.EventStream) held {
 	t.Helper()
-	return heldSetupLateness(t, opts, 2*time.Minute, wrap...)
+	return heldSetupLateness(t, opts, 2*time.Minute, nil, wrap...)
 }
 
-// heldSetupLateness is heldSetup with an engine holding events lateness.
-func heldSetupLateness(t *testing.T, opts pipeline.Options, lateness time.Duration, wrap ...func(audit.EventStream) audit.EventStream) held {
+// heldSetupLateness is heldSetup with an engine holding events lateness;
+// detector, when given, wraps the engine the pipeline runs.
+func heldSetupLateness(t *testing.T, opts pipeline.Options, lateness time.Duration, detector func(*detect.Engine) audit.Detector,
+	wrap ...func(audit.EventStream) audit.EventStream) held {
 	t.Helper()
 	db, err := sqlite.Open(t.Context(), sqlite.Options{Dir: t.TempDir()})
 	if err != nil {
@@ -132,6 +134,9 @@ func heldSetupLateness(t *testing.T, opts pipeline.Options, lateness time.Durati
 	h := held{db: db, eng: eng, st: memstream.New(memstream.Options{}), at: time.Date(2026, 3, 2, 9, 0, 0, 0, time.UTC)}
 	h.wall = &clock{t: h.at.Add(time.Minute)}
 	opts.Stream, opts.Events, opts.Findings, opts.Detector = h.st, db.Events(), db, eng
+	if detector != nil {
+		opts.Detector = detector(eng)
+	}
 	for _, w := range wrap {
 		opts.Stream = w(opts.Stream)
 	}
@@ -208,24 +213,12 @@ func histogram(t *testing.T, reg *prometheus.Registry, name string) (uint64, flo
 // past them.
 func TestQuietTenantIsEvaluatedWhileAnotherTrickles(t *testing.T) {
 	h := heldSetup(t, pipeline.Options{Linger: 20 * time.Millisecond, Registerer: prometheus.NewRegistry()})
-	db, eng, st, p, wall, at := h.db, h.eng, h.st, h.p, h.wall, h.at
+	db, eng, p, wall, at := h.db, h.eng, h.p, h.wall, h.at
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
-	trickle := make(chan struct{})
-	go func() {
-		defer close(trickle)
-		for i := 0; ctx.Err() == nil; i++ {
-			ev := &audit.Event{ID: fmt.Sprintf("o%06d", i), Tenant: "other", Action: "document.viewed",
-				Time: wall.now(), ReceivedAt: wall.now(), Actor: audit.Actor{ID: "reader@example.com"}}
-			ev.Normalize(ev.Time)
-			if _, err := st.Append(ctx, []*audit.Event{ev}); err != nil {
-				return
-			}
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	defer func() { cancel(); <-done; <-trickle }()
+	trickled := trickle(ctx, h, 0)
+	defer func() { cancel(); <-done; <-trickled }()
 
 	waitStored(t, db, 20)
 	if n := eng.Held(); n == 0 {
@@ -233,6 +226,29 @@ func TestQuietTenantIsEvaluatedWhileAnotherTrickles(t *testing.T) {
 	}
 	wall.set(at.Add(3 * time.Minute))
 	waitFindings(t, db, "brute-force", 1)
+}
+
+// trickle appends an event of tenant "other", stamped with the wall
+// clock, every 2 ms until ctx ends, moving the clock on by step after each;
+// the channel it returns is closed when it has stopped.
+func trickle(ctx context.Context, h held, step time.Duration) <-chan struct{} {
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for i := 0; ctx.Err() == nil; i++ {
+			ev := &audit.Event{ID: fmt.Sprintf("o%06d", i), Tenant: "other", Action: "document.viewed",
+				Time: h.wall.now(), ReceivedAt: h.wall.now(), Actor: audit.Actor{ID: "reader@example.com"}}
+			ev.Normalize(ev.Time)
+			if _, err := h.st.Append(ctx, []*audit.Event{ev}); err != nil {
+				return
+			}
+			if step > 0 {
+				h.wall.set(h.wall.now().Add(step))
+			}
+			time.Sleep(2 * time.Millisecond)
+		}
+	}()
+	return stopped
 }
 
 // waitSpy records how long each Wait of the pipeline may last.
@@ -336,34 +352,17 @@ func (r *readSpy) Read(ctx context.Context, after uint64, max int) ([]audit.Reco
 // second long.
 func TestShortLatenessIsEvaluatedAtItsPace(t *testing.T) {
 	spy := &readSpy{}
+	var eng *countingEngine
 	h := heldSetupLateness(t, pipeline.Options{Linger: 10 * time.Millisecond, CheckpointEvery: time.Hour, Registerer: prometheus.NewRegistry()},
-		time.Millisecond, func(s audit.EventStream) audit.EventStream { spy.EventStream = s; return spy })
-	eng := &countingEngine{Engine: h.eng}
-	p, err := pipeline.New(pipeline.Options{Stream: spy, Events: h.db.Events(), Findings: h.db, Detector: eng, Enricher: uaEnricher{},
-		Now: h.wall.now, Linger: 10 * time.Millisecond, CheckpointEvery: time.Hour, Registerer: prometheus.NewRegistry()})
-	if err != nil {
-		t.Fatal(err)
-	}
+		time.Millisecond, func(e *detect.Engine) audit.Detector { eng = &countingEngine{Engine: e}; return eng },
+		func(s audit.EventStream) audit.EventStream { spy.EventStream = s; return spy })
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
-	go func() { done <- p.Run(ctx) }()
-	trickle := make(chan struct{})
-	go func() {
-		defer close(trickle)
-		for i := 0; ctx.Err() == nil; i++ {
-			// Each event is held: its tenant's front does not move past it
-			// by the lateness until the wall clock does.
-			ev := &audit.Event{ID: fmt.Sprintf("o%06d", i), Tenant: "other", Action: "document.viewed",
-				Time: h.wall.now(), ReceivedAt: h.wall.now(), Actor: audit.Actor{ID: "reader@example.com"}}
-			ev.Normalize(ev.Time)
-			if _, err := h.st.Append(ctx, []*audit.Event{ev}); err != nil {
-				return
-			}
-			h.wall.set(h.wall.now().Add(10 * time.Millisecond))
-			time.Sleep(2 * time.Millisecond)
-		}
-	}()
-	defer func() { cancel(); <-done; <-trickle }()
+	go func() { done <- h.p.Run(ctx) }()
+	// Each of the other tenant's events is held: its front does not move
+	// past it by the lateness until the wall clock does.
+	trickled := trickle(ctx, h, 10*time.Millisecond)
+	defer func() { cancel(); <-done; <-trickled }()
 	waitStored(t, h.db, 20)
 
 	r0, a0 := spy.reads.Load(), eng.advances.Load()

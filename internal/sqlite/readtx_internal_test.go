@@ -9,6 +9,30 @@ import (
 	"github.com/vigilhq/vigil/internal/audit"
 )
 
+// testDay is the day of onePartition's events.
+var testDay = time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// onePartition stores evs (all of testDay) in a fresh store and returns
+// it with their partition, held until the test ends.
+func onePartition(t *testing.T, evs []audit.Event) (*DB, *EventStore, *partition) {
+	t.Helper()
+	db, err := Open(t.Context(), Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	s := db.Events()
+	if err := s.InsertEvents(t.Context(), evs); err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.acquire(t.Context(), s.index(testDay.UnixNano()), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.release(p) })
+	return db, s, p
+}
+
 // TestReadSnapshotSpansAFirstSeal is the window of a read that begins
 // before its partition's first seal: the read takes its handle, the seal
 // commits, the read's row query sees the rows as references to blocks, and
@@ -16,26 +40,12 @@ import (
 // come from the row's snapshot: the original body, not an emptied slot.
 func TestReadSnapshotSpansAFirstSeal(t *testing.T) {
 	ctx := t.Context()
-	db, err := Open(ctx, Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	s := db.Events()
-	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	evs := make([]audit.Event, 100)
 	for i := range evs {
 		evs[i] = audit.Event{Tenant: "a", ID: fmt.Sprintf("e%03d", i), Action: audit.ActionLoginSuccess,
-			Time: day.Add(time.Duration(i) * time.Minute), Actor: audit.Actor{ID: "alice"}, Context: audit.Context{RequestID: fmt.Sprintf("req-%03d", i)}}
+			Time: testDay.Add(time.Duration(i) * time.Minute), Actor: audit.Actor{ID: "alice"}, Context: audit.Context{RequestID: fmt.Sprintf("req-%03d", i)}}
 	}
-	if err := s.InsertEvents(ctx, evs); err != nil {
-		t.Fatal(err)
-	}
-	p, err := s.acquire(ctx, s.index(day.UnixNano()), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.release(p)
+	_, s, p := onePartition(t, evs)
 
 	q, done, err := p.readConn(ctx) // the read begins: no blocks yet
 	if err != nil {
@@ -81,22 +91,8 @@ func TestReadSnapshotSpansAFirstSeal(t *testing.T) {
 // writes through the file, and the other files keep the plain driver.
 func TestPartitionReadersMapTheirFile(t *testing.T) {
 	ctx := t.Context()
-	db, err := Open(ctx, Options{Dir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	s := db.Events()
-	day := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	if err := s.InsertEvents(ctx, []audit.Event{{Tenant: "a", ID: "e1", Action: audit.ActionLoginSuccess, Time: day,
-		Actor: audit.Actor{ID: "alice"}}}); err != nil {
-		t.Fatal(err)
-	}
-	p, err := s.acquire(ctx, s.index(day.UnixNano()), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.release(p)
+	db, s, p := onePartition(t, []audit.Event{{Tenant: "a", ID: "e1", Action: audit.ActionLoginSuccess, Time: testDay,
+		Actor: audit.Actor{ID: "alice"}}})
 	mapped := func(q queryRower) int64 {
 		t.Helper()
 		var n int64

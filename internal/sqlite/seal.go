@@ -94,28 +94,21 @@ func encodeBlock(bodies [][]byte) []byte {
 
 // decodeBlock returns the slots of a block.
 func decodeBlock(z []byte) ([][]byte, error) {
-	_, slots, err := decodeBlockInto(z, nil, nil)
-	return slots, err
-}
-
-// decodeBlockInto decompresses a block into buf and cuts its slots into
-// slots, reusing both; the slots alias the returned buffer.
-func decodeBlockInto(z, buf []byte, slots [][]byte) ([]byte, [][]byte, error) {
 	_, dec := zstdCodec()
-	raw, err := dec.DecodeAll(z, buf[:0])
+	raw, err := dec.DecodeAll(z, nil)
 	if err != nil {
-		return buf, slots[:0], fmt.Errorf("decompress block: %w", err)
+		return nil, fmt.Errorf("decompress block: %w", err)
 	}
-	buf, slots = raw, slots[:0]
+	var slots [][]byte
 	for len(raw) > 0 {
 		n, k := binary.Uvarint(raw)
 		if k <= 0 || n > uint64(len(raw)-k) || len(slots) == sealBlock {
-			return buf, slots[:0], errors.New("corrupt block")
+			return nil, errors.New("corrupt block")
 		}
 		slots = append(slots, raw[k:k+int(n)])
 		raw = raw[k+int(n):]
 	}
-	return buf, slots, nil
+	return slots, nil
 }
 
 // queryRower is what reads a block: the connection or transaction the
@@ -125,17 +118,12 @@ type queryRower interface {
 }
 
 // bodies resolves block references for one read, keeping the last block
-// decompressed: a time-ordered scan reads its neighbours next. The next
-// block is decompressed into the same buffer, so a body it returned is
-// valid until the next call.
+// decompressed: a time-ordered scan reads its neighbours next.
 type bodies struct {
 	q     queryRower
 	path  string
 	bid   int64
-	ok    bool // slots holds block bid
-	buf   []byte
 	slots [][]byte
-	z     []byte
 }
 
 // get returns the codec body of a row: body itself when inline, else the
@@ -148,16 +136,16 @@ func (b *bodies) get(ctx context.Context, body []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	if !b.ok || b.bid != bid {
-		b.ok = false
-		if err := b.q.QueryRowContext(ctx, `SELECT z FROM blocks WHERE bid = ?`, bid).Scan(&b.z); err != nil {
+	if b.slots == nil || b.bid != bid {
+		var z []byte
+		if err := b.q.QueryRowContext(ctx, `SELECT z FROM blocks WHERE bid = ?`, bid).Scan(&z); err != nil {
 			return nil, translate(err, fmt.Sprintf("read block %d of %s", bid, b.path))
 		}
-		b.buf, b.slots, err = decodeBlockInto(b.z, b.buf, b.slots)
+		slots, err := decodeBlock(z)
 		if err != nil {
 			return nil, fmt.Errorf("block %d of %s: %w", bid, b.path, err)
 		}
-		b.bid, b.ok = bid, true
+		b.bid, b.slots = bid, slots
 	}
 	if slot >= len(b.slots) || len(b.slots[slot]) == 0 {
 		return nil, fmt.Errorf("block %d of %s has no event in slot %d", bid, b.path, slot)
